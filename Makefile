@@ -1,0 +1,50 @@
+# Carewire — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= data
+DOMAIN ?= carewire.localhost
+PYTEST_WORKERS ?= auto
+
+.PHONY: run test check bench clean venv dev-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The runtime environment; re-installs when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
+
+## make run: initialise ./data on first run, then serve the chat domain.
+run: $(VENV)/.installed
+	@if [ ! -f $(DATA)/carewire.toml ]; then \
+		$(BIN)/carewire init --data-dir $(DATA) --domain $(DOMAIN); \
+	fi
+	$(BIN)/carewire serve --data-dir $(DATA)
+
+## make test: the whole suite, in parallel.
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## make check: format, lint, types, architecture contracts.
+check: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## make bench: the load scenarios of bench/ (see bench/README.md).
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

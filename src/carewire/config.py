@@ -1,0 +1,253 @@
+"""Typed configuration: ``DATA_DIR/carewire.toml`` plus ``CAREWIRE_<SECTION>_<KEY>`` variables.
+
+Validated at start: an unknown key, a wrong type or an out-of-range value is
+a :class:`ConfigError` whose message names the key (``server.c2s_port``) and
+says what is expected. See ``docs/configuration.md`` for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from carewire.errors import ConfigError
+
+CONFIG_FILE = "carewire.toml"
+ENV_PREFIX = "CAREWIRE_"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, key: str) -> timedelta:
+    """'7d', '13h', '30m', '45s' or a number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ConfigError(f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}")
+        seconds = float(int(m.group(1)) * _UNITS[m.group(2)])
+    if seconds < 0:
+        raise ConfigError(f"{key}: a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSection:
+    """[server]: the chat domain and where to listen."""
+
+    domain: str = "carewire.localhost"
+    bind: str = "127.0.0.1"
+    c2s_port: int = 5222
+    c2s_tls_port: int = 5223
+    s2s_port: int = 5269
+    https_port: int = 8443
+    websocket: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageSection:
+    """[storage]: the database URL (SQLite file in the data directory by default)."""
+
+    url: str = "sqlite:///carewire.db"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsSection:
+    """[tls]: certificate and key (PEM), relative to the data directory."""
+
+    cert: str = "certs/xmpp.pem"
+    key: str = "certs/xmpp.key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XmppSection:
+    """[xmpp]: protocol behaviour."""
+
+    offline_message_timeout: str = "7d"
+    offline_max_per_user: int = 1000
+    register_enabled: bool = False
+    version_visible: bool = False
+    ping_interval: str = "5m"
+    ping_timeout: str = "60s"
+    auth_timeout: str = "60s"
+    max_stanza_bytes: int = 262_144
+    max_send_buffer: int = 1_048_576
+    scram_iterations: int = 4096
+    login_delay_after: int = 5  # seed 001: after the 5th consecutive failure …
+    login_delay: str = "3m"  # … a three-minute wait between attempts
+    lockout_after: int = 10  # seed 001: locked after 10 failures until unlocked
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSection:
+    """[log]: logging."""
+
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration of one Carewire instance."""
+
+    data_dir: Path
+    server: ServerSection = field(default_factory=ServerSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    xmpp: XmppSection = field(default_factory=XmppSection)
+    log: LogSection = field(default_factory=LogSection)
+
+    @property
+    def database_url(self) -> str:
+        """The storage URL with a relative SQLite path resolved against the data directory."""
+        url = self.storage.url
+        m = re.match(r"^(sqlite(?:\+aiosqlite)?):///(.*)$", url)
+        if m and m.group(2) and not m.group(2).startswith("/"):
+            return f"{m.group(1)}:///{(self.data_dir / m.group(2)).resolve()}"
+        return url
+
+    @property
+    def cert_file(self) -> Path:
+        """Absolute path of the certificate PEM."""
+        return self.data_dir / self.tls.cert
+
+    @property
+    def key_file(self) -> Path:
+        """Absolute path of the private key PEM."""
+        return self.data_dir / self.tls.key
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSection,
+    "storage": StorageSection,
+    "tls": TlsSection,
+    "xmpp": XmppSection,
+    "log": LogSection,
+}
+
+
+def _coerce(key: str, expected: Any, value: Any, from_env: bool) -> Any:
+    if expected is bool or expected == "bool":
+        if from_env and isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if expected is int or expected == "int":
+        if from_env and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if expected in (tuple, "tuple[str, ...]"):
+        if from_env and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _section(name: str, raw: dict[str, Any], env: dict[str, str]) -> Any:
+    cls = _SECTIONS[name]
+    known = {f.name: f.type for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(f"{name}.{key}", known[key], value, False)
+    for key, typ in known.items():
+        env_key = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        if env_key in env:
+            values[key] = _coerce(env_key, typ, env[env_key], True)
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> None:
+    s = cfg.server
+    for key in ("c2s_port", "c2s_tls_port", "s2s_port", "https_port"):
+        port = getattr(s, key)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"server.{key}: expected a port 0–65535, got {port}")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", s.domain) or ".." in s.domain:
+        raise ConfigError(f"server.domain: {s.domain!r} is not a valid lowercase DNS name")
+    x = cfg.xmpp
+    if not 1 <= x.login_delay_after <= x.lockout_after:
+        raise ConfigError("xmpp.login_delay_after: must be between 1 and xmpp.lockout_after")
+    for key in ("offline_message_timeout", "ping_interval", "ping_timeout", "auth_timeout", "login_delay"):
+        parse_duration(getattr(x, key), f"xmpp.{key}")
+    if x.max_stanza_bytes < 10_000:
+        raise ConfigError("xmpp.max_stanza_bytes: must be at least 10000 (RFC 6120 §13.12)")
+    if x.scram_iterations < 4096:
+        raise ConfigError("xmpp.scram_iterations: must be at least 4096 (RFC 7677)")
+    if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}")
+    if not cfg.storage.url.startswith(("sqlite", "postgres")):
+        raise ConfigError(f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}")
+
+
+def load(data_dir: Path, *, env: dict[str, str] | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Read and validate the configuration of ``data_dir``."""
+    env = dict(os.environ) if env is None else env
+    path = data_dir / CONFIG_FILE
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for name in raw:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
+        if not isinstance(raw[name], dict):
+            raise ConfigError(f"{name}: expected a table [{name}]")
+    sections = {name: _section(name, raw.get(name, {}), env) for name in _SECTIONS}
+    cfg = Config(data_dir=data_dir.resolve(), **sections)
+    for name, values in (overrides or {}).items():
+        current = getattr(cfg, name)
+        cfg = replace(cfg, **{name: replace(current, **values)})
+    _validate(cfg)
+    return cfg
+
+
+def render_default(domain: str) -> str:
+    """The ``carewire.toml`` that ``carewire init`` writes."""
+    return f"""# Carewire configuration. Every key is documented in docs/configuration.md.
+# Environment variables override keys: CAREWIRE_SERVER_C2S_PORT=5222, …
+
+[server]
+domain = "{domain}"          # the chat domain: users are login@{domain}
+bind = "127.0.0.1"           # "0.0.0.0" to accept clients from other machines
+c2s_port = 5222              # XMPP clients, STARTTLS required
+c2s_tls_port = 5223          # XMPP clients, direct TLS (XEP-0368)
+s2s_port = 5269              # federation (not enabled yet)
+https_port = 8443            # HTTPS: /xmpp-websocket, /healthz
+
+[storage]
+url = "sqlite:///carewire.db"   # or postgresql://user@host/db
+
+[tls]
+cert = "certs/xmpp.pem"
+key = "certs/xmpp.key"
+
+[xmpp]
+offline_message_timeout = "7d"
+register_enabled = false     # XEP-0077 in-band registration
+version_visible = false      # XEP-0092 answers only when true
+
+[log]
+level = "info"
+"""
