@@ -1,0 +1,210 @@
+"""The database handle: engines, named transactions and reads.
+
+Every write goes through ``async with db.transaction("name") as txn:``;
+the name shows up in debug logs with the duration. On SQLite all writers
+share one connection and an :class:`asyncio.Lock` serialises them, so they
+never meet "database is locked"; reads use a small separate pool (WAL lets
+them run while a write is in progress). On PostgreSQL writes and reads use
+two pools, the read pool in autocommit mode.
+
+Transactions do not nest: on SQLite, opening a transaction while holding
+one in the same task deadlocks (as does a read inside a transaction on an
+in-memory database, which has a single connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import NoReturn
+
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from carewire.storage import dialects
+
+log = logging.getLogger(__name__)
+
+
+class Transaction:
+    """An open write transaction.
+
+    Attributes:
+        name: The transaction's name, for logs.
+        conn: The connection to execute statements on.
+    """
+
+    __slots__ = ("_callbacks", "conn", "name")
+
+    def __init__(self, name: str, conn: AsyncConnection) -> None:
+        self.name = name
+        self.conn = conn
+        self._callbacks: list[Callable[[], object]] = []
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` (synchronous, no arguments) once the commit succeeded.
+
+        Callbacks run in registration order; one that raises is logged and
+        the others still run. They never run if the transaction rolls back.
+        """
+        self._callbacks.append(callback)
+
+    def _run_callbacks(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after-commit callback of transaction %s failed", self.name)
+
+
+class _NoLock:
+    """A stand-in for :class:`asyncio.Lock` where no serialisation is needed."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class Database:
+    """An open SQLite or PostgreSQL database.
+
+    Create with :meth:`open`, release with :meth:`close`. Does not migrate:
+    call :func:`carewire.storage.migrate.upgrade` first.
+
+    Attributes:
+        dialect: ``"sqlite"`` or ``"postgresql"``.
+    """
+
+    def __init__(self, dialect: str, writer: AsyncEngine, reader: AsyncEngine | None) -> None:
+        """Wrap engines; use :meth:`open` instead.
+
+        Args:
+            dialect: ``"sqlite"`` or ``"postgresql"``.
+            writer: Engine for transactions.
+            reader: Engine for reads, or None to read through the writer
+                (then under the write lock on SQLite).
+        """
+        self.dialect = dialect
+        self._writer = writer
+        self._reader = reader
+        self._lock: asyncio.Lock | _NoLock = (
+            asyncio.Lock() if dialect == dialects.SQLITE else _NoLock()
+        )
+        self._read_lock: asyncio.Lock | _NoLock = self._lock if reader is None else _NoLock()
+        self._read_engine = reader if reader is not None else writer
+
+    @classmethod
+    async def open(cls, url: str) -> Database:
+        """Connect to the database named by ``url``.
+
+        Args:
+            url: ``sqlite:///path``, ``sqlite+aiosqlite:///path``,
+                ``postgresql://…`` or ``postgres://…``.
+
+        Returns:
+            The open database (its connection was tried once).
+
+        Raises:
+            ConfigError: The URL is unsupported or SQLite is too old.
+        """
+        parsed = dialects.normalize_url(url)
+        dialect = dialects.dialect_of(parsed)
+        writer = dialects.create_engine(parsed, dialects.Role.WRITER)
+        reader: AsyncEngine | None = None
+        if dialect == dialects.POSTGRESQL or not dialects.is_memory(parsed):
+            reader = dialects.create_engine(parsed, dialects.Role.READER)
+        db = cls(dialect, writer, reader)
+        try:
+            async with db.transaction("open") as txn:
+                await txn.conn.execute(text("SELECT 1"))
+        except BaseException:
+            await db.close()
+            raise
+        log.info("database opened (%s)", dialect)
+        return db
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._writer.dispose()
+        if self._reader is not None:
+            await self._reader.dispose()
+
+    @asynccontextmanager
+    async def transaction(self, name: str) -> AsyncIterator[Transaction]:
+        """Run a write transaction named ``name``.
+
+        Commits when the block ends normally, rolls back when it raises;
+        after-commit callbacks run only after a successful commit.
+
+        Args:
+            name: A short name for logs (``"add_roster_item"``).
+
+        Yields:
+            The :class:`Transaction`.
+
+        Raises:
+            ValueError: A bound value was rejected (e.g. a naive datetime).
+        """
+        started = time.perf_counter()
+        try:
+            async with self._lock, self._writer.begin() as conn:
+                txn = Transaction(name, conn)
+                yield txn
+        except StatementError as exc:
+            log.debug("transaction %s failed after %.3f ms", name, _ms_since(started))
+            _reraise(exc)
+        except BaseException:
+            log.debug("transaction %s rolled back after %.3f ms", name, _ms_since(started))
+            raise
+        log.debug("transaction %s committed in %.3f ms", name, _ms_since(started))
+        txn._run_callbacks()
+
+    @asynccontextmanager
+    async def read(self, name: str) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading, in autocommit mode.
+
+        Each statement sees the latest committed data; there is no snapshot
+        across statements. Do not write through it.
+
+        Args:
+            name: A short name for logs.
+
+        Yields:
+            The connection.
+        """
+        started = time.perf_counter()
+        try:
+            async with self._read_lock, self._read_engine.connect() as conn:
+                yield conn
+        except StatementError as exc:
+            _reraise(exc)
+        finally:
+            log.debug("read %s took %.3f ms", name, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _reraise(exc: StatementError) -> NoReturn:
+    """Re-raise ``exc``, or the ``ValueError`` a type rejected a bound value with.
+
+    SQLAlchemy wraps errors raised while binding parameters (for example
+    :class:`~carewire.storage.tables.UTCDateTime` refusing a naive datetime)
+    in a bare :class:`StatementError`; callers should see the original.
+    """
+    if type(exc) is StatementError and isinstance(exc.orig, ValueError):
+        raise exc.orig from exc
+    raise exc

@@ -1,0 +1,103 @@
+"""Offline messages (:class:`OfflineStore`, XEP-0160).
+
+A stored message is committed before :meth:`SqlOfflineStore.store` returns,
+so the sender's server may acknowledge it. Expired messages are invisible
+to :meth:`~SqlOfflineStore.fetch` and deleted by
+:meth:`~SqlOfflineStore.purge_expired`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from carewire.core.stores import OfflineMessage
+from carewire.errors import NotFoundError
+from carewire.storage.database import Database
+from carewire.storage.tables import UTCDateTime, accounts, offline_messages
+
+log = logging.getLogger(__name__)
+
+_M = offline_messages.c
+#: Ids per ``DELETE … IN (…)`` statement (far below every bind limit).
+_DELETE_CHUNK = 500
+
+_OWNER_EXISTS = select(accounts.c.login).where(accounts.c.login == bindparam("owner"))
+_INSERT = insert(offline_messages).returning(_M.id)
+_FETCH = (
+    select(_M.id, _M.stanza, _M.stamp, _M.expires_at)
+    .where(_M.owner == bindparam("owner"), _M.expires_at > bindparam("now", type_=UTCDateTime()))
+    .order_by(_M.stamp, _M.id)
+)
+_DELETE = delete(offline_messages).where(
+    _M.owner == bindparam("owner"), _M.id.in_(bindparam("ids", expanding=True))
+)
+_COUNT = select(func.count()).select_from(offline_messages).where(_M.owner == bindparam("owner"))
+_OWNERS = select(_M.owner).distinct()
+_PURGE = delete(offline_messages).where(_M.expires_at <= bindparam("now", type_=UTCDateTime()))
+
+
+class SqlOfflineStore:
+    """:class:`carewire.core.stores.OfflineStore` on SQLAlchemy Core."""
+
+    def __init__(self, db: Database) -> None:
+        """Use ``db`` for every operation."""
+        self._db = db
+
+    async def store(self, owner: str, stanza: str, *, stamp: datetime, expires_at: datetime) -> int:
+        """Persist one message durably; returns its id.
+
+        Raises:
+            NotFoundError: ``owner`` has no account.
+        """
+        params = {"owner": owner, "stanza": stanza, "stamp": stamp, "expires_at": expires_at}
+        try:
+            async with self._db.transaction("store_offline_message") as txn:
+                found = await txn.conn.execute(_OWNER_EXISTS, {"owner": owner})
+                if found.first() is None:
+                    raise NotFoundError(f"no account {owner!r}")
+                message_id = int((await txn.conn.execute(_INSERT, params)).scalar_one())
+        except IntegrityError as exc:  # the account went away meanwhile
+            raise NotFoundError(f"no account {owner!r}") from exc
+        return message_id
+
+    async def fetch(self, owner: str, *, now: datetime) -> list[OfflineMessage]:
+        """Unexpired messages for ``owner``, oldest first (not removed)."""
+        async with self._db.read("fetch_offline_messages") as conn:
+            rows = await conn.execute(_FETCH, {"owner": owner, "now": now})
+            return [
+                OfflineMessage(id=r[0], owner=owner, stanza=r[1], stamp=r[2], expires_at=r[3])
+                for r in rows
+            ]
+
+    async def delete(self, owner: str, ids: Sequence[int]) -> None:
+        """Remove delivered messages (ids of other owners are left alone)."""
+        if not ids:
+            return
+        unique = sorted(set(ids))
+        async with self._db.transaction("delete_offline_messages") as txn:
+            for start in range(0, len(unique), _DELETE_CHUNK):
+                chunk = unique[start : start + _DELETE_CHUNK]
+                await txn.conn.execute(_DELETE, {"owner": owner, "ids": chunk})
+
+    async def count(self, owner: str) -> int:
+        """Number of stored messages for ``owner`` (expired but unpurged included)."""
+        async with self._db.read("count_offline_messages") as conn:
+            return int((await conn.execute(_COUNT, {"owner": owner})).scalar_one())
+
+    async def owners(self) -> set[str]:
+        """Logins that have at least one stored message."""
+        async with self._db.read("offline_owners") as conn:
+            return set((await conn.execute(_OWNERS)).scalars())
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete messages whose ``expires_at`` is not after ``now``; returns how many."""
+        async with self._db.transaction("purge_offline_messages") as txn:
+            result = await txn.conn.execute(_PURGE, {"now": now})
+        if result.rowcount:
+            log.info("purged %d expired offline messages", result.rowcount)
+        return int(result.rowcount)

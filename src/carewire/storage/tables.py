@@ -1,0 +1,196 @@
+"""The schema: :data:`metadata` and one :class:`~sqlalchemy.Table` per store.
+
+The tables here must match the Alembic revisions under ``migrations/``
+(a test compares them). Everything owned by an account references
+``accounts.login`` with ``ON DELETE CASCADE``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+LOGIN_LENGTH = 1023  # RFC 7622 localpart
+JID_LENGTH = 3071  # RFC 7622 full JID
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back as an aware UTC datetime.
+
+    SQLite keeps no time zone, so values are converted to naive UTC before
+    they are written and marked UTC when read; PostgreSQL uses
+    ``timestamp with time zone``. Naive datetimes are rejected.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC for storage.
+
+        Raises:
+            ValueError: ``value`` is naive.
+        """
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: storage needs timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Mark a stored timestamp as UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _owner(*, primary_key: bool = False, index: bool = False) -> Column[str]:
+    return Column(
+        "owner",
+        String(LOGIN_LENGTH),
+        ForeignKey("accounts.login", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+        index=index,
+    )
+
+
+# Integer primary keys that are rowid aliases on SQLite.
+_BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("login", String(LOGIN_LENGTH), primary_key=True),
+    Column("first_name", String(), nullable=False, server_default=""),
+    Column("last_name", String(), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("last_failed_at", UTCDateTime(), nullable=True),
+    Column("is_locked", Boolean, nullable=False, server_default=false()),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column(
+        "login",
+        String(LOGIN_LENGTH),
+        ForeignKey("accounts.login", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("mechanism", String(32), primary_key=True),
+    Column("salt", LargeBinary, nullable=False),
+    Column("iterations", Integer, nullable=False),
+    Column("stored_key", LargeBinary, nullable=False),
+    Column("server_key", LargeBinary, nullable=False),
+)
+
+roster_items = Table(
+    "roster_items",
+    metadata,
+    _owner(primary_key=True),
+    Column("contact", String(JID_LENGTH), primary_key=True),
+    Column("name", String(), nullable=True),
+    Column("subscription", String(4), nullable=False),
+    Column("is_pending_out", Boolean, nullable=False),
+    Column("is_approved", Boolean, nullable=False),
+    Column("groups", Text, nullable=False),  # JSON list of group names
+)
+
+roster_versions = Table(
+    "roster_versions",
+    metadata,
+    _owner(primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+pending_subscriptions = Table(
+    "pending_subscriptions",
+    metadata,
+    _owner(primary_key=True),
+    Column("contact", String(JID_LENGTH), primary_key=True),
+    Column("stanza", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+offline_messages = Table(
+    "offline_messages",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    _owner(index=True),
+    Column("stanza", Text, nullable=False),
+    Column("stamp", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sqlite_autoincrement=True,
+)
+
+vcards = Table(
+    "vcards",
+    metadata,
+    _owner(primary_key=True),
+    Column("xml", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+private_storage = Table(
+    "private_storage",
+    metadata,
+    _owner(primary_key=True),
+    Column("key", String(1024), primary_key=True),
+    Column("xml", Text, nullable=False),
+)
+
+blocklist = Table(
+    "blocklist",
+    metadata,
+    _owner(primary_key=True),
+    Column("jid", String(JID_LENGTH), primary_key=True),
+)
+
+login_audit = Table(
+    "login_audit",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("login", String(LOGIN_LENGTH), nullable=False, index=True),  # no FK: unknown logins too
+    Column("remote_ip", String(64), nullable=False),
+    Column("transport", String(32), nullable=False),
+    Column("mechanism", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(255), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+#: Tables in creation order (parents first).
+ALL_TABLES = tuple(metadata.sorted_tables)

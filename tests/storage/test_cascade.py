@@ -1,0 +1,65 @@
+"""Removing an account removes everything it owns (FK cascade, also on SQLite)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from carewire.core.stores import LoginAttempt, LoginOutcome, RosterItem, Stores
+from carewire.storage import Database
+from carewire.storage.tables import ALL_TABLES, accounts, login_audit
+from tests.storage.factories import new_account, utc
+
+
+async def _fill(stores: Stores, login: str) -> None:
+    now = utc(2024, 1, 1)
+    await stores.roster.set_item(login, RosterItem(contact="x@example.org", groups=("g",)))
+    await stores.roster.add_pending_in(login, "y@example.org", "<presence/>")
+    await stores.offline.store(login, "<m/>", stamp=now, expires_at=now + timedelta(days=1))
+    await stores.vcards.set(login, "<vCard/>")
+    await stores.private.set(login, "{a}b", "<b xmlns='a'/>")
+    await stores.blocking.add(login, ["z@example.org"])
+    await stores.login_audit.append_many(
+        [
+            LoginAttempt(
+                at=now,
+                login=login,
+                remote_ip="::1",
+                transport="c2s",
+                mechanism="PLAIN",
+                outcome=LoginOutcome.SUCCESS,
+            )
+        ]
+    )
+
+
+async def _counts(db: Database) -> dict[str, int]:
+    async with db.read("count_rows") as conn:
+        return {
+            t.name: int((await conn.execute(select(func.count()).select_from(t))).scalar_one())
+            for t in ALL_TABLES
+        }
+
+
+async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:
+    await stores.accounts.create(new_account("bob"))
+    await _fill(stores, alice)
+    await _fill(stores, "bob")
+    before = await _counts(db)
+    assert all(n >= 2 for n in before.values()), before
+
+    assert await stores.accounts.remove(alice)
+
+    after = await _counts(db)
+    assert after[accounts.name] == 1
+    assert after[login_audit.name] == 2  # the audit outlives accounts (no FK)
+    for name, n in after.items():
+        if name not in (accounts.name, login_audit.name):
+            assert n == before[name] // 2, name
+    assert await stores.roster.get_roster(alice) == (0, [])
+    assert await stores.roster.get_roster("bob") == (
+        1,
+        [RosterItem(contact="x@example.org", groups=("g",))],
+    )
+    assert await stores.offline.owners() == {"bob"}
