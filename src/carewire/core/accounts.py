@@ -1,0 +1,130 @@
+"""Account management shared by the CLI, registration and (later) the console.
+
+Passwords are turned into salted SCRAM keys here and never stored; removing
+an account ends its sessions and tells the features (``account/removed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from carewire.core import hook_names as H
+from carewire.core.events import AccountEvent
+from carewire.core.hooks import HookBus
+from carewire.core.sessions import SessionManager
+from carewire.core.stores import Account, NewAccount, ScramCredential, Stores
+from carewire.errors import ValidationError
+from carewire.xmpp.errors import StreamCondition
+from carewire.xmpp.jid import InvalidJID, normalize_localpart
+from carewire.xmpp.sasl import SCRAM_MECHANISMS, derive_keys
+
+log = logging.getLogger(__name__)
+
+MAX_PASSWORD_BYTES = 1023
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountInput:
+    """One account to create (CLI import rows, registration)."""
+
+    login: str
+    password: str
+    first_name: str = ""
+    last_name: str = ""
+
+
+def normalize_login(login: str) -> str:
+    """The canonical login (RFC 7622 localpart), or ValidationError naming the problem."""
+    try:
+        return normalize_localpart(login.strip())
+    except InvalidJID as exc:
+        raise ValidationError(f"invalid login {login!r}: {exc}", code="invalid-login") from None
+
+
+def derive_credentials(password: str, iterations: int = 4096) -> list[ScramCredential]:
+    """SCRAM keys for every supported hash; raises ValidationError for unusable passwords."""
+    if not password:
+        raise ValidationError("the password must not be empty", code="invalid-password")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise ValidationError("the password is too long", code="invalid-password")
+    creds = []
+    for mech in SCRAM_MECHANISMS:
+        try:
+            k = derive_keys(password, mech, iterations)
+        except Exception as exc:  # scramp rejects passwords SASLprep forbids
+            raise ValidationError(f"unusable password: {exc}", code="invalid-password") from None
+        creds.append(
+            ScramCredential(
+                mechanism=mech,
+                salt=k.salt,
+                iterations=k.iterations,
+                stored_key=k.stored_key,
+                server_key=k.server_key,
+            )
+        )
+    return creds
+
+
+class AccountService:
+    """Create, change and remove accounts."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        *,
+        hooks: HookBus | None = None,
+        sessions: SessionManager | None = None,
+        iterations: int = 4096,
+    ) -> None:
+        self.stores = stores
+        self.hooks = hooks
+        self.sessions = sessions
+        self.iterations = iterations
+
+    def prepare(self, item: AccountInput) -> NewAccount:
+        """Validate and derive keys for one account (CPU work, no I/O)."""
+        return NewAccount(
+            login=normalize_login(item.login),
+            credentials=derive_credentials(item.password, self.iterations),
+            first_name=item.first_name.strip(),
+            last_name=item.last_name.strip(),
+        )
+
+    async def create(self, item: AccountInput) -> Account:
+        """Create one account; ConflictError if the login is taken."""
+        account = await self.stores.accounts.create(self.prepare(item))
+        log.info("account created: %s", account.login)
+        return account
+
+    async def create_many(self, items: Iterable[NewAccount]) -> tuple[int, list[str]]:
+        """Create prepared accounts in one transaction; returns (created, skipped logins)."""
+        return await self.stores.accounts.create_many(items)
+
+    async def set_password(self, login: str, password: str) -> None:
+        """Replace the account's keys; NotFoundError for unknown logins."""
+        login = normalize_login(login)
+        await self.stores.accounts.set_credentials(login, derive_credentials(password, self.iterations))
+        log.info("password changed: %s", login)
+
+    async def remove(self, login: str) -> bool:
+        """Delete the account and all it owns; its sessions are closed."""
+        login = normalize_login(login)
+        removed = await self.stores.accounts.remove(login)
+        if removed:
+            log.info("account removed: %s", login)
+            if self.sessions is not None:
+                for s in self.sessions.of_user(login):
+                    s.sink.close(StreamCondition.NOT_AUTHORIZED, "account removed")
+            if self.hooks is not None:
+                await self.hooks.fire(H.ACCOUNT_REMOVED, AccountEvent(login=login))
+        return removed
+
+    async def unlock(self, login: str) -> bool:
+        """Unlock an account locked after repeated failed logins."""
+        login = normalize_login(login)
+        done = await self.stores.accounts.unlock(login)
+        if done:
+            log.info("account unlocked: %s", login)
+        return done

@@ -1,0 +1,195 @@
+"""Client authentication policy: lockout (seed 001) and the login audit.
+
+Seed 001: "If a user fails to log into the client after 10 successive
+attempts, [the system] locks the user account. After the 5th failure, the
+system also enforces a three-minute wait between each successive login
+attempt." Attempts refused during the wait are audited but do not count.
+Every attempt — success or failure — is written to the login audit (who,
+when, from where, outcome); writes are batched off the login path and
+flushed on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from carewire.clock import Clock
+from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
+from carewire.errors import NotFoundError
+from carewire.xmpp.jid import InvalidJID, normalize_localpart
+from carewire.xmpp.sasl import StoredKeys
+
+log = logging.getLogger(__name__)
+
+# Seed 001: the text the console shows for an account in the delay or locked.
+HARD_LIMIT_TEXT = "Invalid login hard limit reached. Delaying login attempts."
+LOCKED_TEXT = "Account locked after repeated failed logins; an administrator must unlock it."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockoutPolicy:
+    """Seed 001 defaults."""
+
+    delay_after: int = 5
+    delay: timedelta = timedelta(minutes=3)
+    lock_after: int = 10
+
+
+class Admission(str, Enum):
+    """Whether a login attempt may check a password at all."""
+
+    ALLOW = "allow"
+    DELAYED = "delayed"
+    LOCKED = "locked"
+
+
+def admission(account: Account | None, now: datetime, policy: LockoutPolicy) -> Admission:
+    """Pure lockout decision for one attempt (unknown accounts are allowed: they just fail)."""
+    if account is None:
+        return Admission.ALLOW
+    if account.is_locked:
+        return Admission.LOCKED
+    if (
+        account.failed_logins >= policy.delay_after
+        and account.last_failed_at is not None
+        and now - account.last_failed_at < policy.delay
+    ):
+        return Admission.DELAYED
+    return Admission.ALLOW
+
+
+class LoginAuditor:
+    """Batches login-audit rows and writes them in the background."""
+
+    def __init__(self, stores: Stores, *, flush_interval: float = 0.2, max_batch: int = 500) -> None:
+        self._stores = stores
+        self._pending: list[LoginAttempt] = []
+        self._interval = flush_interval
+        self._max = max_batch
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def record(self, attempt: LoginAttempt) -> None:
+        """Queue one row (never blocks the login)."""
+        self._pending.append(attempt)
+        if len(self._pending) >= self._max:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write everything queued."""
+        while self._pending:
+            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+            try:
+                await self._stores.login_audit.append_many(batch)
+            except Exception:
+                log.exception("login audit write failed; %d rows kept for retry", len(batch))
+                self._pending[:0] = batch
+                raise
+
+    async def run(self) -> None:
+        """The background writer (owned by the server's task group)."""
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # supervisor: keep the writer alive, retry next round
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        """Stop the writer and write what is left."""
+        self._closed = True
+        self._wake.set()
+        await self.flush()
+
+
+class Authenticator:
+    """Looks up keys with the lockout policy and records outcomes."""
+
+    def __init__(
+        self, stores: Stores, clock: Clock, auditor: LoginAuditor, policy: LockoutPolicy | None = None
+    ) -> None:
+        self.stores = stores
+        self.clock = clock
+        self.auditor = auditor
+        self.policy = policy or LockoutPolicy()
+
+    @staticmethod
+    def login_of(username: str, domain: str) -> str | None:
+        """The normalised login for a SASL username ('alice' or 'alice@DOMAIN')."""
+        local, at, dom = username.rpartition("@")
+        if at and dom.lower() != domain:
+            return None
+        try:
+            return normalize_localpart(local if at else username)
+        except InvalidJID:
+            return None
+
+    async def lookup(self, login: str, mechanism: str) -> tuple[Admission, StoredKeys | None]:
+        """The admission decision and the stored keys (None for unknown accounts)."""
+        account = await self.stores.accounts.get(login)
+        decision = admission(account, self.clock.now(), self.policy)
+        if account is None or decision is not Admission.ALLOW:
+            return decision, None
+        cred = await self.stores.accounts.get_credential(login, mechanism)
+        if cred is None:
+            return decision, None
+        keys = StoredKeys(
+            salt=cred.salt,
+            iterations=cred.iterations,
+            stored_key=cred.stored_key,
+            server_key=cred.server_key,
+        )
+        return decision, keys
+
+    async def succeeded(self, login: str, *, remote_ip: str, transport: str, mechanism: str) -> None:
+        """Clear the failure counter and audit the success."""
+        await self.stores.accounts.reset_failures(login)
+        self._audit(login, remote_ip, transport, mechanism, LoginOutcome.SUCCESS, "")
+
+    async def failed(
+        self,
+        login: str,
+        *,
+        remote_ip: str,
+        transport: str,
+        mechanism: str,
+        outcome: LoginOutcome = LoginOutcome.FAILURE,
+        reason: str = "",
+        counts: bool = True,
+    ) -> Account | None:
+        """Audit a failure; count it toward the lockout when it says the password was wrong."""
+        account = None
+        if counts and outcome is LoginOutcome.FAILURE:
+            try:
+                account = await self.stores.accounts.record_failure(
+                    login, self.clock.now(), lock_after=self.policy.lock_after
+                )
+            except NotFoundError:
+                account = None
+            if account is not None and account.is_locked and account.failed_logins == self.policy.lock_after:
+                log.warning("account locked after %d failed logins: %s", account.failed_logins, login)
+        self._audit(login, remote_ip, transport, mechanism, outcome, reason)
+        return account
+
+    def _audit(
+        self, login: str, remote_ip: str, transport: str, mechanism: str, outcome: LoginOutcome, reason: str
+    ) -> None:
+        self.auditor.record(
+            LoginAttempt(
+                at=self.clock.now(),
+                login=login[:1023],
+                remote_ip=remote_ip,
+                transport=transport,
+                mechanism=mechanism,
+                outcome=outcome,
+                reason=reason[:255],
+            )
+        )

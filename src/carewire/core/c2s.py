@@ -1,0 +1,263 @@
+"""What the kernel does for one client connection: SASL, binding, stanza intake (RFC 6120 §6–§7).
+
+Theory of operation: the network driver owns the socket and a
+:class:`~carewire.xmpp.stream.C2SStream`; it hands every stream event to
+:meth:`ClientConnection.handle`, in order, and writes what the stream queues.
+This class makes the decisions the sans-IO stream cannot: it runs the SASL
+mechanism against stored keys under the lockout policy, binds the resource
+in the :class:`SessionManager` (replacing a same-resource session, RFC 6120
+§7.7.2.2), and routes stanzas of the bound session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from carewire.core import hook_names as H
+from carewire.core.auth import HARD_LIMIT_TEXT, LOCKED_TEXT, Admission, Authenticator
+from carewire.core.events import SessionEvent
+from carewire.core.feature import StreamPhase
+from carewire.core.kernel import Kernel
+from carewire.core.sessions import Session, StanzaSink
+from carewire.core.stores import LoginOutcome
+from carewire.xmpp import sasl
+from carewire.xmpp import stanza as st
+from carewire.xmpp.errors import LocalProtocolError, StanzaCondition, StanzaError, StreamCondition
+from carewire.xmpp.jid import JID, InvalidJID, normalize_resource
+from carewire.xmpp.parser import ParserLimits
+from carewire.xmpp.stream import (
+    AuthRequested,
+    BindRequested,
+    C2SStream,
+    Event,
+    Framing,
+    PreAuthIq,
+    SaslAborted,
+    SaslResponse,
+    StanzaReceived,
+    StreamConfig,
+    StreamEnded,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionInfo:
+    """Facts about the transport, known to the driver."""
+
+    remote_ip: str
+    transport: str  # "c2s" (STARTTLS), "c2s-tls" (XEP-0368) or "websocket"
+    framing: Framing = Framing.TCP
+    is_tls_active: bool = False
+    channel_binding: bytes | None = None  # tls-server-end-point data (RFC 5929)
+
+
+def stream_config(
+    kernel: Kernel, info: ConnectionInfo, *, allow_register: bool, limits: ParserLimits
+) -> StreamConfig:
+    """The stream's advertised features for one connection."""
+    mechs: list[str] = []
+    if info.channel_binding is not None:
+        mechs += list(sasl.PLUS_MECHANISMS)
+    mechs += [*sasl.SCRAM_MECHANISMS, "PLAIN"]
+    return StreamConfig(
+        domain=kernel.hosts.domain,
+        framing=info.framing,
+        is_tls_active=info.is_tls_active,
+        mechanisms=tuple(mechs),
+        pre_auth_features=kernel.stream_features(StreamPhase.PRE_AUTH),
+        post_auth_features=kernel.stream_features(StreamPhase.POST_AUTH),
+        allow_preauth_iq=allow_register,
+        limits=limits,
+    )
+
+
+class ClientConnection:
+    """Kernel-side state of one client connection."""
+
+    __slots__ = ("_mech", "auth", "fake_secret", "info", "kernel", "on_bound", "session", "sink", "stream")
+
+    def __init__(
+        self,
+        *,
+        kernel: Kernel,
+        auth: Authenticator,
+        stream: C2SStream,
+        sink: StanzaSink,
+        info: ConnectionInfo,
+        fake_secret: bytes,
+        on_bound: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.auth = auth
+        self.stream = stream
+        self.sink = sink
+        self.info = info
+        self.fake_secret = fake_secret
+        self.on_bound = on_bound
+        self.session: Session | None = None
+        self._mech: sasl.Mechanism | None = None
+
+    async def handle(self, event: Event) -> None:
+        """Act on one stream event (events of one connection are handled in order)."""
+        if isinstance(event, StanzaReceived):
+            await self._stanza(event)
+        elif isinstance(event, AuthRequested):
+            self._mech = self._mechanism(event.mechanism)
+            await self._sasl_step(self._mech.start(event.initial_response))
+        elif isinstance(event, SaslResponse):
+            if self._mech is not None:
+                await self._sasl_step(self._mech.respond(event.data))
+        elif isinstance(event, SaslAborted):
+            self._mech = None
+        elif isinstance(event, BindRequested):
+            await self._bind(event)
+        elif isinstance(event, PreAuthIq):
+            await self._preauth_iq(event)
+        elif isinstance(event, StreamEnded):
+            await self.closed()
+
+    # -- SASL -----------------------------------------------------------------
+
+    def _mechanism(self, name: str) -> sasl.Mechanism:
+        if name == "PLAIN":
+            return sasl.PlainServerMechanism(domain=self.kernel.hosts.domain)
+        # The binding data goes to the non-PLUS mechanisms too: a client flag 'y'
+        # then reveals a downgrade attack (RFC 5802 §6).
+        return sasl.ScramServerMechanism(
+            name, channel_binding=self.info.channel_binding, fake_secret=self.fake_secret
+        )
+
+    async def _sasl_step(self, step: sasl.Step) -> None:
+        mech_name = self._mech.name if self._mech is not None else ""
+        while isinstance(step, sasl.NeedCredentials):
+            login = self.auth.login_of(step.username, self.kernel.hosts.domain)
+            if login is None:
+                await self._sasl_failed(step.username, "not-authorized", "", counts=False)
+                return
+            decision, keys = await self.auth.lookup(login, step.mechanism)
+            if decision is not Admission.ALLOW:
+                await self._refuse(login, decision)
+                return
+            assert self._mech is not None
+            step = self._mech.credentials(keys)
+        if isinstance(step, sasl.Challenge):
+            self.stream.sasl_challenge(step.data)
+        elif isinstance(step, sasl.Success):
+            login = self.auth.login_of(step.username, self.kernel.hosts.domain) or step.username
+            self._mech = None
+            self.stream.sasl_success(login, step.data)
+            await self.auth.succeeded(
+                login, remote_ip=self.info.remote_ip, transport=self.info.transport, mechanism=mech_name
+            )
+            log.info("authenticated %s via %s from %s", login, mech_name, self.info.remote_ip)
+        else:
+            await self._sasl_failed(step.username, step.condition, step.text, counts=step.counts)
+
+    async def _sasl_failed(self, username: str | None, condition: str, text: str, *, counts: bool) -> None:
+        mech_name = self._mech.name if self._mech is not None else ""
+        self._mech = None
+        self.stream.sasl_failure(condition, text)
+        login = self.auth.login_of(username, self.kernel.hosts.domain) if username else None
+        await self.auth.failed(
+            login or (username or "")[:64],
+            remote_ip=self.info.remote_ip,
+            transport=self.info.transport,
+            mechanism=mech_name,
+            reason=condition,
+            counts=counts and login is not None,
+        )
+        log.info("authentication failed (%s) from %s", condition, self.info.remote_ip)
+
+    async def _refuse(self, login: str, decision: Admission) -> None:
+        mech_name = self._mech.name if self._mech is not None else ""
+        self._mech = None
+        if decision is Admission.LOCKED:
+            self.stream.sasl_failure("account-disabled", LOCKED_TEXT)
+            outcome = LoginOutcome.LOCKED
+        else:
+            self.stream.sasl_failure("temporary-auth-failure", HARD_LIMIT_TEXT)
+            outcome = LoginOutcome.DELAYED
+        await self.auth.failed(
+            login,
+            remote_ip=self.info.remote_ip,
+            transport=self.info.transport,
+            mechanism=mech_name,
+            outcome=outcome,
+            reason=decision.value,
+            counts=False,
+        )
+
+    # -- binding and stanzas --------------------------------------------------
+
+    async def _bind(self, event: BindRequested) -> None:
+        if self.session is not None:
+            # A second bind on a bound stream (RFC 6120 §7.7.2.3 leaves it to policy).
+            self.stream.bind_failure(event.iq_id, "not-allowed")
+            return
+        login = self.stream.authenticated_as
+        assert login is not None
+        try:
+            resource = (
+                normalize_resource(event.resource)
+                if event.resource
+                else self.kernel.sessions.generate_resource()
+            )
+            jid = JID.make(login, self.kernel.hosts.domain, resource)
+        except InvalidJID:
+            # RFC 6120 §7.7.2.1: a resourcepart that violates the format is bad-request.
+            self.stream.bind_failure(event.iq_id, "bad-request", "modify")
+            return
+        session = Session(jid=jid, sink=self.sink, remote_ip=self.info.remote_ip, transport=self.info.transport)
+        old = self.kernel.sessions.add(session)
+        self.session = session
+        self.stream.bind_success(event.iq_id, str(jid))
+        if old is not None:
+            log.info("resource conflict: replacing %s", jid)
+            old.sink.close(StreamCondition.CONFLICT, "Replaced by a new session with the same resource")
+            if not old.is_closed:
+                old.is_closed = True
+                await self.kernel.hooks.fire(H.SESSION_CLOSED, SessionEvent(session=old))
+        if self.on_bound is not None:
+            self.on_bound(session)
+        await self.kernel.hooks.fire(H.SESSION_BOUND, SessionEvent(session=session))
+
+    async def _stanza(self, event: StanzaReceived) -> None:
+        if self.session is None:
+            # RFC 6120 §7.1: stanzas before binding → <not-authorized/> stream error.
+            self.sink.close(StreamCondition.NOT_AUTHORIZED, "bind a resource first")
+            return
+        await self.kernel.router.route_from_session(self.session, event.element)
+
+    async def _preauth_iq(self, event: PreAuthIq) -> None:
+        iq = event.element
+        try:
+            st.validate_iq(iq)
+            if iq.get("type") not in ("get", "set"):
+                return
+            handler = self.kernel.iq.lookup_preauth(iq[0].tag)
+            if handler is None:
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+            payload = await handler(iq, self.info.remote_ip)
+            reply = st.iq_result(iq, payload)
+        except StanzaError as err:
+            if not st.can_reply_with_error(iq):
+                return
+            reply = st.error_reply(iq, err)
+        reply.attrib.pop("to", None)
+        try:
+            self.stream.send_preauth(reply)
+        except LocalProtocolError:
+            pass
+
+    async def closed(self) -> None:
+        """The connection is gone: unbind and tell the features (idempotent)."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        session.is_closed = True
+        if self.kernel.sessions.remove(session):
+            await self.kernel.hooks.fire(H.SESSION_CLOSED, SessionEvent(session=session))

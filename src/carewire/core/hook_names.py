@@ -1,0 +1,43 @@
+"""Every hook name of the kernel, declared once (never spelt inline elsewhere).
+
+Names go from general to specific, slash-separated. ``pre-`` hooks see stanzas
+a local session sends, before routing; the others see stanzas being delivered
+to an address of ours: ``…/host`` (the server itself), ``…/bare`` (an account),
+``…/full`` (one resource).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Outbound from a local session, before routing. Payload: StanzaEvent.
+PRE_MESSAGE: Final = "pre-message"
+PRE_PRESENCE: Final = "pre-presence"
+PRE_IQ: Final = "pre-iq"
+
+# Delivery to a local address. Payload: StanzaEvent.
+MESSAGE_HOST: Final = "message/host"
+MESSAGE_BARE: Final = "message/bare"
+MESSAGE_FULL: Final = "message/full"
+PRESENCE_HOST: Final = "presence/host"
+PRESENCE_BARE: Final = "presence/bare"
+PRESENCE_FULL: Final = "presence/full"
+
+# A message for an account with no available resource. Payload: StanzaEvent.
+MESSAGE_OFFLINE: Final = "message/offline"
+
+# Delivery of a stanza to one session, just before it is written. Payload:
+# DeliveryEvent. A handler returning True drops the stanza (e.g. blocking).
+SESSION_DELIVER: Final = "session/deliver"
+
+# Session lifecycle. Payload: SessionEvent.
+SESSION_BOUND: Final = "session/bound"
+SESSION_INITIAL_PRESENCE: Final = "session/initial-presence"
+SESSION_CLOSED: Final = "session/closed"
+
+# Accounts. Payload: AccountEvent.
+ACCOUNT_REMOVED: Final = "account/removed"
+
+# Server lifecycle. Payload: None.
+SERVER_STARTED: Final = "server/started"
+SERVER_STOPPING: Final = "server/stopping"

@@ -1,0 +1,38 @@
+"""The addresses this server answers for (seed DNS names: DOMAIN, chat., patients.)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carewire.xmpp.jid import JID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hosts:
+    """The chat domain and its sub-services."""
+
+    domain: str
+
+    @property
+    def chat_domain(self) -> str:
+        """Multi-user conversations and alerts live here (XEP-0045 service)."""
+        return f"chat.{self.domain}"
+
+    @property
+    def patients_domain(self) -> str:
+        """Patients addressable as ``MRN@patients.DOMAIN``."""
+        return f"patients.{self.domain}"
+
+    @property
+    def domain_jid(self) -> JID:
+        """The server's own JID."""
+        return JID.parse(self.domain)
+
+    @property
+    def subdomains(self) -> frozenset[str]:
+        """Sub-services hosted here."""
+        return frozenset({self.chat_domain, self.patients_domain})
+
+    def is_local(self, domain: str) -> bool:
+        """Whether ``domain`` is the chat domain or one of its sub-services."""
+        return domain == self.domain or domain in self.subdomains

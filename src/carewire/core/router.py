@@ -1,0 +1,223 @@
+"""Stanza routing for the chat domain (RFC 6120 §8, RFC 6121 §8.5).
+
+Theory of operation: a stanza from a local session first goes through the
+``pre-<kind>`` hooks (features act on what a client *sends*: presence
+broadcast, subscriptions, blocking); if none handles it, :meth:`Router.route`
+delivers it by address: the server itself (``…/host``), an account
+(``…/bare``) or one resource (``…/full``). Messages and presence are handed
+to hooks (the message and presence features hold the RFC 6121 §8.5 rules);
+IQs go to the :class:`IqRegistry` handlers, or straight to the addressed
+resource. Errors raised as :class:`StanzaError` become error replies here,
+the one place stanza errors are translated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import logging
+from xml.etree.ElementTree import Element
+
+from carewire.core import hook_names as H
+from carewire.core.events import DeliveryEvent, IqRequest, StanzaEvent
+from carewire.core.feature import IqRegistry, IqTarget
+from carewire.core.hooks import HookBus
+from carewire.core.hosts import Hosts
+from carewire.core.sessions import Session, SessionManager
+from carewire.xmpp import stanza as st
+from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition
+from carewire.xmpp.jid import JID, InvalidJID
+
+log = logging.getLogger(__name__)
+
+_PRE = {"message": H.PRE_MESSAGE, "presence": H.PRE_PRESENCE, "iq": H.PRE_IQ}
+_HOOKS = {
+    ("message", "host"): H.MESSAGE_HOST,
+    ("message", "bare"): H.MESSAGE_BARE,
+    ("message", "full"): H.MESSAGE_FULL,
+    ("presence", "host"): H.PRESENCE_HOST,
+    ("presence", "bare"): H.PRESENCE_BARE,
+    ("presence", "full"): H.PRESENCE_FULL,
+}
+
+
+class Router:
+    """Routes stanzas between local sessions, the server and its features."""
+
+    def __init__(
+        self, *, hosts: Hosts, hooks: HookBus, sessions: SessionManager, iq: IqRegistry
+    ) -> None:
+        self.hosts = hosts
+        self.hooks = hooks
+        self.sessions = sessions
+        self.iq = iq
+        # Server-originated IQs awaiting a response: id → (future, who must answer).
+        self._pending_iq: dict[str, tuple[asyncio.Future[Element], JID]] = {}
+        self._domain_jid = hosts.domain_jid
+
+    async def route_from_session(self, session: Session, stanza: Element) -> None:
+        """Handle a stanza a bound client sent (RFC 6120 §8.1.2.1: we stamp 'from')."""
+        kind = st.stanza_kind(stanza)
+        if kind is None:
+            raise RemoteProtocolError(
+                StreamCondition.UNSUPPORTED_STANZA_TYPE, "expected message, presence or iq"
+            )
+        stanza.set("from", str(session.jid))
+        try:
+            to = self._parse_to(stanza)
+            if kind == "iq":
+                st.validate_iq(stanza)
+        except StanzaError as err:
+            self.reply_error(stanza, err)
+            return
+        if to is None and kind != "presence":
+            to = session.jid.bare
+        event = StanzaEvent(stanza=stanza, from_jid=session.jid, to_jid=to, origin=session)
+        try:
+            if await self.hooks.fire(_PRE[kind], event):
+                return
+            await self.route(stanza, from_jid=session.jid, to_jid=to, origin=session)
+        except StanzaError as err:
+            self.reply_error(stanza, err)
+
+    async def route(
+        self, stanza: Element, *, from_jid: JID, to_jid: JID | None, origin: Session | None = None
+    ) -> None:
+        """Deliver a stanza to a local address (or fail it with an error reply)."""
+        kind = st.STANZA_KINDS[stanza.tag]
+        if to_jid is None:
+            return  # presence broadcast is the presence feature's business
+        try:
+            if to_jid.domain == self.hosts.domain:
+                target = (
+                    "host"
+                    if to_jid.localpart is None
+                    else ("bare" if to_jid.resource is None else "full")
+                )
+                if kind == "iq":
+                    await self._route_iq(stanza, from_jid, to_jid, origin, target)
+                    return
+                event = StanzaEvent(stanza=stanza, from_jid=from_jid, to_jid=to_jid, origin=origin)
+                await self.hooks.fire(_HOOKS[(kind, target)], event)
+            elif to_jid.domain in self.hosts.subdomains:
+                # The chat./patients. services arrive with clinical messaging.
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+            else:
+                # Federation is not enabled on this server.
+                raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+        except StanzaError as err:
+            self.reply_error(stanza, err, default_from=str(to_jid))
+
+    # -- delivery -------------------------------------------------------------
+
+    def deliver(self, session: Session, stanza: Element) -> None:
+        """Write a stanza to one session, unless a ``session/deliver`` hook drops it."""
+        if self.hooks.has_handlers(H.SESSION_DELIVER) and self.hooks.fire_sync(
+            H.SESSION_DELIVER, DeliveryEvent(stanza=stanza, session=session)
+        ):
+            return
+        session.send(stanza)
+
+    def reply_error(self, stanza: Element, err: StanzaError, *, default_from: str | None = None) -> None:
+        """Send the error reply for ``stanza`` to its (local) sender, if one is allowed."""
+        if not st.can_reply_with_error(stanza):
+            return
+        reply = st.error_reply(stanza, err, default_from=default_from or self.hosts.domain)
+        to = reply.get("to")
+        if not to:
+            return
+        try:
+            jid = JID.parse(to)
+        except InvalidJID:
+            return
+        session = self.sessions.get(jid)
+        if session is not None:
+            session.send(reply)
+
+    def send_from_server(self, session: Session, stanza: Element) -> None:
+        """Send a server-generated stanza to one session (no hooks)."""
+        session.send(stanza)
+
+    # -- IQ -------------------------------------------------------------------
+
+    async def _route_iq(
+        self, iq: Element, from_jid: JID, to_jid: JID, origin: Session | None, target: str
+    ) -> None:
+        iq_type = iq.get("type")
+        if iq_type in ("result", "error"):
+            self._route_iq_response(iq, from_jid, to_jid, target)
+            return
+        if target == "full":
+            session = self.sessions.get(to_jid)
+            if session is None:
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+            self.deliver(session, iq)
+            return
+        if target == "host":
+            lookup = IqTarget.HOST
+        elif from_jid.bare == to_jid.bare:
+            lookup = IqTarget.ACCOUNT
+        else:
+            lookup = IqTarget.BARE
+        payload = iq[0]
+        handler = self.iq.lookup(lookup, iq_type or "", payload.tag)
+        if handler is None:
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        request = IqRequest(stanza=iq, payload=payload, from_jid=from_jid, to_jid=to_jid, origin=origin)
+        try:
+            result = await handler(request)
+        except StanzaError:
+            raise
+        except Exception:
+            log.exception("IQ handler for %s failed", payload.tag)
+            raise StanzaError(StanzaCondition.INTERNAL_SERVER_ERROR) from None
+        reply = st.iq_result(iq, result)
+        if reply.get("from") is None:
+            reply.set("from", str(to_jid))
+        session = self.sessions.get(from_jid)
+        if session is not None:
+            self.deliver(session, reply)
+
+    def _route_iq_response(self, iq: Element, from_jid: JID, to_jid: JID, target: str) -> None:
+        if target == "full":
+            session = self.sessions.get(to_jid)
+            if session is not None:
+                self.deliver(session, iq)
+            return
+        iq_id = iq.get("id", "")
+        pending = self._pending_iq.get(iq_id)
+        # Only the entity we asked may answer: a response from anyone else is ignored.
+        if pending is not None and pending[1] == from_jid:
+            del self._pending_iq[iq_id]
+            if not pending[0].done():
+                pending[0].set_result(iq)
+
+    async def query(self, session: Session, iq: Element, *, timeout: float) -> Element:
+        """Send a server-originated IQ get/set to a session and await its response.
+
+        Raises:
+            TimeoutError: when no response came within ``timeout`` seconds.
+        """
+        iq_id = "cw-" + secrets.token_hex(8)
+        iq.set("id", iq_id)
+        iq.set("to", str(session.jid))
+        iq.set("from", self.hosts.domain)
+        future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
+        self._pending_iq[iq_id] = (future, session.jid)
+        try:
+            session.send(iq)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending_iq.pop(iq_id, None)
+
+    # -- helpers --------------------------------------------------------------
+
+    @staticmethod
+    def _parse_to(stanza: Element) -> JID | None:
+        to = stanza.get("to")
+        if to is None:
+            return None
+        try:
+            return JID.parse(to)
+        except InvalidJID as exc:
+            raise StanzaError(StanzaCondition.JID_MALFORMED, str(exc)) from None

@@ -1,0 +1,255 @@
+"""Shapes of the persistent stores the kernel and features ask for.
+
+Features never import :mod:`carewire.storage`; they receive objects that
+satisfy these protocols through the feature context (Prosody's "storage asked
+for by shape"). :mod:`carewire.storage` implements them on SQLite and
+PostgreSQL. All timestamps are timezone-aware UTC ``datetime`` objects.
+Logins are normalised localparts (RFC 7622 UsernameCaseMapped); contacts and
+blocked items are JID strings (bare unless stated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+
+class Subscription(str, Enum):
+    """Roster subscription states (RFC 6121 §2.1.2.5)."""
+
+    NONE = "none"
+    TO = "to"
+    FROM = "from"
+    BOTH = "both"
+
+
+class LoginOutcome(str, Enum):
+    """Outcome of one login attempt, as written to the login audit."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # wrong password or unknown account
+    DELAYED = "delayed"  # refused: inside the wait after repeated failures
+    LOCKED = "locked"  # refused: the account is locked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScramCredential:
+    """Salted SCRAM keys for one mechanism (RFC 5802 §3); never the password."""
+
+    mechanism: str  # "SCRAM-SHA-1" or "SCRAM-SHA-256"
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    """A local user account."""
+
+    login: str
+    first_name: str = ""
+    last_name: str = ""
+    created_at: datetime
+    failed_logins: int = 0
+    last_failed_at: datetime | None = None
+    is_locked: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAccount:
+    """What it takes to create an account."""
+
+    login: str
+    credentials: Sequence[ScramCredential]
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RosterItem:
+    """One roster item (RFC 6121 §2.1.2)."""
+
+    contact: str  # bare JID
+    name: str | None = None
+    subscription: Subscription = Subscription.NONE
+    is_pending_out: bool = False  # we asked to subscribe; the ask='subscribe' flag
+    is_approved: bool = False  # pre-approved inbound subscription (RFC 6121 §3.4)
+    groups: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfflineMessage:
+    """A stanza stored for a user who had no available resource."""
+
+    id: int
+    owner: str
+    stanza: str  # serialised XML of the stanza, with its delay stamp already added
+    stamp: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginAttempt:
+    """One row of the login audit: who, when, from where, outcome."""
+
+    at: datetime
+    login: str
+    remote_ip: str
+    transport: str  # "c2s", "c2s-tls", "websocket", …
+    mechanism: str
+    outcome: LoginOutcome
+    reason: str = ""
+
+
+class AccountStore(Protocol):
+    """Accounts, their SCRAM credentials and their failed-login state."""
+
+    async def create(self, account: NewAccount) -> Account:
+        """Create an account; raises ``ConflictError`` if the login exists."""
+
+    async def create_many(self, accounts: Iterable[NewAccount]) -> tuple[int, list[str]]:
+        """Create many accounts in one transaction; returns (created, skipped existing logins)."""
+
+    async def get(self, login: str) -> Account | None:
+        """The account, or None."""
+
+    async def exists(self, login: str) -> bool:
+        """Whether the account exists."""
+
+    async def list(self, *, offset: int = 0, limit: int | None = None) -> list[Account]:
+        """Accounts ordered by login."""
+
+    async def count(self) -> int:
+        """Number of accounts."""
+
+    async def remove(self, login: str) -> bool:
+        """Delete the account and everything it owns; False if it did not exist."""
+
+    async def get_credential(self, login: str, mechanism: str) -> ScramCredential | None:
+        """The stored SCRAM keys for ``mechanism``, or None."""
+
+    async def set_credentials(self, login: str, credentials: Sequence[ScramCredential]) -> None:
+        """Replace all SCRAM credentials; raises ``NotFoundError`` for unknown logins."""
+
+    async def record_failure(self, login: str, at: datetime, *, lock_after: int) -> Account:
+        """Count one failed login; locks the account when the count reaches ``lock_after``."""
+
+    async def reset_failures(self, login: str) -> None:
+        """Clear the failed-login counter after a success (no write if already zero)."""
+
+    async def unlock(self, login: str) -> bool:
+        """Unlock and clear the counter; False if the account does not exist."""
+
+
+class RosterStore(Protocol):
+    """Rosters with versioning (RFC 6121 §2.6) and pending inbound subscriptions."""
+
+    async def get_roster(self, owner: str) -> tuple[int, list[RosterItem]]:
+        """(version, items); version is 0 for an empty, never-changed roster."""
+
+    async def get_item(self, owner: str, contact: str) -> RosterItem | None:
+        """One item or None."""
+
+    async def set_item(self, owner: str, item: RosterItem) -> int:
+        """Insert or replace the item; returns the new roster version."""
+
+    async def remove_item(self, owner: str, contact: str) -> int | None:
+        """Remove the item; returns the new version, or None if there was none."""
+
+    async def add_pending_in(self, owner: str, contact: str, stanza: str) -> None:
+        """Remember an inbound subscription request (stanza XML) until answered."""
+
+    async def remove_pending_in(self, owner: str, contact: str) -> bool:
+        """Forget an inbound request; True if there was one."""
+
+    async def list_pending_in(self, owner: str) -> list[tuple[str, str]]:
+        """Pending inbound requests as (contact, stanza XML)."""
+
+
+class OfflineStore(Protocol):
+    """Messages kept for users without an available resource (XEP-0160)."""
+
+    async def store(
+        self, owner: str, stanza: str, *, stamp: datetime, expires_at: datetime
+    ) -> int:
+        """Persist one message durably; returns its id. Raises NotFoundError for unknown owners."""
+
+    async def fetch(self, owner: str, *, now: datetime) -> list[OfflineMessage]:
+        """Unexpired messages for ``owner``, oldest first (not removed)."""
+
+    async def delete(self, owner: str, ids: Sequence[int]) -> None:
+        """Remove delivered messages."""
+
+    async def count(self, owner: str) -> int:
+        """Number of stored messages for ``owner``."""
+
+    async def owners(self) -> set[str]:
+        """Logins that have at least one stored message."""
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete messages whose ``expires_at`` has passed; returns how many."""
+
+
+class VCardStore(Protocol):
+    """vCard-temp documents (XEP-0054)."""
+
+    async def get(self, owner: str) -> str | None:
+        """The stored ``<vCard/>`` XML or None."""
+
+    async def set(self, owner: str, xml: str) -> None:
+        """Replace the vCard."""
+
+
+class PrivateStore(Protocol):
+    """Private XML storage (XEP-0049), keyed by ``{namespace}localname``."""
+
+    async def get(self, owner: str, key: str) -> str | None:
+        """The stored element XML or None."""
+
+    async def set(self, owner: str, key: str, xml: str) -> None:
+        """Replace the element stored under ``key``."""
+
+
+class BlockingStore(Protocol):
+    """Block lists (XEP-0191)."""
+
+    async def list(self, owner: str) -> list[str]:
+        """Blocked JIDs, sorted."""
+
+    async def add(self, owner: str, jids: Sequence[str]) -> None:
+        """Block JIDs (idempotent)."""
+
+    async def remove(self, owner: str, jids: Sequence[str]) -> None:
+        """Unblock JIDs (idempotent)."""
+
+    async def clear(self, owner: str) -> None:
+        """Unblock everything."""
+
+
+class LoginAuditStore(Protocol):
+    """The durable record of every login success and failure."""
+
+    async def append_many(self, attempts: Sequence[LoginAttempt]) -> None:
+        """Append attempts in one transaction."""
+
+    async def query(
+        self, *, login: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[LoginAttempt]:
+        """Most recent first."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stores:
+    """Everything persistent the kernel and features may use."""
+
+    accounts: AccountStore
+    roster: RosterStore
+    offline: OfflineStore
+    vcards: VCardStore
+    private: PrivateStore
+    blocking: BlockingStore
+    login_audit: LoginAuditStore
