@@ -1,0 +1,123 @@
+"""XEP-0030 Service Discovery: disco#info and disco#items for the server and accounts.
+
+The server (``to=DOMAIN``) answers with its identity and every feature the
+loaded features registered through :class:`~carewire.core.feature.DiscoRegistry`;
+an account's bare JID is answered by the server on the account's behalf
+(XEP-0030 §3.1: "the server itself MUST reply on behalf of the hosted
+account", with "a category of "account" [and] most likely, a type of
+"registered""). The registry is read
+at request time, so features loaded after this one are advertised too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from xml.etree.ElementTree import Element, SubElement
+
+from carewire.core.events import IqRequest
+from carewire.core.feature import FeatureContext, IqTarget
+from carewire.xmpp import ns
+from carewire.xmpp.errors import StanzaCondition, StanzaError
+
+log = logging.getLogger(__name__)
+
+INFO_QUERY = f"{{{ns.DISCO_INFO}}}query"
+ITEMS_QUERY = f"{{{ns.DISCO_ITEMS}}}query"
+
+# XEP-0030 §3.1: "every entity MUST support at least the
+# 'http://jabber.org/protocol/disco#info' feature".
+_DISCO_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS)
+
+
+def _info(identities: Iterable[tuple[str, str, str]], features: Iterable[str]) -> Element:
+    query = Element(INFO_QUERY)
+    for category, type_, name in identities:
+        attrs = {"category": category, "type": type_}
+        if name:
+            attrs["name"] = name
+        SubElement(query, f"{{{ns.DISCO_INFO}}}identity", attrs)
+    for var in sorted(set(features)):
+        SubElement(query, f"{{{ns.DISCO_INFO}}}feature", {"var": var})
+    return query
+
+
+def _check_node(req: IqRequest) -> None:
+    """No node of ours exists yet: a query naming one gets <item-not-found/>.
+
+    XEP-0030 §7 (Error Conditions) lists <item-not-found/> for "the JID or
+    JID+NodeID of the specified target entity does not exist".
+    """
+    if req.payload.get("node") is not None:
+        raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "unknown node")
+
+
+class Disco:
+    """The disco#info / disco#items handlers."""
+
+    def __init__(self, ctx: FeatureContext) -> None:
+        self.ctx = ctx
+
+    async def server_info(self, req: IqRequest) -> Element | None:
+        """disco#info to the server: identity server/im plus the server features."""
+        _check_node(req)
+        identities = [("server", "im", self.ctx.config.server_name)]
+        identities.extend(self.ctx.disco.server_identities)
+        return _info(identities, self.ctx.disco.server_features)
+
+    async def server_items(self, req: IqRequest) -> Element | None:
+        """disco#items to the server: no sub-services are published yet."""
+        _check_node(req)
+        return Element(ITEMS_QUERY)
+
+    async def account_info(self, req: IqRequest) -> Element | None:
+        """disco#info to an account's bare JID (own or another's).
+
+        XEP-0030 §8 (Security Considerations): "In response to a disco#info
+        request, the server MUST return a <service-unavailable/> error if ...
+        The target entity does not exist (no matter if the request specifies a
+        node or not)". Other accounts of this server count as "otherwise
+        trusted" requesters (there is no federation), so no presence
+        subscription is required.
+        """
+        if not await self._exists(req):
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        _check_node(req)
+        return _info([("account", "registered", "")], self.ctx.disco.account_features)
+
+    async def account_items(self, req: IqRequest) -> Element | None:
+        """disco#items to an account's bare JID: nothing is published.
+
+        XEP-0030 §8: "In response to a disco#items request, the server MUST
+        return an empty result set if ... The target entity does not exist (no
+        matter if the request specifies a node or not)".
+        """
+        if await self._exists(req):
+            _check_node(req)
+        return Element(ITEMS_QUERY)
+
+    async def _exists(self, req: IqRequest) -> bool:
+        login = req.to_jid.localpart
+        return login is not None and await self.ctx.stores.accounts.exists(login)
+
+
+def setup(ctx: FeatureContext) -> None:
+    """Register the disco#info and disco#items handlers and advertise them."""
+    disco = Disco(ctx)
+    for var in _DISCO_FEATURES:
+        ctx.disco.add_server_feature(var)
+        ctx.disco.add_account_feature(var)
+    ctx.iq.register(INFO_QUERY, disco.server_info, types=("get",), targets=(IqTarget.HOST,))
+    ctx.iq.register(ITEMS_QUERY, disco.server_items, types=("get",), targets=(IqTarget.HOST,))
+    ctx.iq.register(
+        INFO_QUERY,
+        disco.account_info,
+        types=("get",),
+        targets=(IqTarget.ACCOUNT, IqTarget.BARE),
+    )
+    ctx.iq.register(
+        ITEMS_QUERY,
+        disco.account_items,
+        types=("get",),
+        targets=(IqTarget.ACCOUNT, IqTarget.BARE),
+    )

@@ -1,0 +1,118 @@
+"""Offline message storage (XEP-0160) with delayed-delivery stamps (XEP-0203).
+
+A chat or normal message for an account without an available resource is
+stored durably (the store commits before we return), stamped with
+``<delay/>``, kept for the offline timeout (seed 000: 7 days by default) and
+delivered when the account next sends initial presence.
+"""
+
+from __future__ import annotations
+
+import logging
+from copy import deepcopy
+
+from carewire.core import hook_names as H
+from carewire.core.events import SessionEvent, StanzaEvent
+from carewire.core.feature import FeatureContext
+from carewire.errors import NotFoundError
+from carewire.xmpp import ns
+from carewire.xmpp.errors import StanzaCondition, StanzaError
+from carewire.xmpp.parser import parse_document
+from carewire.xmpp.xml import make, serialize
+
+log = logging.getLogger(__name__)
+
+CHATSTATES = "http://jabber.org/protocol/chatstates"
+PURGE_INTERVAL = 3600.0
+
+
+def _is_worth_storing(event: StanzaEvent) -> bool:
+    """XEP-0160 §3: store normal and chat messages; XEP-0085 §5.5: not bare chat states."""
+    stanza = event.stanza
+    if stanza.get("type", "normal") not in ("normal", "chat"):
+        return False
+    return any(child.tag.split("}", 1)[0] != "{" + CHATSTATES for child in stanza)
+
+
+class OfflineMessages:
+    """Stores messages for absent users and hands them over at initial presence."""
+
+    def __init__(self, ctx: FeatureContext) -> None:
+        self.ctx = ctx
+        # Logins known to have stored messages; None until loaded (then: always ask the store).
+        self.owners: set[str] | None = None
+
+    async def load_owners(self, _payload: object = None) -> None:
+        """Remember who has messages so logins without any skip the database."""
+        self.owners = await self.ctx.stores.offline.owners()
+
+    async def store(self, event: StanzaEvent) -> bool:
+        """Persist a message for an absent account (hook ``message/offline``)."""
+        if not _is_worth_storing(event):
+            return True  # discarded by design (headline, bare chat states)
+        assert event.to_jid is not None and event.to_jid.localpart is not None
+        owner = event.to_jid.localpart
+        limit = self.ctx.config.offline_max_per_user
+        if limit and await self.ctx.stores.offline.count(owner) >= limit:
+            raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "offline storage is full")
+        now = self.ctx.clock.now()
+        stored = deepcopy(event.stanza)
+        stored.append(
+            make(
+                f"{{{ns.DELAY}}}delay",
+                {"from": self.ctx.hosts.domain, "stamp": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+                text="Offline Storage",
+            )
+        )
+        try:
+            await self.ctx.stores.offline.store(
+                owner, serialize(stored, None), stamp=now, expires_at=now + self.ctx.config.offline_ttl
+            )
+        except NotFoundError:
+            # RFC 6121 §8.5.2.2.1: no such account → service-unavailable.
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE) from None
+        if self.owners is not None:
+            self.owners.add(owner)
+        return True
+
+    async def deliver(self, event: SessionEvent) -> None:
+        """Send stored messages to a session that just became available."""
+        session = event.session
+        owner = session.username
+        if self.owners is not None and owner not in self.owners:
+            return
+        messages = await self.ctx.stores.offline.fetch(owner, now=self.ctx.clock.now())
+        for m in messages:
+            try:
+                self.ctx.router.deliver(session, parse_document(m.stanza))
+            except Exception:  # a corrupt row must not block the rest
+                log.exception("stored message %d could not be delivered", m.id)
+        if messages:
+            await self.ctx.stores.offline.delete(owner, [m.id for m in messages])
+            log.info("delivered %d offline messages to %s", len(messages), session.jid)
+        if self.owners is not None:
+            self.owners.discard(owner)
+
+    async def purge(self) -> None:
+        """Discard messages older than the offline timeout."""
+        n = await self.ctx.stores.offline.purge_expired(self.ctx.clock.now())
+        if n:
+            log.info("discarded %d expired offline messages", n)
+            await self.load_owners()
+
+    async def forget(self, event: object) -> None:
+        """An account was removed (its rows went with it)."""
+        login = getattr(event, "login", None)
+        if self.owners is not None and login is not None:
+            self.owners.discard(login)
+
+
+def setup(ctx: FeatureContext) -> None:
+    """Register offline storage."""
+    offline = OfflineMessages(ctx)
+    ctx.hooks.on(H.MESSAGE_OFFLINE, offline.store)
+    ctx.hooks.on(H.SESSION_INITIAL_PRESENCE, offline.deliver)
+    ctx.hooks.on(H.SERVER_STARTED, offline.load_owners)
+    ctx.hooks.on(H.ACCOUNT_REMOVED, offline.forget)
+    ctx.disco.add_server_feature(ns.OFFLINE)
+    ctx.every("offline-purge", PURGE_INTERVAL, offline.purge)

@@ -1,0 +1,99 @@
+"""Offline storage (XEP-0160) with delay stamps (XEP-0203), kept for the offline timeout."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from carewire.core import hook_names as H
+from carewire.core.events import SessionEvent
+from carewire.core.feature import FeatureConfig
+from carewire.xmpp import ns
+from carewire.xmpp.xml import make
+from tests.features.harness import Harness, make_harness
+
+ERR = f"{{{ns.STANZAS_ERR}}}"
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await make_harness(
+        tmp_path, features=["message", "offline"], config=FeatureConfig(offline_ttl=timedelta(days=7), offline_max_per_user=3)
+    )
+    yield harness
+    await harness.close()
+
+
+async def come_online(h: Harness, login: str) -> list:  # type: ignore[type-arg]
+    session, sink = await h.bind(login, "phone")
+    session.presence = make(f"{{{ns.CLIENT}}}presence")
+    await h.kernel.hooks.fire(H.SESSION_INITIAL_PRESENCE, SessionEvent(session=session))
+    return sink.take()
+
+
+async def test_stored_and_delivered_with_delay(h: Harness) -> None:
+    alice, _ = await h.bind("alice", "phone")
+    await h.account("bob")
+    await h.send(alice, "<message to='bob@example.test' type='chat' id='o1'><body>first</body></message>")
+    await h.send(alice, "<message to='bob@example.test' id='o2'><body>second</body></message>")
+    stamp_time = h.clock.now()
+    h.clock.advance(3600)
+    got = await come_online(h, "bob")
+    assert [m.get("id") for m in got] == ["o1", "o2"]
+    delay = got[0].find(f"{{{ns.DELAY}}}delay")
+    assert delay is not None and delay.get("from") == "example.test"
+    assert delay.get("stamp", "").startswith(stamp_time.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert delay.get("stamp", "").endswith("Z")
+    assert await h.kernel.stores.offline.count("bob") == 0
+    assert await come_online(h, "bob") == []  # delivered once
+
+
+async def test_what_is_not_stored(h: Harness) -> None:
+    alice, _ = await h.bind("alice", "phone")
+    await h.account("bob")
+    await h.send(alice, "<message to='bob@example.test' type='headline'><body>x</body></message>")
+    await h.send(alice, "<message to='bob@example.test' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+    await h.send(alice, "<message to='bob@example.test' type='error'><body>x</body></message>")
+    assert await h.kernel.stores.offline.count("bob") == 0
+
+
+async def test_expired_messages_are_discarded(h: Harness) -> None:
+    alice, _ = await h.bind("alice", "phone")
+    await h.account("bob")
+    await h.send(alice, "<message to='bob@example.test' type='chat'><body>old</body></message>")
+    h.clock.advance(timedelta(days=7, seconds=1).total_seconds())
+    assert await come_online(h, "bob") == []
+
+
+async def test_purge_job(h: Harness) -> None:
+    alice, _ = await h.bind("alice", "phone")
+    await h.account("bob")
+    await h.send(alice, "<message to='bob@example.test' type='chat'><body>old</body></message>")
+    h.clock.advance(timedelta(days=8).total_seconds())
+    (job,) = [j for j in h.kernel.ctx.jobs if j.name == "offline-purge"]
+    await job.run()
+    assert await h.kernel.stores.offline.count("bob") == 0
+
+
+async def test_quota_and_unknown_account(h: Harness) -> None:
+    alice, sink = await h.bind("alice", "phone")
+    await h.account("bob")
+    for i in range(4):
+        await h.send(alice, f"<message to='bob@example.test' type='chat' id='q{i}'><body>{i}</body></message>")
+    (err,) = sink.take()
+    assert err.get("id") == "q3" and err.find(f"{{{ns.CLIENT}}}error/{ERR}resource-constraint") is not None
+    await h.send(alice, "<message to='ghost@example.test' type='chat' id='g'><body>x</body></message>")
+    (err,) = sink.take()
+    assert err.find(f"{{{ns.CLIENT}}}error/{ERR}service-unavailable") is not None
+
+
+async def test_owner_cache_skips_the_store(h: Harness) -> None:
+    await h.kernel.hooks.fire(H.SERVER_STARTED, None)  # loads the owner set
+    alice, _ = await h.bind("alice", "phone")
+    await h.account("bob")
+    await h.send(alice, "<message to='bob@example.test' type='chat'><body>x</body></message>")
+    assert len(await come_online(h, "bob")) == 1
+    assert await come_online(h, "bob") == []
