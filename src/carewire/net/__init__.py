@@ -1,0 +1,3 @@
+"""The only package with sockets and TLS: listeners, the connection pump, WebSocket."""
+
+from __future__ import annotations

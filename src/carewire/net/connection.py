@@ -1,0 +1,297 @@
+"""The connection pump: one TCP client connection, TLS in memory BIOs, the stream core.
+
+Theory of operation: :class:`XmppConnection` is an asyncio protocol. Bytes
+arrive in :meth:`data_received`; when TLS is active they go through an
+``ssl.SSLObject`` over two ``MemoryBIO`` objects (so STARTTLS is a mode switch
+and we control buffers). Plaintext feeds the sans-IO
+:class:`~carewire.xmpp.stream.C2SStream`. Negotiation output (headers,
+features, ``<proceed/>``) is written at once; events that need the kernel
+(SASL, bind, stanzas) are queued and handled in order by a short-lived
+worker task. Output is coalesced and flushed once per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections import deque
+from typing import cast
+from xml.etree.ElementTree import Element
+
+from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
+from carewire.core.sessions import Session
+from carewire.net.context import NetContext
+from carewire.xmpp.errors import RemoteProtocolError, StreamCondition
+from carewire.xmpp.stream import C2SStream, Event, StartTlsRequested, StreamEnded, StreamStarted
+
+log = logging.getLogger(__name__)
+
+
+def _tune_socket(sock: socket.socket | None, net: NetContext) -> None:
+    """TCP_NODELAY for latency; keepalive so half-open connections are noticed."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, net.limits.tcp_keepalive_idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, net.limits.tcp_keepalive_interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, net.limits.tcp_keepalive_count)
+    except OSError:  # pragma: no cover - platform specific
+        pass
+
+
+class XmppConnection(asyncio.Protocol):
+    """One client connection (STARTTLS on 5222, or direct TLS on 5223)."""
+
+    def __init__(self, net: NetContext, *, direct_tls: bool) -> None:
+        self.net = net
+        self.direct_tls = direct_tls
+        self.transport: asyncio.Transport | None = None
+        self.stream: C2SStream | None = None
+        self.client: ClientConnection | None = None
+        self.session: Session | None = None
+        self._ssl: ssl.SSLObject | None = None
+        self._in_bio: ssl.MemoryBIO | None = None
+        self._out_bio: ssl.MemoryBIO | None = None
+        self._is_handshaking = False
+        self._queue: deque[Event] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self._is_paused = False
+        self._is_closing = False
+        self.remote_ip = ""
+
+    # -- asyncio protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        _tune_socket(self.transport.get_extra_info("socket"), self.net)
+        peer = self.transport.get_extra_info("peername")
+        self.remote_ip = str(peer[0]) if peer else ""
+        info = ConnectionInfo(
+            remote_ip=self.remote_ip,
+            transport="c2s-tls" if self.direct_tls else "c2s",
+            is_tls_active=self.direct_tls,
+            channel_binding=self.net.channel_binding,
+        )
+        kernel = self.net.kernel
+        self.stream = C2SStream(stream_config(kernel, info, allow_register=self.net.allow_register, limits=self.net.parser_limits))
+        self.client = ClientConnection(
+            kernel=kernel,
+            auth=self.net.auth,
+            stream=self.stream,
+            sink=self,
+            info=info,
+            fake_secret=self.net.fake_secret,
+            on_bound=self._on_bound,
+        )
+        self.net.connections.add(self)
+        loop = asyncio.get_running_loop()
+        self._auth_timer = loop.call_later(self.net.limits.auth_timeout, self._auth_timed_out)
+        if self.direct_tls:
+            self._start_tls()
+
+    def data_received(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.data["last_active"] = self.net.kernel.clock.monotonic()
+        if self._ssl is None:
+            self._feed(data)
+            return
+        assert self._in_bio is not None
+        self._in_bio.write(data)
+        if self._is_handshaking and not self._handshake():
+            return
+        self._feed(self._read_tls())
+
+    def eof_received(self) -> bool | None:
+        return False  # close the transport; connection_lost does the rest
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._is_closing = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        self.net.connections.discard(self)
+        if self.client is not None:
+            self.net.spawn(self._finish(), "c2s-close")
+
+    def pause_writing(self) -> None:
+        """The kernel buffer is full; :meth:`_flush` enforces the hard bound."""
+
+    def resume_writing(self) -> None:
+        """Nothing to do: writes are never held back, only bounded."""
+
+    # -- TLS ------------------------------------------------------------------
+
+    def _start_tls(self) -> None:
+        self._in_bio, self._out_bio = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._ssl = self.net.ssl_context.wrap_bio(self._in_bio, self._out_bio, server_side=True)
+        self._is_handshaking = True
+
+    def _handshake(self) -> bool:
+        """Advance the TLS handshake; True once it is complete."""
+        assert self._ssl is not None
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            self._write_tls_out()
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            log.info("TLS handshake with %s failed: %s", self.remote_ip, exc)
+            self._write_tls_out()
+            self._abort()
+            return False
+        self._is_handshaking = False
+        self._write_tls_out()
+        if not self.direct_tls and self.stream is not None:
+            self.stream.tls_established()
+        return True
+
+    def _read_tls(self) -> bytes:
+        assert self._ssl is not None
+        chunks = []
+        while True:
+            try:
+                chunk = self._ssl.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._close_transport()
+                break
+            except ssl.SSLError as exc:
+                log.info("TLS error from %s: %s", self.remote_ip, exc)
+                self._abort()
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        self._write_tls_out()  # TLS 1.3 post-handshake messages, alerts
+        return b"".join(chunks)
+
+    def _write_tls_out(self) -> None:
+        assert self._out_bio is not None
+        if self._out_bio.pending and self.transport is not None:
+            self.transport.write(self._out_bio.read())
+
+    # -- stream ---------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        if not data or self.stream is None or self._is_closing:
+            return
+        for event in self.stream.receive_data(data):
+            if isinstance(event, StreamStarted):
+                continue
+            if isinstance(event, StartTlsRequested):
+                self._flush()  # <proceed/> goes out in plaintext, then we switch
+                self._start_tls()
+                continue
+            if isinstance(event, StreamEnded) and self.transport is not None:
+                self.transport.pause_reading()
+                self._is_paused = True
+            self._queue.append(event)
+        self._flush()
+        if self._queue and self._worker is None:
+            self._worker = self.net.spawn(self._drain(), "c2s-worker")
+        if len(self._queue) > self.net.limits.max_pending_events and not self._is_paused:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self._is_paused = True
+
+    async def _drain(self) -> None:
+        assert self.client is not None
+        try:
+            while self._queue:
+                event = self._queue.popleft()
+                try:
+                    await self.client.handle(event)
+                except RemoteProtocolError as err:
+                    self.close(err.condition, err.text)
+                except Exception:  # supervisor: one bad stanza must not kill the server
+                    log.exception("error handling a stream event from %s", self.remote_ip)
+                    self.close(StreamCondition.INTERNAL_SERVER_ERROR)
+                self._flush()
+                if isinstance(event, StreamEnded):
+                    self._close_transport()
+                    self._queue.clear()
+        finally:
+            self._worker = None
+            if self._is_paused and not self._is_closing and self.transport is not None:
+                if not (self.stream and self.stream.is_closed):
+                    self._is_paused = False
+                    self.transport.resume_reading()
+
+    def _on_bound(self, session: Session) -> None:
+        self.session = session
+        session.data["last_active"] = self.net.kernel.clock.monotonic()
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def _auth_timed_out(self) -> None:
+        self._auth_timer = None
+        if self.session is None:
+            log.info("closing %s: not authenticated in time", self.remote_ip)
+            self.close(StreamCondition.CONNECTION_TIMEOUT, "authenticate and bind sooner")
+
+    async def _finish(self) -> None:
+        assert self.client is not None
+        await self.client.closed()
+
+    # -- sink (used by the kernel's Session) -----------------------------------
+
+    def send_element(self, element: Element) -> None:
+        """Queue a stanza; it is written at the end of this loop iteration."""
+        if self._is_closing or self.stream is None:
+            return
+        self.stream.send_element(element)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
+        """Close the stream (with a stream error if ``condition``) and the connection."""
+        if self.stream is not None:
+            self.stream.close(condition, text)
+        self._flush()
+        self._close_transport()
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self.stream is None or self.transport is None or self.transport.is_closing():
+            return
+        chunks = self.stream.data_to_send()
+        if not chunks:
+            return
+        data = b"".join(chunks)
+        if self._ssl is not None:
+            if self._is_handshaking:
+                return  # nothing may go out in plaintext once TLS has begun
+            self._ssl.write(data)
+            self._write_tls_out()
+        else:
+            self.transport.write(data)
+        if self.transport.get_write_buffer_size() > self.net.limits.max_send_buffer:
+            log.warning("closing %s: the client stopped reading", self.remote_ip)
+            self._abort()
+
+    def _close_transport(self) -> None:
+        if self._is_closing:
+            return
+        self._is_closing = True
+        if self._ssl is not None and not self._is_handshaking:
+            try:
+                self._ssl.unwrap()
+            except ssl.SSLError:
+                pass
+            self._write_tls_out()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self._is_closing = True
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,56 @@
+"""What every connection of a running server shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from carewire.core.auth import Authenticator
+from carewire.core.kernel import Kernel
+from carewire.xmpp.parser import ParserLimits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetLimits:
+    """Per-connection bounds."""
+
+    max_send_buffer: int = 1024 * 1024  # a client that stops reading is cut off past this
+    max_pending_events: int = 256  # stop reading while this many stanzas wait
+    auth_timeout: float = 60.0  # seconds to authenticate and bind
+    tcp_keepalive_idle: int = 60  # half-open TCP detection (seconds)
+    tcp_keepalive_interval: int = 10
+    tcp_keepalive_count: int = 3
+
+
+@dataclass(slots=True, kw_only=True)
+class NetContext:
+    """Shared by the listeners and connections of one server."""
+
+    kernel: Kernel
+    auth: Authenticator
+    ssl_context: ssl.SSLContext
+    channel_binding: bytes | None
+    fake_secret: bytes
+    allow_register: bool = False
+    parser_limits: ParserLimits = field(default_factory=ParserLimits)
+    limits: NetLimits = field(default_factory=NetLimits)
+    connections: set[Any] = field(default_factory=set)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start a task this context owns (cancelled at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())

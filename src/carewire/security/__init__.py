@@ -1,0 +1,3 @@
+"""Certificates, at-rest encryption and the audit trail."""
+
+from __future__ import annotations

@@ -1,0 +1,37 @@
+"""The HTTPS application: XMPP over WebSocket and health, on the server's certificate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from carewire.net.context import NetContext
+from carewire.net.websocket import serve_websocket
+
+
+def create_app(net: NetContext) -> Starlette:
+    """The app served on the HTTPS port."""
+
+    async def healthz(_request: Request) -> JSONResponse:
+        body: dict[str, Any] = {
+            "status": "ok",
+            "domain": net.kernel.hosts.domain,
+            "sessions": len(net.kernel.sessions),
+            "connections": len(net.connections),
+        }
+        return JSONResponse(body)
+
+    async def xmpp_websocket(ws: WebSocket) -> None:
+        await serve_websocket(ws, net)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            WebSocketRoute("/xmpp-websocket", xmpp_websocket),
+        ]
+    )

@@ -1,0 +1,81 @@
+"""Configuration: defaults, TOML, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from carewire.config import load, parse_duration, render_default
+from carewire.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "carewire.toml").write_text(text)
+    return tmp_path
+
+
+def test_defaults_and_rendered_file(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("hospital.example")), env={})
+    assert cfg.server.domain == "hospital.example"
+    assert (cfg.server.c2s_port, cfg.server.c2s_tls_port, cfg.server.s2s_port, cfg.server.https_port) == (
+        5222, 5223, 5269, 8443,
+    )
+    assert parse_duration(cfg.xmpp.offline_message_timeout, "k") == timedelta(days=7)
+    assert cfg.database_url == f"sqlite:///{tmp_path.resolve() / 'carewire.db'}"
+    assert cfg.cert_file == tmp_path.resolve() / "certs/xmpp.pem"
+
+
+def test_env_overrides(tmp_path: Path) -> None:
+    env = {
+        "CAREWIRE_SERVER_C2S_PORT": "15222",
+        "CAREWIRE_XMPP_REGISTER_ENABLED": "true",
+        "CAREWIRE_XMPP_FEATURES": "message, offline",
+        "CAREWIRE_STORAGE_URL": "postgresql://db.example/carewire",
+    }
+    cfg = load(write(tmp_path, render_default("h.example")), env=env)
+    assert cfg.server.c2s_port == 15222 and cfg.xmpp.register_enabled is True
+    assert cfg.xmpp.features == ("message", "offline")
+    assert cfg.database_url == "postgresql://db.example/carewire"
+
+
+def test_overrides_from_the_command_line(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("h.example")), env={}, overrides={"server": {"c2s_port": 0}})
+    assert cfg.server.c2s_port == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("[server]\nc2s_prot = 1\n", {}, "server.c2s_prot: unknown key"),
+        ("[server]\nc2s_port = 'x'\n", {}, "server.c2s_port: expected an integer"),
+        ("[server]\nc2s_port = 70000\n", {}, "server.c2s_port: expected a port"),
+        ("[server]\ndomain = 'Bad Domain'\n", {}, "server.domain"),
+        ("[xmpp]\noffline_message_timeout = 'soon'\n", {}, "xmpp.offline_message_timeout"),
+        ("[xmpp]\nregister_enabled = 'yes'\n", {}, "xmpp.register_enabled: expected true or false"),
+        ("[xmpp]\nscram_iterations = 10\n", {}, "xmpp.scram_iterations"),
+        ("[xmpp]\nlogin_delay_after = 11\n", {}, "xmpp.login_delay_after"),
+        ("[nosuch]\na = 1\n", {}, "nosuch: unknown section"),
+        ("server = 1\n", {}, "server: expected a table"),
+        ("[server\n", {}, "not valid TOML"),
+        ("", {"CAREWIRE_SERVER_HTTPS_PORT": "abc"}, "CAREWIRE_SERVER_HTTPS_PORT: expected an integer"),
+        ("", {"CAREWIRE_XMPP_REGISTER_ENABLED": "maybe"}, "CAREWIRE_XMPP_REGISTER_ENABLED"),
+        ("[log]\nlevel = 'loud'\n", {}, "log.level"),
+        ("[storage]\nurl = 'mysql://x'\n", {}, "storage.url"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load(write(tmp_path, text), env=env)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7d", 604800), ("13h", 46800), ("30m", 1800), ("45s", 45), (90, 90), ("12", 12)])
+def test_durations(value: object, seconds: int) -> None:
+    assert parse_duration(value, "k") == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", ["-1", "7w", True, "", "1.5h"])
+def test_bad_durations(value: object) -> None:
+    with pytest.raises(ConfigError, match="k:"):
+        parse_duration(value, "k")
