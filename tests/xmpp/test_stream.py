@@ -326,3 +326,10 @@ def test_table_targets_are_states() -> None:
     for (state, inp), nxt in TRANSITIONS.items():
         assert isinstance(state, State) and isinstance(inp, Input) and isinstance(nxt, State)
         assert state is not State.CLOSED
+
+
+def test_stanzas_before_a_parse_error_are_kept() -> None:
+    s = to_state(State.ESTABLISHED)
+    events = s.receive_data(b"<message to='b@example.test'><body>1</body></message><<bad")
+    assert isinstance(events[0], StanzaReceived)
+    assert isinstance(events[1], StreamEnded) and events[1].condition is StreamCondition.NOT_WELL_FORMED

@@ -160,18 +160,26 @@ class XmppConnection(asyncio.Protocol):
                 chunk = self._ssl.read(65536)
             except ssl.SSLWantReadError:
                 break
-            except ssl.SSLZeroReturnError:
-                self._close_transport()
-                break
             except ssl.SSLError as exc:
                 log.info("TLS error from %s: %s", self.remote_ip, exc)
                 self._abort()
                 break
             if not chunk:
+                # CPython returns b"" (SSL_ERROR_ZERO_RETURN) on the peer's close_notify:
+                # RFC 8446 §6.1, answer with ours and close.
+                self._peer_closed_tls()
                 break
             chunks.append(chunk)
         self._write_tls_out()  # TLS 1.3 post-handshake messages, alerts
         return b"".join(chunks)
+
+    def _peer_closed_tls(self) -> None:
+        if self.stream is not None and not self.stream.is_closed:
+            self._queue.append(StreamEnded())  # the session ends like a closed stream
+            if self._worker is None:
+                self._worker = self.net.spawn(self._drain(), "c2s-worker")
+        else:
+            self._close_transport()
 
     def _write_tls_out(self) -> None:
         assert self._out_bio is not None

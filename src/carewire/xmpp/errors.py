@@ -9,6 +9,7 @@ machine for something the current state does not allow).
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.xmpp import ns
@@ -109,6 +110,8 @@ class RemoteProtocolError(XMPPError):
         super().__init__(f"{condition.value}: {text}" if text else condition.value)
         self.condition = condition
         self.text = text
+        # What the input completed before the error (e.g. parser events), for the caller.
+        self.completed: list[Any] = []
 
 
 class LocalProtocolError(XMPPError):

@@ -108,10 +108,6 @@ def _xml_decl(version: str, encoding: str | None, standalone: int) -> None:
         raise RemoteProtocolError(_C.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8")
 
 
-def _ignore(_: object) -> None:
-    """Stand-in for parser methods this expat lacks."""
-
-
 def _tag_end(buf: bytes | bytearray, pos: int, quote: bytes) -> tuple[int, bytes]:
     """Scan a start tag from ``pos``: index after its ``>`` (or -1) and the open quote."""
     while True:
@@ -167,9 +163,9 @@ class StreamParser:
         p = expat.ParserCreate("UTF-8", "}", intern=None)  # no unbounded name dict
         p.buffer_text = True
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        # Expat >= 2.6 may defer re-parsing an unfinished token, which would
-        # delay events; we bound that cost ourselves (see _start_hold).
-        getattr(p, "SetReparseDeferralEnabled", _ignore)(False)
+        # Expat >= 2.6 may defer re-parsing an unfinished token, which would delay
+        # events; we bound that cost ourselves (_start_hold). (bool: no-op if absent.)
+        getattr(p, "SetReparseDeferralEnabled", bool)(False)
         for name, handler in _REFUSALS.items():
             setattr(p, name, handler)
         p.XmlDeclHandler = _xml_decl
@@ -201,17 +197,27 @@ class StreamParser:
         """
         if self._dead is not None:
             raise RemoteProtocolError(self._dead.condition, self._dead.text)
-        self._run(data, False)
+        try:
+            self._run(data, False)
+        except RemoteProtocolError as exc:
+            # Stanzas completed before the error still count ("nothing is lost").
+            exc.completed = self._events
+            self._events = []
+            raise
         events = self._events
         self._events = []
         return events
 
     # -- driving expat ---------------------------------------------------------------
 
+    def _release(self) -> None:
+        """Break the parser <-> handler reference cycle so memory is freed at once."""
+        p = self._p
+        p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
+
     def _fail(self, exc: RemoteProtocolError) -> NoReturn:
         self._dead = exc
-        self._p.StartElementHandler = self._p.EndElementHandler = None
-        self._p.CharacterDataHandler = None
+        self._release()
         raise exc
 
     def _run(self, data: bytes, final: bool) -> None:
@@ -394,6 +400,7 @@ def parse_document(data: bytes | str, limits: ParserLimits = DEFAULT_LIMITS) -> 
     parser = StreamParser.__new__(StreamParser)
     parser._setup(limits, document=True)
     parser._run(data, True)
+    parser._release()
     event = parser._events[0]
     assert isinstance(event, ElementReceived)
     return event.element

@@ -255,10 +255,11 @@ class C2SStream:
         """Feed bytes of a TCP stream; returns the events they complete."""
         if self.state is S.CLOSED:
             return []
+        error: RemoteProtocolError | None = None
         try:
             parsed = self._parser.feed(data)
         except RemoteProtocolError as err:
-            return [self._fail(err.condition, err.text)]
+            parsed, error = err.completed, err
         events: list[Event] = []
         for item in parsed:
             ev: Event | None
@@ -272,7 +273,9 @@ class C2SStream:
                 events.append(ev)
             if self.state in (S.CLOSED, S.TLS_HANDSHAKE):
                 # Nothing after <starttls/> may be read before TLS (no plaintext injection).
-                break
+                return events
+        if error is not None:
+            events.append(self._fail(error.condition, error.text))
         return events
 
     def receive_message(self, message: bytes | str) -> list[Event]:
