@@ -1,0 +1,31 @@
+"""A shared server per test worker; every test uses its own fresh accounts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.interop.rawclient import close_leftover_clients
+from tests.interop.slix import SlixClient, clients
+from tests.serverproc import RunningServer, running_server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("server"), accounts=400) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+async def _close_raw_clients() -> AsyncIterator[None]:
+    """Abort the raw connections a test left open, so a failure does not leak sockets."""
+    yield
+    await close_leftover_clients()
+
+
+@pytest.fixture
+async def slix() -> AsyncIterator[Callable[..., Awaitable[SlixClient]]]:
+    """slixmpp clients: ``await slix(server, login, password, ...)``; all end disconnected."""
+    async with clients() as make:
+        yield make

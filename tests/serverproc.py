@@ -1,0 +1,106 @@
+"""Run a real ``carewire serve`` subprocess on free loopback ports for integration tests.
+
+The server picks its own ports (``--c2s-port 0``) and reports them in
+``run/ports.json``, so tests never collide with each other or with a running
+server. Accounts ``user0 … userN`` (password ``pw-userN``) are provisioned
+before start; :meth:`RunningServer.account` hands each test fresh ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOMAIN = "carewire.test"
+CAREWIRE = [sys.executable, "-m", "carewire"]
+
+
+@dataclass
+class RunningServer:
+    """A server subprocess and what tests need to reach it."""
+
+    data_dir: Path
+    ports: dict[str, int]
+    proc: subprocess.Popen[bytes]
+    accounts: int
+    domain: str = DOMAIN
+    _next: Iterator[int] = field(default_factory=lambda: itertools.count())
+
+    def account(self) -> tuple[str, str]:
+        """A fresh (login, password) no other test uses."""
+        n = next(self._next)
+        if n >= self.accounts:
+            raise RuntimeError("the test server ran out of provisioned accounts")
+        return f"user{n}", f"pw-user{n}"
+
+    def jid(self, login: str) -> str:
+        return f"{login}@{self.domain}"
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``carewire ARGS --data-dir DIR`` against this server's data."""
+        return subprocess.run(
+            [*CAREWIRE, *args, "--data-dir", str(self.data_dir)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def log(self) -> str:
+        return (self.data_dir / "serve.log").read_text(errors="replace")
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CAREWIRE, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, *, accounts: int = 100, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Init a data directory, provision accounts, serve, and stop cleanly afterwards."""
+    full_env = {**os.environ, "CAREWIRE_LOG_LEVEL": "info", **(env or {})}
+    r = cli("init", "--data-dir", str(data_dir), "--domain", DOMAIN, env=full_env)
+    assert r.returncode == 0, r.stderr
+    if accounts:
+        csv = data_dir / "accounts.csv"
+        csv.write_text("".join(f"user{i},pw-user{i}\n" for i in range(accounts)))
+        r = cli("user", "import", str(csv), "--quiet", "--data-dir", str(data_dir), env=full_env)
+        assert r.returncode == 0, r.stderr
+    log = (data_dir / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [*CAREWIRE, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
+         "--c2s-port", "0", "--c2s-tls-port", "0", "--https-port", "0", "--s2s-port", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+    )
+    ports_file = data_dir / "run" / "ports.json"
+    deadline = time.monotonic() + 30
+    while not ports_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start:\n" + (data_dir / "serve.log").read_text())
+        time.sleep(0.05)
+    ports = json.loads(ports_file.read_text())
+    server = RunningServer(data_dir=data_dir, ports=ports, proc=proc, accounts=accounts)
+    try:
+        yield server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
