@@ -42,8 +42,12 @@ check: $(VENV)/.installed-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## make bench: the load scenarios of bench/ (see bench/README.md).
-bench: $(VENV)/.installed-dev
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+## make bench: the load scenarios of bench/ (see bench/README.md), e.g. BENCH_ARGS=all.
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -61,7 +61,9 @@ class RunningServer:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CAREWIRE, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+    return subprocess.run(
+        [*CAREWIRE, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 @contextmanager
@@ -79,8 +81,22 @@ def running_server(
         assert r.returncode == 0, r.stderr
     log = (data_dir / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [*CAREWIRE, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1",
-         "--c2s-port", "0", "--c2s-tls-port", "0", "--https-port", "0", "--s2s-port", "0"],
+        [
+            *CAREWIRE,
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--bind",
+            "127.0.0.1",
+            "--c2s-port",
+            "0",
+            "--c2s-tls-port",
+            "0",
+            "--https-port",
+            "0",
+            "--s2s-port",
+            "0",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=full_env,

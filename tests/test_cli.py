@@ -37,19 +37,37 @@ def test_init_creates_everything(data: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_init_rejects_a_bad_domain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "init", "--data-dir", str(tmp_path / "d"), "--domain", "not a domain")
+    code, _, err = run(
+        capsys, "init", "--data-dir", str(tmp_path / "d"), "--domain", "not a domain"
+    )
     assert code == 2 and "server.domain" in err
     assert not (tmp_path / "d" / "carewire.toml").exists()
 
 
-def test_commands_need_an_initialised_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_need_an_initialised_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "user", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "carewire init" in err
 
 
 def test_user_lifecycle(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = str(data)
-    assert run(capsys, "user", "add", "Nurse.Joy", "--password", "pw1", "--first-name", "Joy", "--data-dir", d)[0] == 0
+    assert (
+        run(
+            capsys,
+            "user",
+            "add",
+            "Nurse.Joy",
+            "--password",
+            "pw1",
+            "--first-name",
+            "Joy",
+            "--data-dir",
+            d,
+        )[0]
+        == 0
+    )
     code, _, err = run(capsys, "user", "add", "nurse.joy", "--password", "pw1", "--data-dir", d)
     assert code == 2 and "nurse.joy" in err.lower()
     code, out, _ = run(capsys, "user", "list", "--data-dir", d)
@@ -67,7 +85,9 @@ def test_user_lifecycle(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "user", "remove", "nurse.joy", "--data-dir", d)[0] == 1
 
 
-def test_import_reports_bad_rows_and_keeps_good_ones(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_reports_bad_rows_and_keeps_good_ones(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv = data / "staff.csv"
     csv.write_text(
         "login,password,first_name,last_name\n"
@@ -100,7 +120,13 @@ def test_import_missing_file(data: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
-    for args in (["--help"], ["init", "--help"], ["serve", "--help"], ["user", "--help"], ["user", "import", "--help"]):
+    for args in (
+        ["--help"],
+        ["init", "--help"],
+        ["serve", "--help"],
+        ["user", "--help"],
+        ["user", "import", "--help"],
+    ):
         with pytest.raises(SystemExit) as exc:
             parser.parse_args(args)
         assert exc.value.code == 0

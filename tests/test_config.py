@@ -19,8 +19,16 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_rendered_file(tmp_path: Path) -> None:
     cfg = load(write(tmp_path, render_default("hospital.example")), env={})
     assert cfg.server.domain == "hospital.example"
-    assert (cfg.server.c2s_port, cfg.server.c2s_tls_port, cfg.server.s2s_port, cfg.server.https_port) == (
-        5222, 5223, 5269, 8443,
+    assert (
+        cfg.server.c2s_port,
+        cfg.server.c2s_tls_port,
+        cfg.server.s2s_port,
+        cfg.server.https_port,
+    ) == (
+        5222,
+        5223,
+        5269,
+        8443,
     )
     assert parse_duration(cfg.xmpp.offline_message_timeout, "k") == timedelta(days=7)
     assert cfg.database_url == f"sqlite:///{tmp_path.resolve() / 'carewire.db'}"
@@ -41,7 +49,9 @@ def test_env_overrides(tmp_path: Path) -> None:
 
 
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:
-    cfg = load(write(tmp_path, render_default("h.example")), env={}, overrides={"server": {"c2s_port": 0}})
+    cfg = load(
+        write(tmp_path, render_default("h.example")), env={}, overrides={"server": {"c2s_port": 0}}
+    )
     assert cfg.server.c2s_port == 0
 
 
@@ -59,7 +69,11 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[nosuch]\na = 1\n", {}, "nosuch: unknown section"),
         ("server = 1\n", {}, "server: expected a table"),
         ("[server\n", {}, "not valid TOML"),
-        ("", {"CAREWIRE_SERVER_HTTPS_PORT": "abc"}, "CAREWIRE_SERVER_HTTPS_PORT: expected an integer"),
+        (
+            "",
+            {"CAREWIRE_SERVER_HTTPS_PORT": "abc"},
+            "CAREWIRE_SERVER_HTTPS_PORT: expected an integer",
+        ),
         ("", {"CAREWIRE_XMPP_REGISTER_ENABLED": "maybe"}, "CAREWIRE_XMPP_REGISTER_ENABLED"),
         ("[log]\nlevel = 'loud'\n", {}, "log.level"),
         ("[storage]\nurl = 'mysql://x'\n", {}, "storage.url"),
@@ -70,7 +84,10 @@ def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], mes
         load(write(tmp_path, text), env=env)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("7d", 604800), ("13h", 46800), ("30m", 1800), ("45s", 45), (90, 90), ("12", 12)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("7d", 604800), ("13h", 46800), ("30m", 1800), ("45s", 45), (90, 90), ("12", 12)],
+)
 def test_durations(value: object, seconds: int) -> None:
     assert parse_duration(value, "k") == timedelta(seconds=seconds)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import getpass
 import os
@@ -33,7 +34,10 @@ def _data_dir(args: argparse.Namespace) -> Path:
 def _config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
     data_dir = _data_dir(args)
     if not (data_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{data_dir}/{CONFIG_FILE} not found: run 'carewire init --data-dir {data_dir} --domain DOMAIN' first")
+        raise ConfigError(
+            f"{data_dir}/{CONFIG_FILE} not found: "
+            f"run 'carewire init --data-dir {data_dir} --domain DOMAIN' first"
+        )
     return load(data_dir, overrides=overrides)
 
 
@@ -109,10 +113,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args, {"server": overrides} if overrides else None)
     log.setup(args.log_level or cfg.log.level)
     install_uvloop()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(cfg))
-    except KeyboardInterrupt:  # pragma: no cover
-        pass
     return 0
 
 
@@ -139,7 +141,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     item = AccountInput(
-        login=args.login, password=_password(args), first_name=args.first_name or "", last_name=args.last_name or ""
+        login=args.login,
+        password=_password(args),
+        first_name=args.first_name or "",
+        last_name=args.last_name or "",
     )
 
     async def work(accounts: Any) -> int:
@@ -172,7 +177,11 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         for a in rows:
             if args.locked and not a.is_locked:
                 continue
-            state = "locked" if a.is_locked else (f"{a.failed_logins} failed" if a.failed_logins else "ok")
+            state = (
+                "locked"
+                if a.is_locked
+                else (f"{a.failed_logins} failed" if a.failed_logins else "ok")
+            )
             name = f"{a.first_name} {a.last_name}".strip()
             print(f"{a.login}@{cfg.server.domain}\t{name}\t{state}")
         print(f"{len(rows)} accounts", file=sys.stderr)
@@ -233,7 +242,10 @@ def read_import_rows(path: Path) -> tuple[list[ImportRow], list[str]]:
         if n == 1 and cells[0].strip().lower() == "login":
             continue
         if len(cells) not in (2, 3, 4):
-            problems.append(f"line {n}: expected login,password[,first_name,last_name], got {len(cells)} columns")
+            problems.append(
+                f"line {n}: expected login,password[,first_name,last_name], "
+                f"got {len(cells)} columns"
+            )
             continue
         rows.append(ImportRow(n, cells))
     return rows, problems
@@ -251,10 +263,14 @@ def cmd_user_import(args: argparse.Namespace) -> int:
     async def work(accounts: Any) -> int:
         prepared = []
         seen: set[str] = set()
-        for row in tqdm(rows, desc="deriving keys", unit="account", disable=args.quiet, file=sys.stderr):
+        for row in tqdm(
+            rows, desc="deriving keys", unit="account", disable=args.quiet, file=sys.stderr
+        ):
             c = row.cells + [""] * (4 - len(row.cells))
             try:
-                item = accounts.prepare(AccountInput(login=c[0], password=c[1], first_name=c[2], last_name=c[3]))
+                item = accounts.prepare(
+                    AccountInput(login=c[0], password=c[1], first_name=c[2], last_name=c[3])
+                )
             except CarewireError as exc:
                 problems.append(f"line {row.line}: {exc.message}")
                 continue
@@ -264,7 +280,13 @@ def cmd_user_import(args: argparse.Namespace) -> int:
             seen.add(item.login)
             prepared.append(item)
         created, skipped = 0, []
-        for i in tqdm(range(0, len(prepared), 500), desc="writing", unit="batch", disable=args.quiet, file=sys.stderr):
+        for i in tqdm(
+            range(0, len(prepared), 500),
+            desc="writing",
+            unit="batch",
+            disable=args.quiet,
+            file=sys.stderr,
+        ):
             n, sk = await accounts.create_many(prepared[i : i + 500])
             created += n
             skipped += sk
@@ -272,7 +294,10 @@ def cmd_user_import(args: argparse.Namespace) -> int:
             print(f"error: {p}", file=sys.stderr)
         for login in skipped:
             print(f"skipped: {login} already exists", file=sys.stderr)
-        print(f"imported {created} accounts, {len(skipped)} already existed, {len(problems)} rows rejected")
+        print(
+            f"imported {created} accounts, {len(skipped)} already existed, "
+            f"{len(problems)} rows rejected"
+        )
         return 1 if problems else 0
 
     return asyncio.run(_with_accounts(cfg, work))
@@ -283,7 +308,9 @@ def cmd_user_import(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``--help`` everywhere)."""
-    p = argparse.ArgumentParser(prog="carewire", description="Carewire clinical communication server.")
+    p = argparse.ArgumentParser(
+        prog="carewire", description="Carewire clinical communication server."
+    )
     p.add_argument("--version", action="version", version=f"carewire {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -291,39 +318,66 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", help="data directory (default ./data or $CAREWIRE_DATA_DIR)")
         return sp
 
-    init = with_data_dir(sub.add_parser("init", help="create a data directory", description=cmd_init.__doc__))
+    init = with_data_dir(
+        sub.add_parser("init", help="create a data directory", description=cmd_init.__doc__)
+    )
     init.add_argument("--domain", required=True, help="the chat domain, e.g. chat.hospital.example")
     init.set_defaults(func=cmd_init)
 
-    serve = with_data_dir(sub.add_parser("serve", help="run the server", description=cmd_serve.__doc__))
+    serve = with_data_dir(
+        sub.add_parser("serve", help="run the server", description=cmd_serve.__doc__)
+    )
     serve.add_argument("--bind", help="address to listen on (overrides server.bind)")
-    for flag, key in (("--c2s-port", "c2s"), ("--c2s-tls-port", "direct TLS"), ("--s2s-port", "federation"), ("--https-port", "HTTPS")):
-        serve.add_argument(flag, type=int, help=f"{key} port; 0 picks a free one (written to run/ports.json)")
+    for flag, key in (
+        ("--c2s-port", "c2s"),
+        ("--c2s-tls-port", "direct TLS"),
+        ("--s2s-port", "federation"),
+        ("--https-port", "HTTPS"),
+    ):
+        serve.add_argument(
+            flag, type=int, help=f"{key} port; 0 picks a free one (written to run/ports.json)"
+        )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage accounts", description="Manage XMPP accounts.")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    add = with_data_dir(usub.add_parser("add", help="create an account", description=cmd_user_add.__doc__))
+    add = with_data_dir(
+        usub.add_parser("add", help="create an account", description=cmd_user_add.__doc__)
+    )
     add.add_argument("login")
     add.add_argument("--password", help="the password (prompted for when omitted)")
     add.add_argument("--first-name")
     add.add_argument("--last-name")
     add.set_defaults(func=cmd_user_add)
-    pw = with_data_dir(usub.add_parser("passwd", help="set a password", description=cmd_user_passwd.__doc__))
+    pw = with_data_dir(
+        usub.add_parser("passwd", help="set a password", description=cmd_user_passwd.__doc__)
+    )
     pw.add_argument("login")
     pw.add_argument("--password", help="the new password (prompted for when omitted)")
     pw.set_defaults(func=cmd_user_passwd)
-    ls = with_data_dir(usub.add_parser("list", help="list accounts", description=cmd_user_list.__doc__))
+    ls = with_data_dir(
+        usub.add_parser("list", help="list accounts", description=cmd_user_list.__doc__)
+    )
     ls.add_argument("--locked", action="store_true", help="only locked accounts")
     ls.set_defaults(func=cmd_user_list)
-    rm = with_data_dir(usub.add_parser("remove", help="delete an account", description=cmd_user_remove.__doc__))
+    rm = with_data_dir(
+        usub.add_parser("remove", help="delete an account", description=cmd_user_remove.__doc__)
+    )
     rm.add_argument("login")
     rm.set_defaults(func=cmd_user_remove)
-    un = with_data_dir(usub.add_parser("unlock", help="unlock a locked account", description=cmd_user_unlock.__doc__))
+    un = with_data_dir(
+        usub.add_parser(
+            "unlock", help="unlock a locked account", description=cmd_user_unlock.__doc__
+        )
+    )
     un.add_argument("login")
     un.set_defaults(func=cmd_user_unlock)
-    imp = with_data_dir(usub.add_parser("import", help="create accounts from CSV", description=cmd_user_import.__doc__))
+    imp = with_data_dir(
+        usub.add_parser(
+            "import", help="create accounts from CSV", description=cmd_user_import.__doc__
+        )
+    )
     imp.add_argument("file", help="CSV with columns login,password[,first_name,last_name]")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_user_import)

@@ -26,13 +26,17 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(value: Any, key: str) -> timedelta:
     """'7d', '13h', '30m', '45s' or a number of seconds."""
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}")
+        raise ConfigError(
+            f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         m = _DURATION.match(str(value))
         if not m:
-            raise ConfigError(f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}")
+            raise ConfigError(
+                f"{key}: expected a duration like '7d', '13h', '30m' or seconds, got {value!r}"
+            )
         seconds = float(int(m.group(1)) * _UNITS[m.group(2)])
     if seconds < 0:
         raise ConfigError(f"{key}: a duration cannot be negative")
@@ -187,19 +191,34 @@ def _validate(cfg: Config) -> None:
     x = cfg.xmpp
     if not 1 <= x.login_delay_after <= x.lockout_after:
         raise ConfigError("xmpp.login_delay_after: must be between 1 and xmpp.lockout_after")
-    for key in ("offline_message_timeout", "ping_interval", "ping_timeout", "auth_timeout", "login_delay"):
+    for key in (
+        "offline_message_timeout",
+        "ping_interval",
+        "ping_timeout",
+        "auth_timeout",
+        "login_delay",
+    ):
         parse_duration(getattr(x, key), f"xmpp.{key}")
     if x.max_stanza_bytes < 10_000:
         raise ConfigError("xmpp.max_stanza_bytes: must be at least 10000 (RFC 6120 §13.12)")
     if x.scram_iterations < 4096:
         raise ConfigError("xmpp.scram_iterations: must be at least 4096 (RFC 7677)")
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}")
+        raise ConfigError(
+            f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
+        )
     if not cfg.storage.url.startswith(("sqlite", "postgres")):
-        raise ConfigError(f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}")
+        raise ConfigError(
+            f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
+        )
 
 
-def load(data_dir: Path, *, env: dict[str, str] | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+def load(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
     """Read and validate the configuration of ``data_dir``."""
     env = dict(os.environ) if env is None else env
     path = data_dir / CONFIG_FILE

@@ -112,7 +112,9 @@ class Server:
         nofile = raise_open_files_limit()
         cert = ensure_certificate(cfg.server.domain, cfg.cert_file, cfg.key_file)
         if cert.not_after <= self.clock.now():
-            raise ConfigError(f"tls.cert: the certificate expired on {cert.not_after:%Y-%m-%d}; upload a new one")
+            raise ConfigError(
+                f"tls.cert: the certificate expired on {cert.not_after:%Y-%m-%d}; upload a new one"
+            )
         await migrate.upgrade(cfg.database_url)
         self._db, stores = await storage.open_stores(cfg.database_url)
         kernel = Kernel(
@@ -144,7 +146,9 @@ class Server:
             parser_limits=ParserLimits(max_stanza_bytes=cfg.xmpp.max_stanza_bytes),
             limits=NetLimits(
                 max_send_buffer=cfg.xmpp.max_send_buffer,
-                auth_timeout=parse_duration(cfg.xmpp.auth_timeout, "xmpp.auth_timeout").total_seconds(),
+                auth_timeout=parse_duration(
+                    cfg.xmpp.auth_timeout, "xmpp.auth_timeout"
+                ).total_seconds(),
             ),
         )
         await self._listen()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -22,7 +23,9 @@ POLICY = LockoutPolicy()
 
 
 def account(failed: int = 0, last: datetime | None = None, locked: bool = False) -> Account:
-    return Account(login="a", created_at=NOW, failed_logins=failed, last_failed_at=last, is_locked=locked)
+    return Account(
+        login="a", created_at=NOW, failed_logins=failed, last_failed_at=last, is_locked=locked
+    )
 
 
 def test_admission_examples() -> None:
@@ -30,7 +33,10 @@ def test_admission_examples() -> None:
     assert admission(account(4, NOW), NOW, POLICY) is Admission.ALLOW
     assert admission(account(5, NOW - timedelta(seconds=179)), NOW, POLICY) is Admission.DELAYED
     assert admission(account(5, NOW - timedelta(minutes=3)), NOW, POLICY) is Admission.ALLOW
-    assert admission(account(10, NOW, locked=True), NOW + timedelta(days=1), POLICY) is Admission.LOCKED
+    assert (
+        admission(account(10, NOW, locked=True), NOW + timedelta(days=1), POLICY)
+        is Admission.LOCKED
+    )
 
 
 @given(failed=st.integers(0, 20), ago=st.integers(0, 600), locked=st.booleans())
@@ -58,7 +64,7 @@ async def test_failures_delay_then_lock_and_success_resets(stores: Stores) -> No
     clock = FakeClock(NOW)
     auditor = LoginAuditor(stores)
     auth = Authenticator(stores, clock, auditor)
-    kw = {"remote_ip": "127.0.0.1", "transport": "c2s", "mechanism": "PLAIN"}
+    kw: dict[str, Any] = {"remote_ip": "127.0.0.1", "transport": "c2s", "mechanism": "PLAIN"}
     for _ in range(4):
         await auth.failed("nurse", **kw)
     assert (await auth.lookup("nurse", "SCRAM-SHA-256"))[0] is Admission.ALLOW
@@ -85,14 +91,18 @@ async def test_refusals_do_not_count_and_unknown_users_are_audited(stores: Store
     clock = FakeClock(NOW)
     auditor = LoginAuditor(stores)
     auth = Authenticator(stores, clock, auditor)
-    kw = {"remote_ip": "10.1.2.3", "transport": "c2s", "mechanism": "SCRAM-SHA-1"}
+    kw: dict[str, Any] = {"remote_ip": "10.1.2.3", "transport": "c2s", "mechanism": "SCRAM-SHA-1"}
     await auth.failed("nurse", outcome=LoginOutcome.DELAYED, counts=False, **kw)
     assert (await stores.accounts.get("nurse")).failed_logins == 0  # type: ignore[union-attr]
     await auth.failed("ghost", **kw)  # no such account: audited, nothing to count
     await auth.succeeded("nurse", **kw)
     await auditor.close()
     rows = await stores.login_audit.query(limit=10)
-    assert [r.outcome for r in rows] == [LoginOutcome.SUCCESS, LoginOutcome.FAILURE, LoginOutcome.DELAYED]
+    assert [r.outcome for r in rows] == [
+        LoginOutcome.SUCCESS,
+        LoginOutcome.FAILURE,
+        LoginOutcome.DELAYED,
+    ]
     assert {r.login for r in rows} == {"nurse", "ghost"}
     assert all(r.remote_ip == "10.1.2.3" and r.at == NOW for r in rows)
 

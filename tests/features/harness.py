@@ -89,7 +89,9 @@ class Harness:
     ) -> tuple[Session, RecordingSink]:
         """Bind, fetch the roster and send initial presence, then forget what was received."""
         session, sink = await self.bind(login, resource)
-        await self.send(session, "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
+        await self.send(
+            session, "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>"
+        )
         await self.send(session, f"<presence><priority>{priority}</priority></presence>")
         sink.take()
         return session, sink
@@ -120,7 +122,11 @@ async def make_harness(
     await migrate.upgrade(url)
     db, stores = await storage.open_stores(url)
     kernel = Kernel(
-        domain=DOMAIN, stores=stores, config=config or FeatureConfig(), clock=FakeClock(), scram_iterations=4096
+        domain=DOMAIN,
+        stores=stores,
+        config=config or FeatureConfig(),
+        clock=FakeClock(),
+        scram_iterations=4096,
     )
     kernel.load_features(features)
     return Harness(kernel, db)

@@ -545,3 +545,20 @@ async def test_blocking_with_presence_subscriptions(tmp_path: Path) -> None:
         assert seen.findtext(f"{{{ns.CLIENT}}}show") == "dnd"
     finally:
         await h.close()
+
+
+async def test_owner_set_skips_the_store_yet_keeps_blocks_across_logins(h: Harness) -> None:
+    from carewire.core import hook_names as H
+
+    await h.account("carol")
+    await h.kernel.stores.blocking.add("carol", [f"mallory@{h.domain}"])
+    await h.kernel.hooks.fire(H.SERVER_STARTED, None)  # loads who blocks anything
+    carol, csink = await online(h, "carol")
+    assert await blocklist(h, carol, csink) == [f"mallory@{h.domain}"]
+    alice, asink = await online(h, "alice")  # blocks nothing: no store read at bind
+    assert await blocklist(h, alice, asink) == []
+    await command(h, alice, asink, "block", f"mallory@{h.domain}")
+    asink.take()
+    await h.unbind(alice)
+    alice, asink = await online(h, "alice")  # now known as an owner: the list is loaded
+    assert await blocklist(h, alice, asink) == [f"mallory@{h.domain}"]

@@ -35,9 +35,14 @@ async def test_bare_jid_goes_to_highest_priority(h: Harness) -> None:
     alice, _ = await available(h, "alice", "phone")
     _, low = await available(h, "bob", "desk", priority=1)
     _, high = await available(h, "bob", "phone", priority=5)
-    await h.send(alice, "<message to='bob@example.test' type='chat' id='m1'><body>hi</body></message>")
+    await h.send(
+        alice, "<message to='bob@example.test' type='chat' id='m1'><body>hi</body></message>"
+    )
     (got,) = high.take()
-    assert got.get("from") == "alice@example.test/phone" and got.findtext(f"{{{ns.CLIENT}}}body") == "hi"
+    assert (
+        got.get("from") == "alice@example.test/phone"
+        and got.findtext(f"{{{ns.CLIENT}}}body") == "hi"
+    )
     assert low.take() == []
 
 
@@ -58,13 +63,17 @@ async def test_full_jid_and_fallback_to_bare(h: Harness) -> None:
     # §8.5.3.2.1: a chat to a resource that is gone is treated as addressed to the bare JID.
     await h.send(alice, "<message to='bob@example.test/gone' type='chat'><body>2</body></message>")
     assert len(desk.take()) == 1
-    await h.send(alice, "<message to='bob@example.test/gone' type='headline'><body>3</body></message>")
+    await h.send(
+        alice, "<message to='bob@example.test/gone' type='headline'><body>3</body></message>"
+    )
     assert desk.take() == []
 
 
 async def test_unknown_user_gets_service_unavailable(h: Harness) -> None:
     alice, sink = await available(h, "alice", "phone")
-    await h.send(alice, "<message to='nobody@example.test' type='chat' id='x1'><body>hi</body></message>")
+    await h.send(
+        alice, "<message to='nobody@example.test' type='chat' id='x1'><body>hi</body></message>"
+    )
     (err,) = sink.take()
     assert err.get("type") == "error" and err.get("id") == "x1"
     assert err.get("from") == "nobody@example.test"
@@ -98,7 +107,11 @@ async def test_remote_domain_is_not_found_and_subdomain_unavailable(h: Harness) 
 async def test_from_is_stamped_by_the_server(h: Harness) -> None:
     alice, _ = await available(h, "alice", "phone")
     _, bob = await available(h, "bob", "desk")
-    await h.send(alice, "<message to='bob@example.test' from='admin@example.test' type='chat'><body>x</body></message>")
+    await h.send(
+        alice,
+        "<message to='bob@example.test' from='admin@example.test' type='chat'>"
+        "<body>x</body></message>",
+    )
     (got,) = bob.take()
     assert got.get("from") == "alice@example.test/phone"  # RFC 6120 §8.1.2.1
 
@@ -107,7 +120,11 @@ async def test_iq_to_unknown_namespace_and_bad_iq(h: Harness) -> None:
     alice, sink = await available(h, "alice", "phone")
     await h.send(alice, "<iq type='get' id='u1'><query xmlns='urn:example:unknown'/></iq>")
     await h.send(alice, "<iq type='get' id='u2'/>")
-    await h.send(alice, "<iq type='get' id='s1' to='example.test'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+    await h.send(
+        alice,
+        "<iq type='get' id='s1' to='example.test'>"
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+    )
     unknown, bad, session = sink.take()
     assert unknown.find(f"{{{ns.CLIENT}}}error/{ERR}service-unavailable") is not None
     assert bad.find(f"{{{ns.CLIENT}}}error/{ERR}bad-request") is not None
@@ -116,7 +133,9 @@ async def test_iq_to_unknown_namespace_and_bad_iq(h: Harness) -> None:
 
 async def test_legacy_session_iq(h: Harness) -> None:
     alice, sink = await available(h, "alice", "phone")
-    await h.send(alice, "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+    await h.send(
+        alice, "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+    )
     (res,) = sink.take()
     assert res.get("type") == "result" and res.get("id") == "s1"
 
@@ -124,13 +143,19 @@ async def test_legacy_session_iq(h: Harness) -> None:
 async def test_iq_to_full_jid_is_forwarded_and_answered(h: Harness) -> None:
     alice, asink = await available(h, "alice", "phone")
     bob, bsink = await available(h, "bob", "desk")
-    await h.send(alice, "<iq type='get' id='v1' to='bob@example.test/desk'><query xmlns='jabber:iq:version'/></iq>")
+    await h.send(
+        alice,
+        "<iq type='get' id='v1' to='bob@example.test/desk'><query xmlns='jabber:iq:version'/></iq>",
+    )
     (req,) = bsink.take()
     assert req.get("from") == "alice@example.test/phone"
     await h.send(bob, "<iq type='result' id='v1' to='alice@example.test/phone'/>")
     (res,) = asink.take()
     assert res.get("type") == "result" and res.get("from") == "bob@example.test/desk"
-    await h.send(alice, "<iq type='get' id='v2' to='bob@example.test/gone'><query xmlns='jabber:iq:version'/></iq>")
+    await h.send(
+        alice,
+        "<iq type='get' id='v2' to='bob@example.test/gone'><query xmlns='jabber:iq:version'/></iq>",
+    )
     (err,) = asink.take()
     assert err.find(f"{{{ns.CLIENT}}}error/{ERR}service-unavailable") is not None
 
@@ -143,7 +168,11 @@ async def test_server_query_answered_only_by_the_queried_session(h: Harness) -> 
     alice, asink = await available(h, "alice", "phone")
     mallory, _ = await available(h, "mallory", "laptop")
     query = asyncio.ensure_future(
-        h.kernel.router.query(alice, make(f"{{{ns.CLIENT}}}iq", {"type": "get"}, make(f"{{{ns.PING}}}ping")), timeout=5)
+        h.kernel.router.query(
+            alice,
+            make(f"{{{ns.CLIENT}}}iq", {"type": "get"}, make(f"{{{ns.PING}}}ping")),
+            timeout=5,
+        )
     )
     await asyncio.sleep(0)
     (ping,) = asink.take()

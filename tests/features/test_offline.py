@@ -21,7 +21,9 @@ ERR = f"{{{ns.STANZAS_ERR}}}"
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(
-        tmp_path, features=["message", "offline"], config=FeatureConfig(offline_ttl=timedelta(days=7), offline_max_per_user=3)
+        tmp_path,
+        features=["message", "offline"],
+        config=FeatureConfig(offline_ttl=timedelta(days=7), offline_max_per_user=3),
     )
     yield harness
     await harness.close()
@@ -37,7 +39,9 @@ async def come_online(h: Harness, login: str) -> list:  # type: ignore[type-arg]
 async def test_stored_and_delivered_with_delay(h: Harness) -> None:
     alice, _ = await h.bind("alice", "phone")
     await h.account("bob")
-    await h.send(alice, "<message to='bob@example.test' type='chat' id='o1'><body>first</body></message>")
+    await h.send(
+        alice, "<message to='bob@example.test' type='chat' id='o1'><body>first</body></message>"
+    )
     await h.send(alice, "<message to='bob@example.test' id='o2'><body>second</body></message>")
     stamp_time = h.clock.now()
     h.clock.advance(3600)
@@ -55,7 +59,10 @@ async def test_what_is_not_stored(h: Harness) -> None:
     alice, _ = await h.bind("alice", "phone")
     await h.account("bob")
     await h.send(alice, "<message to='bob@example.test' type='headline'><body>x</body></message>")
-    await h.send(alice, "<message to='bob@example.test' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+    await h.send(
+        alice,
+        "<message to='bob@example.test' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+    )
     await h.send(alice, "<message to='bob@example.test' type='error'><body>x</body></message>")
     assert await h.kernel.stores.offline.count("bob") == 0
 
@@ -82,10 +89,18 @@ async def test_quota_and_unknown_account(h: Harness) -> None:
     alice, sink = await h.bind("alice", "phone")
     await h.account("bob")
     for i in range(4):
-        await h.send(alice, f"<message to='bob@example.test' type='chat' id='q{i}'><body>{i}</body></message>")
+        await h.send(
+            alice,
+            f"<message to='bob@example.test' type='chat' id='q{i}'><body>{i}</body></message>",
+        )
     (err,) = sink.take()
-    assert err.get("id") == "q3" and err.find(f"{{{ns.CLIENT}}}error/{ERR}resource-constraint") is not None
-    await h.send(alice, "<message to='ghost@example.test' type='chat' id='g'><body>x</body></message>")
+    assert (
+        err.get("id") == "q3"
+        and err.find(f"{{{ns.CLIENT}}}error/{ERR}resource-constraint") is not None
+    )
+    await h.send(
+        alice, "<message to='ghost@example.test' type='chat' id='g'><body>x</body></message>"
+    )
     (err,) = sink.take()
     assert err.find(f"{{{ns.CLIENT}}}error/{ERR}service-unavailable") is not None
 

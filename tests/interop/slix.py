@@ -112,7 +112,9 @@ async def connect(
 
         return handler
 
-    xmpp.add_event_handler("session_start", lambda _e: started.done() or started.set_result(None))
+    xmpp.add_event_handler(
+        "session_start", lambda _e: None if started.done() else started.set_result(None)
+    )
     xmpp.add_event_handler("failed_all_auth", fail("authentication failed"))
     xmpp.add_event_handler("connection_failed", fail("connection failed"))
     port = server.ports["c2s_tls" if direct_tls else "c2s"]

@@ -14,6 +14,7 @@ import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import cast
 
 import pytest
 
@@ -528,7 +529,7 @@ async def test_client_that_stops_reading_is_disconnected(limits_server: RunningS
     other = await RawClient.login(port, login, password, domain=server.domain, resource="other")
     flooder = await raw_login(server)
     stalled_sock: socket.socket = stalled.writer.get_extra_info("socket")
-    stalled.writer.transport.pause_reading()
+    cast(asyncio.Transport, stalled.writer.transport).pause_reading()
     started = time.monotonic()
     chunk = "z" * 15_000
     sent = 0
@@ -541,7 +542,7 @@ async def test_client_that_stops_reading_is_disconnected(limits_server: RunningS
             assert "result" in reply, f"the flooder itself must stay healthy: {reply}"
             if _tcp_state(stalled_sock) != 1:  # no longer ESTABLISHED: the server closed it
                 break
-    stalled.writer.transport.resume_reading()
+    cast(asyncio.Transport, stalled.writer.transport).resume_reading()
     try:
         await stalled.read_until_closed(timeout=15)
     except TimeoutError:

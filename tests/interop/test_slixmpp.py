@@ -7,6 +7,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from slixmpp import JID
@@ -103,7 +104,11 @@ async def test_roster_add_gets_a_push(server: RunningServer, slix: Factory) -> N
     await online(desk)
     await online(phone)
     contact_jid = f"{contact}@{server.domain}"
-    await desk.xmpp.update_roster(contact_jid, name="Dr. Contact", groups=["Ward 7"], timeout=10)
+    roster_set = desk.xmpp.update_roster(
+        JID(contact_jid), name="Dr. Contact", groups=["Ward 7"], timeout=10
+    )
+    assert roster_set is not None
+    await roster_set
     for client in (desk, phone):
         push = await client.next(client.roster_pushes)
         items = push["roster"]["items"]
@@ -117,7 +122,7 @@ async def test_roster_add_gets_a_push(server: RunningServer, slix: Factory) -> N
     stored = await server_roster(server, login, password)
     assert stored.get(contact_jid, {}).get("name") == "Dr. Contact", stored
     # Remove it again: another push, and it is gone.
-    await desk.xmpp.del_roster_item(contact_jid)
+    await desk.xmpp.del_roster_item(contact_jid)  # type: ignore[no-untyped-call]
     push = await desk.next_matching(
         desk.roster_pushes,
         lambda iq: any(i["subscription"] == "remove" for i in iq["roster"]["items"].values()),
@@ -155,13 +160,13 @@ async def test_subscription_handshake(server: RunningServer, slix: Factory) -> N
 
     for me, other, login, password in ((a, b_bare, a_login, a_pw), (b, a_bare, b_login, b_pw)):
         # The client's view (built from the pushes) and the server's stored roster agree.
-        await me.next_matching(
-            me.roster_pushes,
-            lambda iq, other=other: any(
+        def is_both(iq: Any, other: str = other) -> bool:
+            return any(
                 str(j) == other and i["subscription"] == "both"
                 for j, i in iq["roster"]["items"].items()
-            ),
-        )
+            )
+
+        await me.next_matching(me.roster_pushes, is_both)
         assert me.xmpp.client_roster[other]["subscription"] == "both"
         stored = await server_roster(server, login, password)
         assert stored.get(other, {}).get("subscription") == "both", stored
@@ -171,7 +176,7 @@ async def test_subscription_handshake(server: RunningServer, slix: Factory) -> N
     gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     a.xmpp.add_event_handler(
         "presence_unavailable",
-        lambda p: p["from"].bare == b_bare and not gone.done() and gone.set_result(None),
+        lambda p: None if gone.done() or p["from"].bare != b_bare else gone.set_result(None),
     )
     await end(b)
     await asyncio.wait_for(gone, 10)
@@ -189,23 +194,23 @@ async def test_chat_both_ways_full_and_bare(server: RunningServer, slix: Factory
     await online(b_high, priority=5)
     await online(b_low, priority=1)
 
-    a.xmpp.send_message(mto=b_low.jid, mbody="to-low-full", mtype="chat")
+    a.xmpp.send_message(mto=JID(b_low.jid), mbody="to-low-full", mtype="chat")
     msg = await b_low.next(b_low.messages)
     assert msg["body"] == "to-low-full" and msg["from"] == a.jid, msg
 
-    b_low.xmpp.send_message(mto=a.jid, mbody="reply-full", mtype="chat")
+    b_low.xmpp.send_message(mto=JID(a.jid), mbody="reply-full", mtype="chat")
     msg = await a.next(a.messages)
     assert msg["body"] == "reply-full" and msg["from"] == b_low.jid, msg
 
-    a.xmpp.send_message(mto=b_high.jid.bare, mbody="to-bare", mtype="chat")
+    a.xmpp.send_message(mto=JID(b_high.jid.bare), mbody="to-bare", mtype="chat")
     msg = await b_high.next(b_high.messages)
     assert msg["body"] == "to-bare", msg
     # A marker sent afterwards to the low resource arrives first: the bare message skipped it.
-    a.xmpp.send_message(mto=b_low.jid, mbody="marker", mtype="chat")
+    a.xmpp.send_message(mto=JID(b_low.jid), mbody="marker", mtype="chat")
     msg = await b_low.next(b_low.messages)
     assert msg["body"] == "marker", f"low-priority resource got {msg['body']!r} first"
 
-    b_high.xmpp.send_message(mto=a.jid.bare, mbody="reply-bare", mtype="chat")
+    b_high.xmpp.send_message(mto=JID(a.jid.bare), mbody="reply-bare", mtype="chat")
     msg = await a.next(a.messages)
     assert msg["body"] == "reply-bare" and msg["from"] == b_high.jid, msg
     await end(a, b_high, b_low)
@@ -217,7 +222,7 @@ async def test_message_to_unknown_user_bounces(server: RunningServer, slix: Fact
     a = await slix(server, login, password)
     await online(a)
     a.xmpp.send_message(
-        mto=f"nobody-{uuid.uuid4().hex[:8]}@{server.domain}", mbody="hello?", mtype="chat"
+        mto=JID(f"nobody-{uuid.uuid4().hex[:8]}@{server.domain}"), mbody="hello?", mtype="chat"
     )
     err = await a.next(a.errors)
     assert err["error"]["condition"] == "service-unavailable", err
@@ -232,7 +237,7 @@ async def test_offline_message_delivered_with_delay(server: RunningServer, slix:
     await online(a)
     body = f"while you were out {uuid.uuid4().hex[:8]}"
     sent_at = datetime.now(UTC)
-    a.xmpp.send_message(mto=f"{b_login}@{server.domain}", mbody=body, mtype="chat")
+    a.xmpp.send_message(mto=JID(f"{b_login}@{server.domain}"), mbody=body, mtype="chat")
     # The sender is still connected and healthy afterwards; the ping also orders the store.
     assert await a.plugin["xep_0199"].ping(server.domain, timeout=10) is not None
     assert a.errors.empty(), "the message to an offline user must not bounce"

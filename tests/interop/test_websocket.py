@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
+from slixmpp import JID
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from tests.interop.slix import SlixClient
@@ -35,14 +36,14 @@ async def test_websocket_chat_with_tcp_client(
         assert msg["body"] == body and str(msg["from"]) == jid, msg
 
         reply = f"from tcp {uuid.uuid4().hex[:6]}"
-        tcp.xmpp.send_message(mto=jid, mbody=reply, mtype="chat")
+        tcp.xmpp.send_message(mto=JID(jid), mbody=reply, mtype="chat")
         got = await ws.expect(rf"<body>{re.escape(reply)}</body>")
         assert got.startswith("<message") and "jabber:client" in got, got
 
         # Bare-JID delivery to the WebSocket session once it is available (its only resource).
         await ws.send("<presence xmlns='jabber:client'/>")
         await ws.expect(r"^<presence\b")  # our own presence, reflected (RFC 6121 §4.2.2)
-        tcp.xmpp.send_message(mto=f"{ws_login}@{server.domain}", mbody="to-bare", mtype="chat")
+        tcp.xmpp.send_message(mto=JID(f"{ws_login}@{server.domain}"), mbody="to-bare", mtype="chat")
         await ws.expect(r"<body>to-bare</body>")
 
         pong = await ws.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain)

@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 from scramp import ScramClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tests.interop.rawclient import NS_BIND, NS_SASL, client_tls_context
 from tests.serverproc import RunningServer
@@ -41,7 +42,9 @@ class WsXmpp:
         url = f"wss://127.0.0.1:{server.ports['https']}/xmpp-websocket"
         async with connect(
             url,
-            subprotocols=["xmpp"] if subprotocols is None else subprotocols,  # type: ignore[list-item]
+            subprotocols=[
+                Subprotocol(p) for p in (["xmpp"] if subprotocols is None else subprotocols)
+            ],
             ssl=client_tls_context(),
             server_hostname=server.domain,
             proxy=None,
@@ -66,8 +69,8 @@ class WsXmpp:
                 for i, msg in enumerate(self.pending):
                     if rx.search(msg):
                         return self.pending.pop(i)
-                msg = await self.ws.recv()
-                text = msg if isinstance(msg, str) else msg.decode()
+                received = await self.ws.recv()
+                text = received if isinstance(received, str) else bytes(received).decode()
                 self.log.append(text)
                 self.pending.append(text)
 

@@ -22,5 +22,7 @@ def test_context_is_tls12_plus(tmp_path: Path) -> None:
 
 def test_end_point_hash_uses_the_signature_hash(tmp_path: Path) -> None:
     create_self_signed("h.example", tmp_path / "c.pem", tmp_path / "k.pem")
-    der = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes()).public_bytes(Encoding.DER)
+    der = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes()).public_bytes(
+        Encoding.DER
+    )
     assert tls_server_end_point(tmp_path / "c.pem") == hashlib.sha256(der).digest()

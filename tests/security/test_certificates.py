@@ -26,7 +26,9 @@ def test_created_for_the_domain_and_subdomains(tmp_path: Path) -> None:
 
 def test_existing_valid_certificate_is_kept(tmp_path: Path) -> None:
     first = ensure_certificate("h.example", tmp_path / "c.pem", tmp_path / "k.pem", now=NOW)
-    again = ensure_certificate("h.example", tmp_path / "c.pem", tmp_path / "k.pem", now=NOW + timedelta(days=10))
+    again = ensure_certificate(
+        "h.example", tmp_path / "c.pem", tmp_path / "k.pem", now=NOW + timedelta(days=10)
+    )
     assert again == first
 
 
@@ -55,7 +57,11 @@ def test_expired_ca_signed_is_never_replaced(tmp_path: Path) -> None:
 
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     info = ensure_certificate("h.example", tmp_path / "c.pem", tmp_path / "k.pem", now=NOW)
     assert not info.is_self_signed and info.not_after < NOW  # reported, left for the administrator

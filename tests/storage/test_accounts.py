@@ -58,6 +58,20 @@ async def test_credentials(stores: Stores, alice: str) -> None:
     assert await stores.accounts.get_credential(alice, "SCRAM-SHA-256") is None
 
 
+async def test_get_for_login(stores: Stores, alice: str) -> None:
+    account, got = await stores.accounts.get_for_login(alice, "SCRAM-SHA-256")
+    assert account is not None and account.login == alice and account.failed_logins == 0
+    assert got == cred("SCRAM-SHA-256", b"alice")
+    account, got = await stores.accounts.get_for_login(alice, "SCRAM-SHA-512")
+    assert account is not None and got is None
+    assert await stores.accounts.get_for_login("nobody", "SCRAM-SHA-256") == (None, None)
+    await stores.accounts.record_failure(alice, utc(2026, 1, 2), lock_after=10)
+    account, got = await stores.accounts.get_for_login(alice, "SCRAM-SHA-1")
+    assert (
+        account is not None and account.failed_logins == 1 and got == cred("SCRAM-SHA-1", b"alice")
+    )
+
+
 async def test_set_credentials_unknown_login(stores: Stores) -> None:
     with pytest.raises(NotFoundError):
         await stores.accounts.set_credentials("nobody", [cred()])

@@ -49,11 +49,13 @@ async def test_blocking(stores: Stores, alice: str) -> None:
         "zed@example.org",
         "évé@example.org",
     ]
+    assert await stores.blocking.owners() == {alice}
     await stores.blocking.remove(alice, ["zed@example.org", "unknown@example.org"])
     await stores.blocking.remove(alice, [])
     assert "zed@example.org" not in await stores.blocking.list(alice)
     await stores.blocking.clear(alice)
     assert await stores.blocking.list(alice) == []
+    assert await stores.blocking.owners() == set()
     await stores.blocking.clear(alice)
     with pytest.raises(NotFoundError):
         await stores.blocking.add("nobody", ["x@example.org"])

@@ -14,8 +14,14 @@ def keys(password: str, mech: str = "SCRAM-SHA-256") -> sasl.StoredKeys:
     return sasl.derive_keys(password, mech)
 
 
-def run_scram(mech: str, password: str, stored: sasl.StoredKeys | None, *, cb: bytes | None = None,
-              client_cb: tuple[str, bytes] | None = None) -> sasl.Step:
+def run_scram(
+    mech: str,
+    password: str,
+    stored: sasl.StoredKeys | None,
+    *,
+    cb: bytes | None = None,
+    client_cb: tuple[str, bytes] | None = None,
+) -> sasl.Step:
     client = ScramClient([mech], "alice", password, channel_binding=client_cb)
     server = sasl.ScramServerMechanism(mech, channel_binding=cb, fake_secret=SECRET)
     step = server.start(client.get_client_first().encode())
@@ -36,7 +42,11 @@ def test_scram_success_and_wrong_password(mech: str) -> None:
     ok = run_scram(mech, "correct horse", stored)
     assert isinstance(ok, sasl.Success) and ok.username == "alice"
     failure = run_scram(mech, "wrong", stored)
-    assert isinstance(failure, sasl.Failure) and failure.condition == "not-authorized" and failure.counts
+    assert (
+        isinstance(failure, sasl.Failure)
+        and failure.condition == "not-authorized"
+        and failure.counts
+    )
 
 
 def test_unknown_user_looks_the_same_until_the_proof() -> None:
@@ -50,9 +60,13 @@ def test_unknown_user_looks_the_same_until_the_proof() -> None:
 def test_scram_plus_with_channel_binding() -> None:
     cb = b"\x01" * 32
     stored = keys("pw")
-    ok = run_scram("SCRAM-SHA-256-PLUS", "pw", stored, cb=cb, client_cb=("tls-server-end-point", cb))
+    ok = run_scram(
+        "SCRAM-SHA-256-PLUS", "pw", stored, cb=cb, client_cb=("tls-server-end-point", cb)
+    )
     assert isinstance(ok, sasl.Success)
-    bad = run_scram("SCRAM-SHA-256-PLUS", "pw", stored, cb=cb, client_cb=("tls-server-end-point", b"\x02" * 32))
+    bad = run_scram(
+        "SCRAM-SHA-256-PLUS", "pw", stored, cb=cb, client_cb=("tls-server-end-point", b"\x02" * 32)
+    )
     assert isinstance(bad, sasl.Failure)
 
 
@@ -67,7 +81,9 @@ def test_empty_initial_response_asks_for_it() -> None:
 def test_malformed_client_first(first: bytes) -> None:
     server = sasl.ScramServerMechanism("SCRAM-SHA-1", channel_binding=None, fake_secret=SECRET)
     step = server.start(first)
-    assert isinstance(step, sasl.Failure) and step.condition == "malformed-request" and not step.counts
+    assert (
+        isinstance(step, sasl.Failure) and step.condition == "malformed-request" and not step.counts
+    )
 
 
 def test_username_escapes() -> None:
@@ -77,7 +93,9 @@ def test_username_escapes() -> None:
 def test_plain() -> None:
     stored = keys("s3cret")
     m = sasl.PlainServerMechanism(domain="example.test")
-    assert m.start(b"\0alice\0s3cret") == sasl.NeedCredentials(username="alice", mechanism="SCRAM-SHA-256")
+    assert m.start(b"\0alice\0s3cret") == sasl.NeedCredentials(
+        username="alice", mechanism="SCRAM-SHA-256"
+    )
     assert m.credentials(stored) == sasl.Success("alice", None)
     m = sasl.PlainServerMechanism(domain="example.test")
     m.start(b"\0alice\0nope")

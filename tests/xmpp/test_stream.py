@@ -55,7 +55,10 @@ def to_state(target: State, **kw: object) -> C2SStream:
         (State.TLS_HANDSHAKE, lambda s: s.receive_data(f"<starttls xmlns='{ns.TLS}'/>".encode())),
         (State.OPEN_TLS, lambda s: s.tls_established()),
         (State.AWAIT_AUTH, lambda s: s.receive_data(HEADER)),
-        (State.SASL, lambda s: s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'/>".encode())),
+        (
+            State.SASL,
+            lambda s: s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'/>".encode()),
+        ),
         (State.OPEN_AUTHED, lambda s: s.sasl_success("alice")),
         (State.AWAIT_BIND, lambda s: s.receive_data(HEADER)),
         (
@@ -101,9 +104,10 @@ def test_full_negotiation_over_tcp() -> None:
     s.receive_data(HEADER)
     assert s.stream_id != first_id  # RFC 6120 §4.7.3: a new id after restart
     text = out(s)
-    assert f"<bind xmlns=\"{ns.BIND}\"" in text
+    assert f'<bind xmlns="{ns.BIND}"' in text
     (bind,) = s.receive_data(
-        f"<iq type='set' id='b1'><bind xmlns='{ns.BIND}'><resource>phone</resource></bind></iq>".encode()
+        f"<iq type='set' id='b1'><bind xmlns='{ns.BIND}'>"
+        f"<resource>phone</resource></bind></iq>".encode()
     )
     assert bind == BindRequested(iq_id="b1", resource="phone")
     s.bind_success("b1", f"alice@{DOMAIN}/phone")
@@ -122,7 +126,9 @@ def test_sasl_challenge_response_abort_and_failure() -> None:
     assert ev == AuthRequested(mechanism="SCRAM-SHA-1", initial_response=b"")
     s.sasl_challenge(b"r=abc")
     assert base64.b64encode(b"r=abc").decode() in out(s)
-    (ev,) = s.receive_data(f"<response xmlns='{ns.SASL}'>{base64.b64encode(b'x').decode()}</response>".encode())
+    (ev,) = s.receive_data(
+        f"<response xmlns='{ns.SASL}'>{base64.b64encode(b'x').decode()}</response>".encode()
+    )
     assert ev == SaslResponse(b"x")
     s.sasl_failure("not-authorized", "wrong")
     assert "<not-authorized/>" in out(s)
@@ -135,7 +141,9 @@ def test_sasl_challenge_response_abort_and_failure() -> None:
 
 def test_auth_before_tls_is_refused_with_encryption_required() -> None:
     s = to_state(State.AWAIT_STARTTLS)
-    assert s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>AGEAYg==</auth>".encode()) == []
+    assert (
+        s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>AGEAYg==</auth>".encode()) == []
+    )
     assert "<encryption-required/>" in out(s)
     assert s.state is State.AWAIT_STARTTLS
 
@@ -144,7 +152,10 @@ def test_unknown_mechanism_and_bad_base64() -> None:
     s = to_state(State.AWAIT_AUTH)
     assert s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='X-FOO'/>".encode()) == []
     assert "<invalid-mechanism/>" in out(s)
-    assert s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>!!notbase64</auth>".encode()) == []
+    assert (
+        s.receive_data(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>!!notbase64</auth>".encode())
+        == []
+    )
     assert "<incorrect-encoding/>" in out(s)
     assert s.state is State.AWAIT_AUTH
 
@@ -153,8 +164,14 @@ def test_unknown_mechanism_and_bad_base64() -> None:
     ("data", "condition"),
     [
         (b"<<garbage", StreamCondition.NOT_WELL_FORMED),
-        (b"<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]><foo/>", StreamCondition.RESTRICTED_XML),
-        (HEADER.replace(f"to='{DOMAIN}'".encode(), b"to='other.example'"), StreamCondition.HOST_UNKNOWN),
+        (
+            b"<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]><foo/>",
+            StreamCondition.RESTRICTED_XML,
+        ),
+        (
+            HEADER.replace(f"to='{DOMAIN}'".encode(), b"to='other.example'"),
+            StreamCondition.HOST_UNKNOWN,
+        ),
         (HEADER.replace(b"version='1.0'", b"version='0.9'"), StreamCondition.UNSUPPORTED_VERSION),
         (b"<stream xmlns='jabber:client' version='1.0'>", StreamCondition.INVALID_NAMESPACE),
     ],
@@ -185,7 +202,9 @@ def test_stanza_before_auth_is_not_authorized() -> None:
 
 def test_nothing_after_starttls_is_read_before_tls() -> None:
     s = to_state(State.AWAIT_STARTTLS)
-    events = s.receive_data(f"<starttls xmlns='{ns.TLS}'/><message><body>injected</body></message>".encode())
+    events = s.receive_data(
+        f"<starttls xmlns='{ns.TLS}'/><message><body>injected</body></message>".encode()
+    )
     assert events == [StartTlsRequested()]
     s.tls_established()  # the parser restarts: the injected plaintext is gone
     assert s.receive_data(HEADER) == [StreamStarted(lang="en")]
@@ -234,13 +253,15 @@ def test_websocket_framing() -> None:
     s.data_to_send()
     s.receive_message(f"<open xmlns='{ns.FRAMING}' to='{DOMAIN}' version='1.0'/>")
     s.data_to_send()
-    (bind,) = s.receive_message(f"<iq xmlns='jabber:client' type='set' id='1'><bind xmlns='{ns.BIND}'/></iq>")
+    (bind,) = s.receive_message(
+        f"<iq xmlns='jabber:client' type='set' id='1'><bind xmlns='{ns.BIND}'/></iq>"
+    )
     assert bind == BindRequested(iq_id="1", resource=None)
     s.bind_success("1", f"a@{DOMAIN}/x")
     (reply,) = s.data_to_send()
     assert parse_document(reply).tag == f"{{{ns.CLIENT}}}iq"  # namespace-complete message
     assert s.receive_message(f"<close xmlns='{ns.FRAMING}'/>") == [StreamEnded()]
-    assert s.data_to_send() == [f"<close xmlns=\"{ns.FRAMING}\"/>".encode()] or s.is_closed
+    assert s.data_to_send() == [f'<close xmlns="{ns.FRAMING}"/>'.encode()] or s.is_closed
 
 
 def test_websocket_error_is_framed() -> None:
@@ -332,4 +353,7 @@ def test_stanzas_before_a_parse_error_are_kept() -> None:
     s = to_state(State.ESTABLISHED)
     events = s.receive_data(b"<message to='b@example.test'><body>1</body></message><<bad")
     assert isinstance(events[0], StanzaReceived)
-    assert isinstance(events[1], StreamEnded) and events[1].condition is StreamCondition.NOT_WELL_FORMED
+    assert (
+        isinstance(events[1], StreamEnded)
+        and events[1].condition is StreamCondition.NOT_WELL_FORMED
+    )

@@ -105,7 +105,9 @@ class AccountService:
     async def set_password(self, login: str, password: str) -> None:
         """Replace the account's keys; NotFoundError for unknown logins."""
         login = normalize_login(login)
-        await self.stores.accounts.set_credentials(login, derive_credentials(password, self.iterations))
+        await self.stores.accounts.set_credentials(
+            login, derive_credentials(password, self.iterations)
+        )
         log.info("password changed: %s", login)
 
     async def remove(self, login: str) -> bool:

@@ -12,10 +12,11 @@ flushed on shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from carewire.clock import Clock
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
@@ -39,7 +40,7 @@ class LockoutPolicy:
     lock_after: int = 10
 
 
-class Admission(str, Enum):
+class Admission(StrEnum):
     """Whether a login attempt may check a password at all."""
 
     ALLOW = "allow"
@@ -65,7 +66,9 @@ def admission(account: Account | None, now: datetime, policy: LockoutPolicy) -> 
 class LoginAuditor:
     """Batches login-audit rows and writes them in the background."""
 
-    def __init__(self, stores: Stores, *, flush_interval: float = 0.2, max_batch: int = 500) -> None:
+    def __init__(
+        self, stores: Stores, *, flush_interval: float = 0.2, max_batch: int = 500
+    ) -> None:
         self._stores = stores
         self._pending: list[LoginAttempt] = []
         self._interval = flush_interval
@@ -93,10 +96,8 @@ class LoginAuditor:
     async def run(self) -> None:
         """The background writer (owned by the server's task group)."""
         while not self._closed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()
@@ -114,12 +115,18 @@ class Authenticator:
     """Looks up keys with the lockout policy and records outcomes."""
 
     def __init__(
-        self, stores: Stores, clock: Clock, auditor: LoginAuditor, policy: LockoutPolicy | None = None
+        self,
+        stores: Stores,
+        clock: Clock,
+        auditor: LoginAuditor,
+        policy: LockoutPolicy | None = None,
     ) -> None:
         self.stores = stores
         self.clock = clock
         self.auditor = auditor
         self.policy = policy or LockoutPolicy()
+        # Logins whose last lookup showed failures: only they need a reset on success.
+        self._had_failures: set[str] = set()
 
     @staticmethod
     def login_of(username: str, domain: str) -> str | None:
@@ -134,12 +141,11 @@ class Authenticator:
 
     async def lookup(self, login: str, mechanism: str) -> tuple[Admission, StoredKeys | None]:
         """The admission decision and the stored keys (None for unknown accounts)."""
-        account = await self.stores.accounts.get(login)
+        account, cred = await self.stores.accounts.get_for_login(login, mechanism)
         decision = admission(account, self.clock.now(), self.policy)
-        if account is None or decision is not Admission.ALLOW:
-            return decision, None
-        cred = await self.stores.accounts.get_credential(login, mechanism)
-        if cred is None:
+        if account is not None and account.failed_logins:
+            self._had_failures.add(login)
+        if account is None or decision is not Admission.ALLOW or cred is None:
             return decision, None
         keys = StoredKeys(
             salt=cred.salt,
@@ -149,9 +155,13 @@ class Authenticator:
         )
         return decision, keys
 
-    async def succeeded(self, login: str, *, remote_ip: str, transport: str, mechanism: str) -> None:
-        """Clear the failure counter and audit the success."""
-        await self.stores.accounts.reset_failures(login)
+    async def succeeded(
+        self, login: str, *, remote_ip: str, transport: str, mechanism: str
+    ) -> None:
+        """Clear the failure counter (only if there were failures) and audit the success."""
+        if login in self._had_failures:
+            self._had_failures.discard(login)
+            await self.stores.accounts.reset_failures(login)
         self._audit(login, remote_ip, transport, mechanism, LoginOutcome.SUCCESS, "")
 
     async def failed(
@@ -174,13 +184,27 @@ class Authenticator:
                 )
             except NotFoundError:
                 account = None
-            if account is not None and account.is_locked and account.failed_logins == self.policy.lock_after:
-                log.warning("account locked after %d failed logins: %s", account.failed_logins, login)
+            else:
+                self._had_failures.add(login)
+            if (
+                account is not None
+                and account.is_locked
+                and account.failed_logins == self.policy.lock_after
+            ):
+                log.warning(
+                    "account locked after %d failed logins: %s", account.failed_logins, login
+                )
         self._audit(login, remote_ip, transport, mechanism, outcome, reason)
         return account
 
     def _audit(
-        self, login: str, remote_ip: str, transport: str, mechanism: str, outcome: LoginOutcome, reason: str
+        self,
+        login: str,
+        remote_ip: str,
+        transport: str,
+        mechanism: str,
+        outcome: LoginOutcome,
+        reason: str,
     ) -> None:
         self.auditor.record(
             LoginAttempt(

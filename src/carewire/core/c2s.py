@@ -11,6 +11,7 @@ in the :class:`SessionManager` (replacing a same-resource session, RFC 6120
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +79,17 @@ def stream_config(
 class ClientConnection:
     """Kernel-side state of one client connection."""
 
-    __slots__ = ("_mech", "auth", "fake_secret", "info", "kernel", "on_bound", "session", "sink", "stream")
+    __slots__ = (
+        "_mech",
+        "auth",
+        "fake_secret",
+        "info",
+        "kernel",
+        "on_bound",
+        "session",
+        "sink",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -151,13 +162,18 @@ class ClientConnection:
             self._mech = None
             self.stream.sasl_success(login, step.data)
             await self.auth.succeeded(
-                login, remote_ip=self.info.remote_ip, transport=self.info.transport, mechanism=mech_name
+                login,
+                remote_ip=self.info.remote_ip,
+                transport=self.info.transport,
+                mechanism=mech_name,
             )
             log.info("authenticated %s via %s from %s", login, mech_name, self.info.remote_ip)
         else:
             await self._sasl_failed(step.username, step.condition, step.text, counts=step.counts)
 
-    async def _sasl_failed(self, username: str | None, condition: str, text: str, *, counts: bool) -> None:
+    async def _sasl_failed(
+        self, username: str | None, condition: str, text: str, *, counts: bool
+    ) -> None:
         mech_name = self._mech.name if self._mech is not None else ""
         self._mech = None
         self.stream.sasl_failure(condition, text)
@@ -211,13 +227,17 @@ class ClientConnection:
             # RFC 6120 §7.7.2.1: a resourcepart that violates the format is bad-request.
             self.stream.bind_failure(event.iq_id, "bad-request", "modify")
             return
-        session = Session(jid=jid, sink=self.sink, remote_ip=self.info.remote_ip, transport=self.info.transport)
+        session = Session(
+            jid=jid, sink=self.sink, remote_ip=self.info.remote_ip, transport=self.info.transport
+        )
         old = self.kernel.sessions.add(session)
         self.session = session
         self.stream.bind_success(event.iq_id, str(jid))
         if old is not None:
             log.info("resource conflict: replacing %s", jid)
-            old.sink.close(StreamCondition.CONFLICT, "Replaced by a new session with the same resource")
+            old.sink.close(
+                StreamCondition.CONFLICT, "Replaced by a new session with the same resource"
+            )
             if not old.is_closed:
                 old.is_closed = True
                 await self.kernel.hooks.fire(H.SESSION_CLOSED, SessionEvent(session=old))
@@ -248,10 +268,8 @@ class ClientConnection:
                 return
             reply = st.error_reply(iq, err)
         reply.attrib.pop("to", None)
-        try:
+        with contextlib.suppress(LocalProtocolError):
             self.stream.send_preauth(reply)
-        except LocalProtocolError:
-            pass
 
     async def closed(self) -> None:
         """The connection is gone: unbind and tell the features (idempotent)."""

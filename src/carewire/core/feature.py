@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 from xml.etree.ElementTree import Element
 
@@ -35,7 +35,7 @@ IqHandler = Callable[[IqRequest], Awaitable[Element | None]]
 PreAuthIqHandler = Callable[[Element, str], Awaitable[Element | None]]
 
 
-class IqTarget(str, Enum):
+class IqTarget(StrEnum):
     """Which address an IQ handler answers for."""
 
     HOST = "host"  # to the server itself (to=DOMAIN)
@@ -43,7 +43,7 @@ class IqTarget(str, Enum):
     BARE = "bare"  # to another account's bare JID, answered by the server on its behalf
 
 
-class StreamPhase(str, Enum):
+class StreamPhase(StrEnum):
     """When a stream feature is advertised."""
 
     PRE_AUTH = "pre-auth"
@@ -162,4 +162,3 @@ class FeatureContext:
     def every(self, name: str, interval: float, run: Callable[[], Awaitable[None]]) -> None:
         """Run ``run`` every ``interval`` seconds while the server runs."""
         self.jobs.append(PeriodicJob(name=name, interval=interval, run=run))
-

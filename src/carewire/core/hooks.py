@@ -15,7 +15,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any], "bool | None | Awaitable[bool | None]"]
+Handler = Callable[[Any], "bool | Awaitable[bool | None] | None"]
 
 
 class HookBus:

@@ -14,8 +14,8 @@ the one place stanza errors are translated.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import logging
+import secrets
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
@@ -118,7 +118,9 @@ class Router:
             return
         session.send(stanza)
 
-    def reply_error(self, stanza: Element, err: StanzaError, *, default_from: str | None = None) -> None:
+    def reply_error(
+        self, stanza: Element, err: StanzaError, *, default_from: str | None = None
+    ) -> None:
         """Send the error reply for ``stanza`` to its (local) sender, if one is allowed."""
         if not st.can_reply_with_error(stanza):
             return
@@ -163,7 +165,9 @@ class Router:
         handler = self.iq.lookup(lookup, iq_type or "", payload.tag)
         if handler is None:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
-        request = IqRequest(stanza=iq, payload=payload, from_jid=from_jid, to_jid=to_jid, origin=origin)
+        request = IqRequest(
+            stanza=iq, payload=payload, from_jid=from_jid, to_jid=to_jid, origin=origin
+        )
         try:
             result = await handler(request)
         except StanzaError:

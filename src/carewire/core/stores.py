@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class Subscription(str, Enum):
+class Subscription(StrEnum):
     """Roster subscription states (RFC 6121 §2.1.2.5)."""
 
     NONE = "none"
@@ -26,7 +26,7 @@ class Subscription(str, Enum):
     BOTH = "both"
 
 
-class LoginOutcome(str, Enum):
+class LoginOutcome(StrEnum):
     """Outcome of one login attempt, as written to the login audit."""
 
     SUCCESS = "success"
@@ -132,6 +132,11 @@ class AccountStore(Protocol):
     async def get_credential(self, login: str, mechanism: str) -> ScramCredential | None:
         """The stored SCRAM keys for ``mechanism``, or None."""
 
+    async def get_for_login(
+        self, login: str, mechanism: str
+    ) -> tuple[Account | None, ScramCredential | None]:
+        """The account and its keys for ``mechanism``, in one round trip (the login path)."""
+
     async def set_credentials(self, login: str, credentials: Sequence[ScramCredential]) -> None:
         """Replace all SCRAM credentials; raises ``NotFoundError`` for unknown logins."""
 
@@ -173,9 +178,7 @@ class RosterStore(Protocol):
 class OfflineStore(Protocol):
     """Messages kept for users without an available resource (XEP-0160)."""
 
-    async def store(
-        self, owner: str, stanza: str, *, stamp: datetime, expires_at: datetime
-    ) -> int:
+    async def store(self, owner: str, stanza: str, *, stamp: datetime, expires_at: datetime) -> int:
         """Persist one message durably; returns its id. Raises NotFoundError for unknown owners."""
 
     async def fetch(self, owner: str, *, now: datetime) -> list[OfflineMessage]:
@@ -219,6 +222,9 @@ class BlockingStore(Protocol):
 
     async def list(self, owner: str) -> list[str]:
         """Blocked JIDs, sorted."""
+
+    async def owners(self) -> set[str]:
+        """Logins that block at least one JID."""
 
     async def add(self, owner: str, jids: Sequence[str]) -> None:
         """Block JIDs (idempotent)."""

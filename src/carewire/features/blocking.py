@@ -126,6 +126,12 @@ class Blocking:
         self.domain = ctx.hosts.domain
         # login -> blocked JIDs, for accounts with at least one bound session.
         self.cache: dict[str, frozenset[str]] = {}
+        # Logins known to block something; None until loaded (then: always ask the store).
+        self.owners: set[str] | None = None
+
+    async def load_owners(self, _payload: object = None) -> None:
+        """Remember who blocks anything so most logins skip the database."""
+        self.owners = await self.ctx.stores.blocking.owners()
 
     # -- lists ------------------------------------------------------------------
 
@@ -138,6 +144,8 @@ class Blocking:
 
     async def _reload(self, login: str) -> frozenset[str]:
         blocked = frozenset(await self.ctx.stores.blocking.list(login))
+        if self.owners is not None and blocked:
+            self.owners.add(login)
         if self.ctx.sessions.is_online(login):
             self.cache[login] = blocked
         return blocked
@@ -146,6 +154,9 @@ class Blocking:
         """Load the list of an account that just came online."""
         login = event.session.username
         if login not in self.cache:
+            if self.owners is not None and login not in self.owners:
+                self.cache[login] = frozenset()
+                return
             blocked = frozenset(await self.ctx.stores.blocking.list(login))
             # A block command may have refreshed the cache while we waited.
             self.cache.setdefault(login, blocked)
@@ -397,6 +408,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.iq.register(BLOCK, blocking.block, types=("set",), targets=(IqTarget.ACCOUNT,))
     ctx.iq.register(UNBLOCK, blocking.unblock, types=("set",), targets=(IqTarget.ACCOUNT,))
     ctx.hooks.on(H.SESSION_BOUND, blocking.on_bound, priority=PRIORITY)
+    ctx.hooks.on(H.SERVER_STARTED, blocking.load_owners)
     ctx.hooks.on(H.SESSION_CLOSED, blocking.on_closed, priority=CLOSE_PRIORITY)
     ctx.hooks.on(H.ACCOUNT_REMOVED, blocking.on_account_removed)
     for name in (H.PRE_MESSAGE, H.PRE_PRESENCE, H.PRE_IQ):

@@ -64,7 +64,10 @@ class MessageDelivery:
         if msg_type in ("chat", "normal"):
             # §8.5.3.2.1: chat (and, by our choice, normal) falls back to the bare JID.
             bare = StanzaEvent(
-                stanza=event.stanza, from_jid=event.from_jid, to_jid=event.to_jid.bare, origin=event.origin
+                stanza=event.stanza,
+                from_jid=event.from_jid,
+                to_jid=event.to_jid.bare,
+                origin=event.origin,
             )
             return await self.to_bare(bare)
         if msg_type == "groupchat":

@@ -66,7 +66,10 @@ class OfflineMessages:
         )
         try:
             await self.ctx.stores.offline.store(
-                owner, serialize(stored, None), stamp=now, expires_at=now + self.ctx.config.offline_ttl
+                owner,
+                serialize(stored, None),
+                stamp=now,
+                expires_at=now + self.ctx.config.offline_ttl,
             )
         except NotFoundError:
             # RFC 6121 §8.5.2.2.1: no such account → service-unavailable.

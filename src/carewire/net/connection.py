@@ -13,6 +13,7 @@ worker task. Output is coalesced and flushed once per loop iteration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -38,7 +39,9 @@ def _tune_socket(sock: socket.socket | None, net: NetContext) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if hasattr(socket, "TCP_KEEPIDLE"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, net.limits.tcp_keepalive_idle)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, net.limits.tcp_keepalive_interval)
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, net.limits.tcp_keepalive_interval
+            )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, net.limits.tcp_keepalive_count)
     except OSError:  # pragma: no cover - platform specific
         pass
@@ -81,7 +84,11 @@ class XmppConnection(asyncio.Protocol):
             channel_binding=self.net.channel_binding,
         )
         kernel = self.net.kernel
-        self.stream = C2SStream(stream_config(kernel, info, allow_register=self.net.allow_register, limits=self.net.parser_limits))
+        self.stream = C2SStream(
+            stream_config(
+                kernel, info, allow_register=self.net.allow_register, limits=self.net.parser_limits
+            )
+        )
         self.client = ClientConnection(
             kernel=kernel,
             auth=self.net.auth,
@@ -228,10 +235,10 @@ class XmppConnection(asyncio.Protocol):
                     self._queue.clear()
         finally:
             self._worker = None
-            if self._is_paused and not self._is_closing and self.transport is not None:
-                if not (self.stream and self.stream.is_closed):
-                    self._is_paused = False
-                    self.transport.resume_reading()
+            is_open = self.stream is not None and not self.stream.is_closed
+            if self._is_paused and is_open and not self._is_closing and self.transport is not None:
+                self._is_paused = False
+                self.transport.resume_reading()
 
     def _on_bound(self, session: Session) -> None:
         self.session = session
@@ -291,10 +298,8 @@ class XmppConnection(asyncio.Protocol):
             return
         self._is_closing = True
         if self._ssl is not None and not self._is_handshaking:
-            try:
+            with contextlib.suppress(ssl.SSLError):
                 self._ssl.unwrap()
-            except ssl.SSLError:
-                pass
             self._write_tls_out()
         if self.transport is not None:
             self.transport.close()

@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 ALPN_XMPP_CLIENT = "xmpp-client"  # XEP-0368
 
 
-def server_context(cert_file: Path, key_file: Path, *, alpn: list[str] | None = None) -> ssl.SSLContext:
+def server_context(
+    cert_file: Path, key_file: Path, *, alpn: list[str] | None = None
+) -> ssl.SSLContext:
     """A server context: TLS 1.2 minimum, no compression, our certificate chain."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -72,10 +72,17 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
     info = ConnectionInfo(
         remote_ip=client_addr, transport="websocket", framing=Framing.WEBSOCKET, is_tls_active=True
     )
-    stream = C2SStream(stream_config(net.kernel, info, allow_register=net.allow_register, limits=net.parser_limits))
+    stream = C2SStream(
+        stream_config(net.kernel, info, allow_register=net.allow_register, limits=net.parser_limits)
+    )
     sink = WebSocketSink(stream, net)
     client = ClientConnection(
-        kernel=net.kernel, auth=net.auth, stream=stream, sink=sink, info=info, fake_secret=net.fake_secret
+        kernel=net.kernel,
+        auth=net.auth,
+        stream=stream,
+        sink=sink,
+        info=info,
+        fake_secret=net.fake_secret,
     )
     writer = net.spawn(_writer(ws, sink), "ws-writer")
     try:

@@ -36,7 +36,12 @@ class CertificateInfo:
 
 
 def create_self_signed(
-    domain: str, cert_file: Path, key_file: Path, *, days: int = SELF_SIGNED_DAYS, now: datetime | None = None
+    domain: str,
+    cert_file: Path,
+    key_file: Path,
+    *,
+    days: int = SELF_SIGNED_DAYS,
+    now: datetime | None = None,
 ) -> CertificateInfo:
     """Write a new key and self-signed certificate for ``domain`` (key file mode 0600)."""
     now = now or datetime.now(UTC)
@@ -51,10 +56,14 @@ def create_self_signed(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .sign(key, hashes.SHA256())
@@ -89,7 +98,9 @@ def describe(cert_file: Path) -> CertificateInfo:
     )
 
 
-def ensure_certificate(domain: str, cert_file: Path, key_file: Path, *, now: datetime | None = None) -> CertificateInfo:
+def ensure_certificate(
+    domain: str, cert_file: Path, key_file: Path, *, now: datetime | None = None
+) -> CertificateInfo:
     """Create a self-signed certificate when none exists; replace an expired self-signed one.
 
     A CA-signed certificate is never replaced automatically: an expired one is

@@ -51,6 +51,15 @@ _COUNT = select(func.count()).select_from(accounts)
 _DELETE = delete(accounts).where(_A.login == bindparam("login"))
 _INSERT_CREDENTIAL = insert(credentials)
 _DELETE_CREDENTIALS = delete(credentials).where(_C.login == bindparam("login"))
+_GET_FOR_LOGIN = (
+    select(*_COLUMNS, _C.salt, _C.iterations, _C.stored_key, _C.server_key)
+    .select_from(
+        accounts.outerjoin(
+            credentials, (_C.login == _A.login) & (_C.mechanism == bindparam("mechanism"))
+        )
+    )
+    .where(_A.login == bindparam("login"))
+)
 _GET_CREDENTIAL = select(_C.salt, _C.iterations, _C.stored_key, _C.server_key).where(
     _C.login == bindparam("login"), _C.mechanism == bindparam("mechanism")
 )
@@ -222,6 +231,27 @@ class SqlAccountStore:
             stored_key=bytes(row[2]),
             server_key=bytes(row[3]),
         )
+
+    async def get_for_login(
+        self, login: str, mechanism: str
+    ) -> tuple[Account | None, ScramCredential | None]:
+        """The account and its keys for ``mechanism`` in one query (the login path)."""
+        params = {"login": login, "mechanism": mechanism}
+        async with self._db.read("get_for_login") as conn:
+            row = (await conn.execute(_GET_FOR_LOGIN, params)).first()
+        if row is None:
+            return None, None
+        n = len(_COLUMNS)
+        if row[n] is None:
+            return _account(row), None
+        cred = ScramCredential(
+            mechanism=mechanism,
+            salt=bytes(row[n]),
+            iterations=row[n + 1],
+            stored_key=bytes(row[n + 2]),
+            server_key=bytes(row[n + 3]),
+        )
+        return _account(row), cred
 
     async def set_credentials(self, login: str, credentials: Sequence[ScramCredential]) -> None:
         """Replace all SCRAM credentials; raises ``NotFoundError`` for unknown logins."""

@@ -19,6 +19,7 @@ _B = blocklist.c
 _LIST = select(_B.jid).where(_B.owner == bindparam("owner"))
 _REMOVE = delete(blocklist).where(_B.owner == bindparam("owner"), _B.jid == bindparam("jid"))
 _CLEAR = delete(blocklist).where(_B.owner == bindparam("owner"))
+_OWNERS = select(_B.owner).distinct()
 
 
 class SqlBlockingStore:
@@ -34,6 +35,11 @@ class SqlBlockingStore:
         async with self._db.read("list_blocked") as conn:
             jids = (await conn.execute(_LIST, {"owner": owner})).scalars().all()
         return sorted(jids)
+
+    async def owners(self) -> set[str]:
+        """Logins that block at least one JID."""
+        async with self._db.read("blocking_owners") as conn:
+            return set((await conn.execute(_OWNERS)).scalars().all())
 
     async def add(self, owner: str, jids: Sequence[str]) -> None:
         """Block JIDs (idempotent).

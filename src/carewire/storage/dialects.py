@@ -191,7 +191,9 @@ def _sqlite_engine_args(role: Role, *, memory: bool) -> dict[str, Any]:
         # writers never contend for SQLite's file lock inside this process.
         kwargs.update(pool_size=1, max_overflow=0)
     else:
-        kwargs.update(pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
+        # A fixed pool: overflow connections would each cost a thread, a
+        # connect and the pragmas, and be torn down again under load.
+        kwargs.update(pool_size=SQLITE_READERS, max_overflow=0, pool_timeout=30)
     return kwargs
 
 

@@ -8,14 +8,14 @@ machine for something the current state does not allow).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.xmpp import ns
 
 
-class StreamCondition(str, Enum):
+class StreamCondition(StrEnum):
     """Defined stream error conditions (RFC 6120 §4.9.3)."""
 
     BAD_FORMAT = "bad-format"
@@ -45,7 +45,7 @@ class StreamCondition(str, Enum):
     UNSUPPORTED_VERSION = "unsupported-version"
 
 
-class StanzaCondition(str, Enum):
+class StanzaCondition(StrEnum):
     """Defined stanza error conditions (RFC 6120 §8.3.3)."""
 
     BAD_REQUEST = "bad-request"

@@ -136,9 +136,7 @@ def _username_of_client_first(message: str) -> str | None:
 class ScramServerMechanism:
     """SCRAM-SHA-1/-256 and their -PLUS variants, on top of scramp."""
 
-    def __init__(
-        self, name: str, *, channel_binding: bytes | None, fake_secret: bytes
-    ) -> None:
+    def __init__(self, name: str, *, channel_binding: bytes | None, fake_secret: bytes) -> None:
         self.name = name
         self.base = name.removesuffix("-PLUS")
         self._cb = channel_binding
@@ -219,7 +217,9 @@ class PlainServerMechanism:
     def respond(self, data: bytes) -> Step:
         parts = data.split(b"\x00")
         if len(parts) != 3:
-            return Failure("malformed-request", "PLAIN needs authzid NUL authcid NUL password", counts=False)
+            return Failure(
+                "malformed-request", "PLAIN needs authzid NUL authcid NUL password", counts=False
+            )
         try:
             authzid, authcid, password = (p.decode("utf-8") for p in parts)
         except UnicodeDecodeError:
@@ -228,7 +228,10 @@ class PlainServerMechanism:
             return Failure("malformed-request", "empty username or password", counts=False)
         self._username = authcid
         self._password = password
-        if authzid and authzid.lower() not in (authcid.lower(), f"{authcid}@{self._domain}".lower()):
+        if authzid and authzid.lower() not in (
+            authcid.lower(),
+            f"{authcid}@{self._domain}".lower(),
+        ):
             return Failure("invalid-authzid", "", authcid, counts=False)
         return NeedCredentials(username=authcid, mechanism="SCRAM-SHA-256")
 

@@ -27,7 +27,7 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.xmpp import ns
@@ -40,7 +40,6 @@ from carewire.xmpp.errors import (
 from carewire.xmpp.parser import (
     ElementReceived,
     ParserLimits,
-    StreamClosed,
     StreamOpened,
     StreamParser,
     parse_document,
@@ -60,7 +59,7 @@ _BIND = f"{{{ns.BIND}}}bind"
 _STANZAS = frozenset({f"{{{ns.CLIENT}}}message", f"{{{ns.CLIENT}}}presence", _IQ})
 
 
-class State(str, Enum):
+class State(StrEnum):
     """Negotiation states of a server-side client stream."""
 
     OPEN_PLAIN = "open-plain"  # waiting for the stream header, TLS not yet active
@@ -76,7 +75,7 @@ class State(str, Enum):
     CLOSED = "closed"
 
 
-class Input(str, Enum):
+class Input(StrEnum):
     """Everything that can move the machine: remote elements and local decisions."""
 
     OPEN = "open"
@@ -98,34 +97,45 @@ class Input(str, Enum):
     BIND_FAILED = "bind-failed"
 
 
-S, I = State, Input
+S, In = State, Input
 TRANSITIONS: dict[tuple[State, Input], State] = {
-    (S.OPEN_PLAIN, I.OPEN): S.AWAIT_STARTTLS,
-    (S.AWAIT_STARTTLS, I.STARTTLS): S.TLS_HANDSHAKE,
+    (S.OPEN_PLAIN, In.OPEN): S.AWAIT_STARTTLS,
+    (S.AWAIT_STARTTLS, In.STARTTLS): S.TLS_HANDSHAKE,
     # RFC 6120 §6.4.5 <encryption-required/>: auth before TLS is refused, the stream stays.
-    (S.AWAIT_STARTTLS, I.AUTH): S.AWAIT_STARTTLS,
-    (S.TLS_HANDSHAKE, I.TLS_DONE): S.OPEN_TLS,
-    (S.OPEN_TLS, I.OPEN): S.AWAIT_AUTH,
-    (S.AWAIT_AUTH, I.AUTH): S.SASL,
-    (S.AWAIT_AUTH, I.PREAUTH_IQ): S.AWAIT_AUTH,
-    (S.SASL, I.RESPONSE): S.SASL,
-    (S.SASL, I.ABORT): S.AWAIT_AUTH,
-    (S.SASL, I.CHALLENGE): S.SASL,
-    (S.SASL, I.SUCCESS): S.OPEN_AUTHED,
-    (S.SASL, I.FAILURE): S.AWAIT_AUTH,
-    (S.OPEN_AUTHED, I.OPEN): S.AWAIT_BIND,
-    (S.AWAIT_BIND, I.BIND): S.BINDING,
+    (S.AWAIT_STARTTLS, In.AUTH): S.AWAIT_STARTTLS,
+    (S.TLS_HANDSHAKE, In.TLS_DONE): S.OPEN_TLS,
+    (S.OPEN_TLS, In.OPEN): S.AWAIT_AUTH,
+    (S.AWAIT_AUTH, In.AUTH): S.SASL,
+    (S.AWAIT_AUTH, In.PREAUTH_IQ): S.AWAIT_AUTH,
+    (S.SASL, In.RESPONSE): S.SASL,
+    (S.SASL, In.ABORT): S.AWAIT_AUTH,
+    (S.SASL, In.CHALLENGE): S.SASL,
+    (S.SASL, In.SUCCESS): S.OPEN_AUTHED,
+    (S.SASL, In.FAILURE): S.AWAIT_AUTH,
+    (S.OPEN_AUTHED, In.OPEN): S.AWAIT_BIND,
+    (S.AWAIT_BIND, In.BIND): S.BINDING,
     # Stanzas pipelined behind a bind request are handed on in order; the
     # driver handles them after the bind decision.
-    (S.BINDING, I.STANZA): S.BINDING,
-    (S.BINDING, I.BIND): S.BINDING,
-    (S.BINDING, I.BOUND): S.ESTABLISHED,
-    (S.BINDING, I.BIND_FAILED): S.AWAIT_BIND,
-    (S.ESTABLISHED, I.STANZA): S.ESTABLISHED,
-    (S.ESTABLISHED, I.BIND): S.ESTABLISHED,
+    (S.BINDING, In.STANZA): S.BINDING,
+    (S.BINDING, In.BIND): S.BINDING,
+    (S.BINDING, In.BOUND): S.ESTABLISHED,
+    (S.BINDING, In.BIND_FAILED): S.AWAIT_BIND,
+    (S.ESTABLISHED, In.STANZA): S.ESTABLISHED,
+    (S.ESTABLISHED, In.BIND): S.ESTABLISHED,
 }
 REMOTE_INPUTS = frozenset(
-    {I.OPEN, I.STARTTLS, I.AUTH, I.RESPONSE, I.ABORT, I.BIND, I.STANZA, I.PREAUTH_IQ, I.OTHER, I.CLOSE}
+    {
+        In.OPEN,
+        In.STARTTLS,
+        In.AUTH,
+        In.RESPONSE,
+        In.ABORT,
+        In.BIND,
+        In.STANZA,
+        In.PREAUTH_IQ,
+        In.OTHER,
+        In.CLOSE,
+    }
 )
 # The stream error for a remote input the table does not allow, by state.
 REMOTE_REFUSALS: dict[State, StreamCondition] = {
@@ -135,7 +145,7 @@ REMOTE_REFUSALS: dict[State, StreamCondition] = {
 _OPEN_STATES = frozenset({S.OPEN_PLAIN, S.OPEN_TLS, S.OPEN_AUTHED})
 
 
-class Framing(str, Enum):
+class Framing(StrEnum):
     """How the stream is carried."""
 
     TCP = "tcp"  # RFC 6120: one long XML document per direction
@@ -309,7 +319,7 @@ class C2SStream:
 
     def _refuse(self, inp: Input) -> StreamEnded:
         cond = REMOTE_REFUSALS.get(self.state, StreamCondition.NOT_AUTHORIZED)
-        if inp is I.OTHER and self.state is S.ESTABLISHED:
+        if inp is In.OTHER and self.state is S.ESTABLISHED:
             cond = StreamCondition.UNSUPPORTED_STANZA_TYPE
         return self._fail(cond, f"{inp.value} is not allowed now")
 
@@ -328,10 +338,12 @@ class C2SStream:
             return self._fail(StreamCondition.UNSUPPORTED_VERSION, "XMPP 1.0 is required")
         to = attrs.get("to")
         if to is not None and to.lower().rstrip(".") != self.config.domain:
-            return self._fail(StreamCondition.HOST_UNKNOWN, "this server does not serve that domain")
+            return self._fail(
+                StreamCondition.HOST_UNKNOWN, "this server does not serve that domain"
+            )
         lang = attrs.get(XML_LANG) or "en"
         self._send_header()
-        nxt = self._step(I.OPEN)
+        nxt = self._step(In.OPEN)
         assert nxt is not None
         self._send_features()
         return StreamStarted(lang=lang)
@@ -347,21 +359,26 @@ class C2SStream:
     def _classify(self, element: Element) -> Input:
         tag = element.tag
         if tag == _STARTTLS:
-            return I.STARTTLS
+            return In.STARTTLS
         if tag == _AUTH:
-            return I.AUTH
+            return In.AUTH
         if tag == _RESPONSE:
-            return I.RESPONSE
+            return In.RESPONSE
         if tag == _ABORT:
-            return I.ABORT
+            return In.ABORT
         if tag in _STANZAS:
-            if tag == _IQ and self.state in (S.AWAIT_BIND, S.BINDING):
-                if element.get("type") == "set" and len(element) == 1 and element[0].tag == _BIND:
-                    return I.BIND
+            if (
+                tag == _IQ
+                and self.state in (S.AWAIT_BIND, S.BINDING)
+                and element.get("type") == "set"
+                and len(element) == 1
+                and element[0].tag == _BIND
+            ):
+                return In.BIND
             if tag == _IQ and self.state is S.AWAIT_AUTH and self.config.allow_preauth_iq:
-                return I.PREAUTH_IQ
-            return I.STANZA
-        return I.OTHER
+                return In.PREAUTH_IQ
+            return In.STANZA
+        return In.OTHER
 
     def _on_element(self, element: Element) -> Event | None:
         if self.state in _OPEN_STATES:
@@ -370,26 +387,26 @@ class C2SStream:
         prev = self.state
         if self._step(inp) is None:
             return self._refuse(inp)
-        if inp is I.STANZA:
+        if inp is In.STANZA:
             return StanzaReceived(element)
-        if inp is I.STARTTLS:
+        if inp is In.STARTTLS:
             self._emit(f"<proceed xmlns='{ns.TLS}'/>")
             return StartTlsRequested()
-        if inp is I.AUTH:
+        if inp is In.AUTH:
             if prev is S.AWAIT_STARTTLS:
                 self._sasl_failure_xml("encryption-required", "STARTTLS is required first")
                 return None
             return self._on_auth(element)
-        if inp is I.RESPONSE:
+        if inp is In.RESPONSE:
             data = self._b64(element.text)
             if data is None:
                 self._sasl_bad_encoding()
                 return None
             return SaslResponse(data)
-        if inp is I.ABORT:
+        if inp is In.ABORT:
             self._sasl_failure_xml("aborted", "")
             return SaslAborted()
-        if inp is I.BIND:
+        if inp is In.BIND:
             res = element[0].find(f"{{{ns.BIND}}}resource")
             resource = (res.text or "").strip() if res is not None else ""
             return BindRequested(iq_id=element.get("id", ""), resource=resource or None)
@@ -429,18 +446,18 @@ class C2SStream:
 
     def tls_established(self) -> None:
         """The transport now speaks TLS: a new stream begins (RFC 6120 §5.4.3.3)."""
-        self._step(I.TLS_DONE)
+        self._step(In.TLS_DONE)
         self.is_tls_active = True
         self._restart()
 
     def sasl_challenge(self, data: bytes) -> None:
         """Send a SASL challenge."""
-        self._step(I.CHALLENGE)
+        self._step(In.CHALLENGE)
         self._emit(f"<challenge xmlns='{ns.SASL}'>{self._enc(data)}</challenge>")
 
     def sasl_success(self, username: str, data: bytes | None = None) -> None:
         """Authentication succeeded: send ``<success/>`` and expect a new stream (§6.4.6)."""
-        self._step(I.SUCCESS)
+        self._step(In.SUCCESS)
         body = self._enc(data) if data else ""
         self._emit(f"<success xmlns='{ns.SASL}'>{body}</success>")
         self.authenticated_as = username
@@ -448,12 +465,12 @@ class C2SStream:
 
     def sasl_failure(self, condition: str, text: str = "") -> None:
         """Authentication failed with a SASL condition (§6.5); the client may retry."""
-        self._step(I.FAILURE)
+        self._step(In.FAILURE)
         self._sasl_failure_xml(condition, text)
 
     def bind_success(self, iq_id: str, full_jid: str) -> None:
         """Resource binding succeeded (RFC 6120 §7.6.1)."""
-        self._step(I.BOUND)
+        self._step(In.BOUND)
         iq = Element(_IQ, {"type": "result", "id": iq_id})
         jid = SubElement(SubElement(iq, _BIND), f"{{{ns.BIND}}}jid")
         jid.text = full_jid
@@ -461,7 +478,7 @@ class C2SStream:
 
     def bind_failure(self, iq_id: str, condition: str, error_type: str = "cancel") -> None:
         """Resource binding failed with a stanza error (RFC 6120 §7.6.2)."""
-        self._step(I.BIND_FAILED)
+        self._step(In.BIND_FAILED)
         iq = Element(_IQ, {"type": "error", "id": iq_id})
         err = SubElement(iq, f"{{{ns.CLIENT}}}error", {"type": error_type})
         SubElement(err, f"{{{ns.STANZAS_ERR}}}{condition}")
