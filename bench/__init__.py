@@ -1,0 +1,1 @@
+"""Carewire load benchmarks: ``python -m bench.run SCENARIO`` (see bench/README.md)."""
