@@ -6,7 +6,7 @@ DATA   ?= data
 DOMAIN ?= carewire.localhost
 PYTEST_WORKERS ?= auto
 
-.PHONY: run test check bench clean venv dev-venv
+.PHONY: run demo test check bench clean venv dev-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ run: $(VENV)/.installed
 		$(BIN)/carewire init --data-dir $(DATA) --domain $(DOMAIN); \
 	fi
 	$(BIN)/carewire serve --data-dir $(DATA)
+
+## make demo: initialise ./data if needed and load the demo hospital (then `make run`).
+demo: $(VENV)/.installed
+	@if [ ! -f $(DATA)/carewire.toml ]; then \
+		$(BIN)/carewire init --data-dir $(DATA) --domain $(DOMAIN); \
+	fi
+	$(BIN)/carewire demo --data-dir $(DATA)
 
 ## make test: the whole suite, in parallel.
 test: $(VENV)/.installed-dev

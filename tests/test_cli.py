@@ -132,3 +132,40 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
         assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--c2s-tls-port" in out and "login,password" in out
+
+
+def test_demo_hospital(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "demo", "--data-dir", str(data))
+    assert code == 0
+    assert "12 staff accounts, 36 roster entries" in out
+    assert "dr.chen@hospital.example" in out
+    password = (data / "demo-password.txt").read_text().strip()
+    assert stat.S_IMODE((data / "demo-password.txt").stat().st_mode) == 0o600
+    assert password in out
+    code, out, _ = run(capsys, "user", "list", "--data-dir", str(data))
+    assert "nurse.adams@hospital.example\tGrace Adams\tok" in out
+    code, out, _ = run(capsys, "demo", "--data-dir", str(data))
+    assert code == 0 and "already loaded" in out  # idempotent
+
+
+async def test_demo_rosters(tmp_path: Path) -> None:
+    from carewire import storage
+    from carewire.core.accounts import AccountService
+    from carewire.core.stores import Subscription
+    from carewire.demo import load_demo
+    from carewire.storage import migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    await migrate.upgrade(url)
+    db, stores = await storage.open_stores(url)
+    try:
+        result = await load_demo(stores, AccountService(stores), domain="h.example")
+        assert len(result.created) == 12
+        version, items = await stores.roster.get_roster("dr.chen")
+        assert version > 0 and len(items) == 3
+        assert {i.groups for i in items} == {("ICU",)}
+        assert all(i.subscription is Subscription.BOTH for i in items)
+        names = {i.contact: i.name for i in items}
+        assert names["nurse.adams@h.example"] == "Grace Adams, RN"
+    finally:
+        await db.close()

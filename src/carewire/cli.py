@@ -25,6 +25,7 @@ from carewire.errors import CarewireError, ConfigError
 
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD_FILE = "initial-admin-password.txt"
+DEMO_PASSWORD_FILE = "demo-password.txt"
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -116,6 +117,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(cfg))
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Load the demo hospital: staff of three units with ready-made rosters."""
+    from carewire import storage
+    from carewire.core.accounts import AccountService
+    from carewire.demo import load_demo
+    from carewire.storage import migrate
+
+    cfg = _config(args)
+
+    async def work() -> int:
+        await migrate.upgrade(cfg.database_url)
+        db, stores = await storage.open_stores(cfg.database_url)
+        try:
+            accounts = AccountService(stores, iterations=cfg.xmpp.scram_iterations)
+            result = await load_demo(stores, accounts, domain=cfg.server.domain)
+        finally:
+            await db.close()
+        if result.created:
+            pw_file = _data_dir(args) / DEMO_PASSWORD_FILE
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(result.password + "\n")
+            print(
+                f"demo hospital loaded: {len(result.created)} staff accounts, "
+                f"{result.roster_items} roster entries"
+            )
+            for login in result.created:
+                print(f"  {login}@{cfg.server.domain}")
+            print(f"  password for all of them: {result.password}  (also in {pw_file})")
+        else:
+            print("demo hospital already loaded (no account changed)")
+        if result.existing:
+            print(f"  kept existing accounts: {', '.join(result.existing)}", file=sys.stderr)
+        print("  a running server picks up the rosters at the users' next login")
+        return 0
+
+    return asyncio.run(work())
 
 
 # -- users ----------------------------------------------------------------------
@@ -339,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
+
+    demo = with_data_dir(
+        sub.add_parser("demo", help="load the demo hospital", description=cmd_demo.__doc__)
+    )
+    demo.set_defaults(func=cmd_demo)
 
     user = sub.add_parser("user", help="manage accounts", description="Manage XMPP accounts.")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
