@@ -55,6 +55,18 @@ def x(xml: str) -> Element:
     return parse_document(f"<w xmlns='{ns.CLIENT}'>{xml}</w>")[0]
 
 
+def error_condition(stanza: Element) -> str | None:
+    """The RFC 6120 stanza error condition of an error reply, or None."""
+    err = stanza.find(f"{{{ns.CLIENT}}}error")
+    if err is None:
+        return None
+    for c in err:
+        local = c.tag.rpartition("}")[2]
+        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
+            return local
+    return None
+
+
 class Harness:
     """A kernel with features loaded and helpers to log users in and send stanzas."""
 
@@ -95,6 +107,14 @@ class Harness:
         await self.send(session, f"<presence><priority>{priority}</priority></presence>")
         sink.take()
         return session, sink
+
+    async def ask(self, login: str, xml: str) -> Element:
+        """Bind a fresh session of ``login``, send one stanza, return the single reply."""
+        session, sink = await self.bind(login)
+        sink.take()
+        await self.send(session, xml)
+        (reply,) = sink.take()
+        return reply
 
     async def unbind(self, session: Session) -> None:
         """The connection went away: what net does on disconnect."""

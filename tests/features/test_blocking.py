@@ -15,7 +15,7 @@ from carewire.core.stores import RosterItem, Subscription
 from carewire.features.blocking import matches
 from carewire.xmpp import ns
 from carewire.xmpp.jid import JID
-from tests.features.harness import Harness, RecordingSink, make_harness, x
+from tests.features.harness import Harness, RecordingSink, error_condition, make_harness, x
 
 D = "example.test"
 BLOCKLIST = f"{{{ns.BLOCKING}}}blocklist"
@@ -49,17 +49,6 @@ def presences(h: Harness) -> list[tuple[str, str, str]]:
     h.kernel.hooks.on(H.PRESENCE_BARE, record, priority=-5000)
     h.kernel.hooks.on(H.PRESENCE_FULL, record, priority=-5000)
     return seen
-
-
-def error_condition(stanza: Element) -> str | None:
-    err = stanza.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 async def online(h: Harness, login: str, resource: str = "res") -> tuple[Session, RecordingSink]:

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from carewire.xmpp import ns
-from tests.features.harness import Harness, make_harness
+from tests.features.harness import Harness, error_condition, make_harness
 
 INFO = f"{{{ns.DISCO_INFO}}}query"
 ITEMS = f"{{{ns.DISCO_ITEMS}}}query"
@@ -20,17 +20,6 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=["disco", "ping", "vcard"])
     yield harness
     await harness.close()
-
-
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 def identities(query: Element) -> list[tuple[str | None, str | None, str | None]]:
@@ -44,17 +33,9 @@ def features(query: Element) -> list[str]:
     return [f.get("var", "") for f in query.iter(f"{{{ns.DISCO_INFO}}}feature")]
 
 
-async def ask(h: Harness, login: str, xml: str) -> Element:
-    session, sink = await h.bind(login)
-    sink.take()
-    await h.send(session, xml)
-    (reply,) = sink.take()
-    return reply
-
-
 async def test_server_info_lists_identity_and_registered_features(h: Harness) -> None:
-    reply = await ask(
-        h, "alice", f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
     )
     assert reply.get("type") == "result"
     assert reply.get("from") == h.domain
@@ -70,8 +51,8 @@ async def test_server_info_lists_identity_and_registered_features(h: Harness) ->
 async def test_server_info_is_read_at_request_time(h: Harness) -> None:
     h.kernel.disco.add_server_feature("urn:example:late")
     h.kernel.disco.add_server_identity("pubsub", "pep", "")
-    reply = await ask(
-        h, "alice", f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
     )
     query = reply.find(INFO)
     assert query is not None
@@ -80,8 +61,8 @@ async def test_server_info_is_read_at_request_time(h: Harness) -> None:
 
 
 async def test_server_items_are_empty(h: Harness) -> None:
-    reply = await ask(
-        h, "alice", f"<iq type='get' id='d2' to='{h.domain}'><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='d2' to='{h.domain}'><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
     )
     assert reply.get("type") == "result"
     query = reply.find(ITEMS)
@@ -91,8 +72,7 @@ async def test_server_items_are_empty(h: Harness) -> None:
 
 @pytest.mark.parametrize("namespace", [ns.DISCO_INFO, ns.DISCO_ITEMS])
 async def test_unknown_node_at_server_is_item_not_found(h: Harness, namespace: str) -> None:
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='get' id='d3' to='{h.domain}'><query xmlns='{namespace}' node='nope'/></iq>",
     )
@@ -101,7 +81,7 @@ async def test_unknown_node_at_server_is_item_not_found(h: Harness, namespace: s
 
 
 async def test_own_account_info(h: Harness) -> None:
-    reply = await ask(h, "alice", f"<iq type='get' id='d4'><query xmlns='{ns.DISCO_INFO}'/></iq>")
+    reply = await h.ask("alice", f"<iq type='get' id='d4'><query xmlns='{ns.DISCO_INFO}'/></iq>")
     assert reply.get("type") == "result"
     assert reply.get("from") == f"alice@{h.domain}"
     query = reply.find(INFO)
@@ -114,8 +94,7 @@ async def test_own_account_info(h: Harness) -> None:
 
 async def test_other_account_info(h: Harness) -> None:
     await h.account("bob")
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='get' id='d5' to='bob@{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>",
     )
@@ -127,8 +106,7 @@ async def test_other_account_info(h: Harness) -> None:
 
 
 async def test_info_for_missing_account_is_service_unavailable(h: Harness) -> None:
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='get' id='d6' to='ghost@{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>",
     )
@@ -138,8 +116,7 @@ async def test_info_for_missing_account_is_service_unavailable(h: Harness) -> No
 
 
 async def test_items_for_missing_account_are_empty(h: Harness) -> None:
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='get' id='d7' to='ghost@{h.domain}'>"
         f"<query xmlns='{ns.DISCO_ITEMS}' node='x'/></iq>",
@@ -154,8 +131,8 @@ async def test_items_for_missing_account_are_empty(h: Harness) -> None:
 async def test_account_items_are_empty(h: Harness, to: str) -> None:
     await h.account("bob")
     to_attr = f" to='{to}'" if to else ""
-    reply = await ask(
-        h, "alice", f"<iq type='get' id='d8'{to_attr}><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='d8'{to_attr}><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
     )
     assert reply.get("type") == "result"
     query = reply.find(ITEMS)
@@ -166,8 +143,7 @@ async def test_account_items_are_empty(h: Harness, to: str) -> None:
 @pytest.mark.parametrize("namespace", [ns.DISCO_INFO, ns.DISCO_ITEMS])
 async def test_unknown_node_at_account_is_item_not_found(h: Harness, namespace: str) -> None:
     await h.account("bob")
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='get' id='d9' to='bob@{h.domain}'><query xmlns='{namespace}' node='n'/></iq>",
     )
@@ -175,7 +151,7 @@ async def test_unknown_node_at_account_is_item_not_found(h: Harness, namespace: 
 
 
 async def test_disco_set_is_not_supported(h: Harness) -> None:
-    reply = await ask(
-        h, "alice", f"<iq type='set' id='d10' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    reply = await h.ask(
+        "alice", f"<iq type='set' id='d10' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
     )
     assert error_condition(reply) == "service-unavailable"

@@ -15,20 +15,9 @@ from carewire.features import ping
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.jid import JID
-from tests.features.harness import Harness, RecordingSink, make_harness
+from tests.features.harness import Harness, RecordingSink, error_condition, make_harness
 
 INTERVAL = 300.0
-
-
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 async def harness(tmp_path: Path, *, timeout: float = 60.0) -> Harness:

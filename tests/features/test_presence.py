@@ -17,7 +17,7 @@ from carewire.features.presence import parse_priority
 from carewire.features.roster import Rosters
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaError
-from tests.features.harness import Harness, make_harness, x
+from tests.features.harness import Harness, error_condition, make_harness, x
 
 ROSTER = f"{{{ns.ROSTER}}}"
 IQ = f"{{{ns.CLIENT}}}iq"
@@ -47,17 +47,6 @@ def pushed(stanzas: list[Element]) -> list[dict[str, str]]:
         if s.tag == IQ and s.get("type") == "set" and item is not None:
             out.append(dict(item.attrib))
     return out
-
-
-def error_condition(stanza: Element) -> str | None:
-    err = stanza.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 async def subscription(h: Harness, owner: str, contact: str) -> tuple[Subscription, bool] | None:

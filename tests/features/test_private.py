@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
 import pytest
 
 from carewire.features.private import MAX_FRAGMENT_BYTES
 from carewire.xmpp import ns
-from tests.features.harness import Harness, make_harness
+from tests.features.harness import Harness, error_condition, make_harness
 
 QUERY = f"{{{ns.PRIVATE}}}query"
 BOOKMARKS = "storage:bookmarks"
@@ -21,25 +20,6 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=["private"])
     yield harness
     await harness.close()
-
-
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
-
-
-async def ask(h: Harness, login: str, xml: str) -> Element:
-    session, sink = await h.bind(login)
-    sink.take()
-    await h.send(session, xml)
-    (reply,) = sink.take()
-    return reply
 
 
 def private(iq_type: str, inner: str, to: str = "") -> str:
@@ -55,10 +35,10 @@ BOOKMARK_SET = private(
 
 
 async def test_set_then_get(h: Harness) -> None:
-    reply = await ask(h, "alice", BOOKMARK_SET)
+    reply = await h.ask("alice", BOOKMARK_SET)
     assert reply.get("type") == "result"
     assert len(reply) == 0
-    reply = await ask(h, "alice", private("get", f"<storage xmlns='{BOOKMARKS}'/>"))
+    reply = await h.ask("alice", private("get", f"<storage xmlns='{BOOKMARKS}'/>"))
     assert reply.get("type") == "result"
     query = reply.find(QUERY)
     assert query is not None
@@ -70,15 +50,15 @@ async def test_set_then_get(h: Harness) -> None:
 
 
 async def test_get_with_explicit_own_jid(h: Harness) -> None:
-    await ask(h, "alice", BOOKMARK_SET)
-    reply = await ask(
-        h, "alice", private("get", f"<storage xmlns='{BOOKMARKS}'/>", to=f"alice@{h.domain}")
+    await h.ask("alice", BOOKMARK_SET)
+    reply = await h.ask(
+        "alice", private("get", f"<storage xmlns='{BOOKMARKS}'/>", to=f"alice@{h.domain}")
     )
     assert reply.get("type") == "result"
 
 
 async def test_get_of_nothing_stored_returns_the_empty_element(h: Harness) -> None:
-    reply = await ask(h, "alice", private("get", "<prefs xmlns='urn:example:prefs'/>"))
+    reply = await h.ask("alice", private("get", "<prefs xmlns='urn:example:prefs'/>"))
     assert reply.get("type") == "result"
     query = reply.find(QUERY)
     assert query is not None
@@ -88,18 +68,18 @@ async def test_get_of_nothing_stored_returns_the_empty_element(h: Harness) -> No
 
 
 async def test_data_is_per_user(h: Harness) -> None:
-    await ask(h, "alice", BOOKMARK_SET)
-    reply = await ask(h, "bob", private("get", f"<storage xmlns='{BOOKMARKS}'/>"))
+    await h.ask("alice", BOOKMARK_SET)
+    reply = await h.ask("bob", private("get", f"<storage xmlns='{BOOKMARKS}'/>"))
     query = reply.find(QUERY)
     assert query is not None
     assert len(query[0]) == 0
 
 
 async def test_set_with_several_elements_of_one_namespace(h: Harness) -> None:
-    reply = await ask(h, "alice", private("set", "<a xmlns='urn:x'>1</a><b xmlns='urn:x'>2</b>"))
+    reply = await h.ask("alice", private("set", "<a xmlns='urn:x'>1</a><b xmlns='urn:x'>2</b>"))
     assert reply.get("type") == "result"
     for tag, text in (("a", "1"), ("b", "2")):
-        reply = await ask(h, "alice", private("get", f"<{tag} xmlns='urn:x'/>"))
+        reply = await h.ask("alice", private("get", f"<{tag} xmlns='urn:x'/>"))
         query = reply.find(QUERY)
         assert query is not None
         assert query[0].text == text
@@ -107,7 +87,7 @@ async def test_set_with_several_elements_of_one_namespace(h: Harness) -> None:
 
 @pytest.mark.parametrize("iq_type", ["get", "set"])
 async def test_empty_query_is_not_acceptable(h: Harness, iq_type: str) -> None:
-    reply = await ask(h, "alice", private(iq_type, ""))
+    reply = await h.ask("alice", private(iq_type, ""))
     assert error_condition(reply) == "not-acceptable"
 
 
@@ -121,17 +101,17 @@ async def test_empty_query_is_not_acceptable(h: Harness, iq_type: str) -> None:
 )
 @pytest.mark.parametrize("iq_type", ["get", "set"])
 async def test_reserved_namespaces_are_not_acceptable(h: Harness, iq_type: str, inner: str) -> None:
-    reply = await ask(h, "alice", private(iq_type, inner))
+    reply = await h.ask("alice", private(iq_type, inner))
     assert error_condition(reply) == "not-acceptable"
 
 
 async def test_get_of_several_elements_is_a_bad_request(h: Harness) -> None:
-    reply = await ask(h, "alice", private("get", "<a xmlns='urn:x'/><b xmlns='urn:x'/>"))
+    reply = await h.ask("alice", private("get", "<a xmlns='urn:x'/><b xmlns='urn:x'/>"))
     assert error_condition(reply) == "bad-request"
 
 
 async def test_set_mixing_namespaces_is_a_bad_request(h: Harness) -> None:
-    reply = await ask(h, "alice", private("set", "<a xmlns='urn:x'/><b xmlns='urn:y'/>"))
+    reply = await h.ask("alice", private("set", "<a xmlns='urn:x'/><b xmlns='urn:y'/>"))
     assert error_condition(reply) == "bad-request"
     assert await h.kernel.stores.private.get("alice", "{urn:x}a") is None
 
@@ -139,8 +119,8 @@ async def test_set_mixing_namespaces_is_a_bad_request(h: Harness) -> None:
 @pytest.mark.parametrize("iq_type", ["get", "set"])
 async def test_another_users_storage_is_forbidden(h: Harness, iq_type: str) -> None:
     await h.account("bob")
-    reply = await ask(
-        h, "alice", private(iq_type, f"<storage xmlns='{BOOKMARKS}'/>", to=f"bob@{h.domain}")
+    reply = await h.ask(
+        "alice", private(iq_type, f"<storage xmlns='{BOOKMARKS}'/>", to=f"bob@{h.domain}")
     )
     assert reply.get("type") == "error"
     assert error_condition(reply) == "forbidden"
@@ -149,6 +129,6 @@ async def test_another_users_storage_is_forbidden(h: Harness, iq_type: str) -> N
 
 async def test_oversized_fragment_is_refused(h: Harness) -> None:
     big = "x" * MAX_FRAGMENT_BYTES
-    reply = await ask(h, "alice", private("set", f"<a xmlns='urn:x'>{big}</a>"))
+    reply = await h.ask("alice", private("set", f"<a xmlns='urn:x'>{big}</a>"))
     assert error_condition(reply) == "not-acceptable"
     assert await h.kernel.stores.private.get("alice", "{urn:x}a") is None

@@ -12,7 +12,7 @@ import pytest
 from carewire.core.feature import FeatureConfig, IqTarget, PreAuthIqHandler, StreamPhase
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaError, StreamCondition
-from tests.features.harness import Harness, RecordingSink, make_harness, x
+from tests.features.harness import Harness, RecordingSink, error_condition, make_harness, x
 
 QUERY = f"{{{ns.REGISTER}}}query"
 FEATURE = f"{{{ns.REGISTER_FEATURE}}}register"
@@ -31,17 +31,6 @@ async def off(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=["disco", "register"])
     yield harness
     await harness.close()
-
-
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 def preauth(h: Harness) -> PreAuthIqHandler:

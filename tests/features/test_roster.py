@@ -13,7 +13,7 @@ from carewire.core.sessions import Session
 from carewire.core.stores import RosterItem, Subscription
 from carewire.features.roster import MAX_GROUP_LENGTH, MAX_NAME_LENGTH, Rosters
 from carewire.xmpp import ns
-from tests.features.harness import Harness, RecordingSink, make_harness
+from tests.features.harness import Harness, RecordingSink, error_condition, make_harness
 
 ROSTER = f"{{{ns.ROSTER}}}"
 IQ = f"{{{ns.CLIENT}}}iq"
@@ -26,17 +26,6 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=["message", "roster", "presence"])
     yield harness
     await harness.close()
-
-
-def error_condition(stanza: Element) -> str | None:
-    err = stanza.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
 
 
 def reply(sink: RecordingSink, iq_id: str) -> Element:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
 import pytest
 
 from carewire.features.time import format_utc
 from carewire.xmpp import ns
-from tests.features.harness import Harness, make_harness
+from tests.features.harness import Harness, error_condition, make_harness
 
 TIME = f"{{{ns.TIME}}}time"
 
@@ -23,27 +22,11 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     await harness.close()
 
 
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
-
-
-async def ask(h: Harness, xml: str) -> Element:
-    session, sink = await h.bind("alice")
-    await h.send(session, xml)
-    (reply,) = sink.take()
-    return reply
-
-
 async def test_server_time_from_the_clock(h: Harness) -> None:
     h.clock.advance(3661.5)
-    reply = await ask(h, f"<iq type='get' id='t1' to='{h.domain}'><time xmlns='{ns.TIME}'/></iq>")
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='t1' to='{h.domain}'><time xmlns='{ns.TIME}'/></iq>"
+    )
     assert reply.get("type") == "result"
     assert reply.get("from") == h.domain
     el = reply.find(TIME)
@@ -57,7 +40,7 @@ async def test_time_is_advertised(h: Harness) -> None:
 
 
 async def test_time_is_answered_only_for_the_server(h: Harness) -> None:
-    reply = await ask(h, f"<iq type='get' id='t2'><time xmlns='{ns.TIME}'/></iq>")
+    reply = await h.ask("alice", f"<iq type='get' id='t2'><time xmlns='{ns.TIME}'/></iq>")
     assert error_condition(reply) == "service-unavailable"
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
 import pytest
 
 from carewire.features.vcard import MAX_VCARD_BYTES
 from carewire.xmpp import ns
-from tests.features.harness import Harness, make_harness
+from tests.features.harness import Harness, error_condition, make_harness
 
 VCARD = f"{{{ns.VCARD}}}vCard"
 FN = f"{{{ns.VCARD}}}FN"
@@ -21,25 +20,6 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=["disco", "vcard"])
     yield harness
     await harness.close()
-
-
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
-
-
-async def ask(h: Harness, login: str, xml: str) -> Element:
-    session, sink = await h.bind(login)
-    sink.take()
-    await h.send(session, xml)
-    (reply,) = sink.take()
-    return reply
 
 
 def set_vcard(fn: str, to: str = "") -> str:
@@ -56,7 +36,7 @@ def get_vcard(to: str = "") -> str:
 
 
 async def test_own_vcard_is_empty_before_it_is_set(h: Harness) -> None:
-    reply = await ask(h, "alice", get_vcard())
+    reply = await h.ask("alice", get_vcard())
     assert reply.get("type") == "result"
     vcard = reply.find(VCARD)
     assert vcard is not None
@@ -64,10 +44,10 @@ async def test_own_vcard_is_empty_before_it_is_set(h: Harness) -> None:
 
 
 async def test_set_then_get_own_vcard(h: Harness) -> None:
-    reply = await ask(h, "alice", set_vcard("Dr. Greg House"))
+    reply = await h.ask("alice", set_vcard("Dr. Greg House"))
     assert reply.get("type") == "result"
     assert len(reply) == 0
-    reply = await ask(h, "alice", get_vcard(f"alice@{h.domain}"))
+    reply = await h.ask("alice", get_vcard(f"alice@{h.domain}"))
     vcard = reply.find(VCARD)
     assert vcard is not None
     assert vcard.findtext(FN) == "Dr. Greg House"
@@ -77,13 +57,12 @@ async def test_set_then_get_own_vcard(h: Harness) -> None:
 
 
 async def test_set_replaces_the_whole_vcard(h: Harness) -> None:
-    await ask(h, "alice", set_vcard("First"))
-    await ask(
-        h,
+    await h.ask("alice", set_vcard("First"))
+    await h.ask(
         "alice",
         f"<iq type='set' id='v3'><vCard xmlns='{ns.VCARD}'><NICKNAME>n</NICKNAME></vCard></iq>",
     )
-    reply = await ask(h, "alice", get_vcard())
+    reply = await h.ask("alice", get_vcard())
     vcard = reply.find(VCARD)
     assert vcard is not None
     assert vcard.find(FN) is None
@@ -91,8 +70,8 @@ async def test_set_replaces_the_whole_vcard(h: Harness) -> None:
 
 
 async def test_get_another_users_vcard(h: Harness) -> None:
-    await ask(h, "bob", set_vcard("Bob Kelso"))
-    reply = await ask(h, "alice", get_vcard(f"bob@{h.domain}"))
+    await h.ask("bob", set_vcard("Bob Kelso"))
+    reply = await h.ask("alice", get_vcard(f"bob@{h.domain}"))
     assert reply.get("type") == "result"
     assert reply.get("from") == f"bob@{h.domain}"
     vcard = reply.find(VCARD)
@@ -102,19 +81,19 @@ async def test_get_another_users_vcard(h: Harness) -> None:
 
 async def test_another_users_missing_vcard_is_service_unavailable(h: Harness) -> None:
     await h.account("bob")
-    reply = await ask(h, "alice", get_vcard(f"bob@{h.domain}"))
+    reply = await h.ask("alice", get_vcard(f"bob@{h.domain}"))
     assert reply.get("type") == "error"
     assert error_condition(reply) == "service-unavailable"
 
 
 async def test_unknown_users_vcard_is_service_unavailable(h: Harness) -> None:
-    reply = await ask(h, "alice", get_vcard(f"ghost@{h.domain}"))
+    reply = await h.ask("alice", get_vcard(f"ghost@{h.domain}"))
     assert error_condition(reply) == "service-unavailable"
 
 
 async def test_setting_another_users_vcard_is_forbidden(h: Harness) -> None:
-    await ask(h, "bob", set_vcard("Bob Kelso"))
-    reply = await ask(h, "alice", set_vcard("Mallory", to=f"bob@{h.domain}"))
+    await h.ask("bob", set_vcard("Bob Kelso"))
+    reply = await h.ask("alice", set_vcard("Mallory", to=f"bob@{h.domain}"))
     assert reply.get("type") == "error"
     assert error_condition(reply) == "forbidden"
     stored = await h.kernel.stores.vcards.get("bob")
@@ -123,8 +102,7 @@ async def test_setting_another_users_vcard_is_forbidden(h: Harness) -> None:
 
 async def test_oversized_vcard_is_refused(h: Harness) -> None:
     photo = "A" * MAX_VCARD_BYTES
-    reply = await ask(
-        h,
+    reply = await h.ask(
         "alice",
         f"<iq type='set' id='v4'><vCard xmlns='{ns.VCARD}'><PHOTO><TYPE>image/png</TYPE>"
         f"<BINVAL>{photo}</BINVAL></PHOTO></vCard></iq>",

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from xml.etree.ElementTree import Element
 
 from carewire.core.feature import FeatureConfig
 from carewire.xmpp import ns
-from tests.features.harness import Harness, make_harness
+from tests.features.harness import error_condition, make_harness
 
 QUERY = f"{{{ns.VERSION}}}query"
 VERSION_GET = f"<iq type='get' id='ver1' to='example.test'><query xmlns='{ns.VERSION}'/></iq>"
 
 
-def error_condition(iq: Element) -> str | None:
-    err = iq.find(f"{{{ns.CLIENT}}}error")
-    if err is None:
-        return None
-    for c in err:
-        local = c.tag.rpartition("}")[2]
-        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and local != "text":
-            return local
-    return None
-
-
-async def ask(h: Harness, xml: str) -> Element:
-    session, sink = await h.bind("alice")
-    await h.send(session, xml)
-    (reply,) = sink.take()
-    return reply
-
-
 async def test_hidden_by_default(tmp_path: Path) -> None:
     h = await make_harness(tmp_path, features=["disco", "version"])
     try:
-        reply = await ask(h, VERSION_GET)
+        reply = await h.ask("alice", VERSION_GET)
         assert reply.get("type") == "error"
         assert error_condition(reply) == "service-unavailable"
         assert ns.VERSION not in h.kernel.disco.server_features
@@ -46,7 +27,7 @@ async def test_visible_when_configured(tmp_path: Path) -> None:
     config = FeatureConfig(version_visible=True, server_name="Carewire", server_version="1.2.3")
     h = await make_harness(tmp_path, features=["disco", "version"], config=config)
     try:
-        reply = await ask(h, VERSION_GET)
+        reply = await h.ask("alice", VERSION_GET)
         assert reply.get("type") == "result"
         assert reply.get("from") == h.domain
         query = reply.find(QUERY)
@@ -56,7 +37,7 @@ async def test_visible_when_configured(tmp_path: Path) -> None:
         assert query.find(f"{{{ns.VERSION}}}os") is None
         assert ns.VERSION in h.kernel.disco.server_features
         # Only the server answers: a user's bare JID does not.
-        reply = await ask(h, f"<iq type='get' id='ver2'><query xmlns='{ns.VERSION}'/></iq>")
+        reply = await h.ask("alice", f"<iq type='get' id='ver2'><query xmlns='{ns.VERSION}'/></iq>")
         assert error_condition(reply) == "service-unavailable"
     finally:
         await h.close()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from carewire.core.sessions import Session
+from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
 
 
@@ -55,3 +56,15 @@ class IqRequest:
     def type(self) -> str:
         """'get' or 'set'."""
         return self.stanza.get("type", "")
+
+    @property
+    def sender_login(self) -> str:
+        """The login of the local account that sent the request.
+
+        Raises:
+            StanzaError: ``forbidden`` when the sender is not an account (the server itself).
+        """
+        login = self.from_jid.localpart
+        if login is None:
+            raise StanzaError(StanzaCondition.FORBIDDEN)
+        return login

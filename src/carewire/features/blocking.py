@@ -175,7 +175,7 @@ class Blocking:
 
     async def get(self, req: IqRequest) -> Element | None:
         """XEP-0191 §3.2: return the block list; the resource now receives pushes."""
-        login = _login(req)
+        login = req.sender_login
         if req.origin is not None:
             req.origin.data[INTERESTED] = True
         # "If the user has no contacts in its blocklist, the server MUST return
@@ -184,7 +184,7 @@ class Blocking:
 
     async def block(self, req: IqRequest) -> Element | None:
         """XEP-0191 §3.3: block one or more JIDs."""
-        login = _login(req)
+        login = req.sender_login
         jids = _parse_items(req.payload)
         if not jids:
             # "If the <block/> element does not contain at least one <item/>
@@ -210,7 +210,7 @@ class Blocking:
 
     async def unblock(self, req: IqRequest) -> Element | None:
         """XEP-0191 §3.4/§3.5: unblock some JIDs, or all of them (no items)."""
-        login = _login(req)
+        login = req.sender_login
         jids = _parse_items(req.payload)
         before = await self.blocklist(login)
         if jids:
@@ -389,13 +389,6 @@ class Blocking:
         if iq.get("type") in ("get", "set"):
             self.ctx.router.reply_error(iq, StanzaError(StanzaCondition.SERVICE_UNAVAILABLE))
         return True
-
-
-def _login(req: IqRequest) -> str:
-    login = req.from_jid.localpart
-    if login is None:  # pragma: no cover - ACCOUNT requests come from a bound session
-        raise StanzaError(StanzaCondition.FORBIDDEN)
-    return login
 
 
 def setup(ctx: FeatureContext) -> None:

@@ -114,14 +114,14 @@ class Registration:
         query = Element(QUERY)
         SubElement(query, INSTRUCTIONS).text = REGISTERED_INSTRUCTIONS
         SubElement(query, REGISTERED)
-        SubElement(query, USERNAME).text = _login(req)
+        SubElement(query, USERNAME).text = req.sender_login
         SubElement(query, PASSWORD)
         return query
 
     async def account_set(self, req: IqRequest) -> Element | None:
         """Cancel the registration (<remove/>) or change the password."""
         query = req.payload
-        login = _login(req)
+        login = req.sender_login
         if child(query, REMOVE) is not None:
             if len(query) != 1:
                 # XEP-0077 §3.2: <bad-request/> when "The <remove/> element was not
@@ -174,13 +174,6 @@ class Registration:
             return
         if removed:
             log.info("account %s cancelled its registration in-band", login)
-
-
-def _login(req: IqRequest) -> str:
-    login = req.from_jid.localpart
-    if login is None:  # pragma: no cover - requests come from a bound session
-        raise StanzaError(StanzaCondition.FORBIDDEN)
-    return login
 
 
 def setup(ctx: FeatureContext) -> None:

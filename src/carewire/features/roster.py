@@ -212,7 +212,7 @@ class Rosters:
 
     async def handle_get(self, req: IqRequest) -> Element | None:
         """RFC 6121 §2.1.3/§2.6: roster get (the resource becomes interested)."""
-        login = _login(req)
+        login = req.sender_login
         if req.origin is not None:
             req.origin.is_interested = True
         roster = await self.get(login)
@@ -227,7 +227,7 @@ class Rosters:
 
     async def handle_set(self, req: IqRequest) -> Element | None:
         """RFC 6121 §2.3 and §2.5: add, update or remove one item."""
-        login = _login(req)
+        login = req.sender_login
         items = [c for c in req.payload if c.tag == ITEM]
         # §2.3.3: "The server MUST return a <bad-request/> stanza error to the client
         # if ... the <query/> element contains more than one <item/> child element."
@@ -313,13 +313,6 @@ def item_element(item: RosterItem) -> Element:
 
 def _by_contact(item: RosterItem) -> str:
     return item.contact
-
-
-def _login(req: IqRequest) -> str:
-    login = req.from_jid.localpart
-    if login is None:  # pragma: no cover - ACCOUNT IQs always come from an account
-        raise StanzaError(StanzaCondition.FORBIDDEN)
-    return login
 
 
 def _item_jid(el: Element, *, own: JID) -> JID:

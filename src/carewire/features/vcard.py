@@ -46,7 +46,7 @@ class VCards:
         (which SHOULD be <item-not-found/>) or an IQ-result containing an empty
         <vCard/> element" — we return the empty element.
         """
-        login = _login(req)
+        login = req.sender_login
         vcard = await self._load(login)
         return vcard if vcard is not None else Element(VCARD)
 
@@ -66,7 +66,7 @@ class VCards:
 
     async def set_own(self, req: IqRequest) -> Element | None:
         """XEP-0054 §3.2: replace the sender's vCard with the one sent."""
-        login = _login(req)
+        login = req.sender_login
         xml = serialize(req.payload, None)
         size = len(xml.encode("utf-8"))
         if size > MAX_VCARD_BYTES:
@@ -87,13 +87,6 @@ class VCards:
         <forbidden/> or <not-allowed/>".
         """
         raise StanzaError(StanzaCondition.FORBIDDEN, "only the owner may change a vCard")
-
-
-def _login(req: IqRequest) -> str:
-    login = req.from_jid.localpart
-    if login is None:  # pragma: no cover - ACCOUNT requests come from a bound session
-        raise StanzaError(StanzaCondition.FORBIDDEN)
-    return login
 
 
 def setup(ctx: FeatureContext) -> None:
