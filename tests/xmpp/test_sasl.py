@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from scramp import ScramClient
+from scramp import ScramClient, ScramException
 
 from carewire.xmpp import sasl
 
@@ -123,3 +123,29 @@ def test_check_password() -> None:
     k = keys("pässwörd", "SCRAM-SHA-1")
     assert sasl.check_password("pässwörd", "SCRAM-SHA-1", k)
     assert not sasl.check_password("password", "SCRAM-SHA-1", k)
+
+
+def test_scram_edge_cases() -> None:
+    server = sasl.ScramServerMechanism("SCRAM-SHA-1", channel_binding=None, fake_secret=SECRET)
+    assert isinstance(server.respond(b"anything"), sasl.Failure)  # before any client-first
+    server = sasl.ScramServerMechanism("SCRAM-SHA-1", channel_binding=None, fake_secret=SECRET)
+    # Channel binding requested by the client but we have none: scramp refuses.
+    step = server.start(b"p=tls-server-end-point,,n=alice,r=abcdefghijkl")
+    assert isinstance(step, sasl.NeedCredentials)
+    assert isinstance(server.credentials(keys("pw", "SCRAM-SHA-1")), sasl.Failure)
+    stored = keys("pw")
+    client = ScramClient(["SCRAM-SHA-256"], "alice", "pw")
+    server = sasl.ScramServerMechanism("SCRAM-SHA-256", channel_binding=None, fake_secret=SECRET)
+    server.start(client.get_client_first().encode())
+    first = server.credentials(stored)
+    assert isinstance(first, sasl.Challenge)
+    client.set_server_first(first.data.decode())
+    assert isinstance(server.respond(client.get_client_final().encode()), sasl.Success)
+    again = server.respond(b"")  # the exchange is over
+    assert isinstance(again, sasl.Failure) and not again.counts
+    assert sasl._scram_text(ScramException("bad nonce")) == "bad nonce"
+
+
+def test_plain_without_initial_response_and_bad_password_chars() -> None:
+    assert sasl.PlainServerMechanism(domain="h").start(None) == sasl.Challenge(b"")
+    assert not sasl.check_password("bad\u0007char", "SCRAM-SHA-256", keys("pw"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from xml.etree.ElementTree import Element
 
 import pytest
 from hypothesis import given
@@ -357,3 +358,47 @@ def test_stanzas_before_a_parse_error_are_kept() -> None:
         isinstance(events[1], StreamEnded)
         and events[1].condition is StreamCondition.NOT_WELL_FORMED
     )
+
+
+def test_edge_cases_of_the_stream() -> None:
+    s = to_state(State.ESTABLISHED)
+    (ended,) = s.receive_message("<x xmlns='urn:example:x'/>")
+    assert isinstance(ended, StreamEnded)
+    assert ended.condition is StreamCondition.UNSUPPORTED_STANZA_TYPE
+    closed = to_state(State.CLOSED)
+    closed.data_to_send()
+    assert closed.receive_data(b"<message/>") == [] and closed.receive_message("<a/>") == []
+    closed.send_element(Element("x"))  # dropped silently once closed
+    closed.close(StreamCondition.CONFLICT)  # idempotent
+    assert closed.data_to_send() == []
+    bad_version = make()
+    (ev,) = bad_version.receive_data(HEADER.replace(b"version='1.0'", b"version='x.y'"))
+    assert isinstance(ev, StreamEnded) and ev.condition is StreamCondition.UNSUPPORTED_VERSION
+
+
+def test_websocket_open_twice_and_bad_base64_response() -> None:
+    s = make(framing=Framing.WEBSOCKET, is_tls_active=True)
+    s.receive_message(f"<open xmlns='{ns.FRAMING}' to='{DOMAIN}' version='1.0'/>")
+    (ev,) = s.receive_message(f"<open xmlns='{ns.FRAMING}' to='{DOMAIN}' version='1.0'/>")
+    assert isinstance(ev, StreamEnded) and ev.condition is StreamCondition.INVALID_XML
+    s = to_state(State.SASL)
+    assert s.receive_data(f"<response xmlns='{ns.SASL}'>***</response>".encode()) == []
+    assert "<incorrect-encoding/>" in out(s) and s.state is State.AWAIT_AUTH
+
+
+def test_local_calls_in_the_wrong_state() -> None:
+    s = to_state(State.AWAIT_BIND)
+    with pytest.raises(LocalProtocolError):
+        s.send_element(Element("x"))
+    s = to_state(State.ESTABLISHED)
+    with pytest.raises(LocalProtocolError):
+        s.send_preauth(Element("x"))
+
+
+def test_preauth_reply_and_close_with_error() -> None:
+    s = to_state(State.AWAIT_AUTH, allow_preauth_iq=True)
+    s.send_preauth(Element(f"{{{ns.CLIENT}}}iq", {"type": "result", "id": "r"}))
+    assert '<iq type="result" id="r"' in out(s) or '<iq id="r" type="result"' in out(s)
+    s.close(StreamCondition.SYSTEM_SHUTDOWN, "bye")
+    text = out(s)
+    assert "<system-shutdown" in text and "bye" in text and s.is_closed

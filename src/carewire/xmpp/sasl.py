@@ -196,7 +196,7 @@ class ScramServerMechanism:
 
 
 def _scram_text(exc: ScramException) -> str:
-    return str(exc.args[0]) if exc.args else "SCRAM error"
+    return str(exc.args[0])  # scramp always passes a message
 
 
 class PlainServerMechanism:

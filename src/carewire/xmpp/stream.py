@@ -408,7 +408,8 @@ class C2SStream:
             return SaslAborted()
         if inp is In.BIND:
             res = element[0].find(f"{{{ns.BIND}}}resource")
-            resource = (res.text or "").strip() if res is not None else ""
+            # No stripping: PRECIS (RFC 7622 §3.4) decides what a resource may contain.
+            resource = (res.text or "") if res is not None else ""
             return BindRequested(iq_id=element.get("id", ""), resource=resource or None)
         return PreAuthIq(element)
 
@@ -498,11 +499,6 @@ class C2SStream:
             raise LocalProtocolError(f"cannot send stanzas in state {self.state.value}")
         self._emit(serialize(element, self._stanza_parent))
 
-    def send_raw(self, data: str) -> None:
-        """Queue pre-serialised XML (for stanzas serialised once for many sessions)."""
-        if self.state is S.ESTABLISHED:
-            self._emit(data)
-
     def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
         """Close the stream, with a stream error when ``condition`` is given."""
         if self.state is S.CLOSED:
@@ -522,11 +518,6 @@ class C2SStream:
     def is_closed(self) -> bool:
         """Whether the stream is over."""
         return self.state is S.CLOSED
-
-    @property
-    def stanza_namespace_parent(self) -> str | None:
-        """The parent namespace stanzas serialise against (None for WebSocket)."""
-        return self._stanza_parent
 
     # -- output helpers -------------------------------------------------------
 

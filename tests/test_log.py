@@ -1,0 +1,34 @@
+"""Logging: the redaction safety net."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from carewire import log as cw_log
+
+
+def test_bodies_and_secrets_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("carewire.test")
+    logger.addFilter(cw_log.RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="carewire.test"):
+        logger.info("stanza %s", "<message><body>patient in bed 4</body></message>")
+        logger.info("login password=hunter2 token: abc123")
+        logger.info("nothing to hide %d", 42)
+    text = caplog.text
+    assert "patient in bed 4" not in text and "<body>[redacted]</body>" in text
+    assert "hunter2" not in text and "abc123" not in text
+    assert "nothing to hide 42" in text
+
+
+def test_setup_installs_one_redacting_handler() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        cw_log.setup("warning")
+        assert root.level == logging.WARNING and len(root.handlers) == 1
+        assert any(isinstance(f, cw_log.RedactingFilter) for f in root.handlers[0].filters)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
