@@ -66,20 +66,23 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-@contextmanager
-def running_server(
-    data_dir: Path, *, accounts: int = 100, env: dict[str, str] | None = None
-) -> Iterator[RunningServer]:
-    """Init a data directory, provision accounts, serve, and stop cleanly afterwards."""
-    full_env = {**os.environ, "CAREWIRE_LOG_LEVEL": "info", **(env or {})}
-    r = cli("init", "--data-dir", str(data_dir), "--domain", DOMAIN, env=full_env)
+def init_data_dir(data_dir: Path, *, accounts: int, env: dict[str, str]) -> None:
+    """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN)."""
+    r = cli("init", "--data-dir", str(data_dir), "--domain", DOMAIN, env=env)
     assert r.returncode == 0, r.stderr
     if accounts:
         csv = data_dir / "accounts.csv"
         csv.write_text("".join(f"user{i},pw-user{i}\n" for i in range(accounts)))
-        r = cli("user", "import", str(csv), "--quiet", "--data-dir", str(data_dir), env=full_env)
+        r = cli("user", "import", str(csv), "--quiet", "--data-dir", str(data_dir), env=env)
         assert r.returncode == 0, r.stderr
-    log = (data_dir / "serve.log").open("wb")
+
+
+@contextmanager
+def serving(
+    data_dir: Path, *, accounts: int, env: dict[str, str], hard_stop: bool = False
+) -> Iterator[RunningServer]:
+    """Serve an initialised data directory until the block ends (SIGTERM, or SIGKILL if hard)."""
+    log = (data_dir / "serve.log").open("ab")
     proc = subprocess.Popen(
         [
             *CAREWIRE,
@@ -99,11 +102,11 @@ def running_server(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=full_env,
+        env=env,
     )
     ports_file = data_dir / "run" / "ports.json"
     deadline = time.monotonic() + 30
-    while not ports_file.exists():
+    while not ports_file.exists() or json.loads(ports_file.read_text()).get("pid") != proc.pid:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("server did not start:\n" + (data_dir / "serve.log").read_text())
@@ -113,10 +116,26 @@ def running_server(
     try:
         yield server
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGKILL if hard_stop else signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, *, accounts: int = 100, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Init a data directory, provision accounts, serve, and stop cleanly afterwards."""
+    full_env = server_env(env)
+    init_data_dir(data_dir, accounts=accounts, env=full_env)
+    with serving(data_dir, accounts=accounts, env=full_env) as server:
+        yield server
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a test server runs with."""
+    return {**os.environ, "CAREWIRE_LOG_LEVEL": "info", **(extra or {})}

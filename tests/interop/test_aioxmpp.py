@@ -189,3 +189,82 @@ async def test_ping(
     login, password = server.account()
     client = await aio_login(login, password)
     await asyncio.wait_for(ax.ping.ping(client, ax.aioxmpp.JID.fromstr(server.domain)), TIMEOUT)
+
+
+async def test_subscription_handshake(
+    server: RunningServer, aio_login: Callable[..., Any], ax: SimpleNamespace
+) -> None:
+    """A full RFC 6121 handshake with aioxmpp: both end at 'both' and see each other online."""
+    a_login, a_pw = server.account()
+    b_login, b_pw = server.account()
+    states: dict[str, asyncio.Queue[Any]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
+    requests: dict[str, asyncio.Queue[Any]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
+    online: dict[str, asyncio.Queue[Any]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
+
+    def watcher(name: str) -> Callable[[Any], None]:
+        def setup(client: Any) -> None:
+            roster = client.summon(ax.aioxmpp.RosterClient)
+            roster.on_subscribe.connect(requests[name].put_nowait)
+            roster.on_entry_subscription_state_changed.connect(states[name].put_nowait)
+            presence = client.summon(ax.aioxmpp.PresenceClient)
+            presence.on_available.connect(lambda jid, _stanza: online[name].put_nowait(jid))
+
+        return setup
+
+    a = await aio_login(a_login, a_pw, setup=watcher("a"))
+    b = await aio_login(b_login, b_pw, "PLAIN", setup=watcher("b"))
+    a_roster = a.summon(ax.aioxmpp.RosterClient)
+    b_roster = b.summon(ax.aioxmpp.RosterClient)
+    a_jid, b_jid = a.local_jid.bare(), b.local_jid.bare()
+
+    a_roster.subscribe(b_jid)
+    request = await asyncio.wait_for(requests["b"].get(), TIMEOUT)
+    assert request.from_.bare() == a_jid
+    b_roster.approve(a_jid)
+    b_roster.subscribe(a_jid)
+    request = await asyncio.wait_for(requests["a"].get(), TIMEOUT)
+    assert request.from_.bare() == b_jid
+    a_roster.approve(b_jid)
+
+    async def until_both(name: str, roster: Any, peer: Any) -> None:
+        while roster.items.get(peer) is None or roster.items[peer].subscription != "both":
+            await asyncio.wait_for(states[name].get(), TIMEOUT)
+
+    await until_both("a", a_roster, b_jid)
+    await until_both("b", b_roster, a_jid)
+
+    async def sees(name: str, peer: Any) -> None:
+        while (await asyncio.wait_for(online[name].get(), TIMEOUT)).bare() != peer:
+            pass
+
+    await sees("a", b_jid)
+    await sees("b", a_jid)
+
+
+async def test_offline_message_delivered_at_login(
+    server: RunningServer, aio_login: Callable[..., Any], ax: SimpleNamespace
+) -> None:
+    """A message to an offline aioxmpp user arrives at its next login, with a delay stamp."""
+    a_login, a_pw = server.account()
+    b_login, b_pw = server.account()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+    a = await aio_login(a_login, a_pw)
+    body = f"while you were out {uuid.uuid4().hex[:6]}"
+    msg = ax.aioxmpp.Message(
+        to=ax.aioxmpp.JID.fromstr(f"{b_login}@{server.domain}"), type_=ax.aioxmpp.MessageType.CHAT
+    )
+    msg.body[None] = body
+    await asyncio.wait_for(a.send(msg), TIMEOUT)
+
+    def setup(client: Any) -> None:
+        dispatcher = client.summon(ax.dispatcher.SimpleMessageDispatcher)
+        dispatcher.register_callback(ax.aioxmpp.MessageType.CHAT, None, inbox.put_nowait)
+
+    # A connection's stanzas are handled in order: once the ping is answered, the
+    # message before it is stored.
+    await asyncio.wait_for(ax.ping.ping(a, ax.aioxmpp.JID.fromstr(server.domain)), TIMEOUT)
+    await aio_login(b_login, b_pw, setup=setup)
+    got = await asyncio.wait_for(inbox.get(), TIMEOUT)
+    assert next(iter(got.body.values())) == body
+    assert got.from_.bare() == a.local_jid.bare()
+    assert got.xep0203_delay, "the stored message carries a delay stamp (XEP-0203)"
