@@ -245,7 +245,7 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
-    """Unlock an account after repeated failed logins (seed 001)."""
+    """Unlock an account after repeated failed logins (account security policy)."""
     cfg = _config(args)
 
     async def work(accounts: Any) -> int:

@@ -85,9 +85,9 @@ class XmppSection:
     max_stanza_bytes: int = 262_144
     max_send_buffer: int = 1_048_576
     scram_iterations: int = 4096
-    login_delay_after: int = 5  # seed 001: after the 5th consecutive failure …
+    login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
-    lockout_after: int = 10  # seed 001: locked after 10 failures until unlocked
+    lockout_after: int = 10  # security policy: locked after 10 failures until unlocked
     features: tuple[str, ...] = ()
 
 

@@ -1,4 +1,4 @@
-"""Lockout policy (seed 001) and the login audit, on real SQLite stores."""
+"""Lockout policy and the login audit, on real SQLite stores."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from tests.serverproc import RunningServer
 pytestmark = pytest.mark.interop
 
 NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
-SEED_DELAY_TEXT = "Invalid login hard limit reached. Delaying login attempts."
+POLICY_DELAY_TEXT = "Invalid login hard limit reached. Delaying login attempts."
 
 
 # -- fixtures ---------------------------------------------------------------------
@@ -307,7 +307,7 @@ def _condition(sasl_reply: str) -> str:
 
 
 async def test_lockout_sequence(limits_server: RunningServer) -> None:
-    """Seed 001: delay after the 5th failure, lock after the 10th, `user unlock` lifts it."""
+    """Security policy: delay after the 5th failure, lock after the 10th, `user unlock` lifts it."""
     server = limits_server
     witness = await raw_login(server)
     login, password = server.account()
@@ -316,10 +316,10 @@ async def test_lockout_sequence(limits_server: RunningServer) -> None:
     for i in range(5):
         reply = await _attempt(server, login, wrong, mechs[i % 2])
         assert _condition(reply) == "not-authorized", f"failure {i + 1}: {reply}"
-    # Inside the wait even the right password is refused, with the seed's text.
+    # Inside the wait even the right password is refused, with the policy's text.
     reply = await _attempt(server, login, password)
     assert _condition(reply) == "temporary-auth-failure", reply
-    assert SEED_DELAY_TEXT in reply, reply
+    assert POLICY_DELAY_TEXT in reply, reply
     reply = await _attempt(server, login, wrong, "SCRAM-SHA-256")
     assert _condition(reply) == "temporary-auth-failure", reply
     for i in range(5, 10):

@@ -1,6 +1,6 @@
-"""Client authentication policy: lockout (seed 001) and the login audit.
+"""Client authentication policy: lockout policy and the login audit.
 
-Seed 001: "If a user fails to log into the client after 10 successive
+The account security policy: "If a user fails to log into the client after 10 successive
 attempts, [the system] locks the user account. After the 5th failure, the
 system also enforces a three-minute wait between each successive login
 attempt." Attempts refused during the wait are audited but do not count.
@@ -26,14 +26,14 @@ from carewire.xmpp.sasl import StoredKeys
 
 log = logging.getLogger(__name__)
 
-# Seed 001: the text the console shows for an account in the delay or locked.
+# The text administrators and clients see for an account in the delay or locked.
 HARD_LIMIT_TEXT = "Invalid login hard limit reached. Delaying login attempts."
 LOCKED_TEXT = "Account locked after repeated failed logins; an administrator must unlock it."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LockoutPolicy:
-    """Seed 001 defaults."""
+    """The security policy's defaults."""
 
     delay_after: int = 5
     delay: timedelta = timedelta(minutes=3)

@@ -1,4 +1,4 @@
-"""The addresses this server answers for (seed DNS names: DOMAIN, chat., patients.)."""
+"""The addresses this server answers for (DOMAIN and its chat. and patients. sub-domains)."""
 
 from __future__ import annotations
 

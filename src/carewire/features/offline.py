@@ -2,7 +2,7 @@
 
 A chat or normal message for an account without an available resource is
 stored durably (the store commits before we return), stamped with
-``<delay/>``, kept for the offline timeout (seed 000: 7 days by default) and
+``<delay/>``, kept for the offline timeout (7 days by default) and
 delivered when the account next sends initial presence.
 """
 

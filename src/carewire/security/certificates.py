@@ -1,7 +1,7 @@
 """The XMPP certificate: a self-signed one for the chat domain, created when missing.
 
 The certificate covers the chat domain and its ``chat.``/``patients.``
-sub-domains (seed 000 DNS names). ECDSA P-256 keeps TLS handshakes cheap;
+sub-domains (the DNS names a deployment registers). ECDSA P-256 keeps TLS handshakes cheap;
 an administrator may replace it with a CA-signed certificate of any key type.
 """
 
