@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from carewire.core.stores import RosterItem, Stores
 from carewire.errors import ConfigError
@@ -189,3 +190,26 @@ async def test_in_memory_sqlite() -> None:
         assert await stores.accounts.count() == 1
     finally:
         await db.close()
+
+
+async def test_point_reads_only_on_file_sqlite(db_url: str, tmp_path: Path) -> None:
+    """File SQLite reads point lookups inline (and sees committed writes); others do not."""
+    await migrate.upgrade(db_url)
+    db, stores = await open_stores(db_url)
+    try:
+        assert db.has_point_reads is db_url.startswith("sqlite")
+        await stores.accounts.create(new_account("nurse"))
+        account, _ = await stores.accounts.get_for_login("nurse", "SCRAM-SHA-1")
+        assert account is not None and account.login == "nurse"
+        if db.has_point_reads:
+            with db.point_read("check") as conn:
+                assert conn.execute(text("SELECT count(*) FROM accounts")).scalar() == 1
+                with pytest.raises(OperationalError, match="readonly"):
+                    conn.execute(text("DELETE FROM accounts"))  # query_only: never writes
+    finally:
+        await db.close()
+    memory = await Database.open("sqlite+aiosqlite:///:memory:")
+    try:
+        assert not memory.has_point_reads
+    finally:
+        await memory.close()

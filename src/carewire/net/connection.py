@@ -68,6 +68,8 @@ class XmppConnection(asyncio.Protocol):
         self._is_paused = False
         self._is_closing = False
         self.remote_ip = ""
+        # Protocol factories run inside the loop; looking it up per stanza is a syscall on 3.11.
+        self._loop = asyncio.get_running_loop()
 
     # -- asyncio protocol -----------------------------------------------------
 
@@ -99,8 +101,7 @@ class XmppConnection(asyncio.Protocol):
             on_bound=self._on_bound,
         )
         self.net.connections.add(self)
-        loop = asyncio.get_running_loop()
-        self._auth_timer = loop.call_later(self.net.limits.auth_timeout, self._auth_timed_out)
+        self._auth_timer = self._loop.call_later(self.net.limits.auth_timeout, self._auth_timed_out)
         if self.direct_tls:
             self._start_tls()
 
@@ -265,7 +266,7 @@ class XmppConnection(asyncio.Protocol):
             return
         self.stream.send_element(element)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
         """Close the stream (with a stream error if ``condition``) and the connection."""

@@ -42,10 +42,13 @@ class NetContext:
     limits: NetLimits = field(default_factory=NetLimits)
     connections: set[Any] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a task this context owns (cancelled at shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

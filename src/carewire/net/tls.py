@@ -26,6 +26,9 @@ def server_context(
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.load_cert_chain(str(cert_file), str(key_file))
+    # One TLS 1.3 session ticket (OpenSSL sends two): enough for a reconnecting
+    # phone to resume, and one ticket less to mint on every login.
+    ctx.num_tickets = 1
     if alpn:
         ctx.set_alpn_protocols(alpn)
     return ctx

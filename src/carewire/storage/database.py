@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import NoReturn
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -87,7 +87,13 @@ class Database:
         dialect: ``"sqlite"`` or ``"postgresql"``.
     """
 
-    def __init__(self, dialect: str, writer: AsyncEngine, reader: AsyncEngine | None) -> None:
+    def __init__(
+        self,
+        dialect: str,
+        writer: AsyncEngine,
+        reader: AsyncEngine | None,
+        point_reader: Engine | None = None,
+    ) -> None:
         """Wrap engines; use :meth:`open` instead.
 
         Args:
@@ -95,6 +101,7 @@ class Database:
             writer: Engine for transactions.
             reader: Engine for reads, or None to read through the writer
                 (then under the write lock on SQLite).
+            point_reader: Synchronous engine for inline point lookups (file SQLite).
         """
         self.dialect = dialect
         self._writer = writer
@@ -104,6 +111,7 @@ class Database:
         )
         self._read_lock: asyncio.Lock | _NoLock = self._lock if reader is None else _NoLock()
         self._read_engine = reader if reader is not None else writer
+        self._point_reader = point_reader
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -125,7 +133,7 @@ class Database:
         reader: AsyncEngine | None = None
         if dialect == dialects.POSTGRESQL or not dialects.is_memory(parsed):
             reader = dialects.create_engine(parsed, dialects.Role.READER)
-        db = cls(dialect, writer, reader)
+        db = cls(dialect, writer, reader, dialects.create_point_reader(parsed))
         try:
             async with db.transaction("open") as txn:
                 await txn.conn.execute(text("SELECT 1"))
@@ -140,6 +148,8 @@ class Database:
         await self._writer.dispose()
         if self._reader is not None:
             await self._reader.dispose()
+        if self._point_reader is not None:
+            self._point_reader.dispose()
 
     @asynccontextmanager
     async def transaction(self, name: str) -> AsyncIterator[Transaction]:
@@ -192,6 +202,34 @@ class Database:
             _reraise(exc)
         finally:
             log.debug("read %s took %.3f ms", name, _ms_since(started))
+
+    @property
+    def has_point_reads(self) -> bool:
+        """Whether :meth:`point_read` is available (file-backed SQLite)."""
+        return self._point_reader is not None
+
+    @contextmanager
+    def point_read(self, name: str) -> Iterator[Connection]:
+        """A synchronous connection for one tiny indexed read, in the calling thread.
+
+        Only for primary-key lookups on the hot path: the event loop waits
+        for the statement (tens of microseconds on SQLite).
+
+        Args:
+            name: A short name for logs.
+
+        Yields:
+            The connection.
+        """
+        assert self._point_reader is not None, "point reads need file-backed SQLite"
+        started = time.perf_counter()
+        try:
+            with self._point_reader.connect() as conn:
+                yield conn
+        except StatementError as exc:
+            _reraise(exc)
+        finally:
+            log.debug("point read %s took %.3f ms", name, _ms_since(started))
 
 
 def _ms_since(started: float) -> float:

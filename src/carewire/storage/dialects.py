@@ -32,7 +32,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Table, event, pool
+from sqlalchemy import ColumnElement, Engine, Insert, Table, event, pool
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
@@ -136,6 +137,38 @@ def create_engine(url: URL, role: Role) -> AsyncEngine:
     if dialect_of(url) == POSTGRESQL:
         return _create_pg_engine(url, role)
     return _create_sqlite_engine(url, role)
+
+
+def create_point_reader(url: URL) -> Engine | None:
+    """A synchronous engine for tiny indexed reads in the event-loop thread (file SQLite only).
+
+    A primary-key lookup takes tens of microseconds in SQLite; handing it to
+    aiosqlite's thread costs several times that in wake-ups and GIL hand-offs
+    on a busy core. WAL readers never wait for writers, so reading inline is
+    safe for point lookups. None for PostgreSQL and in-memory databases.
+    """
+    if dialect_of(url) != SQLITE or is_memory(url):
+        return None
+    check_sqlite_version()
+    engine = sa_create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"isolation_level": None, "check_same_thread": False},
+        skip_autocommit_rollback=True,
+    )
+    pragmas = _sqlite_pragmas(Role.READER)
+
+    def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    return engine
 
 
 def _create_pg_engine(url: URL, role: Role) -> AsyncEngine:
