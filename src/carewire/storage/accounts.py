@@ -237,12 +237,9 @@ class SqlAccountStore:
     ) -> tuple[Account | None, ScramCredential | None]:
         """The account and its keys for ``mechanism`` in one query (the login path)."""
         params = {"login": login, "mechanism": mechanism}
-        if self._db.has_point_reads:
-            with self._db.point_read("get_for_login") as sync_conn:
-                row = sync_conn.execute(_GET_FOR_LOGIN, params).first()
-        else:
-            async with self._db.read("get_for_login") as conn:
-                row = (await conn.execute(_GET_FOR_LOGIN, params)).first()
+        row = await self._db.fetch(
+            "get_for_login", lambda conn: conn.execute(_GET_FOR_LOGIN, params).first()
+        )
         if row is None:
             return None, None
         n = len(_COLUMNS)

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import StatementError
@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from carewire.storage import dialects
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Transaction:
@@ -230,6 +232,18 @@ class Database:
             _reraise(exc)
         finally:
             log.debug("point read %s took %.3f ms", name, _ms_since(started))
+
+    async def fetch(self, name: str, query: Callable[[Connection], T]) -> T:
+        """Run a small read-only ``query(connection)``: inline on file SQLite, pooled otherwise.
+
+        For the hot path's indexed lookups; one function serves both databases
+        (on PostgreSQL it runs through ``AsyncConnection.run_sync``).
+        """
+        if self._point_reader is not None:
+            with self.point_read(name) as conn:
+                return query(conn)
+        async with self.read(name) as aconn:
+            return await aconn.run_sync(query)
 
 
 def _ms_since(started: float) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from carewire.core.stores import RosterItem, Subscription
@@ -81,12 +81,14 @@ class SqlRosterStore:
     async def get_roster(self, owner: str) -> tuple[int, list[RosterItem]]:
         """(version, items); version is 0 for an empty, never-changed roster."""
         params = {"owner": owner}
-        async with self._db.read("get_roster") as conn:
+
+        def query(conn: Connection) -> tuple[int, list[RosterItem]]:
             # Version first: a concurrent change then shows up as a newer item
             # under an older version (re-sent later), never the other way round.
-            version = (await conn.execute(_GET_VERSION, params)).scalar()
-            items = [_item(row) for row in await conn.execute(_GET_ITEMS, params)]
-        return version or 0, items
+            version = conn.execute(_GET_VERSION, params).scalar()
+            return version or 0, [_item(row) for row in conn.execute(_GET_ITEMS, params)]
+
+        return await self._db.fetch("get_roster", query)
 
     async def get_item(self, owner: str, contact: str) -> RosterItem | None:
         """One item or None."""
@@ -156,5 +158,9 @@ class SqlRosterStore:
 
     async def list_pending_in(self, owner: str) -> list[tuple[str, str]]:
         """Pending inbound requests as (contact, stanza XML), oldest first."""
-        async with self._db.read("list_pending_subscriptions") as conn:
-            return [(row[0], row[1]) for row in await conn.execute(_LIST_PENDING, {"owner": owner})]
+        return await self._db.fetch(
+            "list_pending_subscriptions",
+            lambda conn: [
+                (row[0], row[1]) for row in conn.execute(_LIST_PENDING, {"owner": owner})
+            ],
+        )
