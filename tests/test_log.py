@@ -22,6 +22,16 @@ def test_bodies_and_secrets_are_masked(caplog: pytest.LogCaptureFixture) -> None
     assert "nothing to hide 42" in text
 
 
+def test_connection_id_in_records() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    token = cw_log.connection_id.set("c42")
+    try:
+        assert cw_log.ContextFilter().filter(record)
+        assert getattr(record, "conn", None) == "c42"
+    finally:
+        cw_log.connection_id.reset(token)
+
+
 def test_setup_installs_one_redacting_handler() -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level

@@ -63,6 +63,7 @@ class Router:
                 StreamCondition.UNSUPPORTED_STANZA_TYPE, "expected message, presence or iq"
             )
         stanza.set("from", str(session.jid))
+        log.debug("%s from %s to %s", kind, session.jid, stanza.get("to"))
         try:
             to = self._parse_to(stanza)
             if kind == "iq":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import ssl
@@ -21,6 +22,7 @@ from collections import deque
 from typing import cast
 from xml.etree.ElementTree import Element
 
+from carewire import log as log_context
 from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
 from carewire.core.sessions import Session
 from carewire.net.context import NetContext
@@ -47,11 +49,15 @@ def _tune_socket(sock: socket.socket | None, net: NetContext) -> None:
         pass
 
 
+_connection_ids = itertools.count(1)
+
+
 class XmppConnection(asyncio.Protocol):
     """One client connection (STARTTLS on 5222, or direct TLS on 5223)."""
 
     def __init__(self, net: NetContext, *, direct_tls: bool) -> None:
         self.net = net
+        self.conn_id = f"c{next(_connection_ids)}"
         self.direct_tls = direct_tls
         self.transport: asyncio.Transport | None = None
         self.stream: C2SStream | None = None
@@ -79,6 +85,7 @@ class XmppConnection(asyncio.Protocol):
         _tune_socket(self.transport.get_extra_info("socket"), self.net)
         peer = self.transport.get_extra_info("peername")
         self.remote_ip = str(peer[0]) if peer else ""
+        log.debug("connection %s from %s", self.conn_id, self.remote_ip)
         info = ConnectionInfo(
             remote_ip=self.remote_ip,
             transport="c2s-tls" if self.direct_tls else "c2s",
@@ -220,6 +227,7 @@ class XmppConnection(asyncio.Protocol):
 
     async def _drain(self) -> None:
         assert self.client is not None
+        log_context.connection_id.set(self.conn_id)  # this task's own context
         try:
             while self._queue:
                 event = self._queue.popleft()

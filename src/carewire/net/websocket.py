@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from xml.etree.ElementTree import Element
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from carewire import log as log_context
 from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
 from carewire.net.context import NetContext
 from carewire.xmpp.errors import RemoteProtocolError, StreamCondition
@@ -22,6 +24,7 @@ from carewire.xmpp.stream import C2SStream, Framing, StreamEnded
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "xmpp"  # RFC 7395 §3.1
+_ids = itertools.count(1)
 
 
 class WebSocketSink:
@@ -68,6 +71,7 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
         await ws.close(code=1002, reason="the 'xmpp' sub-protocol is required (RFC 7395)")
         return
     await ws.accept(subprotocol=SUBPROTOCOL)
+    log_context.connection_id.set(f"ws{next(_ids)}")
     client_addr = ws.client.host if ws.client else ""
     info = ConnectionInfo(
         remote_ip=client_addr, transport="websocket", framing=Framing.WEBSOCKET, is_tls_active=True
