@@ -78,6 +78,8 @@ class XmppSection:
     offline_message_timeout: str = "7d"
     offline_max_per_user: int = 1000
     register_enabled: bool = False
+    register_limit: int = 5  # in-band registrations per address …
+    register_window: str = "1h"  # … per this period
     version_visible: bool = False
     ping_interval: str = "5m"
     ping_timeout: str = "60s"

@@ -11,7 +11,7 @@ import pytest
 
 from carewire.core.feature import FeatureConfig, IqTarget, PreAuthIqHandler, StreamPhase
 from carewire.xmpp import ns
-from carewire.xmpp.errors import StanzaError, StreamCondition
+from carewire.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from tests.features.harness import Harness, RecordingSink, error_condition, make_harness, x
 
 QUERY = f"{{{ns.REGISTER}}}query"
@@ -276,3 +276,26 @@ async def test_registration_for_another_account_is_not_answered(h: Harness) -> N
     (reply,) = sink.take()
     assert error_condition(reply) == "service-unavailable"
     assert await h.kernel.stores.accounts.exists("bob")
+
+
+async def test_registrations_per_address_are_limited(tmp_path: Path) -> None:
+    config = FeatureConfig(register_enabled=True, register_limit=2, register_window=60)
+    h = await make_harness(tmp_path, features=["register"], config=config)
+    try:
+        handler = preauth(h)
+        for n in range(2):
+            iq = register_iq("set", f"<username>u{n}</username><password>pw</password>")
+            assert await handler(iq, "198.51.100.1") is None
+        third = register_iq("set", "<username>u2</username><password>pw</password>")
+        with pytest.raises(StanzaError) as info:
+            await handler(third, "198.51.100.1")
+        assert info.value.condition is StanzaCondition.NOT_ACCEPTABLE
+        assert "too many registrations" in info.value.text
+        assert not await h.kernel.stores.accounts.exists("u2")
+        # Another address is not affected, and the window passes.
+        assert await handler(third, "198.51.100.2") is None
+        h.clock.advance(61)
+        iq = register_iq("set", "<username>u3</username><password>pw</password>")
+        assert await handler(iq, "198.51.100.1") is None
+    finally:
+        await h.close()

@@ -109,6 +109,8 @@ class FeatureConfig:
     offline_ttl: timedelta = timedelta(days=7)
     offline_max_per_user: int = 1000
     register_enabled: bool = False
+    register_limit: int = 5  # new accounts per address …
+    register_window: float = 3600.0  # … per this many seconds
     version_visible: bool = False
     server_name: str = "Carewire"
     server_version: str = "0.1.0"

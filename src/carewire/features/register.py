@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core.accounts import AccountInput, normalize_login
@@ -62,6 +63,29 @@ class Registration:
         self.ctx = ctx
         # Account removals in flight (strong references keep the tasks alive).
         self._removals: set[asyncio.Task[None]] = set()
+        # Recent successful registrations per address (monotonic times), for the limit.
+        self._recent: dict[str, deque[float]] = {}
+
+    def _check_rate(self, remote_ip: str) -> None:
+        """At most ``register_limit`` new accounts per address per ``register_window``.
+
+        XEP-0077 §3.1 allows a <not-acceptable/> refusal; without a limit an
+        open registration would be an account factory for anyone on the network.
+        """
+        cfg = self.ctx.config
+        now = self.ctx.clock.monotonic()
+        recent = self._recent.setdefault(remote_ip, deque())
+        while recent and now - recent[0] >= cfg.register_window:
+            recent.popleft()
+        if len(recent) >= cfg.register_limit:
+            log.warning("registration refused for %s: too many from this address", remote_ip)
+            raise StanzaError(
+                StanzaCondition.NOT_ACCEPTABLE,
+                "too many registrations from this address; try later",
+            )
+        if len(self._recent) > 10_000:  # bounded memory: forget idle addresses
+            for ip in [ip for ip, q in self._recent.items() if not q]:
+                del self._recent[ip]
 
     # -- before authentication --------------------------------------------------
 
@@ -82,6 +106,7 @@ class Registration:
             # requested information during registration ... then the server or
             # service MUST return a <not-acceptable/> error".
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "username and password are required")
+        self._check_rate(remote_ip)
         try:
             account = await self.ctx.accounts.create(
                 AccountInput(login=username, password=password)
@@ -92,6 +117,7 @@ class Registration:
             raise StanzaError(StanzaCondition.CONFLICT, "the username is taken") from None
         except ValidationError as exc:
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, exc.message) from None
+        self._recent[remote_ip].append(self.ctx.clock.monotonic())
         log.info("in-band registration of %s from %s", account.login, remote_ip or "?")
         return None
 
