@@ -66,6 +66,8 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[xmpp]\nregister_enabled = 'yes'\n", {}, "xmpp.register_enabled: expected true or false"),
         ("[xmpp]\nscram_iterations = 10\n", {}, "xmpp.scram_iterations"),
         ("[xmpp]\nlogin_delay_after = 11\n", {}, "xmpp.login_delay_after"),
+        ("[xmpp]\nregister_limit = 0\n", {}, "xmpp.register_limit"),
+        ("[xmpp]\nregister_window = 'often'\n", {}, "xmpp.register_window"),
         ("[nosuch]\na = 1\n", {}, "nosuch: unknown section"),
         ("server = 1\n", {}, "server: expected a table"),
         ("[server\n", {}, "not valid TOML"),

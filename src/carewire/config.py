@@ -193,7 +193,10 @@ def _validate(cfg: Config) -> None:
     x = cfg.xmpp
     if not 1 <= x.login_delay_after <= x.lockout_after:
         raise ConfigError("xmpp.login_delay_after: must be between 1 and xmpp.lockout_after")
+    if x.register_limit < 1:
+        raise ConfigError("xmpp.register_limit: must be at least 1")
     for key in (
+        "register_window",
         "offline_message_timeout",
         "ping_interval",
         "ping_timeout",

@@ -83,6 +83,8 @@ def feature_config(cfg: Config) -> FeatureConfig:
         offline_ttl=parse_duration(x.offline_message_timeout, "xmpp.offline_message_timeout"),
         offline_max_per_user=x.offline_max_per_user,
         register_enabled=x.register_enabled,
+        register_limit=x.register_limit,
+        register_window=parse_duration(x.register_window, "xmpp.register_window").total_seconds(),
         version_visible=x.version_visible,
         server_version=__version__,
         ping_interval=parse_duration(x.ping_interval, "xmpp.ping_interval").total_seconds(),
