@@ -67,6 +67,8 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[xmpp]\nscram_iterations = 10\n", {}, "xmpp.scram_iterations"),
         ("[xmpp]\nlogin_delay_after = 11\n", {}, "xmpp.login_delay_after"),
         ("[xmpp]\nregister_limit = 0\n", {}, "xmpp.register_limit"),
+        ("[xmpp]\nmax_read_rate = -1\n", {}, "xmpp.max_read_rate"),
+        ("[xmpp]\nmax_read_burst = 100\n", {}, "xmpp.max_read_burst"),
         ("[xmpp]\nregister_window = 'often'\n", {}, "xmpp.register_window"),
         ("[nosuch]\na = 1\n", {}, "nosuch: unknown section"),
         ("server = 1\n", {}, "server: expected a table"),

@@ -86,6 +86,8 @@ class XmppSection:
     auth_timeout: str = "60s"
     max_stanza_bytes: int = 262_144
     max_send_buffer: int = 1_048_576
+    max_read_rate: int = 262_144  # bytes/s per connection, 0 = unlimited
+    max_read_burst: int = 1_048_576
     scram_iterations: int = 4096
     login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
@@ -193,6 +195,10 @@ def _validate(cfg: Config) -> None:
     x = cfg.xmpp
     if not 1 <= x.login_delay_after <= x.lockout_after:
         raise ConfigError("xmpp.login_delay_after: must be between 1 and xmpp.lockout_after")
+    if x.max_read_rate < 0:
+        raise ConfigError("xmpp.max_read_rate: must be 0 (unlimited) or a positive byte rate")
+    if x.max_read_burst < x.max_stanza_bytes:
+        raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
     if x.register_limit < 1:
         raise ConfigError("xmpp.register_limit: must be at least 1")
     for key in (

@@ -148,6 +148,8 @@ class Server:
             parser_limits=ParserLimits(max_stanza_bytes=cfg.xmpp.max_stanza_bytes),
             limits=NetLimits(
                 max_send_buffer=cfg.xmpp.max_send_buffer,
+                read_rate=cfg.xmpp.max_read_rate,
+                read_burst=cfg.xmpp.max_read_burst,
                 auth_timeout=parse_duration(
                     cfg.xmpp.auth_timeout, "xmpp.auth_timeout"
                 ).total_seconds(),

@@ -71,7 +71,13 @@ class XmppConnection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
-        self._is_paused = False
+        # Reading pauses while stanzas pile up (backlog) or the client exceeds its rate.
+        self._is_backlogged = False
+        self._is_reading_paused = False
+        self._throttle: asyncio.TimerHandle | None = None
+        self._tokens = float(net.limits.read_burst)
+        self._tokens_at = 0.0
+        self._held = bytearray()  # received beyond the rate, processed as tokens refill
         self._is_closing = False
         self.remote_ip = ""
         # Protocol factories run inside the loop; looking it up per stanza is a syscall on 3.11.
@@ -113,6 +119,20 @@ class XmppConnection(asyncio.Protocol):
             self._start_tls()
 
     def data_received(self, data: bytes) -> None:
+        if self.net.limits.read_rate:
+            if self._held:  # already over the rate: keep the order, wait for tokens
+                self._held += data
+                return
+            allowed = self._take_tokens(len(data))
+            if allowed < len(data):
+                self._held += data[allowed:]
+                data = data[:allowed]
+                self._schedule_release()
+            if not data:
+                return
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
         if self.session is not None:
             self.session.data["last_active"] = self.net.kernel.clock.monotonic()
         if self._ssl is None:
@@ -131,6 +151,9 @@ class XmppConnection(asyncio.Protocol):
         self._is_closing = True
         if self._auth_timer is not None:
             self._auth_timer.cancel()
+        if self._throttle is not None:
+            self._throttle.cancel()
+            self._throttle = None
         self.net.connections.discard(self)
         if self.client is not None:
             self.net.spawn(self._finish(), "c2s-close")
@@ -213,17 +236,15 @@ class XmppConnection(asyncio.Protocol):
                 self._flush()  # <proceed/> goes out in plaintext, then we switch
                 self._start_tls()
                 continue
-            if isinstance(event, StreamEnded) and self.transport is not None:
-                self.transport.pause_reading()
-                self._is_paused = True
+            if isinstance(event, StreamEnded):
+                self._is_backlogged = True  # nothing more is read from this stream
             self._queue.append(event)
         self._flush()
         if self._queue and self._worker is None:
             self._worker = self.net.spawn(self._drain(), "c2s-worker")
-        if len(self._queue) > self.net.limits.max_pending_events and not self._is_paused:
-            assert self.transport is not None
-            self.transport.pause_reading()
-            self._is_paused = True
+        if len(self._queue) > self.net.limits.max_pending_events:
+            self._is_backlogged = True
+        self._sync_reading()
 
     async def _drain(self) -> None:
         assert self.client is not None
@@ -244,10 +265,59 @@ class XmppConnection(asyncio.Protocol):
                     self._queue.clear()
         finally:
             self._worker = None
-            is_open = self.stream is not None and not self.stream.is_closed
-            if self._is_paused and is_open and not self._is_closing and self.transport is not None:
-                self._is_paused = False
-                self.transport.resume_reading()
+            if self.stream is not None and not self.stream.is_closed:
+                self._is_backlogged = False
+            self._sync_reading()
+
+    # -- flow control -----------------------------------------------------------
+
+    def _take_tokens(self, size: int) -> int:
+        """Token bucket on received bytes: how many of ``size`` may be processed now."""
+        rate = self.net.limits.read_rate
+        now = self._loop.time()
+        if self._tokens_at:
+            refill = (now - self._tokens_at) * rate
+            self._tokens = min(float(self.net.limits.read_burst), self._tokens + refill)
+        self._tokens_at = now
+        take = min(size, int(self._tokens))
+        self._tokens -= take
+        return max(take, 0)
+
+    def _schedule_release(self) -> None:
+        """Process held bytes in slices as the bucket refills; reading stays paused meanwhile."""
+        rate = self.net.limits.read_rate
+        wanted = min(len(self._held), max(4096, rate // 10))
+        delay = max(0.0, (wanted - self._tokens) / rate)
+        self._throttle = self._loop.call_later(delay, self._release)
+        self._sync_reading()
+
+    def _release(self) -> None:
+        self._throttle = None
+        if self._is_closing:
+            self._held.clear()
+            return
+        take = self._take_tokens(len(self._held))
+        chunk = bytes(self._held[:take])
+        del self._held[:take]
+        if chunk:
+            self._process(chunk)
+        if self._held:
+            self._schedule_release()
+        else:
+            self._sync_reading()
+
+    def _sync_reading(self) -> None:
+        """Pause or resume the transport to match the backlog and throttle state."""
+        want_paused = self._is_backlogged or self._throttle is not None
+        if want_paused == self._is_reading_paused or self.transport is None:
+            return
+        if self._is_closing or self.transport.is_closing():
+            return
+        if want_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+        self._is_reading_paused = want_paused
 
     def _on_bound(self, session: Session) -> None:
         self.session = session

@@ -23,6 +23,8 @@ class NetLimits:
     max_send_buffer: int = 1024 * 1024  # a client that stops reading is cut off past this
     max_pending_events: int = 256  # stop reading while this many stanzas wait
     auth_timeout: float = 60.0  # seconds to authenticate and bind
+    read_rate: int = 262_144  # bytes/s a client may send on average (0: unlimited) …
+    read_burst: int = 1_048_576  # … after a burst of this many bytes
     tcp_keepalive_idle: int = 60  # half-open TCP detection (seconds)
     tcp_keepalive_interval: int = 10
     tcp_keepalive_count: int = 3
