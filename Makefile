@@ -6,7 +6,7 @@ DATA   ?= data
 DOMAIN ?= carewire.localhost
 PYTEST_WORKERS ?= auto
 
-.PHONY: run demo test check bench clean venv dev-venv
+.PHONY: run demo test check coverage bench clean venv dev-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ demo: $(VENV)/.installed
 ## make test: the whole suite, in parallel.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## make coverage: the suite under coverage, including the server subprocesses it starts.
+coverage: $(VENV)/.installed-dev
+	@pth="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/carewire-coverage.pth"; \
+	echo "import coverage; coverage.process_startup()" > "$$pth"; \
+	rm -f .coverage .coverage.*; \
+	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
+	status=$$?; rm -f "$$pth"; \
+	$(BIN)/python -m coverage combine -q && $(BIN)/python -m coverage report; \
+	exit $$status
 
 ## make check: format, lint, types, architecture contracts.
 check: $(VENV)/.installed-dev
