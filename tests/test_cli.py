@@ -169,3 +169,10 @@ async def test_demo_rosters(tmp_path: Path) -> None:
         assert names["nurse.adams@h.example"] == "Grace Adams, RN"
     finally:
         await db.close()
+
+
+def test_unusable_password_is_a_clear_error(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "user", "add", "nurse9", "--password", "bell\u0007", "--data-dir", str(data)
+    )
+    assert code == 2 and "unusable password" in err

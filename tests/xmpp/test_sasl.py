@@ -149,3 +149,10 @@ def test_scram_edge_cases() -> None:
 def test_plain_without_initial_response_and_bad_password_chars() -> None:
     assert sasl.PlainServerMechanism(domain="h").start(None) == sasl.Challenge(b"")
     assert not sasl.check_password("bad\u0007char", "SCRAM-SHA-256", keys("pw"))
+
+
+def test_derive_keys_rejects_what_saslprep_forbids() -> None:
+    with pytest.raises(ValueError):
+        sasl.derive_keys("bad\u0007password", "SCRAM-SHA-256")
+    with pytest.raises(ValueError):
+        sasl.derive_keys("pw", "SCRAM-SHA-256", iterations=10)

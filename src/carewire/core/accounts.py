@@ -53,7 +53,7 @@ def derive_credentials(password: str, iterations: int = 4096) -> list[ScramCrede
     for mech in SCRAM_MECHANISMS:
         try:
             k = derive_keys(password, mech, iterations)
-        except Exception as exc:  # scramp rejects passwords SASLprep forbids
+        except ValueError as exc:  # SASLprep forbids some characters in passwords
             raise ValidationError(f"unusable password: {exc}", code="invalid-password") from None
         creds.append(
             ScramCredential(

@@ -90,10 +90,17 @@ class Mechanism(Protocol):
 
 
 def derive_keys(password: str, mechanism: str, iterations: int = 4096) -> StoredKeys:
-    """Salted keys for ``password`` (RFC 5802 §3); the password itself is not kept."""
-    salt, stored_key, server_key, i = ScramMechanism(mechanism).make_auth_info(
-        password, iteration_count=iterations
-    )
+    """Salted keys for ``password`` (RFC 5802 §3); the password itself is not kept.
+
+    Raises:
+        ValueError: SASLprep (RFC 4013) forbids the password, or the iteration count is too low.
+    """
+    try:
+        salt, stored_key, server_key, i = ScramMechanism(mechanism).make_auth_info(
+            password, iteration_count=iterations
+        )
+    except ScramException as exc:
+        raise ValueError(_scram_text(exc)) from None
     return StoredKeys(salt=salt, iterations=i, stored_key=stored_key, server_key=server_key)
 
 
