@@ -84,6 +84,7 @@ class XmppSection:
     ping_interval: str = "5m"
     ping_timeout: str = "60s"
     auth_timeout: str = "60s"
+    account_check_interval: str = "30s"
     max_stanza_bytes: int = 262_144
     max_send_buffer: int = 1_048_576
     max_read_rate: int = 262_144  # bytes/s per connection, 0 = unlimited
@@ -201,6 +202,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
     if x.register_limit < 1:
         raise ConfigError("xmpp.register_limit: must be at least 1")
+    if parse_duration(x.account_check_interval, "xmpp.account_check_interval").total_seconds() < 1:
+        raise ConfigError("xmpp.account_check_interval: must be at least 1s")
     for key in (
         "register_window",
         "offline_message_timeout",

@@ -89,6 +89,9 @@ def feature_config(cfg: Config) -> FeatureConfig:
         server_version=__version__,
         ping_interval=parse_duration(x.ping_interval, "xmpp.ping_interval").total_seconds(),
         ping_timeout=parse_duration(x.ping_timeout, "xmpp.ping_timeout").total_seconds(),
+        account_check_interval=parse_duration(
+            x.account_check_interval, "xmpp.account_check_interval"
+        ).total_seconds(),
     )
 
 

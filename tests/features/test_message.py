@@ -183,3 +183,19 @@ async def test_server_query_answered_only_by_the_queried_session(h: Harness) -> 
     await h.send(alice, f"<iq type='result' id='{iq_id}' to='example.test'/>")
     reply = await asyncio.wait_for(query, 1)
     assert reply.get("from") == "alice@example.test/phone"
+
+
+async def test_sessions_of_an_account_removed_elsewhere_are_ended(h: Harness) -> None:
+    """`carewire user remove` writes the database directly; the check ends the sessions."""
+    from carewire.core import hook_names as H
+    from carewire.xmpp.errors import StreamCondition
+
+    _, alice = await available(h, "alice", "phone")
+    _, bob = await available(h, "bob", "desk")
+    removed: list[str] = []
+    h.kernel.hooks.on(H.ACCOUNT_REMOVED, lambda e: removed.append(e.login))
+    await h.kernel.stores.accounts.remove("alice")  # as another process would
+    (job,) = [j for j in h.kernel.ctx.jobs if j.name == "removed-accounts"]
+    await job.run()
+    assert alice.closed == (StreamCondition.NOT_AUTHORIZED, "account removed")
+    assert bob.closed is None and removed == ["alice"]

@@ -72,6 +72,14 @@ async def test_get_for_login(stores: Stores, alice: str) -> None:
     )
 
 
+async def test_existing(stores: Stores, alice: str) -> None:
+    assert await stores.accounts.existing([]) == set()
+    assert await stores.accounts.existing([alice, "ghost", alice]) == {alice}
+    await stores.accounts.create_many(new_account(f"u{i:04d}") for i in range(1200))
+    wanted = [f"u{i:04d}" for i in range(0, 1300, 3)]
+    assert await stores.accounts.existing(wanted) == {w for w in wanted if int(w[1:]) < 1200}
+
+
 async def test_set_credentials_unknown_login(stores: Stores) -> None:
     with pytest.raises(NotFoundError):
         await stores.accounts.set_credentials("nobody", [cred()])

@@ -116,6 +116,7 @@ class FeatureConfig:
     server_version: str = "0.1.0"
     ping_interval: float = 300.0
     ping_timeout: float = 60.0
+    account_check_interval: float = 30.0  # how soon sessions of removed accounts end
 
 
 @dataclass(slots=True)

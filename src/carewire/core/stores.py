@@ -120,6 +120,9 @@ class AccountStore(Protocol):
     async def exists(self, login: str) -> bool:
         """Whether the account exists."""
 
+    async def existing(self, logins: Sequence[str]) -> set[str]:
+        """Which of ``logins`` exist."""
+
     async def list(self, *, offset: int = 0, limit: int | None = None) -> list[Account]:
         """Accounts ordered by login."""
 

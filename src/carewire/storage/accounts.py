@@ -46,6 +46,7 @@ _COLUMNS = (
 
 _GET = select(*_COLUMNS).where(_A.login == bindparam("login"))
 _EXISTS = select(_A.login).where(_A.login == bindparam("login"))
+_EXISTING = select(_A.login).where(_A.login.in_(bindparam("logins", expanding=True)))
 _LOCK_ROW = _EXISTS.with_for_update()
 _COUNT = select(func.count()).select_from(accounts)
 _DELETE = delete(accounts).where(_A.login == bindparam("login"))
@@ -197,6 +198,16 @@ class SqlAccountStore:
         """Whether the account exists."""
         async with self._db.read("account_exists") as conn:
             return (await conn.execute(_EXISTS, {"login": login})).first() is not None
+
+    async def existing(self, logins: Sequence[str]) -> set[str]:
+        """Which of ``logins`` exist (asked in chunks, so any number may be passed)."""
+        found: set[str] = set()
+        unique = sorted(set(logins))
+        async with self._db.read("existing_accounts") as conn:
+            for i in range(0, len(unique), 500):
+                rows = await conn.execute(_EXISTING, {"logins": unique[i : i + 500]})
+                found.update(rows.scalars())
+        return found
 
     async def list(self, *, offset: int = 0, limit: int | None = None) -> list[Account]:
         """Accounts ordered by login (code point order)."""
