@@ -27,6 +27,7 @@ from tests.interop.helpers import (
 )
 from tests.interop.rawclient import NS_STREAM, RawClient, client_tls_context
 from tests.interop.slix import SlixClient
+from tests.interop.wsclient import WsXmpp
 from tests.serverproc import RunningServer
 
 pytestmark = pytest.mark.interop
@@ -516,6 +517,17 @@ async def test_connection_that_never_binds_is_closed(
         assert stream_error_condition(client.transcript) == "connection-timeout", client.transcript
     await assert_healthy(witness)
     await witness.aclose()
+
+
+async def test_websocket_that_never_binds_is_closed(limits_server: RunningServer) -> None:
+    """The auth timeout applies to WebSocket connections too (RFC 7395 transport)."""
+    started = time.monotonic()
+    async with WsXmpp.connect(limits_server) as ws:
+        await ws.open()
+        error = await ws.expect(r"<stream:error\b", timeout=10)
+        assert "connection-timeout" in error, error
+        await ws.wait_closed()
+    assert 1.5 <= time.monotonic() - started <= 8
 
 
 async def test_client_that_stops_reading_is_disconnected(limits_server: RunningServer) -> None:

@@ -103,11 +103,17 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
 async def _read_loop(
     ws: WebSocket, stream: C2SStream, sink: WebSocketSink, client: ClientConnection, net: NetContext
 ) -> None:
+    deadline = asyncio.get_running_loop().time() + net.limits.auth_timeout
     while not sink.is_closing:
+        # Until bound, the connection has auth_timeout in all; afterwards the ping
+        # feature watches idle sessions (as on TCP).
+        timeout = None
+        if client.session is None:
+            timeout = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            message = await asyncio.wait_for(ws.receive(), timeout=net.limits.auth_timeout * 10)
+            message = await asyncio.wait_for(ws.receive(), timeout=timeout)
         except TimeoutError:
-            sink.close(StreamCondition.CONNECTION_TIMEOUT, "idle")
+            sink.close(StreamCondition.CONNECTION_TIMEOUT, "authenticate and bind sooner")
             return
         if message["type"] == "websocket.disconnect":
             return
