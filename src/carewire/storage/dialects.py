@@ -157,17 +157,7 @@ def create_point_reader(url: URL) -> Engine | None:
         connect_args={"isolation_level": None, "check_same_thread": False},
         skip_autocommit_rollback=True,
     )
-    pragmas = _sqlite_pragmas(Role.READER)
-
-    def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_conn.cursor()
-        try:
-            for pragma in pragmas:
-                cursor.execute(pragma)
-        finally:
-            cursor.close()
-
-    event.listen(engine, "connect", on_connect)
+    _run_pragmas_on_connect(engine, _sqlite_pragmas(Role.READER))
     return engine
 
 
@@ -188,7 +178,15 @@ def _create_sqlite_engine(url: URL, role: Role) -> AsyncEngine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     kwargs = _sqlite_engine_args(role, memory=memory)
     engine = create_async_engine(url, **kwargs)
-    pragmas = _sqlite_pragmas(role)
+    _run_pragmas_on_connect(engine.sync_engine, _sqlite_pragmas(role))
+    if role is Role.MIGRATE:
+        # Transactional DDL: BEGIN before the first statement of any kind.
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def _run_pragmas_on_connect(engine: Engine, pragmas: list[str]) -> None:
+    """Run ``pragmas`` on every new connection of ``engine``."""
 
     def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cursor = dbapi_conn.cursor()
@@ -198,11 +196,7 @@ def _create_sqlite_engine(url: URL, role: Role) -> AsyncEngine:
         finally:
             cursor.close()
 
-    event.listen(engine.sync_engine, "connect", on_connect)
-    if role is Role.MIGRATE:
-        # Transactional DDL: BEGIN before the first statement of any kind.
-        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
-    return engine
+    event.listen(engine, "connect", on_connect)
 
 
 def _sqlite_engine_args(role: Role, *, memory: bool) -> dict[str, Any]:
