@@ -66,6 +66,17 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _tls_context(cfg: Config) -> ssl.SSLContext:
+    """The TLS context, or a ConfigError that says what is wrong with the key or chain."""
+    try:
+        return server_context(cfg.cert_file, cfg.key_file, alpn=[ALPN_XMPP_CLIENT])
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"tls.key: {cfg.key_file} cannot be used with {cfg.cert_file} "
+            f"(unreadable, or not the certificate's key): {exc}"
+        ) from None
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling (the server owns signals)."""
 
@@ -144,7 +155,7 @@ class Server:
                     lock_after=cfg.xmpp.lockout_after,
                 ),
             ),
-            ssl_context=server_context(cfg.cert_file, cfg.key_file, alpn=[ALPN_XMPP_CLIENT]),
+            ssl_context=_tls_context(cfg),
             channel_binding=tls_server_end_point(cfg.cert_file),
             fake_secret=server_secret(cfg.data_dir),
             allow_register=cfg.xmpp.register_enabled,

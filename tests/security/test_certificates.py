@@ -66,3 +66,15 @@ def test_expired_ca_signed_is_never_replaced(tmp_path: Path) -> None:
     info = ensure_certificate("h.example", tmp_path / "c.pem", tmp_path / "k.pem", now=NOW)
     assert not info.is_self_signed and info.not_after < NOW  # reported, left for the administrator
     assert describe(tmp_path / "c.pem").issuer == "CN=Hospital CA"
+
+
+def test_unreadable_certificates_are_config_errors(tmp_path: Path) -> None:
+    import pytest
+
+    from carewire.errors import ConfigError
+
+    (tmp_path / "c.pem").write_text("garbage")
+    with pytest.raises(ConfigError, match="tls.cert: .*not a PEM certificate"):
+        describe(tmp_path / "c.pem")
+    with pytest.raises(ConfigError, match="tls.cert: .*No such file"):
+        describe(tmp_path / "missing.pem")

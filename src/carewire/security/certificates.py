@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from carewire.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SELF_SIGNED_DAYS = 365
@@ -81,8 +83,16 @@ def create_self_signed(
 
 
 def describe(cert_file: Path) -> CertificateInfo:
-    """Subject, issuer, validity and names of the first certificate in ``cert_file``."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    """Subject, issuer, validity and names of the first certificate in ``cert_file``.
+
+    Raises:
+        ConfigError: the file is missing or holds no PEM certificate.
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) else "not a PEM certificate"
+        raise ConfigError(f"tls.cert: {cert_file}: {detail}") from None
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         names = tuple(san.value.get_values_for_type(x509.DNSName))
