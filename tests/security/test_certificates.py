@@ -74,7 +74,7 @@ def test_unreadable_certificates_are_config_errors(tmp_path: Path) -> None:
     from carewire.errors import ConfigError
 
     (tmp_path / "c.pem").write_text("garbage")
-    with pytest.raises(ConfigError, match="tls.cert: .*not a PEM certificate"):
+    with pytest.raises(ConfigError, match=r"tls\.cert: .*not a PEM certificate"):
         describe(tmp_path / "c.pem")
-    with pytest.raises(ConfigError, match="tls.cert: .*No such file"):
+    with pytest.raises(ConfigError, match=r"tls\.cert: .*No such file"):
         describe(tmp_path / "missing.pem")
