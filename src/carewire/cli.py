@@ -230,32 +230,28 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return asyncio.run(_with_accounts(cfg, work))
 
 
-def cmd_user_remove(args: argparse.Namespace) -> int:
-    """Delete an account and everything it owns."""
+def _account_action(args: argparse.Namespace, method: str, done: str) -> int:
+    """Run ``AccountService.<method>(login)``; exit 1 when there is no such account."""
     cfg = _config(args)
 
     async def work(accounts: Any) -> int:
-        if not await accounts.remove(args.login):
+        if not await getattr(accounts, method)(args.login):
             print(f"error: no account {args.login!r}", file=sys.stderr)
             return 1
-        print(f"removed {args.login}@{cfg.server.domain}")
+        print(f"{done} {args.login}@{cfg.server.domain}")
         return 0
 
     return asyncio.run(_with_accounts(cfg, work))
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    """Delete an account and everything it owns."""
+    return _account_action(args, "remove", "removed")
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     """Unlock an account after repeated failed logins (account security policy)."""
-    cfg = _config(args)
-
-    async def work(accounts: Any) -> int:
-        if not await accounts.unlock(args.login):
-            print(f"error: no account {args.login!r}", file=sys.stderr)
-            return 1
-        print(f"unlocked {args.login}@{cfg.server.domain}")
-        return 0
-
-    return asyncio.run(_with_accounts(cfg, work))
+    return _account_action(args, "unlock", "unlocked")
 
 
 @dataclass(frozen=True, slots=True)
