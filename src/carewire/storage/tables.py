@@ -192,5 +192,65 @@ login_audit = Table(
     sqlite_autoincrement=True,
 )
 
+# --- the data platform's system tables (the datasets themselves are generated) ---
+
+dataset_definitions = Table(
+    "dataset_definitions",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("definition", Text, nullable=False),  # JSON, see datasets.definitions
+    Column("is_builtin", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+rules = Table(
+    "rules",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("dataset", String(63), nullable=False, index=True),
+    Column("definition", Text, nullable=False),  # JSON, see rules.model
+    Column("is_active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+rule_schedule = Table(
+    "rule_schedule",
+    metadata,
+    Column("delivery_id", _BIG_ID, primary_key=True, autoincrement=False),
+    Column("rule_id", _BIG_ID, ForeignKey("rules.id", ondelete="CASCADE"), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False, index=True),
+    Column("payload", Text, nullable=False),  # JSON: the triggering change
+)
+
+adapters = Table(
+    "adapters",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("reference_name", String(200), nullable=False, unique=True),
+    Column("component", String(100), nullable=False),
+    Column("is_enabled", Boolean, nullable=False),
+    Column("required_datasets", Text, nullable=False),  # JSON: role -> dataset name
+    Column("settings", Text, nullable=False),  # JSON
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    sqlite_autoincrement=True,
+)
+
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
