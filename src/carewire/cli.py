@@ -422,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="CSV with columns login,password[,first_name,last_name]")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_user_import)
+    from carewire import cli_data
+
+    cli_data.add_commands(sub, with_data_dir)
+    from carewire import cli_rules
+
+    cli_rules.add_commands(sub, with_data_dir)
     return p
 
 

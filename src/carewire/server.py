@@ -33,8 +33,11 @@ from carewire.errors import ConfigError
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
+from carewire.platform import Platform, open_platform
 from carewire.security.certificates import ensure_certificate
 from carewire.storage import migrate
+from carewire.web.api import create_api
+from carewire.web.api.deps import ApiServices
 from carewire.web.app import create_app
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
@@ -116,6 +119,7 @@ class Server:
         self.net: NetContext | None = None
         self.ports: dict[str, int] = {}
         self._db: storage.Database | None = None
+        self.platform: Platform | None = None
         self._auditor: LoginAuditor | None = None
         self._listeners: list[asyncio.Server] = []
         self._https: _EmbeddedUvicorn | None = None
@@ -133,6 +137,9 @@ class Server:
             )
         await migrate.upgrade(cfg.database_url)
         self._db, stores = await storage.open_stores(cfg.database_url)
+        self.platform = await open_platform(cfg.database_url, clock=self.clock, upgrade=False)
+        await self.platform.ensure_default_adapters(cfg.server.domain)
+        await self.platform.start()
         kernel = Kernel(
             domain=cfg.server.domain,
             stores=stores,
@@ -200,8 +207,16 @@ class Server:
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.server.bind else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((cfg.server.bind, cfg.server.https_port))
+        assert self.platform is not None
+        api = create_api(
+            ApiServices(
+                registry=self.platform.registry,
+                datasets=self.platform.datasets,
+                tokens=self.platform.tokens,
+            )
+        )
         uv_config = uvicorn.Config(
-            create_app(self.net),
+            create_app(self.net, api),
             ssl_certfile=str(cfg.cert_file),
             ssl_keyfile=str(cfg.key_file),
             log_level="warning",
@@ -273,6 +288,8 @@ class Server:
             await asyncio.gather(*self.net.tasks, return_exceptions=True)
         if self._auditor is not None:
             await self._auditor.close()
+        if self.platform is not None:
+            await self.platform.close()
         if self._db is not None:
             await self._db.close()
         with contextlib.suppress(FileNotFoundError):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from carewire.net.context import NetContext
 from carewire.net.websocket import serve_websocket
 
 
-def create_app(net: NetContext) -> Starlette:
-    """The app served on the HTTPS port."""
+def create_app(net: NetContext, api: FastAPI | None = None) -> Starlette:
+    """The app served on the HTTPS port; ``api``, when given, is mounted at ``/api/v1``."""
 
     async def healthz(_request: Request) -> JSONResponse:
         body: dict[str, Any] = {
@@ -29,9 +30,10 @@ def create_app(net: NetContext) -> Starlette:
     async def xmpp_websocket(ws: WebSocket) -> None:
         await serve_websocket(ws, net)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            WebSocketRoute("/xmpp-websocket", xmpp_websocket),
-        ]
-    )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        WebSocketRoute("/xmpp-websocket", xmpp_websocket),
+    ]
+    if api is not None:
+        routes.append(Mount("/api/v1", app=api))
+    return Starlette(routes=routes)

@@ -1,0 +1,142 @@
+"""The XMPP adapter's settings schema: main settings, roster, and the editable lists."""
+
+from __future__ import annotations
+
+from carewire.rules.settings import FieldKind, SettingField
+
+#: The datasets the XMPP adapter keeps its state in.
+REQUIRED_DATASETS = (
+    "ACTORS",
+    "ASSIGNMENTS",
+    "BEDS",
+    "CALL_LOG_HISTORY",
+    "CALL_LOG_RECEIPTS",
+    "CONTACT_DETAILS",
+    "CONVERSATIONS",
+    "CONVERSATION_HISTORY",
+    "DELIVERIES",
+    "DELIVERY_HISTORY",
+    "DEVICES",
+    "FACILITIES",
+    "FUNCTIONAL_ROLES",
+    "GROUPS",
+    "IDENTITIES",
+    "LINES",
+    "LOCATIONS",
+    "MESSAGES",
+    "MESSAGE_DELIVERIES",
+    "PATIENTS",
+    "PLACES",
+    "PRESENCE_HISTORY",
+    "PRESENCE_STATES",
+    "REGISTRATION_HISTORY",
+    "ROOMS",
+    "SITES",
+    "TEMPLATES",
+    "TEMPLATE_CATEGORIES",
+    "UNITS",
+    "USERS",
+)
+
+MOBILE_TIMEOUTS = ("Off", "13 hours", "7 days")
+DESKTOP_TIMEOUTS = (
+    "Off",
+    "15 minutes",
+    "30 minutes",
+    "1 hour",
+    "2 hours",
+    "4 hours",
+    "8 hours",
+    "12 hours",
+    "1 day",
+    "7 days",
+)
+OFFLINE_TIMEOUTS = (
+    "Default",
+    "1 hour",
+    "12 hours",
+    "1 day",
+    "3 days",
+    "7 days",
+    "14 days",
+    "30 days",
+)
+
+_PHONE = (
+    SettingField(name="reference_name", label="Reference Name"),
+    SettingField(name="active", label="Active", kind=FieldKind.BOOLEAN, default=True),
+    SettingField(
+        name="pattern",
+        label="Pattern",
+        is_required=True,
+        help="X matches any digit; spaces and ) - , . ( are ignored.",
+    ),
+    SettingField(name="mask", label="Mask", is_required=True),
+)
+_PATIENT_DETAILS = (
+    SettingField(name="label", label="Label", is_required=True),
+    SettingField(name="attribute_path", label="Attribute Path", is_required=True),
+    SettingField(name="hidden", label="Hidden", kind=FieldKind.BOOLEAN, default=False),
+)
+_LOCATION = (
+    SettingField(name="reference_name", label="Reference Name"),
+    SettingField(name="active", label="Active", kind=FieldKind.BOOLEAN, default=True),
+    SettingField(name="pattern", label="Pattern", is_required=True, help="A regular expression."),
+    SettingField(name="replacement", label="Replacement", is_required=True, help="$1 for groups."),
+)
+
+SETTINGS = (
+    SettingField(name="chat_domain", label="Chat Domain", is_required=True),
+    SettingField(name="help_link", label="Help Link"),
+    SettingField(
+        name="mobile_session_timeout",
+        label="Mobile Session Timeout",
+        kind=FieldKind.CHOICE,
+        choices=MOBILE_TIMEOUTS,
+        default="Off",
+    ),
+    SettingField(
+        name="desktop_session_timeout",
+        label="Desktop Session Timeout",
+        kind=FieldKind.CHOICE,
+        choices=DESKTOP_TIMEOUTS,
+        default="Off",
+    ),
+    SettingField(
+        name="offline_message_timeout",
+        label="Offline Message Timeout",
+        kind=FieldKind.CHOICE,
+        choices=OFFLINE_TIMEOUTS,
+        default="Default",
+    ),
+    SettingField(
+        name="disable_acknowledgements",
+        label="Disable Acknowledgments",
+        kind=FieldKind.BOOLEAN,
+        default=False,
+    ),
+    SettingField(
+        name="multiple_facility", label="Multiple Facility", kind=FieldKind.BOOLEAN, default=False
+    ),
+    SettingField(name="level1_prefix", label="Prefix for Assignment Level 1", default="Primary"),
+    SettingField(name="level2_prefix", label="Prefix for Assignment Level 2", default="Backup"),
+    SettingField(
+        name="phone_number_transformations",
+        label="Phone Number Transformations",
+        kind=FieldKind.TABLE,
+        columns=_PHONE,
+    ),
+    SettingField(
+        name="patient_details",
+        label="Patient Details",
+        kind=FieldKind.TABLE,
+        columns=_PATIENT_DETAILS,
+    ),
+    SettingField(
+        name="patient_location_transformations",
+        label="Patient Location Transformations",
+        kind=FieldKind.TABLE,
+        columns=_LOCATION,
+    ),
+    SettingField(name="custom_parameters", label="Custom Parameters", kind=FieldKind.PARAMETERS),
+)

@@ -1,0 +1,214 @@
+"""``carewire rules`` and ``carewire adapter``: rules as code, and adapter instances.
+
+``rules export`` writes every rule (or one dataset's) as YAML a hospital can
+keep under version control; ``rules import`` checks every rule in a file
+before it saves any, then creates or updates them by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import yaml
+
+from carewire.errors import ValidationError
+from carewire.platform import Platform, open_platform
+from carewire.rules.model import rule_from_data, rule_to_data
+
+WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+
+
+def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
+    from carewire.cli import _config
+
+    cfg = _config(args)
+
+    async def main() -> int:
+        platform = await open_platform(cfg.database_url)
+        await platform.ensure_default_adapters(cfg.server.domain)
+        try:
+            return await work(platform)
+        finally:
+            await platform.close()
+
+    return asyncio.run(main())
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    """List rules: id, name, dataset, adapter, action, active."""
+
+    async def work(p: Platform) -> int:
+        rules = p.rules.list_rules(args.dataset)
+        if not rules:
+            print("no rules")
+            return 0
+        print(f"{'ID':>4}  {'NAME':<28} {'DATASET':<20} {'ADAPTER':<14} {'ACTION':<28} ACTIVE")
+        for r in rules:
+            active = "yes" if r.is_active else "no"
+            print(
+                f"{r.id:>4}  {r.name:<28} {r.dataset:<20} {r.adapter:<14} {r.action:<28} {active}"
+            )
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_rules_show(args: argparse.Namespace) -> int:
+    """Show one rule as YAML."""
+
+    async def work(p: Platform) -> int:
+        rule = p.rules.find(args.name)
+        if rule is None:
+            raise ValidationError(f"no rule is named {args.name!r}")
+        print(yaml.safe_dump(rule_to_data(rule), sort_keys=False, allow_unicode=True), end="")
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_rules_export(args: argparse.Namespace) -> int:
+    """Write every rule (or one dataset's) as YAML to a file or standard output."""
+
+    async def work(p: Platform) -> int:
+        data = {"rules": p.rules.export(args.dataset)}
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"{len(data['rules'])} rule(s) written to {args.output}")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    return _run(args, work)
+
+
+def _read_rules(path: str) -> list[object]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{path}: not valid YAML ({exc})") from None
+    items = data.get("rules") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ValidationError(f"{path}: expected a list of rules (or a mapping with 'rules:')")
+    return items
+
+
+def cmd_rules_import(args: argparse.Namespace) -> int:
+    """Create or update rules by name from a YAML file; nothing is saved if any rule is invalid."""
+    items = _read_rules(args.file)
+
+    async def work(p: Platform) -> int:
+        created, updated = await p.rules.import_rules(items)
+        print(f"{created} rule(s) created, {updated} updated")
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_rules_validate(args: argparse.Namespace) -> int:
+    """Check a YAML file of rules without saving anything."""
+    items = _read_rules(args.file)
+
+    async def work(p: Platform) -> int:
+        problems = []
+        for i, item in enumerate(items, 1):
+            try:
+                p.rules.compile(rule_from_data(item))
+            except ValidationError as exc:
+                problems.append(f"#{i}: {exc}")
+        for line in problems:
+            print(line, file=sys.stderr)
+        print(f"{len(items) - len(problems)} of {len(items)} rule(s) valid")
+        return 1 if problems else 0
+
+    return _run(args, work)
+
+
+def cmd_rules_delete(args: argparse.Namespace) -> int:
+    """Delete a rule by name (its deferred firings are dropped)."""
+
+    async def work(p: Platform) -> int:
+        rule = p.rules.find(args.name)
+        if rule is None or rule.id is None:
+            raise ValidationError(f"no rule is named {args.name!r}")
+        await p.rules.delete(rule.id)
+        print(f"rule {args.name} deleted")
+        return 0
+
+    return _run(args, work)
+
+
+def _set_active(args: argparse.Namespace, active: bool) -> int:
+    async def work(p: Platform) -> int:
+        rule = p.rules.find(args.name)
+        if rule is None or rule.id is None:
+            raise ValidationError(f"no rule is named {args.name!r}")
+        await p.rules.set_active(rule.id, active)
+        print(f"rule {args.name} {'activated' if active else 'deactivated'}")
+        return 0
+
+    return _run(args, work)
+
+
+def cmd_adapter_list(args: argparse.Namespace) -> int:
+    """List adapter instances ("Filter Disabled" unless --all)."""
+
+    async def work(p: Platform) -> int:
+        shown = p.adapters.list(include_disabled=args.all, search=args.search or "")
+        total = len(p.adapters.list())
+        for c in shown:
+            print(f"{c.reference_name:<30} {c.component:<14} {'true' if c.is_enabled else 'false'}")
+        print(f"{len(shown)} of {total}")
+        return 0
+
+    return _run(args, work)
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], with_data_dir: WithDataDir
+) -> None:
+    """Register ``rules`` and ``adapter`` under the top-level parser."""
+    rules = sub.add_parser("rules", help="manage rules", description="Rules as code.")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    ls = with_data_dir(
+        rsub.add_parser("list", help="list rules", description=cmd_rules_list.__doc__)
+    )
+    ls.add_argument("--dataset", help="only this dataset's rules")
+    ls.set_defaults(func=cmd_rules_list)
+    show = with_data_dir(
+        rsub.add_parser("show", help="show a rule", description=cmd_rules_show.__doc__)
+    )
+    show.add_argument("name")
+    show.set_defaults(func=cmd_rules_show)
+    exp = with_data_dir(
+        rsub.add_parser("export", help="export as YAML", description=cmd_rules_export.__doc__)
+    )
+    exp.add_argument("--dataset", help="only this dataset's rules")
+    exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+    exp.set_defaults(func=cmd_rules_export)
+    for name, func in (("import", cmd_rules_import), ("validate", cmd_rules_validate)):
+        sp = with_data_dir(rsub.add_parser(name, help=func.__doc__, description=func.__doc__))
+        sp.add_argument("file", help="YAML file (a list, or a mapping with 'rules:')")
+        sp.set_defaults(func=func)
+    for name, func in (
+        ("delete", cmd_rules_delete),
+        ("activate", lambda a: _set_active(a, True)),
+        ("deactivate", lambda a: _set_active(a, False)),
+    ):
+        sp = with_data_dir(rsub.add_parser(name, help=f"{name} a rule"))
+        sp.add_argument("name")
+        sp.set_defaults(func=func)
+    adapter = sub.add_parser("adapter", help="adapter instances", description="Adapter instances.")
+    asub = adapter.add_subparsers(dest="adapter_command", required=True, metavar="COMMAND")
+    al = with_data_dir(
+        asub.add_parser("list", help="list adapters", description=cmd_adapter_list.__doc__)
+    )
+    al.add_argument("--all", action="store_true", help="include disabled adapters")
+    al.add_argument("--search", help="match reference or component name")
+    al.set_defaults(func=cmd_adapter_list)

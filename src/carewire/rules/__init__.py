@@ -1,0 +1,1 @@
+"""The rules engine: rules on datasets that make adapters act."""

@@ -1,0 +1,441 @@
+"""The rules engine: match each committed write against the rules, defer, dispatch, track.
+
+Theory of operation: the dataset service calls :meth:`RuleEngine.notify`
+after every commit; the event goes on a queue that one worker drains in
+order. For each active rule of the event's dataset the worker checks the
+trigger (create/update, changed attributes), the adapter (exists, enabled,
+not the originator when the rule says so), then resolves the condition paths
+and evaluates the conditions. A match becomes a DELIVERIES record (Queued).
+Without a deferral the action runs at once; with one, the firing is saved
+in ``rule_schedule`` and the scheduler re-checks the conditions against the
+record as it is when the time comes (that is how escalations are written),
+so deferred firings survive a restart.
+
+Every rule runs in its own ``try``: a rule or action that fails marks its
+delivery Error and never stops the others. Writes an action makes carry
+``depth + 1``; a chain deeper than ``max_depth`` (rules updating each other
+in a cycle) stops with an Error delivery instead of running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
+
+from carewire.clock import Clock
+from carewire.datasets.model import ChangeKind, Origin, Record, RecordChanged, RecordId
+from carewire.datasets.paths import PathResolver, parse_path
+from carewire.datasets.service import DatasetService
+from carewire.datasets.templates import parse_template, render_for
+from carewire.errors import CarewireError
+from carewire.rules.actions import ActionContext, ActionOutcome, Outcome
+from carewire.rules.conditions import evaluate
+from carewire.rules.deliveries import DeliveryTracker
+from carewire.rules.model import DeliveryStatus, Rule, Trigger
+from carewire.rules.service import CompiledRule, RuleService
+from carewire.rules.store import RuleStore, ScheduledFiring
+
+log = logging.getLogger(__name__)
+
+
+class AdapterView(Protocol):
+    """What the engine needs to know about an adapter instance."""
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether it may act."""
+
+    @property
+    def settings(self) -> Mapping[str, object]:
+        """Its settings."""
+
+    @property
+    def runtime(self) -> object:
+        """Its running object (kind-specific), or None."""
+
+
+class AdapterLookup(Protocol):
+    """Adapter instances by reference name (the adapter manager)."""
+
+    def view(self, reference_name: str) -> AdapterView | None:
+        """The instance, or None."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Engine limits.
+
+    Attributes:
+        max_depth: Longest chain of rule-caused writes before a firing is refused.
+        action_timeout: Seconds an action may take.
+        poll_interval: Longest the scheduler sleeps between looks at the schedule
+            (other processes, such as the CLI, may add firings).
+        tz: Time zone templates render times in.
+    """
+
+    max_depth: int = 8
+    action_timeout: float = 30.0
+    poll_interval: float = 5.0
+    tz: tzinfo = UTC
+
+
+class _Renderer:
+    """Templates and paths bound to one record."""
+
+    def __init__(self, engine: RuleEngine, rule: Rule, record: Record) -> None:
+        self._engine, self._rule, self._record = engine, rule, record
+
+    async def __call__(self, text: str) -> str:
+        template = parse_template(self._engine.rules.registry, self._rule.dataset, text)
+        return await render_for(
+            template, self._record, self._engine.resolver, tz=self._engine.config.tz
+        )
+
+    async def value(self, path: str) -> object:
+        parsed = parse_path(self._engine.rules.registry, self._rule.dataset, path)
+        return await self._engine.resolver.resolve(self._record, parsed)
+
+
+class RuleEngine:
+    """Matches writes to rules and runs their actions."""
+
+    def __init__(
+        self,
+        *,
+        rules: RuleService,
+        store: RuleStore,
+        datasets: DatasetService,
+        resolver: PathResolver,
+        adapters: AdapterLookup,
+        clock: Clock,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.rules = rules
+        self.resolver = resolver
+        self.config = config or EngineConfig()
+        self._store = store
+        self._datasets = datasets
+        self._adapters = adapters
+        self._clock = clock
+        self.tracker = DeliveryTracker(datasets, clock)
+        self._queue: asyncio.Queue[RecordChanged] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def attach(self) -> None:
+        """Listen to the dataset service (without starting the workers: tests call process)."""
+        self._datasets.subscribe(self.notify)
+
+    async def start(self, *, scheduler: bool = True) -> None:
+        """Start the worker; with ``scheduler``, fail interrupted firings and run deferred ones.
+
+        A short-lived process (the CLI) starts only the worker, so deferred
+        firings it creates are left to the server's scheduler.
+        """
+        self._tasks = [asyncio.create_task(self._work(), name="rules-worker")]
+        if scheduler:
+            await self.recover()
+            self._tasks.append(asyncio.create_task(self._schedule_loop(), name="rules-scheduler"))
+
+    async def stop(self) -> None:
+        """Stop the worker and scheduler (queued events not yet processed are dropped)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def notify(self, event: RecordChanged) -> None:
+        """Take a committed write (called by the dataset service after commit)."""
+        self._queue.put_nowait(event)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been processed."""
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await self.process(event)
+            except Exception:  # supervisor: the engine must outlive any bug
+                log.exception("rule processing failed for %s", event.dataset)
+            finally:
+                self._queue.task_done()
+
+    async def recover(self) -> int:
+        """Mark firings a restart interrupted (Queued or Processing, not scheduled) as Error."""
+        scheduled = await self._store.scheduled_ids()
+        count = 0
+        for delivery_id, at in await self.tracker.unfinished():
+            if delivery_id in scheduled:
+                continue
+            await self.tracker.move(
+                delivery_id,
+                DeliveryStatus.ERROR,
+                triggered_at=at,
+                cause=Origin(),
+                text="interrupted by a server restart before it finished",
+            )
+            count += 1
+        if count:
+            log.warning("%d rule deliveries were interrupted by a restart", count)
+        return count
+
+    # --- matching -----------------------------------------------------------
+
+    async def process(self, event: RecordChanged) -> list[int]:
+        """Fire every matching rule for ``event``; returns the delivery ids created."""
+        if event.kind is ChangeKind.DELETE or event.new is None:
+            return []
+        record = Record(dataset=event.dataset, id=event.record_id, values=event.new)
+        out = []
+        values: dict[str, object] | None = None  # every rule's paths, resolved once per event
+        for compiled in self.rules.compiled_for(event.dataset):
+            try:
+                if values is None and self._may_fire(compiled, event):
+                    values = await self.resolver.resolve_all(
+                        record, self.rules.paths_for(event.dataset)
+                    )
+                delivery = await self._consider(compiled, event, record, values)
+            except Exception:  # supervisor: one rule's failure never stops the others
+                log.exception("rule %s failed", compiled.rule.name)
+                delivery = await self._refuse(compiled.rule, event, "the rule failed; see the log")
+            if delivery is not None:
+                out.append(delivery)
+        return out
+
+    def _may_fire(self, compiled: CompiledRule, event: RecordChanged) -> bool:
+        """Trigger and adapter checks: everything short of the conditions."""
+        rule = compiled.rule
+        if not _triggered(rule.trigger, event):
+            return False
+        adapter = self._adapters.view(rule.adapter)
+        if adapter is None or not adapter.is_enabled:
+            return False  # a disabled adapter is ignored, as are its rules
+        return not (rule.skip_originating_adapter and event.origin.adapter == rule.adapter)
+
+    async def _consider(
+        self,
+        compiled: CompiledRule,
+        event: RecordChanged,
+        record: Record,
+        values: Mapping[str, object] | None,
+    ) -> int | None:
+        rule = compiled.rule
+        if values is None or not self._may_fire(compiled, event):
+            return None
+        if not evaluate(compiled.conditions, values, _before(compiled, event.old)):
+            return None
+        if event.origin.depth >= self.config.max_depth:
+            return await self._refuse(
+                rule,
+                event,
+                f"not run: {event.origin.depth} rule actions led here, more than the limit of "
+                f"{self.config.max_depth} (rules that update each other in a cycle?)",
+            )
+        delivery = await self.tracker.queued(rule, event)
+        if rule.defer_seconds:
+            await self._defer(rule, event, delivery)
+        else:
+            await self._run(compiled, record, event, delivery)
+        return delivery
+
+    async def _matches(
+        self, compiled: CompiledRule, record: Record, old: Mapping[str, object] | None
+    ) -> bool:
+        values = await self.resolver.resolve_all(record, compiled.paths)
+        return evaluate(compiled.conditions, values, _before(compiled, old))
+
+    async def _refuse(self, rule: Rule, event: RecordChanged, text: str) -> int:
+        log.warning("rule %s: %s", rule.name, text)
+        return await self.tracker.queued(rule, event, status=DeliveryStatus.ERROR, text=text)
+
+    # --- running ------------------------------------------------------------
+
+    async def _run(
+        self, compiled: CompiledRule, record: Record, event: RecordChanged, delivery: int
+    ) -> None:
+        rule = compiled.rule
+        await self.tracker.move(
+            delivery, DeliveryStatus.PROCESSING, triggered_at=event.at, cause=event.origin
+        )
+        try:
+            outcome = await asyncio.wait_for(
+                self._invoke(compiled, record, event, delivery), self.config.action_timeout
+            )
+        except TimeoutError:
+            status, text = DeliveryStatus.ERROR, f"{rule.action} timed out"
+        except CarewireError as exc:
+            status, text = DeliveryStatus.ERROR, exc.message or str(exc)
+        except Exception as exc:  # supervisor: an action's bug becomes an Error delivery
+            log.exception("action %s of rule %s raised", rule.action, rule.name)
+            status, text = (
+                DeliveryStatus.ERROR,
+                f"{rule.action} failed: {type(exc).__name__}: {exc}",
+            )
+        else:
+            pending = outcome.outcome is Outcome.PENDING
+            status = DeliveryStatus.PENDING if pending else DeliveryStatus.DELIVERED
+            text = outcome.text
+        await self.tracker.move(
+            delivery, status, triggered_at=event.at, cause=event.origin, text=text
+        )
+
+    async def _invoke(
+        self, compiled: CompiledRule, record: Record, event: RecordChanged, delivery: int
+    ) -> ActionOutcome:
+        rule = compiled.rule
+        adapter = self._adapters.view(rule.adapter)
+        if adapter is None or not adapter.is_enabled:
+            raise CarewireError(f"adapter {rule.adapter!r} is not enabled")
+        settings = self.rules.check_settings(compiled.spec.fields, rule.settings, rule.dataset)
+        ctx = ActionContext(
+            rule=rule,
+            record=record,
+            event=event,
+            settings=settings,
+            adapter_settings=adapter.settings,
+            adapter_runtime=adapter.runtime,
+            origin=Origin(
+                adapter=rule.adapter, actor=f"rule:{rule.name}", depth=event.origin.depth + 1
+            ),
+            datasets=self._datasets,
+            render=_Renderer(self, rule, record),
+            delivery_id=delivery,
+        )
+        return await compiled.spec.handler(ctx)
+
+    # --- deferral -----------------------------------------------------------
+
+    async def _defer(self, rule: Rule, event: RecordChanged, delivery: int) -> None:
+        assert rule.id is not None
+        due = self._clock.now() + timedelta(seconds=rule.defer_seconds)
+        payload: dict[str, object] = {
+            "dataset": event.dataset,
+            "record_id": int(event.record_id),
+            "kind": event.kind.value,
+            "at": event.at.isoformat(),
+            "old": None if event.old is None else _jsonable(event.old),
+            "origin": {
+                "adapter": event.origin.adapter,
+                "actor": event.origin.actor,
+                "depth": event.origin.depth,
+            },
+        }
+        await self._store.schedule(
+            ScheduledFiring(delivery_id=delivery, rule_id=rule.id, due_at=due, payload=payload)
+        )
+        self._wake.set()
+
+    async def run_due(self) -> int:
+        """Re-check and run every deferred firing that is due; returns how many were handled."""
+        handled = 0
+        while batch := await self._store.due(self._clock.now(), 100):
+            for firing in batch:
+                # Claim it first: another process may be looking at the same row.
+                if not await self._store.unschedule(firing.delivery_id):
+                    continue
+                try:
+                    await self._run_deferred(firing)
+                except Exception:  # supervisor
+                    log.exception("deferred firing %d failed", firing.delivery_id)
+                handled += 1
+        return handled
+
+    async def _run_deferred(self, firing: ScheduledFiring) -> None:
+        event = _event_from_payload(firing.payload)
+        cancel = DeliveryStatus.CANCELLED
+        try:
+            rule = self.rules.get(firing.rule_id)
+        except CarewireError:
+            rule = None
+        if rule is None or not rule.is_active:
+            await self._finish(firing, event, cancel, "the rule was removed or deactivated")
+            return
+        compiled = self.rules.compile(rule)
+        ds = self._datasets.registry.get(event.dataset)
+        record = await self._datasets.store.get(ds, event.record_id)
+        if record is None:
+            await self._finish(
+                firing, event, cancel, "the record was deleted before the delay ended"
+            )
+            return
+        if not await self._matches(compiled, record, event.old):
+            await self._finish(
+                firing, event, cancel, "conditions no longer held when the delay ended"
+            )
+            return
+        await self._run(compiled, record, event, firing.delivery_id)
+
+    async def _finish(
+        self, firing: ScheduledFiring, event: RecordChanged, status: DeliveryStatus, text: str
+    ) -> None:
+        await self.tracker.move(
+            firing.delivery_id, status, triggered_at=event.at, cause=event.origin, text=text
+        )
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                await self.rules.refresh()
+                await self.run_due()
+                next_due = await self._store.next_due()
+            except Exception:  # supervisor: retry after the poll interval
+                log.exception("rule scheduler failed")
+                next_due = None
+            delay = self.config.poll_interval
+            if next_due is not None:
+                delay = min(delay, max(0.0, (next_due - self._clock.now()).total_seconds()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _before(compiled: CompiledRule, old: Mapping[str, object] | None) -> dict[str, object] | None:
+    if old is None:
+        return None
+    return {p.text: old.get(p.text) for p in compiled.paths if p.is_direct}
+
+
+def _triggered(trigger: Trigger, event: RecordChanged) -> bool:
+    if event.kind is ChangeKind.CREATE:
+        return trigger.on_create
+    if not trigger.on_update:
+        return False
+    changed = event.changed
+    if not changed:
+        return False
+    return not trigger.attributes or bool(changed & set(trigger.attributes))
+
+
+def _jsonable(values: Mapping[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in values.items():
+        out[k] = v.isoformat() if isinstance(v, datetime) else v
+    return out
+
+
+def _event_from_payload(p: Mapping[str, object]) -> RecordChanged:
+    origin = p.get("origin")
+    assert isinstance(origin, dict)
+    old = p.get("old")
+    return RecordChanged(
+        dataset=str(p["dataset"]),  # type: ignore[arg-type]
+        record_id=RecordId(int(str(p["record_id"]))),
+        kind=ChangeKind(str(p["kind"])),
+        old=old if isinstance(old, dict) else None,
+        new=None,
+        origin=Origin(
+            adapter=origin.get("adapter"),
+            actor=str(origin.get("actor")),
+            depth=int(origin.get("depth") or 0),
+        ),
+        at=datetime.fromisoformat(str(p["at"])),
+    )

@@ -1,0 +1,39 @@
+"""The REST API (``/api/v1``): datasets and records, with bearer tokens and problem details.
+
+:func:`create_api` builds the application; the HTTPS app mounts it at
+``/api/v1`` (so paths here are ``/datasets`` …). The OpenAPI document is at
+``/api/v1/openapi.json`` and its browsable form at ``/api/v1/docs``; both are
+public, every resource needs a token (see :mod:`.deps`). One module per
+resource; :data:`ROUTERS` is the route list.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from carewire import __version__
+from carewire.web.api import datasets, problems, records
+from carewire.web.api.deps import ApiServices
+
+__all__ = ["ROUTERS", "ApiServices", "create_api"]
+
+#: Every resource's routes, in the order the OpenAPI document lists them.
+ROUTERS: tuple[APIRouter, ...] = (datasets.router, records.router)
+
+
+def create_api(services: ApiServices) -> FastAPI:
+    """The API application on ``services``, to be mounted at ``/api/v1``."""
+    api = FastAPI(
+        title="Carewire API",
+        version=__version__,
+        description="Datasets and records of the Carewire data platform. Errors are "
+        "`application/problem+json` (RFC 9457); authenticate with `Authorization: Bearer <token>`.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.services = services
+    problems.install(api)
+    for router in ROUTERS:
+        api.include_router(router)
+    return api
