@@ -119,6 +119,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _load_demo_data(cfg: Config) -> Any:
+    from carewire.demo_data import load_demo_data
+    from carewire.platform import open_platform
+
+    platform = await open_platform(cfg.database_url)
+    try:
+        await platform.ensure_default_adapters(cfg.server.domain)
+        return await load_demo_data(platform)
+    finally:
+        await platform.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Load the demo hospital: staff of three units with ready-made rosters."""
     from carewire import storage
@@ -136,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             result = await load_demo(stores, accounts, domain=cfg.server.domain)
         finally:
             await db.close()
+        data = await _load_demo_data(cfg)
         if result.created:
             pw_file = _data_dir(args) / DEMO_PASSWORD_FILE
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -152,6 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("demo hospital already loaded (no account changed)")
         if result.existing:
             print(f"  kept existing accounts: {', '.join(result.existing)}", file=sys.stderr)
+        shown = ", ".join(f"{n} {ds}" for ds, n in data.counts.items())
+        print(f"  datasets: {shown}; the NURSE_CALLS dataset and an escalation rule")
         print("  a running server picks up the rosters at the users' next login")
         return 0
 

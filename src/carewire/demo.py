@@ -2,8 +2,8 @@
 
 Everyone in a unit has everyone else of the unit in their roster (group = the
 unit's name, subscription both), so a newcomer can log two clients in and
-chat, see presence and try offline delivery at once. The datasets of later
-releases (units, beds, assignments) will be filled here too.
+chat, see presence and try offline delivery at once. The same hospital's
+datasets (units, rooms, beds, assignments) are loaded by :mod:`carewire.demo_data`.
 """
 
 from __future__ import annotations

@@ -310,3 +310,38 @@ async def test_update_trigger_only_for_named_attributes(p: Platform) -> None:
 def p(platform: Platform) -> Platform:
     """Alias of :func:`platform`."""
     return platform
+
+
+async def test_deferred_recheck_compares_dates_with_their_types(p: Platform) -> None:
+    await p.registry.add_attribute(
+        "NURSE_CALLS", Attribute(name="alarm_time", type=AttrType.DATETIME)
+    )
+    first = datetime(2026, 3, 1, 7, 55, tzinfo=UTC)
+    await p.rules.create(
+        Rule(
+            name="moved",
+            dataset="NURSE_CALLS",
+            adapter="Data",
+            action="Update Record",
+            trigger=Trigger(on_create=False, on_update=True),
+            defer_seconds=30,
+            conditions=Group(
+                mode=Mode.ALL,
+                items=(
+                    Condition(path="alarm_time", op=Op.CHANGED_FROM, value=first.isoformat()),
+                ),
+            ),
+            settings={"updates": "status=Moved at #{alarm_time.as_time}"},
+        )
+    )
+    rec = await p.datasets.create("NURSE_CALLS", {"call_id": "t", "alarm_time": first})
+    await p.datasets.update(
+        "NURSE_CALLS", rec.id, {"alarm_time": datetime(2026, 3, 1, 8, 5, tzinfo=UTC)}
+    )
+    await _settle(p)
+    _clock(p).advance(31)
+    assert await p.engine.run_due() == 1
+    await _settle(p)
+    [done] = await _deliveries(p, "moved")
+    assert done["status"] == "Delivered", done
+    assert (await p.datasets.get("NURSE_CALLS", rec.id)).get("status") == "Moved at 08:05"

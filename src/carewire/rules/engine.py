@@ -23,15 +23,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from carewire.clock import Clock
-from carewire.datasets.model import ChangeKind, Origin, Record, RecordChanged, RecordId
+from carewire.datasets.model import (
+    AttrType,
+    ChangeKind,
+    Origin,
+    Record,
+    RecordChanged,
+    RecordId,
+)
 from carewire.datasets.paths import PathResolver, parse_path
 from carewire.datasets.service import DatasetService
 from carewire.datasets.templates import parse_template, render_for
+from carewire.datasets.values import coerce
 from carewire.errors import CarewireError
 from carewire.rules.actions import ActionContext, ActionOutcome, Outcome
 from carewire.rules.conditions import evaluate
@@ -82,6 +90,36 @@ class EngineConfig:
     action_timeout: float = 30.0
     poll_interval: float = 5.0
     tz: tzinfo = UTC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DryRun:
+    """The result of :meth:`RuleEngine.dry_run`.
+
+    Attributes:
+        matched: Whether the conditions hold for the record.
+        values: The value of every path the conditions read.
+        settings: The action's settings with every ``#{...}`` rendered.
+        adapter_enabled: Whether the rule's adapter would act.
+        would_defer_seconds: The deferral before acting (conditions re-checked then).
+    """
+
+    matched: bool
+    values: Mapping[str, object]
+    settings: Mapping[str, object]
+    adapter_enabled: bool
+    would_defer_seconds: int
+
+
+async def _render_value(render: _Renderer, value: object) -> object:
+    """Render strings (and strings inside lists and mappings) that contain expressions."""
+    if isinstance(value, str):
+        return await render(value) if "#{" in value else value
+    if isinstance(value, list):
+        return [await _render_value(render, v) for v in value]
+    if isinstance(value, dict):
+        return {k: await _render_value(render, v) for k, v in value.items()}
+    return value
 
 
 class _Renderer:
@@ -312,6 +350,35 @@ class RuleEngine:
         )
         return await compiled.spec.handler(ctx)
 
+    # --- dry run ------------------------------------------------------------
+
+    async def dry_run(self, rule: Rule, record_id: int) -> DryRun:
+        """What ``rule`` would do for a record as it is now, without acting or writing.
+
+        The record is treated as just created (change conditions compare with nothing).
+
+        Raises:
+            SettingsError, RuleError: The rule is not valid.
+            RecordNotFoundError: The record does not exist.
+        """
+        compiled = self.rules.compile(rule)
+        record = await self._datasets.get(rule.dataset, record_id)
+        values = await self.resolver.resolve_all(record, compiled.paths)
+        matched = evaluate(compiled.conditions, values, None)
+        settings = self.rules.check_settings(compiled.spec.fields, rule.settings, rule.dataset)
+        render = _Renderer(self, rule, record)
+        rendered: dict[str, object] = {}
+        for name, value in settings.items():
+            rendered[name] = await _render_value(render, value)
+        adapter = self._adapters.view(rule.adapter)
+        return DryRun(
+            matched=matched,
+            values=values,
+            settings=rendered,
+            adapter_enabled=adapter is not None and adapter.is_enabled,
+            would_defer_seconds=rule.defer_seconds,
+        )
+
     # --- deferral -----------------------------------------------------------
 
     async def _defer(self, rule: Rule, event: RecordChanged, delivery: int) -> None:
@@ -350,7 +417,7 @@ class RuleEngine:
         return handled
 
     async def _run_deferred(self, firing: ScheduledFiring) -> None:
-        event = _event_from_payload(firing.payload)
+        event = self._typed_old(_event_from_payload(firing.payload))
         cancel = DeliveryStatus.CANCELLED
         try:
             rule = self.rules.get(firing.rule_id)
@@ -373,6 +440,20 @@ class RuleEngine:
             )
             return
         await self._run(compiled, record, event, firing.delivery_id)
+
+    def _typed_old(self, event: RecordChanged) -> RecordChanged:
+        """The saved old values with their types back (JSON kept dates as text)."""
+        if event.old is None or event.dataset not in self._datasets.registry:
+            return event
+        ds = self._datasets.registry.get(event.dataset)
+        old = dict(event.old)
+        for attr in ds.attributes:
+            if isinstance(old.get(attr.name), str) and attr.type in (
+                AttrType.DATE,
+                AttrType.DATETIME,
+            ):
+                old[attr.name] = coerce(ds.name, attr, old[attr.name])
+        return replace(event, old=old)
 
     async def _finish(
         self, firing: ScheduledFiring, event: RecordChanged, status: DeliveryStatus, text: str
@@ -418,7 +499,7 @@ def _triggered(trigger: Trigger, event: RecordChanged) -> bool:
 def _jsonable(values: Mapping[str, object]) -> dict[str, object]:
     out: dict[str, object] = {}
     for k, v in values.items():
-        out[k] = v.isoformat() if isinstance(v, datetime) else v
+        out[k] = v.isoformat() if isinstance(v, datetime | date) else v
     return out
 
 
