@@ -81,6 +81,9 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("", {"CAREWIRE_XMPP_REGISTER_ENABLED": "maybe"}, "CAREWIRE_XMPP_REGISTER_ENABLED"),
         ("[log]\nlevel = 'loud'\n", {}, "log.level"),
         ("[storage]\nurl = 'mysql://x'\n", {}, "storage.url"),
+        ("[rules]\nmax_depth = 0\n", {}, "rules.max_depth: must be between 1 and 100"),
+        ("[rules]\naction_timeout = '0s'\n", {}, "rules.action_timeout: must be more than 0s"),
+        ("[rules]\ntime_zone = 'Mars/Olympus'\n", {}, "rules.time_zone: 'Mars/Olympus' is not"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

@@ -41,13 +41,14 @@ def _run(args: argparse.Namespace, work: Work) -> int:
     Only the rule worker runs: the server's scheduler runs the firings a rule deferred.
     """
     from carewire.cli import _config
-    from carewire.platform import open_platform
+    from carewire.platform import engine_config, open_platform
 
     cfg = _config(args)
 
     async def main() -> int:
-        platform = await open_platform(cfg.database_url)
+        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
         try:
+            await platform.ensure_default_adapters(cfg.server.domain)
             await platform.engine.start(scheduler=False)
             try:
                 return await work(platform)

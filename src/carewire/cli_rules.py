@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from carewire.errors import ValidationError
-from carewire.platform import Platform, open_platform
+from carewire.platform import Platform, engine_config, open_platform
 from carewire.rules.model import rule_from_data, rule_to_data
 
 WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -
     cfg = _config(args)
 
     async def main() -> int:
-        platform = await open_platform(cfg.database_url)
+        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
         await platform.ensure_default_adapters(cfg.server.domain)
         try:
             return await work(platform)

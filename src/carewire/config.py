@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
@@ -97,6 +98,15 @@ class XmppSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RulesSection:
+    """[rules]: the rules engine."""
+
+    max_depth: int = 8  # rule actions in a chain before a firing is refused (cycles)
+    action_timeout: str = "30s"  # longest an action may take before its delivery is Error
+    time_zone: str = "UTC"  # the zone #{...} templates render times in (IANA name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -112,6 +122,7 @@ class Config:
     storage: StorageSection = field(default_factory=StorageSection)
     tls: TlsSection = field(default_factory=TlsSection)
     xmpp: XmppSection = field(default_factory=XmppSection)
+    rules: RulesSection = field(default_factory=RulesSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -139,6 +150,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "storage": StorageSection,
     "tls": TlsSection,
     "xmpp": XmppSection,
+    "rules": RulesSection,
     "log": LogSection,
 }
 
@@ -217,6 +229,17 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_stanza_bytes: must be at least 10000 (RFC 6120 §13.12)")
     if x.scram_iterations < 4096:
         raise ConfigError("xmpp.scram_iterations: must be at least 4096 (RFC 7677)")
+    r = cfg.rules
+    if not 1 <= r.max_depth <= 100:
+        raise ConfigError(f"rules.max_depth: must be between 1 and 100, got {r.max_depth}")
+    if parse_duration(r.action_timeout, "rules.action_timeout").total_seconds() <= 0:
+        raise ConfigError("rules.action_timeout: must be more than 0s")
+    try:
+        zoneinfo.ZoneInfo(r.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
+        ) from None
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -280,6 +303,10 @@ key = "certs/xmpp.key"
 offline_message_timeout = "7d"
 register_enabled = false     # XEP-0077 in-band registration
 version_visible = false      # XEP-0092 answers only when true
+
+[rules]
+max_depth = 8                # rule-caused writes in a chain before it is stopped (cycles)
+time_zone = "UTC"            # zone for times in #{...} templates, e.g. "America/New_York"
 
 [log]
 level = "info"

@@ -7,11 +7,13 @@ services, so validation and rules behave identically).
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 
 from carewire.adapters import dataupdate, xmpp
 from carewire.adapters.manager import AdapterManager
 from carewire.clock import Clock, SystemClock
+from carewire.config import Config, parse_duration
 from carewire.datasets.paths import PathResolver
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
@@ -68,6 +70,16 @@ class Platform:
         await self.adapters.stop()
         await self.engine.stop()
         await self.db.close()
+
+
+def engine_config(cfg: Config) -> EngineConfig:
+    """The rules engine's view of the configuration (``[rules]``)."""
+    r = cfg.rules
+    return EngineConfig(
+        max_depth=r.max_depth,
+        action_timeout=parse_duration(r.action_timeout, "rules.action_timeout").total_seconds(),
+        tz=zoneinfo.ZoneInfo(r.time_zone),
+    )
 
 
 async def open_platform(
