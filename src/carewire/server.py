@@ -33,7 +33,7 @@ from carewire.errors import ConfigError
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
-from carewire.platform import Platform, open_platform
+from carewire.platform import Platform, engine_config, open_platform
 from carewire.security.certificates import ensure_certificate
 from carewire.storage import migrate
 from carewire.web.api import create_api
@@ -137,7 +137,9 @@ class Server:
             )
         await migrate.upgrade(cfg.database_url)
         self._db, stores = await storage.open_stores(cfg.database_url)
-        self.platform = await open_platform(cfg.database_url, clock=self.clock, upgrade=False)
+        self.platform = await open_platform(
+            cfg.database_url, clock=self.clock, upgrade=False, engine_config=engine_config(cfg)
+        )
         await self.platform.ensure_default_adapters(cfg.server.domain)
         await self.platform.start()
         kernel = Kernel(
@@ -213,6 +215,9 @@ class Server:
                 registry=self.platform.registry,
                 datasets=self.platform.datasets,
                 tokens=self.platform.tokens,
+                adapters=self.platform.adapters,
+                rules=self.platform.rules,
+                engine=self.platform.engine,
             )
         )
         uv_config = uvicorn.Config(

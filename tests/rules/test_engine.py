@@ -327,9 +327,7 @@ async def test_deferred_recheck_compares_dates_with_their_types(p: Platform) -> 
             defer_seconds=30,
             conditions=Group(
                 mode=Mode.ALL,
-                items=(
-                    Condition(path="alarm_time", op=Op.CHANGED_FROM, value=first.isoformat()),
-                ),
+                items=(Condition(path="alarm_time", op=Op.CHANGED_FROM, value=first.isoformat()),),
             ),
             settings={"updates": "status=Moved at #{alarm_time.as_time}"},
         )

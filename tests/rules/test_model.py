@@ -184,3 +184,22 @@ def test_delivery_states_are_spelt_as_in_deliveries() -> None:
         "Error",
         "Cancelled",
     ]
+
+
+def test_settings_read_from_yaml_become_plain_json_values() -> None:
+    import datetime as dt
+
+    rule = rule_from_data(
+        {
+            "name": "r",
+            "dataset": "BEDS",
+            "adapter": "Data",
+            "action": "Update Record",
+            "settings": {"updates": "x=1", "since": dt.date(2026, 1, 31), "n": [1, {"a": True}]},
+        }
+    )
+    assert rule.settings == {"updates": "x=1", "since": "2026-01-31", "n": [1, {"a": True}]}
+    with pytest.raises(ValidationError, match="settings: set is not a setting value"):
+        rule_from_data(
+            {"name": "r", "dataset": "B", "adapter": "A", "action": "X", "settings": {"s": {1}}}
+        )

@@ -16,14 +16,15 @@ import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
 
+from carewire.adapters import dataupdate, xmpp
 from carewire.clock import FakeClock
-from carewire.datasets.model import RecordChanged
+from carewire.datasets.model import Attribute, AttrType, RecordChanged
 from carewire.platform import Platform, open_platform
 from carewire.security.tokens import Role
 from carewire.web.api import ApiServices, create_api
 from tests.storage.conftest import db_url
 
-__all__ = ["Api", "api", "db_url", "sqlite_api"]
+__all__ = ["Api", "add_calls", "alert_rule", "api", "db_url", "sqlite_api", "update_rule"]
 
 BASE_URL = "http://test"
 
@@ -61,6 +62,18 @@ def client(app: Starlette, token: str | None = None) -> httpx.AsyncClient:
     )
 
 
+def services_of(platform: Platform) -> ApiServices:
+    """The API's services, taken from ``platform`` (as ``server.py`` does)."""
+    return ApiServices(
+        registry=platform.registry,
+        datasets=platform.datasets,
+        tokens=platform.tokens,
+        adapters=platform.adapters,
+        rules=platform.rules,
+        engine=platform.engine,
+    )
+
+
 async def _open(url: str) -> AsyncIterator[Api]:
     clock = FakeClock()
     platform = await open_platform(url, clock=clock)
@@ -69,11 +82,7 @@ async def _open(url: str) -> AsyncIterator[Api]:
     try:
         _, admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
         _, reader_token = await platform.tokens.create("reader-token", Role.READ_ONLY)
-        app = create_api(
-            ApiServices(
-                registry=platform.registry, datasets=platform.datasets, tokens=platform.tokens
-            )
-        )
+        app = create_api(services_of(platform))
         async with (
             client(app, admin_token) as admin,
             client(app, reader_token) as reader,
@@ -122,3 +131,62 @@ def assert_problem(
     if detail is not None:
         assert detail in body["detail"], body["detail"]
     return body
+
+
+#: The dataset, adapters and rule the rules, adapters and deliveries tests share.
+CALLS = "CALLS"
+UPDATES = "Data Updates"
+XMPP = "Chat"
+
+
+async def add_calls(platform: Platform) -> None:
+    """The CALLS dataset (bed, status, priority, note) and two enabled adapters.
+
+    ``Data Updates`` is a DataUpdate adapter and ``Chat`` the XMPP adapter.
+    """
+    await platform.registry.create_dataset(
+        CALLS,
+        attributes=[
+            Attribute(name="bed", type=AttrType.STRING, is_key=True),
+            Attribute(name="status", type=AttrType.STRING),
+            Attribute(name="priority", type=AttrType.INTEGER),
+            Attribute(name="note", type=AttrType.STRING),
+        ],
+    )
+    await platform.adapters.create(dataupdate.COMPONENT, UPDATES, is_enabled=True)
+    await platform.adapters.create(
+        xmpp.COMPONENT, XMPP, is_enabled=True, settings={"chat_domain": "carewire.test"}
+    )
+
+
+def update_rule(name: str = "note open calls", **changes: object) -> dict[str, object]:
+    """A valid DataUpdate rule on CALLS: on create, when status is Open, set the note."""
+    return {
+        "name": name,
+        "dataset": CALLS,
+        "adapter": UPDATES,
+        "action": "Update Record",
+        "conditions": {"all": [{"path": "status", "op": "equals", "value": "Open"}]},
+        "settings": {"updates": "note=seen #{bed}"},
+        **changes,
+    }
+
+
+def alert_rule(name: str = "alert on urgent calls", **changes: object) -> dict[str, object]:
+    """A valid XMPP Send Alert rule on CALLS for calls of priority 3 or more."""
+    return {
+        "name": name,
+        "purpose": "tell the nurse",
+        "dataset": CALLS,
+        "adapter": XMPP,
+        "action": "Send Alert",
+        "trigger": {"create": True, "update": True, "attributes": ["priority"]},
+        "conditions": {"all": [{"path": "priority", "op": "greater_or_equal", "value": 3}]},
+        "settings": {
+            "recipients": ["nurse-#{bed}"],
+            "subject": "Call at #{bed}",
+            "message": "Priority #{priority}",
+            "ttl": 5,
+        },
+        **changes,
+    }

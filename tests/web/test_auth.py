@@ -125,6 +125,21 @@ async def test_the_openapi_document_is_public(sqlite_api: Api) -> None:
         "/datasets/{name}/records",
         "/datasets/{name}/records/{record_id}",
         "/datasets/{name}/records/{record_id}/links/{link}",
+        "/rules",
+        "/rules/export",
+        "/rules/import",
+        "/rules/validate",
+        "/rules/dry-run",
+        "/rules/{rule_id}",
+        "/rules/{rule_id}/activate",
+        "/rules/{rule_id}/deactivate",
+        "/adapter-kinds",
+        "/adapters",
+        "/adapters/{reference_name}",
+        "/adapters/{reference_name}/enable",
+        "/adapters/{reference_name}/disable",
+        "/deliveries",
+        "/deliveries/{delivery_id}",
     }
     assert set(doc["paths"]["/datasets/{name}/records"]) == {"get", "post", "put"}
     assert set(doc["paths"]["/datasets/{name}/records/{record_id}"]) == {"get", "patch", "delete"}

@@ -9,8 +9,10 @@ Checking a rule against the datasets and actions is
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import cast
 
 from carewire.errors import ValidationError
@@ -132,8 +134,23 @@ def rule_from_data(data: object, *, rule_id: int | None = None) -> Rule:
         defer_seconds=_int(d, "defer_seconds", where),
         skip_originating_adapter=_bool(d, "skip_originating_adapter", False, where),
         is_active=_bool(d, "active", True, where),
-        settings=dict(cast(Mapping[str, object], settings)),
+        settings=_plain(settings),
     )
+
+
+def _plain(settings: Mapping[str, object]) -> dict[str, object]:
+    """Settings as plain JSON values (YAML reads an unquoted 2026-01-31 as a date)."""
+
+    def iso(value: object) -> str:
+        if isinstance(value, date):
+            return value.isoformat()
+        raise TypeError(f"{type(value).__name__} is not a setting value")
+
+    try:
+        plain: dict[str, object] = json.loads(json.dumps(dict(settings), default=iso))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"settings: {exc}") from None
+    return plain
 
 
 def _text(d: Mapping[str, object], key: str, where: str) -> str:

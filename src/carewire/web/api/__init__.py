@@ -1,10 +1,11 @@
-"""The REST API (``/api/v1``): datasets and records, with bearer tokens and problem details.
+"""The REST API (``/api/v1``): datasets, records, rules, adapters and deliveries.
 
 :func:`create_api` builds the application; the HTTPS app mounts it at
 ``/api/v1`` (so paths here are ``/datasets`` …). The OpenAPI document is at
 ``/api/v1/openapi.json`` and its browsable form at ``/api/v1/docs``; both are
 public, every resource needs a token (see :mod:`.deps`). One module per
-resource; :data:`ROUTERS` is the route list.
+resource; :data:`ROUTERS` is the route list. Errors are problem details
+(RFC 9457, see :mod:`.problems`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from carewire import __version__
-from carewire.web.api import datasets, problems, records
+from carewire.web.api import adapters, datasets, deliveries, problems, records, rules
 from carewire.web.api.deps import ApiServices
 
 __all__ = ["ROUTERS", "ApiServices", "create_api"]
 
 #: Every resource's routes, in the order the OpenAPI document lists them.
-ROUTERS: tuple[APIRouter, ...] = (datasets.router, records.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    datasets.router,
+    records.router,
+    rules.router,
+    adapters.router,
+    deliveries.router,
+)
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -26,8 +33,9 @@ def create_api(services: ApiServices) -> FastAPI:
     api = FastAPI(
         title="Carewire API",
         version=__version__,
-        description="Datasets and records of the Carewire data platform. Errors are "
-        "`application/problem+json` (RFC 9457); authenticate with `Authorization: Bearer <token>`.",
+        description="Datasets, records, rules, adapters and deliveries of the Carewire data "
+        "platform. Errors are `application/problem+json` (RFC 9457); authenticate with "
+        "`Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

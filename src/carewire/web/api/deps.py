@@ -15,9 +15,12 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from carewire.adapters.manager import AdapterManager
 from carewire.datasets.model import Origin
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
+from carewire.rules.engine import RuleEngine
+from carewire.rules.service import RuleService
 from carewire.security.tokens import AuthError, ForbiddenError, TokenInfo, TokenService
 
 log = logging.getLogger(__name__)
@@ -40,11 +43,17 @@ class ApiServices:
         registry: Dataset definitions.
         datasets: Record reads and writes.
         tokens: API tokens.
+        adapters: Adapter kinds and instances.
+        rules: Rules (validated when saved).
+        engine: The rules engine (for dry runs).
     """
 
     registry: Registry
     datasets: DatasetService
     tokens: TokenService
+    adapters: AdapterManager
+    rules: RuleService
+    engine: RuleEngine
 
 
 def get_services(request: Request) -> ApiServices:

@@ -2,10 +2,10 @@
 
 Every error response of the API is ``application/problem+json`` with the
 members ``type`` (``urn:carewire:problem:<code>``), ``title``, ``status``,
-``detail`` and the extension member ``code``; validation problems add
-``errors`` (one line each) and, when one field is at fault, ``field``.
-Errors that are our own bugs become a 500 whose body says nothing about the
-internals.
+``detail`` and the extension member ``code``; validation problems (invalid
+definitions, rules and settings) add ``errors`` (one line each) and, when one
+field is at fault, ``field``. Errors that are our own bugs become a 500
+whose body says nothing about the internals.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException
 from carewire.datasets.definitions import DefinitionError
 from carewire.datasets.values import RecordError
 from carewire.errors import CarewireError, ConflictError, NotFoundError, ValidationError
+from carewire.rules.service import RuleError
+from carewire.rules.settings import SettingsError
 from carewire.security.tokens import AuthError, ForbiddenError
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ async def carewire_error(request: Request, exc: Exception) -> JSONResponse:
         )
         return problem(500, "internal-error", "the server could not complete the request")
     extra: dict[str, object] = {}
-    if isinstance(exc, DefinitionError):
+    if isinstance(exc, DefinitionError | RuleError | SettingsError):
         extra["errors"] = list(exc.problems)
     if isinstance(exc, RecordError) and exc.field is not None:
         extra["field"] = exc.field
