@@ -252,5 +252,74 @@ api_tokens = Table(
     sqlite_autoincrement=True,
 )
 
+# --- the audit trail and the admin console ---
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", String(200), nullable=False, index=True),  # "console:alice", "api:gw", "cli"
+    Column("channel", String(32), nullable=False),  # console, api, cli, xmpp, system
+    Column("action", String(100), nullable=False, index=True),  # "login", "adapter.update", …
+    Column("target", String(300), nullable=False),  # what was acted on (identifiers only)
+    Column("outcome", String(16), nullable=False),  # success, failure
+    Column("remote_ip", String(64), nullable=False),
+    Column("details", Text, nullable=False),  # JSON: before/after, reason (no PHI)
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    sqlite_autoincrement=True,
+)
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("email", String(320), nullable=True, unique=True),
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("role", String(32), nullable=False),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("last_failed_at", UTCDateTime(), nullable=True),
+    Column("is_locked", Boolean, nullable=False, server_default=false()),
+    Column("must_change_password", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("password_changed_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the cookie's token
+    Column(
+        "user_id",
+        _BIG_ID,
+        ForeignKey("console_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("remote_ip", String(64), nullable=False),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the mailed token
+    Column(
+        "user_id",
+        _BIG_ID,
+        ForeignKey("console_users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+)
+
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
