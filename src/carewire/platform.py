@@ -20,9 +20,11 @@ from carewire.datasets.service import DatasetService
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
+from carewire.security.audit import AuditTrail
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, migrate
 from carewire.storage.adapters import SqlAdapterStore
+from carewire.storage.audit import SqlAuditStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -41,6 +43,7 @@ class Platform:
         rules: Rules (validated, compiled per dataset).
         engine: The rules engine, listening to the dataset service (its
             workers run only once :meth:`start` is called).
+        audit: The audit trail.
     """
 
     db: Database
@@ -50,6 +53,7 @@ class Platform:
     adapters: AdapterManager
     rules: RuleService
     engine: RuleEngine
+    audit: AuditTrail
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Start the rules engine (and its scheduler) and the adapters' runtimes."""
@@ -126,6 +130,7 @@ async def open_platform(
             config=engine_config,
         )
         engine.attach()
+        audit = AuditTrail(SqlAuditStore(db), clock)
     except BaseException:
         await db.close()
         raise
@@ -137,4 +142,5 @@ async def open_platform(
         adapters=adapters,
         rules=rules,
         engine=engine,
+        audit=audit,
     )
