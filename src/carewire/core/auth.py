@@ -6,7 +6,8 @@ system also enforces a three-minute wait between each successive login
 attempt." Attempts refused during the wait are audited but do not count.
 Every attempt — success or failure — is written to the login audit (who,
 when, from where, outcome); writes are batched off the login path and
-flushed on shutdown.
+flushed on shutdown. Each written batch is also handed to an optional sink
+(the server passes one that appends it to the audit trail).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -63,14 +65,25 @@ def admission(account: Account | None, now: datetime, policy: LockoutPolicy) -> 
     return Admission.ALLOW
 
 
+#: Receives each batch written to the login audit (e.g. to append it to the audit trail).
+LoginSink = Callable[[Sequence[LoginAttempt]], Awaitable[None]]
+
+
 class LoginAuditor:
     """Batches login-audit rows and writes them in the background."""
 
     def __init__(
-        self, stores: Stores, *, flush_interval: float = 0.2, max_batch: int = 500
+        self,
+        stores: Stores,
+        *,
+        flush_interval: float = 0.2,
+        max_batch: int = 500,
+        sink: LoginSink | None = None,
     ) -> None:
         self._stores = stores
+        self._sink = sink
         self._pending: list[LoginAttempt] = []
+        self._unsunk: list[LoginAttempt] = []  # written, not yet handed to the sink
         self._interval = flush_interval
         self._max = max_batch
         self._wake = asyncio.Event()
@@ -83,7 +96,11 @@ class LoginAuditor:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Write everything queued."""
+        """Write everything queued, then hand it to the sink.
+
+        Each stage keeps its own retry queue, so a failing sink never writes
+        a row to the login audit twice.
+        """
         while self._pending:
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:
@@ -91,6 +108,16 @@ class LoginAuditor:
             except Exception:
                 log.exception("login audit write failed; %d rows kept for retry", len(batch))
                 self._pending[:0] = batch
+                raise
+            if self._sink is not None:
+                self._unsunk += batch
+        while self._unsunk and self._sink is not None:
+            batch, self._unsunk = self._unsunk[: self._max], self._unsunk[self._max :]
+            try:
+                await self._sink(batch)
+            except Exception:
+                log.exception("login audit sink failed; %d rows kept for retry", len(batch))
+                self._unsunk[:0] = batch
                 raise
 
     async def run(self) -> None:

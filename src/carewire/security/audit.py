@@ -4,18 +4,28 @@ Each entry's ``hash`` is SHA-256 over the previous entry's hash and this
 entry's canonical JSON, so changing, removing or reordering any entry breaks
 every later link; :meth:`AuditTrail.verify` walks the chain. Entries hold
 identifiers only: never message bodies, patient data, passwords or tokens.
+
+Theory of operation: the store appends an entry by reading the last hash and
+inserting the new row in one exclusive transaction, so writers in different
+processes (the server and the CLI) keep one chain. Verification re-reads every
+row in id order and recomputes each hash from the stored columns; the first
+row whose contents do not match its hash (edited) or whose ``prev_hash`` is not
+the hash of the row before it (removed, reordered or forged) is reported.
+Removing entries at the very end leaves no broken link: compare the last hash
+with one noted earlier (every export carries each entry's hash).
 """
 
 from __future__ import annotations
 
+import csv
 import enum
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Protocol, TextIO
 
 from carewire.clock import Clock
 
@@ -23,6 +33,29 @@ log = logging.getLogger(__name__)
 
 #: The ``prev_hash`` of the first entry.
 GENESIS = "0" * 64
+
+#: Column widths of the stored entry; longer values are cut before hashing.
+FIELD_LIMITS = {"actor": 200, "action": 100, "target": 300, "remote_ip": 64}
+
+#: Keys whose values never reach the trail, however a caller builds ``details``.
+SECRET_KEYS = frozenset(
+    {"password", "passwd", "secret", "token", "pin", "passphrase", "private_key", "api_key"}
+)
+REDACTED = "[redacted]"
+
+#: The columns of an export, in order.
+EXPORT_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "channel",
+    "action",
+    "target",
+    "outcome",
+    "remote_ip",
+    "details",
+    "hash",
+)
 
 
 class Channel(enum.StrEnum):
@@ -40,6 +73,13 @@ class Outcome(enum.StrEnum):
 
     SUCCESS = "success"
     FAILURE = "failure"
+
+
+class ExportFormat(enum.StrEnum):
+    """How :meth:`AuditTrail.export` writes entries."""
+
+    CSV = "csv"
+    JSON = "json"  # JSON lines: one object per entry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +124,23 @@ class AuditEntry:
     hash: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyResult:
+    """The outcome of :meth:`AuditTrail.verify`.
+
+    Attributes:
+        ok: Whether every link holds.
+        checked: How many entries were read (up to and including the first bad one).
+        first_bad_id: The id of the first entry that breaks the chain, if any.
+        reason: Why it breaks the chain (empty when ``ok``).
+    """
+
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    reason: str = ""
+
+
 def entry_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
     """SHA-256 (hex) chaining ``event`` at ``at`` to the entry before it."""
     body = json.dumps(
@@ -104,22 +161,175 @@ def entry_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
+def _redact(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if str(k).lower() in SECRET_KEYS else _redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def storable(at: datetime, event: AuditEvent) -> tuple[datetime, AuditEvent]:
+    """``at`` and ``event`` exactly as the store keeps them, so the hash survives a re-read.
+
+    The store applies it before hashing (it is idempotent).
+
+    The time is converted to UTC, text is cut to its column's width, secret
+    keys are redacted and ``details`` goes through JSON (tuples become lists,
+    other values their ``str``).
+    """
+    details = json.loads(json.dumps(_redact(event.details), default=str))
+    cut = {name: getattr(event, name)[:limit] for name, limit in FIELD_LIMITS.items()}
+    return at.astimezone(UTC), replace(event, details=details, **cut)
+
+
+def check_chain(entries: Sequence[AuditEntry], prev_hash: str) -> tuple[int, str] | None:
+    """The position and reason of the first entry not chained to ``prev_hash``, or None.
+
+    A pure step of :meth:`AuditTrail.verify`: ``prev_hash`` is the hash of the
+    entry before ``entries[0]`` (:data:`GENESIS` at the start of the trail).
+    """
+    for i, entry in enumerate(entries):
+        if entry.prev_hash != prev_hash:
+            return i, (
+                "its link to the entry before it is broken "
+                "(an entry was removed, reordered or inserted)"
+            )
+        if entry_hash(entry.prev_hash, entry.at, entry.event) != entry.hash:
+            return i, "its contents do not match its hash (the entry was edited)"
+        prev_hash = entry.hash
+    return None
+
+
+def entry_row(entry: AuditEntry) -> dict[str, object]:
+    """One entry as an export row (``details`` as an object)."""
+    e = entry.event
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": e.actor,
+        "channel": e.channel.value,
+        "action": e.action,
+        "target": e.target,
+        "outcome": e.outcome.value,
+        "remote_ip": e.remote_ip,
+        "details": dict(e.details),
+        "hash": entry.hash,
+    }
+
+
 class AuditStore(Protocol):
     """Storage for the trail (see :mod:`carewire.storage.audit`)."""
 
     async def append(self, at: datetime, event: AuditEvent) -> AuditEntry:
         """Append one entry, chaining it to the last one atomically."""
 
+    async def append_many(self, items: Sequence[tuple[datetime, AuditEvent]]) -> None:
+        """Append entries in order, in one transaction."""
+
+    async def entries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        outcome: Outcome | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[AuditEntry], int]:
+        """One page of matching entries (most recent first) and how many match in all."""
+
+    def iterate(
+        self, since: datetime | None = None, until: datetime | None = None, batch: int = 1000
+    ) -> AsyncIterator[AuditEntry]:
+        """Every entry with ``since <= at < until``, in id order, ``batch`` rows per read."""
+
 
 class AuditTrail:
-    """Records audit events."""
+    """Records, verifies and exports audit events."""
 
     def __init__(self, store: AuditStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    @property
+    def store(self) -> AuditStore:
+        """The store (for queries)."""
+        return self._store
 
     async def record(self, event: AuditEvent) -> AuditEntry:
         """Append ``event`` now."""
         entry = await self._store.append(self._clock.now(), event)
         log.debug("audit %s %s by %s: %s", event.action, event.target, event.actor, event.outcome)
         return entry
+
+    async def record_many(self, items: Sequence[tuple[datetime, AuditEvent]]) -> None:
+        """Append events that happened at the given times, in order (one transaction)."""
+        if items:
+            await self._store.append_many(items)
+
+    async def verify(self, batch: int = 1000) -> VerifyResult:
+        """Walk the whole trail and report the first entry that breaks the chain."""
+        checked, prev = 0, GENESIS
+        page: list[AuditEntry] = []
+        async for entry in self._store.iterate(batch=batch):
+            page.append(entry)
+            if len(page) < batch:
+                continue
+            bad = check_chain(page, prev)
+            if bad is not None:
+                return _broken(page, bad, checked)
+            checked, prev, page = checked + len(page), page[-1].hash, []
+        bad = check_chain(page, prev)
+        if bad is not None:
+            return _broken(page, bad, checked)
+        return VerifyResult(ok=True, checked=checked + len(page))
+
+    async def export(
+        self,
+        since: datetime,
+        until: datetime,
+        fmt: ExportFormat,
+        out: TextIO,
+        *,
+        actor: str,
+        channel: Channel,
+        remote_ip: str = "",
+    ) -> int:
+        """Write the entries with ``since <= at < until`` to ``out``; return how many.
+
+        The export itself is recorded (``audit.export``) once it is written.
+        """
+        writer = csv.DictWriter(out, EXPORT_COLUMNS) if fmt is ExportFormat.CSV else None
+        if writer is not None:
+            writer.writeheader()
+        count = 0
+        async for entry in self._store.iterate(since, until):
+            row = entry_row(entry)
+            if writer is not None:
+                writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+            else:
+                out.write(json.dumps(row, sort_keys=False, ensure_ascii=False) + "\n")
+            count += 1
+        await self.record(
+            AuditEvent(
+                actor=actor,
+                channel=channel,
+                action="audit.export",
+                target=f"{since.isoformat()}/{until.isoformat()}",
+                remote_ip=remote_ip,
+                details={"format": fmt.value, "entries": count},
+            )
+        )
+        return count
+
+
+def _broken(page: list[AuditEntry], bad: tuple[int, str], checked: int) -> VerifyResult:
+    index, reason = bad
+    return VerifyResult(
+        ok=False, checked=checked + index + 1, first_bad_id=page[index].id, reason=reason
+    )

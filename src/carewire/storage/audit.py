@@ -1,16 +1,82 @@
-"""The audit trail's table (``audit_log``): append with the chain kept in one transaction."""
+"""The audit trail's table (``audit_log``): append with the chain kept in one transaction.
+
+Appending reads the last hash and inserts in one exclusive transaction: on
+PostgreSQL the table is locked, on SQLite the write lock is taken before the
+read (``BEGIN IMMEDIATE``), so that writers in different processes (the server
+and the CLI) cannot fork the chain.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, text
 
-from carewire.security.audit import GENESIS, AuditEntry, AuditEvent, entry_hash
-from carewire.storage.database import Database
+from carewire.security.audit import (
+    GENESIS,
+    AuditEntry,
+    AuditEvent,
+    Channel,
+    Outcome,
+    entry_hash,
+    storable,
+)
+from carewire.storage.database import Database, Transaction
 from carewire.storage.dialects import POSTGRESQL
 from carewire.storage.tables import audit_log
+
+_A = audit_log.c
+_COLUMNS = (
+    _A.id,
+    _A.at,
+    _A.actor,
+    _A.channel,
+    _A.action,
+    _A.target,
+    _A.outcome,
+    _A.remote_ip,
+    _A.details,
+    _A.prev_hash,
+    _A.hash,
+)
+
+
+def _entry(row: Any) -> AuditEntry:
+    """An entry re-hydrated from its row (``details`` parsed back from JSON)."""
+    details = json.loads(row.details) if row.details else {}
+    return AuditEntry(
+        id=int(row.id),
+        at=row.at,
+        event=AuditEvent(
+            actor=row.actor,
+            channel=Channel(row.channel),
+            action=row.action,
+            target=row.target,
+            outcome=Outcome(row.outcome),
+            remote_ip=row.remote_ip,
+            details=details if isinstance(details, dict) else {"value": details},
+        ),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _period(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if since is not None:
+        where.append(_A.at >= since)
+    if until is not None:
+        where.append(_A.at < until)
+    return where
+
+
+def _prefix_match(column: Any, value: str, sep: str) -> ColumnElement[bool]:
+    """``value`` itself, or anything under it (``cli`` matches ``cli:root``)."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == value, column.like(f"{escaped}{sep}%", escape="\\"))
 
 
 class SqlAuditStore:
@@ -19,38 +85,100 @@ class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append(self, at: datetime, event: AuditEvent) -> AuditEntry:
-        """Append one entry, chained to the last one.
+    async def _lock(self, txn: Transaction) -> str:
+        """Take the exclusive lock for an append and return the last hash."""
+        if self._db.dialect == POSTGRESQL:
+            await txn.conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        else:
+            # The driver would only begin at the INSERT, after the read: begin first.
+            await txn.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        last = (
+            await txn.conn.execute(select(_A.hash).order_by(_A.id.desc()).limit(1))
+        ).scalar_one_or_none()
+        return last or GENESIS
 
-        Reading the last hash and inserting happen in one transaction; on
-        PostgreSQL the table is locked for it, so that concurrent writers
-        (the server and the CLI) cannot fork the chain. SQLite has one
-        writer at a time anyway.
-        """
-        async with self._db.transaction("append_audit") as txn:
-            if self._db.dialect == POSTGRESQL:
-                await txn.conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
-            last = (
-                await txn.conn.execute(
-                    select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
-                )
-            ).scalar_one_or_none()
-            prev = last or GENESIS
-            digest = entry_hash(prev, at, event)
-            result = await txn.conn.execute(
-                insert(audit_log).values(
-                    at=at,
-                    actor=event.actor[:200],
-                    channel=event.channel.value,
-                    action=event.action[:100],
-                    target=event.target[:300],
-                    outcome=event.outcome.value,
-                    remote_ip=event.remote_ip[:64],
-                    details=json.dumps(event.details, sort_keys=True, default=str),
-                    prev_hash=prev,
-                    hash=digest,
-                )
+    async def _insert(
+        self, txn: Transaction, prev: str, at: datetime, event: AuditEvent
+    ) -> AuditEntry:
+        at, event = storable(at, event)
+        digest = entry_hash(prev, at, event)
+        result = await txn.conn.execute(
+            insert(audit_log).values(
+                at=at,
+                actor=event.actor,
+                channel=event.channel.value,
+                action=event.action,
+                target=event.target,
+                outcome=event.outcome.value,
+                remote_ip=event.remote_ip,
+                details=json.dumps(event.details, sort_keys=True, default=str),
+                prev_hash=prev,
+                hash=digest,
             )
-            key = result.inserted_primary_key
-            assert key is not None
+        )
+        key = result.inserted_primary_key
+        assert key is not None
         return AuditEntry(id=int(key[0]), at=at, event=event, prev_hash=prev, hash=digest)
+
+    async def append(self, at: datetime, event: AuditEvent) -> AuditEntry:
+        """Append one entry, chained to the last one (see the module docstring)."""
+        async with self._db.transaction("append_audit") as txn:
+            return await self._insert(txn, await self._lock(txn), at, event)
+
+    async def append_many(self, items: Sequence[tuple[datetime, AuditEvent]]) -> None:
+        """Append entries in order, chained, in one transaction (none: no transaction)."""
+        if not items:
+            return
+        async with self._db.transaction("append_audit_many") as txn:
+            prev = await self._lock(txn)
+            for at, event in items:
+                prev = (await self._insert(txn, prev, at, event)).hash
+
+    async def entries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        outcome: Outcome | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[AuditEntry], int]:
+        """One page of matching entries, most recent first, and how many match in all.
+
+        ``since`` is inclusive, ``until`` exclusive; ``actor`` matches itself
+        and the actors under it (``cli`` matches ``cli:root``), ``action``
+        likewise (``rule`` matches ``rule.create``).
+        """
+        where = _period(since, until)
+        if actor:
+            where.append(_prefix_match(_A.actor, actor, ":"))
+        if action:
+            where.append(_prefix_match(_A.action, action, "."))
+        if outcome is not None:
+            where.append(_A.outcome == outcome.value)
+        page: Select[Any] = (
+            select(*_COLUMNS).where(*where).order_by(_A.id.desc()).offset(offset).limit(limit)
+        )
+        count = select(func.count()).select_from(audit_log).where(*where)
+        async with self._db.read("audit_entries") as conn:
+            total = (await conn.execute(count)).scalar_one()
+            rows = (await conn.execute(page)).all()
+        return [_entry(r) for r in rows], int(total)
+
+    async def iterate(
+        self, since: datetime | None = None, until: datetime | None = None, batch: int = 1000
+    ) -> AsyncIterator[AuditEntry]:
+        """Every entry with ``since <= at < until``, in id order, ``batch`` rows per read."""
+        where = _period(since, until)
+        after = 0
+        while True:
+            stmt = select(*_COLUMNS).where(_A.id > after, *where).order_by(_A.id).limit(batch)
+            async with self._db.read("audit_iterate") as conn:
+                rows = (await conn.execute(stmt)).all()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1].id)
