@@ -44,14 +44,21 @@ def _config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | Non
 
 async def _with_accounts(cfg: Config, work: Callable[[Any], Awaitable[int]]) -> int:
     """Open storage, run ``work(AccountService)``, close storage."""
+    return await _with_audited_accounts(cfg, lambda accounts, _audit: work(accounts))
+
+
+async def _with_audited_accounts(cfg: Config, work: Callable[[Any, Any], Awaitable[int]]) -> int:
+    """Open storage, run ``work(AccountService, CliAudit)``, close storage."""
     from carewire import storage
+    from carewire.cli_audit import audit_on
     from carewire.core.accounts import AccountService
     from carewire.storage import migrate
 
     await migrate.upgrade(cfg.database_url)
     db, stores = await storage.open_stores(cfg.database_url)
     try:
-        return await work(AccountService(stores, iterations=cfg.xmpp.scram_iterations))
+        accounts = AccountService(stores, iterations=cfg.xmpp.scram_iterations)
+        return await work(accounts, audit_on(db))
     finally:
         await db.close()
 
@@ -63,7 +70,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
     from carewire.security.certificates import ensure_certificate
-    from carewire.server import server_secret
+    from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
 
     data_dir = _data_dir(args)
     if (data_dir / CONFIG_FILE).exists():
@@ -86,6 +93,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 0
 
     asyncio.run(_with_accounts(cfg, create_admin))
+    console_password = asyncio.run(_console_admin(cfg, domain))
     pw_file = data_dir / ADMIN_PASSWORD_FILE
     fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -98,7 +106,24 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  password       {password}")
     print(f"  (also in {pw_file}, readable only by you: change it with")
     print(f"   'carewire user passwd {ADMIN_LOGIN} --data-dir {data_dir}' and delete the file)")
+    if console_password is not None:
+        console_file = data_dir / CONSOLE_PASSWORD_FILE
+        write_secret_file(console_file, f"admin\n{console_password}\n")
+        print(f"  web console    https://{domain}:{cfg.server.https_port}/  user admin")
+        print(f"  console pw     {console_password}  (one-time: a new one is asked at first")
+        print(f"                 sign-in; also in {console_file})")
     return 0
+
+
+async def _console_admin(cfg: Config, domain: str) -> str | None:
+    """Create the console's first administrator; returns its one-time password."""
+    from carewire.platform import open_platform
+
+    platform = await open_platform(cfg.database_url)
+    try:
+        return await platform.console.ensure_first_admin(domain)
+    finally:
+        await platform.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -202,12 +227,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         last_name=args.last_name or "",
     )
 
-    async def work(accounts: Any) -> int:
+    async def work(accounts: Any, audit: Any) -> int:
         account = await accounts.create(item)
+        await audit("user.add", account.login)
         print(f"created {account.login}@{cfg.server.domain}")
         return 0
 
-    return asyncio.run(_with_accounts(cfg, work))
+    return asyncio.run(_with_audited_accounts(cfg, work))
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
@@ -215,12 +241,13 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     cfg = _config(args)
     password = _password(args)
 
-    async def work(accounts: Any) -> int:
+    async def work(accounts: Any, audit: Any) -> int:
         await accounts.set_password(args.login, password)
+        await audit("user.passwd", args.login)
         print(f"password changed for {args.login}@{cfg.server.domain}")
         return 0
 
-    return asyncio.run(_with_accounts(cfg, work))
+    return asyncio.run(_with_audited_accounts(cfg, work))
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -247,16 +274,25 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 def _account_action(args: argparse.Namespace, method: str, done: str) -> int:
     """Run ``AccountService.<method>(login)``; exit 1 when there is no such account."""
+    from carewire.security.audit import Outcome
+
     cfg = _config(args)
 
-    async def work(accounts: Any) -> int:
+    async def work(accounts: Any, audit: Any) -> int:
         if not await getattr(accounts, method)(args.login):
+            await audit(
+                f"user.{method}",
+                args.login,
+                outcome=Outcome.FAILURE,
+                details={"reason": "no such account"},
+            )
             print(f"error: no account {args.login!r}", file=sys.stderr)
             return 1
+        await audit(f"user.{method}", args.login)
         print(f"{done} {args.login}@{cfg.server.domain}")
         return 0
 
-    return asyncio.run(_with_accounts(cfg, work))
+    return asyncio.run(_with_audited_accounts(cfg, work))
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
@@ -311,7 +347,7 @@ def cmd_user_import(args: argparse.Namespace) -> int:
     cfg = _config(args)
     rows, problems = read_import_rows(Path(args.file))
 
-    async def work(accounts: Any) -> int:
+    async def work(accounts: Any, audit: Any) -> int:
         prepared = []
         seen: set[str] = set()
         for row in tqdm(
@@ -341,6 +377,16 @@ def cmd_user_import(args: argparse.Namespace) -> int:
             n, sk = await accounts.create_many(prepared[i : i + 500])
             created += n
             skipped += sk
+        existing = set(skipped)
+        await audit(
+            "user.import",
+            Path(args.file).name,
+            details={
+                "created": sorted(p.login for p in prepared if p.login not in existing),
+                "existing": len(skipped),
+                "rejected": len(problems),
+            },
+        )
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
         for login in skipped:
@@ -351,7 +397,7 @@ def cmd_user_import(args: argparse.Namespace) -> int:
         )
         return 1 if problems else 0
 
-    return asyncio.run(_with_accounts(cfg, work))
+    return asyncio.run(_with_audited_accounts(cfg, work))
 
 
 # -- parser -----------------------------------------------------------------------
@@ -443,6 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     from carewire import cli_rules
 
     cli_rules.add_commands(sub, with_data_dir)
+    from carewire import cli_cert
+
+    cli_cert.add_commands(sub, with_data_dir)
+    from carewire import cli_audit
+
+    cli_audit.add_commands(sub, with_data_dir)
+    from carewire import cli_console
+
+    cli_console.add_commands(sub, with_data_dir)
     return p
 
 

@@ -2,7 +2,8 @@
 
 They read and write through the same services as the REST API (validation, one
 transaction per write, rules after commit) on the database of ``--data-dir``, as
-``cli``. Errors print one line to stderr and exit 2 (see :func:`carewire.cli.main`).
+``cli``, and recorded in the audit trail (record writes by dataset and id only).
+Errors print one line to stderr and exit 2 (see :func:`carewire.cli.main`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from carewire.cli_audit import record, record_write
 from carewire.datasets.model import Dataset, Origin, Record, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
 from carewire.datasets.values import to_json
@@ -222,6 +224,9 @@ def _save(args: argparse.Namespace, *, is_upsert: bool) -> int:
     async def work(p: Platform) -> int:
         save = p.datasets.upsert if is_upsert else p.datasets.create
         rec = await save(args.dataset, values, origin=CLI_ORIGIN)
+        await record_write(
+            p, "record.upsert" if is_upsert else "record.create", rec.dataset, rec.id
+        )
         _print_record(rec, as_json=args.json, verb="saved" if is_upsert else "created")
         return 0
 
@@ -234,6 +239,7 @@ def cmd_records_update(args: argparse.Namespace) -> int:
 
     async def work(p: Platform) -> int:
         rec = await p.datasets.update(args.dataset, args.id, values, origin=CLI_ORIGIN)
+        await record_write(p, "record.update", rec.dataset, rec.id)
         _print_record(rec, as_json=args.json, verb="updated")
         return 0
 
@@ -245,6 +251,7 @@ def cmd_records_delete(args: argparse.Namespace) -> int:
 
     async def work(p: Platform) -> int:
         await p.datasets.delete(args.dataset, args.id, origin=CLI_ORIGIN)
+        await record_write(p, "record.delete", p.registry.get(args.dataset).name, args.id)
         print(f"deleted {args.dataset} record {args.id}")
         return 0
 
@@ -260,6 +267,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     async def work(p: Platform) -> int:
         info, plaintext = await p.tokens.create(args.name, Role(args.role))
+        await record(p, "token.create", info.name, details={"role": info.role.value})
         print(plaintext)
         print(
             f"created {info.role.value} API token {info.name!r}: copy it now, "
@@ -300,6 +308,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
     async def work(p: Platform) -> int:
         info = await p.tokens.revoke(args.name)
+        await record(p, "token.revoke", info.name)
         print(f"revoked API token {info.name!r}")
         return 0
 

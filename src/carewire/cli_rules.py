@@ -2,7 +2,8 @@
 
 ``rules export`` writes every rule (or one dataset's) as YAML a hospital can
 keep under version control; ``rules import`` checks every rule in a file
-before it saves any, then creates or updates them by name.
+before it saves any, then creates or updates them by name. Every change is
+recorded in the audit trail with the rule's form before and after it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from carewire.cli_audit import record, rule_forms
 from carewire.errors import ValidationError
 from carewire.platform import Platform, engine_config, open_platform
 from carewire.rules.model import rule_from_data, rule_to_data
@@ -104,7 +106,13 @@ def cmd_rules_import(args: argparse.Namespace) -> int:
     items = _read_rules(args.file)
 
     async def work(p: Platform) -> int:
+        names = {str(item.get("name")) for item in items if isinstance(item, dict)}
+        before = rule_forms(p.rules, names)
         created, updated = await p.rules.import_rules(items)
+        for name, form in sorted(rule_forms(p.rules, names).items()):
+            await record(
+                p, "rule.import", name, details={"before": before.get(name), "after": form}
+            )
         print(f"{created} rule(s) created, {updated} updated")
         return 0
 
@@ -138,6 +146,9 @@ def cmd_rules_delete(args: argparse.Namespace) -> int:
         if rule is None or rule.id is None:
             raise ValidationError(f"no rule is named {args.name!r}")
         await p.rules.delete(rule.id)
+        await record(
+            p, "rule.delete", rule.name, details={"before": rule_to_data(rule), "after": None}
+        )
         print(f"rule {args.name} deleted")
         return 0
 
@@ -149,7 +160,13 @@ def _set_active(args: argparse.Namespace, active: bool) -> int:
         rule = p.rules.find(args.name)
         if rule is None or rule.id is None:
             raise ValidationError(f"no rule is named {args.name!r}")
-        await p.rules.set_active(rule.id, active)
+        after = await p.rules.set_active(rule.id, active)
+        await record(
+            p,
+            "rule.activate" if active else "rule.deactivate",
+            rule.name,
+            details={"before": rule_to_data(rule), "after": rule_to_data(after)},
+        )
         print(f"rule {args.name} {'activated' if active else 'deactivated'}")
         return 0
 

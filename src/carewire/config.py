@@ -107,6 +107,26 @@ class RulesSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleSection:
+    """[console]: the web admin console on the HTTPS port."""
+
+    session_timeout: str = "20m"  # the policy: signed out after 20 minutes without activity
+    reset_link_ttl: str = "30m"  # how long a mailed password-reset link works
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailSection:
+    """[mail]: outgoing mail (password resets); empty ``smtp_host`` writes to ``DATA/outbox/``."""
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password: str = ""
+    sender: str = ""  # empty: carewire@<server.domain>
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -123,6 +143,8 @@ class Config:
     tls: TlsSection = field(default_factory=TlsSection)
     xmpp: XmppSection = field(default_factory=XmppSection)
     rules: RulesSection = field(default_factory=RulesSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    mail: MailSection = field(default_factory=MailSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -133,6 +155,16 @@ class Config:
         if m and m.group(2) and not m.group(2).startswith("/"):
             return f"{m.group(1)}:///{(self.data_dir / m.group(2)).resolve()}"
         return url
+
+    @property
+    def mail_sender(self) -> str:
+        """The From address of outgoing mail (``carewire@<domain>`` unless ``mail.sender``)."""
+        return self.mail.sender or f"carewire@{self.server.domain}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where mail is written when no SMTP server is configured."""
+        return self.data_dir / "outbox"
 
     @property
     def cert_file(self) -> Path:
@@ -151,6 +183,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "tls": TlsSection,
     "xmpp": XmppSection,
     "rules": RulesSection,
+    "console": ConsoleSection,
+    "mail": MailSection,
     "log": LogSection,
 }
 
@@ -240,6 +274,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
         ) from None
+    _validate_console(cfg)
+    _validate_mail(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -248,6 +284,44 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
         )
+
+
+def _validate_console(cfg: Config) -> None:
+    c = cfg.console
+    timeout = parse_duration(c.session_timeout, "console.session_timeout").total_seconds()
+    if not 1 <= timeout <= 86_400:
+        raise ConfigError(
+            f"console.session_timeout: must be between 1s and 24h, got {c.session_timeout!r}"
+        )
+    ttl = parse_duration(c.reset_link_ttl, "console.reset_link_ttl").total_seconds()
+    if not 60 <= ttl <= 7 * 86_400:
+        raise ConfigError(
+            f"console.reset_link_ttl: must be between 1m and 7d, got {c.reset_link_ttl!r}"
+        )
+
+
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", re.IGNORECASE)
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def _validate_mail(cfg: Config) -> None:
+    m = cfg.mail
+    if m.smtp_host and not _HOST.match(m.smtp_host):
+        raise ConfigError(
+            f"mail.smtp_host: expected a host name or address (or empty for the outbox), "
+            f"got {m.smtp_host!r}"
+        )
+    if not 1 <= m.smtp_port <= 65535:
+        raise ConfigError(f"mail.smtp_port: expected a port 1–65535, got {m.smtp_port}")
+    if m.smtp_password and not m.smtp_user:
+        raise ConfigError("mail.smtp_password: set mail.smtp_user too (or neither)")
+    if m.smtp_user and not m.smtp_host:
+        raise ConfigError("mail.smtp_user: set mail.smtp_host too (an outbox needs no login)")
+    if m.smtp_user and not m.smtp_starttls:
+        # The password would cross the network in clear text.
+        raise ConfigError("mail.smtp_user: a login needs mail.smtp_starttls = true")
+    if m.sender and not _ADDRESS.match(m.sender):
+        raise ConfigError(f"mail.sender: expected an address like carewire@host, got {m.sender!r}")
 
 
 def load(
@@ -307,6 +381,18 @@ version_visible = false      # XEP-0092 answers only when true
 [rules]
 max_depth = 8                # rule-caused writes in a chain before it is stopped (cycles)
 time_zone = "UTC"            # zone for times in #{...} templates, e.g. "America/New_York"
+
+[console]
+session_timeout = "20m"      # web console: signed out after this long without activity
+reset_link_ttl = "30m"       # how long a mailed password-reset link works
+
+[mail]
+smtp_host = ""               # empty: mail is written to DATA/outbox/ instead of sent
+smtp_port = 587
+smtp_starttls = true
+smtp_user = ""
+smtp_password = ""
+sender = "carewire@{domain}"
 
 [log]
 level = "info"

@@ -21,10 +21,12 @@ from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditTrail
+from carewire.security.console_auth import ConsoleAccounts
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, migrate
 from carewire.storage.adapters import SqlAdapterStore
 from carewire.storage.audit import SqlAuditStore
+from carewire.storage.console import SqlConsoleStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -44,6 +46,7 @@ class Platform:
         engine: The rules engine, listening to the dataset service (its
             workers run only once :meth:`start` is called).
         audit: The audit trail.
+        console: The web console's users, sessions and password resets.
     """
 
     db: Database
@@ -54,6 +57,7 @@ class Platform:
     rules: RuleService
     engine: RuleEngine
     audit: AuditTrail
+    console: ConsoleAccounts
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Start the rules engine (and its scheduler) and the adapters' runtimes."""
@@ -131,6 +135,7 @@ async def open_platform(
         )
         engine.attach()
         audit = AuditTrail(SqlAuditStore(db), clock)
+        console = ConsoleAccounts(SqlConsoleStore(db), clock, audit)
     except BaseException:
         await db.close()
         raise
@@ -143,4 +148,5 @@ async def open_platform(
         rules=rules,
         engine=engine,
         audit=audit,
+        console=console,
     )

@@ -16,7 +16,8 @@ import secrets
 import signal
 import socket
 import ssl
-from collections.abc import Iterator
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +30,38 @@ from carewire.core import hook_names as H
 from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor
 from carewire.core.feature import FeatureConfig, PeriodicJob
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
+from carewire.core.stores import LoginAttempt, LoginOutcome
 from carewire.errors import ConfigError
+from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
 from carewire.platform import Platform, engine_config, open_platform
-from carewire.security.certificates import ensure_certificate
+from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.cert_manager import CertificateManager, CheckOutcome
 from carewire.storage import migrate
 from carewire.web.api import create_api
 from carewire.web.api.deps import ApiServices
 from carewire.web.app import create_app
+from carewire.web.console import ConsoleServices, console_config, create_console
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "keys/server.secret"
+CONSOLE_PASSWORD_FILE = "initial-console-password.txt"
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to a file only the owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 PORTS_FILE = "run/ports.json"
+CERTIFICATE_CHECK_INTERVAL = 24 * 3600.0  # seconds
 
 
 def server_secret(data_dir: Path) -> bytes:
@@ -78,6 +94,35 @@ def _tls_context(cfg: Config) -> ssl.SSLContext:
             f"tls.key: {cfg.key_file} cannot be used with {cfg.cert_file} "
             f"(unreadable, or not the certificate's key): {exc}"
         ) from None
+
+
+def login_event(attempt: LoginAttempt) -> AuditEvent:
+    """The audit-trail event of one XMPP login attempt (``login`` by ``xmpp:<login>``)."""
+    details = {
+        "mechanism": attempt.mechanism,
+        "transport": attempt.transport,
+        "result": LoginOutcome(attempt.outcome).value,
+    }
+    if attempt.reason:
+        details["reason"] = attempt.reason
+    return AuditEvent(
+        actor=f"xmpp:{attempt.login}",
+        channel=Channel.XMPP,
+        action="login",
+        target=attempt.login,
+        outcome=Outcome.SUCCESS if attempt.outcome is LoginOutcome.SUCCESS else Outcome.FAILURE,
+        remote_ip=attempt.remote_ip,
+        details=details,
+    )
+
+
+def login_sink(audit: AuditTrail) -> Callable[[Sequence[LoginAttempt]], Awaitable[None]]:
+    """The login auditor's sink: each written batch is appended to the audit trail too."""
+
+    async def sink(attempts: Sequence[LoginAttempt]) -> None:
+        await audit.record_many([(a.at, login_event(a)) for a in attempts])
+
+    return sink
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -123,6 +168,8 @@ class Server:
         self._auditor: LoginAuditor | None = None
         self._listeners: list[asyncio.Server] = []
         self._https: _EmbeddedUvicorn | None = None
+        self.certificates: CertificateManager | None = None
+        self._https_tls: ssl.SSLContext | None = None  # set when the certificate changes
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
 
@@ -130,17 +177,21 @@ class Server:
         """Open storage, load features, bind every listener, write ``run/ports.json``."""
         cfg = self.config
         nofile = raise_open_files_limit()
-        cert = ensure_certificate(cfg.server.domain, cfg.cert_file, cfg.key_file)
-        if cert.not_after <= self.clock.now():
-            raise ConfigError(
-                f"tls.cert: the certificate expired on {cert.not_after:%Y-%m-%d}; upload a new one"
-            )
         await migrate.upgrade(cfg.database_url)
         self._db, stores = await storage.open_stores(cfg.database_url)
         self.platform = await open_platform(
             cfg.database_url, clock=self.clock, upgrade=False, engine_config=engine_config(cfg)
         )
+        self.certificates = await self._check_certificate()
         await self.platform.ensure_default_adapters(cfg.server.domain)
+        console_password = await self.platform.console.ensure_first_admin(cfg.server.domain)
+        if console_password is not None:  # a database made without `carewire init`
+            write_secret_file(cfg.data_dir / CONSOLE_PASSWORD_FILE, f"admin\n{console_password}\n")
+            print(  # never through logging: the one-time password must not reach log files
+                f"web console: user admin, one-time password {console_password} "
+                f"(also in {cfg.data_dir / CONSOLE_PASSWORD_FILE})",
+                file=sys.stderr,
+            )
         await self.platform.start()
         kernel = Kernel(
             domain=cfg.server.domain,
@@ -151,7 +202,7 @@ class Server:
         )
         kernel.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
         self.kernel = kernel
-        self._auditor = LoginAuditor(stores)
+        self._auditor = LoginAuditor(stores, sink=login_sink(self.platform.audit))
         self.net = NetContext(
             kernel=kernel,
             auth=Authenticator(
@@ -178,11 +229,12 @@ class Server:
                 ).total_seconds(),
             ),
         )
+        self.certificates.add_listener(self._reload_tls)
         await self._listen()
         self._write_ports()
         await kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
-        for job in kernel.ctx.jobs:
+        for job in [*kernel.ctx.jobs, self._certificate_job()]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
             "Carewire serving %s: c2s %d, c2s-tls %d, https %s (open files limit %d)",
@@ -218,10 +270,26 @@ class Server:
                 adapters=self.platform.adapters,
                 rules=self.platform.rules,
                 engine=self.platform.engine,
+                audit=self.platform.audit,
+                certificates=self.certificates,
+            )
+        )
+        console = create_console(
+            ConsoleServices(
+                accounts=self.platform.console,
+                audit=self.platform.audit,
+                mailer=mailer_from_config(cfg),
+                config=console_config(cfg),
+                registry=self.platform.registry,
+                datasets=self.platform.datasets,
+                adapters=self.platform.adapters,
+                rules=self.platform.rules,
+                engine=self.platform.engine,
+                certificates=self.certificates,
             )
         )
         uv_config = uvicorn.Config(
-            create_app(self.net, api),
+            create_app(self.net, api, console),
             ssl_certfile=str(cfg.cert_file),
             ssl_keyfile=str(cfg.key_file),
             log_level="warning",
@@ -234,6 +302,7 @@ class Server:
         uv_config.load()
         assert uv_config.ssl is not None
         uv_config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        uv_config.ssl.sni_callback = self._https_certificate
         self._https = _EmbeddedUvicorn(uv_config)
         port = int(sock.getsockname()[1])
         self._tasks.append(asyncio.create_task(self._https.serve(sockets=[sock]), name="https"))
@@ -243,6 +312,64 @@ class Server:
             await asyncio.sleep(0.01)
         log.info("HTTPS (WebSocket at /xmpp-websocket) on %s:%d", cfg.server.bind, port)
         return port
+
+    async def _check_certificate(self) -> CertificateManager:
+        """Create, renew or report the certificate; refuse to start on an expired CA-signed one."""
+        cfg = self.config
+        assert self.platform is not None
+        manager = CertificateManager(
+            cfg.data_dir,
+            cfg.server.domain,
+            self.clock,
+            self.platform.audit,
+            cert_file=cfg.cert_file,
+            key_file=cfg.key_file,
+        )
+        checked = await manager.check()
+        if checked.outcome is CheckOutcome.EXPIRED:
+            raise ConfigError(
+                f"tls.cert: the certificate expired on {checked.details.not_after:%Y-%m-%d}; "
+                "upload a new one ('carewire cert upload FILE')"
+            )
+        return manager
+
+    def _certificate_job(self) -> PeriodicJob:
+        """The daily check: renew an expired self-signed certificate, report a CA-signed one."""
+        manager = self.certificates
+        assert manager is not None
+
+        async def run() -> None:
+            await manager.check()
+
+        return PeriodicJob("certificate-check", CERTIFICATE_CHECK_INTERVAL, run)
+
+    def _reload_tls(self) -> None:
+        """Use the certificate files for new connections; existing ones keep their TLS state.
+
+        c2s connections take ``net.ssl_context`` when their handshake starts, so
+        replacing it is enough; HTTPS connections are moved to the new context
+        as their handshake begins (:meth:`_https_certificate`).
+        """
+        cfg, net = self.config, self.net
+        if net is None:
+            return
+        try:
+            context = _tls_context(cfg)
+            binding = tls_server_end_point(cfg.cert_file)
+            https = server_context(cfg.cert_file, cfg.key_file)
+        except (ConfigError, ssl.SSLError, OSError, ValueError) as exc:
+            log.error("the new certificate cannot be loaded; keeping the old one: %s", exc)
+            return
+        net.ssl_context, net.channel_binding = context, binding
+        self._https_tls = https
+        log.info("TLS certificate reloaded: new connections use it")
+
+    def _https_certificate(
+        self, ssl_object: ssl.SSLObject, _server_name: str | None, _context: ssl.SSLContext
+    ) -> None:
+        """Called as each HTTPS handshake begins: present the latest certificate."""
+        if self._https_tls is not None:
+            ssl_object.context = self._https_tls
 
     def _write_ports(self) -> None:
         path = self.config.data_dir / PORTS_FILE

@@ -140,6 +140,10 @@ async def test_the_openapi_document_is_public(sqlite_api: Api) -> None:
         "/adapters/{reference_name}/disable",
         "/deliveries",
         "/deliveries/{delivery_id}",
+        "/certificates/xmpp",
+        "/certificates/xmpp/pem",
+        "/certificates/csr",
+        "/certificates/apns",
     }
     assert set(doc["paths"]["/datasets/{name}/records"]) == {"get", "post", "put"}
     assert set(doc["paths"]["/datasets/{name}/records/{record_id}"]) == {"get", "patch", "delete"}

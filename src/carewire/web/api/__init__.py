@@ -13,7 +13,15 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from carewire import __version__
-from carewire.web.api import adapters, datasets, deliveries, problems, records, rules
+from carewire.web.api import (
+    adapters,
+    certificates,
+    datasets,
+    deliveries,
+    problems,
+    records,
+    rules,
+)
 from carewire.web.api.deps import ApiServices
 
 __all__ = ["ROUTERS", "ApiServices", "create_api"]
@@ -25,6 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules.router,
     adapters.router,
     deliveries.router,
+    certificates.router,
 )
 
 

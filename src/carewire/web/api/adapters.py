@@ -5,7 +5,8 @@ Every change goes through the
 against the kind's schema (a 422 listing each problem), allows only one
 enabled instance of a singleton kind such as XMPP (a 409), creates missing
 required datasets, and refuses to remove or rename an instance rules use
-(a 409).
+(a 409). Every change is recorded in the audit trail with the instance's
+configuration before and after it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.rules.settings import describe
-from carewire.web.api.deps import Services, authorize
+from carewire.web.api.deps import Audit, Services, authorize, changes
 
 router = APIRouter(tags=["adapters"], dependencies=[Depends(authorize)])
 
@@ -184,7 +185,7 @@ async def get_adapter(reference_name: str, services: Services) -> AdapterDetail:
 
 
 @router.post("/adapters", status_code=201, summary="Create an adapter")
-async def create_adapter(body: AdapterBody, services: Services) -> AdapterDetail:
+async def create_adapter(body: AdapterBody, services: Services, audit: Audit) -> AdapterDetail:
     """Create an instance; its missing required datasets are created."""
     config = await services.adapters.create(
         body.component,
@@ -193,37 +194,48 @@ async def create_adapter(body: AdapterBody, services: Services) -> AdapterDetail
         settings=body.settings,
         required_datasets=body.required_datasets,
     )
+    await audit("adapter.create", config.reference_name, details=changes(None, _fields(config)))
     return _detail(config, services)
 
 
 @router.patch("/adapters/{reference_name}", summary="Change an adapter")
 async def update_adapter(
-    reference_name: str, body: AdapterChanges, services: Services
+    reference_name: str, body: AdapterChanges, services: Services, audit: Audit
 ) -> AdapterDetail:
     """Rename, enable or disable an instance, or replace its settings."""
+    before = _fields(services.adapters.get(reference_name))
     config = await services.adapters.update(
         reference_name,
         new_reference_name=body.reference_name,
         is_enabled=body.enabled,
         settings=body.settings,
     )
+    await audit("adapter.update", config.reference_name, details=changes(before, _fields(config)))
     return _detail(config, services)
 
 
 @router.post("/adapters/{reference_name}/enable", summary="Enable an adapter")
-async def enable_adapter(reference_name: str, services: Services) -> AdapterDetail:
+async def enable_adapter(reference_name: str, services: Services, audit: Audit) -> AdapterDetail:
     """Enable an instance (409 if it is a singleton kind and another is enabled)."""
-    return _detail(await services.adapters.enable(reference_name), services)
+    before = _fields(services.adapters.get(reference_name))
+    config = await services.adapters.enable(reference_name)
+    await audit("adapter.enable", config.reference_name, details=changes(before, _fields(config)))
+    return _detail(config, services)
 
 
 @router.post("/adapters/{reference_name}/disable", summary="Disable an adapter")
-async def disable_adapter(reference_name: str, services: Services) -> AdapterDetail:
+async def disable_adapter(reference_name: str, services: Services, audit: Audit) -> AdapterDetail:
     """Disable an instance; its rules stop firing."""
-    return _detail(await services.adapters.disable(reference_name), services)
+    before = _fields(services.adapters.get(reference_name))
+    config = await services.adapters.disable(reference_name)
+    await audit("adapter.disable", config.reference_name, details=changes(before, _fields(config)))
+    return _detail(config, services)
 
 
 @router.delete("/adapters/{reference_name}", status_code=204, summary="Remove an adapter")
-async def remove_adapter(reference_name: str, services: Services) -> Response:
+async def remove_adapter(reference_name: str, services: Services, audit: Audit) -> Response:
     """Remove an instance for good (409 while rules use it)."""
+    before = _fields(services.adapters.get(reference_name))
     await services.adapters.remove(reference_name)
+    await audit("adapter.remove", str(before["reference_name"]), details=changes(before, None))
     return Response(status_code=204)

@@ -3,7 +3,8 @@
 Definitions have the same shape as ``builtin.yaml`` (see
 :func:`carewire.datasets.definitions.dataset_to_dict`). Every change goes
 through the :class:`~carewire.datasets.registry.Registry`, which validates it
-against the whole set and adds each new link's reverse to its target.
+against the whole set and adds each new link's reverse to its target. Every
+change is recorded in the audit trail with the definition before and after it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from carewire.datasets.definitions import attribute_from_dict, dataset_to_dict, link_from_dict
 from carewire.datasets.model import AttrType, Cardinality, Dataset
-from carewire.web.api.deps import Services, authorize
+from carewire.web.api.deps import Audit, Services, authorize, changes
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(authorize)])
 
@@ -110,7 +111,7 @@ async def get_dataset(name: str, services: Services) -> DatasetOut:
 
 
 @router.post("", status_code=201, summary="Create a dataset")
-async def create_dataset(body: DatasetBody, services: Services) -> DatasetOut:
+async def create_dataset(body: DatasetBody, services: Services, audit: Audit) -> DatasetOut:
     """Create a dataset; each link's reverse is added to its target."""
     ds = await services.registry.create_dataset(
         body.name,
@@ -118,20 +119,27 @@ async def create_dataset(body: DatasetBody, services: Services) -> DatasetOut:
         attributes=[attribute_from_dict(a.model_dump(mode="json")) for a in body.attributes],
         links=[link_from_dict(ln.model_dump(mode="json")) for ln in body.links],
     )
+    await audit("dataset.create", ds.name, details=changes(None, dataset_to_dict(ds)))
     return _out(ds)
 
 
 @router.post("/{name}/attributes", status_code=201, summary="Add an attribute")
-async def add_attribute(name: str, body: AttributeBody, services: Services) -> DatasetOut:
+async def add_attribute(
+    name: str, body: AttributeBody, services: Services, audit: Audit
+) -> DatasetOut:
     """Add an optional, non-key attribute; returns the dataset's new definition."""
+    before = dataset_to_dict(services.registry.get(name))
     ds = await services.registry.add_attribute(
         name, attribute_from_dict(body.model_dump(mode="json"))
     )
+    await audit("dataset.update", ds.name, details=changes(before, dataset_to_dict(ds)))
     return _out(ds)
 
 
 @router.post("/{name}/links", status_code=201, summary="Add a link")
-async def add_link(name: str, body: LinkBody, services: Services) -> DatasetOut:
+async def add_link(name: str, body: LinkBody, services: Services, audit: Audit) -> DatasetOut:
     """Add a non-key link and its reverse on the target; returns the dataset's new definition."""
+    before = dataset_to_dict(services.registry.get(name))
     ds = await services.registry.add_link(name, link_from_dict(body.model_dump(mode="json")))
+    await audit("dataset.update", ds.name, details=changes(before, dataset_to_dict(ds)))
     return _out(ds)

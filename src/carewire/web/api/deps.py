@@ -3,12 +3,15 @@
 Every request carries ``Authorization: Bearer <token>``. A missing, unknown,
 revoked or malformed token is a 401 with ``WWW-Authenticate: Bearer``; a
 read-only token may only use the safe methods (GET, HEAD, OPTIONS), anything
-else is a 403.
+else is a 403. Both refusals are recorded in the audit trail (``api.auth``,
+failure, with the caller's address), and handlers record every write they
+complete through :data:`Audit`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, cast
 
@@ -21,6 +24,8 @@ from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
+from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.cert_manager import CertificateManager
 from carewire.security.tokens import AuthError, ForbiddenError, TokenInfo, TokenService
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,8 @@ class ApiServices:
         adapters: Adapter kinds and instances.
         rules: Rules (validated when saved).
         engine: The rules engine (for dry runs).
+        audit: The audit trail (None records nothing: only for tests of other things).
+        certificates: The certificate manager (None: the certificate resources answer 404).
     """
 
     registry: Registry
@@ -54,6 +61,8 @@ class ApiServices:
     adapters: AdapterManager
     rules: RuleService
     engine: RuleEngine
+    audit: AuditTrail | None = None
+    certificates: CertificateManager | None = None
 
 
 def get_services(request: Request) -> ApiServices:
@@ -75,16 +84,41 @@ async def authorize(
         AuthError: No bearer token, or not a valid one.
         ForbiddenError: A read-only token on a method that writes.
     """
-    if credentials is None:
-        raise AuthError("this API needs an 'Authorization: Bearer <token>' header")
     try:
+        if credentials is None:
+            raise AuthError("this API needs an 'Authorization: Bearer <token>' header")
         token = await services.tokens.verify(credentials.credentials)
     except AuthError as exc:
         log.info("API request refused: %s", exc.message)
+        await _refused(request, services, "api", exc.message)
         raise
     if request.method not in SAFE_METHODS and not token.role.can_write:
-        raise ForbiddenError(f"the token {token.name!r} is {token.role.value} and cannot write")
+        refusal = ForbiddenError(f"the token {token.name!r} is {token.role.value} and cannot write")
+        await _refused(request, services, f"api:{token.name}", refusal.message)
+        raise refusal
     return token
+
+
+def remote_ip(request: Request) -> str:
+    """The caller's address (the TCP peer: proxy headers are not trusted)."""
+    return request.client.host if request.client is not None else ""
+
+
+async def _refused(request: Request, services: ApiServices, actor: str, reason: str) -> None:
+    """Record a refused request (401/403) as an ``api.auth`` failure; never the token."""
+    if services.audit is None:
+        return
+    await services.audit.record(
+        AuditEvent(
+            actor=actor,
+            channel=Channel.API,
+            action="api.auth",
+            target=f"{request.method} {request.url.path}",
+            outcome=Outcome.FAILURE,
+            remote_ip=remote_ip(request),
+            details={"reason": reason},
+        )
+    )
 
 
 CurrentToken = Annotated[TokenInfo, Depends(authorize)]
@@ -93,3 +127,42 @@ CurrentToken = Annotated[TokenInfo, Depends(authorize)]
 def origin_of(token: TokenInfo) -> Origin:
     """Who a write through the API is recorded as."""
     return Origin(actor=f"api:{token.name}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiAudit:
+    """Records one request's acts as its token (``api:<token name>``) from its address."""
+
+    trail: AuditTrail | None
+    actor: str
+    remote_ip: str
+
+    async def __call__(
+        self, action: str, target: str, *, details: Mapping[str, object] | None = None
+    ) -> None:
+        """Record a completed write: ``action`` on ``target`` (identifiers only, never values)."""
+        if self.trail is None:
+            return
+        await self.trail.record(
+            AuditEvent(
+                actor=self.actor,
+                channel=Channel.API,
+                action=action,
+                target=target,
+                remote_ip=self.remote_ip,
+                details=details or {},
+            )
+        )
+
+
+def get_audit(request: Request, services: Services, token: CurrentToken) -> ApiAudit:
+    """The recorder for the request's acts."""
+    return ApiAudit(trail=services.audit, actor=f"api:{token.name}", remote_ip=remote_ip(request))
+
+
+Audit = Annotated[ApiAudit, Depends(get_audit)]
+
+
+def changes(before: object, after: object) -> dict[str, object]:
+    """``details`` of an administrative change: the configuration before and after it."""
+    return {"before": before, "after": after}

@@ -2,7 +2,8 @@
 
 Every write goes through :class:`~carewire.datasets.service.DatasetService`
 (validation, one transaction, ``RecordChanged`` after commit) on behalf of
-``api:<token name>``. Values are JSON: Date and Date/Time in ISO 8601, to-one
+``api:<token name>``, and recorded in the audit trail by dataset and record id
+only (never values). Values are JSON: Date and Date/Time in ISO 8601, to-one
 links as a record id or an object of the target's key fields, m:n links as a
 list of those.
 """
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from carewire.datasets import query as q
 from carewire.datasets.model import Record
 from carewire.datasets.values import to_json
-from carewire.web.api.deps import CurrentToken, Services, authorize, origin_of
+from carewire.web.api.deps import Audit, CurrentToken, Services, authorize, origin_of
 
 router = APIRouter(
     prefix="/datasets/{name}/records", tags=["records"], dependencies=[Depends(authorize)]
@@ -58,6 +59,12 @@ class LinkTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     targets: list[JsonValue] = Field(examples=[[3, {"name": "ICU"}]])
+
+
+async def _audit(audit: Audit, action: str, dataset: str, record_id: int, **extra: str) -> None:
+    """Record a write by dataset and id: the values never reach the trail."""
+    details: dict[str, object] = {"dataset": dataset, "id": record_id, **extra}
+    await audit(action, f"{dataset}/{record_id}", details=details)
 
 
 def _out(rec: Record) -> RecordOut:
@@ -104,35 +111,47 @@ async def get_record(name: str, record_id: int, services: Services) -> RecordOut
 
 @router.post("", status_code=201, summary="Create a record")
 async def create_record(
-    name: str, body: RecordBody, services: Services, token: CurrentToken
+    name: str, body: RecordBody, services: Services, token: CurrentToken, audit: Audit
 ) -> RecordOut:
     """Create a record; key fields must be unique."""
-    return _out(await services.datasets.create(name, body.values, origin=origin_of(token)))
+    rec = await services.datasets.create(name, body.values, origin=origin_of(token))
+    await _audit(audit, "record.create", rec.dataset, rec.id)
+    return _out(rec)
 
 
 @router.put("", summary="Create or update a record by its key")
 async def upsert_record(
-    name: str, body: RecordBody, services: Services, token: CurrentToken
+    name: str, body: RecordBody, services: Services, token: CurrentToken, audit: Audit
 ) -> RecordOut:
     """Update the record with the same key fields, or create it."""
-    return _out(await services.datasets.upsert(name, body.values, origin=origin_of(token)))
+    rec = await services.datasets.upsert(name, body.values, origin=origin_of(token))
+    await _audit(audit, "record.upsert", rec.dataset, rec.id)
+    return _out(rec)
 
 
 @router.patch("/{record_id}", summary="Update a record")
 async def update_record(
-    *, name: str, record_id: int, body: RecordBody, services: Services, token: CurrentToken
+    *,
+    name: str,
+    record_id: int,
+    body: RecordBody,
+    services: Services,
+    token: CurrentToken,
+    audit: Audit,
 ) -> RecordOut:
     """Change the fields given; the others keep their values."""
     rec = await services.datasets.update(name, record_id, body.values, origin=origin_of(token))
+    await _audit(audit, "record.update", rec.dataset, rec.id)
     return _out(rec)
 
 
 @router.delete("/{record_id}", status_code=204, summary="Delete a record")
 async def delete_record(
-    name: str, record_id: int, services: Services, token: CurrentToken
+    name: str, record_id: int, services: Services, token: CurrentToken, audit: Audit
 ) -> Response:
     """Delete a record (refused while other records link to it)."""
     await services.datasets.delete(name, record_id, origin=origin_of(token))
+    await _audit(audit, "record.delete", services.registry.get(name).name, record_id)
     return Response(status_code=204)
 
 
@@ -145,9 +164,11 @@ async def link_records(
     body: LinkTargets,
     services: Services,
     token: CurrentToken,
+    audit: Audit,
 ) -> RecordOut:
     """Add targets to an m:n link, or set a to-one link to its single target."""
     rec = await services.datasets.link(name, record_id, link, body.targets, origin=origin_of(token))
+    await _audit(audit, "record.link", rec.dataset, rec.id, link=link)
     return _out(rec)
 
 
@@ -160,9 +181,11 @@ async def unlink_records(
     body: LinkTargets,
     services: Services,
     token: CurrentToken,
+    audit: Audit,
 ) -> RecordOut:
     """Remove targets from an m:n link, or clear a to-one link."""
     rec = await services.datasets.unlink(
         name, record_id, link, body.targets, origin=origin_of(token)
     )
+    await _audit(audit, "record.unlink", rec.dataset, rec.id, link=link)
     return _out(rec)

@@ -5,7 +5,8 @@ A rule's body is the form rule files use (see
 rule is checked completely when it is saved (or validated, or dry-run) by the
 :class:`~carewire.rules.service.RuleService`: an invalid one is a 422 problem
 whose ``errors`` lists each problem in the console's wording
-(``Required: Recipients``).
+(``Required: Recipients``). Every change is recorded in the audit trail with
+the rule's form before and after it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from carewire.datasets.values import to_json
 from carewire.errors import ValidationError
 from carewire.rules.model import Rule, rule_from_data, rule_to_data
 from carewire.rules.service import RuleError
-from carewire.web.api.deps import Services, authorize
+from carewire.web.api.deps import Audit, Services, authorize, changes
 
 router = APIRouter(prefix="/rules", tags=["rules"], dependencies=[Depends(authorize)])
 
@@ -149,10 +150,19 @@ async def export_rules(
     return RuleFile(rules=cast(list[JsonValue], services.rules.export(dataset)))
 
 
+def _forms(services: Services, names: set[str]) -> dict[str, dict[str, object]]:
+    return {r.name: rule_to_data(r) for r in services.rules.list_rules() if r.name in names}
+
+
 @router.post("/import", summary="Import rules")
-async def import_rules(body: RuleFile, services: Services) -> ImportResult:
+async def import_rules(body: RuleFile, services: Services, audit: Audit) -> ImportResult:
     """Create or update (by name) every rule; all are checked before any is saved."""
+    names = {str(item.get("name")) for item in body.rules if isinstance(item, dict)}
+    before = _forms(services, names)
     created, updated = await services.rules.import_rules(body.rules)
+    after = _forms(services, names)
+    for name in sorted(after):
+        await audit("rule.import", name, details=changes(before.get(name), after[name]))
     return ImportResult(created=created, updated=updated)
 
 
@@ -183,31 +193,46 @@ async def get_rule(rule_id: int, services: Services) -> RuleOut:
 
 
 @router.post("", status_code=201, summary="Create a rule")
-async def create_rule(body: RuleBody, services: Services) -> RuleOut:
+async def create_rule(body: RuleBody, services: Services, audit: Audit) -> RuleOut:
     """Validate and save a new rule (names are unique)."""
-    return _out(await services.rules.create(_rule(body)))
+    rule = await services.rules.create(_rule(body))
+    await audit("rule.create", rule.name, details=changes(None, rule_to_data(rule)))
+    return _out(rule)
 
 
 @router.put("/{rule_id}", summary="Replace a rule")
-async def update_rule(rule_id: int, body: RuleBody, services: Services) -> RuleOut:
+async def update_rule(rule_id: int, body: RuleBody, services: Services, audit: Audit) -> RuleOut:
     """Validate and save the rule's new form."""
-    return _out(await services.rules.update(rule_id, _rule(body)))
+    before = rule_to_data(services.rules.get(rule_id))
+    rule = await services.rules.update(rule_id, _rule(body))
+    await audit("rule.update", rule.name, details=changes(before, rule_to_data(rule)))
+    return _out(rule)
 
 
 @router.delete("/{rule_id}", status_code=204, summary="Delete a rule")
-async def delete_rule(rule_id: int, services: Services) -> Response:
+async def delete_rule(rule_id: int, services: Services, audit: Audit) -> Response:
     """Delete a rule (its deferred firings are dropped with it)."""
+    rule = services.rules.get(rule_id)
     await services.rules.delete(rule_id)
+    await audit("rule.delete", rule.name, details=changes(rule_to_data(rule), None))
     return Response(status_code=204)
 
 
+async def _set_active(rule_id: int, active: bool, services: Services, audit: Audit) -> RuleOut:
+    before = rule_to_data(services.rules.get(rule_id))
+    rule = await services.rules.set_active(rule_id, active)
+    action = "rule.activate" if active else "rule.deactivate"
+    await audit(action, rule.name, details=changes(before, rule_to_data(rule)))
+    return _out(rule)
+
+
 @router.post("/{rule_id}/activate", summary="Activate a rule")
-async def activate_rule(rule_id: int, services: Services) -> RuleOut:
+async def activate_rule(rule_id: int, services: Services, audit: Audit) -> RuleOut:
     """Let the rule fire again."""
-    return _out(await services.rules.set_active(rule_id, True))
+    return await _set_active(rule_id, True, services, audit)
 
 
 @router.post("/{rule_id}/deactivate", summary="Deactivate a rule")
-async def deactivate_rule(rule_id: int, services: Services) -> RuleOut:
+async def deactivate_rule(rule_id: int, services: Services, audit: Audit) -> RuleOut:
     """Stop the rule firing (it is kept)."""
-    return _out(await services.rules.set_active(rule_id, False))
+    return await _set_active(rule_id, False, services, audit)

@@ -1,0 +1,422 @@
+"""Web console accounts: argon2id passwords, lockout, idle-limited sessions and reset links.
+
+Theory of operation. A console user signs in with a username or e-mail and a
+password (argon2id, RFC 9106). The lockout follows the account security
+policy (the same as the XMPP login): "If a user fails to log into the client
+after 10 successive attempts, [the system] locks the user account. After the
+5th failure, the system also enforces a three-minute wait between each
+successive login attempt." Attempts refused during the wait are audited but
+not counted. The browser always hears the same "Invalid username or
+password", whatever went wrong; only the audit trail says why.
+
+A session is a random 32-byte token (the browser's cookie); the store keeps
+its SHA-256 only, as for API tokens (see :mod:`carewire.security.tokens`
+for why a fast hash suffices for 256-bit secrets). The policy: "the
+application will log you out automatically after 20 minutes of inactivity"
+— a session idle longer than the timeout is ended by the next request that
+presents it. Password-reset links are single-use tokens of the same kind,
+valid for a limited time; completing one ends every session of the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import replace
+from datetime import timedelta
+from typing import NoReturn
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from carewire.clock import Clock
+from carewire.errors import ConflictError, NotFoundError, ValidationError
+from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.console_model import (
+    CLI,
+    FIRST_ADMIN,
+    GENERIC_FAILURE,
+    MIN_PASSWORD_LENGTH,
+    SYSTEM,
+    TOKEN_BYTES,
+    ConsoleConfig,
+    ConsoleSession,
+    ConsoleStore,
+    ConsoleUser,
+    LockoutPolicy,
+    Origin,
+    ResetLink,
+    ResetLinkError,
+    ResetRequest,
+    Role,
+    SessionExpired,
+    SignInError,
+    check_password,
+    digest,
+    is_delayed,
+    normalize_email,
+    normalize_username,
+)
+
+__all__ = [
+    "CLI",
+    "FIRST_ADMIN",
+    "GENERIC_FAILURE",
+    "MIN_PASSWORD_LENGTH",
+    "SYSTEM",
+    "ConsoleAccounts",
+    "ConsoleConfig",
+    "ConsoleSession",
+    "ConsoleStore",
+    "ConsoleUser",
+    "LockoutPolicy",
+    "Origin",
+    "ResetLink",
+    "ResetLinkError",
+    "ResetRequest",
+    "Role",
+    "SessionExpired",
+    "SignInError",
+    "check_password",
+    "digest",
+    "normalize_email",
+    "normalize_username",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleAccounts:
+    """Console users, sign-in, sessions and password resets; records each in the audit trail."""
+
+    def __init__(
+        self,
+        store: ConsoleStore,
+        clock: Clock,
+        audit: AuditTrail,
+        *,
+        hasher: PasswordHasher | None = None,
+        policy: LockoutPolicy | None = None,
+    ) -> None:
+        """Keep users in ``store``; ``hasher`` defaults to argon2id's recommended costs."""
+        self._store = store
+        self._clock = clock
+        self._audit = audit
+        self._hasher = hasher or PasswordHasher()
+        self.policy = policy or LockoutPolicy()
+        self._dummy_hash: str | None = None
+
+    # -- passwords ---------------------------------------------------------------
+
+    async def hash_password(self, password: str) -> str:
+        """The argon2id hash of ``password`` (computed off the event loop)."""
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def _burn(self, password: str) -> None:
+        """Spend what a verification costs, so unknown users answer as slowly as known ones."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash_password(secrets.token_urlsafe(16))
+        await self._verify(self._dummy_hash, password)
+
+    # -- users -------------------------------------------------------------------
+
+    async def create_user(
+        self,
+        username: str,
+        role: Role,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        origin: Origin = CLI,
+    ) -> tuple[ConsoleUser, str | None]:
+        """Create a user; without ``password`` a one-time one is generated and returned.
+
+        A generated password must be changed at the first sign-in.
+
+        Raises:
+            ValidationError: A bad username, e-mail or password.
+            ConflictError: The username or e-mail is taken.
+        """
+        name = normalize_username(username)
+        mail = normalize_email(email) if email else None
+        generated = password is None
+        plain = secrets.token_urlsafe(12) if password is None else password
+        check_password(plain)
+        user = await self._store.add_user(
+            username=name,
+            email=mail,
+            password_hash=await self.hash_password(plain),
+            role=Role(role),
+            must_change_password=generated,
+            at=self._clock.now(),
+        )
+        await self._record(origin, "console.user.create", name, role=user.role.value)
+        return user, plain if generated else None
+
+    async def ensure_first_admin(self, domain: str) -> str | None:
+        """On an installation without console users, create ``admin``; return its password.
+
+        The password is random, shown once, and must be changed at the first sign-in.
+        """
+        if await self._store.count_users():
+            return None
+        try:
+            _, password = await self.create_user(
+                FIRST_ADMIN, Role.SYSTEM_ADMIN, email=f"admin@{domain}", origin=SYSTEM
+            )
+        except ConflictError:  # another process created it first
+            return None
+        return password
+
+    async def list_users(self) -> list[ConsoleUser]:
+        """Every console user, by username."""
+        return await self._store.list_users()
+
+    async def unlock(self, username: str, *, origin: Origin = CLI) -> ConsoleUser:
+        """Unlock a user and clear its failure count.
+
+        Raises:
+            NotFoundError: No such user.
+        """
+        user = await self._store.unlock(normalize_username(username))
+        if user is None:
+            raise NotFoundError(f"no console user named {username!r}", code="unknown-user")
+        await self._record(origin, "console.user.unlock", user.username)
+        return user
+
+    async def reset_password(self, username: str, *, origin: Origin = CLI) -> str:
+        """Give a user a new one-time password (to change at sign-in); end its sessions.
+
+        Raises:
+            NotFoundError: No such user.
+        """
+        found = await self._store.find(normalize_username(username))
+        if found is None:
+            raise NotFoundError(f"no console user named {username!r}", code="unknown-user")
+        user = found[0]
+        password = secrets.token_urlsafe(12)
+        await self._store.set_password(
+            user.id, await self.hash_password(password), at=self._clock.now(), must_change=True
+        )
+        await self._store.delete_sessions(user.id)
+        await self._record(origin, "console.user.passwd", user.username)
+        return password
+
+    # -- signing in and out ------------------------------------------------------
+
+    async def sign_in(
+        self, login: str, password: str, *, remote_ip: str = ""
+    ) -> tuple[ConsoleSession, str]:
+        """Check the credentials under the lockout policy and open a session.
+
+        Returns:
+            (the session, its token for the cookie: never stored, never logged).
+
+        Raises:
+            SignInError: Always with the same message; ``reason`` is for tests and the audit.
+        """
+        key = login.strip().lower()
+        found = await self._store.find(key) if key else None
+        now = self._clock.now()
+        if found is None:
+            await self._burn(password)
+            await self._fail(key, remote_ip, "unknown-user")
+        user, password_hash = found
+        if user.is_locked:
+            await self._burn(password)
+            await self._fail(user.username, remote_ip, "locked")
+        if is_delayed(user, now, self.policy):
+            await self._burn(password)
+            await self._fail(user.username, remote_ip, "delayed")
+        if not await self._verify(password_hash, password):
+            after = await self._store.record_failure(
+                user.id, now, lock_after=self.policy.lock_after
+            )
+            if after.is_locked and after.failed_logins == self.policy.lock_after:
+                log.warning("console user locked after %d failed sign-ins", after.failed_logins)
+            await self._fail(user.username, remote_ip, "wrong-password", after.failed_logins)
+        if user.failed_logins:
+            await self._store.reset_failures(user.id)
+        if self._hasher.check_needs_rehash(password_hash):
+            await self._store.set_password(
+                user.id,
+                await self.hash_password(password),
+                at=user.password_changed_at,
+                must_change=user.must_change_password,
+            )
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        session = ConsoleSession(
+            token_hash=digest(token),
+            user=replace(user, failed_logins=0),
+            csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
+            created_at=now,
+            last_seen_at=now,
+            remote_ip=remote_ip,
+        )
+        await self._store.add_session(
+            token_hash=session.token_hash,
+            user_id=user.id,
+            csrf_token=session.csrf_token,
+            at=now,
+            remote_ip=remote_ip[:64],
+        )
+        await self._record(_console(user.username, remote_ip), "login", user.username)
+        return session, token
+
+    async def _fail(
+        self, username: str, remote_ip: str, reason: str, failures: int = 0
+    ) -> NoReturn:
+        details: dict[str, object] = {"reason": reason}
+        if failures:
+            details["failed_logins"] = failures
+        await self._record(
+            _console(username, remote_ip), "login", username, Outcome.FAILURE, **details
+        )
+        raise SignInError(reason)
+
+    async def session(
+        self, token: str, *, timeout: timedelta, remote_ip: str = ""
+    ) -> ConsoleSession | None:
+        """The live session the cookie ``token`` names (None if none); notes the activity.
+
+        Raises:
+            SessionExpired: It was idle longer than ``timeout``; it has now been ended.
+        """
+        if not token or len(token) > 128:
+            return None
+        session = await self._store.get_session(digest(token))
+        if session is None:
+            return None
+        now = self._clock.now()
+        if now - session.last_seen_at > timeout:
+            await self._store.delete_session(session.token_hash)
+            await self._record(
+                _console(session.user.username, remote_ip),
+                "logout",
+                session.user.username,
+                reason="inactivity",
+                idle_seconds=int((now - session.last_seen_at).total_seconds()),
+            )
+            raise SessionExpired("the session was idle too long")
+        await self._store.touch_session(session.token_hash, now)
+        return replace(session, last_seen_at=now)
+
+    async def sign_out(self, session: ConsoleSession, *, remote_ip: str = "") -> None:
+        """End ``session``."""
+        if await self._store.delete_session(session.token_hash):
+            username = session.user.username
+            await self._record(_console(username, remote_ip), "logout", username)
+
+    async def change_password(
+        self, session: ConsoleSession, current: str, new: str, *, remote_ip: str = ""
+    ) -> None:
+        """Change the signed-in user's own password; ends the user's other sessions.
+
+        Raises:
+            ValidationError: ``current`` is wrong, or ``new`` breaks the policy or is the same.
+        """
+        check_password(new)
+        found = await self._store.find(session.user.username)
+        if found is None or not await self._verify(found[1], current):
+            raise ValidationError("The current password is not correct.")
+        if current == new:
+            raise ValidationError("The new password must differ from the current one.")
+        user = found[0]
+        await self._store.set_password(
+            user.id, await self.hash_password(new), at=self._clock.now(), must_change=False
+        )
+        await self._store.delete_sessions(user.id, keep=session.token_hash)
+        await self._record(_console(user.username, remote_ip), "password.change", user.username)
+
+    # -- password resets ---------------------------------------------------------
+
+    async def request_reset(
+        self, login: str, *, config: ConsoleConfig, remote_ip: str = ""
+    ) -> ResetRequest | None:
+        """Make a single-use reset link for the user named ``login`` (username or e-mail).
+
+        Returns None when there is nobody to mail (unknown user, no e-mail);
+        the caller answers the same either way.
+        """
+        key = login.strip().lower()
+        found = await self._store.find(key) if key else None
+        origin = _console(found[0].username if found else key, remote_ip)
+        if found is None or not found[0].email:
+            reason = "unknown-user" if found is None else "no-email"
+            target = key[:200]
+            await self._record(
+                origin, "password.reset.request", target, Outcome.FAILURE, reason=reason
+            )
+            return None
+        user = found[0]
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        now = self._clock.now()
+        expires = now + config.reset_link_ttl
+        await self._store.add_reset(
+            token_hash=digest(token), user_id=user.id, at=now, expires_at=expires
+        )
+        await self._record(origin, "password.reset.request", user.username)
+        assert user.email is not None
+        return ResetRequest(
+            user=user, email=user.email, url=f"{config.link_base}/reset/{token}", expires_at=expires
+        )
+
+    async def check_reset(self, token: str) -> None:
+        """Check a reset link before showing its form.
+
+        Raises:
+            ResetLinkError: Unknown, used or expired.
+        """
+        link = await self._store.get_reset(digest(token)) if 0 < len(token) <= 128 else None
+        if link is None or link.used_at is not None or link.expires_at <= self._clock.now():
+            raise ResetLinkError("This link is not valid any more.")
+
+    async def complete_reset(self, token: str, new: str, *, remote_ip: str = "") -> ConsoleUser:
+        """Set a new password through a reset link: uses it up and ends every session.
+
+        Raises:
+            ValidationError: The password breaks the policy (the link stays usable).
+            ResetLinkError: Unknown, used or expired.
+        """
+        check_password(new)
+        await self.check_reset(token)
+        user = await self._store.complete_reset(
+            digest(token), password_hash=await self.hash_password(new), at=self._clock.now()
+        )
+        if user is None:  # used or expired meanwhile
+            raise ResetLinkError("This link is not valid any more.")
+        await self._record(
+            _console(user.username, remote_ip), "password.reset.complete", user.username
+        )
+        return user
+
+    async def _record(
+        self,
+        origin: Origin,
+        action: str,
+        target: str,
+        outcome: Outcome = Outcome.SUCCESS,
+        **details: object,
+    ) -> None:
+        await self._audit.record(
+            AuditEvent(
+                actor=origin.actor[:200],
+                channel=origin.channel,
+                action=action,
+                target=target,
+                outcome=outcome,
+                remote_ip=origin.remote_ip,
+                details=details,
+            )
+        )
+
+
+def _console(username: str, remote_ip: str) -> Origin:
+    return Origin(actor=f"console:{username}", channel=Channel.CONSOLE, remote_ip=remote_ip)

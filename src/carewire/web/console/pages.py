@@ -1,0 +1,77 @@
+"""Signed-in console pages: the dashboard, changing one's password, the console users.
+
+Each handler starts with :func:`require_role`; the sections the dashboard
+links to (adapters, rules, …) get their pages later and answer 404 today.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from carewire.errors import ValidationError
+from carewire.web.console.auth import (
+    ANY_ROLE,
+    USER_ADMINS,
+    check_csrf,
+    read_form,
+    remote_ip,
+    require_role,
+)
+from carewire.web.console.render import ROLE_NAMES, render
+
+_NOTICES = {"password-changed": "Your password has been changed."}
+
+
+async def dashboard(request: Request) -> Response:
+    """GET /: who is signed in, their role, and the console's sections."""
+    signed_in = await require_role(request, *ANY_ROLE)
+    notice = _NOTICES.get(request.query_params.get("m", ""), "")
+    return render(request, "dashboard.html", title="Dashboard", signed_in=signed_in, notice=notice)
+
+
+async def show_password(request: Request) -> Response:
+    """GET /account/password: the form to change one's own password."""
+    signed_in = await require_role(request, *ANY_ROLE, allow_password_change=True)
+    return render(
+        request, "password.html", title="Change your password", signed_in=signed_in, error=""
+    )
+
+
+async def change_password(request: Request) -> Response:
+    """POST /account/password: check the current password, set the new one."""
+    signed_in = await require_role(request, *ANY_ROLE, allow_password_change=True)
+    form = await read_form(request)
+    check_csrf(request, form, signed_in)
+    current, new, confirm = (form.get(k, "") for k in ("current", "password", "confirm"))
+    try:
+        if not all(isinstance(v, str) for v in (current, new, confirm)) or new != confirm:
+            raise ValidationError("The two new passwords are not the same.")
+        assert isinstance(current, str) and isinstance(new, str)
+        await request.app.state.services.accounts.change_password(
+            signed_in.session, current, new, remote_ip=remote_ip(request)
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "password.html",
+            title="Change your password",
+            signed_in=signed_in,
+            status_code=400,
+            error=exc.message,
+        )
+    return RedirectResponse("/?m=password-changed", 303)
+
+
+async def users(request: Request) -> Response:
+    """GET /users: the console users (system administrators only)."""
+    signed_in = await require_role(request, *USER_ADMINS)
+    everyone = await request.app.state.services.accounts.list_users()
+    return render(
+        request,
+        "users.html",
+        title="Console users",
+        signed_in=signed_in,
+        users=everyone,
+        role_names=ROLE_NAMES,
+    )

@@ -1,0 +1,121 @@
+"""The deliveries and audit pages over HTTP: filters, paging, details, CSV exports and roles."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import httpx
+
+from carewire.security.audit import EXPORT_COLUMNS
+from carewire.security.console_auth import Role
+from tests.web.console.test_data_pages import Full, full
+
+__all__ = ["full"]
+
+
+async def deliveries(full: Full) -> list[int]:
+    """Three deliveries (oldest first) and the history of the first."""
+    ids: list[int] = []
+    for day, status, rule, adapter in (
+        (1, "Delivered", "Seen", "Data"),
+        (2, "Error", "Seen", "XMPP"),
+        (3, "Queued", "Alert", "XMPP"),
+    ):
+        rec = await full.platform.datasets.create(
+            "DELIVERIES",
+            {
+                "status": status,
+                "triggered_at": datetime(2026, 3, day, 9, 0, tzinfo=UTC),
+                "rule": rule,
+                "interface_name": adapter,
+                "status_text": "no route" if status == "Error" else "",
+                "source": f"DEVICES/{day}",
+            },
+        )
+        ids.append(rec.id)
+    for status in ("Queued", "Processing", "Delivered"):
+        await full.platform.datasets.create(
+            "DELIVERY_HISTORY", {"status": status, "processing_time": 5, "delivery": ids[0]}
+        )
+    return ids
+
+
+def rows_of(response: httpx.Response) -> list[dict[str, str]]:
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"].startswith("attachment;")
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+async def test_deliveries_filter_page_and_detail(full: Full) -> None:
+    first, second, third = await deliveries(full)
+    viewer = await full.user("olga", Role.ORG_ADMIN)
+    r = await viewer.get("/deliveries")
+    assert r.status_code == 200 and "1–3 of 3" in r.text
+    assert r.text.index(f'href="/deliveries/{third}"') < r.text.index(f'href="/deliveries/{first}"')
+    assert '<label for="status">Status</label>' in r.text
+    r = await viewer.get("/deliveries", params={"status": "Error"})
+    assert "1–1 of 1" in r.text and "no route" in r.text
+    r = await viewer.get("/deliveries", params={"adapter": "XMPP", "rule": "Seen"})
+    assert "1–1 of 1" in r.text and f'href="/deliveries/{second}"' in r.text
+    r = await viewer.get("/deliveries", params={"since": "2026-03-02", "until": "2026-03-02"})
+    assert "1–1 of 1" in r.text
+    r = await viewer.get("/deliveries", params={"limit": "2", "offset": "2"})
+    assert "3–3 of 3" in r.text and f'href="/deliveries/{first}"' in r.text
+    r = await viewer.get("/deliveries", params={"since": "March"})
+    assert r.status_code == 400 and "is not a date" in r.text
+    r = await viewer.get(f"/deliveries/{first}")
+    assert r.status_code == 200 and "History of states" in r.text
+    assert r.text.count("<td>5</td>") == 3 and "DEVICES/1" in r.text
+    assert (await viewer.get("/deliveries/999")).status_code == 404
+
+
+async def test_deliveries_csv(full: Full) -> None:
+    await deliveries(full)
+    auditor = await full.user("audrey", Role.AUDITOR)
+    page = await auditor.get("/deliveries", params={"adapter": "XMPP"})
+    assert 'href="/deliveries.csv?adapter=XMPP"' in page.text
+    rows = rows_of(await auditor.get("/deliveries.csv", params={"adapter": "XMPP"}))
+    assert [r["status"] for r in rows] == ["Queued", "Error"]
+    assert rows[1]["status_text"] == "no route" and rows[1]["rule"] == "Seen"
+    assert len(rows_of(await auditor.get("/deliveries.csv"))) == 3
+
+
+async def test_audit_page_filters_and_roles(full: Full) -> None:
+    admin = await full.user("admin")
+    auditor = await full.user("audrey", Role.AUDITOR)
+    org = await full.user("olga", Role.ORG_ADMIN)
+    for path in ("/audit", "/audit.csv"):
+        r = await org.get(path)
+        assert r.status_code == 403 and "Not allowed for your role" in r.text, path
+    r = await auditor.get("/audit")
+    assert r.status_code == 200 and "console:audrey" in r.text and "Export CSV" in r.text
+    r = await admin.get("/audit", params={"actor": "console:olga"})
+    assert "console:olga" in r.text and "console:audrey" not in r.text
+    r = await admin.get("/audit", params={"outcome": "failure"})
+    assert "No entries match." in r.text
+    r = await admin.get("/audit", params={"action": "login", "limit": "1"})
+    assert "1–1 of 3" in r.text and 'href="?action=login&amp;offset=1&amp;limit=1"' in r.text
+    today = datetime.now(UTC).date().isoformat()
+    r = await admin.get("/audit", params={"since": today, "until": today})
+    assert "1–" in r.text and "of 0" not in r.text
+    r = await admin.get("/audit", params={"since": "2000-01-01", "until": "2000-01-01"})
+    assert "0 of 0" in r.text
+
+
+async def test_audit_csv_is_recorded(full: Full) -> None:
+    auditor = await full.user("audrey", Role.AUDITOR)
+    r = await auditor.get("/audit.csv", params={"action": "login"})
+    rows = rows_of(r)
+    assert list(rows[0]) == list(EXPORT_COLUMNS)
+    assert [row["actor"] for row in rows] == ["console:audrey"]
+    assert len(rows[0]["hash"]) == 64
+    entries, _ = await full.platform.audit.store.entries(action="audit.export")
+    [export] = entries
+    assert export.event.actor == "console:audrey"
+    assert export.event.details["entries"] == 1
+    assert export.event.details["filters"]["action"] == "login"  # type: ignore[index]
+    everything = rows_of(await auditor.get("/audit.csv"))
+    assert [row["action"] for row in everything][-1] == "audit.export"
+    assert int(everything[0]["id"]) < int(everything[-1]["id"])
