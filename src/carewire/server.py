@@ -38,7 +38,8 @@ from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
 from carewire.platform import Platform, engine_config, open_platform
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
-from carewire.security.cert_manager import CertificateManager, CheckOutcome
+from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
+from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.storage import migrate
 from carewire.web.api import create_api
 from carewire.web.api.deps import ApiServices
@@ -326,6 +327,7 @@ class Server:
             key_file=cfg.key_file,
         )
         checked = await manager.check()
+        await self._warn_admins(checked)
         if checked.outcome is CheckOutcome.EXPIRED:
             raise ConfigError(
                 f"tls.cert: the certificate expired on {checked.details.not_after:%Y-%m-%d}; "
@@ -333,13 +335,26 @@ class Server:
             )
         return manager
 
+    async def _warn_admins(self, result: CheckResult) -> None:
+        """Mail the system administrators when a CA-signed certificate needs replacing."""
+        if result.outcome not in NEEDS_ACTION or self.platform is None:
+            return
+        users = await self.platform.console.list_users()
+        sent = await notify_admins(result, users, mailer_from_config(self.config))
+        log.warning(
+            "the XMPP certificate is %s (%d day(s) left); %d administrator(s) mailed",
+            result.outcome.value,
+            result.days_left,
+            sent,
+        )
+
     def _certificate_job(self) -> PeriodicJob:
         """The daily check: renew an expired self-signed certificate, report a CA-signed one."""
         manager = self.certificates
         assert manager is not None
 
         async def run() -> None:
-            await manager.check()
+            await self._warn_admins(await manager.check())
 
         return PeriodicJob("certificate-check", CERTIFICATE_CHECK_INTERVAL, run)
 
