@@ -80,6 +80,11 @@ async def test_deliveries_csv(full: Full) -> None:
     assert [r["status"] for r in rows] == ["Queued", "Error"]
     assert rows[1]["status_text"] == "no route" and rows[1]["rule"] == "Seen"
     assert len(rows_of(await auditor.get("/deliveries.csv"))) == 3
+    exports = rows_of(await auditor.get("/audit.csv", params={"action": "deliveries.export"}))
+    assert [(e["actor"], e["action"]) for e in exports] == [
+        ("console:audrey", "deliveries.export"),
+        ("console:audrey", "deliveries.export"),
+    ]
 
 
 async def test_audit_page_filters_and_roles(full: Full) -> None:

@@ -153,12 +153,22 @@ async def _all_deliveries(svc: DatasetService, params: QueryParams) -> list[dict
 
 
 async def deliveries_csv(request: Request) -> Response:
-    """GET /deliveries.csv: the filtered deliveries as a CSV attachment."""
-    await require_role(request, *ANY_ROLE)
+    """GET /deliveries.csv: the filtered deliveries as a CSV attachment (the export is recorded)."""
+    signed_in = await require_role(request, *ANY_ROLE)
     try:
         rows = await _all_deliveries(need(services(request).datasets), request.query_params)
     except ValidationError:
         raise HTTPException(400) from None
+    await services(request).audit.record(
+        AuditEvent(
+            actor=f"console:{signed_in.user.username}",
+            channel=Channel.CONSOLE,
+            action="deliveries.export",
+            target="console",
+            remote_ip=remote_ip(request),
+            details={"format": "csv", "entries": len(rows), "filters": dict(request.query_params)},
+        )
+    )
     return _csv(rows, DELIVERY_COLUMNS, "deliveries.csv")
 
 
