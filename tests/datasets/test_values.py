@@ -218,3 +218,14 @@ def test_to_json() -> None:
 )
 def test_is_empty(value: object, expected: bool) -> None:
     assert is_empty(value) is expected
+
+
+def test_integers_beyond_64_bits_are_refused() -> None:
+    from carewire.datasets.values import INT_MAX, INT_MIN
+
+    attr = Attribute(name="ttl", type=AttrType.INTEGER)
+    assert coerce("CONVERSATIONS", attr, INT_MAX) == INT_MAX
+    assert coerce("CONVERSATIONS", attr, str(INT_MIN)) == INT_MIN
+    for value in (INT_MAX + 1, str(INT_MIN - 1), float(2**70)):
+        with pytest.raises(RecordError, match="out of range"):
+            coerce("CONVERSATIONS", attr, value)

@@ -15,6 +15,8 @@ from carewire.errors import ValidationError
 
 #: The largest page a query may ask for.
 MAX_LIMIT = 1000
+#: The largest offset (far beyond any table; keeps the value a 64-bit number).
+MAX_OFFSET = 2**62
 
 
 class FilterOp(enum.StrEnum):
@@ -79,8 +81,8 @@ class Query:
     def __post_init__(self) -> None:
         if not 0 < self.limit <= MAX_LIMIT:
             raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}, not {self.limit}")
-        if self.offset < 0:
-            raise ValidationError(f"offset must not be negative, not {self.offset}")
+        if not 0 <= self.offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be between 0 and {MAX_OFFSET}, not {self.offset}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,7 +35,7 @@ from carewire.datasets.model import (
 from carewire.datasets.query import Filter, FilterOp, Page, Query
 from carewire.datasets.registry import Registry
 from carewire.datasets.store import RecordStore, RecordWriter
-from carewire.datasets.values import RecordError, coerce, is_empty
+from carewire.datasets.values import RecordError, coerce, is_empty, is_record_id
 from carewire.errors import ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class Batch:
     # --- helpers ----------------------------------------------------------
 
     async def _existing(self, ds: Dataset, record_id: int) -> Record:
-        rec = await self._w.get(ds, RecordId(record_id))
+        rec = await self._w.get(ds, RecordId(record_id)) if is_record_id(record_id) else None
         if rec is None:
             raise RecordNotFoundError(f"{ds.name} record {record_id} does not exist")
         return rec
@@ -241,7 +241,10 @@ class Batch:
                 ids.append(await self._resolve_key(ds, field, target, ref, record_id))
                 continue
             try:
-                ids.append(RecordId(int(ref)))
+                rid = int(ref)
+                if not is_record_id(rid):
+                    raise ValueError(rid)
+                ids.append(RecordId(rid))
             except ValueError:
                 raise RecordError(
                     ds.name,
@@ -464,7 +467,7 @@ class DatasetService:
             RecordNotFoundError: It does not exist.
         """
         ds = self.registry.get(dataset)
-        rec = await self.store.get(ds, RecordId(record_id))
+        rec = await self.store.get(ds, RecordId(record_id)) if is_record_id(record_id) else None
         if rec is None:
             raise RecordNotFoundError(f"{ds.name} record {record_id} does not exist")
         return rec
@@ -515,7 +518,10 @@ class DatasetService:
 
 def _int(ds: Dataset, field: str, value: object) -> int:
     try:
-        return int(cast(str, value))
+        number = int(cast(str, value))
+        if not is_record_id(number):
+            raise ValueError(number)
+        return number
     except (TypeError, ValueError):
         raise RecordError(
             ds.name, f"{value!r} is not a record id", field=field, code="wrong-type"

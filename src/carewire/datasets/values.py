@@ -13,6 +13,8 @@ from carewire.datasets.model import Attribute, AttrType
 from carewire.errors import ValidationError
 
 _TRUE = {"true", "t", "1", "yes", "y"}
+#: Integers are stored as 64-bit signed numbers on every database.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _FALSE = {"false", "f", "0", "no", "n"}
 
 
@@ -73,12 +75,21 @@ def _integer(value: object) -> int:
     if isinstance(value, bool):
         raise TypeError("expected a whole number")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise TypeError("expected a whole number")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        number = int(value.strip())
+    else:
+        raise TypeError("expected a whole number")
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError("out of range: whole numbers are stored in 64 bits")
+    return number
+
+
+def is_record_id(value: int) -> bool:
+    """Whether ``value`` can be a record id at all (ids are positive 64-bit numbers)."""
+    return 0 < value <= INT_MAX
 
 
 def _boolean(value: object) -> bool:

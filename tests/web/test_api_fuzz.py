@@ -1,0 +1,179 @@
+"""An OpenAPI fuzz run of the REST API (``/api/v1``): no request makes it answer 5xx.
+
+Every operation of the API's own OpenAPI document gets generated requests, valid and
+invalid ones, sent in process with the admin token to the API over a real platform on
+SQLite, with the audit trail and the certificate manager wired in as ``server.py`` does.
+The platform holds the CALLS dataset with two records, its two adapters and two rules;
+half of the requests to a path with parameters name those (CALLS, record 1, rule 1, the
+DataUpdate adapter), so they get past "not found".
+
+The ASGI test transport runs the app in an event loop thread of its own; the platform
+opens there, on the app's lifespan startup (when the schema is loaded), so its database
+is only used from the loop that serves the requests. The transport's pytest plugin ends
+the lifespan, closing the platform, when the test ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+from starlette.types import Receive, Scope, Send
+
+from carewire.clock import FakeClock
+from carewire.platform import Platform, open_platform
+from carewire.security.cert_manager import CertificateManager
+from carewire.security.certificates import create_self_signed
+from carewire.security.tokens import Role
+from carewire.web.api import ROUTERS, create_api
+from tests.security.pki import DOMAIN, NOW
+from tests.web.conftest import CALLS, UPDATES, add_calls, alert_rule, services_of, update_rule
+
+#: Every operation of the route list, as (method, path).
+OPERATIONS = sorted(
+    (method, route.path)
+    for router in ROUTERS
+    for route in router.routes
+    if isinstance(route, APIRoute)
+    for method in route.methods or ()
+)
+
+#: Path parameters naming things the platform holds (the first record and rule).
+EXISTING: dict[str, object] = {
+    "name": CALLS,
+    "record_id": 1,
+    "rule_id": 1,
+    "reference_name": UPDATES,
+}
+
+#: No 5xx, and every response with a documented body matches it. Not checked: status codes
+#: and media types, as the document lists neither the problem responses (401, 404, 409 …)
+#: nor ``application/problem+json``.
+CHECKS = [not_a_server_error, response_schema_conformance]
+
+#: An operation of the document, and a request generated for one (the type parameters are
+#: the OpenAPI loader's own parameter, response and schema classes).
+Operation: TypeAlias = schemathesis.APIOperation[Any, Any, Any, Any]
+FuzzCase: TypeAlias = schemathesis.Case[Operation]
+
+#: Generated cases per operation (valid and invalid ones together).
+MAX_EXAMPLES = 25
+
+
+class PlatformApp:
+    """The API over a platform that opens on lifespan startup and closes on shutdown.
+
+    Attributes:
+        root: The directory of the database and the certificate.
+        admin_token: The admin token (set on startup).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.admin_token = ""
+        self._api: FastAPI | None = None
+        self._platform: Platform | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``scope``: the lifespan here, requests by the API."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert self._api is not None, "a request before lifespan startup"
+        await self._api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._open()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._platform is not None:
+                    await self._platform.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _open(self) -> None:
+        clock = FakeClock(NOW)
+        url = f"sqlite+aiosqlite:///{self.root / 'carewire.db'}"
+        self._platform = platform = await open_platform(url, clock=clock)
+        await add_calls(platform)
+        for bed, priority in (("A1", 1), ("B2", 3)):
+            await platform.datasets.create(
+                CALLS, {"bed": bed, "status": "Open", "priority": priority}
+            )
+        await platform.rules.import_rules([update_rule(), alert_rule()])
+        _, self.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
+        certificates = CertificateManager(self.root, DOMAIN, clock, platform.audit)
+        create_self_signed(DOMAIN, certificates.cert_file, certificates.key_file, now=NOW)
+        services = services_of(platform)
+        self._api = create_api(
+            dataclasses.replace(services, audit=platform.audit, certificates=certificates)
+        )
+
+
+@pytest.fixture
+def fuzz_app(tmp_path: Path) -> PlatformApp:
+    """The API app; its platform opens when the schema is loaded."""
+    return PlatformApp(tmp_path)
+
+
+@pytest.fixture
+def fuzz_schema(fuzz_app: PlatformApp) -> schemathesis.BaseSchema:
+    """The API's OpenAPI document, read from the app itself."""
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
+
+
+def cases(operation: Operation) -> st.SearchStrategy[FuzzCase]:
+    """Valid and invalid requests to ``operation``, half of them on things that exist."""
+    pinned: list[dict[str, object] | None] = [None]
+    existing = {k: v for k, v in EXISTING.items() if f"{{{k}}}" in operation.path}
+    if existing:
+        pinned.append(existing)
+    return st.one_of(
+        [
+            operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            for path_parameters in pinned
+        ]
+    )
+
+
+def test_every_operation_is_fuzzed(fuzz_schema: schemathesis.BaseSchema) -> None:
+    documented = sorted(
+        (method.upper(), path) for path in fuzz_schema for method in fuzz_schema[path]
+    )
+    assert documented == OPERATIONS
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_no_request_is_a_server_error(
+    method: str, path: str, fuzz_app: PlatformApp, fuzz_schema: schemathesis.BaseSchema
+) -> None:
+    operation: Operation = fuzz_schema[path][method]
+    headers = {"Authorization": f"Bearer {fuzz_app.admin_token}"}
+
+    @given(case=cases(operation))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        # Generating a rule or a dataset body is slow, and not what is tested here.
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    def fuzz(case: FuzzCase) -> None:
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+    fuzz()
