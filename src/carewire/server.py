@@ -311,7 +311,11 @@ class Server:
             if self._https.started:
                 break
             await asyncio.sleep(0.01)
-        log.info("HTTPS (WebSocket at /xmpp-websocket) on %s:%d", cfg.server.bind, port)
+        log.info(
+            "HTTPS (console at /, REST API at /api/v1, WebSocket at /xmpp-websocket) on %s:%d",
+            cfg.server.bind,
+            port,
+        )
         return port
 
     async def _check_certificate(self) -> CertificateManager:
