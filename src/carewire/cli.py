@@ -115,6 +115,44 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_with_platform(
+    args: argparse.Namespace,
+    work: Callable[[Any], Awaitable[int]],
+    *,
+    with_defaults: bool = False,
+    fire_rules: bool = False,
+) -> int:
+    """Open the platform of ``--data-dir``, run ``work(platform)``, close it.
+
+    Args:
+        args: The parsed command line (for ``--data-dir``).
+        work: The command's body.
+        with_defaults: Create the default adapters first on a new installation.
+        fire_rules: Run the rule worker, and let the rules ``work``'s writes triggered
+            fire before closing (deferred firings are left to the server's scheduler).
+    """
+    from carewire.platform import engine_config, open_platform
+
+    cfg = _config(args)
+
+    async def main() -> int:
+        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
+        try:
+            if with_defaults:
+                await platform.ensure_default_adapters(cfg.server.domain)
+            if not fire_rules:
+                return await work(platform)
+            await platform.engine.start(scheduler=False)
+            try:
+                return await work(platform)
+            finally:
+                await platform.engine.drain()
+        finally:
+            await platform.close()
+
+    return asyncio.run(main())
+
+
 async def _console_admin(cfg: Config, domain: str) -> str | None:
     """Create the console's first administrator; returns its one-time password."""
     from carewire.platform import open_platform

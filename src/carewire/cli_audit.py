@@ -8,7 +8,6 @@ through :func:`record` and :class:`CliAudit`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -99,19 +98,9 @@ def rule_forms(rules: RuleService, names: Iterable[str]) -> dict[str, dict[str, 
 
 
 def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import _config
-    from carewire.platform import engine_config, open_platform
+    from carewire.cli import run_with_platform
 
-    cfg = _config(args)
-
-    async def main() -> int:
-        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
-        try:
-            return await work(platform)
-        finally:
-            await platform.close()
-
-    return asyncio.run(main())
+    return run_with_platform(args, work)
 
 
 def parse_day(value: str, flag: str) -> date:

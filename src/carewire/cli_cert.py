@@ -10,16 +10,19 @@ here when it restarts (a change made through the API applies at once).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carewire.clock import SystemClock
 from carewire.errors import ValidationError
-from carewire.security.audit import Channel
+from carewire.security.audit import AuditTrail, Channel
 from carewire.security.cert_manager import Caller, CertificateDetails, CertificateManager
+
+if TYPE_CHECKING:
+    from carewire.platform import Platform
 
 WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
@@ -27,8 +30,8 @@ CLI = Caller(actor="cli", channel=Channel.CLI)
 RESTART_NOTE = "a running server uses it for new connections once restarted"
 
 
-def _manager(args: argparse.Namespace) -> CertificateManager:
-    """A manager that records nothing (for reading)."""
+def _manager(args: argparse.Namespace, audit: AuditTrail | None = None) -> CertificateManager:
+    """The installation's certificate manager (recording in ``audit``, if given)."""
     from carewire.cli import _config
 
     cfg = _config(args)
@@ -36,7 +39,7 @@ def _manager(args: argparse.Namespace) -> CertificateManager:
         cfg.data_dir,
         cfg.server.domain,
         SystemClock(),
-        None,
+        audit,
         cert_file=cfg.cert_file,
         key_file=cfg.key_file,
     )
@@ -44,27 +47,12 @@ def _manager(args: argparse.Namespace) -> CertificateManager:
 
 def _change(args: argparse.Namespace, work: Callable[[CertificateManager], Awaitable[int]]) -> int:
     """Run ``work`` with a manager that records in the installation's audit trail."""
-    from carewire.cli import _config
-    from carewire.platform import open_platform
+    from carewire.cli import run_with_platform
 
-    cfg = _config(args)
+    async def with_manager(platform: Platform) -> int:
+        return await work(_manager(args, platform.audit))
 
-    async def main() -> int:
-        platform = await open_platform(cfg.database_url)
-        try:
-            manager = CertificateManager(
-                cfg.data_dir,
-                cfg.server.domain,
-                SystemClock(),
-                platform.audit,
-                cert_file=cfg.cert_file,
-                key_file=cfg.key_file,
-            )
-            return await work(manager)
-        finally:
-            await platform.close()
-
-    return asyncio.run(main())
+    return run_with_platform(args, with_manager)
 
 
 def _read(path: str) -> bytes:

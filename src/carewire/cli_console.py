@@ -7,30 +7,20 @@ sign-in. Every change is recorded in the audit trail as done by ``cli``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
 from carewire.mail import read_outbox
-from carewire.platform import Platform, engine_config, open_platform
+from carewire.platform import Platform
 from carewire.security.console_auth import Role
 
 WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 
 def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import _config
+    from carewire.cli import run_with_platform
 
-    cfg = _config(args)
-
-    async def main() -> int:
-        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
-        try:
-            return await work(platform)
-        finally:
-            await platform.close()
-
-    return asyncio.run(main())
+    return run_with_platform(args, work)
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

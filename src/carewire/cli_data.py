@@ -9,7 +9,6 @@ Errors print one line to stderr and exit 2 (see :func:`carewire.cli.main`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -42,24 +41,9 @@ def _run(args: argparse.Namespace, work: Work) -> int:
 
     Only the rule worker runs: the server's scheduler runs the firings a rule deferred.
     """
-    from carewire.cli import _config
-    from carewire.platform import engine_config, open_platform
+    from carewire.cli import run_with_platform
 
-    cfg = _config(args)
-
-    async def main() -> int:
-        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
-        try:
-            await platform.ensure_default_adapters(cfg.server.domain)
-            await platform.engine.start(scheduler=False)
-            try:
-                return await work(platform)
-            finally:
-                await platform.engine.drain()
-        finally:
-            await platform.close()
-
-    return asyncio.run(main())
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:

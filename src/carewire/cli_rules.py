@@ -9,7 +9,6 @@ recorded in the audit trail with the rule's form before and after it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,26 +17,16 @@ import yaml
 
 from carewire.cli_audit import record, rule_forms
 from carewire.errors import ValidationError
-from carewire.platform import Platform, engine_config, open_platform
+from carewire.platform import Platform
 from carewire.rules.model import rule_from_data, rule_to_data
 
 WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 
 def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import _config
+    from carewire.cli import run_with_platform
 
-    cfg = _config(args)
-
-    async def main() -> int:
-        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
-        await platform.ensure_default_adapters(cfg.server.domain)
-        try:
-            return await work(platform)
-        finally:
-            await platform.close()
-
-    return asyncio.run(main())
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
