@@ -80,6 +80,19 @@ class Platform:
         await self.db.close()
 
 
+def platform_services(platform: Platform) -> list[object]:
+    """The platform services the XMPP kernel's features may ``require`` (by type)."""
+    return [
+        platform.registry,
+        platform.datasets,
+        platform.adapters,
+        platform.rules,
+        platform.engine,
+        platform.audit,
+        PathResolver(platform.registry, platform.datasets.store),
+    ]
+
+
 def engine_config(cfg: Config) -> EngineConfig:
     """The rules engine's view of the configuration (``[rules]``)."""
     r = cfg.rules

@@ -36,7 +36,7 @@ from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
-from carewire.platform import Platform, engine_config, open_platform
+from carewire.platform import Platform, engine_config, open_platform, platform_services
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
@@ -200,6 +200,7 @@ class Server:
             config=feature_config(cfg),
             clock=self.clock,
             scram_iterations=cfg.xmpp.scram_iterations,
+            services=platform_services(self.platform),
         )
         kernel.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
         self.kernel = kernel

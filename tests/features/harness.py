@@ -20,6 +20,7 @@ from carewire.core.events import SessionEvent
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.core.sessions import Session
+from carewire.platform import Platform, open_platform, platform_services
 from carewire.storage import migrate
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
@@ -70,9 +71,12 @@ def error_condition(stanza: Element) -> str | None:
 class Harness:
     """A kernel with features loaded and helpers to log users in and send stanzas."""
 
-    def __init__(self, kernel: Kernel, db: storage.Database) -> None:
+    def __init__(
+        self, kernel: Kernel, db: storage.Database, platform: Platform | None = None
+    ) -> None:
         self.kernel = kernel
         self.db = db
+        self.platform = platform
         self.clock: FakeClock = kernel.clock  # type: ignore[assignment]
 
     @property
@@ -129,6 +133,9 @@ class Harness:
         await asyncio.sleep(0)
 
     async def close(self) -> None:
+        await self.kernel.hooks.fire(H.SERVER_STOPPING, None)
+        if self.platform is not None:
+            await self.platform.close()
         await self.db.close()
 
 
@@ -136,17 +143,35 @@ async def make_harness(
     tmp_path: Path,
     features: Sequence[str] = DEFAULT_FEATURES,
     config: FeatureConfig | None = None,
+    *,
+    with_platform: bool = False,
+    url: str | None = None,
 ) -> Harness:
-    """A harness on a fresh SQLite database in ``tmp_path``."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"
+    """A harness on a fresh SQLite database in ``tmp_path`` (or at ``url``).
+
+    With ``with_platform`` the data platform (datasets, rules, adapters) is
+    opened on the same database and shared with the features, as the server
+    does; its rules engine runs in the background.
+    """
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"
     await migrate.upgrade(url)
     db, stores = await storage.open_stores(url)
+    clock = FakeClock()
+    platform: Platform | None = None
+    services: list[object] = []
+    if with_platform:
+        platform = await open_platform(url, clock=clock, upgrade=False)
+        await platform.ensure_default_adapters(DOMAIN)
+        await platform.start(scheduler=False)
+        services = platform_services(platform)
     kernel = Kernel(
         domain=DOMAIN,
         stores=stores,
         config=config or FeatureConfig(),
-        clock=FakeClock(),
+        clock=clock,
         scram_iterations=4096,
+        services=services,
     )
     kernel.load_features(features)
-    return Harness(kernel, db)
+    await kernel.hooks.fire(H.SERVER_STARTED, None)
+    return Harness(kernel, db, platform)

@@ -68,3 +68,35 @@ class IqRequest:
         if login is None:
             raise StanzaError(StanzaCondition.FORBIDDEN)
         return login
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomMessageEvent:
+    """A groupchat message a room is about to broadcast.
+
+    Attributes:
+        room: The room's bare JID (``name@chat.DOMAIN``).
+        stanza: The message as occupants will receive it (from ``room/nick``);
+            handlers may add children before the broadcast.
+        sender: The real full JID of the occupant who sent it (None: the room itself).
+        nick: The sender's nickname in the room.
+        recipients: Real bare JIDs of the occupants the message goes to.
+        members: Real bare JIDs of the room's members (affiliation member or above).
+    """
+
+    room: JID
+    stanza: Element
+    sender: JID | None
+    nick: str
+    recipients: frozenset[str]
+    members: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomEvent:
+    """A room's state after a change (or just before it was destroyed)."""
+
+    room: JID
+    subject: str
+    members: frozenset[str]  # real bare JIDs with affiliation member, admin or owner
+    is_persistent: bool

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from xml.etree.ElementTree import Element
 
 from carewire.clock import Clock
+from carewire.core.durability import Durability
 from carewire.core.events import IqRequest
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
@@ -41,6 +42,7 @@ class IqTarget(StrEnum):
     HOST = "host"  # to the server itself (to=DOMAIN)
     ACCOUNT = "account"  # to the sender's own account (no 'to', or to=own bare JID)
     BARE = "bare"  # to another account's bare JID, answered by the server on its behalf
+    ROOM = "room"  # to a room's bare JID on chat.DOMAIN (dispatched by the room service)
 
 
 class StreamPhase(StrEnum):
@@ -142,6 +144,7 @@ class FeatureContext:
     config: FeatureConfig
     router: Router
     accounts: AccountService
+    durability: Durability = field(default_factory=lambda: Durability())
     stream_features: dict[StreamPhase, list[Callable[[], Element]]] = field(
         default_factory=lambda: {StreamPhase.PRE_AUTH: [], StreamPhase.POST_AUTH: []}
     )

@@ -25,6 +25,18 @@ PRESENCE_FULL: Final = "presence/full"
 
 # A message for an account with no available resource. Payload: StanzaEvent.
 MESSAGE_OFFLINE: Final = "message/offline"
+# Offline storage kept a message (it is durable). Payload: StanzaEvent.
+MESSAGE_STORED: Final = "message/stored"
+
+# Multi-user chat (chat.DOMAIN). A groupchat message about to be broadcast to a
+# room's occupants (handlers may add elements, e.g. a stanza-id). Payload:
+# RoomMessageEvent.
+MUC_GROUPCHAT: Final = "muc/groupchat"
+# A room was created, or its subject, configuration or affiliations changed.
+# Payload: RoomEvent.
+MUC_ROOM_CHANGED: Final = "muc/room-changed"
+# A room was destroyed. Payload: RoomEvent.
+MUC_ROOM_DESTROYED: Final = "muc/room-destroyed"
 
 # Delivery of a stanza to one session, just before it is written. Payload:
 # DeliveryEvent. A handler returning True drops the stanza (e.g. blocking).
@@ -34,6 +46,8 @@ SESSION_DELIVER: Final = "session/deliver"
 SESSION_BOUND: Final = "session/bound"
 SESSION_INITIAL_PRESENCE: Final = "session/initial-presence"
 SESSION_CLOSED: Final = "session/closed"
+# The client said it is active or inactive (XEP-0352). Payload: SessionEvent.
+SESSION_CLIENT_STATE: Final = "session/client-state"
 
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"

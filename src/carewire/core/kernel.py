@@ -44,6 +44,15 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "version",
     "time",
     "register",
+    "carbons",
+    "csi",
+    "smacks",
+    "muc",
+    "tracking",
+    "mam",
+    "alerts",
+    "clinical_presence",
+    "client_settings",
 )
 
 
@@ -58,6 +67,7 @@ class Kernel:
         config: FeatureConfig | None = None,
         clock: Clock | None = None,
         scram_iterations: int = 4096,
+        services: Sequence[object] = (),
     ) -> None:
         self.hosts = Hosts(domain=domain)
         self.hooks = HookBus()
@@ -83,6 +93,8 @@ class Kernel:
             router=self.router,
             accounts=self.accounts,
         )
+        for service in services:  # shared with features: ctx.require(type)
+            self.ctx.provide(service)
         self.features: list[str] = []
 
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:

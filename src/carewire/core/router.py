@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
@@ -29,6 +30,10 @@ from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaErr
 from carewire.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger(__name__)
+
+# A sub-service (chat.DOMAIN, patients.DOMAIN): handles every stanza to its domain.
+# (stanza, from, to, origin); raises StanzaError to fail the stanza.
+ServiceHandler = Callable[[Element, JID, JID, "Session | None"], Awaitable[None]]
 
 _PRE = {"message": H.PRE_MESSAGE, "presence": H.PRE_PRESENCE, "iq": H.PRE_IQ}
 _HOOKS = {
@@ -54,6 +59,15 @@ class Router:
         # Server-originated IQs awaiting a response: id → (future, who must answer).
         self._pending_iq: dict[str, tuple[asyncio.Future[Element], JID]] = {}
         self._domain_jid = hosts.domain_jid
+        self._services: dict[str, ServiceHandler] = {}
+
+    def add_service(self, domain: str, handler: ServiceHandler) -> None:
+        """Hand every stanza addressed to ``domain`` (a sub-domain of ours) to ``handler``."""
+        if domain not in self.hosts.subdomains:
+            raise ValueError(f"{domain} is not a sub-domain of {self.hosts.domain}")
+        if domain in self._services:
+            raise ValueError(f"two services for {domain}")
+        self._services[domain] = handler
 
     async def route_from_session(self, session: Session, stanza: Element) -> None:
         """Handle a stanza a bound client sent (RFC 6120 §8.1.2.1: we stamp 'from')."""
@@ -101,8 +115,10 @@ class Router:
                 event = StanzaEvent(stanza=stanza, from_jid=from_jid, to_jid=to_jid, origin=origin)
                 await self.hooks.fire(_HOOKS[(kind, target)], event)
             elif to_jid.domain in self.hosts.subdomains:
-                # The chat./patients. services arrive with clinical messaging.
-                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+                service = self._services.get(to_jid.domain)
+                if service is None:
+                    raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+                await service(stanza, from_jid, to_jid, origin)
             else:
                 # Federation is not enabled on this server.
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)

@@ -76,6 +76,7 @@ class OfflineMessages:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE) from None
         if self.owners is not None:
             self.owners.add(owner)
+        await self.ctx.hooks.fire(H.MESSAGE_STORED, event)
         return True
 
     async def deliver(self, event: SessionEvent) -> None:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 from carewire.rules.settings import FieldKind, SettingField
+
+if TYPE_CHECKING:
+    from carewire.adapters.manager import AdapterManager
 
 #: The datasets the XMPP adapter keeps its state in.
 REQUIRED_DATASETS = (
@@ -140,3 +148,70 @@ SETTINGS = (
     ),
     SettingField(name="custom_parameters", label="Custom Parameters", kind=FieldKind.PARAMETERS),
 )
+
+
+def _duration(choice: object, default: timedelta | None) -> timedelta | None:
+    """``"13 hours"``/``"7 days"``/``"15 minutes"`` → timedelta; ``Off`` → None."""
+    text = str(choice or "").strip().lower()
+    if text in ("", "default"):
+        return default
+    if text == "off":
+        return None
+    count, _, unit = text.partition(" ")
+    seconds = {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+    return timedelta(seconds=int(count) * seconds)
+
+
+#: The offline message timeout that "Default" stands for.
+DEFAULT_OFFLINE_TIMEOUT = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """The enabled XMPP adapter's settings, read with their defaults applied.
+
+    ``raw`` is the settings mapping as stored (lists of transformations, patient
+    details and custom parameters are in it as validated lists of mappings).
+    """
+
+    raw: Mapping[str, object]
+
+    def get(self, name: str) -> object:
+        """One setting, or the schema's default when it was never set."""
+        if name in self.raw and self.raw[name] not in (None, ""):
+            return self.raw[name]
+        field = _BY_NAME.get(name)
+        return field.default if field is not None else None
+
+    @property
+    def mobile_session_timeout(self) -> timedelta | None:
+        """How long a mobile app may stay in the background before its session ends."""
+        return _duration(self.get("mobile_session_timeout"), None)
+
+    @property
+    def desktop_session_timeout(self) -> timedelta | None:
+        """How long a desktop client may stay idle before its session ends."""
+        return _duration(self.get("desktop_session_timeout"), None)
+
+    @property
+    def offline_message_timeout(self) -> timedelta:
+        """How long messages for offline users are kept."""
+        return _duration(self.get("offline_message_timeout"), DEFAULT_OFFLINE_TIMEOUT) or (
+            DEFAULT_OFFLINE_TIMEOUT
+        )
+
+    @property
+    def acknowledgements_disabled(self) -> bool:
+        """Whether the acknowledgement feature is hidden from clients."""
+        return bool(self.get("disable_acknowledgements"))
+
+
+def chat_settings(adapters: AdapterManager) -> ChatSettings:
+    """The settings of the enabled XMPP adapter (defaults when none is enabled)."""
+    for config in adapters.list(include_disabled=False):
+        if config.component == "XMPP":
+            return ChatSettings(dict(config.settings))
+    return ChatSettings({})
+
+
+_BY_NAME = {f.name: f for f in SETTINGS}
