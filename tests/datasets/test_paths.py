@@ -402,3 +402,43 @@ async def test_path_of_another_dataset_is_refused(world: World) -> None:
     path = parse_path(world.platform.registry, "ROOMS", "room_number")
     with pytest.raises(PathError, match=r"ROOMS: path 'room_number' cannot be read from a BEDS"):
         await world.resolver.resolve(world.records["A"], path)
+
+
+# --- filtered link segments -------------------------------------------------------
+
+
+def test_filtered_segment_parses(registry: Registry) -> None:
+    path = parse_path(registry, "BEDS", "locs.assignments[level=1, state=active].usr.login")
+    assert path.steps[1].where == (("level", "1"), ("state", "active"))
+    assert path.steps[0].where == ()
+    assert path.is_many
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("locs.assignments[level].usr.login", "'level' is not attribute=value"),
+        ("locs.assignments[=1].usr.login", "is not attribute=value"),
+        ("locs.assignments[level=1.usr.login", "write a filter as link[attribute=value,...]"),
+        ("locs.assignments[nope=1].usr.login", "ASSIGNMENTS has no attribute 'nope'"),
+        ("bed_number[x=1]", "only links can be filtered"),
+    ],
+)
+def test_invalid_filters(registry: Registry, text: str, message: str) -> None:
+    with pytest.raises(PathError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        parse_path(registry, "BEDS", text)
+
+
+async def test_filter_keeps_matching_records_only(world: World) -> None:
+    # Bed A: a1 (L1, bob, active), a2 (L2, alice, no state), a3 (L2, bob, active), a4 (L1, nobody).
+    assert await world.resolve("A", "locs.assignments[state=active].usr.login") == ["bob"]
+    assert await world.resolve("A", "locs.assignments[state=next].usr.login") == []
+    assert await world.resolve("A", "locs.assignments[level=primary].assignment_id") == [
+        "a1",
+        "a2",
+        "a3",
+        "a4",
+    ]
+    assert await world.resolve(
+        "A", "locs.assignments[level=primary,state=active].assignment_id"
+    ) == ["a1", "a3"]

@@ -6,6 +6,12 @@ link name or ``id``. On BEDS, ``room.room_number`` reads the room's number,
 bed, ``room`` the room's record id and ``id`` the bed's own id. On ROOMS,
 ``beds.bed_number`` walks the reverse of ``BEDS.room``.
 
+A link segment may keep only the records whose attributes have given values:
+``locs.assignments[level=1].usr.login`` reads the users of level-1
+assignments only, ``assignments[level=2,state=active]`` needs both. Values
+are compared as text (``level=1`` matches the String ``"1"`` and the Integer
+1); they may not contain ``.``, ``,``, ``[`` or ``]``.
+
 Theory of operation: :func:`parse_path` validates a path against the
 definitions and returns an :class:`AttributePath` (no I/O). A path that
 crosses a to-many link (1:n, m:n) is *many* and yields a list; otherwise it
@@ -22,7 +28,7 @@ fetch it once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from carewire.datasets.model import (
@@ -63,6 +69,7 @@ class Step:
 
     dataset: DatasetName
     link: Link
+    where: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_to_many(self) -> bool:
@@ -138,6 +145,9 @@ def parse_path(registry: Registry, dataset: str, text: str) -> AttributePath:
         is_last = index == len(segments) - 1
         if not segment:
             raise fail(f"segment {index + 1} is empty")
+        segment, where = _filter_of(segment, fail)
+        if where and (segment == ID_SEGMENT or current.attribute(segment) is not None):
+            raise fail(f"only links can be filtered, and {segment!r} is not a link")
         if segment == ID_SEGMENT or current.attribute(segment) is not None:
             if not is_last:
                 what = (
@@ -149,9 +159,31 @@ def parse_path(registry: Registry, dataset: str, text: str) -> AttributePath:
         link = current.link(segment)
         if link is None:
             raise fail(f"{current.name} has no attribute or link {segment!r}")
-        steps.append(Step(dataset=current.name, link=link))
-        current = registry.get(link.target)
+        target = registry.get(link.target)
+        for name, _ in where:
+            if target.attribute(name) is None:
+                raise fail(f"{target.name} has no attribute {name!r} to filter {segment!r} on")
+        steps.append(Step(dataset=current.name, link=link, where=where))
+        current = target
     return AttributePath(text=text, dataset=start, steps=tuple(steps), attribute=None)
+
+
+def _filter_of(
+    segment: str, fail: Callable[[str], PathError]
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``assignments[level=1,state=active]`` → (``assignments``, the conditions)."""
+    if "[" not in segment and "]" not in segment:
+        return segment, ()
+    name, bracket, rest = segment.partition("[")
+    if not bracket or not rest.endswith("]") or "[" in rest or "]" in rest[:-1]:
+        raise fail(f"segment {segment!r}: write a filter as link[attribute=value,...]")
+    where: list[tuple[str, str]] = []
+    for part in rest[:-1].split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise fail(f"segment {segment!r}: {part!r} is not attribute=value")
+        where.append((key.strip(), value.strip()))
+    return name, tuple(where)
 
 
 class PathResolver:
@@ -237,8 +269,15 @@ class _Walk:
             found = await self._store.follow(self._registry.get(ds), step.link, missing)
             for i in missing:
                 self._links[(ds, name, i)] = found.get(i, [])
-        reached = {t for i in ids for t in self._links[(ds, name, i)]}
-        return sorted(reached)
+        reached = sorted({t for i in ids for t in self._links[(ds, name, i)]})
+        if not step.where:
+            return reached
+        records = await self._fetch(self._registry.get(step.link.target), reached)
+        return [
+            i
+            for i in reached
+            if i in records and all(_as_text(records[i].get(k)) == v for k, v in step.where)
+        ]
 
     async def _fetch(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
         """Records of ``ds`` by id, from the cache or one ``get_many``."""
@@ -247,3 +286,11 @@ class _Walk:
             for rid, rec in (await self._store.get_many(ds, missing)).items():
                 self._records[(ds.name, rid)] = rec
         return {i: self._records[(ds.name, i)] for i in ids if (ds.name, i) in self._records}
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
