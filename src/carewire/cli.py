@@ -131,12 +131,17 @@ def run_with_platform(
         fire_rules: Run the rule worker, and let the rules ``work``'s writes triggered
             fire before closing (deferred firings are left to the server's scheduler).
     """
+    import dataclasses
+
+    from carewire.adapters.xmpp import COMPONENT as XMPP
     from carewire.platform import engine_config, open_platform
 
     cfg = _config(args)
+    # No XMPP server runs here: its actions are handed to the running server's scheduler.
+    engine = dataclasses.replace(engine_config(cfg), hand_over=frozenset({XMPP}))
 
     async def main() -> int:
-        platform = await open_platform(cfg.database_url, engine_config=engine_config(cfg))
+        platform = await open_platform(cfg.database_url, engine_config=engine)
         try:
             if with_defaults:
                 await platform.ensure_default_adapters(cfg.server.domain)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from carewire.adapters import dataupdate, xmpp
 from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.gateway import GatewaySlot
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.datasets.paths import PathResolver
@@ -47,6 +48,7 @@ class Platform:
             workers run only once :meth:`start` is called).
         audit: The audit trail.
         console: The web console's users, sessions and password resets.
+        chat: Where the XMPP server attaches the gateway the XMPP rule actions use.
     """
 
     db: Database
@@ -58,6 +60,7 @@ class Platform:
     engine: RuleEngine
     audit: AuditTrail
     console: ConsoleAccounts
+    chat: GatewaySlot
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Start the rules engine (and its scheduler) and the adapters' runtimes."""
@@ -128,7 +131,8 @@ async def open_platform(
         tokens = TokenService(SqlTokenStore(db), clock)
         actions = ActionRegistry()
         adapters = AdapterManager(SqlAdapterStore(db), registry, actions, clock)
-        adapters.register_kind(xmpp.KIND)
+        chat = xmpp.GatewaySlot()
+        adapters.register_kind(xmpp.make_kind(chat))
         adapters.register_kind(dataupdate.KIND)
         await adapters.load()
         rule_store = SqlRuleStore(db)
@@ -162,4 +166,5 @@ async def open_platform(
         engine=engine,
         audit=audit,
         console=console,
+        chat=chat,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from carewire.adapters import xmpp
 from carewire.adapters.xmpp.actions import COMPONENT
 from carewire.adapters.xmpp.settings import SETTINGS
@@ -134,7 +136,7 @@ def test_table_columns() -> None:
 
 
 def test_the_kind_is_a_singleton_with_builtin_datasets_and_ten_actions() -> None:
-    kind = xmpp.KIND
+    kind = xmpp.make_kind(xmpp.GatewaySlot())
     assert kind.component == COMPONENT == "XMPP"
     assert kind.is_singleton is True
     assert kind.factory is None
@@ -145,7 +147,7 @@ def test_the_kind_is_a_singleton_with_builtin_datasets_and_ten_actions() -> None
     assert {a.component for a in kind.actions} == {"XMPP"}
 
 
-async def test_every_action_is_registered_and_each_firing_ends_in_not_installed(
+async def test_every_action_is_registered_and_without_a_server_each_firing_ends_in_error(
     platform: Platform,
 ) -> None:
     p = platform
@@ -169,6 +171,30 @@ async def test_every_action_is_registered_and_each_firing_ends_in_not_installed(
     for name, (status, text) in got.items():
         assert status == "Error"
         assert text == (
-            f"{name}: the clinical messaging module that delivers XMPP rule actions "
-            "is not installed in this release; nothing was sent"
+            f"{name}: no XMPP server runs in this process; start `carewire serve` "
+            "(firings from the command line are handed to it)"
         )
+
+
+async def test_a_process_without_the_server_hands_xmpp_firings_over(platform: Platform) -> None:
+    """The CLI's engine schedules XMPP firings due at once, for the server's scheduler."""
+    p = platform
+    p.engine.config = dataclasses.replace(p.engine.config, hand_over=frozenset({"XMPP"}))
+    await p.adapters.create("XMPP", "Chat", is_enabled=True, settings={"chat_domain": "h.example"})
+    await p.rules.create(
+        Rule(
+            name="tell",
+            dataset="USERS",
+            adapter="Chat",
+            action="Send New System Message",
+            settings={"recipients": "#{login}", "message": "Welcome"},
+        )
+    )
+    await p.datasets.create("USERS", {"login": "nurse2"})
+    while not p.engine._queue.empty():
+        await p.engine.process(p.engine._queue.get_nowait())
+        p.engine._queue.task_done()
+    [delivery] = (await p.datasets.query("DELIVERIES", Query())).records
+    assert delivery.get("status") == "Queued"
+    due = await p.engine._store.due(p.engine._clock.now(), 10)
+    assert [f.delivery_id for f in due] == [delivery.id]

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from carewire.adapters.xmpp.actions import ACTIONS as XMPP_ACTIONS
+from carewire.adapters.xmpp.actions import make_actions
+from carewire.adapters.xmpp.gateway import GatewaySlot
 from carewire.adapters.xmpp.settings import SETTINGS as XMPP_SETTINGS
 from carewire.errors import ValidationError
 from carewire.rules.settings import (
@@ -20,7 +21,7 @@ from carewire.rules.settings import (
 
 
 def _action(name: str) -> tuple[SettingField, ...]:
-    return next(spec.fields for spec in XMPP_ACTIONS if spec.name == name)
+    return next(spec.fields for spec in make_actions(GatewaySlot()) if spec.name == name)
 
 
 def _problems(

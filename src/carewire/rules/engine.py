@@ -73,6 +73,9 @@ class AdapterLookup(Protocol):
     def view(self, reference_name: str) -> AdapterView | None:
         """The instance, or None."""
 
+    def component_of(self, reference_name: str) -> str | None:
+        """The instance's kind, or None."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineConfig:
@@ -84,12 +87,16 @@ class EngineConfig:
         poll_interval: Longest the scheduler sleeps between looks at the schedule
             (other processes, such as the CLI, may add firings).
         tz: Time zone templates render times in.
+        hand_over: Adapter components whose actions cannot run in this process
+            (the CLI has no XMPP server): their firings are scheduled due at
+            once, for the running server's scheduler to run.
     """
 
     max_depth: int = 8
     action_timeout: float = 30.0
     poll_interval: float = 5.0
     tz: tzinfo = UTC
+    hand_over: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,7 +286,7 @@ class RuleEngine:
                 f"{self.config.max_depth} (rules that update each other in a cycle?)",
             )
         delivery = await self.tracker.queued(rule, event)
-        if rule.defer_seconds:
+        if rule.defer_seconds or self._adapters.component_of(rule.adapter) in self.config.hand_over:
             await self._defer(rule, event, delivery)
         else:
             await self._run(compiled, record, event, delivery)
