@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from carewire.clock import FakeClock
 from carewire.datasets.paths import parse_path
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.demo_data import ESCALATION_RULE, load_demo_data
+from carewire.demo_data import (
+    ALERT_RULE,
+    BACKUP_RULE,
+    ESCALATION_RULE,
+    PATIENTS,
+    bed_of,
+    demo_beds,
+    load_demo_data,
+)
 from carewire.platform import open_platform
 
 
@@ -33,6 +43,14 @@ async def test_demo_data_loads_twice_and_its_escalation_rule_works(tmp_path: Pat
         nurses = await p.engine.resolver.resolve(bed, path)
         assert isinstance(nurses, list)
         assert sorted(str(n) for n in nurses) == ["nurse.adams", "nurse.baker"]
+        # The alert rules' recipients: one nurse per level.
+        for level in ("1", "2"):
+            path = parse_path(
+                p.registry, "BEDS", f"locs.assignments[level={level},state=active].usr.login"
+            )
+            assert len(await p.engine.resolver.resolve(bed, path)) == 1  # type: ignore[arg-type]
+        assert first.counts["PATIENTS"] == len(PATIENTS)
+        assert p.rules.find(ALERT_RULE) is not None and p.rules.find(BACKUP_RULE) is not None
 
         call = await p.datasets.create(
             "NURSE_CALLS", {"call_id": "1", "status": "Open", "priority": "Normal", "bed": bed.id}
@@ -40,9 +58,20 @@ async def test_demo_data_loads_twice_and_its_escalation_rule_works(tmp_path: Pat
         while not p.engine._queue.empty():
             await p.engine.process(p.engine._queue.get_nowait())
         clock.advance(121)
-        assert await p.engine.run_due() == 1
+        # The backup alert (no XMPP server in this process: Error) and the escalation.
+        assert await p.engine.run_due() == 2
         escalated = await p.datasets.get("NURSE_CALLS", call.id)
         assert (escalated.get("status"), escalated.get("priority")) == ("Escalated", "Urgent")
         assert p.rules.find(ESCALATION_RULE) is not None
     finally:
         await p.close()
+
+
+def test_demo_beds_resolve_and_an_unknown_bed_lists_them() -> None:
+    assert "ICU-101A" in demo_beds()
+    assert bed_of("ICU-101A") == {
+        "bed_number": "A",
+        "room": {"room_number": "101", "facility": {"name": "Carewire General"}},
+    }
+    with pytest.raises(KeyError, match="ICU-101A"):
+        bed_of("ICU-999Z")

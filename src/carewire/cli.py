@@ -234,11 +234,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.existing:
             print(f"  kept existing accounts: {', '.join(result.existing)}", file=sys.stderr)
         shown = ", ".join(f"{n} {ds}" for ds, n in data.counts.items())
-        print(f"  datasets: {shown}; the NURSE_CALLS dataset and an escalation rule")
+        print(f"  datasets: {shown}; the NURSE_CALLS dataset and its alert rules")
         print("  a running server picks up the rosters at the users' next login")
+        where = _data_dir(args)
+        print(f"  raise a nurse call: carewire demo nurse-call ICU-101A --data-dir {where}")
         return 0
 
     return asyncio.run(work())
+
+
+def cmd_demo_call(args: argparse.Namespace) -> int:
+    """Raise a nurse call from a demo bed: the running server alerts the bed's nurse."""
+    from carewire.demo_data import bed_of, patient_in
+    from carewire.platform import Platform
+
+    try:
+        bed = bed_of(args.bed)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+
+    async def work(p: Platform) -> int:
+        from carewire.datasets.model import Origin
+
+        if "NURSE_CALLS" not in p.registry:
+            raise ConfigError("no NURSE_CALLS dataset: run 'carewire demo' first")
+        call_id = f"{args.bed}-{p.datasets.clock.now():%Y%m%d%H%M%S}"
+        values: dict[str, object] = {
+            "call_id": call_id,
+            "status": "Open",
+            "priority": "Normal",
+            "bed": bed,
+        }
+        mrn = patient_in(args.bed)
+        if mrn is not None:
+            values["patient"] = {"mrn": mrn}
+        rec = await p.datasets.create("NURSE_CALLS", values, origin=Origin(actor="cli:demo"))
+        print(f"nurse call {call_id} raised from {args.bed} (NURSE_CALLS record {rec.id})")
+        print("  the running server alerts the bed's nurse; unanswered after 60 s, the backup")
+        return 0
+
+    return run_with_platform(args, work, fire_rules=True)
 
 
 # -- users ----------------------------------------------------------------------
@@ -484,6 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("demo", help="load the demo hospital", description=cmd_demo.__doc__)
     )
     demo.set_defaults(func=cmd_demo)
+    demo_sub = demo.add_subparsers(dest="demo_command", metavar="ACTION")
+    call = demo_sub.add_parser(
+        "nurse-call", help="raise a nurse call from a bed", description=cmd_demo_call.__doc__
+    )
+    call.add_argument("bed", help="the bed's location, e.g. ICU-101A")
+    call.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    call.set_defaults(func=cmd_demo_call)
 
     user = sub.add_parser("user", help="manage accounts", description="Manage XMPP accounts.")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -1,12 +1,11 @@
-"""The demo hospital's data: facility, units, rooms, beds, locations, staff, assignments, a rule.
+"""The demo hospital's data: facility, units, rooms, beds, patients, staff, assignments, rules.
 
 Loaded by ``carewire demo`` next to the demo accounts (:mod:`carewire.demo`),
 through the dataset service like any interface would, with upserts so that
-loading twice changes nothing. It adds a NURSE_CALLS dataset and one
-escalation rule, so the rules engine can be tried at once::
-
-    carewire records create NURSE_CALLS --set call_id=1 --set status=Open \\
-        --json-values '{"bed": {"bed_number": "A", "room": {"room_number": "101", ...}}}'
+loading twice changes nothing. It adds a NURSE_CALLS dataset and the nurse-call
+workflow: a new call alerts the bed's level-1 nurse (Accept/Decline write the
+call back), and a call nobody accepted within 60 seconds is escalated to the
+level-2 (backup) nurse. ``carewire demo nurse-call ICU-101A`` raises a call.
 """
 
 from __future__ import annotations
@@ -31,6 +30,18 @@ ROOMS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 ROLES = {"RN": "single-bed", "MD": "multi-bed", "Charge RN": "multi-bed"}
 ESCALATION_RULE = "escalate-open-nurse-call"
+ALERT_RULE = "alert-assigned-nurse"
+BACKUP_RULE = "escalate-to-backup-nurse"
+#: Seconds a call may stay unanswered before the backup nurse is alerted.
+BACKUP_AFTER = 60
+#: Patients by MRN: name, date of birth, sex, and the location (unit-room+bed) of their bed.
+PATIENTS: dict[str, tuple[str, str, str, str, str]] = {
+    "MRN1001": ("Alice", "Moreau", "1948-03-02", "F", "ICU-101A"),
+    "MRN1002": ("Brian", "Okafor", "1961-11-17", "M", "ICU-102A"),
+    "MRN1003": ("Chloe", "Nguyen", "1990-06-25", "F", "Emergency-E1A"),
+    "MRN1004": ("Dmitri", "Petrov", "1955-01-09", "M", "Med-Surg 4-401A"),
+    "MRN1005": ("Esther", "Lang", "1937-08-30", "F", "Med-Surg 4-401B"),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,8 +93,41 @@ async def load_demo_data(p: Platform) -> DemoData:
                     count("LOCATIONS")
         for unit, members in UNITS.items():
             await _staff(b, unit, members, facility, count)
+        for mrn, (first, last, dob, sex, _) in PATIENTS.items():
+            await b.upsert(
+                "PATIENTS",
+                {"mrn": mrn, "first_name": first, "last_name": last, "dob": dob, "sex": sex},
+            )
+            count("PATIENTS")
     await _nurse_calls(p)
     return DemoData(counts=counts)
+
+
+def bed_of(location: str) -> dict[str, object]:
+    """The BEDS key of a demo location id (``ICU-101A``), for link values.
+
+    Raises:
+        KeyError: No such bed in the demo hospital (the message lists them).
+    """
+    for unit, rooms in ROOMS.items():
+        for room_number, beds in rooms:
+            for bed_number in beds:
+                if f"{unit}-{room_number}{bed_number}" == location:
+                    return {
+                        "bed_number": bed_number,
+                        "room": {"room_number": room_number, "facility": {"name": FACILITY}},
+                    }
+    raise KeyError(f"no bed {location!r}; the demo beds are: {', '.join(demo_beds())}")
+
+
+def demo_beds() -> list[str]:
+    """Every demo bed's location id."""
+    return [f"{u}-{r}{b}" for u, rooms in ROOMS.items() for r, beds in rooms for b in beds]
+
+
+def patient_in(location: str) -> str | None:
+    """The MRN of the demo patient in a bed, if any."""
+    return next((mrn for mrn, p in PATIENTS.items() if p[4] == location), None)
 
 
 async def _staff(
@@ -145,6 +189,24 @@ async def _nurse_calls(p: Platform) -> None:
                 )
             ],
         )
+    calls = p.registry.get("NURSE_CALLS")
+    if calls.attribute("responder") is None:
+        await p.registry.add_attribute(
+            "NURSE_CALLS", Attribute(name="responder", type=AttrType.STRING)
+        )
+    if calls.link("patient") is None:
+        await p.registry.add_link(
+            "NURSE_CALLS",
+            Link(
+                name="patient",
+                target=DatasetName("PATIENTS"),
+                reverse="nurse_calls",
+                cardinality=Cardinality.MANY_TO_ONE,
+            ),
+        )
+    xmpp = next((a.reference_name for a in p.adapters.list() if a.component == "XMPP"), None)
+    if xmpp is not None:
+        await _alert_rules(p, xmpp)
     if p.rules.find(ESCALATION_RULE) is None and p.adapters.component_of("DataUpdate"):
         await p.rules.create(
             Rule(
@@ -158,5 +220,56 @@ async def _nurse_calls(p: Platform) -> None:
                     mode=Mode.ALL, items=(Condition(path="status", op=Op.EQUALS, value="Open"),)
                 ),
                 settings={"updates": "priority=Urgent\nstatus=Escalated"},
+            )
+        )
+
+
+_WHERE = "room #{bed.room.room_number}, bed #{bed.bed_number}"
+_WHO = "#{patient.first_name} #{patient.last_name}"
+_OPEN = Group(mode=Mode.ALL, items=(Condition(path="status", op=Op.EQUALS, value="Open"),))
+
+
+def _alert_settings(level: str, subject: str) -> dict[str, object]:
+    return {
+        "recipients": f"#{{bed.locs.assignments[level={level},state=active].usr.login}}",
+        "subject": subject,
+        "message": f"{_WHO} is calling from {_WHERE}.",
+        "short_message": "Nurse call #{bed.room.room_number}#{bed.bed_number}",
+        "patient_mrn": "#{patient.mrn}",
+        "ttl": 10,
+        "priority": "Urgent" if level == "2" else "Important",
+        "accept": "status=Accepted",
+        "decline": "status=Declined",
+        "responder_path": "responder",
+        "vibrate": True,
+        "audible": True,
+    }
+
+
+async def _alert_rules(p: Platform, adapter: str) -> None:
+    """Alert the bed's level-1 nurse; after BACKUP_AFTER seconds unanswered, the backup."""
+    if p.rules.find(ALERT_RULE) is None:
+        await p.rules.create(
+            Rule(
+                name=ALERT_RULE,
+                purpose="A new nurse call alerts the nurse assigned to the bed",
+                dataset="NURSE_CALLS",
+                adapter=adapter,
+                action="Send Alert",
+                conditions=_OPEN,
+                settings=_alert_settings("1", "Nurse call " + "#{bed.room.room_number}"),
+            )
+        )
+    if p.rules.find(BACKUP_RULE) is None:
+        await p.rules.create(
+            Rule(
+                name=BACKUP_RULE,
+                purpose="A call still open after a minute alerts the backup nurse",
+                dataset="NURSE_CALLS",
+                adapter=adapter,
+                action="Send Alert",
+                defer_seconds=BACKUP_AFTER,
+                conditions=_OPEN,
+                settings=_alert_settings("2", "Escalated call " + "#{bed.room.room_number}"),
             )
         )
