@@ -7,6 +7,11 @@ an account's bare JID is answered by the server on the account's behalf
 account", with "a category of "account" [and] most likely, a type of
 "registered""). The registry is read
 at request time, so features loaded after this one are advertised too.
+
+The XMPP adapter's "Disable Acknowledgments" setting is read at request time
+too: while it is on, the acknowledgement feature (:data:`ACK_FEATURE`) is not
+advertised ("this checkbox only prevents detection of the feature"; storing
+acknowledgeable messages goes on).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import logging
 from collections.abc import Iterable
 from xml.etree.ElementTree import Element, SubElement
 
+from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.settings import chat_settings
 from carewire.core.events import IqRequest
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.xmpp import ns
@@ -28,6 +35,8 @@ ITEMS_QUERY = f"{{{ns.DISCO_ITEMS}}}query"
 # XEP-0030 §3.1: "every entity MUST support at least the
 # 'http://jabber.org/protocol/disco#info' feature".
 _DISCO_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS)
+#: The acknowledgement feature, hidden while the XMPP adapter disables acknowledgements.
+ACK_FEATURE = "urn:carewire:ack:0"
 
 
 def _info(identities: Iterable[tuple[str, str, str]], features: Iterable[str]) -> Element:
@@ -63,7 +72,7 @@ class Disco:
         _check_node(req)
         identities = [("server", "im", self.ctx.config.server_name)]
         identities.extend(self.ctx.disco.server_identities)
-        return _info(identities, self.ctx.disco.server_features)
+        return _info(identities, self._visible(self.ctx.disco.server_features))
 
     async def server_items(self, req: IqRequest) -> Element | None:
         """disco#items to the server: no sub-services are published yet."""
@@ -83,7 +92,9 @@ class Disco:
         if not await self._exists(req):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         _check_node(req)
-        return _info([("account", "registered", "")], self.ctx.disco.account_features)
+        return _info(
+            [("account", "registered", "")], self._visible(self.ctx.disco.account_features)
+        )
 
     async def account_items(self, req: IqRequest) -> Element | None:
         """disco#items to an account's bare JID: nothing is published.
@@ -95,6 +106,17 @@ class Disco:
         if await self._exists(req):
             _check_node(req)
         return Element(ITEMS_QUERY)
+
+    def _visible(self, features: set[str]) -> set[str]:
+        """The features to advertise now (the adapter's settings may hide some)."""
+        adapters = self.ctx.require(AdapterManager)
+        if (
+            ACK_FEATURE in features
+            and adapters is not None
+            and chat_settings(adapters).acknowledgements_disabled
+        ):
+            return features - {ACK_FEATURE}
+        return features
 
     async def _exists(self, req: IqRequest) -> bool:
         login = req.to_jid.localpart

@@ -2,15 +2,23 @@
 
 A chat or normal message for an account without an available resource is
 stored durably (the store commits before we return), stamped with
-``<delay/>``, kept for the offline timeout (7 days by default) and
-delivered when the account next sends initial presence.
+``<delay/>``, kept for the offline timeout and delivered when the account
+next sends initial presence.
+
+The offline timeout is the XMPP adapter's "Offline Message Timeout", read
+when each message is stored (so a change applies to messages stored from then
+on); its "Default", and the timeout without the data platform, is
+``FeatureConfig.offline_ttl`` (7 days unless configured otherwise).
 """
 
 from __future__ import annotations
 
 import logging
 from copy import deepcopy
+from datetime import timedelta
 
+from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.settings import chat_settings
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
@@ -69,7 +77,7 @@ class OfflineMessages:
                 owner,
                 serialize(stored, None),
                 stamp=now,
-                expires_at=now + self.ctx.config.offline_ttl,
+                expires_at=now + self.ttl(),
             )
         except NotFoundError:
             # RFC 6121 §8.5.2.2.1: no such account → service-unavailable.
@@ -78,6 +86,16 @@ class OfflineMessages:
             self.owners.add(owner)
         await self.ctx.hooks.fire(H.MESSAGE_STORED, event)
         return True
+
+    def ttl(self) -> timedelta:
+        """How long a message stored now is kept (the adapter's Offline Message Timeout)."""
+        adapters = self.ctx.require(AdapterManager)
+        if adapters is None:
+            return self.ctx.config.offline_ttl
+        settings = chat_settings(adapters)
+        if settings.get("offline_message_timeout") in (None, "Default"):
+            return self.ctx.config.offline_ttl
+        return settings.offline_message_timeout
 
     async def deliver(self, event: SessionEvent) -> None:
         """Send stored messages to a session that just became available."""
