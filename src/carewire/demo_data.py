@@ -93,10 +93,19 @@ async def load_demo_data(p: Platform) -> DemoData:
                     count("LOCATIONS")
         for unit, members in UNITS.items():
             await _staff(b, unit, members, facility, count)
-        for mrn, (first, last, dob, sex, _) in PATIENTS.items():
+    await _patient_beds(p)
+    async with p.datasets.batch(ORIGIN, "load_demo_patients") as b:
+        for mrn, (first, last, dob, sex, location) in PATIENTS.items():
             await b.upsert(
                 "PATIENTS",
-                {"mrn": mrn, "first_name": first, "last_name": last, "dob": dob, "sex": sex},
+                {
+                    "mrn": mrn,
+                    "first_name": first,
+                    "last_name": last,
+                    "dob": dob,
+                    "sex": sex,
+                    "bed": bed_of(location),
+                },
             )
             count("PATIENTS")
     await _nurse_calls(p)
@@ -167,6 +176,20 @@ async def _staff(
                 },
             )
             count("ASSIGNMENTS")
+
+
+async def _patient_beds(p: Platform) -> None:
+    """PATIENTS.bed: the bed a patient lies in (patient details read ``bed.room.room_number``)."""
+    if p.registry.get("PATIENTS").link("bed") is None:
+        await p.registry.add_link(
+            "PATIENTS",
+            Link(
+                name="bed",
+                target=DatasetName("BEDS"),
+                reverse="patients",
+                cardinality=Cardinality.MANY_TO_ONE,
+            ),
+        )
 
 
 async def _nurse_calls(p: Platform) -> None:
