@@ -1,0 +1,110 @@
+"""Clinical presence: one presence per user over all devices, recorded in the datasets.
+
+Theory of operation
+-------------------
+Each resource is Available (available presence, no <show/> or 'chat'),
+Unavailable (away, xa, dnd, or any desktop client) or Offline; the user's
+presence is the highest of them (Available > Unavailable > Offline). When it
+changes, USERS.presence_show/presence_status are updated and a
+PRESENCE_HISTORY row is added. Clients say what they are with
+``<register xmlns='urn:carewire:device:0'/>`` (DEVICES and
+REGISTRATION_HISTORY record it); sessions that never do count as mobile.
+
+Administrators and the rule action "Update Presence" use
+:meth:`ClinicalPresence.set_presence`; a user without a client gets a
+*virtual session*. Facility presence states with a duration revert to
+Available when they run out, and the XMPP adapter's session timeouts end
+mobile sessions left in the background and idle desktop sessions.
+
+RFC 6121 routing stays with :mod:`carewire.features.presence`; this feature
+only observes it and, for virtual sessions, routes presence as a client
+would. Without the data platform (plain kernel tests) nothing is registered.
+See docs/presence.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from carewire.adapters.base import AdapterConfig
+from carewire.adapters.manager import AdapterManager
+from carewire.core import hook_names as H
+from carewire.core.feature import FeatureContext, IqTarget
+from carewire.datasets.model import Origin
+from carewire.datasets.service import DatasetService
+from carewire.features.clinical_presence.model import (
+    NS_DEVICE,
+    REGISTER,
+    UNREGISTER,
+    Aggregate,
+    DeviceInfo,
+    DeviceKind,
+    PresenceKind,
+)
+from carewire.features.clinical_presence.records import PresenceRecords
+from carewire.features.clinical_presence.service import ClinicalPresence
+
+__all__ = [
+    "NS_DEVICE",
+    "Aggregate",
+    "ClinicalPresence",
+    "DeviceInfo",
+    "DeviceKind",
+    "PresenceKind",
+    "setup",
+]
+
+log = logging.getLogger(__name__)
+
+# Observe before the presence feature (-1000) handles the stanza; blocking runs at 1000.
+OBSERVE_PRIORITY = 500
+ACTIVITY_PRIORITY = 2000
+# Before every feature that greets a client's initial presence (offline delivery, …).
+INITIAL_PRESENCE_PRIORITY = 10_000
+# Before the default message delivery (-1000), after blocking and archiving.
+MESSAGE_PRIORITY = -900
+JOB_INTERVAL = 60.0
+XMPP_COMPONENT = "XMPP"  # the adapter kind whose settings and datasets apply
+
+
+def setup(ctx: FeatureContext) -> None:
+    """Register the observers, the device IQs, the service and the periodic jobs."""
+    datasets = ctx.require(DatasetService)
+    if datasets is None:
+        return  # no data platform: nothing to record
+    adapters = ctx.require(AdapterManager)
+
+    def xmpp() -> AdapterConfig | None:
+        if adapters is None:
+            return None
+        enabled = adapters.list(include_disabled=False)
+        return next((c for c in enabled if c.component == XMPP_COMPONENT), None)
+
+    def origin(actor: str) -> Origin:
+        config = xmpp()
+        adapter = config.reference_name if config is not None else None
+        return Origin(adapter=adapter, actor=actor or "system")
+
+    def dataset(role: str) -> str:
+        config = xmpp()
+        return config.required_datasets.get(role, role) if config is not None else role
+
+    records = PresenceRecords(datasets, origin=origin, dataset=dataset)
+    presence = ctx.provide(ClinicalPresence(ctx, records, adapters))
+    ctx.hooks.on(H.PRE_PRESENCE, presence.on_presence, priority=OBSERVE_PRIORITY)
+    ctx.hooks.on(H.PRE_MESSAGE, presence.on_activity, priority=ACTIVITY_PRIORITY)
+    ctx.hooks.on(H.PRE_IQ, presence.on_activity, priority=ACTIVITY_PRIORITY)
+    ctx.hooks.on(H.SESSION_BOUND, presence.on_bound)
+    ctx.hooks.on(H.SESSION_CLOSED, presence.on_closed)
+    ctx.hooks.on(
+        H.SESSION_INITIAL_PRESENCE, presence.on_initial_presence, priority=INITIAL_PRESENCE_PRIORITY
+    )
+    ctx.hooks.on(H.MESSAGE_FULL, presence.on_message_full, priority=MESSAGE_PRIORITY)
+    ctx.hooks.on(H.SERVER_STARTED, presence.restore)
+    ctx.hooks.on(H.SERVER_STOPPING, records.stop)
+    targets = (IqTarget.ACCOUNT, IqTarget.HOST)
+    ctx.iq.register(REGISTER, presence.on_register, types=("set",), targets=targets)
+    ctx.iq.register(UNREGISTER, presence.on_unregister, types=("set",), targets=targets)
+    ctx.disco.add_server_feature(NS_DEVICE)
+    ctx.every("presence-state-reverts", JOB_INTERVAL, presence.revert_states)
+    ctx.every("session-timeouts", JOB_INTERVAL, presence.expire_sessions)
