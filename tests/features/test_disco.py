@@ -60,7 +60,22 @@ async def test_server_info_is_read_at_request_time(h: Harness) -> None:
     assert ("pubsub", "pep", None) in identities(query)
 
 
-async def test_server_items_are_empty(h: Harness) -> None:
+async def test_server_items_list_the_room_service(tmp_path: Path) -> None:
+    """Clients find multi-user chat through the server's disco#items (XEP-0045 §6.1)."""
+    harness = await make_harness(tmp_path, features=["disco", "muc"])
+    try:
+        reply = await harness.ask(
+            "alice",
+            f"<iq type='get' id='d3' to='{harness.domain}'><query xmlns='{ns.DISCO_ITEMS}'/></iq>",
+        )
+        query = reply.find(ITEMS)
+        assert query is not None
+        assert [item.get("jid") for item in query] == [f"chat.{harness.domain}"]
+    finally:
+        await harness.close()
+
+
+async def test_server_items_are_empty_without_sub_services(h: Harness) -> None:
     reply = await h.ask(
         "alice", f"<iq type='get' id='d2' to='{h.domain}'><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
     )

@@ -54,6 +54,8 @@ DATA_PLATFORM_TABLES = {
     "console_users",
     "console_sessions",
     "password_resets",
+    "muc_rooms",  # rooms outlive their creators; affiliations name JIDs, not accounts
+    "muc_affiliations",
 }
 
 

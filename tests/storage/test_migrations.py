@@ -31,16 +31,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 19
+    assert len(TABLES) == 21
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0003_audit_console"
+    assert await migrate.current(db_url) == "0004_muc"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0003_audit_console"
+    assert await migrate.current(db_url) == "0004_muc"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)

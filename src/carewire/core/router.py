@@ -61,6 +61,11 @@ class Router:
         self._domain_jid = hosts.domain_jid
         self._services: dict[str, ServiceHandler] = {}
 
+    @property
+    def service_domains(self) -> tuple[str, ...]:
+        """The sub-domains a service answers for (disco#items of the server lists them)."""
+        return tuple(sorted(self._services))
+
     def add_service(self, domain: str, handler: ServiceHandler) -> None:
         """Hand every stanza addressed to ``domain`` (a sub-domain of ours) to ``handler``."""
         if domain not in self.hosts.subdomains:

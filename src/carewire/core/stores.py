@@ -239,6 +239,30 @@ class BlockingStore(Protocol):
         """Unblock everything."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredRoom:
+    """A persistent multi-user chat room (XEP-0045) as kept across restarts."""
+
+    name: str  # the room JID's localpart (the service is chat.DOMAIN)
+    config: str  # JSON object of the room configuration (the feature owns its keys)
+    subject: str = ""
+    subject_by: str = ""  # the nickname (or empty: the room) that set the subject
+    affiliations: dict[str, str] = field(default_factory=dict)  # bare JID -> affiliation
+
+
+class MucStore(Protocol):
+    """Persistent rooms of the multi-user chat service (XEP-0045)."""
+
+    async def rooms(self) -> list[StoredRoom]:
+        """Every stored room, ordered by name."""
+
+    async def save(self, room: StoredRoom) -> None:
+        """Insert or replace the room, its subject and all of its affiliations."""
+
+    async def delete(self, name: str) -> bool:
+        """Forget the room and its affiliations; False if it was not stored."""
+
+
 class LoginAuditStore(Protocol):
     """The durable record of every login success and failure."""
 
@@ -262,3 +286,4 @@ class Stores:
     private: PrivateStore
     blocking: BlockingStore
     login_audit: LoginAuditStore
+    muc: MucStore

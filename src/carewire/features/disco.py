@@ -75,9 +75,12 @@ class Disco:
         return _info(identities, self._visible(self.ctx.disco.server_features))
 
     async def server_items(self, req: IqRequest) -> Element | None:
-        """disco#items to the server: no sub-services are published yet."""
+        """disco#items to the server: the sub-services that answer (chat.DOMAIN for rooms)."""
         _check_node(req)
-        return Element(ITEMS_QUERY)
+        query = Element(ITEMS_QUERY)
+        for domain in self.ctx.router.service_domains:
+            query.append(Element(f"{{{ns.DISCO_ITEMS}}}item", {"jid": domain}))
+        return query
 
     async def account_info(self, req: IqRequest) -> Element | None:
         """disco#info to an account's bare JID (own or another's).

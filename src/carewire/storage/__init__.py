@@ -19,6 +19,7 @@ from carewire.storage.accounts import SqlAccountStore
 from carewire.storage.blocking import SqlBlockingStore
 from carewire.storage.database import Database, Transaction
 from carewire.storage.login_audit import SqlLoginAuditStore
+from carewire.storage.muc import SqlMucStore
 from carewire.storage.offline import SqlOfflineStore
 from carewire.storage.private import SqlPrivateStore
 from carewire.storage.roster import SqlRosterStore
@@ -37,6 +38,7 @@ def build_stores(db: Database) -> Stores:
         private=SqlPrivateStore(db),
         blocking=SqlBlockingStore(db),
         login_audit=SqlLoginAuditStore(db),
+        muc=SqlMucStore(db),
     )
 
 

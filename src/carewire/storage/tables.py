@@ -192,6 +192,31 @@ login_audit = Table(
     sqlite_autoincrement=True,
 )
 
+# --- multi-user chat (XEP-0045): persistent rooms ---
+
+muc_rooms = Table(
+    "muc_rooms",
+    metadata,
+    Column("name", String(LOGIN_LENGTH), primary_key=True),  # the room JID's localpart
+    Column("config", Text, nullable=False),  # JSON object
+    Column("subject", Text, nullable=False),
+    Column("subject_by", String(LOGIN_LENGTH), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+muc_affiliations = Table(
+    "muc_affiliations",
+    metadata,
+    Column(
+        "room",
+        String(LOGIN_LENGTH),
+        ForeignKey("muc_rooms.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("jid", String(JID_LENGTH), primary_key=True),  # bare JID (not only local accounts)
+    Column("affiliation", String(16), nullable=False),
+)
+
 # --- the data platform's system tables (the datasets themselves are generated) ---
 
 dataset_definitions = Table(
