@@ -18,7 +18,7 @@ from datetime import UTC, tzinfo
 from typing import cast
 
 from carewire.datasets.model import Record
-from carewire.datasets.paths import AttributePath, PathResolver, parse_path
+from carewire.datasets.paths import AttributePath, PathResolver, Step, parse_path
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import Batch
 from carewire.datasets.templates import parse_template, render_for
@@ -103,18 +103,19 @@ async def _owners(record: Record, path: AttributePath, render: Renderer) -> list
     if path.is_direct:
         return [(record.dataset, int(record.id))]
     last = path.steps[-1]
-    prefix = ".".join(s.link.name for s in path.steps)
+    prefix = ".".join(_segment(s) for s in path.steps)  # filters kept: a[level=1].status
     ids = await render.value(f"{prefix}.id")
     items = ids if isinstance(ids, list) else [ids]
     return [(last.link.target, int(cast(int, i))) for i in items if i is not None]
+
+
+def _segment(step: Step) -> str:
+    if not step.where:
+        return step.link.name
+    return f"{step.link.name}[{','.join(f'{k}={v}' for k, v in step.where)}]"
 
 
 async def write_updates(batch: Batch, plan: Plan) -> None:
     """Write a plan in ``batch`` (validation errors of the service propagate)."""
     for (dataset, record_id), changes in plan.items():
         await batch.update(dataset, record_id, changes)
-
-
-def describe(plan: Plan) -> str:
-    """``NURSE_CALLS/3, ROOMS/1`` for status texts and logs."""
-    return ", ".join(f"{d}/{i}" for d, i in plan)

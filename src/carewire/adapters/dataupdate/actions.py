@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import cast
 
+from carewire.adapters.updates import plan_updates, write_updates
 from carewire.datasets.model import Record, RecordId
-from carewire.datasets.paths import AttributePath, parse_path
 from carewire.errors import ValidationError
 from carewire.rules.actions import ActionContext, ActionFailed, ActionOutcome, ActionSpec
 from carewire.rules.settings import FieldKind, SettingField
@@ -25,35 +25,14 @@ UPDATES = SettingField(
 
 async def update_record(ctx: ActionContext) -> ActionOutcome:
     """Apply ``expression=value`` updates to the triggering record or records linked to it."""
-    registry = ctx.datasets.registry
-    targets: dict[tuple[str, int], dict[str, object]] = {}
-    for item in cast(Sequence[Mapping[str, str]], ctx.settings["updates"]):
-        path = parse_path(registry, ctx.rule.dataset, item["path"])
-        rendered = await ctx.render(item["value"])
-        value = rendered if rendered != "" else None  # an empty value clears the attribute
-        for dataset, record_id in await _owners(ctx, path):
-            assert path.attribute is not None
-            targets.setdefault((dataset, record_id), {})[path.attribute.name] = value
-    if not targets:
+    lines = cast(Sequence[Mapping[str, str]], ctx.settings["updates"])
+    plan = await plan_updates(ctx.datasets.registry, ctx.record, lines, ctx.render)
+    if not plan:
         return ActionOutcome(text="no linked record to update")
     async with ctx.datasets.batch(ctx.origin, "dataupdate_update") as batch:
-        for (dataset, record_id), changes in targets.items():
-            await batch.update(dataset, record_id, changes)
-    shown = ", ".join(f"{d}/{i}" for d, i in targets)
+        await write_updates(batch, plan)
+    shown = ", ".join(f"{d}/{i}" for d, i in plan)
     return ActionOutcome(text=f"updated {shown}")
-
-
-async def _owners(ctx: ActionContext, path: AttributePath) -> list[tuple[str, int]]:
-    """The records that hold the path's final attribute."""
-    if path.attribute is None:
-        raise ActionFailed(f"{path.text!r} ends at a link; name an attribute to update")
-    if path.is_direct:
-        return [(ctx.record.dataset, int(ctx.record.id))]
-    last = path.steps[-1]
-    prefix = ".".join(s.link.name for s in path.steps)
-    ids = await ctx.render.value(f"{prefix}.id")
-    items = ids if isinstance(ids, list) else [ids]
-    return [(last.link.target, int(cast(int, i))) for i in items if i is not None]
 
 
 async def create_record(ctx: ActionContext) -> ActionOutcome:

@@ -1,0 +1,295 @@
+"""Alert responses written back into the data: the rule's Accept/Decline/Accept and Call updates.
+
+WARDS ←n:1— CALLS —m:n→ TEAMS. A Send Alert rule on CALLS fired (a
+DELIVERIES record names it and the call); a response applies the rule's
+updates for that response to the call, its ward or its teams, and stores the
+responder's login where the rule says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from carewire.adapters.xmpp.responses import ResponseApplied, ResponseError, apply_response
+from carewire.datasets.model import (
+    Attribute,
+    AttrType,
+    Cardinality,
+    DatasetName,
+    Link,
+    Origin,
+    Record,
+    RecordChanged,
+)
+from carewire.datasets.paths import PathResolver
+from carewire.datasets.query import Query
+from carewire.datasets.service import Batch
+from carewire.errors import ValidationError
+from carewire.platform import Platform
+from carewire.rules.model import Rule
+from tests.adapters.conftest import START
+
+SETTINGS = {
+    "recipients": "nurse",
+    "subject": "Call #{call_id}",
+    "message": "Ward #{room.name}",
+    "ttl": 30,
+    "accept": "status=Accepted\nroom.status=Busy #{call_id}\nnote=",
+    "decline": "status=Declined",
+    "accept_and_call": "status=Calling\nteams.status=Paged by #{call_id}",
+    "responder_path": "responder",
+}
+
+
+@pytest.fixture
+async def p(platform: Platform) -> Platform:
+    """WARDS, TEAMS, CALLS, an XMPP adapter and the rule ``call-alert`` on CALLS."""
+    reg = platform.registry
+    key = Attribute(name="name", type=AttrType.STRING, is_key=True)
+    status = Attribute(name="status", type=AttrType.STRING)
+    await reg.create_dataset("WARDS", attributes=[key, status])
+    await reg.create_dataset("TEAMS", attributes=[key, status])
+    await reg.create_dataset(
+        "CALLS",
+        attributes=[
+            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
+            status,
+            Attribute(name="note", type=AttrType.STRING),
+            Attribute(name="level", type=AttrType.INTEGER),
+            Attribute(name="responder", type=AttrType.STRING),
+        ],
+        links=[
+            Link(
+                name="room",
+                target=DatasetName("WARDS"),
+                reverse="calls",
+                cardinality=Cardinality.MANY_TO_ONE,
+            ),
+            Link(
+                name="teams",
+                target=DatasetName("TEAMS"),
+                reverse="calls",
+                cardinality=Cardinality.MANY_TO_MANY,
+            ),
+        ],
+    )
+    await platform.adapters.create(
+        "XMPP", "XMPP", is_enabled=True, settings={"chat_domain": "example.test"}
+    )
+    ward = await platform.datasets.create("WARDS", {"name": "W1", "status": "Free"})
+    teams = [await platform.datasets.create("TEAMS", {"name": n}) for n in ("T1", "T2")]
+    await platform.datasets.create(
+        "CALLS",
+        {"call_id": "c1", "note": "old", "room": ward.id, "teams": [t.id for t in teams]},
+    )
+    await platform.rules.create(
+        Rule(
+            name="call-alert",
+            dataset="CALLS",
+            adapter="XMPP",
+            action="Send Alert",
+            settings=SETTINGS,
+        )
+    )
+    return platform
+
+
+async def _delivery(p: Platform, *, rule: str = "call-alert", source: str = "") -> Record:
+    call = await _call(p)
+    return await p.datasets.create(
+        "DELIVERIES",
+        {
+            "status": "Delivered",
+            "triggered_at": START,
+            "rule": rule,
+            "source": source or f"CALLS/{call.id}",
+            "interface_name": "XMPP",
+        },
+    )
+
+
+async def _call(p: Platform) -> Record:
+    page = await p.datasets.query("CALLS", Query())
+    return page.records[0]
+
+
+async def _apply(
+    p: Platform, delivery: Record, action: str = "accept", **kw: object
+) -> ResponseApplied:
+    return await apply_response(
+        datasets=p.datasets,
+        resolver=PathResolver(p.registry, p.datasets.store),
+        rules=p.rules,
+        registry=p.registry,
+        delivery=delivery,
+        action=action,
+        responder_login="nurse",
+        now=START + timedelta(minutes=1),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _values(p: Platform, dataset: str) -> dict[str, object]:
+    page = await p.datasets.query(dataset, Query())
+    return {str(r.get("name") or r.get("call_id")): r.get("status") for r in page.records}
+
+
+async def test_accept_updates_the_record_and_linked_records_and_stores_the_responder(
+    p: Platform,
+) -> None:
+    events: list[RecordChanged] = []
+    p.datasets.subscribe(events.append)
+    delivery = await _delivery(p)
+    applied = await _apply(p, delivery)
+    call = await _call(p)
+    assert call.get("status") == "Accepted"
+    assert call.get("note") is None  # an empty value clears the attribute
+    assert call.get("responder") == "nurse"
+    assert await _values(p, "WARDS") == {"W1": "Busy c1"}
+    assert applied.rule == "call-alert"
+    assert applied.source == f"CALLS/{call.id}"
+    assert applied.action == "accept"
+    assert sorted(applied.updated) == sorted([("CALLS", int(call.id)), ("WARDS", 1)])
+    assert applied.at == START + timedelta(minutes=1)
+    written = [e for e in events if e.dataset in ("CALLS", "WARDS")]
+    assert {e.origin for e in written} == {Origin(adapter="XMPP", actor="xmpp:nurse", depth=0)}
+
+
+async def test_decline_applies_only_the_decline_updates(p: Platform) -> None:
+    await _apply(p, await _delivery(p), "decline")
+    call = await _call(p)
+    assert (call.get("status"), call.get("note"), call.get("responder")) == (
+        "Declined",
+        "old",
+        "nurse",
+    )
+    assert await _values(p, "WARDS") == {"W1": "Free"}
+
+
+async def test_accept_and_call_updates_every_record_of_a_to_many_link(p: Platform) -> None:
+    applied = await _apply(p, await _delivery(p), "accept-and-call")
+    assert (await _call(p)).get("status") == "Calling"
+    assert await _values(p, "TEAMS") == {"T1": "Paged by c1", "T2": "Paged by c1"}
+    assert ("TEAMS", 1) in applied.updated and ("TEAMS", 2) in applied.updated
+
+
+async def test_a_response_without_updates_stores_only_the_responder(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    settings = {k: v for k, v in SETTINGS.items() if k != "decline"}
+    await p.rules.update(rule.id, replace(rule, settings=settings))
+    await _apply(p, await _delivery(p), "decline")
+    call = await _call(p)
+    assert (call.get("status"), call.get("responder")) == (None, "nurse")
+
+
+async def test_without_a_responder_path_nothing_else_is_written(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    settings = {k: v for k, v in SETTINGS.items() if k != "responder_path"}
+    await p.rules.update(rule.id, replace(rule, settings=settings))
+    applied = await _apply(p, await _delivery(p), "decline")
+    assert (await _call(p)).get("responder") is None
+    assert len(applied.updated) == 1
+
+
+async def test_the_extra_writes_share_the_transaction(p: Platform) -> None:
+    async def fail(batch: Batch) -> None:
+        await batch.update("WARDS", 1, {"status": "changed"})
+        raise ValidationError("refused")
+
+    with pytest.raises(ResponseError, match="refused"):
+        await _apply(p, await _delivery(p), also=fail)
+    assert (await _call(p)).get("status") is None
+    assert await _values(p, "WARDS") == {"W1": "Free"}
+
+    async def note(batch: Batch) -> None:
+        await batch.update("WARDS", 1, {"status": "noted"})
+
+    await _apply(p, await _delivery(p), "decline", also=note)
+    assert await _values(p, "WARDS") == {"W1": "noted"}
+
+
+async def test_a_value_the_data_refuses_changes_nothing(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    settings = {**SETTINGS, "accept": "status=Accepted\nlevel=high #{call_id}"}
+    await p.rules.update(rule.id, replace(rule, settings=settings))
+    with pytest.raises(ResponseError, match="the accept updates were refused") as info:
+        await _apply(p, await _delivery(p))
+    assert info.value.condition == "internal-server-error"
+    call = await _call(p)
+    assert (call.get("status"), call.get("responder")) == (None, None)
+
+
+async def test_an_update_ending_at_a_link_is_refused_with_the_reason(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    settings = {**SETTINGS, "accept": "room=1"}
+    await p.rules.update(rule.id, replace(rule, settings=settings))
+    with pytest.raises(ResponseError, match="'room' ends at a link"):
+        await _apply(p, await _delivery(p))
+
+
+async def test_a_deleted_rule_is_reported(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    delivery = await _delivery(p)
+    await p.rules.delete(rule.id)
+    with pytest.raises(ResponseError, match="'call-alert' that sent this alert no longer exists"):
+        await _apply(p, delivery)
+    with pytest.raises(ResponseError) as info:
+        await _apply(p, await _delivery(p, rule=""))
+    assert info.value.condition == "item-not-found"
+
+
+async def test_a_rule_that_no_longer_sends_alerts_is_refused(p: Platform) -> None:
+    rule = p.rules.find("call-alert")
+    assert rule is not None and rule.id is not None
+    changed = replace(
+        rule,
+        action="Send Mass Alert",
+        settings={"recipients": "nurse", "subject": "S", "message": "M", "ttl": 5},
+    )
+    await p.rules.update(rule.id, changed)
+    with pytest.raises(ResponseError, match="no longer sends alerts") as info:
+        await _apply(p, await _delivery(p))
+    assert info.value.condition == "not-acceptable"
+
+
+async def test_a_deleted_record_is_reported(p: Platform) -> None:
+    delivery = await _delivery(p)
+    call = await _call(p)
+    await p.datasets.delete("CALLS", call.id)
+    with pytest.raises(ResponseError, match=f"CALLS/{call.id} that triggered this alert") as info:
+        await _apply(p, delivery)
+    assert info.value.condition == "item-not-found"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("CALLS", "has no triggering record"), ("WARDS/1", "now watches CALLS, not WARDS")],
+)
+async def test_a_bad_source_is_reported(p: Platform, source: str, message: str) -> None:
+    with pytest.raises(ResponseError, match=message):
+        await _apply(p, await _delivery(p, source=source))
+
+
+async def test_an_unknown_action_is_a_bad_request(p: Platform) -> None:
+    with pytest.raises(ResponseError, match="unknown response 'maybe'") as info:
+        await _apply(p, await _delivery(p), "maybe")
+    assert info.value.condition == "bad-request"
+
+
+async def test_settings_that_no_longer_validate_are_reported(p: Platform) -> None:
+    # A definition changed under the rule: the path in its updates is gone.
+    delivery = await _delivery(p)
+    rule = p.rules.find("call-alert")
+    assert rule is not None
+    # as loaded from an older database
+    p.rules._rules[int(rule.id or 0)] = replace(rule, settings={**SETTINGS, "accept": "colour=red"})
+    with pytest.raises(ResponseError, match="invalid settings"):
+        await _apply(p, delivery)
