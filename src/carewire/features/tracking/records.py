@@ -1,0 +1,444 @@
+"""Tracking writes applied to the datasets: conversations, messages, deliveries, identities.
+
+Theory of operation: :meth:`Recorder.commit` applies a list of ops in one
+:meth:`DatasetService.batch` transaction. Record ids already known are kept
+in caches (identities and users by name, conversations by key, recent
+messages by uuid, recent deliveries by message and recipient), so a message
+in a known conversation costs one record create. Cache entries made inside a
+transaction are staged and kept only when it commits: a rolled-back batch
+leaves no ids of records that do not exist. A record not in the cache is
+looked up in committed data first; anything created in the same batch is in
+the staged cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from carewire.datasets.model import Origin, Record, RecordId
+from carewire.datasets.query import Filter, FilterOp, Query, Sort
+from carewire.datasets.service import Batch, DatasetService
+from carewire.features.tracking.ops import (
+    DEFAULT_TTL,
+    ROOM,
+    ConversationOp,
+    ConvKey,
+    DeliveryOp,
+    MessageOp,
+    Op,
+    State,
+)
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+ORIGIN = Origin(adapter="XMPP", actor="xmpp:tracking", depth=0)
+RECENT = 50_000  # messages (and deliveries) whose ids stay cached
+
+
+class Lru(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        """The value, refreshed as recently used."""
+        value = self._d.get(key)
+        if value is not None:
+            self._d.move_to_end(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._d
+
+    def put(self, key: K, value: V) -> None:
+        """Set a value, evicting the oldest entry past the size."""
+        self._d[key] = value
+        self._d.move_to_end(key)
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        """Forget a key."""
+        self._d.pop(key, None)
+
+
+@dataclass(slots=True)
+class Conv:
+    """A cached conversation record."""
+
+    id: RecordId
+    state: str
+
+
+Delivery = tuple[RecordId, frozenset[str]]  # record id, timestamps already set
+
+
+@dataclass(slots=True)
+class Caches:
+    """Record ids known to exist (committed, or created by the transaction in progress)."""
+
+    identities: dict[str, RecordId] = field(default_factory=dict)
+    users: dict[str, RecordId] = field(default_factory=dict)
+    conversations: dict[ConvKey, Conv] = field(default_factory=dict)
+    messages: dict[str, RecordId] = field(default_factory=dict)
+    deliveries: dict[tuple[int, int], Delivery] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RecentCaches:
+    """Committed record ids; messages and deliveries only for recent ones."""
+
+    identities: dict[str, RecordId] = field(default_factory=dict)
+    users: dict[str, RecordId] = field(default_factory=dict)
+    conversations: dict[ConvKey, Conv] = field(default_factory=dict)
+    messages: Lru[str, RecordId] = field(default_factory=lambda: Lru(RECENT))
+    deliveries: Lru[tuple[int, int], Delivery] = field(default_factory=lambda: Lru(RECENT))
+
+
+class Recorder:
+    """Applies tracking ops to the datasets through the :class:`DatasetService`."""
+
+    def __init__(self, svc: DatasetService, domain: str) -> None:
+        self.svc = svc
+        self.domain = domain
+        self.cache = RecentCaches()
+        self._new = Caches()  # entries made by the transaction in progress
+        self.statements = 0  # writes issued (for the benchmark)
+
+    # -- transactions -----------------------------------------------------
+
+    async def commit(self, ops: Sequence[Op]) -> None:
+        """Apply ``ops`` in one transaction."""
+
+        async def apply(b: Batch) -> None:
+            for op in ops:
+                await self._apply(b, op)
+
+        await self.transaction("track_messages", apply)
+
+    async def transaction(self, name: str, body: Callable[[Batch], Awaitable[None]]) -> None:
+        """Run ``body`` in one batch; cache entries it makes are kept only if it commits."""
+        self._new = Caches()
+        try:
+            async with self.svc.batch(ORIGIN, name) as b:
+                await body(b)
+        finally:
+            new, self._new = self._new, Caches()
+        c = self.cache
+        c.identities.update(new.identities)
+        c.users.update(new.users)
+        c.conversations.update(new.conversations)
+        for uid, mid in new.messages.items():
+            c.messages.put(uid, mid)
+        for key, value in new.deliveries.items():
+            c.deliveries.put(key, value)
+
+    async def _apply(self, b: Batch, op: Op) -> None:
+        if isinstance(op, MessageOp):
+            await self._message(b, op)
+        elif isinstance(op, DeliveryOp):
+            await self._delivery(b, op)
+        else:
+            await self._conversation(b, op)
+
+    # -- identities and users ---------------------------------------------
+
+    def login_of(self, jid: str) -> str | None:
+        """The local login a bare JID belongs to, or None (rooms, other domains)."""
+        local, at, domain = jid.partition("@")
+        return local if at and domain == self.domain and "/" not in domain else None
+
+    async def user(self, b: Batch, login: str) -> RecordId:
+        """The USERS record of a local login (a minimal one is created if missing)."""
+        known = self.cache.users.get(login) or self._new.users.get(login)
+        if known is not None:
+            return known
+        found = await self.svc.store.find_by_key(self.svc.registry.get("USERS"), {"login": login})
+        rid = found.id if found is not None else (await b.create("USERS", {"login": login})).id
+        self._new.users[login] = rid
+        return rid
+
+    async def identity(self, b: Batch, jid: str) -> RecordId:
+        """The IDENTITIES record of a bare JID, linked to its user when local."""
+        known = self.cache.identities.get(jid) or self._new.identities.get(jid)
+        if known is not None:
+            return known
+        ds = self.svc.registry.get("IDENTITIES")
+        found = await self.svc.store.find_by_key(ds, {"name": jid})
+        if found is not None:
+            rid = found.id
+        else:
+            values: dict[str, object] = {"name": jid}
+            login = self.login_of(jid)
+            if login is not None:
+                values["usr"] = await self.user(b, login)
+            rid = (await b.create("IDENTITIES", values)).id
+            self.statements += 1
+        self._new.identities[jid] = rid
+        return rid
+
+    async def users_of(self, b: Batch, jids: Iterable[str]) -> list[RecordId]:
+        """USERS ids of the local ones among ``jids``."""
+        out = []
+        for jid in dict.fromkeys(jids):
+            login = self.login_of(jid)
+            if login is not None:
+                out.append(await self.user(b, login))
+        return out
+
+    # -- conversations ------------------------------------------------------
+
+    async def find_conversation(self, key: ConvKey) -> Conv | None:
+        """A conversation by key, from the cache or committed data."""
+        known = self._new.conversations.get(key) or self.cache.conversations.get(key)
+        if known is not None:
+            return known
+        ds = self.svc.registry.get("CONVERSATIONS")
+        found = await self.svc.store.find_by_key(ds, {"jid1": key[0], "jid2": key[1]})
+        if found is None:
+            return None
+        conv = Conv(found.id, str(found.get("activity_state") or State.ACTIVE))
+        self.cache.conversations[key] = conv
+        return conv
+
+    async def conversation(
+        self,
+        b: Batch,
+        key: ConvKey,
+        *,
+        members: Iterable[str] = (),
+        ttl: int | None = None,
+        topic: str | None = None,
+        actor: str | None = None,
+    ) -> Conv:
+        """Find a conversation, or create it (active, with ``members``) with a history row."""
+        conv = await self.find_conversation(key)
+        if conv is not None:
+            return conv
+        values: dict[str, object] = {
+            "jid1": key[0],
+            "jid2": key[1],
+            "ttl": ttl or DEFAULT_TTL,
+            "activity_state": State.ACTIVE,
+            "members": await self.users_of(b, members),
+        }
+        if topic:
+            values["topic"] = topic
+        conv = Conv((await b.create("CONVERSATIONS", values)).id, State.ACTIVE)
+        self._new.conversations[key] = conv
+        await self.history(b, conv, State.ACTIVE, actor)
+        return conv
+
+    async def history(self, b: Batch, conv: Conv, state: str, actor: str | None) -> None:
+        """A CONVERSATION_HISTORY row: the conversation changed to ``state``."""
+        values: dict[str, object] = {"activity_state": state, "conversation": conv.id}
+        if actor:
+            values["member"] = await self.identity(b, actor)
+        await b.create("CONVERSATION_HISTORY", values)
+
+    async def set_state(
+        self, b: Batch, key: ConvKey, conv: Conv, state: str, actor: str | None
+    ) -> None:
+        """Change a conversation's activity state (with a history row) if it differs."""
+        if conv.state == state:
+            return
+        await b.update("CONVERSATIONS", conv.id, {"activity_state": state})
+        await self.history(b, conv, state, actor)
+        self._new.conversations[key] = Conv(conv.id, state)
+
+    async def _conversation(self, b: Batch, op: ConversationOp) -> None:
+        conv = await self.conversation(
+            b,
+            op.key,
+            members=op.members or op.add_members,
+            ttl=op.ttl,
+            topic=op.topic,
+            actor=op.actor,
+        )
+        changes: dict[str, object] = {}
+        if op.ttl is not None:
+            changes["ttl"] = op.ttl
+        if op.topic is not None:
+            changes["topic"] = op.topic
+        if op.members is not None:
+            changes["members"] = await self.users_of(b, op.members)
+        if changes:
+            await b.update("CONVERSATIONS", conv.id, changes)
+        if op.add_members:
+            await b.link(
+                "CONVERSATIONS", conv.id, "members", await self.users_of(b, op.add_members)
+            )
+        if op.remove_members:
+            gone = await self.users_of(b, op.remove_members)
+            if gone:
+                await b.unlink("CONVERSATIONS", conv.id, "members", gone)
+            for jid in op.remove_members:
+                await self.history(b, conv, State.INACTIVE, jid)
+        if op.state is not None:
+            await self.set_state(b, op.key, self._current(op.key, conv), op.state, op.actor)
+
+    def _current(self, key: ConvKey, conv: Conv) -> Conv:
+        return self._new.conversations.get(key) or conv
+
+    # -- messages -----------------------------------------------------------
+
+    async def message_id(self, uid: str) -> RecordId | None:
+        """The MESSAGES record id of a stanza id (cache, staged, or committed data)."""
+        known = self.cache.messages.get(uid) or self._new.messages.get(uid)
+        if known is not None:
+            return known
+        found = await self.svc.store.find_by_key(self.svc.registry.get("MESSAGES"), {"uuid": uid})
+        if found is None:
+            return None
+        self.cache.messages.put(uid, found.id)
+        return found.id
+
+    async def _message(self, b: Batch, op: MessageOp) -> None:
+        conv = await self.conversation(b, op.key, members=op.members, actor=op.sender)
+        conv = self._current(op.key, conv)
+        if conv.state != State.ACTIVE:  # a new message brings the conversation back
+            await self.set_state(b, op.key, conv, State.ACTIVE, op.sender)
+        values: dict[str, object] = {
+            "uuid": op.uuid,
+            "received_at": op.received_at,
+            "sent_at": op.sent_at,
+            "message": op.body,
+            "elements": op.elements,
+            "nick": op.nick,
+            "state": "valid",
+            "acknowledgeable": "t" if op.is_acknowledgeable else "f",
+            "conversation": conv.id,
+            "recipients": [await self.identity(b, r) for r in dict.fromkeys(op.recipients)],
+        }
+        if op.sender is not None:
+            values["from"] = await self.identity(b, op.sender)
+        if op.acknowledges is not None:
+            target = await self.message_id(op.acknowledges)
+            if target is not None:
+                values["acknowledges"] = target
+        rec = await b.create("MESSAGES", values)
+        self.statements += 1
+        self._new.messages[op.uuid] = rec.id
+
+    async def _delivery(self, b: Batch, op: DeliveryOp) -> None:
+        mid = await self.message_id(op.uuid)
+        if mid is None:
+            log.info("delivery for an unknown message skipped")
+            return
+        if not op.is_verified and not await self._was_recipient(mid, op.recipient):
+            return  # a marker for someone else's message: nothing to record
+        iid = await self.identity(b, op.recipient)
+        key = (int(mid), int(iid))
+        known = self._new.deliveries.get(key) or self.cache.deliveries.get(key)
+        if known is None:
+            ds = self.svc.registry.get("MESSAGE_DELIVERIES")
+            found = await self.svc.store.find_by_key(ds, {"message": mid, "recipient": iid})
+            if found is not None:
+                known = (found.id, _set_fields(found))
+        if known is None:
+            values: dict[str, object] = {"message": mid, "recipient": iid, "sent_at": op.at}
+            values[op.field] = op.at
+            rec = await b.create("MESSAGE_DELIVERIES", values)
+            self._new.deliveries[key] = (rec.id, frozenset({"sent_at", op.field}))
+            return
+        rid, done = known
+        if op.field in done:
+            return  # the first time counts (a second receipt changes nothing)
+        await b.update("MESSAGE_DELIVERIES", rid, {op.field: op.at})
+        self._new.deliveries[key] = (rid, done | {op.field})
+
+    async def is_recipient(self, uid: str, jid: str) -> bool | None:
+        """Whether ``jid`` is among the recipients of message ``uid`` (None: unknown message)."""
+        mid = await self.message_id(uid)
+        if mid is None:
+            return None
+        return await self._was_recipient(mid, jid)
+
+    async def _was_recipient(self, mid: RecordId, jid: str) -> bool:
+        iid = self.cache.identities.get(jid) or self._new.identities.get(jid)
+        if iid is None:
+            ds = self.svc.registry.get("IDENTITIES")
+            found = await self.svc.store.find_by_key(ds, {"name": jid})
+            if found is None:
+                return False
+            iid = found.id
+        ds = self.svc.registry.get("MESSAGES")
+        link = ds.link("recipients")
+        assert link is not None
+        return iid in (await self.svc.store.follow(ds, link, [mid]))[mid]
+
+    # -- expiry -------------------------------------------------------------
+
+    async def expire(self, key: ConvKey, actor: str | None = None) -> list[str] | None:
+        """Expire a conversation and its valid messages; its members' bare JIDs, or None if unknown.
+
+        Runs outside the batch queue (the caller holds the writer's lock).
+        """
+        conv = await self.find_conversation(key)
+        if conv is None:
+            return None
+
+        async def change(b: Batch) -> None:
+            await self.set_state(b, key, conv, State.EXPIRED, actor)
+
+        await self.transaction("expire_conversation", change)
+        await self._expire_messages(conv.id)
+        return await self.member_jids(key, conv.id)
+
+    async def _expire_messages(self, cid: RecordId) -> None:
+        query = Query(
+            filters=(
+                Filter(field="conversation", op=FilterOp.EQ, value=int(cid)),
+                Filter(field="state", op=FilterOp.NE, value="expired"),
+            ),
+            limit=200,
+        )
+        while True:
+            page = await self.svc.query("MESSAGES", query)
+            if not page.records:
+                return
+            async with self.svc.batch(ORIGIN, "expire_messages") as b:
+                for rec in page.records:
+                    await b.update("MESSAGES", rec.id, {"state": "expired"})
+
+    async def member_jids(self, key: ConvKey, cid: RecordId) -> list[str]:
+        """Bare JIDs of the local members of a conversation."""
+        if key[1] != ROOM:
+            return [j for j in dict.fromkeys(key) if self.login_of(j) is not None]
+        ds = self.svc.registry.get("CONVERSATIONS")
+        link = ds.link("members")
+        assert link is not None
+        ids = (await self.svc.store.follow(ds, link, [cid]))[cid]
+        users = await self.svc.store.get_many(self.svc.registry.get("USERS"), ids)
+        return [f"{u.get('login')}@{self.domain}" for u in users.values() if u.get("login")]
+
+    async def last_message_at(self, cid: RecordId) -> datetime | None:
+        """When the newest message of a conversation was received."""
+        query = Query(
+            filters=(Filter(field="conversation", op=FilterOp.EQ, value=int(cid)),),
+            sort=(Sort(field="received_at", is_descending=True),),
+            limit=1,
+        )
+        page = await self.svc.query("MESSAGES", query)
+        if not page.records:
+            return None
+        value = page.records[0].get("received_at")
+        return value if isinstance(value, datetime) else None
+
+
+def _set_fields(rec: Record) -> frozenset[str]:
+    return frozenset(
+        f
+        for f in ("sent_at", "received_at", "displayed_at", "acknowledged")
+        if rec.get(f) is not None
+    )
