@@ -119,6 +119,10 @@ class FeatureConfig:
     ping_interval: float = 300.0
     ping_timeout: float = 60.0
     account_check_interval: float = 30.0  # how soon sessions of removed accounts end
+    # XEP-0198: how long a session whose connection broke waits for resumption (0: never).
+    smacks_resume_timeout: float = 300.0
+    smacks_max_unacked: int = 1000  # unacknowledged stanzas kept per session, at most
+    csi_max_held: int = 500  # XEP-0352: stanzas held back for an inactive client, at most
 
 
 @dataclass(slots=True)

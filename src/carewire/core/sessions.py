@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,10 +20,15 @@ from xml.etree.ElementTree import Element
 
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.jid import JID
+from carewire.xmpp.stream import MAX_SEQ, SM
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+
+# session.data keys of XEP-0352 client state: "active"/"inactive", and since when (UTC).
+CSI_STATE = "csi"
+CSI_SINCE = "csi_since"
 
 
 class StanzaSink(Protocol):
@@ -32,6 +39,81 @@ class StanzaSink(Protocol):
 
     def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
         """Close the stream, with a stream error when ``condition`` is given."""
+
+
+@dataclass(slots=True, kw_only=True)
+class StreamManagement:
+    """XEP-0198 state of one session: counters and the unacknowledged queue (no I/O).
+
+    It belongs to the session, not to the connection, so that it survives a
+    broken connection and moves to the stream that resumes the session.
+    """
+
+    max_unacked: int
+    resume_id: str | None = None  # None: acks only, no resumption
+    resume_timeout: float = 0.0  # seconds a detached session is kept
+    handled: int = 0  # 'h' of the stanzas the client sent us
+    acked: int = 0  # the last 'h' the client acknowledged
+    unacked: deque[Element] = field(default_factory=deque)
+    is_ack_requested: bool = False  # an <r/> is outstanding
+    # While detached (connection lost, resumable): the monotonic deadline.
+    resume_deadline: float | None = None
+
+    @property
+    def is_detached(self) -> bool:
+        """Whether the session waits for resumption without a connection."""
+        return self.resume_deadline is not None
+
+    def count_handled(self) -> None:
+        """One more inbound stanza was handled."""
+        self.handled = (self.handled + 1) % MAX_SEQ
+
+    def queue(self, element: Element) -> bool:
+        """Remember an outbound stanza until acked; False once past the bound."""
+        self.unacked.append(element)
+        return len(self.unacked) <= self.max_unacked
+
+    def ack(self, h: int) -> bool:
+        """Drop what ``h`` acknowledges; False when it acknowledges more than was sent."""
+        count = (h - self.acked) % MAX_SEQ
+        if count > len(self.unacked):
+            return False
+        for _ in range(count):
+            self.unacked.popleft()
+        self.acked = h
+        return True
+
+    @property
+    def sent_count(self) -> int:
+        """How many stanzas were sent (mod 2^32)."""
+        return (self.acked + len(self.unacked)) % MAX_SEQ
+
+    def expire_now(self) -> None:
+        """End the detached session at the next sweep."""
+        self.resume_deadline = -math.inf
+
+
+SM_REQUEST = Element(f"{{{SM}}}r")
+
+
+class DetachedSink:
+    """The sink of a session whose connection broke while it waits for resumption.
+
+    Stanzas stay in the session's unacknowledged queue; closing the sink ends
+    the session at the next sweep of the stream management feature — except
+    ``connection-timeout``, which means nothing for a connection already gone.
+    """
+
+    def __init__(self, sm: StreamManagement) -> None:
+        self.sm = sm
+
+    def send_element(self, element: Element) -> None:
+        """Nothing to write to: the session's queue keeps stanzas."""
+
+    def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
+        """End the session soon (a replaced or removed account, an overflowing queue)."""
+        if condition is not StreamCondition.CONNECTION_TIMEOUT:
+            self.sm.expire_now()
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -50,6 +132,8 @@ class Session:
     is_closed: bool = False
     # Feature-owned per-session state, keyed by feature name.
     data: dict[str, Any] = field(default_factory=dict)
+    # XEP-0198 stream management, once the client enabled it.
+    sm: StreamManagement | None = None
 
     @property
     def username(self) -> str:
@@ -68,10 +152,34 @@ class Session:
         """Whether the session sent available presence (it receives broadcasts)."""
         return self.presence is not None
 
+    @property
+    def is_detached(self) -> bool:
+        """Whether the connection is gone and the session waits for resumption (XEP-0198)."""
+        return self.sm is not None and self.sm.resume_deadline is not None
+
     def send(self, element: Element) -> None:
-        """Write a stanza to this session (dropped once the session closed)."""
-        if not self.is_closed:
+        """Write a stanza to this session (dropped once the session closed).
+
+        With stream management the stanza is also kept until the client
+        acknowledges it (XEP-0198 §4), and an ack is requested unless one is
+        outstanding; a detached session only keeps it.
+        """
+        if self.is_closed:
+            return
+        sm = self.sm
+        if sm is None:
             self.sink.send_element(element)
+            return
+        if not sm.queue(element):
+            log.warning("session %d: too many unacknowledged stanzas", self.id)
+            self.sink.close(StreamCondition.POLICY_VIOLATION, "too many unacknowledged stanzas")
+            return
+        if sm.resume_deadline is not None:
+            return
+        self.sink.send_element(element)
+        if not sm.is_ack_requested:
+            sm.is_ack_requested = True
+            self.sink.send_element(SM_REQUEST)
 
 
 class SessionManager:
@@ -80,6 +188,8 @@ class SessionManager:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[str, Session]] = {}
         self._count = 0
+        # XEP-0198 resumption ids of sessions that may be resumed.
+        self._resumable: dict[str, Session] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -104,6 +214,8 @@ class SessionManager:
         resources[session.resource] = session
         if old is None:
             self._count += 1
+        elif old.sm is not None and old.sm.resume_id is not None:
+            self._resumable.pop(old.sm.resume_id, None)
         return old
 
     def remove(self, session: Session) -> bool:
@@ -115,7 +227,28 @@ class SessionManager:
         self._count -= 1
         if not resources:
             del self._by_user[session.username]
+        if session.sm is not None and session.sm.resume_id is not None:
+            self._resumable.pop(session.sm.resume_id, None)
         return True
+
+    def make_resumable(self, session: Session) -> str:
+        """Give an indexed session an unguessable XEP-0198 resumption id."""
+        assert session.sm is not None
+        resume_id = secrets.token_urlsafe(24)
+        session.sm.resume_id = resume_id
+        self._resumable[resume_id] = session
+        return resume_id
+
+    def resumable(self, resume_id: str, login: str) -> Session | None:
+        """The session ``login`` may resume with ``resume_id`` (another account's: None)."""
+        session = self._resumable.get(resume_id)
+        if session is None or session.is_closed or session.username != login:
+            return None
+        return session
+
+    def detached(self) -> list[Session]:
+        """Sessions waiting for resumption."""
+        return [s for s in self._resumable.values() if s.is_detached]
 
     def get(self, jid: JID) -> Session | None:
         """The session bound to this full JID."""

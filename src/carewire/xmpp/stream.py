@@ -19,6 +19,12 @@ goes to ``CLOSED``. Local inputs missing from the table raise
     OPEN_PLAIN --open--> AWAIT_STARTTLS --starttls--> TLS_HANDSHAKE --tls done--> OPEN_TLS
     OPEN_TLS --open--> AWAIT_AUTH --auth--> SASL --success--> OPEN_AUTHED
     OPEN_AUTHED --open--> AWAIT_BIND --bind--> BINDING --bound--> ESTABLISHED
+    AWAIT_BIND --resume (XEP-0198), then bound--> ESTABLISHED
+
+Nonzas (XEP-0198 stream management, XEP-0352 client state) are top-level
+elements that are not stanzas and never change the state: :data:`NONZA_STATES`
+says where each is allowed (elsewhere it is refused like any unknown element)
+and the machine hands it on as an event for the driver to decide on.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ _ABORT = f"{{{ns.SASL}}}abort"
 _IQ = f"{{{ns.CLIENT}}}iq"
 _BIND = f"{{{ns.BIND}}}bind"
 _STANZAS = frozenset({f"{{{ns.CLIENT}}}message", f"{{{ns.CLIENT}}}presence", _IQ})
+SM = "urn:xmpp:sm:3"  # XEP-0198
+CSI = "urn:xmpp:csi:0"  # XEP-0352
+MAX_SEQ = 2**32  # XEP-0198 §4: sequence numbers are unsigned 32-bit, wrapping to zero
 
 
 class State(StrEnum):
@@ -143,6 +152,42 @@ REMOTE_REFUSALS: dict[State, StreamCondition] = {
     S.AWAIT_STARTTLS: StreamCondition.POLICY_VIOLATION,
 }
 _OPEN_STATES = frozenset({S.OPEN_PLAIN, S.OPEN_TLS, S.OPEN_AUTHED})
+# XEP-0198 §5: a resumed stream is bound again, to the former session.
+TRANSITIONS[(S.AWAIT_BIND, In.BOUND)] = S.ESTABLISHED
+
+
+class Nonza(StrEnum):
+    """Top-level elements that are neither stanzas nor negotiation (they never change the state)."""
+
+    SM_ENABLE = "sm-enable"
+    SM_RESUME = "sm-resume"
+    SM_REQUEST = "sm-request"  # <r/>
+    SM_ACK = "sm-ack"  # <a/>
+    CSI_ACTIVE = "csi-active"
+    CSI_INACTIVE = "csi-inactive"
+
+
+NONZA_TAGS: dict[str, Nonza] = {
+    f"{{{SM}}}enable": Nonza.SM_ENABLE,
+    f"{{{SM}}}resume": Nonza.SM_RESUME,
+    f"{{{SM}}}r": Nonza.SM_REQUEST,
+    f"{{{SM}}}a": Nonza.SM_ACK,
+    f"{{{CSI}}}active": Nonza.CSI_ACTIVE,
+    f"{{{CSI}}}inactive": Nonza.CSI_INACTIVE,
+}
+_AFTER_BIND = frozenset({S.BINDING, S.ESTABLISHED})
+# Where each nonza is accepted. <enable/> before binding and <resume/> after it
+# are answered with <failed/> by the driver (XEP-0198 §3, §5), so they are
+# accepted on every authenticated stream; the others only once a resource
+# is (being) bound.
+NONZA_STATES: dict[Nonza, frozenset[State]] = {
+    Nonza.SM_ENABLE: frozenset({S.AWAIT_BIND, *_AFTER_BIND}),
+    Nonza.SM_RESUME: frozenset({S.AWAIT_BIND, *_AFTER_BIND}),
+    Nonza.SM_REQUEST: _AFTER_BIND,
+    Nonza.SM_ACK: _AFTER_BIND,
+    Nonza.CSI_ACTIVE: _AFTER_BIND,
+    Nonza.CSI_INACTIVE: _AFTER_BIND,
+}
 
 
 class Framing(StrEnum):
@@ -164,6 +209,8 @@ class StreamConfig:
     post_auth_features: tuple[Element, ...] = ()
     allow_preauth_iq: bool = False
     limits: ParserLimits = field(default_factory=ParserLimits)
+    # Namespaces whose nonzas the stream accepts (SM, CSI): only what the server advertises.
+    nonza_namespaces: frozenset[str] = frozenset()
 
 
 # -- events -------------------------------------------------------------------
@@ -224,6 +271,41 @@ class StanzaReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class SmEnableRequested:
+    """XEP-0198 ``<enable/>``: the client asks for acks (and resumption when ``resume``)."""
+
+    resume: bool
+    max: int | None  # the client's preferred resumption time in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SmResumeRequested:
+    """XEP-0198 ``<resume/>``; ``h`` is None when the attribute is missing or malformed."""
+
+    previd: str
+    h: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SmAckRequested:
+    """XEP-0198 ``<r/>``: answer with the count of handled stanzas."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmAckReceived:
+    """XEP-0198 ``<a/>``; ``h`` is None when the attribute is missing or malformed."""
+
+    h: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStateChanged:
+    """XEP-0352: the client became active or inactive."""
+
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnded:
     """The stream is over (the client closed it or we sent a stream error); close the transport."""
 
@@ -240,6 +322,11 @@ Event = (
     | BindRequested
     | PreAuthIq
     | StanzaReceived
+    | SmEnableRequested
+    | SmResumeRequested
+    | SmAckRequested
+    | SmAckReceived
+    | ClientStateChanged
     | StreamEnded
 )
 
@@ -253,11 +340,19 @@ class C2SStream:
         self.is_tls_active = config.is_tls_active
         self.authenticated_as: str | None = None
         self.stream_id = ""
+        # How the stream ended: the client's closing tag, or the condition of our stream error.
+        self.is_closed_by_peer = False
+        self.end_condition: StreamCondition | None = None
         self._is_header_sent = False
         self._out: list[bytes] = []
         self._parser = StreamParser(config.limits)
         self._ws = config.framing is Framing.WEBSOCKET
         self._stanza_parent = None if self._ws else ns.CLIENT
+        self._nonzas = {
+            tag: nonza
+            for tag, nonza in NONZA_TAGS.items()
+            if tag[1:].split("}", 1)[0] in config.nonza_namespaces
+        }
 
     # -- input ----------------------------------------------------------------
 
@@ -354,6 +449,7 @@ class C2SStream:
             if self._is_header_sent or self._ws:
                 self._emit(framing_close() if self._ws else "</stream:stream>")
             self.state = S.CLOSED
+            self.is_closed_by_peer = True
         return StreamEnded()
 
     def _classify(self, element: Element) -> Input:
@@ -383,6 +479,11 @@ class C2SStream:
     def _on_element(self, element: Element) -> Event | None:
         if self.state in _OPEN_STATES:
             return self._fail(StreamCondition.NOT_AUTHORIZED, "stream header expected first")
+        nonza = self._nonzas.get(element.tag)
+        if nonza is not None:
+            if self.state not in NONZA_STATES[nonza]:
+                return self._refuse(In.OTHER)
+            return _nonza_event(nonza, element)
         inp = self._classify(element)
         prev = self.state
         if self._step(inp) is None:
@@ -491,6 +592,27 @@ class C2SStream:
             raise LocalProtocolError("pre-auth replies only before authentication")
         self._emit(serialize(element, self._stanza_parent))
 
+    def send_nonza(self, element: Element) -> None:
+        """Queue a nonza (XEP-0198 ``<enabled/>``, ``<a/>``, ``<r/>``, ``<failed/>``…).
+
+        Raises:
+            LocalProtocolError: before authentication.
+        """
+        if self.state is S.CLOSED:
+            return
+        if self.authenticated_as is None or self.state in _OPEN_STATES:
+            raise LocalProtocolError(f"cannot send nonzas in state {self.state.value}")
+        self._emit(serialize(element, self._stanza_parent))
+
+    def sm_resumed(self, previd: str, h: int) -> None:
+        """XEP-0198 §5: the former session is resumed on this stream (it is bound again)."""
+        if self.state is not S.AWAIT_BIND:
+            prev = self.state
+            self.state = S.CLOSED
+            raise LocalProtocolError(f"cannot resume in state {prev.value}")
+        self._step(In.BOUND)
+        self._emit(f"<resumed xmlns='{SM}' h='{h % MAX_SEQ}' previd='{_escape_attr(previd)}'/>")
+
     def send_element(self, element: Element) -> None:
         """Queue a stanza for the bound client."""
         if self.state is not S.ESTABLISHED and self.state is not S.BINDING:
@@ -499,12 +621,22 @@ class C2SStream:
             raise LocalProtocolError(f"cannot send stanzas in state {self.state.value}")
         self._emit(serialize(element, self._stanza_parent))
 
-    def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
-        """Close the stream, with a stream error when ``condition`` is given."""
+    def close(
+        self,
+        condition: StreamCondition | None = None,
+        text: str = "",
+        *,
+        app_condition: Element | None = None,
+    ) -> None:
+        """Close the stream, with a stream error when ``condition`` is given.
+
+        ``app_condition`` is an application-specific error element added to the
+        stream error (RFC 6120 §4.9.4), e.g. XEP-0198 ``<handled-count-too-high/>``.
+        """
         if self.state is S.CLOSED:
             return
         if condition is not None:
-            self._fail(condition, text)
+            self._fail(condition, text, app_condition)
             return
         self._emit(framing_close() if self._ws else "</stream:stream>")
         self.state = S.CLOSED
@@ -565,12 +697,18 @@ class C2SStream:
         t = f"<text xml:lang='en'>{_escape(text)}</text>" if text else ""
         self._emit(f"<failure xmlns='{ns.SASL}'><{condition}/>{t}</failure>")
 
-    def _fail(self, condition: StreamCondition, text: str = "") -> StreamEnded:
+    def _fail(
+        self, condition: StreamCondition, text: str = "", app_condition: Element | None = None
+    ) -> StreamEnded:
         """Send a stream error and close (RFC 6120 §4.9.1.1)."""
         if self.state is not S.CLOSED:
             if not self._is_header_sent and not self._ws:
                 self._send_header()  # §4.9.1.2: the header comes first
-            err = serialize(stream_error_element(condition, text), ns.STREAM)
+            element = stream_error_element(condition, text)
+            if app_condition is not None:
+                element.append(app_condition)
+            err = serialize(element, ns.STREAM)
+            self.end_condition = condition
             if self._ws:
                 self._emit(f"<stream:error xmlns:stream='{ns.STREAM}'>{_inner(err)}</stream:error>")
                 self._emit(framing_close())
@@ -589,3 +727,33 @@ def _inner(serialized: str) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attr(text: str) -> str:
+    return _escape(text).replace("'", "&apos;").replace('"', "&quot;")
+
+
+def parse_seq(value: str | None) -> int | None:
+    """An XEP-0198 'h' value (xs:unsignedInt), or None when missing or malformed."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    n = int(value)
+    return n if n < MAX_SEQ else None
+
+
+def _is_true(value: str | None) -> bool:
+    return value in ("true", "1")  # xs:boolean
+
+
+def _nonza_event(nonza: Nonza, element: Element) -> Event:
+    """The event for an accepted nonza."""
+    if nonza is Nonza.SM_ENABLE:
+        max_value = parse_seq(element.get("max"))
+        return SmEnableRequested(resume=_is_true(element.get("resume")), max=max_value or None)
+    if nonza is Nonza.SM_RESUME:
+        return SmResumeRequested(previd=element.get("previd", ""), h=parse_seq(element.get("h")))
+    if nonza is Nonza.SM_REQUEST:
+        return SmAckRequested()
+    if nonza is Nonza.SM_ACK:
+        return SmAckReceived(h=parse_seq(element.get("h")))
+    return ClientStateChanged(is_active=nonza is Nonza.CSI_ACTIVE)
