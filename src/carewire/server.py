@@ -36,6 +36,7 @@ from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
+from carewire.features.chat_gateway import ServerGateway
 from carewire.platform import Platform, engine_config, open_platform, platform_services
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
@@ -204,6 +205,8 @@ class Server:
         )
         kernel.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
         self.kernel = kernel
+        # The XMPP rule actions deliver through this server from now on.
+        self.platform.chat.attach(kernel.ctx.require(ServerGateway))
         self._auditor = LoginAuditor(stores, sink=login_sink(self.platform.audit))
         self.net = NetContext(
             kernel=kernel,
@@ -418,6 +421,8 @@ class Server:
         """Clean shutdown: stop listening, end sessions, flush the audit, close storage."""
         log.info("shutting down")
         if self.kernel is not None:
+            if self.platform is not None:
+                self.platform.chat.attach(None)  # rule actions no longer reach this server
             await self.kernel.hooks.fire(H.SERVER_STOPPING, None)
         for listener in self._listeners:
             listener.close()

@@ -20,6 +20,7 @@ from carewire.core.events import SessionEvent
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.core.sessions import Session
+from carewire.features.chat_gateway import ServerGateway
 from carewire.platform import Platform, open_platform, platform_services
 from carewire.storage import migrate
 from carewire.xmpp import ns
@@ -173,5 +174,7 @@ async def make_harness(
         services=services,
     )
     kernel.load_features(features)
+    if platform is not None:
+        platform.chat.attach(kernel.ctx.require(ServerGateway))
     await kernel.hooks.fire(H.SERVER_STARTED, None)
     return Harness(kernel, db, platform)

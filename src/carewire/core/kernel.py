@@ -53,6 +53,7 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "alerts",
     "clinical_presence",
     "client_settings",
+    "chat_gateway",
 )
 
 
