@@ -94,6 +94,9 @@ class XmppSection:
     login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
     lockout_after: int = 10  # security policy: locked after 10 failures until unlocked
+    smacks_resume_timeout: str = "5m"  # XEP-0198: how long a dropped session may be resumed
+    smacks_max_unacked: int = 1000
+    csi_max_held: int = 500
     features: tuple[str, ...] = ()
 
 

@@ -153,6 +153,11 @@ def feature_config(cfg: Config) -> FeatureConfig:
         account_check_interval=parse_duration(
             x.account_check_interval, "xmpp.account_check_interval"
         ).total_seconds(),
+        smacks_resume_timeout=parse_duration(
+            x.smacks_resume_timeout, "xmpp.smacks_resume_timeout"
+        ).total_seconds(),
+        smacks_max_unacked=x.smacks_max_unacked,
+        csi_max_held=x.csi_max_held,
     )
 
 

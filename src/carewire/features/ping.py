@@ -72,7 +72,7 @@ class PingKeeper:
         now = self.ctx.clock.monotonic()
         due = []
         for session in self.ctx.sessions:
-            if session.is_closed or session.data.get(PENDING) is not None:
+            if session.is_closed or session.is_detached or session.data.get(PENDING) is not None:
                 continue
             last = session.data.get(LAST_ACTIVE)
             if last is None:
