@@ -148,6 +148,7 @@ class AlertResponses:
 
     async def _alert(self, alert_id: str) -> tuple[Record, al.Alert]:
         """The alert's MESSAGES record and the alert as sent."""
+        await self.ctx.durability.flush()  # an alert sent a moment ago may still be queued
         message = await self._one(MESSAGES, Filter(field="uuid", op=FilterOp.EQ, value=alert_id))
         if message is None:
             raise StanzaError(_C.ITEM_NOT_FOUND, "No such alert")

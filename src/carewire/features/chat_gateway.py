@@ -180,6 +180,7 @@ class ServerGateway:
             acknowledgeable=bool(request.accept or request.decline or request.accept_and_call),
             system=True,
         )
+        await tracker.flush()  # recorded before anyone can see (and answer) it
         for user in notify:
             await self._route(self._alert_message(room, user, alert_id, body, element), room, user)
         await self._link_delivery(request.delivery_id, alert_id)

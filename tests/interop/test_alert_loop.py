@@ -1,0 +1,170 @@
+"""The whole alert loop with real clients on a real server loaded with the demo hospital.
+
+``carewire demo nurse-call`` raises a call from the command line; the server
+alerts the bed's level-1 nurse, whose slixmpp client accepts with the
+documented IQ; the call is updated and the backup escalation is cancelled.
+A second call nobody answers reaches the level-2 nurse in the same room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from slixmpp.xmlstream import ET
+
+from tests.interop.helpers import log_tail
+from tests.interop.slix import SlixClient
+from tests.serverproc import RunningServer, cli, init_data_dir, server_env, serving
+
+pytestmark = pytest.mark.interop
+
+ALERT_NS = "urn:carewire:alert:0"
+NURSE, BACKUP = "nurse.adams", "nurse.baker"  # level 1 and 2 of ICU-101A
+BACKUP_RULE = "escalate-to-backup-nurse"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("alert-loop")
+    env = server_env()
+    init_data_dir(data_dir, accounts=0, env=env)
+    r = cli("demo", "--data-dir", str(data_dir), env=env)
+    assert r.returncode == 0, r.stderr
+    with serving(data_dir, accounts=0, env=env) as s:
+        yield s
+
+
+@pytest.fixture
+async def api(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    r = server.cli("token", "create", f"loop-{time.monotonic_ns()}", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    base = f"https://127.0.0.1:{server.ports['https']}/api/v1"
+    async with httpx.AsyncClient(
+        base_url=base,
+        verify=False,
+        timeout=10,
+        headers={"Authorization": f"Bearer {r.stdout.strip()}"},
+    ) as client:
+        yield client
+
+
+def _password(server: RunningServer) -> str:
+    return (server.data_dir / "demo-password.txt").read_text().strip()
+
+
+async def _backup_after(api: httpx.AsyncClient, seconds: int) -> None:
+    """Shorten the demo's one-minute escalation so the test does not wait for it."""
+    r = await api.get("/rules")
+    [rule] = [x for x in r.json()["rules"] if x["name"] == BACKUP_RULE]
+    rule["defer_seconds"] = seconds
+    rule_id = rule.pop("id")
+    r = await api.put(f"/rules/{rule_id}", json=rule)
+    assert r.status_code == 200, r.text
+
+
+def _alert_of(msg: Any) -> ET.Element | None:
+    found: ET.Element | None = msg.xml.find(f"{{{ALERT_NS}}}alert")
+    return found
+
+
+async def _next_alert(client: SlixClient, timeout: float = 20) -> Any:
+    return await client.next_matching(
+        client.messages, lambda m: _alert_of(m) is not None, timeout=timeout
+    )
+
+
+async def _respond(client: SlixClient, server: RunningServer, alert_id: str, action: str) -> Any:
+    iq = client.xmpp.Iq(stype="set", sto=server.domain)
+    response = ET.Element(f"{{{ALERT_NS}}}response", {"alert": alert_id, "action": action})
+    iq.append(response)
+    return await iq.send(timeout=10)  # type: ignore[no-untyped-call]
+
+
+async def _record(api: httpx.AsyncClient, call_prefix: str) -> dict[str, Any]:
+    r = await api.get("/datasets/NURSE_CALLS/records", params={"limit": 100})
+    assert r.status_code == 200, r.text
+    found = [rec for rec in r.json()["records"] if rec["values"]["call_id"].startswith(call_prefix)]
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+async def _delivery_status(api: httpx.AsyncClient, rule: str, count: int) -> list[str]:
+    r = await api.get("/deliveries", params={"limit": 100})
+    assert r.status_code == 200, r.text
+    found = [d["values"] for d in r.json()["deliveries"] if d["values"].get("rule") == rule]
+    return [str(v["status"]) for v in found][:count]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_nurse_accepts_and_the_escalation_is_cancelled_then_an_unanswered_call_escalates(
+    server: RunningServer,
+    api: httpx.AsyncClient,
+    slix: Callable[..., Awaitable[SlixClient]],
+) -> None:
+    await _backup_after(api, 3)
+    nurse = await slix(server, NURSE, _password(server))
+    backup = await slix(server, BACKUP, _password(server))
+    for client in (nurse, backup):
+        client.xmpp.send_presence()  # available: alerts come at once, not from offline storage
+
+    # 1. A call from the command line: the server's scheduler runs the alert rule.
+    r = server.cli("demo", "nurse-call", "ICU-101A")
+    assert r.returncode == 0, r.stderr
+    msg = await _next_alert(nurse)
+    alert = _alert_of(msg)
+    assert alert is not None
+    assert "Alice Moreau is calling from room 101, bed A." in msg["body"]
+    room = str(msg["from"])
+    assert room.endswith(f"@chat.{server.domain}")
+    result = await _respond(nurse, server, alert.get("id", ""), "accept")
+    assert result["type"] == "result"
+    call = await _record(api, "ICU-101A")
+    assert call["values"]["status"] == "Accepted", log_tail(server)
+    assert call["values"]["responder"] == NURSE
+
+    async def cancelled() -> bool:
+        return await _delivery_status(api, BACKUP_RULE, 1) == ["Cancelled"]
+
+    await _eventually(cancelled)
+    assert backup.messages.empty() or all(
+        _alert_of(m) is None
+        for m in list(backup.messages._queue)  # type: ignore[attr-defined]
+    )
+
+    # 2. A call through the API that nobody answers: the backup is alerted in the same room.
+    created = await api.post(
+        "/datasets/NURSE_CALLS/records",
+        json={
+            "values": {
+                "call_id": "second",
+                "status": "Open",
+                "bed": {
+                    "bed_number": "A",
+                    "room": {"room_number": "101", "facility": {"name": "Carewire General"}},
+                },
+            }
+        },
+    )
+    assert created.status_code == 201, created.text
+    first = await _next_alert(nurse)
+    escalated = await _next_alert(backup, timeout=30)
+    assert str(escalated["from"]) == str(first["from"])  # one room per call
+    esc = _alert_of(escalated)
+    assert esc is not None and esc.get("priority") == "urgent"
+    result = await _respond(backup, server, esc.get("id", ""), "decline")
+    assert result["type"] == "result"
+    second = await _record(api, "second")
+    assert second["values"]["status"] == "Declined"
+    assert second["values"]["responder"] == BACKUP
