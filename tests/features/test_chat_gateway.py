@@ -118,6 +118,14 @@ async def test_the_assigned_nurse_is_alerted_accepts_and_the_escalation_is_cance
     [delivery] = await _deliveries(h, ALERT_RULE)
     assert delivery["status"] == "Delivered", delivery["status_text"]
     assert delivery["message"] is not None  # linked to the alert's MESSAGES record
+    conversations = await _platform(h).datasets.query(
+        "CONVERSATIONS", Query(filters=(Filter(field="jid1", op=FilterOp.EQ, value=str(room)),))
+    )
+    [conversation] = conversations.records
+    patients = await _platform(h).datasets.query(
+        "PATIENTS", Query(filters=(Filter(field="mrn", op=FilterOp.EQ, value="MRN1001"),))
+    )
+    assert conversation.get("patient") == patients.records[0].id
 
     reply = await _respond(h, nurse, alert.id, "accept")
     assert reply.get("type") == "result", reply

@@ -35,6 +35,7 @@ from carewire.adapters.xmpp.gateway import (
 )
 from carewire.core.feature import FeatureContext
 from carewire.datasets.model import Origin
+from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.service import DatasetService
 from carewire.errors import CarewireError
 from carewire.features.client_settings import ClientSettingsService
@@ -59,6 +60,7 @@ MARKERS_NS = "urn:xmpp:chat-markers:0"
 HINTS_NS = "urn:xmpp:hints"
 
 _SLUG = re.compile(r"[^a-z0-9_.-]+")
+_ORIGIN = Origin(adapter=None, actor="xmpp", depth=0)
 
 
 def room_for_source(source: str) -> str:
@@ -181,6 +183,7 @@ class ServerGateway:
             system=True,
         )
         await tracker.flush()  # recorded before anyone can see (and answer) it
+        await self._describe_conversation(room, request)
         for user in notify:
             await self._route(self._alert_message(room, user, alert_id, body, element), room, user)
         await self._link_delivery(request.delivery_id, alert_id)
@@ -246,6 +249,42 @@ class ServerGateway:
             ),
         )
 
+    async def _describe_conversation(self, room: JID, request: AlertRequest) -> None:
+        """Link the room's CONVERSATIONS record to the patient and the event response team."""
+        changes: dict[str, object] = {}
+        if request.patient_mrn:
+            found = await self.datasets.query(
+                "PATIENTS",
+                Query(filters=(Filter(field="mrn", op=FilterOp.EQ, value=request.patient_mrn),)),
+            )
+            if found.records:
+                changes["patient"] = found.records[0].id
+        team = [
+            j.split("@", 1)[0] for j in request.event_response_team if j.endswith(f"@{self.domain}")
+        ]
+        if team:
+            users = await self.datasets.query(
+                "USERS", Query(filters=(Filter(field="login", op=FilterOp.IN, value=team),))
+            )
+            changes["team_member"] = [u.id for u in users.records]
+        if not changes:
+            return
+        page = await self.datasets.query(
+            "CONVERSATIONS",
+            Query(
+                filters=(
+                    Filter(field="jid1", op=FilterOp.EQ, value=str(room)),
+                    Filter(field="jid2", op=FilterOp.EQ, value="ROOM"),
+                )
+            ),
+        )
+        if not page.records:
+            return
+        try:
+            await self.datasets.update("CONVERSATIONS", page.records[0].id, changes, origin=_ORIGIN)
+        except CarewireError as exc:
+            log.warning("alert room %s: conversation links not set: %s", room, exc.code)
+
     def _alert_message(
         self, room: JID, to: JID, alert_id: str, body: str, alert: Element
     ) -> Element:
@@ -270,10 +309,7 @@ class ServerGateway:
             )
             return
         await self.datasets.update(
-            "DELIVERIES",
-            delivery_id,
-            {"message": message_id},
-            origin=Origin(adapter=None, actor="xmpp", depth=0),
+            "DELIVERIES", delivery_id, {"message": message_id}, origin=_ORIGIN
         )
 
     # -- messages -----------------------------------------------------------------
