@@ -9,7 +9,7 @@ account", with "a category of "account" [and] most likely, a type of
 at request time, so features loaded after this one are advertised too.
 
 The XMPP adapter's "Disable Acknowledgments" setting is read at request time
-too: while it is on, the acknowledgement feature (:data:`ACK_FEATURE`) is not
+too: while it is on, the acknowledgement feature (``ns.ACK``) is not
 advertised ("this checkbox only prevents detection of the feature"; storing
 acknowledgeable messages goes on).
 """
@@ -35,8 +35,9 @@ ITEMS_QUERY = f"{{{ns.DISCO_ITEMS}}}query"
 # XEP-0030 §3.1: "every entity MUST support at least the
 # 'http://jabber.org/protocol/disco#info' feature".
 _DISCO_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS)
-#: The acknowledgement feature, hidden while the XMPP adapter disables acknowledgements.
-ACK_FEATURE = "urn:carewire:ack:0"
+#: The acknowledgement feature, hidden while the XMPP adapter disables acknowledgements
+#: (kept as a name of this module for its importers).
+ACK_FEATURE = ns.ACK
 
 
 def _info(identities: Iterable[tuple[str, str, str]], features: Iterable[str]) -> Element:
@@ -114,11 +115,11 @@ class Disco:
         """The features to advertise now (the adapter's settings may hide some)."""
         adapters = self.ctx.require(AdapterManager)
         if (
-            ACK_FEATURE in features
+            ns.ACK in features
             and adapters is not None
             and chat_settings(adapters).acknowledgements_disabled
         ):
-            return features - {ACK_FEATURE}
+            return features - {ns.ACK}
         return features
 
     async def _exists(self, req: IqRequest) -> bool:

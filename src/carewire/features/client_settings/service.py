@@ -1,151 +1,48 @@
-"""Client settings, clinical roster, patient details (``urn:carewire:settings|roster|patient:0``).
+"""The data-facing client settings service (``urn:carewire:settings|roster|patient:0``).
 
-Three IQ gets answered by the server (``to`` the domain, or no ``to``):
-
-* ``<settings xmlns='urn:carewire:settings:0'/>``: every client-facing
-  setting of the enabled XMPP adapter (help link, session and offline
-  timeouts, acknowledgements, roster options, phone number and patient
-  location transformations, patient details, custom parameters) and the
-  facility's presence states.
-* ``<roster xmlns='urn:carewire:roster:0'/>``: units, their locations and,
-  per functional role, the users with an active assignment there.
-* ``<patient xmlns='urn:carewire:patient:0' mrn='…'/>``: a patient's default
-  and configured details and location.
-
-Theory of operation: the adapter's settings live in the
-:class:`~carewire.adapters.manager.AdapterManager`, which the console and the
-API edit; they are read again for every request, so an answer always follows
-the current settings. Dataset reads go through the
-:class:`~carewire.datasets.service.DatasetService` (paged queries, batched
-``get_many``/``follow``) and :class:`~carewire.datasets.paths.PathResolver`.
-Without the data platform nothing is registered, so the three IQs get
-``service-unavailable``. The alert builder uses the same data through the
-:class:`ClientSettingsService` this feature provides. See docs/client-settings.md.
+:class:`ClientSettingsService` reads the enabled XMPP adapter's settings from
+the :class:`~carewire.adapters.manager.AdapterManager` at every call and
+applies them to the clinical datasets (patients, their details and location,
+the roster of units and assignments, the facility's presence states) through
+the :class:`~carewire.datasets.service.DatasetService` and
+:class:`~carewire.datasets.paths.PathResolver`. It knows nothing of XML.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from xml.etree.ElementTree import Element, SubElement
 
 from carewire.adapters.manager import AdapterManager
 from carewire.adapters.xmpp.actions import COMPONENT
 from carewire.adapters.xmpp.settings import ChatSettings, chat_settings
-from carewire.adapters.xmpp.transforms import (
-    location_rule_problem,
-    location_transform,
-    phone_transform,
-)
-from carewire.core.events import IqRequest
-from carewire.core.feature import FeatureContext, IqTarget
+from carewire.adapters.xmpp.transforms import location_transform, phone_transform
 from carewire.datasets.model import Record, RecordId
 from carewire.datasets.paths import PathError, PathResolver, parse_path
 from carewire.datasets.query import MAX_LIMIT, Filter, FilterOp, Query, Sort
 from carewire.datasets.service import DatasetService
 from carewire.errors import NotFoundError
-from carewire.xmpp.errors import StanzaCondition, StanzaError
+from carewire.features.client_settings.model import (
+    DEFAULT_DETAILS,
+    PatientLocation,
+    PresenceState,
+    RosterLocation,
+    RosterRole,
+    RosterUnit,
+    RosterUser,
+    UnknownPatientError,
+    format_value,
+    setting_rows,
+)
 from carewire.xmpp.jid import JID, InvalidJID
-from carewire.xmpp.xml import is_valid_xml_text
 
 log = logging.getLogger(__name__)
 
-NS_SETTINGS = "urn:carewire:settings:0"
-NS_ROSTER = "urn:carewire:roster:0"
-NS_PATIENT = "urn:carewire:patient:0"
-SETTINGS = f"{{{NS_SETTINGS}}}settings"
-ROSTER = f"{{{NS_ROSTER}}}roster"
-PATIENT = f"{{{NS_PATIENT}}}patient"
-
-#: The patient attributes always reported first: (label, attribute path).
-DEFAULT_DETAILS = (
-    ("First Name", "first_name"),
-    ("Last Name", "last_name"),
-    ("Date of Birth", "dob"),
-    ("Sex", "sex"),
-    ("Facility Admit Date", "admit_date"),
-)
-#: Longest MRN accepted in a patient request.
-MAX_MRN = 256
 #: Most records of one dataset read for a roster or the presence states.
 MAX_RECORDS = 20_000
 #: Ids per batched read.
 _CHUNK = 500
 _ACTIVE = ["active", "Active", "ACTIVE"]
-
-
-class UnknownPatientError(NotFoundError):
-    """No patient has this MRN."""
-
-    code = "unknown-patient"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PatientLocation:
-    """Where a patient (or a bed or room) is, and the text clients show for it.
-
-    Attributes:
-        facility: The facility's name ("" when unknown).
-        unit: The unit's name.
-        room: The room number.
-        bed: The bed number.
-        text: ``UNIT ROOM-BED`` (``FACILITY UNIT ROOM-BED`` with Multiple
-            Facility on) after the patient location transformations.
-    """
-
-    facility: str = ""
-    unit: str = ""
-    room: str = ""
-    bed: str = ""
-    text: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PresenceState:
-    """A facility-defined presence (PRESENCE_STATES record)."""
-
-    facility: str
-    show: str
-    status: str
-    duration: int | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RosterUser:
-    """A user assigned to a location in a role."""
-
-    jid: str
-    name: str
-    level: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RosterRole:
-    """The users of one functional role (and, when both levels exist, one level) at a location."""
-
-    name: str  # as displayed, with the level prefix when there is one
-    role: str  # the functional role's own name
-    users: tuple[RosterUser, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RosterLocation:
-    """A location of a unit and its roles."""
-
-    location_id: str
-    roles: tuple[RosterRole, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RosterUnit:
-    """A unit as the roster shows it."""
-
-    name: str  # as displayed (facility prefix with Multiple Facility)
-    unit: str
-    facility: str
-    locations: tuple[RosterLocation, ...]
 
 
 class ClientSettingsService:
@@ -183,11 +80,13 @@ class ClientSettingsService:
 
     def transform_phone(self, number: str) -> str:
         """``number`` after the Phone Number Transformations (see :func:`phone_transform`)."""
-        return phone_transform(number, _rows(self.settings().get("phone_number_transformations")))
+        return phone_transform(
+            number, setting_rows(self.settings().get("phone_number_transformations"))
+        )
 
     def transform_location(self, location: str) -> str:
         """``location`` after the Patient Location Transformations."""
-        rules = _rows(self.settings().get("patient_location_transformations"))
+        rules = setting_rows(self.settings().get("patient_location_transformations"))
         return location_transform(location, rules)
 
     # --- patients ----------------------------------------------------------------
@@ -225,7 +124,7 @@ class ClientSettingsService:
         (and logged, without any patient data).
         """
         wanted: list[tuple[str, str, bool]] = [(lb, p, False) for lb, p in DEFAULT_DETAILS]
-        for row in _rows(self.settings().get("patient_details")):
+        for row in setting_rows(self.settings().get("patient_details")):
             wanted.append(
                 (
                     str(row.get("label", "")),
@@ -530,217 +429,3 @@ def _user_name(user: Record) -> str:
         p for p in (format_value(user.get("first_name")), format_value(user.get("last_name"))) if p
     )
     return full or format_value(user.get("login"))
-
-
-def _rows(value: object) -> list[Mapping[str, object]]:
-    if not isinstance(value, list | tuple):
-        return []
-    return [row for row in value if isinstance(row, Mapping)]
-
-
-def format_value(value: object) -> str:
-    """A record value as text: dates in ISO 8601 (times in UTC), lists comma-separated."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        utc = value.astimezone(UTC) if value.tzinfo is not None else value
-        return utc.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return ", ".join(format_value(v) for v in value)
-    return str(value)
-
-
-# --- XML ---------------------------------------------------------------------------
-
-
-def _safe(text: str) -> str:
-    """Text that XML 1.0 can carry (other characters become U+FFFD)."""
-    if is_valid_xml_text(text):
-        return text
-    return "".join(c if is_valid_xml_text(c) else "\ufffd" for c in text)
-
-
-def _sub(parent: Element, ns: str, name: str, attrs: Mapping[str, str] | None = None) -> Element:
-    return SubElement(parent, f"{{{ns}}}{name}", {k: _safe(v) for k, v in (attrs or {}).items()})
-
-
-def _seconds(value: timedelta | None) -> str:
-    return "off" if value is None else str(int(value.total_seconds()))
-
-
-def settings_element(
-    settings: ChatSettings, states: Sequence[PresenceState], *, offline_default: timedelta
-) -> Element:
-    """The ``<settings/>`` answer (see docs/client-settings.md for an example)."""
-    el = Element(SETTINGS)
-    ns = NS_SETTINGS
-    _sub(el, ns, "help-link").text = _safe(str(settings.get("help_link") or ""))
-    _sub(el, ns, "session-timeout", {"client": "mobile"}).text = _seconds(
-        settings.mobile_session_timeout
-    )
-    _sub(el, ns, "session-timeout", {"client": "desktop"}).text = _seconds(
-        settings.desktop_session_timeout
-    )
-    offline = settings.offline_message_timeout
-    if settings.get("offline_message_timeout") == "Default":
-        offline = offline_default
-    _sub(el, ns, "offline-message-timeout").text = _seconds(offline)
-    enabled = "false" if settings.acknowledgements_disabled else "true"
-    _sub(el, ns, "acknowledgements", {"enabled": enabled})
-    _sub(
-        el,
-        ns,
-        "roster",
-        {
-            "multiple-facility": "true" if settings.get("multiple_facility") is True else "false",
-            "level1-prefix": str(settings.get("level1_prefix") or ""),
-            "level2-prefix": str(settings.get("level2_prefix") or ""),
-        },
-    )
-    phones = _sub(el, ns, "phone-number-transformations")
-    for row in _rows(settings.get("phone_number_transformations")):
-        if row.get("active", True) is not False:
-            _sub(phones, ns, "transformation", _strings(row, "reference_name", "pattern", "mask"))
-    details = _sub(el, ns, "patient-details")
-    for row in _rows(settings.get("patient_details")):
-        attrs = _strings(row, "label", "attribute_path")
-        attrs["hidden"] = "true" if row.get("hidden") is True else "false"
-        _sub(details, ns, "detail", attrs)
-    locations = _sub(el, ns, "patient-location-transformations")
-    for row in _rows(settings.get("patient_location_transformations")):
-        if row.get("active", True) is not False and location_rule_problem(row) is None:
-            attrs = _strings(row, "reference_name", "pattern", "replacement")
-            _sub(locations, ns, "transformation", attrs)
-    params = _sub(el, ns, "custom-parameters")
-    for row in _rows(settings.get("custom_parameters")):
-        _sub(
-            params,
-            ns,
-            "parameter",
-            {"name": str(row.get("parameter", "")), "value": str(row.get("value", ""))},
-        )
-    presence = _sub(el, ns, "presence-states")
-    for s in states:
-        attrs = {"facility": s.facility, "show": s.show, "status": s.status}
-        if s.duration is not None:
-            attrs["duration"] = str(s.duration)
-        _sub(presence, ns, "state", attrs)
-    return el
-
-
-_ATTR_NAMES = {"reference_name": "name", "attribute_path": "path"}
-
-
-def _strings(row: Mapping[str, object], *keys: str) -> dict[str, str]:
-    out = {}
-    for key in keys:
-        value = row.get(key)
-        if isinstance(value, str) and value:
-            out[_ATTR_NAMES.get(key, key)] = value
-    return out
-
-
-def roster_element(units: Sequence[RosterUnit]) -> Element:
-    """The ``<roster/>`` answer."""
-    el = Element(ROSTER)
-    for unit in units:
-        u = _sub(
-            el, NS_ROSTER, "unit", {"name": unit.name, "unit": unit.unit, "facility": unit.facility}
-        )
-        for loc in unit.locations:
-            lo = _sub(u, NS_ROSTER, "location", {"id": loc.location_id})
-            for role in loc.roles:
-                r = _sub(lo, NS_ROSTER, "role", {"name": role.name, "role": role.role})
-                for user in role.users:
-                    attrs = {"jid": user.jid, "name": user.name, "level": user.level}
-                    _sub(r, NS_ROSTER, "user", attrs)
-    return el
-
-
-def patient_element(
-    mrn: str, details: Sequence[tuple[str, str, str, bool]], where: PatientLocation | None
-) -> Element:
-    """The ``<patient/>`` answer."""
-    el = Element(PATIENT, {"mrn": _safe(mrn)})
-    for label, path, value, hidden in details:
-        d = _sub(
-            el,
-            NS_PATIENT,
-            "detail",
-            {"label": label, "path": path, "hidden": "true" if hidden else "false"},
-        )
-        d.text = _safe(value)
-    if where is not None:
-        attrs = {
-            "facility": where.facility,
-            "unit": where.unit,
-            "room": where.room,
-            "bed": where.bed,
-        }
-        loc = _sub(el, NS_PATIENT, "location", {k: v for k, v in attrs.items() if v})
-        loc.text = _safe(where.text)
-    return el
-
-
-# --- the feature ------------------------------------------------------------------------
-
-
-class ClientSettingsFeature:
-    """The IQ handlers."""
-
-    def __init__(self, ctx: FeatureContext, service: ClientSettingsService) -> None:
-        self.ctx = ctx
-        self.service = service
-
-    async def settings(self, req: IqRequest) -> Element | None:
-        """``<settings/>``: the current client settings and presence states."""
-        states = await self.service.presence_states(req.sender_login)
-        return settings_element(
-            self.service.settings(), states, offline_default=self.ctx.config.offline_ttl
-        )
-
-    async def roster(self, req: IqRequest) -> Element | None:
-        """``<roster/>``: the clinical roster."""
-        try:
-            units = await self.service.roster()
-        except NotFoundError as exc:
-            log.warning("roster unavailable: %s", exc)
-            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE) from None
-        return roster_element(units)
-
-    async def patient(self, req: IqRequest) -> Element | None:
-        """``<patient mrn='…'/>``: a patient's details and location."""
-        mrn = (req.payload.get("mrn") or "").strip()
-        if not mrn or len(mrn) > MAX_MRN:
-            raise StanzaError(
-                StanzaCondition.BAD_REQUEST, f"an mrn of 1 to {MAX_MRN} characters is required"
-            )
-        try:
-            record = await self.service.patient(mrn)
-        except UnknownPatientError:
-            raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such patient") from None
-        details = await self.service.details_of(record)
-        return patient_element(mrn, details, await self.service.location_of(record))
-
-
-def setup(ctx: FeatureContext) -> None:
-    """Register the three IQs and provide :class:`ClientSettingsService` (needs the platform)."""
-    adapters, datasets = ctx.require(AdapterManager), ctx.require(DatasetService)
-    if adapters is None or datasets is None:
-        return  # no data platform: the IQs stay unanswered (service-unavailable)
-    service = ctx.provide(
-        ClientSettingsService(
-            adapters, datasets, resolver=ctx.require(PathResolver), domain=ctx.hosts.domain
-        )
-    )
-    feature = ClientSettingsFeature(ctx, service)
-    targets = (IqTarget.HOST, IqTarget.ACCOUNT)
-    ctx.iq.register(SETTINGS, feature.settings, types=("get",), targets=targets)
-    ctx.iq.register(ROSTER, feature.roster, types=("get",), targets=targets)
-    ctx.iq.register(PATIENT, feature.patient, types=("get",), targets=targets)
-    for var in (NS_SETTINGS, NS_ROSTER, NS_PATIENT):
-        ctx.disco.add_server_feature(var)
