@@ -91,7 +91,7 @@ async def test_filters_and_paging(running: Api) -> None:
     assert [src for src, _ in everything] == ["C3", "C3", "B2", "A1", "A1"]  # newest first
     assert await names(status="Error") == [("C3", "Error"), ("A1", "Error")]
     r = await running.reader.get("/deliveries", params={"status": "Error"})
-    assert "not installed" in r.json()["deliveries"][0]["values"]["status_text"]
+    assert "no XMPP server runs" in r.json()["deliveries"][0]["values"]["status_text"]
     assert await names(interface_name=XMPP) == [("C3", "Error"), ("A1", "Error")]
     assert [s for s, _ in await names(rule="note open calls")] == ["C3", "B2", "A1"]
     assert await names(rule="nothing") == []
