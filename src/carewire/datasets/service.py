@@ -8,6 +8,12 @@ transaction; and after it commits every written record produces exactly one
 :class:`~carewire.datasets.model.RecordChanged` for the subscribers (the
 rules engine, the XMPP adapter).
 
+Bulk writes (:meth:`Batch.create_many`, :meth:`Batch.update_many`) validate
+every value the same way but check link targets with one query per target
+dataset, keys with one query per list, and write with batched statements;
+a transaction remembers the records it created or found, so their existence
+is not asked again. They are for high-rate writers such as message tracking.
+
 Link values: a to-one link takes a record id or a mapping of the target's
 key fields (``{"room": {"room_number": "101", "facility": {"name": "Main"}}}``);
 an m:n link takes a list of those and replaces the whole set.
@@ -57,6 +63,8 @@ class Batch:
         self._w = writer
         self._origin = origin
         self._events: dict[tuple[str, int], RecordChanged] = {}
+        # (dataset, id) of records this transaction created or saw exist: link checks skip them
+        self._exists: set[tuple[str, int]] = set()
 
     @property
     def events(self) -> list[RecordChanged]:
@@ -70,6 +78,7 @@ class Batch:
         self._require(ds, row, None)
         await self._check_key(ds, row, None)
         rid = await self._w.insert(ds, row)
+        self._exists.add((ds.name, int(rid)))
         new = {name: None for name in _column_fields(ds)} | row
         for name, ids in many.items():
             link = ds.link(name)
@@ -131,7 +140,128 @@ class Batch:
                 "delete or re-link those records first"
             )
         await self._w.delete(ds, rec.id)
+        self._exists.discard((ds.name, int(rec.id)))
         self._emit(ds, rec.id, ChangeKind.DELETE, dict(rec.values), None)
+
+    async def create_many(self, dataset: str, rows: Sequence[Mapping[str, object]]) -> list[Record]:
+        """Create several records of one dataset with a few statements in all.
+
+        Each row is validated as :meth:`create` does (fields, types, required
+        values, keys, link targets), but link targets are checked with one
+        query per target dataset, keys with one query for the whole list (and
+        against each other), and the rows are inserted with one batched
+        statement. Nothing is written unless every row is valid. One event per
+        record, in row order.
+
+        Raises:
+            RecordError: A row is invalid or links to a record that does not exist.
+            ConflictError: A key is taken, or two rows have the same key.
+        """
+        ds = self._svc.registry.get(dataset)
+        targets = _Targets()
+        prepared: list[tuple[dict[str, object], dict[str, list[RecordId]]]] = []
+        for values in rows:
+            row, many = await self._prepare(ds, values, None, targets)
+            self._require(ds, row, None)
+            prepared.append((row, many))
+        await self._check_targets(ds, targets)
+        await self._check_keys(ds, [row for row, _ in prepared])
+        ids = await self._w.insert_many(ds, [row for row, _ in prepared])
+        self._exists.update((ds.name, int(rid)) for rid in ids)
+        pairs: dict[str, list[tuple[RecordId, RecordId]]] = {}
+        for rid, (_, many) in zip(ids, prepared, strict=True):
+            for name, linked in many.items():
+                pairs.setdefault(name, []).extend((rid, t) for t in linked)
+        for name, linked_pairs in pairs.items():
+            link = ds.link(name)
+            assert link is not None
+            await self._w.insert_links(ds, link, linked_pairs)
+        blank: dict[str, object] = {name: None for name in _column_fields(ds)}
+        return [
+            self._emit(
+                ds,
+                rid,
+                ChangeKind.CREATE,
+                None,
+                blank | row | {name: sorted(linked) for name, linked in many.items()},
+            )
+            for rid, (row, many) in zip(ids, prepared, strict=True)
+        ]
+
+    async def update_many(
+        self, dataset: str, changes: Sequence[tuple[int, Mapping[str, object]]]
+    ) -> list[Record]:
+        """Change several records of one dataset with a few statements in all.
+
+        Each change is validated as :meth:`update` does; the records are read
+        with one query, link targets checked with one query per target
+        dataset, and the changes written with one batched statement per set
+        of changed fields. A change that touches an m:n link or a key field
+        makes the whole list go through :meth:`update`, one by one (same
+        result, more statements). Returns each record as it is after its
+        change, in the order of ``changes``.
+
+        Raises:
+            RecordNotFoundError: A record does not exist.
+            RecordError: A change is invalid.
+        """
+        ds = self._svc.registry.get(dataset)
+        slow = set(_key_fields(ds)) | {
+            ln.name for ln in ds.links if not holds_reference(ds.name, ln)
+        }
+        if any(slow.intersection(values) for _, values in changes):
+            return [await self.update(dataset, rid, values) for rid, values in changes]
+        wanted = [RecordId(rid) for rid, _ in changes if is_record_id(rid)]
+        first = await self._w.get_many(ds, wanted)
+        current = {rid: dict(rec.values) for rid, rec in first.items()}
+        targets = _Targets()
+        out: list[Record] = []
+        for rid, values in changes:
+            if not is_record_id(rid) or RecordId(rid) not in current:
+                raise RecordNotFoundError(f"{ds.name} record {rid} does not exist")
+            row, _ = await self._prepare(ds, values, rid, targets)
+            merged = current[RecordId(rid)] | row
+            self._require(ds, merged, rid)
+            current[RecordId(rid)] = merged
+            out.append(Record(dataset=ds.name, id=RecordId(rid), values=merged))
+        await self._check_targets(ds, targets)
+        self._exists.update((ds.name, int(rid)) for rid in first)
+        order = list(dict.fromkeys(rec.id for rec in out))  # one write per record, final values
+        await self._w.update_many(
+            ds,
+            [
+                (rid, {k: v for k, v in current[rid].items() if first[rid].values.get(k) != v})
+                for rid in order
+            ],
+        )
+        for rid in order:
+            self._emit(ds, rid, ChangeKind.UPDATE, dict(first[rid].values), current[rid])
+        return out
+
+    async def find_many(self, dataset: str, keys: Sequence[Mapping[str, object]]) -> list[Record]:
+        """The records (as this transaction sees them) whose key equals one of ``keys``.
+
+        Each key names every key field of the dataset; values are typed as
+        :meth:`create` types them (a to-one link takes a record id). A key
+        with an empty value matches nothing.
+
+        Raises:
+            RecordError: The dataset has no key, or a key is malformed.
+        """
+        ds = self._svc.registry.get(dataset)
+        fields = _key_fields(ds)
+        if not fields:
+            raise RecordError(ds.name, "has no key, so records cannot be matched")
+        typed: list[Mapping[str, object]] = []
+        for key in keys:
+            if set(key) != set(fields):
+                raise RecordError(ds.name, f"a key names exactly {', '.join(fields)}")
+            row, _ = await self._prepare(ds, key, None, _Targets())
+            if not any(v is None for v in row.values()):
+                typed.append({f: row[f] for f in fields})
+        found = await self._w.find_many_by_key(ds, typed)
+        self._exists.update((ds.name, int(rec.id)) for rec in found)
+        return found
 
     async def link(
         self, dataset: str, record_id: int, link_name: str, targets: Sequence[object]
@@ -183,9 +313,17 @@ class Batch:
         return rec
 
     async def _prepare(
-        self, ds: Dataset, values: Mapping[str, object], record_id: int | None
+        self,
+        ds: Dataset,
+        values: Mapping[str, object],
+        record_id: int | None,
+        targets: _Targets | None = None,
     ) -> tuple[dict[str, object], dict[str, list[RecordId]]]:
-        """Split input into column values and m:n target lists, typed and resolved."""
+        """Split input into column values and m:n target lists, typed and resolved.
+
+        With ``targets``, record ids are collected there to be checked later
+        (:meth:`_check_targets`) instead of one query per value.
+        """
         row: dict[str, object] = {}
         many: dict[str, list[RecordId]] = {}
         for name, value in values.items():
@@ -207,14 +345,18 @@ class Batch:
                 row[name] = (
                     None
                     if value is None
-                    else (await self._link_targets(ds, name, link.target, [value], record_id))[0]
+                    else (
+                        await self._link_targets(ds, name, link.target, [value], record_id, targets)
+                    )[0]
                 )
             elif link.cardinality is Cardinality.MANY_TO_MANY:
                 if not isinstance(value, list | tuple):
                     raise RecordError(
                         ds.name, "an m:n link takes a list", field=name, record=record_id
                     )
-                many[name] = await self._link_targets(ds, name, link.target, value, record_id)
+                many[name] = await self._link_targets(
+                    ds, name, link.target, value, record_id, targets
+                )
             else:
                 raise _reverse_error(ds, link, record_id)
         return row, many
@@ -226,6 +368,7 @@ class Batch:
         target_name: str,
         refs: Sequence[object],
         record_id: int | None,
+        pending: _Targets | None = None,
     ) -> list[RecordId]:
         target = self._svc.registry.get(target_name)
         ids: list[RecordId] = []
@@ -252,7 +395,23 @@ class Batch:
                     field=field,
                     record=record_id,
                 ) from None
-        missing = await self._w.missing(target, ids)
+        if pending is not None:
+            pending.add(target, ids, field, record_id)
+        else:
+            await self._check_exist(ds, target, ids, field, record_id)
+        return ids
+
+    async def _check_exist(
+        self,
+        ds: Dataset,
+        target: Dataset,
+        ids: Sequence[RecordId],
+        field: str,
+        record_id: int | None,
+    ) -> None:
+        """Refuse ids that are not records of ``target`` (one query for those not seen yet)."""
+        unknown = [i for i in dict.fromkeys(ids) if (target.name, int(i)) not in self._exists]
+        missing = await self._w.missing(target, unknown) if unknown else []
         if missing:
             raise RecordError(
                 ds.name,
@@ -261,7 +420,52 @@ class Batch:
                 record=record_id,
                 code="dangling-link",
             )
-        return ids
+        self._exists.update((target.name, int(i)) for i in unknown)
+
+    async def _check_targets(self, ds: Dataset, targets: _Targets) -> None:
+        """Check the link targets a bulk write collected: one query per target dataset."""
+        for target, refs in targets.by_target.values():
+            ids = [rid for rid, _, _ in refs]
+            unknown = {i for i in ids if (target.name, int(i)) not in self._exists}
+            missing = set(await self._w.missing(target, sorted(unknown))) if unknown else set()
+            for rid, field, record_id in refs:
+                if rid in missing:
+                    raise RecordError(
+                        ds.name,
+                        f"{target.name} record {rid} does not exist",
+                        field=field,
+                        record=record_id,
+                        code="dangling-link",
+                    )
+            self._exists.update((target.name, int(i)) for i in unknown)
+
+    async def _check_keys(self, ds: Dataset, rows: Sequence[Mapping[str, object]]) -> None:
+        """Refuse new rows whose key is taken or repeated (one query for the whole list)."""
+        if not ds.has_key:
+            return
+        fields = _key_fields(ds)
+        seen: set[tuple[object, ...]] = set()
+        lookup: list[Mapping[str, object]] = []
+        for row in rows:
+            key = tuple(row.get(f) for f in fields)
+            if key in seen:
+                raise ConflictError(
+                    f"{ds.name}: two new records have the key {_shown(fields, key)}",
+                    code="duplicate-key",
+                )
+            seen.add(key)
+            if any(v is None for v in key):  # NULL never matches in SQL: ask one by one
+                await self._check_key(ds, row, None)
+            else:
+                lookup.append(dict(zip(fields, key, strict=True)))
+        found = await self._w.find_many_by_key(ds, lookup) if lookup else []
+        if found:
+            rec = found[0]
+            key = tuple(rec.values.get(f) for f in fields)
+            raise ConflictError(
+                f"{ds.name}: record {rec.id} already has the key {_shown(fields, key)}",
+                code="duplicate-key",
+            )
 
     async def _resolve_key(
         self,
@@ -273,6 +477,8 @@ class Batch:
     ) -> RecordId:
         row, _ = await self._prepare(target, ref, None)
         found = await self._w.find_by_key(target, row) if row else None
+        if found is not None:
+            self._exists.add((target.name, int(found.id)))
         if found is None:
             shown = ", ".join(f"{k}={v!r}" for k, v in ref.items())
             raise RecordError(
@@ -347,6 +553,26 @@ class Batch:
                 at=event.at,
             )
         return Record(dataset=ds.name, id=rid, values=new or old or {})
+
+
+class _Targets:
+    """Link targets named by a bulk write, to be checked together."""
+
+    __slots__ = ("by_target",)
+
+    def __init__(self) -> None:
+        self.by_target: dict[str, tuple[Dataset, list[tuple[RecordId, str, int | None]]]] = {}
+
+    def add(
+        self, target: Dataset, ids: Sequence[RecordId], field: str, record_id: int | None
+    ) -> None:
+        """Remember that ``field`` of a row names ``ids`` of ``target``."""
+        refs = self.by_target.setdefault(target.name, (target, []))[1]
+        refs.extend((rid, field, record_id) for rid in ids)
+
+
+def _shown(fields: Sequence[str], key: Sequence[object]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in zip(fields, key, strict=True))
 
 
 def _column_fields(ds: Dataset) -> list[str]:

@@ -52,6 +52,32 @@ class RecordWriter(Protocol):
     async def missing(self, ds: Dataset, ids: Sequence[RecordId]) -> list[RecordId]:
         """Which of ``ids`` are not records of ``ds``."""
 
+    async def get_many(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
+        """Records by id as this transaction sees them (missing ones are left out)."""
+
+    async def find_many_by_key(
+        self, ds: Dataset, keys: Sequence[Mapping[str, object]]
+    ) -> list[Record]:
+        """The records whose key fields equal one of ``keys`` (no key value may be None)."""
+
+    async def insert_many(
+        self, ds: Dataset, rows: Sequence[Mapping[str, object]]
+    ) -> list[RecordId]:
+        """Insert records (attributes and to-one links); their ids, in the order of ``rows``.
+
+        A field missing from a row is stored as NULL.
+        """
+
+    async def update_many(
+        self, ds: Dataset, changes: Sequence[tuple[RecordId, Mapping[str, object]]]
+    ) -> None:
+        """Change some attributes and to-one links of several records, in order."""
+
+    async def insert_links(
+        self, ds: Dataset, link: Link, pairs: Sequence[tuple[RecordId, RecordId]]
+    ) -> None:
+        """Add m:n link rows (record, target) of records that have none yet (just inserted)."""
+
     async def referrers(self, ds: Dataset, record_id: RecordId) -> list[tuple[str, int]]:
         """(``DATASET.link``, count) for each to-one link of another record pointing here."""
 

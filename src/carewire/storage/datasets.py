@@ -40,6 +40,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -48,6 +49,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -282,15 +284,8 @@ class SqlDatasetStore:
 
     async def get_many(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
         """Records by id (missing ones are left out)."""
-        table = self._table(ds)
-        out: dict[RecordId, Record] = {}
         async with self._db.read("get_records") as conn:
-            for chunk in _chunks(list(dict.fromkeys(ids))):
-                rows = await conn.execute(select(table).where(table.c.id.in_(chunk)))
-                for row in rows.mappings():
-                    rec = _record(ds, row)
-                    out[rec.id] = rec
-        return out
+            return await _get_many(conn, ds, self._table(ds), ids)
 
     async def find_by_key(self, ds: Dataset, key: Mapping[str, object]) -> Record | None:
         """The record whose key fields equal ``key``."""
@@ -434,6 +429,81 @@ class SqlRecordWriter:
             )
         return [i for i in ids if i not in found]
 
+    async def get_many(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
+        """Records by id as this transaction sees them (missing ones are left out)."""
+        return await _get_many(self._conn, ds, self._schema.tables[ds.name], ids)
+
+    async def find_many_by_key(
+        self, ds: Dataset, keys: Sequence[Mapping[str, object]]
+    ) -> list[Record]:
+        """The records whose key fields equal one of ``keys`` (one ``IN`` list per 500 keys)."""
+        if not keys:
+            return []
+        table = self._schema.tables[ds.name]
+        names = list(keys[0])
+        cols = [table.c[ref_column(n) if ds.link(n) else n] for n in names]
+        target: Any = cols[0] if len(cols) == 1 else tuple_(*cols)
+        out: list[Record] = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            wanted: list[Any] = [
+                key[names[0]] if len(cols) == 1 else tuple(key[n] for n in names) for key in chunk
+            ]
+            rows = await self._conn.execute(select(table).where(target.in_(wanted)))
+            out.extend(_record(ds, row) for row in rows.mappings())
+        return out
+
+    async def insert_many(
+        self, ds: Dataset, rows: Sequence[Mapping[str, object]]
+    ) -> list[RecordId]:
+        """Insert records with one batched ``INSERT … RETURNING id``; ids in row order."""
+        if not rows:
+            return []
+        table = self._schema.tables[ds.name]
+        params = [_row_values(ds, r) for r in rows]
+        columns = list(dict.fromkeys(c for p in params for c in p))
+        full = [{c: p.get(c) for c in columns} for p in params]
+        # One multi-row INSERT … VALUES … RETURNING id per page of rows. Both databases
+        # insert the rows of a VALUES list in order and take each id from an increasing
+        # sequence (SQLite's AUTOINCREMENT, PostgreSQL's serial), so the ids sorted
+        # ascending are the rows' ids in row order — the assumption SQLAlchemy's own
+        # "implicit sentinel" for autoincrement keys makes. (Asking SQLAlchemy to sort
+        # by parameter order makes it fall back to one INSERT per row on SQLite.)
+        result = await self._conn.execute(insert(table).returning(table.c.id), full)
+        ids = sorted(RecordId(int(i)) for i in result.scalars().all())
+        assert len(ids) == len(rows), "INSERT … RETURNING returned a wrong number of ids"
+        return ids
+
+    async def update_many(
+        self, ds: Dataset, changes: Sequence[tuple[RecordId, Mapping[str, object]]]
+    ) -> None:
+        """Change records with one ``executemany`` per set of changed columns."""
+        table = self._schema.tables[ds.name]
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        for record_id, values in changes:
+            row = _row_values(ds, values)
+            if not row:
+                continue
+            cols = tuple(row)
+            params = {f"v{i}": row[c] for i, c in enumerate(cols)}
+            groups.setdefault(cols, []).append({"rid": record_id, **params})
+        for cols, params_list in groups.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("rid"))
+                .values({c: bindparam(f"v{i}") for i, c in enumerate(cols)})
+            )
+            await self._conn.execute(stmt, params_list)
+
+    async def insert_links(
+        self, ds: Dataset, link: Link, pairs: Sequence[tuple[RecordId, RecordId]]
+    ) -> None:
+        """Add the m:n link rows of records that have none yet, with one ``executemany``."""
+        join = self._schema.joins[(ds.name, link.name)]
+        rows = [{join.mine: a, join.other: b} for a, b in dict.fromkeys(pairs)]
+        if rows:
+            await self._conn.execute(insert(join.table), rows)
+
     async def referrers(self, ds: Dataset, record_id: RecordId) -> list[tuple[str, int]]:
         """(``DATASET.link``, count) for each to-one link of another record pointing here."""
         out = []
@@ -450,6 +520,18 @@ class SqlRecordWriter:
                     if n:
                         out.append((f"{other.name}.{link.name}", int(n)))
         return out
+
+
+async def _get_many(
+    conn: AsyncConnection, ds: Dataset, table: Table, ids: Sequence[RecordId]
+) -> dict[RecordId, Record]:
+    out: dict[RecordId, Record] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        rows = await conn.execute(select(table).where(table.c.id.in_(chunk)))
+        for row in rows.mappings():
+            rec = _record(ds, row)
+            out[rec.id] = rec
+    return out
 
 
 async def _find_by_key(

@@ -51,6 +51,9 @@ class TrackingHooks:
         stanza, to = event.stanza, event.to_jid
         if event.origin is None:
             return
+        # Backpressure: over the writer's limit, the sender waits (its connection stops
+        # being read) until the backlog is committed down to the limit; nothing is dropped.
+        await self.tracker.writer.wait_for_room()
         stanzas.strip_stanza_ids(stanza, self.tracker.is_ours)
         if to is None:
             return

@@ -8,7 +8,9 @@ in a known conversation costs one record create. Cache entries made inside a
 transaction are staged and kept only when it commits: a rolled-back batch
 leaves no ids of records that do not exist. A record not in the cache is
 looked up in committed data first; anything created in the same batch is in
-the staged cache.
+the staged cache. New messages and delivery timestamps are staged and written
+in bulk (:meth:`Batch.create_many`, :meth:`Batch.update_many`): a batch of
+messages in known conversations costs a handful of statements in all.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ class Conv:
 
 
 Delivery = tuple[RecordId, frozenset[str]]  # record id, timestamps already set
+# uuid, message id (None: staged in this transaction), recipient identity, field, time
+StagedDelivery = tuple[str, RecordId | None, RecordId, str, datetime]
+
+
+@dataclass(slots=True)
+class Staged:
+    """Messages and delivery timestamps queued in a transaction, to be written in bulk."""
+
+    messages: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    uuids: set[str] = field(default_factory=set)
+    deliveries: list[StagedDelivery] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -118,11 +131,26 @@ class Recorder:
     # -- transactions -----------------------------------------------------
 
     async def commit(self, ops: Sequence[Op]) -> None:
-        """Apply ``ops`` in one transaction."""
+        """Apply ``ops`` in one transaction.
+
+        New messages and verified delivery timestamps are staged and written
+        in bulk (:meth:`Batch.create_many`, :meth:`Batch.update_many`); any
+        other op writes what is staged first, so records are written in op
+        order except that a run of staged ops writes its messages before its
+        deliveries.
+        """
 
         async def apply(b: Batch) -> None:
+            staged = Staged()
             for op in ops:
-                await self._apply(b, op)
+                if isinstance(op, MessageOp):
+                    await self._stage_message(b, staged, op)
+                elif isinstance(op, DeliveryOp) and op.is_verified:
+                    await self._stage_delivery(b, staged, op)
+                else:
+                    await self._write_staged(b, staged)
+                    await self._apply(b, op)
+            await self._write_staged(b, staged)
 
         await self.transaction("track_messages", apply)
 
@@ -145,7 +173,9 @@ class Recorder:
 
     async def _apply(self, b: Batch, op: Op) -> None:
         if isinstance(op, MessageOp):
-            await self._message(b, op)
+            staged = Staged()
+            await self._stage_message(b, staged, op)
+            await self._write_staged(b, staged)
         elif isinstance(op, DeliveryOp):
             await self._delivery(b, op)
         else:
@@ -303,7 +333,9 @@ class Recorder:
         self.cache.messages.put(uid, found.id)
         return found.id
 
-    async def _message(self, b: Batch, op: MessageOp) -> None:
+    async def _stage_message(self, b: Batch, staged: Staged, op: MessageOp) -> None:
+        if op.acknowledges is not None and op.acknowledges in staged.uuids:
+            await self._write_staged(b, staged)  # the acknowledged message needs its id
         conv = await self.conversation(b, op.key, members=op.members, actor=op.sender)
         conv = self._current(op.key, conv)
         if conv.state != State.ACTIVE:  # a new message brings the conversation back
@@ -326,9 +358,70 @@ class Recorder:
             target = await self.message_id(op.acknowledges)
             if target is not None:
                 values["acknowledges"] = target
-        rec = await b.create("MESSAGES", values)
-        self.statements += 1
-        self._new.messages[op.uuid] = rec.id
+        staged.messages.append((op.uuid, values))
+        staged.uuids.add(op.uuid)
+
+    async def _stage_delivery(self, b: Batch, staged: Staged, op: DeliveryOp) -> None:
+        mid = None if op.uuid in staged.uuids else await self.message_id(op.uuid)
+        if mid is None and op.uuid not in staged.uuids:
+            log.info("delivery for an unknown message skipped")
+            return
+        iid = await self.identity(b, op.recipient)
+        staged.deliveries.append((op.uuid, mid, iid, op.field, op.at))
+
+    async def _write_staged(self, b: Batch, staged: Staged) -> None:
+        """Write the staged messages, then the staged delivery timestamps, in bulk."""
+        if staged.messages:
+            recs = await b.create_many("MESSAGES", [values for _, values in staged.messages])
+            for (uid, _), rec in zip(staged.messages, recs, strict=True):
+                self._new.messages[uid] = rec.id
+            self.statements += len(recs)
+        if staged.deliveries:
+            await self._write_deliveries(b, staged.deliveries)
+        staged.messages.clear()
+        staged.uuids.clear()
+        staged.deliveries.clear()
+
+    async def _write_deliveries(self, b: Batch, items: Sequence[StagedDelivery]) -> None:
+        """Create or complete MESSAGE_DELIVERIES records; the first time of each field counts."""
+        fresh = {int(m) for m in self._new.messages.values()}  # created now: no deliveries yet
+        resolved: list[tuple[tuple[int, int], str, datetime]] = []
+        known: dict[tuple[int, int], Delivery | None] = {}
+        for uid, mid, iid, mark, at in items:
+            key = (int(mid if mid is not None else self._new.messages[uid]), int(iid))
+            resolved.append((key, mark, at))
+            if key not in known:
+                known[key] = self._new.deliveries.get(key) or self.cache.deliveries.get(key)
+        lookup = [k for k, v in known.items() if v is None and k[0] not in fresh]
+        if lookup:
+            keys = [{"message": m, "recipient": r} for m, r in lookup]
+            for rec in await b.find_many("MESSAGE_DELIVERIES", keys):
+                key = (_int(rec.get("message")), _int(rec.get("recipient")))
+                known[key] = (rec.id, _set_fields(rec))
+        creates: dict[tuple[int, int], dict[str, object]] = {}
+        updates: dict[tuple[int, int], dict[str, object]] = {}
+        for key, mark, at in resolved:
+            if key in creates:
+                creates[key].setdefault(mark, at)
+                continue
+            found = known[key]
+            if found is None:
+                creates[key] = {"message": key[0], "recipient": key[1], "sent_at": at, mark: at}
+            elif mark not in found[1]:  # the first time counts (a second receipt changes nothing)
+                updates.setdefault(key, {})[mark] = at
+                known[key] = (found[0], found[1] | {mark})
+        if creates:
+            recs = await b.create_many("MESSAGE_DELIVERIES", list(creates.values()))
+            for (key, values), rec in zip(creates.items(), recs, strict=True):
+                self._new.deliveries[key] = (rec.id, frozenset(k for k in values if k in _MARKS))
+        if updates:
+            changes: list[tuple[int, dict[str, object]]] = []
+            for key, change in updates.items():
+                found = known[key]
+                assert found is not None
+                changes.append((int(found[0]), change))
+                self._new.deliveries[key] = found
+            await b.update_many("MESSAGE_DELIVERIES", changes)
 
     async def _delivery(self, b: Batch, op: DeliveryOp) -> None:
         mid = await self.message_id(op.uuid)
@@ -408,8 +501,9 @@ class Recorder:
             if not page.records:
                 return
             async with self.svc.batch(ORIGIN, "expire_messages") as b:
-                for rec in page.records:
-                    await b.update("MESSAGES", rec.id, {"state": "expired"})
+                await b.update_many(
+                    "MESSAGES", [(rec.id, {"state": "expired"}) for rec in page.records]
+                )
 
     async def member_jids(self, key: ConvKey, cid: RecordId) -> list[str]:
         """Bare JIDs of the local members of a conversation."""
@@ -436,9 +530,13 @@ class Recorder:
         return value if isinstance(value, datetime) else None
 
 
+_MARKS = ("sent_at", "received_at", "displayed_at", "acknowledged")
+
+
 def _set_fields(rec: Record) -> frozenset[str]:
-    return frozenset(
-        f
-        for f in ("sent_at", "received_at", "displayed_at", "acknowledged")
-        if rec.get(f) is not None
-    )
+    return frozenset(f for f in _MARKS if rec.get(f) is not None)
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
