@@ -113,7 +113,9 @@ async def test_nurse_accepts_and_the_escalation_is_cancelled_then_an_unanswered_
     api: httpx.AsyncClient,
     slix: Callable[..., Awaitable[SlixClient]],
 ) -> None:
-    await _backup_after(api, 3)
+    # Longer than the scheduler's five-second look at firings the CLI hands over, so the
+    # alert and its escalation are never due in the same pass.
+    await _backup_after(api, 12)
     nurse = await slix(server, NURSE, _password(server))
     backup = await slix(server, BACKUP, _password(server))
     for client in (nurse, backup):
@@ -137,7 +139,7 @@ async def test_nurse_accepts_and_the_escalation_is_cancelled_then_an_unanswered_
     async def cancelled() -> bool:
         return await _delivery_status(api, BACKUP_RULE, 1) == ["Cancelled"]
 
-    await _eventually(cancelled)
+    await _eventually(cancelled, timeout=45)
     assert backup.messages.empty() or all(
         _alert_of(m) is None
         for m in list(backup.messages._queue)  # type: ignore[attr-defined]
@@ -159,7 +161,7 @@ async def test_nurse_accepts_and_the_escalation_is_cancelled_then_an_unanswered_
     )
     assert created.status_code == 201, created.text
     first = await _next_alert(nurse)
-    escalated = await _next_alert(backup, timeout=30)
+    escalated = await _next_alert(backup, timeout=45)
     assert str(escalated["from"]) == str(first["from"])  # one room per call
     esc = _alert_of(escalated)
     assert esc is not None and esc.get("priority") == "urgent"
