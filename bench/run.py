@@ -31,6 +31,22 @@ from pathlib import Path
 from typing import Any
 
 from bench.client import MECHANISMS, ClientConfig
+from bench.clinical import (
+    CLINICAL_SCENARIOS,
+    DEFAULT_DURATIONS,
+    DEFAULT_RAMP,
+    DEFAULT_RATES,
+    RAMP_DURATION,
+    Api,
+    is_sustained,
+    ramp_line,
+    scenario_alerts,
+    scenario_chat_tracked,
+    scenario_fanout,
+    summary_lines,
+    tracking_comparison,
+    untracked_features,
+)
 from bench.pyspy import PROFILE_MODES
 from bench.scenarios import (
     BenchContext,
@@ -442,6 +458,10 @@ def print_summary(name: str, result: dict[str, Any]) -> None:
         _row("sessions alive", f"{m['sessions_alive_at_end']}/{lg['completed']}")
         for e in m["stream_errors"]:
             print(f"  stream error: {e}")
+    elif name in CLINICAL_SCENARIOS:
+        for label, text in summary_lines(name, result):
+            _row(label, text)
+        _monitor_row(m.get("monitor"))
     elif name == "idle" and "connected" in m:
         lg = m["login"]
         want = result["params"]["connections"]
@@ -480,13 +500,22 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scenario", choices=[*SCENARIOS, "all"], help="what to run")
+    p.add_argument(
+        "scenario",
+        choices=[*SCENARIOS, "all", *CLINICAL_SCENARIOS, "clinical"],
+        help="what to run (all: login, chat, idle; clinical: alerts, fanout, chat-tracking)",
+    )
     p.add_argument(
         "--accounts", type=int, default=2000, help="accounts of the login storm / pool size (2000)"
     )
     p.add_argument("--pairs", type=int, help="chat pairs (default accounts/2)")
     p.add_argument("--connections", type=int, help="idle sessions (default --accounts)")
-    p.add_argument("--rate", type=float, default=3000.0, help="chat: aggregate msg/s (3000)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="chat: aggregate msg/s (3000); alerts: records/s (20); fanout: room messages/s "
+        "(10); chat-tracking: msg/s (default: found by --ramp)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -497,7 +526,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=float, default=2.0, help="chat: unmeasured seconds at full rate first (2)"
     )
     p.add_argument(
-        "--drain", type=float, default=5.0, help="chat: seconds to wait for stragglers (5)"
+        "--drain",
+        type=float,
+        help="chat: seconds to wait for stragglers (5; alerts and fanout: 15)",
+    )
+    p.add_argument("--clients", type=int, default=200, help="alerts: logged-in nurses (200)")
+    p.add_argument("--occupants", type=int, default=200, help="fanout: room occupants (200)")
+    p.add_argument(
+        "--ramp",
+        help="chat-tracking: comma-separated msg/s tried with tracking, "
+        f"{RAMP_DURATION:g} s each; the highest sustained one is compared "
+        f"(default {','.join(f'{r:g}' for r in DEFAULT_RAMP)} unless --rate is given)",
+    )
+    p.add_argument(
+        "--api-token",
+        help="alerts, fanout, chat-tracking: admin API token "
+        "(default: made with carewire token create)",
     )
     p.add_argument("--concurrency", type=int, default=200, help="logins in flight (200)")
     p.add_argument(
@@ -578,11 +622,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if not 1 <= a.accounts <= MAX_ACCOUNTS:
         p.error(f"--accounts must be 1-{MAX_ACCOUNTS}")
+    # What was given explicitly; the clinical scenarios have their own defaults (scenario_args).
+    a.rate_given, a.drain_given, a.pairs_given = a.rate, a.drain, a.pairs
     a.pairs = a.pairs or max(1, a.accounts // 2)
+    a.ramp_rates = _ramp_rates(p, a)
+    a.rate = 3000.0 if a.rate is None else a.rate
+    a.drain = 5.0 if a.drain is None else a.drain
+    if not 2 <= a.clients <= MAX_ACCOUNTS or not 2 <= a.occupants <= MAX_ACCOUNTS:
+        p.error(f"--clients and --occupants must be 2-{MAX_ACCOUNTS}")
     a.connections = a.connections or a.accounts
     if 2 * a.pairs > MAX_ACCOUNTS or a.connections > MAX_ACCOUNTS:
         p.error(f"--pairs / --connections need at most {MAX_ACCOUNTS} accounts")
-    if not 0 < a.rate <= MAX_RATE:
+    if a.rate is not None and not 0 < a.rate <= MAX_RATE:
         p.error(f"--rate must be in (0, {MAX_RATE:.0f}]")
     if a.duration is not None and not 0 < a.duration <= MAX_DURATION:
         p.error(f"--duration must be in (0, {MAX_DURATION:.0f}]")
@@ -607,16 +658,71 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         a.external_host, a.external_port = host, int(port)
 
 
+def _ramp_rates(p: argparse.ArgumentParser, a: argparse.Namespace) -> tuple[float, ...]:
+    """The rates chat-tracking tries first (none when --rate is given without --ramp)."""
+    if a.ramp is None:
+        return DEFAULT_RAMP if a.rate is None else ()
+    try:
+        rates = tuple(float(x) for x in a.ramp.split(",") if x.strip())
+    except ValueError:
+        p.error("--ramp: expected comma-separated rates, e.g. 100,200,400")
+    if not rates or len(rates) > 10 or not all(0 < r <= MAX_RATE for r in rates):
+        p.error(f"--ramp: 1-10 rates in (0, {MAX_RATE:.0f}]")
+    return tuple(sorted(rates))
+
+
+TRACKING_RUNS = ("chat-tracking", "tracking-on", "tracking-off")
+
+
+def scenario_args(name: str, a: argparse.Namespace) -> argparse.Namespace:
+    """``a`` with the clinical scenario ``name``'s defaults for what was not given."""
+    if name not in (*CLINICAL_SCENARIOS, *TRACKING_RUNS):
+        return a
+    return argparse.Namespace(
+        **{
+            **vars(a),
+            "rate": a.rate_given or DEFAULT_RATES.get(name),
+            "drain": (
+                a.drain_given
+                if a.drain_given is not None
+                else (15.0 if name in ("alerts", "fanout") else 5.0)
+            ),
+            "pairs": a.pairs_given or (100 if name in TRACKING_RUNS else a.pairs),
+        }
+    )
+
+
+def create_token(data_dir: Path, env: dict[str, str]) -> str:
+    """An admin API token for the clinical scenarios (``carewire token create``)."""
+    name = f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    out = _run_cli(
+        [carewire_exe(), "token", "create", name, "--role", "admin", "--data-dir", str(data_dir)],
+        env,
+        "carewire token create",
+        timeout=60,
+    )
+    return out.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
-    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    scenarios = (
+        list(SCENARIOS)
+        if args.scenario == "all"
+        else list(CLINICAL_SCENARIOS)
+        if args.scenario == "clinical"
+        else [args.scenario]
+    )
     needed = max(
         args.accounts if "login" in scenarios else 0,
         2 * args.pairs if "chat" in scenarios else 0,
+        2 * (args.pairs_given or 100) if "chat-tracking" in scenarios else 0,
         args.connections if "idle" in scenarios else 0,
+        args.clients if "alerts" in scenarios else 0,
+        args.occupants if "fanout" in scenarios else 0,
         1,
     )
     nofile = raise_nofile()
@@ -631,6 +737,13 @@ def main(argv: list[str] | None = None) -> int:
         domain = prepare_data_dir(data_dir, domain, needed, args.password, env)
     elif data_dir is not None:
         domain = args.domain or _configured_domain(data_dir) or domain
+    if (
+        not args.prepare_only
+        and not args.api_token
+        and data_dir is not None
+        and {"alerts", "fanout", "chat-tracking"} & set(scenarios)
+    ):
+        args.api_token = create_token(data_dir, env)
     if args.prepare_only:
         print(
             f"data directory ready: {data_dir} (domain {domain}, {needed} accounts, "
@@ -695,7 +808,9 @@ def _context(
         client=ClientConfig(
             host, port, domain, direct_tls=args.direct_tls, mechanism=args.mechanism
         ),
-        accounts=account_names(max(args.accounts, 2 * args.pairs, args.connections)),
+        accounts=account_names(
+            max(args.accounts, 2 * args.pairs, args.connections, args.clients, args.occupants)
+        ),
         password=args.password,
         server_pid=pid,
         concurrency=args.concurrency,
@@ -769,6 +884,11 @@ PRIMARY = {
     "login": ("logins_per_s",),
     "chat": ("latency_ms", "p99"),
     "idle": ("kib_per_connection",),
+    "alerts": ("latency_ms", "p99"),
+    "fanout": ("latency_ms", "p99"),
+    "chat-tracking": ("latency_ms", "p99"),
+    "tracking-on": ("latency_ms", "p99"),
+    "tracking-off": ("latency_ms", "p99"),
 }
 
 
@@ -809,6 +929,9 @@ def run_one(
     stamp: str,
 ) -> dict[str, Any]:
     """Start a server (unless external), run scenario ``name``, stop the server."""
+    args = scenario_args(name, args)
+    if name == "chat-tracking":
+        return run_chat_tracking(args, data_dir, domain, env, server_cpu, stamp)
     server: ManagedServer | None = None
     server_info: dict[str, Any] = {}
     machine_noise = wait_quiet(args.wait_quiet)
@@ -819,6 +942,10 @@ def run_one(
             with contextlib.suppress(OSError, ValueError):
                 pid = int(json.loads((data_dir / "run" / "ports.json").read_text())["pid"])
         server_info = {"external": args.external, "pid": pid}
+        https_port = None
+        if data_dir is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                https_port = int(json.loads((data_dir / "run" / "ports.json").read_text())["https"])
     else:
         assert data_dir is not None
         log_path = args.results_dir / f"{name}-{stamp}.server.log"
@@ -835,6 +962,7 @@ def run_one(
         host = "127.0.0.1"
         port = ports["c2s_tls"] if args.direct_tls else ports["c2s"]
         pid = ports.get("pid")
+        https_port = ports.get("https")
         server_info = {"ports": ports, "pid": pid, "cpu": server_cpu, "log_file": str(log_path)}
         print(f"• server pid {pid}, ports {ports}", flush=True)
     ctx = _context(args, host, port, domain, pid)
@@ -864,6 +992,8 @@ def run_one(
                     drain=args.drain,
                 )
             )
+        elif name in ("alerts", "fanout", "tracking-on", "tracking-off"):
+            result = run_async(lambda: _clinical(name, ctx, args, https_port))
         else:
             result = run_async(
                 lambda: scenario_idle(ctx, connections=args.connections, hold=args.duration or 10.0)
@@ -893,6 +1023,72 @@ def run_one(
     if server_info.get("died"):
         result["error"] = (result.get("error") or "") + " " + server_info["died"]
     return result
+
+
+# -- clinical messaging scenarios (bench/clinical.py) ---------------------------------------------
+
+
+async def _clinical(
+    name: str, ctx: BenchContext, args: argparse.Namespace, https_port: int | None
+) -> dict[str, Any]:
+    api = Api(https_port, args.api_token) if https_port and args.api_token else None
+    duration = args.duration or DEFAULT_DURATIONS.get(name, 20.0)
+    try:
+        if name == "alerts":
+            if api is None:
+                return {"error": "alerts needs the HTTPS port and an API token", "targets": {}}
+            return await scenario_alerts(
+                ctx, api=api, clients=args.clients, rate=args.rate, duration=duration,
+                warmup=args.warmup, drain=args.drain,
+            )  # fmt: skip
+        if name == "fanout":
+            return await scenario_fanout(
+                ctx, occupants=args.occupants, rate=args.rate, duration=duration,
+                warmup=args.warmup, drain=args.drain, api=api,
+            )  # fmt: skip
+        return await scenario_chat_tracked(
+            ctx, api=api if name == "tracking-on" else None, pairs=args.pairs, rate=args.rate,
+            duration=duration, warmup=args.warmup, drain=args.drain,
+        )  # fmt: skip
+    finally:
+        if api is not None:
+            await api.close()
+
+
+def run_chat_tracking(
+    args: argparse.Namespace,
+    data_dir: Path | None,
+    domain: str,
+    env: dict[str, str],
+    server_cpu: int | None,
+    stamp: str,
+) -> dict[str, Any]:
+    """``chat`` with tracking at the ramp's rates, then at the chosen rate without and with."""
+    if args.external:
+        return {"error": "chat-tracking starts its own servers: not with --external", "targets": {}}
+    on_env = {k: v for k, v in env.items() if k != "CAREWIRE_XMPP_FEATURES"}
+    off_env = {**on_env, "CAREWIRE_XMPP_FEATURES": ",".join(untracked_features())}
+    ramp: list[dict[str, Any]] = []
+    rate = args.rate
+    for step in args.ramp_rates:
+        print(f"\n• chat-tracking ramp: {step:g} msg/s with tracking", flush=True)
+        step_s = min(RAMP_DURATION, args.duration or RAMP_DURATION)
+        sub = argparse.Namespace(
+            **{**vars(args), "rate": step, "rate_given": step, "duration": step_s}
+        )
+        ramp.append(run_one("tracking-on", sub, data_dir, domain, on_env, server_cpu, stamp))
+        print(f"  → {ramp_line(ramp[-1])}", flush=True)
+        if not is_sustained(ramp[-1]):
+            break
+    if rate is None:
+        sustained = [r for r in ramp if is_sustained(r)]
+        rate = (sustained[-1] if sustained else ramp[0])["params"].get("rate") or args.ramp_rates[0]
+    chosen = argparse.Namespace(**{**vars(args), "rate": rate, "rate_given": rate})
+    print(f"\n• chat-tracking at {rate:g} msg/s: without tracking", flush=True)
+    off = run_one("tracking-off", chosen, data_dir, domain, off_env, server_cpu, stamp)
+    print(f"\n• chat-tracking at {rate:g} msg/s: with tracking", flush=True)
+    on = run_one("tracking-on", chosen, data_dir, domain, on_env, server_cpu, stamp)
+    return tracking_comparison(off, on, ramp)
 
 
 if __name__ == "__main__":
