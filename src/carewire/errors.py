@@ -44,3 +44,9 @@ class ValidationError(CarewireError):
     """Input failed validation; the message says which field and why."""
 
     code = "invalid"
+
+
+class UnavailableError(CarewireError):
+    """A part the request needs is not running here (HTTP 503)."""
+
+    code = "unavailable"

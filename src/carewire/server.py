@@ -32,11 +32,11 @@ from carewire.core.feature import FeatureConfig, PeriodicJob
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.core.stores import LoginAttempt, LoginOutcome
 from carewire.errors import ConfigError
+from carewire.features.chat_gateway import ServerGateway
 from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
-from carewire.features.chat_gateway import ServerGateway
 from carewire.platform import Platform, engine_config, open_platform, platform_services
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
@@ -282,6 +282,7 @@ class Server:
                 engine=self.platform.engine,
                 audit=self.platform.audit,
                 certificates=self.certificates,
+                chat=self.platform.chat,
             )
         )
         console = create_console(

@@ -63,7 +63,9 @@ class RecordingGateway:
         self.calls.append(("leave", (tuple(recipients), conversation)))
         return Delivered(text="left")
 
-    async def update_presence(self, recipients: Sequence[str], kind: str, status: str) -> Delivered:
+    async def update_presence(
+        self, recipients: Sequence[str], kind: str, status: str, *, changed_by: str = "rule"
+    ) -> Delivered:
         self.calls.append(("presence", (tuple(recipients), kind, status)))
         return Delivered(text="presence")
 

@@ -30,8 +30,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from starlette.types import Receive, Scope, Send
 
+from carewire import storage
 from carewire.clock import FakeClock
-from carewire.platform import Platform, open_platform
+from carewire.core import hook_names as H
+from carewire.core.accounts import AccountInput
+from carewire.core.kernel import DEFAULT_FEATURES, Kernel
+from carewire.features.chat_gateway import ServerGateway
+from carewire.platform import Platform, open_platform, platform_services
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
@@ -54,6 +59,7 @@ EXISTING: dict[str, object] = {
     "record_id": 1,
     "rule_id": 1,
     "reference_name": UPDATES,
+    "login": "ana",
 }
 
 #: No 5xx, and every response with a documented body matches it. Not checked: status codes
@@ -83,6 +89,8 @@ class PlatformApp:
         self.admin_token = ""
         self._api: FastAPI | None = None
         self._platform: Platform | None = None
+        self._db: storage.Database | None = None
+        self._kernel: Kernel | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``scope``: the lifespan here, requests by the API."""
@@ -99,8 +107,12 @@ class PlatformApp:
                 await self._open()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._kernel is not None:  # the features' writers drain and stop
+                    await self._kernel.hooks.fire(H.SERVER_STOPPING, None)
                 if self._platform is not None:
                     await self._platform.close()
+                if self._db is not None:
+                    await self._db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -117,9 +129,22 @@ class PlatformApp:
         _, self.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
         certificates = CertificateManager(self.root, DOMAIN, clock, platform.audit)
         create_self_signed(DOMAIN, certificates.cert_file, certificates.key_file, now=NOW)
+        # The XMPP kernel, as the server runs it, so /presence reaches a real gateway.
+        self._db, stores = await storage.open_stores(url)
+        await platform.ensure_default_adapters(DOMAIN)
+        kernel = Kernel(
+            domain=DOMAIN, stores=stores, clock=clock, services=platform_services(platform)
+        )
+        kernel.load_features(DEFAULT_FEATURES)
+        await kernel.accounts.create(AccountInput(login="ana", password="secret-secret"))
+        platform.chat.attach(kernel.ctx.require(ServerGateway))
+        await kernel.hooks.fire(H.SERVER_STARTED, None)
+        self._kernel = kernel
         services = services_of(platform)
         self._api = create_api(
-            dataclasses.replace(services, audit=platform.audit, certificates=certificates)
+            dataclasses.replace(
+                services, audit=platform.audit, certificates=certificates, chat=platform.chat
+            )
         )
 
 

@@ -407,14 +407,16 @@ class ServerGateway:
 
     # -- presence -------------------------------------------------------------------
 
-    async def update_presence(self, recipients: Sequence[str], kind: str, status: str) -> Delivered:
+    async def update_presence(
+        self, recipients: Sequence[str], kind: str, status: str, *, changed_by: str = "rule"
+    ) -> Delivered:
         presence = self._service(ClinicalPresence, "clinical presence")
         users, unknown = self._users(recipients)
         done = 0
         for user in users:
             assert user.localpart is not None
             try:
-                await presence.set_presence(user.localpart, kind, status, changed_by="rule")
+                await presence.set_presence(user.localpart, kind, status, changed_by=changed_by)
             except CarewireError as exc:  # no such account, bad kind
                 unknown.append(f"{user} ({exc})")
                 continue

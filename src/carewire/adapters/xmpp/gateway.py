@@ -137,8 +137,13 @@ class ChatGateway(Protocol):
     async def leave_conversation(self, recipients: Sequence[str], conversation: str) -> Delivered:
         """Take recipients out of a room."""
 
-    async def update_presence(self, recipients: Sequence[str], kind: str, status: str) -> Delivered:
-        """Set users' presence (Available/Unavailable create virtual sessions; Offline ends all)."""
+    async def update_presence(
+        self, recipients: Sequence[str], kind: str, status: str, *, changed_by: str = "rule"
+    ) -> Delivered:
+        """Set users' presence (Available/Unavailable create virtual sessions; Offline ends all).
+
+        ``changed_by`` is recorded in PRESENCE_HISTORY (``rule``, ``api:<token>`` …).
+        """
 
 
 class GatewaySlot:

@@ -18,6 +18,7 @@ from carewire.web.api import (
     certificates,
     datasets,
     deliveries,
+    presence,
     problems,
     records,
     rules,
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules.router,
     adapters.router,
     deliveries.router,
+    presence.router,
     certificates.router,
 )
 

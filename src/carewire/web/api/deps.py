@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.gateway import GatewaySlot
 from carewire.datasets.model import Origin
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
@@ -53,6 +54,7 @@ class ApiServices:
         engine: The rules engine (for dry runs).
         audit: The audit trail (None records nothing: only for tests of other things).
         certificates: The certificate manager (None: the certificate resources answer 404).
+        chat: Where the running XMPP server's gateway is attached (presence of users).
     """
 
     registry: Registry
@@ -63,6 +65,7 @@ class ApiServices:
     engine: RuleEngine
     audit: AuditTrail | None = None
     certificates: CertificateManager | None = None
+    chat: GatewaySlot | None = None
 
 
 def get_services(request: Request) -> ApiServices:

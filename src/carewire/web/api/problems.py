@@ -21,7 +21,13 @@ from starlette.exceptions import HTTPException
 
 from carewire.datasets.definitions import DefinitionError
 from carewire.datasets.values import RecordError
-from carewire.errors import CarewireError, ConflictError, NotFoundError, ValidationError
+from carewire.errors import (
+    CarewireError,
+    ConflictError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
 from carewire.rules.service import RuleError
 from carewire.rules.settings import SettingsError
 from carewire.security.tokens import AuthError, ForbiddenError
@@ -38,6 +44,7 @@ _STATUSES: tuple[tuple[type[CarewireError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (ValidationError, 422),
+    (UnavailableError, 503),
 )
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed"}
 
