@@ -140,6 +140,7 @@ async def test_the_openapi_document_is_public(sqlite_api: Api) -> None:
         "/adapters/{reference_name}/disable",
         "/deliveries",
         "/deliveries/{delivery_id}",
+        "/presence/{login}",
         "/certificates/xmpp",
         "/certificates/xmpp/pem",
         "/certificates/csr",
