@@ -54,6 +54,7 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "clinical_presence",
     "client_settings",
     "chat_gateway",
+    "bookmarks",
 )
 
 
