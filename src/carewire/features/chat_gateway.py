@@ -41,7 +41,7 @@ from carewire.errors import CarewireError
 from carewire.features.client_settings import ClientSettingsService
 from carewire.features.clinical_presence import ClinicalPresence
 from carewire.features.muc.service import MucService
-from carewire.features.tracking import MessageTracker
+from carewire.features.tracking import MessageTracker, stanzas
 from carewire.rules.actions import ActionFailed
 from carewire.xmpp import alert as al
 from carewire.xmpp import ns
@@ -55,7 +55,6 @@ T = TypeVar("T")
 
 SYSTEM_NS = "urn:carewire:message:0"
 CONFERENCE_NS = "jabber:x:conference"
-SID_NS = "urn:xmpp:sid:0"
 MARKERS_NS = "urn:xmpp:chat-markers:0"
 HINTS_NS = "urn:xmpp:hints"
 
@@ -297,7 +296,7 @@ class ServerGateway:
         msg.append(make(f"{{{CONFERENCE_NS}}}x", {"jid": str(room)}))
         msg.append(make(f"{{{MARKERS_NS}}}markable"))
         msg.append(make(f"{{{HINTS_NS}}}store"))
-        msg.append(make(f"{{{SID_NS}}}stanza-id", {"id": alert_id, "by": str(room)}))
+        stanzas.stamp(msg, str(room), alert_id)
         return msg
 
     async def _link_delivery(self, delivery_id: int, alert_id: str) -> None:
@@ -322,15 +321,17 @@ class ServerGateway:
             raise ActionFailed(f"From {request.sender!r} is not a Jabber ID")
         from_jid = sender or JID.parse(self.domain)
         extra = self._system_element(request) if sender is None else None
+        sent = 0
         for room in rooms:
             muc = self._muc()
             if not muc.exists(room):
                 unknown.append(str(room))
                 continue
-            nick = sender.localpart or "" if sender else ""
+            nick = (sender.localpart or "") if sender else ""
             await muc.send_groupchat(
-                room, request.body, nick=nick or "", extra=[extra] if extra is not None else []
+                room, request.body, nick=nick, extra=[extra] if extra is not None else []
             )
+            sent += 1
         for user in users:
             message_id = str(uuid.uuid4())
             msg = make(
@@ -341,7 +342,7 @@ class ServerGateway:
             if extra is not None:
                 msg.append(deepcopy(extra))
             msg.append(make(f"{{{MARKERS_NS}}}markable"))
-            msg.append(make(f"{{{SID_NS}}}stanza-id", {"id": message_id, "by": str(user)}))
+            stanzas.stamp(msg, str(user), message_id)
             pair = sorted((str(from_jid), str(user)))
             await tracker.record_message(
                 conversation=(pair[0], pair[1]),
@@ -352,7 +353,7 @@ class ServerGateway:
                 system=sender is None,
             )
             await self._route(msg, from_jid, user)
-        sent = len(users) + len(rooms) - len([u for u in unknown if u in map(str, rooms)])
+            sent += 1
         text = f"sent to {sent} recipient(s)"
         if unknown:
             text += f"; not delivered to {', '.join(unknown)} (unknown here)"
