@@ -8,6 +8,10 @@ transaction; and after it commits every written record produces exactly one
 :class:`~carewire.datasets.model.RecordChanged` for the subscribers (the
 rules engine, the XMPP adapter).
 
+The decisions are pure and live beside this module: :mod:`.checks` (required
+values, keys, links) and :mod:`.changes` (the values events carry, one event
+per record). Here they meet the store: what to ask it, in which order.
+
 Bulk writes (:meth:`Batch.create_many`, :meth:`Batch.update_many`) validate
 every value the same way but check link targets with one query per target
 dataset, keys with one query per list, and write with batched statements;
@@ -27,10 +31,37 @@ from contextlib import asynccontextmanager
 from typing import cast
 
 from carewire.clock import Clock
+from carewire.datasets.changes import (
+    ChangeSet,
+    changed_fields,
+    created_values,
+    linked_after,
+    written_record,
+)
+from carewire.datasets.checks import (
+    PendingTargets,
+    dangling,
+    key_fields,
+    link_for_value,
+    matchable_key_fields,
+    needs_one_by_one,
+    new_keys,
+    no_record_with_key,
+    parse_ref,
+    refuse_dangling,
+    refuse_referenced,
+    refuse_taken_key,
+    relink_target,
+    require,
+    require_key_names,
+    unseen,
+    upsert_key,
+)
 from carewire.datasets.model import (
     Cardinality,
     ChangeKind,
     Dataset,
+    Link,
     Origin,
     Record,
     RecordChanged,
@@ -38,11 +69,12 @@ from carewire.datasets.model import (
     Values,
     holds_reference,
 )
-from carewire.datasets.query import Filter, FilterOp, Page, Query
+from carewire.datasets.query import Page, Query
 from carewire.datasets.registry import Registry
 from carewire.datasets.store import RecordStore, RecordWriter
-from carewire.datasets.values import RecordError, coerce, is_empty, is_record_id
-from carewire.errors import ConflictError, NotFoundError
+from carewire.datasets.typed_query import typed_query
+from carewire.datasets.values import coerce, is_record_id
+from carewire.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +94,26 @@ class Batch:
         self._svc = service
         self._w = writer
         self._origin = origin
-        self._events: dict[tuple[str, int], RecordChanged] = {}
+        self._changes = ChangeSet()
         # (dataset, id) of records this transaction created or saw exist: link checks skip them
         self._exists: set[tuple[str, int]] = set()
 
     @property
     def events(self) -> list[RecordChanged]:
         """One event per written record, in the order records were first written."""
-        return list(self._events.values())
+        return self._changes.events
 
     async def create(self, dataset: str, values: Mapping[str, object]) -> Record:
         """Create a record."""
         ds = self._svc.registry.get(dataset)
         row, many = await self._prepare(ds, values, None)
-        self._require(ds, row, None)
+        require(ds, row, None)
         await self._check_key(ds, row, None)
         rid = await self._w.insert(ds, row)
         self._exists.add((ds.name, int(rid)))
-        new = {name: None for name in _column_fields(ds)} | row
         for name, ids in many.items():
-            link = ds.link(name)
-            assert link is not None
-            await self._w.add_links(ds, link, rid, ids)
-            new[name] = sorted(ids)
-        return self._emit(ds, rid, ChangeKind.CREATE, None, new)
+            await self._w.add_links(ds, _link(ds, name), rid, ids)
+        return self._emit(ds, rid, ChangeKind.CREATE, None, created_values(ds, row, many))
 
     async def update(self, dataset: str, record_id: int, changes: Mapping[str, object]) -> Record:
         """Change some fields of a record."""
@@ -93,15 +121,13 @@ class Batch:
         old_rec = await self._existing(ds, record_id)
         row, many = await self._prepare(ds, changes, old_rec.id)
         merged = {**old_rec.values, **row}
-        self._require(ds, merged, old_rec.id)
-        if any(f in row for f in _key_fields(ds)):
+        require(ds, merged, old_rec.id)
+        if any(f in row for f in key_fields(ds)):
             await self._check_key(ds, merged, old_rec.id)
-        changed = {k: v for k, v in row.items() if old_rec.values.get(k) != v}
-        await self._w.update(ds, old_rec.id, changed)
+        await self._w.update(ds, old_rec.id, changed_fields(old_rec.values, row))
         old, new = dict(old_rec.values), merged
         for name, ids in many.items():
-            link = ds.link(name)
-            assert link is not None
+            link = _link(ds, name)
             before = await self._w.linked_ids(ds, link, old_rec.id)
             await self._w.remove_links(ds, link, old_rec.id, [i for i in before if i not in ids])
             await self._w.add_links(ds, link, old_rec.id, ids)
@@ -111,17 +137,9 @@ class Batch:
     async def upsert(self, dataset: str, values: Mapping[str, object]) -> Record:
         """Update the record with the same key, or create one."""
         ds = self._svc.registry.get(dataset)
-        if not ds.has_key:
-            raise RecordError(ds.name, "has no key, so records cannot be matched; use create")
-        row, _ = await self._prepare(
-            ds, {k: v for k, v in values.items() if k in _key_fields(ds)}, None
-        )
-        key = {f: row.get(f) for f in _key_fields(ds)}
-        missing = [f for f, v in key.items() if is_empty(v)]
-        if missing:
-            raise RecordError(
-                ds.name, f"upsert needs every key field; missing {', '.join(missing)}"
-            )
+        fields = matchable_key_fields(ds, "; use create")
+        row, _ = await self._prepare(ds, {k: v for k, v in values.items() if k in fields}, None)
+        key = upsert_key(ds, row)
         found = await self._w.find_by_key(ds, key)
         if found is None:
             return await self.create(dataset, values)
@@ -132,13 +150,7 @@ class Batch:
         """Delete a record (refused while other records' links point at it)."""
         ds = self._svc.registry.get(dataset)
         rec = await self._existing(ds, record_id)
-        refs = await self._w.referrers(ds, rec.id)
-        if refs:
-            listing = ", ".join(f"{name} ({n})" for name, n in refs)
-            raise ConflictError(
-                f"{ds.name} record {rec.id} is still linked from {listing}; "
-                "delete or re-link those records first"
-            )
+        refuse_referenced(ds, rec.id, await self._w.referrers(ds, rec.id))
         await self._w.delete(ds, rec.id)
         self._exists.discard((ds.name, int(rec.id)))
         self._emit(ds, rec.id, ChangeKind.DELETE, dict(rec.values), None)
@@ -158,11 +170,11 @@ class Batch:
             ConflictError: A key is taken, or two rows have the same key.
         """
         ds = self._svc.registry.get(dataset)
-        targets = _Targets()
+        targets = PendingTargets()
         prepared: list[tuple[dict[str, object], dict[str, list[RecordId]]]] = []
         for values in rows:
             row, many = await self._prepare(ds, values, None, targets)
-            self._require(ds, row, None)
+            require(ds, row, None)
             prepared.append((row, many))
         await self._check_targets(ds, targets)
         await self._check_keys(ds, [row for row, _ in prepared])
@@ -173,18 +185,9 @@ class Batch:
             for name, linked in many.items():
                 pairs.setdefault(name, []).extend((rid, t) for t in linked)
         for name, linked_pairs in pairs.items():
-            link = ds.link(name)
-            assert link is not None
-            await self._w.insert_links(ds, link, linked_pairs)
-        blank: dict[str, object] = {name: None for name in _column_fields(ds)}
+            await self._w.insert_links(ds, _link(ds, name), linked_pairs)
         return [
-            self._emit(
-                ds,
-                rid,
-                ChangeKind.CREATE,
-                None,
-                blank | row | {name: sorted(linked) for name, linked in many.items()},
-            )
+            self._emit(ds, rid, ChangeKind.CREATE, None, created_values(ds, row, many))
             for rid, (row, many) in zip(ids, prepared, strict=True)
         ]
 
@@ -206,33 +209,26 @@ class Batch:
             RecordError: A change is invalid.
         """
         ds = self._svc.registry.get(dataset)
-        slow = set(_key_fields(ds)) | {
-            ln.name for ln in ds.links if not holds_reference(ds.name, ln)
-        }
-        if any(slow.intersection(values) for _, values in changes):
+        if needs_one_by_one(ds, (values for _, values in changes)):
             return [await self.update(dataset, rid, values) for rid, values in changes]
         wanted = [RecordId(rid) for rid, _ in changes if is_record_id(rid)]
         first = await self._w.get_many(ds, wanted)
         current = {rid: dict(rec.values) for rid, rec in first.items()}
-        targets = _Targets()
+        targets = PendingTargets()
         out: list[Record] = []
         for rid, values in changes:
             if not is_record_id(rid) or RecordId(rid) not in current:
                 raise RecordNotFoundError(f"{ds.name} record {rid} does not exist")
             row, _ = await self._prepare(ds, values, rid, targets)
             merged = current[RecordId(rid)] | row
-            self._require(ds, merged, rid)
+            require(ds, merged, rid)
             current[RecordId(rid)] = merged
             out.append(Record(dataset=ds.name, id=RecordId(rid), values=merged))
         await self._check_targets(ds, targets)
         self._exists.update((ds.name, int(rid)) for rid in first)
         order = list(dict.fromkeys(rec.id for rec in out))  # one write per record, final values
         await self._w.update_many(
-            ds,
-            [
-                (rid, {k: v for k, v in current[rid].items() if first[rid].values.get(k) != v})
-                for rid in order
-            ],
+            ds, [(rid, changed_fields(first[rid].values, current[rid])) for rid in order]
         )
         for rid in order:
             self._emit(ds, rid, ChangeKind.UPDATE, dict(first[rid].values), current[rid])
@@ -249,14 +245,11 @@ class Batch:
             RecordError: The dataset has no key, or a key is malformed.
         """
         ds = self._svc.registry.get(dataset)
-        fields = _key_fields(ds)
-        if not fields:
-            raise RecordError(ds.name, "has no key, so records cannot be matched")
+        fields = matchable_key_fields(ds)
         typed: list[Mapping[str, object]] = []
         for key in keys:
-            if set(key) != set(fields):
-                raise RecordError(ds.name, f"a key names exactly {', '.join(fields)}")
-            row, _ = await self._prepare(ds, key, None, _Targets())
+            require_key_names(ds, fields, key)
+            row, _ = await self._prepare(ds, key, None, PendingTargets())
             if not any(v is None for v in row.values()):
                 typed.append({f: row[f] for f in fields})
         found = await self._w.find_many_by_key(ds, typed)
@@ -279,30 +272,19 @@ class Batch:
         self, dataset: str, record_id: int, link_name: str, targets: Sequence[object], *, add: bool
     ) -> Record:
         ds = self._svc.registry.get(dataset)
-        link = ds.link(link_name)
-        if link is None:
-            raise RecordError(
-                ds.name, f"unknown link {link_name!r}", record=record_id, code="unknown-field"
-            )
+        link = relink_target(ds, link_name, len(targets), add=add, record_id=record_id)
         if holds_reference(ds.name, link):
-            if add and len(targets) != 1:
-                raise RecordError(
-                    ds.name, "a to-one link takes exactly one target", field=link.name
-                )
             return await self.update(dataset, record_id, {link.name: targets[0] if add else None})
-        if link.cardinality is not Cardinality.MANY_TO_MANY:
-            raise _reverse_error(ds, link, record_id)
         rec = await self._existing(ds, record_id)
         ids = await self._link_targets(ds, link.name, link.target, targets, rec.id)
         before = await self._w.linked_ids(ds, link, rec.id)
         if add:
             await self._w.add_links(ds, link, rec.id, ids)
-            after = sorted(set(before) | set(ids))
         else:
             await self._w.remove_links(ds, link, rec.id, ids)
-            after = sorted(set(before) - set(ids))
         old = {**rec.values, link.name: sorted(before)}
-        return self._emit(ds, rec.id, ChangeKind.UPDATE, old, {**rec.values, link.name: after})
+        new = {**rec.values, link.name: linked_after(before, ids, add=add)}
+        return self._emit(ds, rec.id, ChangeKind.UPDATE, old, new)
 
     # --- helpers ----------------------------------------------------------
 
@@ -317,7 +299,7 @@ class Batch:
         ds: Dataset,
         values: Mapping[str, object],
         record_id: int | None,
-        targets: _Targets | None = None,
+        targets: PendingTargets | None = None,
     ) -> tuple[dict[str, object], dict[str, list[RecordId]]]:
         """Split input into column values and m:n target lists, typed and resolved.
 
@@ -331,34 +313,18 @@ class Batch:
             if attr is not None:
                 row[name] = coerce(ds.name, attr, value, record_id)
                 continue
-            link = ds.link(name)
-            if link is None:
-                err = RecordError(
-                    ds.name,
-                    f"unknown attribute or link {name!r}",
-                    record=record_id,
-                    code="unknown-field",
-                )
-                err.field = name
-                raise err
-            if holds_reference(ds.name, link):
-                row[name] = (
-                    None
-                    if value is None
-                    else (
-                        await self._link_targets(ds, name, link.target, [value], record_id, targets)
-                    )[0]
-                )
-            elif link.cardinality is Cardinality.MANY_TO_MANY:
-                if not isinstance(value, list | tuple):
-                    raise RecordError(
-                        ds.name, "an m:n link takes a list", field=name, record=record_id
-                    )
+            link = link_for_value(ds, name, value, record_id)
+            if link.cardinality is Cardinality.MANY_TO_MANY:
+                refs = cast(Sequence[object], value)  # link_for_value made sure it is a list
                 many[name] = await self._link_targets(
-                    ds, name, link.target, value, record_id, targets
+                    ds, name, link.target, refs, record_id, targets
                 )
+            elif value is None:
+                row[name] = None
             else:
-                raise _reverse_error(ds, link, record_id)
+                row[name] = (
+                    await self._link_targets(ds, name, link.target, [value], record_id, targets)
+                )[0]
         return row, many
 
     async def _link_targets(
@@ -368,33 +334,16 @@ class Batch:
         target_name: str,
         refs: Sequence[object],
         record_id: int | None,
-        pending: _Targets | None = None,
+        pending: PendingTargets | None = None,
     ) -> list[RecordId]:
         target = self._svc.registry.get(target_name)
         ids: list[RecordId] = []
         for ref in refs:
-            if isinstance(ref, bool) or not isinstance(ref, int | str | Mapping):
-                raise RecordError(
-                    ds.name,
-                    f"{ref!r} is not a record id or key of {target.name}",
-                    field=field,
-                    record=record_id,
-                )
-            if isinstance(ref, Mapping):
-                ids.append(await self._resolve_key(ds, field, target, ref, record_id))
-                continue
-            try:
-                rid = int(ref)
-                if not is_record_id(rid):
-                    raise ValueError(rid)
-                ids.append(RecordId(rid))
-            except ValueError:
-                raise RecordError(
-                    ds.name,
-                    f"{ref!r} is not a record id of {target.name}",
-                    field=field,
-                    record=record_id,
-                ) from None
+            parsed = parse_ref(ds, target, ref, field=field, record_id=record_id)
+            if isinstance(parsed, Mapping):
+                ids.append(await self._resolve_key(ds, field, target, parsed, record_id))
+            else:
+                ids.append(parsed)
         if pending is not None:
             pending.add(target, ids, field, record_id)
         else:
@@ -410,62 +359,32 @@ class Batch:
         record_id: int | None,
     ) -> None:
         """Refuse ids that are not records of ``target`` (one query for those not seen yet)."""
-        unknown = [i for i in dict.fromkeys(ids) if (target.name, int(i)) not in self._exists]
+        unknown = unseen(target.name, ids, self._exists)
         missing = await self._w.missing(target, unknown) if unknown else []
         if missing:
-            raise RecordError(
-                ds.name,
-                f"{target.name} record {missing[0]} does not exist",
-                field=field,
-                record=record_id,
-                code="dangling-link",
-            )
+            raise dangling(ds, target.name, missing[0], field=field, record_id=record_id)
         self._exists.update((target.name, int(i)) for i in unknown)
 
-    async def _check_targets(self, ds: Dataset, targets: _Targets) -> None:
+    async def _check_targets(self, ds: Dataset, targets: PendingTargets) -> None:
         """Check the link targets a bulk write collected: one query per target dataset."""
         for target, refs in targets.by_target.values():
-            ids = [rid for rid, _, _ in refs]
-            unknown = {i for i in ids if (target.name, int(i)) not in self._exists}
+            unknown = unseen(target.name, (rid for rid, _, _ in refs), self._exists)
             missing = set(await self._w.missing(target, sorted(unknown))) if unknown else set()
-            for rid, field, record_id in refs:
-                if rid in missing:
-                    raise RecordError(
-                        ds.name,
-                        f"{target.name} record {rid} does not exist",
-                        field=field,
-                        record=record_id,
-                        code="dangling-link",
-                    )
+            refuse_dangling(ds, target.name, refs, missing)
             self._exists.update((target.name, int(i)) for i in unknown)
 
     async def _check_keys(self, ds: Dataset, rows: Sequence[Mapping[str, object]]) -> None:
         """Refuse new rows whose key is taken or repeated (one query for the whole list)."""
         if not ds.has_key:
             return
-        fields = _key_fields(ds)
-        seen: set[tuple[object, ...]] = set()
-        lookup: list[Mapping[str, object]] = []
-        for row in rows:
-            key = tuple(row.get(f) for f in fields)
-            if key in seen:
-                raise ConflictError(
-                    f"{ds.name}: two new records have the key {_shown(fields, key)}",
-                    code="duplicate-key",
-                )
-            seen.add(key)
-            if any(v is None for v in key):  # NULL never matches in SQL: ask one by one
-                await self._check_key(ds, row, None)
-            else:
-                lookup.append(dict(zip(fields, key, strict=True)))
-        found = await self._w.find_many_by_key(ds, lookup) if lookup else []
+        keys = new_keys(ds, rows)
+        for row in keys.partial:  # NULL never matches in SQL: ask one by one
+            await self._check_key(ds, row, None)
+        found = await self._w.find_many_by_key(ds, keys.complete) if keys.complete else []
         if found:
             rec = found[0]
-            key = tuple(rec.values.get(f) for f in fields)
-            raise ConflictError(
-                f"{ds.name}: record {rec.id} already has the key {_shown(fields, key)}",
-                code="duplicate-key",
-            )
+            key = {f: rec.values.get(f) for f in key_fields(ds)}
+            refuse_taken_key(ds, key, rec, None)
 
     async def _resolve_key(
         self,
@@ -477,51 +396,18 @@ class Batch:
     ) -> RecordId:
         row, _ = await self._prepare(target, ref, None)
         found = await self._w.find_by_key(target, row) if row else None
-        if found is not None:
-            self._exists.add((target.name, int(found.id)))
         if found is None:
-            shown = ", ".join(f"{k}={v!r}" for k, v in ref.items())
-            raise RecordError(
-                ds.name,
-                f"no {target.name} record with {shown}",
-                field=field,
-                record=record_id,
-                code="dangling-link",
-            )
+            raise no_record_with_key(ds, target.name, ref, field=field, record_id=record_id)
+        self._exists.add((target.name, int(found.id)))
         return found.id
-
-    def _require(self, ds: Dataset, values: Mapping[str, object], record_id: int | None) -> None:
-        for attr in ds.attributes:
-            if attr.must_have_value and is_empty(values.get(attr.name)):
-                raise RecordError(
-                    ds.name,
-                    "a value is required",
-                    field=attr.name,
-                    record=record_id,
-                    code="required",
-                )
-        for link in ds.key_links:
-            if values.get(link.name) is None:
-                raise RecordError(
-                    ds.name,
-                    "a linked record is required (part of the key)",
-                    field=link.name,
-                    record=record_id,
-                    code="required",
-                )
 
     async def _check_key(
         self, ds: Dataset, values: Mapping[str, object], record_id: int | None
     ) -> None:
         if not ds.has_key:
             return
-        key = {f: values.get(f) for f in _key_fields(ds)}
-        found = await self._w.find_by_key(ds, key)
-        if found is not None and found.id != record_id:
-            shown = ", ".join(f"{k}={v!r}" for k, v in key.items())
-            raise ConflictError(
-                f"{ds.name}: record {found.id} already has the key {shown}", code="duplicate-key"
-            )
+        key = {f: values.get(f) for f in key_fields(ds)}
+        refuse_taken_key(ds, key, await self._w.find_by_key(ds, key), record_id)
 
     def _emit(
         self, ds: Dataset, rid: RecordId, kind: ChangeKind, old: Values | None, new: Values | None
@@ -535,67 +421,15 @@ class Batch:
             origin=self._origin,
             at=self._svc.clock.now(),
         )
-        key = (ds.name, int(rid))
-        first = self._events.get(key)
-        if first is None:
-            self._events[key] = event
-        elif first.kind is ChangeKind.CREATE and kind is ChangeKind.DELETE:
-            del self._events[key]  # created and deleted in one transaction: nothing happened
-        else:  # one event per record per transaction: first old, last new
-            merged_kind = ChangeKind.CREATE if first.kind is ChangeKind.CREATE else kind
-            self._events[key] = RecordChanged(
-                dataset=ds.name,
-                record_id=rid,
-                kind=merged_kind,
-                old=first.old,
-                new=new,
-                origin=self._origin,
-                at=event.at,
-            )
-        return Record(dataset=ds.name, id=rid, values=new or old or {})
+        self._changes.add(event)
+        return written_record(event)
 
 
-class _Targets:
-    """Link targets named by a bulk write, to be checked together."""
-
-    __slots__ = ("by_target",)
-
-    def __init__(self) -> None:
-        self.by_target: dict[str, tuple[Dataset, list[tuple[RecordId, str, int | None]]]] = {}
-
-    def add(
-        self, target: Dataset, ids: Sequence[RecordId], field: str, record_id: int | None
-    ) -> None:
-        """Remember that ``field`` of a row names ``ids`` of ``target``."""
-        refs = self.by_target.setdefault(target.name, (target, []))[1]
-        refs.extend((rid, field, record_id) for rid in ids)
-
-
-def _shown(fields: Sequence[str], key: Sequence[object]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in zip(fields, key, strict=True))
-
-
-def _column_fields(ds: Dataset) -> list[str]:
-    """Attributes and to-one links: the values every stored record has."""
-    return [a.name for a in ds.attributes] + [
-        ln.name for ln in ds.links if holds_reference(ds.name, ln)
-    ]
-
-
-def _key_fields(ds: Dataset) -> list[str]:
-    return [a.name for a in ds.key_attributes] + [ln.name for ln in ds.key_links]
-
-
-def _reverse_error(ds: Dataset, link: object, record_id: int | None) -> RecordError:
-    from carewire.datasets.model import Link
-
-    assert isinstance(link, Link)
-    return RecordError(
-        ds.name,
-        f"{link.name} is the reverse of {link.target}.{link.reverse}; set it from that side",
-        field=link.name,
-        record=record_id,
-    )
+def _link(ds: Dataset, name: str) -> Link:
+    """A link the values were already checked against (by :meth:`Batch._prepare`)."""
+    link = ds.link(name)
+    assert link is not None
+    return link
 
 
 class DatasetService:
@@ -701,54 +535,4 @@ class DatasetService:
     async def query(self, dataset: str, query: Query) -> Page:
         """Records matching ``query``; filter values are coerced to the fields' types."""
         ds = self.registry.get(dataset)
-        filters = tuple(self._typed_filter(ds, f) for f in query.filters)
-        for s in query.sort:
-            if s.field != "id" and s.field not in ds.field_names:
-                raise RecordError(
-                    ds.name, f"cannot sort by unknown field {s.field!r}", code="unknown-field"
-                )
-            link = ds.link(s.field)
-            if link is not None and not holds_reference(ds.name, link):
-                raise RecordError(ds.name, f"cannot sort by the to-many link {s.field!r}")
-        return await self.store.query(
-            ds, Query(filters=filters, sort=query.sort, offset=query.offset, limit=query.limit)
-        )
-
-    def _typed_filter(self, ds: Dataset, f: Filter) -> Filter:
-        attr = ds.attribute(f.field)
-        if attr is not None:
-            if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
-                return f
-            if f.op is FilterOp.CONTAINS:
-                return Filter(field=f.field, op=f.op, value=str(f.value))
-            if f.op is FilterOp.IN:
-                items = f.value if isinstance(f.value, list | tuple) else [f.value]
-                return Filter(
-                    field=f.field, op=f.op, value=[coerce(ds.name, attr, v) for v in items]
-                )
-            return Filter(field=f.field, op=f.op, value=coerce(ds.name, attr, f.value))
-        link = ds.link(f.field)
-        if link is None or not holds_reference(ds.name, link):
-            raise RecordError(
-                ds.name,
-                f"cannot filter on {f.field!r}: not an attribute or to-one link",
-                code="unknown-field",
-            )
-        if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
-            return f
-        if f.op is FilterOp.IN:
-            items = f.value if isinstance(f.value, list | tuple) else [f.value]
-            return Filter(field=f.field, op=f.op, value=[_int(ds, f.field, v) for v in items])
-        return Filter(field=f.field, op=f.op, value=_int(ds, f.field, f.value))
-
-
-def _int(ds: Dataset, field: str, value: object) -> int:
-    try:
-        number = int(cast(str, value))
-        if not is_record_id(number):
-            raise ValueError(number)
-        return number
-    except (TypeError, ValueError):
-        raise RecordError(
-            ds.name, f"{value!r} is not a record id", field=field, code="wrong-type"
-        ) from None
+        return await self.store.query(ds, typed_query(ds, query))

@@ -1,0 +1,252 @@
+"""Dataset tables generated from their definitions: names, columns, and the DDL to add them.
+
+Theory of operation: each dataset ``X`` is a table ``ds_x`` with an integer
+``id``, one nullable column per attribute (``required`` is enforced by the
+service, so adding a column never needs a default), one ``<link>_id``
+foreign key per n:1 link (and per 1:1 link on the side that owns it, see
+:func:`~carewire.datasets.model.holds_reference`) and a unique constraint
+over the key columns. Each m:n pair shares one join table ``dsj_x_<link>``
+(``left_id`` → the owning side, ``right_id`` → the other). 1:n links have no
+column: they are the reverse of an n:1 and are read from the other table.
+
+:func:`create_missing` creates what is missing and never drops; an existing
+column whose type no longer matches its definition is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
+from sqlalchemy.types import TypeEngine
+
+from carewire.datasets.definitions import DefinitionError
+from carewire.datasets.model import (
+    Attribute,
+    AttrType,
+    Cardinality,
+    Dataset,
+    Link,
+    holds_reference,
+    owns_join_table,
+)
+from carewire.storage.tables import NAMING_CONVENTION, UTCDateTime
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+_MAX_IDENT = 63  # PostgreSQL's identifier length
+
+
+def table_name(dataset: str) -> str:
+    """The table of a dataset (``BEDS`` → ``ds_beds``)."""
+    return _ident(f"ds_{dataset.lower()}")
+
+
+def join_table_name(dataset: str, link: str) -> str:
+    """The join table of an m:n link, named after its owning side."""
+    return _ident(f"dsj_{dataset.lower()}__{link}")
+
+
+def ref_column(link: str) -> str:
+    """The foreign-key column of a to-one link (``room`` → ``room_id``)."""
+    return f"{link}_id"
+
+
+def _ident(name: str) -> str:
+    if len(name) <= _MAX_IDENT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: _MAX_IDENT - 9]}_{digest}"
+
+
+def _column_type(kind: AttrType) -> TypeEngine[Any]:
+    types: dict[AttrType, TypeEngine[Any]] = {
+        AttrType.STRING: Text(),
+        AttrType.INTEGER: BigInteger(),
+        AttrType.BOOLEAN: Boolean(),
+        AttrType.DATE: Date(),
+        AttrType.DATETIME: UTCDateTime(),
+    }
+    return types[kind]
+
+
+def _type_family(sql_type: TypeEngine[Any]) -> AttrType | None:
+    """Which attribute type a reflected column can hold (None: none of ours)."""
+    if isinstance(sql_type, Boolean):
+        return AttrType.BOOLEAN
+    if isinstance(sql_type, DateTime):
+        return AttrType.DATETIME
+    if isinstance(sql_type, Date):
+        return AttrType.DATE
+    if isinstance(sql_type, Integer):
+        return AttrType.INTEGER
+    if isinstance(sql_type, String):
+        return AttrType.STRING
+    return None
+
+
+def _attribute_column(attr: Attribute) -> Column[Any]:
+    return Column(attr.name, _column_type(attr.type), nullable=True)
+
+
+def _reference_column(link: Link) -> Column[Any]:
+    return Column(
+        ref_column(link.name), _ID, ForeignKey(f"{table_name(link.target)}.id"), nullable=True
+    )
+
+
+def _reference_index(table: str, link: Link) -> Index:
+    col = ref_column(link.name)
+    unique = link.cardinality is Cardinality.ONE_TO_ONE
+    return Index(_ident(f"ix_{table}__{col}"), col, unique=unique)
+
+
+class JoinSide:
+    """One side's view of a join table.
+
+    Attributes:
+        table: The join table.
+        mine: The column holding this side's record ids.
+        other: The column holding the linked records' ids.
+    """
+
+    __slots__ = ("mine", "other", "table")
+
+    def __init__(self, table: Table, mine: str, other: str) -> None:
+        self.table, self.mine, self.other = table, mine, other
+
+
+class DatasetSchema:
+    """SQLAlchemy tables for one complete set of definitions.
+
+    Attributes:
+        metadata: The tables' metadata (not the migrated schema's).
+        datasets: The definitions, by name.
+        tables: Each dataset's table, by dataset name.
+        joins: Each m:n link's join table, by (dataset, link), from both sides.
+    """
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        self.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+        self.datasets: dict[str, Dataset] = {ds.name: ds for ds in datasets}
+        self.tables: dict[str, Table] = {}
+        self.joins: dict[tuple[str, str], JoinSide] = {}
+        for ds in datasets:
+            self.tables[ds.name] = self._table(ds)
+        for ds in datasets:
+            for link in ds.links:
+                if owns_join_table(ds.name, link):
+                    self._join_table(ds, link)
+
+    def _table(self, ds: Dataset) -> Table:
+        name = table_name(ds.name)
+        columns: list[Any] = [Column("id", _ID, primary_key=True, autoincrement=True)]
+        key: list[str] = []
+        for attr in ds.attributes:
+            columns.append(_attribute_column(attr))
+            if attr.is_key:
+                key.append(attr.name)
+        for link in ds.links:
+            if holds_reference(ds.name, link):
+                col = ref_column(link.name)
+                columns.append(_reference_column(link))
+                columns.append(_reference_index(name, link))
+                if link.is_key:
+                    key.append(col)
+        if key:
+            columns.append(UniqueConstraint(*key, name=_ident(f"uq_{name}_key")))
+        return Table(name, self.metadata, *columns, sqlite_autoincrement=True)
+
+    def _join_table(self, ds: Dataset, link: Link) -> None:
+        name = join_table_name(ds.name, link.name)
+        table = Table(
+            name,
+            self.metadata,
+            Column("left_id", _ID, ForeignKey(f"{table_name(ds.name)}.id", ondelete="CASCADE")),
+            Column(
+                "right_id", _ID, ForeignKey(f"{table_name(link.target)}.id", ondelete="CASCADE")
+            ),
+            PrimaryKeyConstraint("left_id", "right_id", name=_ident(f"pk_{name}")),
+            Index(_ident(f"ix_{name}_right_id"), "right_id"),
+        )
+        self.joins[(ds.name, link.name)] = JoinSide(table, "left_id", "right_id")
+        self.joins[(link.target, link.reverse)] = JoinSide(table, "right_id", "left_id")
+
+
+def create_missing(conn: Connection, schema: DatasetSchema) -> None:
+    """Create missing tables, then missing columns; refuse type changes first.
+
+    Runs inside the transaction. Everything is checked before the first DDL
+    statement, so a refused change leaves no trace even on SQLite (where
+    ``ALTER TABLE`` is not rolled back by the driver). New tables come before
+    new columns, whose foreign keys may point at them.
+    """
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    missing: list[tuple[Table, Column[Any], Link | None]] = []
+    problems: list[str] = []
+    for ds_name, table in schema.tables.items():
+        if table.name not in existing:
+            continue
+        have = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+        ds = schema.datasets[ds_name]
+        for column in table.columns:
+            attr = ds.attribute(column.name)
+            if column.name not in have:
+                link = (
+                    None
+                    if attr
+                    else next(ln for ln in ds.links if ref_column(ln.name) == column.name)
+                )
+                missing.append((table, column, link))
+            elif attr is not None and _type_family(have[column.name]) is not attr.type:
+                problems.append(
+                    f"{ds_name}.{attr.name}: defined as {attr.type} but the stored column "
+                    f"is {have[column.name]}; a type cannot be changed once records exist"
+                )
+    if problems:
+        raise DefinitionError(problems)
+    to_create = [t for t in schema.metadata.sorted_tables if t.name not in existing]
+    schema.metadata.create_all(conn, tables=to_create)
+    for table, column, link in missing:
+        _add_column(conn, table, column, link)
+
+
+def _add_column(conn: Connection, table: Table, column: Column[Any], link: Link | None) -> None:
+    """``ALTER TABLE … ADD COLUMN`` (with an inline REFERENCES, which both databases accept)."""
+    preparer = conn.dialect.identifier_preparer
+    ddl = (
+        f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(column.name)} "
+        f"{column.type.compile(dialect=conn.dialect)}"
+    )
+    if link is not None:
+        ddl += f" REFERENCES {preparer.quote(table_name(link.target))} (id)"
+    conn.execute(text(ddl))
+    if link is not None:
+        index = _reference_index(table.name, link)
+        unique = "UNIQUE " if index.unique else ""
+        conn.execute(
+            text(
+                f"CREATE {unique}INDEX {preparer.quote(str(index.name))} "
+                f"ON {preparer.quote(table.name)} ({preparer.quote(column.name)})"
+            )
+        )
