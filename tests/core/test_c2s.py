@@ -11,14 +11,16 @@ from xml.etree.ElementTree import Element
 import pytest
 from scramp import ScramClient
 
+from carewire.core import hook_names as H
 from carewire.core.auth import HARD_LIMIT_TEXT, Authenticator, LoginAuditor
 from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
-from carewire.core.feature import FeatureConfig
+from carewire.core.feature import ClientLink, ConnectionLost, FeatureConfig
+from carewire.core.sessions import Session
 from carewire.core.stores import LoginOutcome
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import DEFAULT_LIMITS
-from carewire.xmpp.stream import C2SStream
+from carewire.xmpp.stream import CSI, C2SStream, ClientStateChanged
 from tests.features.harness import Harness, make_harness
 
 HEADER = (
@@ -213,3 +215,54 @@ async def test_sasl_abort_then_success(h: Harness, auth: Authenticator) -> None:
     assert "<aborted/>" in await c.feed(f"<abort xmlns='{ns.SASL}'/>")
     cred = base64.b64encode(b"\0alice\0wonderland").decode()
     assert "<success" in await c.feed(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>{cred}</auth>")
+
+
+async def test_nonzas_go_to_the_handler_a_feature_registered(
+    h: Harness, auth: Authenticator
+) -> None:
+    seen: list[tuple[Session | None, bool]] = []
+
+    async def on_state(link: ClientLink, event: ClientStateChanged) -> None:
+        seen.append((link.session, event.is_active))
+
+    unknown = Client(h, auth)  # before the registration: the stream refuses the namespace
+    h.kernel.ctx.nonzas.register(CSI, ClientStateChanged, on_state)
+    with pytest.raises(ValueError, match="two nonza handlers"):
+        h.kernel.ctx.nonzas.register(CSI, ClientStateChanged, on_state)
+    c = Client(h, auth)
+    await c.plain("alice", "wonderland")
+    await c.bind("phone")
+    assert await c.feed(f"<inactive xmlns='{CSI}'/>") == ""
+    assert seen == [(c.conn.session, False)]
+    await unknown.plain("bob", "builder")
+    await unknown.bind("desk")
+    assert "<unsupported-stanza-type" in await unknown.feed(f"<inactive xmlns='{CSI}'/>")
+
+
+async def test_a_feature_may_keep_a_session_whose_connection_ended(
+    h: Harness, auth: Authenticator
+) -> None:
+    lost: list[ConnectionLost] = []
+
+    def keep(event: ConnectionLost) -> bool:
+        lost.append(event)
+        return True
+
+    h.kernel.hooks.on(H.SESSION_CONNECTION_LOST, keep)
+    c = Client(h, auth)
+    await c.plain("alice", "wonderland")
+    await c.bind("phone")
+    session = c.conn.session
+    assert session is not None
+    await c.conn.closed()
+    await c.conn.closed()  # idempotent: asked once
+    assert [(e.session, e.stream) for e in lost] == [(session, c.stream)]
+    assert not session.is_closed and h.kernel.sessions.get(session.jid) is session
+    h.kernel.hooks.off(H.SESSION_CONNECTION_LOST, keep)
+    other = Client(h, auth)
+    await other.plain("bob", "builder")
+    await other.bind("desk")
+    gone = other.conn.session
+    assert gone is not None
+    await other.feed("</stream:stream>")  # nobody keeps it: the session ends
+    assert gone.is_closed and h.kernel.sessions.get(gone.jid) is None

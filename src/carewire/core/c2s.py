@@ -8,68 +8,43 @@ mechanism against stored keys under the lockout policy, binds the resource
 in the :class:`SessionManager` (replacing a same-resource session, RFC 6120
 §7.7.2.2), and routes stanzas of the bound session.
 
-Stream management (XEP-0198) lives here too, because it is about the
-connection rather than any stanza: ``<enable/>`` gives the session a
-:class:`~carewire.core.sessions.StreamManagement` state (counters and the
-queue of unacknowledged stanzas, kept by :meth:`Session.send`); a connection
-that breaks without ``</stream>`` leaves a resumable session *detached* (still
-bound and available, stanzas queued) until the ``smacks`` feature's sweep ends
-it; ``<resume/>`` on a new stream of the same account moves the session to
-that stream and retransmits the queue. Client state (XEP-0352) nonzas are
-recorded on the session and announced on ``session/client-state``.
+Nonzas (XEP-0198 stream management, XEP-0352 client state) are the
+features': the connection hands them to the handlers registered in
+``ctx.nonzas`` (the stream accepts only the namespaces registered there), as
+the :class:`~carewire.core.feature.ClientLink` those handlers act through.
+When the connection of a bound session ends, ``session/connection-lost`` asks
+the features whether to keep the session (XEP-0198 resumption); if none does,
+the session ends and ``session/closed`` fires.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core import hook_names as H
 from carewire.core.auth import HARD_LIMIT_TEXT, LOCKED_TEXT, Admission, Authenticator
 from carewire.core.events import SessionEvent
-from carewire.core.feature import StreamPhase
+from carewire.core.feature import ConnectionLost, StreamPhase
 from carewire.core.kernel import Kernel
-from carewire.core.sessions import (
-    CSI_SINCE,
-    CSI_STATE,
-    SM_REQUEST,
-    DetachedSink,
-    Session,
-    StanzaSink,
-    StreamManagement,
-)
+from carewire.core.sessions import Session, StanzaSink
 from carewire.core.stores import LoginOutcome
-from carewire.xmpp import ns, sasl
+from carewire.xmpp import sasl
 from carewire.xmpp import stanza as st
-from carewire.xmpp.errors import (
-    LocalProtocolError,
-    RemoteProtocolError,
-    StanzaCondition,
-    StanzaError,
-    StreamCondition,
-)
+from carewire.xmpp.errors import LocalProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID, normalize_resource
 from carewire.xmpp.parser import ParserLimits
 from carewire.xmpp.stream import (
-    CSI,
-    SM,
     AuthRequested,
     BindRequested,
     C2SStream,
-    ClientStateChanged,
     Event,
     Framing,
     PreAuthIq,
     SaslAborted,
     SaslResponse,
-    SmAckReceived,
-    SmAckRequested,
-    SmEnableRequested,
-    SmResumeRequested,
     StanzaReceived,
     StreamConfig,
     StreamEnded,
@@ -97,26 +72,18 @@ def stream_config(
     if info.channel_binding is not None:
         mechs += list(sasl.PLUS_MECHANISMS)
     mechs += [*sasl.SCRAM_MECHANISMS, "PLAIN"]
-    post_auth = kernel.stream_features(StreamPhase.POST_AUTH)
-    # The stream accepts the nonzas of what is advertised (the smacks and csi features).
-    nonzas = frozenset(e.tag[1:].split("}", 1)[0] for e in post_auth if e.tag in _NONZA_FEATURES)
     return StreamConfig(
         domain=kernel.hosts.domain,
         framing=info.framing,
         is_tls_active=info.is_tls_active,
         mechanisms=tuple(mechs),
         pre_auth_features=kernel.stream_features(StreamPhase.PRE_AUTH),
-        post_auth_features=post_auth,
+        post_auth_features=kernel.stream_features(StreamPhase.POST_AUTH),
         allow_preauth_iq=allow_register,
         limits=limits,
-        nonza_namespaces=nonzas,
+        # The stream accepts the nonzas that features handle (smacks, csi).
+        nonza_namespaces=kernel.ctx.nonzas.namespaces,
     )
-
-
-_NONZA_FEATURES = frozenset({f"{{{SM}}}sm", f"{{{CSI}}}csi"})
-# Stream errors after which a session is not kept for resumption: we ended it on
-# purpose. A dead connection (no error, or the ping's connection-timeout) is kept.
-_RESUMABLE_ENDS = frozenset({None, StreamCondition.CONNECTION_TIMEOUT})
 
 
 class ClientConnection:
@@ -161,16 +128,6 @@ class ClientConnection:
             return  # the session was resumed on another stream: this one is over
         if isinstance(event, StanzaReceived):
             await self._stanza(event)
-        elif isinstance(event, SmAckRequested):
-            await self._sm_ack_requested()
-        elif isinstance(event, SmAckReceived):
-            self._sm_ack_received(event.h)
-        elif isinstance(event, ClientStateChanged):
-            await self._client_state(event.is_active)
-        elif isinstance(event, SmEnableRequested):
-            self._sm_enable(event)
-        elif isinstance(event, SmResumeRequested):
-            await self._sm_resume(event)
         elif isinstance(event, AuthRequested):
             self._mech = self._mechanism(event.mechanism)
             await self._sasl_step(self._mech.start(event.initial_response))
@@ -185,6 +142,8 @@ class ClientConnection:
             await self._preauth_iq(event)
         elif isinstance(event, StreamEnded):
             await self.closed()
+        else:  # nonzas go to the features that registered them
+            await self.kernel.ctx.nonzas.dispatch(self, event)
 
     # -- SASL -----------------------------------------------------------------
 
@@ -329,152 +288,27 @@ class ClientConnection:
             self.stream.send_preauth(reply)
 
     async def closed(self) -> None:
-        """The connection is gone: unbind and tell the features, or detach (idempotent).
-
-        XEP-0198 §6: "If the stream is not cleanly closed then the server
-        SHOULD consider the stream to be unfinished … and SHOULD maintain the
-        session on behalf of the client for a limited amount of time."
-        """
+        """The connection is gone: end the session unless a feature keeps it (idempotent)."""
         session, self.session = self.session, None
         if session is None or session.is_closed or session.sink is not self.sink:
             return  # already ended, or resumed on another stream
-        if self._is_resumable(session):
-            self._detach(session)
-            return
+        lost = ConnectionLost(session=session, stream=self.stream)
+        if await self.kernel.hooks.fire(H.SESSION_CONNECTION_LOST, lost):
+            return  # kept, e.g. detached for XEP-0198 resumption
         session.is_closed = True
         if self.kernel.sessions.remove(session):
             await self.kernel.hooks.fire(H.SESSION_CLOSED, SessionEvent(session=session))
 
-    # -- stream management (XEP-0198) and client state (XEP-0352) -------------
+    def adopt(self, session: Session) -> StanzaSink:
+        """Serve ``session`` on this connection from now on (XEP-0198 resumption).
 
-    def _is_resumable(self, session: Session) -> bool:
-        sm = session.sm
-        if sm is None or sm.resume_id is None or self.stream.is_closed_by_peer:
-            return False
-        if self.stream.end_condition not in _RESUMABLE_ENDS:
-            return False
-        return self.kernel.sessions.resumable(sm.resume_id, session.username) is session
-
-    def _detach(self, session: Session) -> None:
-        sm = session.sm
-        assert sm is not None
-        sm.resume_deadline = self.kernel.clock.monotonic() + sm.resume_timeout
-        sm.is_ack_requested = False
-        session.sink = DetachedSink(sm)
-        log.info(
-            "connection of %s lost: resumable for %.0fs (%d unacked)",
-            session.jid,
-            sm.resume_timeout,
-            len(sm.unacked),
-        )
-
-    def _sm_failed(self, condition: StanzaCondition) -> None:
-        """XEP-0198 §3/§5: ``<failed/>`` with a stanza error condition."""
-        failed = Element(f"{{{SM}}}failed")
-        SubElement(failed, f"{{{ns.STANZAS_ERR}}}{condition.value}")
-        self.stream.send_nonza(failed)
-
-    def _sm_enable(self, event: SmEnableRequested) -> None:
-        session = self.session
-        # XEP-0198 §3: enabling before binding, or twice, is an unexpected request.
-        if session is None or session.sm is not None:
-            self._sm_failed(StanzaCondition.UNEXPECTED_REQUEST)
-            return
-        config = self.kernel.config
-        sm = session.sm = StreamManagement(max_unacked=config.smacks_max_unacked)
-        enabled = Element(f"{{{SM}}}enabled")
-        if event.resume and config.smacks_resume_timeout > 0:
-            timeout = config.smacks_resume_timeout
-            if event.max is not None:
-                timeout = min(timeout, float(event.max))  # the client's preference
-            sm.resume_timeout = timeout
-            enabled.set("id", self.kernel.sessions.make_resumable(session))
-            enabled.set("resume", "true")
-            enabled.set("max", str(max(1, math.ceil(timeout))))
-        self.stream.send_nonza(enabled)
-        log.debug("stream management enabled for %s", session.jid)
-
-    def _enabled_sm(self) -> StreamManagement:
-        sm = self.session.sm if self.session is not None else None
-        if sm is None:
-            raise RemoteProtocolError(
-                StreamCondition.UNSUPPORTED_STANZA_TYPE, "stream management is not enabled"
-            )
-        return sm
-
-    async def _sm_ack_requested(self) -> None:
-        sm = self._enabled_sm()
-        # What we acknowledge must survive a crash: batched writes commit first.
-        await self.kernel.ctx.durability.flush()
-        self.stream.send_nonza(Element(f"{{{SM}}}a", {"h": str(sm.handled)}))
-
-    def _sm_ack_received(self, h: int | None) -> None:
-        sm = self._enabled_sm()
-        if h is None:
-            raise RemoteProtocolError(StreamCondition.BAD_FORMAT, "'h' must be an unsignedInt")
-        if not sm.ack(h):
-            self._handled_count_too_high(sm, h)
-            return
-        sm.is_ack_requested = bool(sm.unacked)
-        if sm.unacked:  # stanzas sent after our last <r/> still wait for an ack
-            self.sink.send_element(SM_REQUEST)
-
-    def _handled_count_too_high(self, sm: StreamManagement, h: int) -> None:
-        """XEP-0198 §4: an ack for more than we sent ends the stream."""
-        log.warning("client acknowledged %d stanzas, %d were sent", h, sm.sent_count)
-        app = Element(
-            f"{{{SM}}}handled-count-too-high", {"h": str(h), "send-count": str(sm.sent_count)}
-        )
-        self.stream.close(StreamCondition.UNDEFINED_CONDITION, app_condition=app)
-        self.sink.close()
-
-    async def _sm_resume(self, event: SmResumeRequested) -> None:
-        login = self.stream.authenticated_as
-        assert login is not None
-        if self.session is not None:
-            self._sm_failed(StanzaCondition.UNEXPECTED_REQUEST)  # already bound
-            return
-        if event.h is None:
-            self._sm_failed(StanzaCondition.BAD_REQUEST)
-            return
-        # Ids are unguessable and only the account that enabled one may use it.
-        session = self.kernel.sessions.resumable(event.previd, login)
-        if session is None or session.sm is None:
-            self._sm_failed(StanzaCondition.ITEM_NOT_FOUND)
-            return
-        sm = session.sm
-        if not sm.ack(event.h):
-            self._handled_count_too_high(sm, event.h)
-            return
-        await self.kernel.ctx.durability.flush()  # <resumed h/> acknowledges too
+        Returns:
+            The sink the session had: a placeholder while detached, or the
+            connection it was resumed from.
+        """
         previous, session.sink = session.sink, self.sink
         session.remote_ip, session.transport = self.info.remote_ip, self.info.transport
-        sm.resume_deadline = None
         self.session = session
-        self.stream.sm_resumed(event.previd, sm.handled)
-        if not isinstance(previous, DetachedSink):
-            # §5: "the old stream SHOULD be terminated".
-            previous.close(StreamCondition.CONFLICT, "the session was resumed on another stream")
-        for element in list(sm.unacked):  # §5: retransmit what the client did not handle
-            self.sink.send_element(element)
-        sm.is_ack_requested = bool(sm.unacked)
-        if sm.unacked:
-            self.sink.send_element(SM_REQUEST)
-        log.info("resumed %s (%d stanzas retransmitted)", session.jid, len(sm.unacked))
         if self.on_bound is not None:
             self.on_bound(session)
-        # XEP-0352 §4.2: "A stream always begins in 'active' state."
-        if session.data.get(CSI_STATE) == "inactive":
-            await self._client_state(is_active=True)
-
-    async def _client_state(self, is_active: bool) -> None:
-        """XEP-0352: record the client's state and tell the features when it changes."""
-        session = self.session
-        if session is None:
-            return
-        state = "active" if is_active else "inactive"
-        if session.data.get(CSI_STATE, "active") == state:
-            return
-        session.data[CSI_STATE] = state
-        session.data[CSI_SINCE] = self.kernel.clock.now()
-        await self.kernel.hooks.fire(H.SESSION_CLIENT_STATE, SessionEvent(session=session))
+        return previous

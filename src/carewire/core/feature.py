@@ -2,7 +2,8 @@
 
 A feature is a module of :mod:`carewire.features` with a ``setup(ctx)``
 function that only registers things on the :class:`FeatureContext`: hook
-handlers, IQ handlers, disco features, stream features and periodic jobs.
+handlers, IQ handlers, nonza handlers, disco features, stream features and
+periodic jobs.
 """
 
 from __future__ import annotations
@@ -12,37 +13,103 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from xml.etree.ElementTree import Element
 
 from carewire.clock import Clock
+from carewire.core.accounts import AccountService
 from carewire.core.durability import Durability
-from carewire.core.events import IqRequest
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
-from carewire.core.sessions import SessionManager
+from carewire.core.iq import IqHandler, IqRegistry, IqTarget, PreAuthIqHandler
+from carewire.core.router import Router
+from carewire.core.sessions import Session, SessionManager, StanzaSink
 from carewire.core.stores import Stores
+from carewire.errors import ConfigError
+from carewire.xmpp.stream import C2SStream
 
-if TYPE_CHECKING:
-    from carewire.core.accounts import AccountService
-    from carewire.core.router import Router
+__all__ = [
+    "ClientLink",
+    "ConnectionLost",
+    "DiscoRegistry",
+    "FeatureConfig",
+    "FeatureContext",
+    "IqHandler",
+    "IqRegistry",
+    "IqTarget",
+    "NonzaHandler",
+    "NonzaRegistry",
+    "PeriodicJob",
+    "PreAuthIqHandler",
+    "StreamPhase",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-IqHandler = Callable[[IqRequest], Awaitable[Element | None]]
-# Pre-authentication IQ handler (XEP-0077 registration): (stanza, remote_ip) → payload.
-PreAuthIqHandler = Callable[[Element, str], Awaitable[Element | None]]
+
+class ClientLink(Protocol):
+    """One client connection as a nonza handler sees it (a :mod:`carewire.core.c2s` connection)."""
+
+    @property
+    def stream(self) -> C2SStream:
+        """The connection's stream: nonzas are answered through it."""
+
+    @property
+    def sink(self) -> StanzaSink:
+        """Where stanzas for this connection go."""
+
+    @property
+    def session(self) -> Session | None:
+        """The session bound on this connection, if any."""
+
+    def adopt(self, session: Session) -> StanzaSink:
+        """Serve ``session`` on this connection from now on; returns its former sink."""
 
 
-class IqTarget(StrEnum):
-    """Which address an IQ handler answers for."""
+E = TypeVar("E")
+NonzaHandler = Callable[[ClientLink, E], Awaitable[None]]
 
-    HOST = "host"  # to the server itself (to=DOMAIN)
-    ACCOUNT = "account"  # to the sender's own account (no 'to', or to=own bare JID)
-    BARE = "bare"  # to another account's bare JID, answered by the server on its behalf
-    ROOM = "room"  # to a room's bare JID on chat.DOMAIN (dispatched by the room service)
+
+class NonzaRegistry:
+    """Handlers of the nonzas of client streams (XEP-0198, XEP-0352), by stream event type.
+
+    A client stream accepts the nonzas of a namespace only once a feature
+    registered a handler in it; elsewhere they are unknown elements.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Any], NonzaHandler[Any]] = {}
+        self._namespaces: set[str] = set()
+
+    def register(self, namespace: str, kind: type[E], handler: NonzaHandler[E]) -> None:
+        """Hand the stream events of type ``kind`` (nonzas of ``namespace``) to ``handler``."""
+        if kind in self._handlers:
+            raise ValueError(f"two nonza handlers for {kind.__name__}")
+        self._handlers[kind] = handler
+        self._namespaces.add(namespace)
+
+    @property
+    def namespaces(self) -> frozenset[str]:
+        """The namespaces whose nonzas client streams accept."""
+        return frozenset(self._namespaces)
+
+    async def dispatch(self, link: ClientLink, event: object) -> bool:
+        """Run the handler of ``event``'s type; False when there is none."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return False
+        await handler(link, event)
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLost:
+    """Payload of ``session/connection-lost``: the connection of a bound session ended."""
+
+    session: Session
+    stream: C2SStream  # how it ended: closed by the client, or with our stream error
 
 
 class StreamPhase(StrEnum):
@@ -50,37 +117,6 @@ class StreamPhase(StrEnum):
 
     PRE_AUTH = "pre-auth"
     POST_AUTH = "post-auth"
-
-
-class IqRegistry:
-    """IQ handlers by (target, type, payload tag)."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[tuple[IqTarget, str, str], IqHandler] = {}
-        self._preauth: dict[str, PreAuthIqHandler] = {}
-
-    def register(
-        self, tag: str, handler: IqHandler, *, types: tuple[str, ...], targets: tuple[IqTarget, ...]
-    ) -> None:
-        """Answer IQs of ``types`` whose payload is ``tag`` (Clark notation) at ``targets``."""
-        for t in types:
-            for target in targets:
-                key = (target, t, tag)
-                if key in self._handlers:
-                    raise ValueError(f"two IQ handlers for {key}")
-                self._handlers[key] = handler
-
-    def lookup(self, target: IqTarget, iq_type: str, tag: str) -> IqHandler | None:
-        """The handler for an IQ, or None."""
-        return self._handlers.get((target, iq_type, tag))
-
-    def register_preauth(self, tag: str, handler: PreAuthIqHandler) -> None:
-        """Answer IQs on a not-yet-authenticated stream (only XEP-0077 needs this)."""
-        self._preauth[tag] = handler
-
-    def lookup_preauth(self, tag: str) -> PreAuthIqHandler | None:
-        """The pre-auth handler for ``tag``, or None."""
-        return self._preauth.get(tag)
 
 
 @dataclass(slots=True)
@@ -153,17 +189,39 @@ class FeatureContext:
         default_factory=lambda: {StreamPhase.PRE_AUTH: [], StreamPhase.POST_AUTH: []}
     )
     jobs: list[PeriodicJob] = field(default_factory=list)
+    nonzas: NonzaRegistry = field(default_factory=NonzaRegistry)
     services: dict[type[Any], Any] = field(default_factory=dict)
+    loading: str = ""  # the feature whose setup runs now (named in errors)
 
-    def provide(self, service: T) -> T:
-        """Share a service object between features, keyed by its type."""
-        self.services[type(service)] = service
+    def provide(self, service: T, *, as_type: type[T] | None = None) -> T:
+        """Share a service between features, keyed by ``as_type`` (default: its own type).
+
+        The composition root provides the data platform's services and the
+        XMPP adapter's door (:mod:`carewire.adapters.xmpp.gateway`) keyed by
+        their interface, so features ask for the interface.
+        """
+        self.services[as_type or type(service)] = service
         return service
 
-    def require(self, kind: type[T]) -> T | None:
-        """The service of type ``kind`` another feature provided, or None."""
+    def require(self, kind: type[T]) -> T:
+        """The service of type ``kind``; a missing one is a start-up error.
+
+        Raises:
+            ConfigError: Nobody provided ``kind`` (a feature that needs it is
+                loaded without the feature or platform that provides it).
+        """
         found = self.services.get(kind)
-        return found if isinstance(found, kind) else None
+        if found is None:
+            who = f"feature {self.loading!r}" if self.loading else "a feature"
+            raise ConfigError(
+                f"{who} needs {kind.__name__}, which nothing loaded before it provides "
+                "(a feature missing from the list, or a kernel without the data platform)"
+            )
+        return cast(T, found)
+
+    def find(self, kind: type[T]) -> T | None:
+        """The service of type ``kind`` if provided (for truly optional collaborators)."""
+        return cast(T | None, self.services.get(kind))
 
     def add_stream_feature(self, phase: StreamPhase, build: Callable[[], Element]) -> None:
         """Advertise an element in ``<stream:features/>`` at ``phase``."""

@@ -48,6 +48,12 @@ SESSION_INITIAL_PRESENCE: Final = "session/initial-presence"
 SESSION_CLOSED: Final = "session/closed"
 # The client said it is active or inactive (XEP-0352). Payload: SessionEvent.
 SESSION_CLIENT_STATE: Final = "session/client-state"
+# The connection of a bound session ended, cleanly or not. Payload:
+# ConnectionLost (core/feature.py). A handler returning True keeps the session
+# (XEP-0198: detached, waiting for resumption); otherwise the kernel ends it.
+SESSION_CONNECTION_LOST: Final = "session/connection-lost"
+# A session moved to a new stream (XEP-0198 resumption). Payload: SessionEvent.
+SESSION_RESUMED: Final = "session/resumed"
 
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"

@@ -21,9 +21,9 @@ from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
 from carewire.core.events import DeliveryEvent, IqRequest, StanzaEvent
-from carewire.core.feature import IqRegistry, IqTarget
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
+from carewire.core.iq import IqRegistry, IqTarget
 from carewire.core.sessions import Session, SessionManager
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition

@@ -4,6 +4,12 @@ A :class:`Session` is one bound resource. The :class:`SessionManager` indexes
 sessions by account and resource, enforces RFC 6120 §7.7.2.2 (a new session
 with the same resource replaces the old one) and answers the routing question
 "which resources of this account are available, and with what priority".
+
+A session's XEP-0198 state (:class:`StreamManagement`: counters and the queue
+of unacknowledged stanzas) lives here because the delivery path keeps it
+(:meth:`Session.send`) and the index knows resumption ids; every decision
+about it (enabling, acks, resumption, detaching a session whose connection
+broke) is the ``smacks`` feature's.
 """
 
 from __future__ import annotations
@@ -25,10 +31,6 @@ from carewire.xmpp.stream import MAX_SEQ, SM
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-
-# session.data keys of XEP-0352 client state: "active"/"inactive", and since when (UTC).
-CSI_STATE = "csi"
-CSI_SINCE = "csi_since"
 
 
 class StanzaSink(Protocol):
@@ -94,26 +96,6 @@ class StreamManagement:
 
 
 SM_REQUEST = Element(f"{{{SM}}}r")
-
-
-class DetachedSink:
-    """The sink of a session whose connection broke while it waits for resumption.
-
-    Stanzas stay in the session's unacknowledged queue; closing the sink ends
-    the session at the next sweep of the stream management feature — except
-    ``connection-timeout``, which means nothing for a connection already gone.
-    """
-
-    def __init__(self, sm: StreamManagement) -> None:
-        self.sm = sm
-
-    def send_element(self, element: Element) -> None:
-        """Nothing to write to: the session's queue keeps stanzas."""
-
-    def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
-        """End the session soon (a replaced or removed account, an overflowing queue)."""
-        if condition is not StreamCondition.CONNECTION_TIMEOUT:
-            self.sm.expire_now()
 
 
 @dataclass(eq=False, slots=True, kw_only=True)

@@ -2,12 +2,14 @@
 
 Theory of operation
 -------------------
-The kernel (:mod:`carewire.core.c2s`) records the client's ``<active/>`` /
-``<inactive/>`` in ``session.data["csi"]`` (with the time of the change in
-``session.data["csi_since"]``) and fires ``session/client-state``. This
-feature advertises ``<csi xmlns='urn:xmpp:csi:0'/>`` and, on the delivery
-path (``session/deliver``, after blocking and the other filters), holds back
-for an inactive session what a user does not need at once:
+The feature advertises ``<csi xmlns='urn:xmpp:csi:0'/>`` and registers the
+stream's ``<active/>`` / ``<inactive/>`` nonzas with the kernel
+(``ctx.nonzas``). A change is recorded in ``session.data["csi"]`` (with the
+time of the change in ``session.data["csi_since"]``) and announced on
+``session/client-state``; a session resumed on a new stream (XEP-0198,
+``session/resumed``) is active again. On the delivery path
+(``session/deliver``, after blocking and the other filters) the feature holds
+back for an inactive session what a user does not need at once:
 
 - presence without a type or of type unavailable — only the latest of each
   sender is kept (XEP-0352 §2.2: "push the latest presence from each contact");
@@ -30,15 +32,18 @@ from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
 from carewire.core.events import DeliveryEvent, SessionEvent
-from carewire.core.feature import FeatureContext, StreamPhase
-from carewire.core.sessions import CSI_STATE, Session
+from carewire.core.feature import ClientLink, FeatureContext, StreamPhase
+from carewire.core.sessions import Session
 from carewire.xmpp import stanza as st
-from carewire.xmpp.stream import CSI
+from carewire.xmpp.stream import CSI, ClientStateChanged
 from carewire.xmpp.xml import make
 
 log = logging.getLogger(__name__)
 
 CHATSTATES = "http://jabber.org/protocol/chatstates"
+# session.data keys: the client state ("active"/"inactive"), since when (UTC), what is held.
+CSI_STATE = "csi"
+CSI_SINCE = "csi_since"
 HELD = "csi.held"
 # After blocking (1000) and the carbons clean-up: only what would really be written is held.
 DELIVER_PRIORITY = -100
@@ -60,10 +65,30 @@ def hold_key(stanza: Element) -> HoldKey | None:
 
 
 class ClientState:
-    """Holds and flushes the traffic of inactive sessions."""
+    """Records the client's state; holds and flushes the traffic of inactive sessions."""
 
     def __init__(self, ctx: FeatureContext) -> None:
+        self.ctx = ctx
         self.max_held = ctx.config.csi_max_held
+
+    async def on_nonza(self, link: ClientLink, event: ClientStateChanged) -> None:
+        """``<active/>`` or ``<inactive/>`` on the stream of a bound session."""
+        if link.session is not None:
+            await self.change(link.session, is_active=event.is_active)
+
+    async def on_resumed(self, event: SessionEvent) -> None:
+        """Hook ``session/resumed``: XEP-0352 §4.2 "A stream always begins in 'active' state"."""
+        if event.session.data.get(CSI_STATE) == "inactive":
+            await self.change(event.session, is_active=True)
+
+    async def change(self, session: Session, *, is_active: bool) -> None:
+        """Record the client's state and tell the features when it changes."""
+        state = "active" if is_active else "inactive"
+        if session.data.get(CSI_STATE, "active") == state:
+            return
+        session.data[CSI_STATE] = state
+        session.data[CSI_SINCE] = self.ctx.clock.now()
+        await self.ctx.hooks.fire(H.SESSION_CLIENT_STATE, SessionEvent(session=session))
 
     def on_deliver(self, event: DeliveryEvent) -> bool:
         """Hook ``session/deliver``: True (held) for non-urgent stanzas of inactive sessions."""
@@ -102,9 +127,11 @@ class ClientState:
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Advertise client state indication and hold traffic of inactive clients."""
+    """Advertise client state indication, record it, and hold traffic of inactive clients."""
     state = ClientState(ctx)
     ctx.add_stream_feature(StreamPhase.POST_AUTH, lambda: make(f"{{{CSI}}}csi"))
+    ctx.nonzas.register(CSI, ClientStateChanged, state.on_nonza)
+    ctx.hooks.on(H.SESSION_RESUMED, state.on_resumed)
     ctx.hooks.on(H.SESSION_DELIVER, state.on_deliver, priority=DELIVER_PRIORITY)
     ctx.hooks.on(H.SESSION_CLIENT_STATE, state.on_state)
     ctx.hooks.on(H.SESSION_CLOSED, state.on_closed)

@@ -1,17 +1,29 @@
-"""XEP-0198 Stream Management: the stream feature, the end of detached sessions, re-routing.
+"""XEP-0198 Stream Management: acks, resumption, detached sessions and what they never acknowledged.
 
 Theory of operation
 -------------------
-The protocol itself runs in the kernel's connection handling
-(:mod:`carewire.core.c2s`) and in :meth:`Session.send`, which keeps every
-stanza sent to a session with stream management until the client acknowledges
-it. This feature adds what is not tied to one connection:
+The state of stream management belongs to the session
+(:class:`~carewire.core.sessions.StreamManagement`): the kernel counts the
+stanzas a client sends (stanza intake) and :meth:`Session.send` keeps every
+stanza sent to the session until the client acknowledges it, requesting an
+ack unless one is outstanding. Everything else is decided here:
 
-- it advertises ``<sm xmlns='urn:xmpp:sm:3'/>`` after authentication (without
-  this feature the stream refuses stream management nonzas);
-- a periodic sweep ends the *detached* sessions (connection lost, waiting for
-  resumption) whose resumption timeout has passed, and those whose sink was
-  closed meanwhile (account removed, queue overflow);
+- the feature advertises ``<sm xmlns='urn:xmpp:sm:3'/>`` after
+  authentication and registers the stream's SM nonzas with the kernel
+  (``ctx.nonzas``); without this feature the stream refuses them;
+- ``<enable/>`` gives a bound session its state, and a resumption id when
+  asked for and allowed; ``<r/>`` is answered with the count of handled
+  stanzas once batched writes are durable; ``<a/>`` drops what it
+  acknowledges (an ack for more than was sent ends the stream with
+  ``<handled-count-too-high/>``);
+- when the connection of a resumable session breaks without ``</stream>``
+  (hook ``session/connection-lost``), the session is *detached*: still bound
+  and available, its stanzas queued, until it is resumed or its time runs out;
+- ``<resume/>`` on a new stream of the same account moves the session to that
+  stream, retransmits the queue and fires ``session/resumed``;
+- a periodic sweep ends the detached sessions whose resumption timeout has
+  passed, and those whose sink was closed meanwhile (account removed, queue
+  overflow);
 - when a session with stream management ends — timed out, closed cleanly
   with ``</stream>``, replaced — the stanzas it never acknowledged are not
   lost: XEP-0198 §5 leaves them to the server, and we treat them like stanzas
@@ -26,16 +38,24 @@ it. This feature adds what is not tied to one connection:
 from __future__ import annotations
 
 import logging
-from xml.etree.ElementTree import Element
+import math
+from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent
-from carewire.core.feature import FeatureContext, StreamPhase
-from carewire.core.sessions import Session
+from carewire.core.feature import ClientLink, ConnectionLost, FeatureContext, StreamPhase
+from carewire.core.sessions import SM_REQUEST, Session, StreamManagement
+from carewire.xmpp import ns
 from carewire.xmpp import stanza as st
-from carewire.xmpp.errors import StanzaCondition, StanzaError
+from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID
-from carewire.xmpp.stream import SM
+from carewire.xmpp.stream import (
+    SM,
+    SmAckReceived,
+    SmAckRequested,
+    SmEnableRequested,
+    SmResumeRequested,
+)
 from carewire.xmpp.xml import deep_copy, make
 
 log = logging.getLogger(__name__)
@@ -46,6 +66,9 @@ CHATSTATES = "http://jabber.org/protocol/chatstates"
 REROUTE_PRIORITY = 100
 MIN_SWEEP_INTERVAL = 1.0
 MAX_SWEEP_INTERVAL = 10.0
+# Stream errors after which a session is not kept for resumption: we ended it on
+# purpose. A dead connection (no error, or the ping's connection-timeout) is kept.
+RESUMABLE_ENDS = frozenset({None, StreamCondition.CONNECTION_TIMEOUT})
 
 
 def sweep_interval(resume_timeout: float) -> float:
@@ -66,6 +89,163 @@ def is_reroutable(stanza: Element) -> bool:
     if CARBONS in namespaces:
         return False
     return bool(namespaces - {CHATSTATES})
+
+
+class DetachedSink:
+    """The sink of a session whose connection broke while it waits for resumption.
+
+    Stanzas stay in the session's unacknowledged queue; closing the sink ends
+    the session at the next sweep — except ``connection-timeout``, which means
+    nothing for a connection already gone.
+    """
+
+    def __init__(self, sm: StreamManagement) -> None:
+        self.sm = sm
+
+    def send_element(self, element: Element) -> None:
+        """Nothing to write to: the session's queue keeps stanzas."""
+
+    def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
+        """End the session soon (a replaced or removed account, an overflowing queue)."""
+        if condition is not StreamCondition.CONNECTION_TIMEOUT:
+            self.sm.expire_now()
+
+
+def send_failed(link: ClientLink, condition: StanzaCondition) -> None:
+    """XEP-0198 §3/§5: ``<failed/>`` with a stanza error condition."""
+    failed = Element(f"{{{SM}}}failed")
+    SubElement(failed, f"{{{ns.STANZAS_ERR}}}{condition.value}")
+    link.stream.send_nonza(failed)
+
+
+def handled_count_too_high(link: ClientLink, sm: StreamManagement, h: int) -> None:
+    """XEP-0198 §4: an ack for more than we sent ends the stream."""
+    log.warning("client acknowledged %d stanzas, %d were sent", h, sm.sent_count)
+    app = Element(
+        f"{{{SM}}}handled-count-too-high", {"h": str(h), "send-count": str(sm.sent_count)}
+    )
+    link.stream.close(StreamCondition.UNDEFINED_CONDITION, app_condition=app)
+    link.sink.close()
+
+
+def request_ack(link: ClientLink, sm: StreamManagement) -> None:
+    """Ask for an ack when stanzas still wait for one (after an ack, or a resumption)."""
+    sm.is_ack_requested = bool(sm.unacked)
+    if sm.unacked:
+        link.sink.send_element(SM_REQUEST)
+
+
+def _enabled_sm(link: ClientLink) -> StreamManagement:
+    """The session's state for ``<r/>`` and ``<a/>``; without it they are unsupported."""
+    sm = link.session.sm if link.session is not None else None
+    if sm is None:
+        raise RemoteProtocolError(
+            StreamCondition.UNSUPPORTED_STANZA_TYPE, "stream management is not enabled"
+        )
+    return sm
+
+
+class ClientStreams:
+    """XEP-0198 on client streams: enabling, acks, resumption, detaching."""
+
+    def __init__(self, ctx: FeatureContext) -> None:
+        self.ctx = ctx
+
+    async def enable(self, link: ClientLink, event: SmEnableRequested) -> None:
+        """``<enable/>``: give the bound session its state (§3), resumable if asked (§5)."""
+        session = link.session
+        # XEP-0198 §3: enabling before binding, or twice, is an unexpected request.
+        if session is None or session.sm is not None:
+            send_failed(link, StanzaCondition.UNEXPECTED_REQUEST)
+            return
+        config = self.ctx.config
+        sm = session.sm = StreamManagement(max_unacked=config.smacks_max_unacked)
+        enabled = Element(f"{{{SM}}}enabled")
+        if event.resume and config.smacks_resume_timeout > 0:
+            timeout = config.smacks_resume_timeout
+            if event.max is not None:
+                timeout = min(timeout, float(event.max))  # the client's preference
+            sm.resume_timeout = timeout
+            enabled.set("id", self.ctx.sessions.make_resumable(session))
+            enabled.set("resume", "true")
+            enabled.set("max", str(max(1, math.ceil(timeout))))
+        link.stream.send_nonza(enabled)
+        log.debug("stream management enabled for %s", session.jid)
+
+    async def ack_requested(self, link: ClientLink, _event: SmAckRequested) -> None:
+        """``<r/>``: answer with the count of handled stanzas (§4)."""
+        sm = _enabled_sm(link)
+        # What we acknowledge must survive a crash: batched writes commit first.
+        await self.ctx.durability.flush()
+        link.stream.send_nonza(Element(f"{{{SM}}}a", {"h": str(sm.handled)}))
+
+    async def ack_received(self, link: ClientLink, event: SmAckReceived) -> None:
+        """``<a/>``: drop what the client acknowledged (§4)."""
+        sm = _enabled_sm(link)
+        if event.h is None:
+            raise RemoteProtocolError(StreamCondition.BAD_FORMAT, "'h' must be an unsignedInt")
+        if not sm.ack(event.h):
+            handled_count_too_high(link, sm, event.h)
+            return
+        request_ack(link, sm)  # stanzas sent after our last <r/> still wait for an ack
+
+    async def resume(self, link: ClientLink, event: SmResumeRequested) -> None:
+        """``<resume/>``: move the former session to this stream (§5)."""
+        login = link.stream.authenticated_as
+        assert login is not None
+        if link.session is not None:
+            send_failed(link, StanzaCondition.UNEXPECTED_REQUEST)  # already bound
+            return
+        if event.h is None:
+            send_failed(link, StanzaCondition.BAD_REQUEST)
+            return
+        # Ids are unguessable and only the account that enabled one may use it.
+        session = self.ctx.sessions.resumable(event.previd, login)
+        if session is None or session.sm is None:
+            send_failed(link, StanzaCondition.ITEM_NOT_FOUND)
+            return
+        sm = session.sm
+        if not sm.ack(event.h):
+            handled_count_too_high(link, sm, event.h)
+            return
+        await self.ctx.durability.flush()  # <resumed h/> acknowledges too
+        link.stream.sm_resumed(event.previd, sm.handled)
+        previous = link.adopt(session)
+        sm.resume_deadline = None
+        if not isinstance(previous, DetachedSink):
+            # §5: "the old stream SHOULD be terminated".
+            previous.close(StreamCondition.CONFLICT, "the session was resumed on another stream")
+        for element in list(sm.unacked):  # §5: retransmit what the client did not handle
+            link.sink.send_element(element)
+        request_ack(link, sm)
+        log.info("resumed %s (%d stanzas retransmitted)", session.jid, len(sm.unacked))
+        await self.ctx.hooks.fire(H.SESSION_RESUMED, SessionEvent(session=session))
+
+    def on_connection_lost(self, lost: ConnectionLost) -> bool:
+        """Hook ``session/connection-lost``: detach a resumable session (True: kept).
+
+        XEP-0198 §6: "If the stream is not cleanly closed then the server
+        SHOULD consider the stream to be unfinished … and SHOULD maintain the
+        session on behalf of the client for a limited amount of time."
+        """
+        session, stream = lost.session, lost.stream
+        sm = session.sm
+        if sm is None or sm.resume_id is None or stream.is_closed_by_peer:
+            return False
+        if stream.end_condition not in RESUMABLE_ENDS:
+            return False
+        if self.ctx.sessions.resumable(sm.resume_id, session.username) is not session:
+            return False
+        sm.resume_deadline = self.ctx.clock.monotonic() + sm.resume_timeout
+        sm.is_ack_requested = False
+        session.sink = DetachedSink(sm)
+        log.info(
+            "connection of %s lost: resumable for %.0fs (%d unacked)",
+            session.jid,
+            sm.resume_timeout,
+            len(sm.unacked),
+        )
+        return True
 
 
 class StreamManagementSessions:
@@ -139,9 +319,15 @@ class StreamManagementSessions:
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Advertise stream management and end detached sessions on time."""
+    """Advertise stream management, handle its nonzas, end detached sessions on time."""
+    streams = ClientStreams(ctx)
     sessions = StreamManagementSessions(ctx)
     ctx.add_stream_feature(StreamPhase.POST_AUTH, lambda: make(f"{{{SM}}}sm"))
+    ctx.nonzas.register(SM, SmEnableRequested, streams.enable)
+    ctx.nonzas.register(SM, SmResumeRequested, streams.resume)
+    ctx.nonzas.register(SM, SmAckRequested, streams.ack_requested)
+    ctx.nonzas.register(SM, SmAckReceived, streams.ack_received)
+    ctx.hooks.on(H.SESSION_CONNECTION_LOST, streams.on_connection_lost)
     ctx.hooks.on(H.SESSION_CLOSED, sessions.on_closed, priority=REROUTE_PRIORITY)
     ctx.hooks.on(H.SERVER_STOPPING, sessions.on_stopping)
     ctx.every(
