@@ -33,13 +33,13 @@ import time
 from pathlib import Path
 
 from bench.stats import summary_ms
+from carewire.assembly import Assembly, Options, assemble
 from carewire.datasets.model import Attribute, AttrType, Cardinality, Link
-from carewire.platform import Platform, open_platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule
 
 
-async def _setup(p: Platform, rules: int) -> int:
+async def _setup(p: Assembly, rules: int) -> int:
     await p.registry.create_dataset(
         "NURSE_CALLS",
         attributes=[
@@ -75,14 +75,14 @@ async def _setup(p: Platform, rules: int) -> int:
     return int(bed.id)
 
 
-async def _write_only(p: Platform, n: int, bed: int) -> float:
+async def _write_only(p: Assembly, n: int, bed: int) -> float:
     started = time.perf_counter()
     for i in range(n):
         await p.datasets.create("NURSE_CALLS", {"call_id": f"w{i}", "priority": "none", "bed": bed})
     return n / (time.perf_counter() - started)
 
 
-async def _with_rules(p: Platform, n: int, bed: int, every: int, rules: int) -> dict[str, object]:
+async def _with_rules(p: Assembly, n: int, bed: int, every: int, rules: int) -> dict[str, object]:
     quiet: list[float] = []
     firing: list[float] = []
     started = time.perf_counter()
@@ -107,7 +107,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     """Run the benchmark and return its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        p = await open_platform(url)
+        p = await assemble(Options(url=url))
         try:
             bed = await _setup(p, args.rules)
             p.datasets._subscribers.remove(p.engine.notify)

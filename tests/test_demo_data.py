@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from carewire.assembly import Options, assemble
 from carewire.clock import FakeClock
 from carewire.datasets.paths import parse_path
 from carewire.datasets.query import Filter, FilterOp, Query
@@ -19,12 +20,11 @@ from carewire.demo_data import (
     demo_beds,
     load_demo_data,
 )
-from carewire.platform import open_platform
 
 
 async def test_demo_data_loads_twice_and_its_escalation_rule_works(tmp_path: Path) -> None:
     clock = FakeClock(datetime(2026, 5, 1, 9, 0, tzinfo=UTC))
-    p = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", clock=clock)
+    p = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", clock=clock))
     try:
         await p.ensure_default_adapters("h.example")
         first = await load_demo_data(p)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from carewire.assembly import Assembly
 from carewire.datasets.model import Attribute, AttrType, Cardinality, DatasetName, Link, Origin
 from carewire.datasets.service import Batch
 from carewire.demo import UNITS
-from carewire.platform import Platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule
 
@@ -51,7 +51,7 @@ class DemoData:
     counts: dict[str, int]
 
 
-async def load_demo_data(p: Platform) -> DemoData:
+async def load_demo_data(p: Assembly) -> DemoData:
     """Write the demo hospital's records (idempotent)."""
     counts: dict[str, int] = {}
 
@@ -178,7 +178,7 @@ async def _staff(
             count("ASSIGNMENTS")
 
 
-async def _patient_beds(p: Platform) -> None:
+async def _patient_beds(p: Assembly) -> None:
     """PATIENTS.bed: the bed a patient lies in (patient details read ``bed.room.room_number``)."""
     if p.registry.get("PATIENTS").link("bed") is None:
         await p.registry.add_link(
@@ -192,7 +192,7 @@ async def _patient_beds(p: Platform) -> None:
         )
 
 
-async def _nurse_calls(p: Platform) -> None:
+async def _nurse_calls(p: Assembly) -> None:
     """A NURSE_CALLS dataset linked to BEDS, and a rule escalating calls left open."""
     if "NURSE_CALLS" not in p.registry:
         await p.registry.create_dataset(
@@ -269,7 +269,7 @@ def _alert_settings(level: str, subject: str) -> dict[str, object]:
     }
 
 
-async def _alert_rules(p: Platform, adapter: str) -> None:
+async def _alert_rules(p: Assembly, adapter: str) -> None:
     """Alert the bed's level-1 nurse; after BACKUP_AFTER seconds unanswered, the backup."""
     if p.rules.find(ALERT_RULE) is None:
         await p.rules.create(

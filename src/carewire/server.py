@@ -1,7 +1,9 @@
-"""The composition root: builds storage, kernel, listeners and HTTPS, and runs them.
+"""The running server: listeners, HTTPS, background jobs and a clean shutdown.
 
-Only this module wires packages together. ``carewire serve`` calls
-:func:`run`; tests start a :class:`Server` in a subprocess through the CLI.
+Every service comes from the composition root (:mod:`carewire.assembly`);
+this module binds sockets, TLS and uvicorn around them and runs them.
+``carewire serve`` calls :func:`run`; tests start a :class:`Server` in a
+subprocess through the CLI.
 """
 
 from __future__ import annotations
@@ -17,35 +19,37 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from carewire import storage
+from carewire.assembly import (
+    Assembly,
+    api_services,
+    assemble,
+    certificate_manager,
+    console_services,
+    login_services,
+    options_from_config,
+)
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core import hook_names as H
-from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor
-from carewire.core.feature import FeatureConfig, PeriodicJob
+from carewire.core.auth import Authenticator, LoginAuditor
+from carewire.core.feature import PeriodicJob
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
-from carewire.core.stores import LoginAttempt, LoginOutcome
 from carewire.errors import ConfigError
-from carewire.features.chat_gateway import ServerGateway
 from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
-from carewire.platform import Platform, engine_config, open_platform, platform_services
-from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
-from carewire.storage import migrate
 from carewire.web.api import create_api
-from carewire.web.api.deps import ApiServices
 from carewire.web.app import create_app
-from carewire.web.console import ConsoleServices, console_config, create_console
+from carewire.web.console import create_console
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -98,35 +102,6 @@ def _tls_context(cfg: Config) -> ssl.SSLContext:
         ) from None
 
 
-def login_event(attempt: LoginAttempt) -> AuditEvent:
-    """The audit-trail event of one XMPP login attempt (``login`` by ``xmpp:<login>``)."""
-    details = {
-        "mechanism": attempt.mechanism,
-        "transport": attempt.transport,
-        "result": LoginOutcome(attempt.outcome).value,
-    }
-    if attempt.reason:
-        details["reason"] = attempt.reason
-    return AuditEvent(
-        actor=f"xmpp:{attempt.login}",
-        channel=Channel.XMPP,
-        action="login",
-        target=attempt.login,
-        outcome=Outcome.SUCCESS if attempt.outcome is LoginOutcome.SUCCESS else Outcome.FAILURE,
-        remote_ip=attempt.remote_ip,
-        details=details,
-    )
-
-
-def login_sink(audit: AuditTrail) -> Callable[[Sequence[LoginAttempt]], Awaitable[None]]:
-    """The login auditor's sink: each written batch is appended to the audit trail too."""
-
-    async def sink(attempts: Sequence[LoginAttempt]) -> None:
-        await audit.record_many([(a.at, login_event(a)) for a in attempts])
-
-    return sink
-
-
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling (the server owns signals)."""
 
@@ -135,43 +110,15 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def feature_config(cfg: Config) -> FeatureConfig:
-    """The features' view of the configuration."""
-    from carewire import __version__
-
-    x = cfg.xmpp
-    return FeatureConfig(
-        offline_ttl=parse_duration(x.offline_message_timeout, "xmpp.offline_message_timeout"),
-        offline_max_per_user=x.offline_max_per_user,
-        register_enabled=x.register_enabled,
-        register_limit=x.register_limit,
-        register_window=parse_duration(x.register_window, "xmpp.register_window").total_seconds(),
-        version_visible=x.version_visible,
-        server_version=__version__,
-        ping_interval=parse_duration(x.ping_interval, "xmpp.ping_interval").total_seconds(),
-        ping_timeout=parse_duration(x.ping_timeout, "xmpp.ping_timeout").total_seconds(),
-        account_check_interval=parse_duration(
-            x.account_check_interval, "xmpp.account_check_interval"
-        ).total_seconds(),
-        smacks_resume_timeout=parse_duration(
-            x.smacks_resume_timeout, "xmpp.smacks_resume_timeout"
-        ).total_seconds(),
-        smacks_max_unacked=x.smacks_max_unacked,
-        csi_max_held=x.csi_max_held,
-    )
-
-
 class Server:
     """One running Carewire instance."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.kernel: Kernel | None = None
+        self.assembly: Assembly | None = None
         self.net: NetContext | None = None
         self.ports: dict[str, int] = {}
-        self._db: storage.Database | None = None
-        self.platform: Platform | None = None
         self._auditor: LoginAuditor | None = None
         self._listeners: list[asyncio.Server] = []
         self._https: _EmbeddedUvicorn | None = None
@@ -180,71 +127,31 @@ class Server:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
 
+    @property
+    def kernel(self) -> Kernel | None:
+        """The XMPP kernel, once started."""
+        return self.assembly.kernel if self.assembly is not None else None
+
     async def start(self) -> None:
-        """Open storage, load features, bind every listener, write ``run/ports.json``."""
+        """Assemble the services, load features, bind every listener, write ``run/ports.json``."""
         cfg = self.config
         nofile = raise_open_files_limit()
-        await migrate.upgrade(cfg.database_url)
-        self._db, stores = await storage.open_stores(cfg.database_url)
-        self.platform = await open_platform(
-            cfg.database_url, clock=self.clock, upgrade=False, engine_config=engine_config(cfg)
-        )
+        self.assembly = a = await assemble(options_from_config(cfg, clock=self.clock))
         self.certificates = await self._check_certificate()
-        await self.platform.ensure_default_adapters(cfg.server.domain)
-        console_password = await self.platform.console.ensure_first_admin(cfg.server.domain)
-        if console_password is not None:  # a database made without `carewire init`
-            write_secret_file(cfg.data_dir / CONSOLE_PASSWORD_FILE, f"admin\n{console_password}\n")
-            print(  # never through logging: the one-time password must not reach log files
-                f"web console: user admin, one-time password {console_password} "
-                f"(also in {cfg.data_dir / CONSOLE_PASSWORD_FILE})",
-                file=sys.stderr,
-            )
-        await self.platform.start()
-        kernel = Kernel(
-            domain=cfg.server.domain,
-            stores=stores,
-            config=feature_config(cfg),
-            clock=self.clock,
-            scram_iterations=cfg.xmpp.scram_iterations,
-            services=platform_services(self.platform),
-        )
-        kernel.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
-        self.kernel = kernel
-        # The XMPP rule actions deliver through this server from now on.
-        self.platform.chat.attach(kernel.ctx.require(ServerGateway))
-        self._auditor = LoginAuditor(stores, sink=login_sink(self.platform.audit))
-        self.net = NetContext(
-            kernel=kernel,
-            auth=Authenticator(
-                stores,
-                self.clock,
-                self._auditor,
-                LockoutPolicy(
-                    delay_after=cfg.xmpp.login_delay_after,
-                    delay=parse_duration(cfg.xmpp.login_delay, "xmpp.login_delay"),
-                    lock_after=cfg.xmpp.lockout_after,
-                ),
-            ),
-            ssl_context=_tls_context(cfg),
-            channel_binding=tls_server_end_point(cfg.cert_file),
-            fake_secret=server_secret(cfg.data_dir),
-            allow_register=cfg.xmpp.register_enabled,
-            parser_limits=ParserLimits(max_stanza_bytes=cfg.xmpp.max_stanza_bytes),
-            limits=NetLimits(
-                max_send_buffer=cfg.xmpp.max_send_buffer,
-                read_rate=cfg.xmpp.max_read_rate,
-                read_burst=cfg.xmpp.max_read_burst,
-                auth_timeout=parse_duration(
-                    cfg.xmpp.auth_timeout, "xmpp.auth_timeout"
-                ).total_seconds(),
-            ),
-        )
+        await a.ensure_default_adapters(cfg.server.domain)
+        await self._ensure_console_admin()
+        a.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
+        if a.chat.gateway is None:
+            raise ConfigError("xmpp.features: the XMPP rule actions need the 'alerting' feature")
+        await a.start()  # the XMPP rule actions deliver through this server from now on
+        self._auditor, auth = login_services(cfg, a)
+        self.net = self._net_context(auth)
         self.certificates.add_listener(self._reload_tls)
         await self._listen()
         self._write_ports()
-        await kernel.hooks.fire(H.SERVER_STARTED, None)
+        await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
-        for job in [*kernel.ctx.jobs, self._certificate_job()]:
+        for job in [*a.kernel.ctx.jobs, self._certificate_job()]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
             "Carewire serving %s: c2s %d, c2s-tls %d, https %s (open files limit %d)",
@@ -253,6 +160,41 @@ class Server:
             self.ports["c2s_tls"],
             self.ports.get("https", "off"),
             nofile,
+        )
+
+    async def _ensure_console_admin(self) -> None:
+        """A database made without ``carewire init`` gets its first console administrator."""
+        cfg, a = self.config, self.assembly
+        assert a is not None
+        password = await a.console.ensure_first_admin(cfg.server.domain)
+        if password is None:
+            return
+        write_secret_file(cfg.data_dir / CONSOLE_PASSWORD_FILE, f"admin\n{password}\n")
+        print(  # never through logging: the one-time password must not reach log files
+            f"web console: user admin, one-time password {password} "
+            f"(also in {cfg.data_dir / CONSOLE_PASSWORD_FILE})",
+            file=sys.stderr,
+        )
+
+    def _net_context(self, auth: Authenticator) -> NetContext:
+        """What the listeners share: the kernel, authentication, TLS and limits."""
+        cfg, kernel = self.config, self.kernel
+        assert kernel is not None
+        x = cfg.xmpp
+        return NetContext(
+            kernel=kernel,
+            auth=auth,
+            ssl_context=_tls_context(cfg),
+            channel_binding=tls_server_end_point(cfg.cert_file),
+            fake_secret=server_secret(cfg.data_dir),
+            allow_register=x.register_enabled,
+            parser_limits=ParserLimits(max_stanza_bytes=x.max_stanza_bytes),
+            limits=NetLimits(
+                max_send_buffer=x.max_send_buffer,
+                read_rate=x.max_read_rate,
+                read_burst=x.max_read_burst,
+                auth_timeout=parse_duration(x.auth_timeout, "xmpp.auth_timeout").total_seconds(),
+            ),
         )
 
     async def _listen(self) -> None:
@@ -271,34 +213,9 @@ class Server:
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.server.bind else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((cfg.server.bind, cfg.server.https_port))
-        assert self.platform is not None
-        api = create_api(
-            ApiServices(
-                registry=self.platform.registry,
-                datasets=self.platform.datasets,
-                tokens=self.platform.tokens,
-                adapters=self.platform.adapters,
-                rules=self.platform.rules,
-                engine=self.platform.engine,
-                audit=self.platform.audit,
-                certificates=self.certificates,
-                chat=self.platform.chat,
-            )
-        )
-        console = create_console(
-            ConsoleServices(
-                accounts=self.platform.console,
-                audit=self.platform.audit,
-                mailer=mailer_from_config(cfg),
-                config=console_config(cfg),
-                registry=self.platform.registry,
-                datasets=self.platform.datasets,
-                adapters=self.platform.adapters,
-                rules=self.platform.rules,
-                engine=self.platform.engine,
-                certificates=self.certificates,
-            )
-        )
+        assert self.assembly is not None and self.certificates is not None
+        api = create_api(api_services(self.assembly, self.certificates))
+        console = create_console(console_services(cfg, self.assembly, self.certificates))
         uv_config = uvicorn.Config(
             create_app(self.net, api, console),
             ssl_certfile=str(cfg.cert_file),
@@ -330,16 +247,8 @@ class Server:
 
     async def _check_certificate(self) -> CertificateManager:
         """Create, renew or report the certificate; refuse to start on an expired CA-signed one."""
-        cfg = self.config
-        assert self.platform is not None
-        manager = CertificateManager(
-            cfg.data_dir,
-            cfg.server.domain,
-            self.clock,
-            self.platform.audit,
-            cert_file=cfg.cert_file,
-            key_file=cfg.key_file,
-        )
+        assert self.assembly is not None
+        manager = certificate_manager(self.config, self.assembly)
         checked = await manager.check()
         await self._warn_admins(checked)
         if checked.outcome is CheckOutcome.EXPIRED:
@@ -351,9 +260,9 @@ class Server:
 
     async def _warn_admins(self, result: CheckResult) -> None:
         """Mail the system administrators when a CA-signed certificate needs replacing."""
-        if result.outcome not in NEEDS_ACTION or self.platform is None:
+        if result.outcome not in NEEDS_ACTION or self.assembly is None:
             return
-        users = await self.platform.console.list_users()
+        users = await self.assembly.console.list_users()
         sent = await notify_admins(result, users, mailer_from_config(self.config))
         log.warning(
             "the XMPP certificate is %s (%d day(s) left); %d administrator(s) mailed",
@@ -426,10 +335,9 @@ class Server:
     async def stop(self) -> None:
         """Clean shutdown: stop listening, end sessions, flush the audit, close storage."""
         log.info("shutting down")
-        if self.kernel is not None:
-            if self.platform is not None:
-                self.platform.chat.attach(None)  # rule actions no longer reach this server
-            await self.kernel.hooks.fire(H.SERVER_STOPPING, None)
+        if self.assembly is not None:
+            self.assembly.chat.attach(None)  # rule actions no longer reach this server
+            await self.assembly.kernel.hooks.fire(H.SERVER_STOPPING, None)
         for listener in self._listeners:
             listener.close()
         if self.net is not None:
@@ -451,10 +359,8 @@ class Server:
             await asyncio.gather(*self.net.tasks, return_exceptions=True)
         if self._auditor is not None:
             await self._auditor.close()
-        if self.platform is not None:
-            await self.platform.close()
-        if self._db is not None:
-            await self._db.close()
+        if self.assembly is not None:
+            await self.assembly.close()
         with contextlib.suppress(FileNotFoundError):
             (self.config.data_dir / PORTS_FILE).unlink()
         log.info("stopped")

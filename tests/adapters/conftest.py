@@ -7,17 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.platform import Platform, open_platform
 from tests.storage.conftest import db_url  # noqa: F401
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def platform(db_url: str) -> AsyncIterator[Platform]:  # noqa: F811
+async def platform(db_url: str) -> AsyncIterator[Assembly]:  # noqa: F811
     """An open platform with the XMPP and DataUpdate kinds and no instances."""
-    p = await open_platform(db_url, clock=FakeClock(START))
+    p = await assemble(Options(url=db_url, clock=FakeClock(START)))
     try:
         yield p
     finally:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import pytest
 
+from carewire.assembly import Assembly
 from carewire.datasets.model import Attribute, AttrType, Cardinality, DatasetName, Link
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.platform import Platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule, Trigger
 
 
 @pytest.fixture
-async def p(platform: Platform) -> Platform:
+async def p(platform: Assembly) -> Assembly:
     """The platform with WARDS, TEAMS, CALLS, ESCALATIONS, CALL_LOG and an enabled DataUpdate."""
     reg = platform.registry
     key = Attribute(name="name", type=AttrType.STRING, is_key=True)
@@ -62,34 +62,34 @@ async def p(platform: Platform) -> Platform:
     return platform
 
 
-async def _settle(p: Platform) -> None:
+async def _settle(p: Assembly) -> None:
     """Process every queued event, including those the actions' writes produce."""
     while not p.engine._queue.empty():
         await p.engine.process(p.engine._queue.get_nowait())
         p.engine._queue.task_done()
 
 
-async def _deliveries(p: Platform, rule: str) -> list[tuple[object, object]]:
+async def _deliveries(p: Assembly, rule: str) -> list[tuple[object, object]]:
     page = await p.datasets.query(
         "DELIVERIES", Query(filters=(Filter(field="rule", op=FilterOp.EQ, value=rule),))
     )
     return [(r.get("status"), r.get("status_text")) for r in page.records]
 
 
-async def _rule(p: Platform, name: str, dataset: str, action: str, **kw: object) -> None:
+async def _rule(p: Assembly, name: str, dataset: str, action: str, **kw: object) -> None:
     await p.rules.create(
         Rule(name=name, dataset=dataset, adapter="Data", action=action, **kw)  # type: ignore[arg-type]
     )
 
 
-async def _values(p: Platform, dataset: str, field: str) -> list[object]:
+async def _values(p: Assembly, dataset: str, field: str) -> list[object]:
     return [r.get(field) for r in (await p.datasets.query(dataset, Query())).records]
 
 
 # --- Update Record -----------------------------------------------------------
 
 
-async def test_update_the_triggering_record_and_its_to_one_link(p: Platform) -> None:
+async def test_update_the_triggering_record_and_its_to_one_link(p: Assembly) -> None:
     ward = await p.datasets.create("WARDS", {"name": "4B", "status": "Open"})
     other = await p.datasets.create("WARDS", {"name": "5C", "status": "Open"})
     await _rule(
@@ -123,7 +123,7 @@ async def test_update_the_triggering_record_and_its_to_one_link(p: Platform) -> 
     assert (await _deliveries(p, "mark"))[1] == ("Delivered", f"updated CALLS/{lone.id}")
 
 
-async def test_update_every_record_across_to_many_links(p: Platform) -> None:
+async def test_update_every_record_across_to_many_links(p: Assembly) -> None:
     ward = await p.datasets.create("WARDS", {"name": "4B", "status": "Open"})
     elsewhere = await p.datasets.create("WARDS", {"name": "5C", "status": "Open"})
     calls = [
@@ -179,7 +179,7 @@ async def test_update_every_record_across_to_many_links(p: Platform) -> None:
     ]
 
 
-async def test_update_errors_end_in_an_error_delivery(p: Platform) -> None:
+async def test_update_errors_end_in_an_error_delivery(p: Assembly) -> None:
     ward = await p.datasets.create("WARDS", {"name": "4B"})
     await _rule(p, "to-link", "CALLS", "Update Record", settings={"updates": "room=1"})
     await _rule(p, "bad-type", "CALLS", "Update Record", settings={"updates": "level=lots"})
@@ -200,7 +200,7 @@ async def test_update_errors_end_in_an_error_delivery(p: Platform) -> None:
 # --- Create Record -----------------------------------------------------------
 
 
-async def test_create_record_plain_and_upsert(p: Platform) -> None:
+async def test_create_record_plain_and_upsert(p: Assembly) -> None:
     await _rule(
         p,
         "log",
@@ -240,7 +240,7 @@ async def test_create_record_plain_and_upsert(p: Platform) -> None:
     ]
 
 
-async def test_create_record_with_invalid_values_ends_in_error(p: Platform) -> None:
+async def test_create_record_with_invalid_values_ends_in_error(p: Assembly) -> None:
     await _rule(
         p,
         "bad-level",

@@ -16,10 +16,10 @@ import pytest
 from carewire.adapters import manager as manager_module
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.adapters.manager import Health, State, UnknownAdapterError
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
 from carewire.datasets.definitions import builtin_datasets
 from carewire.errors import ConflictError, ValidationError
-from carewire.platform import Platform, open_platform
 from carewire.rules.model import Rule
 from carewire.rules.settings import HEADLINE, SettingField, SettingsError
 
@@ -37,7 +37,7 @@ STAFF = AdapterKind(
 
 
 async def test_create_validates_name_kind_and_settings_and_fills_defaults(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     m = platform.adapters
     with pytest.raises(SettingsError) as info:
@@ -88,7 +88,7 @@ async def test_create_validates_name_kind_and_settings_and_fills_defaults(
     assert [k.component for k in m.kinds()] == ["DataUpdate", "XMPP"]
 
 
-async def test_only_one_xmpp_adapter_can_be_enabled(platform: Platform) -> None:
+async def test_only_one_xmpp_adapter_can_be_enabled(platform: Assembly) -> None:
     m = platform.adapters
     await m.create("XMPP", "Chat A", is_enabled=True, settings=XMPP)
     with pytest.raises(ConflictError) as info:
@@ -115,7 +115,7 @@ async def test_only_one_xmpp_adapter_can_be_enabled(platform: Platform) -> None:
     ]
 
 
-async def test_list_search_and_rename(platform: Platform) -> None:
+async def test_list_search_and_rename(platform: Assembly) -> None:
     m = platform.adapters
     await m.create("DataUpdate", "Data Feed", is_enabled=True)
     await m.create("DataUpdate", "archive updates")
@@ -148,7 +148,7 @@ async def test_list_search_and_rename(platform: Platform) -> None:
     assert names() == ["archive updates", "Data Feed", "Main Chat"]
 
 
-async def test_an_adapter_used_by_rules_cannot_be_removed_or_renamed(platform: Platform) -> None:
+async def test_an_adapter_used_by_rules_cannot_be_removed_or_renamed(platform: Assembly) -> None:
     p = platform
     await p.adapters.create("DataUpdate", "Data", is_enabled=True)
     rule = await p.rules.create(
@@ -186,7 +186,7 @@ async def test_an_adapter_used_by_rules_cannot_be_removed_or_renamed(platform: P
 
 
 async def test_required_datasets_are_created_from_the_builtin_definition(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     p = platform
     p.adapters.register_kind(STAFF)
@@ -215,7 +215,7 @@ async def test_required_datasets_are_created_from_the_builtin_definition(
     assert "Staff 3" not in [c.reference_name for c in p.adapters.list()]
 
 
-async def test_a_refused_create_creates_no_dataset(local: Platform) -> None:
+async def test_a_refused_create_creates_no_dataset(local: Assembly) -> None:
     p = local
     await p.adapters.create("XMPP", "Chat", is_enabled=True, settings=XMPP)
     with pytest.raises(ConflictError):
@@ -235,9 +235,11 @@ async def test_a_refused_create_creates_no_dataset(local: Platform) -> None:
 
 
 @pytest.fixture
-async def local(tmp_path: Path) -> AsyncIterator[Platform]:
+async def local(tmp_path: Path) -> AsyncIterator[Assembly]:
     """A platform on a SQLite file."""
-    p = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'local.db'}", clock=FakeClock())
+    p = await assemble(
+        Options(url=f"sqlite+aiosqlite:///{tmp_path / 'local.db'}", clock=FakeClock())
+    )
     try:
         yield p
     finally:
@@ -293,7 +295,7 @@ async def _until(check: Callable[[], bool], what: str) -> None:
 
 
 async def test_a_crashing_runtime_is_restarted_after_a_back_off(
-    local: Platform, monkeypatch: pytest.MonkeyPatch
+    local: Assembly, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(manager_module, "BACKOFF_START", 0.01)
     m = local.adapters
@@ -331,7 +333,7 @@ async def test_a_crashing_runtime_is_restarted_after_a_back_off(
     assert script.cancelled == []
 
 
-async def test_disabling_stops_the_runtime_and_enabling_starts_it(local: Platform) -> None:
+async def test_disabling_stops_the_runtime_and_enabling_starts_it(local: Assembly) -> None:
     m = local.adapters
     script = _Script(crashes=0)
     m.register_kind(_kind(script))
@@ -354,7 +356,7 @@ async def test_disabling_stops_the_runtime_and_enabling_starts_it(local: Platfor
     assert script.cancelled == ["Pump", "Pump"]
 
 
-async def test_stop_cancels_every_runtime(local: Platform) -> None:
+async def test_stop_cancels_every_runtime(local: Assembly) -> None:
     m = local.adapters
     script = _Script(crashes=0)
     m.register_kind(_kind(script))
@@ -387,7 +389,7 @@ async def test_stop_cancels_every_runtime(local: Platform) -> None:
 
 
 async def test_a_runtime_that_returns_is_restarted_without_an_error(
-    local: Platform, monkeypatch: pytest.MonkeyPatch
+    local: Assembly, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(manager_module, "BACKOFF_START", 0.01)
     m = local.adapters

@@ -16,8 +16,8 @@ from carewire.adapters.xmpp.gateway import (
     Delivered,
     MessageRequest,
 )
+from carewire.assembly import Assembly
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.platform import Platform
 from carewire.rules.model import Rule
 
 DOMAIN = "h.example"
@@ -71,7 +71,7 @@ class RecordingGateway:
 
 
 @pytest.fixture
-async def chat(platform: Platform) -> RecordingGateway:
+async def chat(platform: Assembly) -> RecordingGateway:
     gateway = RecordingGateway()
     platform.chat.attach(gateway)
     await platform.adapters.create(
@@ -94,7 +94,7 @@ async def chat(platform: Platform) -> RecordingGateway:
     return gateway
 
 
-async def _fire(p: Platform, action: str, settings: dict[str, object]) -> dict[str, object]:
+async def _fire(p: Assembly, action: str, settings: dict[str, object]) -> dict[str, object]:
     """Create a rule on USERS, create a user that triggers it, return its delivery."""
     await p.rules.create(
         Rule(name="r", dataset="USERS", adapter="Chat", action=action, settings=settings)
@@ -110,7 +110,7 @@ async def _fire(p: Platform, action: str, settings: dict[str, object]) -> dict[s
     return dict(delivery.values)
 
 
-async def test_send_alert_renders_every_field(platform: Platform, chat: RecordingGateway) -> None:
+async def test_send_alert_renders_every_field(platform: Assembly, chat: RecordingGateway) -> None:
     delivery = await _fire(
         platform,
         "Send Alert",
@@ -154,7 +154,7 @@ async def test_send_alert_renders_every_field(platform: Platform, chat: Recordin
 
 
 async def test_a_ttl_that_is_not_a_number_fails_the_delivery(
-    platform: Platform, chat: RecordingGateway
+    platform: Assembly, chat: RecordingGateway
 ) -> None:
     delivery = await _fire(
         platform,
@@ -168,7 +168,7 @@ async def test_a_ttl_that_is_not_a_number_fails_the_delivery(
     assert chat.calls == []
 
 
-async def test_mass_alert_has_no_responses(platform: Platform, chat: RecordingGateway) -> None:
+async def test_mass_alert_has_no_responses(platform: Assembly, chat: RecordingGateway) -> None:
     delivery = await _fire(
         platform,
         "Send Mass Alert",
@@ -181,7 +181,7 @@ async def test_mass_alert_has_no_responses(platform: Platform, chat: RecordingGa
     assert not (request.accept or request.decline or request.accept_and_call)
 
 
-async def test_empty_recipients_fail_messages(platform: Platform, chat: RecordingGateway) -> None:
+async def test_empty_recipients_fail_messages(platform: Assembly, chat: RecordingGateway) -> None:
     delivery = await _fire(
         platform, "Send New System Message", {"recipients": "#{email}", "message": "hi"}
     )
@@ -190,7 +190,7 @@ async def test_empty_recipients_fail_messages(platform: Platform, chat: Recordin
 
 
 async def test_send_new_message_needs_exactly_one_sender(
-    platform: Platform, chat: RecordingGateway
+    platform: Assembly, chat: RecordingGateway
 ) -> None:
     delivery = await _fire(
         platform,
@@ -201,7 +201,7 @@ async def test_send_new_message_needs_exactly_one_sender(
     assert "From must render to exactly one" in str(delivery["status_text"])
 
 
-async def test_send_new_message_from_a_user(platform: Platform, chat: RecordingGateway) -> None:
+async def test_send_new_message_from_a_user(platform: Assembly, chat: RecordingGateway) -> None:
     delivery = await _fire(
         platform,
         "Send New Message",
@@ -217,7 +217,7 @@ async def test_send_new_message_from_a_user(platform: Platform, chat: RecordingG
     )
 
 
-async def test_accept_decline_system_message(platform: Platform, chat: RecordingGateway) -> None:
+async def test_accept_decline_system_message(platform: Assembly, chat: RecordingGateway) -> None:
     await _fire(
         platform,
         "Send New Accept/Decline System Message",
@@ -252,7 +252,7 @@ async def test_accept_decline_system_message(platform: Platform, chat: Recording
     ],
 )
 async def test_conversation_and_presence_actions(
-    platform: Platform,
+    platform: Assembly,
     chat: RecordingGateway,
     action: str,
     settings: dict[str, object],

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from carewire.adapters import xmpp
-from carewire.adapters.xmpp.actions import COMPONENT
-from carewire.adapters.xmpp.settings import SETTINGS
+from carewire.adapters.xmpp.settings import COMPONENT, SETTINGS
+from carewire.assembly import Assembly
 from carewire.datasets.definitions import builtin_datasets
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.platform import Platform
 from carewire.rules.model import Rule
 from carewire.rules.settings import FieldKind, SettingField, validate_settings
 
@@ -148,7 +147,7 @@ def test_the_kind_is_a_singleton_with_builtin_datasets_and_ten_actions() -> None
 
 
 async def test_every_action_is_registered_and_without_a_server_each_firing_ends_in_error(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     p = platform
     assert [s.name for s in p.rules.actions.for_component("XMPP")] == ACTION_NAMES
@@ -176,7 +175,7 @@ async def test_every_action_is_registered_and_without_a_server_each_firing_ends_
         )
 
 
-async def test_a_process_without_the_server_hands_xmpp_firings_over(platform: Platform) -> None:
+async def test_a_process_without_the_server_hands_xmpp_firings_over(platform: Assembly) -> None:
     """The CLI's engine schedules XMPP firings due at once, for the server's scheduler."""
     p = platform
     p.engine.config = dataclasses.replace(p.engine.config, hand_over=frozenset({"XMPP"}))

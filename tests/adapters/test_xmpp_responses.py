@@ -13,7 +13,9 @@ from datetime import timedelta
 
 import pytest
 
-from carewire.adapters.xmpp.responses import ResponseApplied, ResponseError, apply_response
+from carewire.adapters.xmpp.gateway import ResponseApplied, ResponseError
+from carewire.adapters.xmpp.responses import apply_response
+from carewire.assembly import Assembly
 from carewire.datasets.model import (
     Attribute,
     AttrType,
@@ -28,7 +30,6 @@ from carewire.datasets.paths import PathResolver
 from carewire.datasets.query import Query
 from carewire.datasets.service import Batch
 from carewire.errors import ValidationError
-from carewire.platform import Platform
 from carewire.rules.model import Rule
 from tests.adapters.conftest import START
 
@@ -45,7 +46,7 @@ SETTINGS = {
 
 
 @pytest.fixture
-async def p(platform: Platform) -> Platform:
+async def p(platform: Assembly) -> Assembly:
     """WARDS, TEAMS, CALLS, an XMPP adapter and the rule ``call-alert`` on CALLS."""
     reg = platform.registry
     key = Attribute(name="name", type=AttrType.STRING, is_key=True)
@@ -97,7 +98,7 @@ async def p(platform: Platform) -> Platform:
     return platform
 
 
-async def _delivery(p: Platform, *, rule: str = "call-alert", source: str = "") -> Record:
+async def _delivery(p: Assembly, *, rule: str = "call-alert", source: str = "") -> Record:
     call = await _call(p)
     return await p.datasets.create(
         "DELIVERIES",
@@ -111,13 +112,13 @@ async def _delivery(p: Platform, *, rule: str = "call-alert", source: str = "") 
     )
 
 
-async def _call(p: Platform) -> Record:
+async def _call(p: Assembly) -> Record:
     page = await p.datasets.query("CALLS", Query())
     return page.records[0]
 
 
 async def _apply(
-    p: Platform, delivery: Record, action: str = "accept", **kw: object
+    p: Assembly, delivery: Record, action: str = "accept", **kw: object
 ) -> ResponseApplied:
     return await apply_response(
         datasets=p.datasets,
@@ -132,13 +133,13 @@ async def _apply(
     )
 
 
-async def _values(p: Platform, dataset: str) -> dict[str, object]:
+async def _values(p: Assembly, dataset: str) -> dict[str, object]:
     page = await p.datasets.query(dataset, Query())
     return {str(r.get("name") or r.get("call_id")): r.get("status") for r in page.records}
 
 
 async def test_accept_updates_the_record_and_linked_records_and_stores_the_responder(
-    p: Platform,
+    p: Assembly,
 ) -> None:
     events: list[RecordChanged] = []
     p.datasets.subscribe(events.append)
@@ -158,7 +159,7 @@ async def test_accept_updates_the_record_and_linked_records_and_stores_the_respo
     assert {e.origin for e in written} == {Origin(adapter="XMPP", actor="xmpp:nurse", depth=0)}
 
 
-async def test_decline_applies_only_the_decline_updates(p: Platform) -> None:
+async def test_decline_applies_only_the_decline_updates(p: Assembly) -> None:
     await _apply(p, await _delivery(p), "decline")
     call = await _call(p)
     assert (call.get("status"), call.get("note"), call.get("responder")) == (
@@ -169,14 +170,14 @@ async def test_decline_applies_only_the_decline_updates(p: Platform) -> None:
     assert await _values(p, "WARDS") == {"W1": "Free"}
 
 
-async def test_accept_and_call_updates_every_record_of_a_to_many_link(p: Platform) -> None:
+async def test_accept_and_call_updates_every_record_of_a_to_many_link(p: Assembly) -> None:
     applied = await _apply(p, await _delivery(p), "accept-and-call")
     assert (await _call(p)).get("status") == "Calling"
     assert await _values(p, "TEAMS") == {"T1": "Paged by c1", "T2": "Paged by c1"}
     assert ("TEAMS", 1) in applied.updated and ("TEAMS", 2) in applied.updated
 
 
-async def test_a_response_without_updates_stores_only_the_responder(p: Platform) -> None:
+async def test_a_response_without_updates_stores_only_the_responder(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     settings = {k: v for k, v in SETTINGS.items() if k != "decline"}
@@ -186,7 +187,7 @@ async def test_a_response_without_updates_stores_only_the_responder(p: Platform)
     assert (call.get("status"), call.get("responder")) == (None, "nurse")
 
 
-async def test_without_a_responder_path_nothing_else_is_written(p: Platform) -> None:
+async def test_without_a_responder_path_nothing_else_is_written(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     settings = {k: v for k, v in SETTINGS.items() if k != "responder_path"}
@@ -196,7 +197,7 @@ async def test_without_a_responder_path_nothing_else_is_written(p: Platform) -> 
     assert len(applied.updated) == 1
 
 
-async def test_the_extra_writes_share_the_transaction(p: Platform) -> None:
+async def test_the_extra_writes_share_the_transaction(p: Assembly) -> None:
     async def fail(batch: Batch) -> None:
         await batch.update("WARDS", 1, {"status": "changed"})
         raise ValidationError("refused")
@@ -213,7 +214,7 @@ async def test_the_extra_writes_share_the_transaction(p: Platform) -> None:
     assert await _values(p, "WARDS") == {"W1": "noted"}
 
 
-async def test_a_value_the_data_refuses_changes_nothing(p: Platform) -> None:
+async def test_a_value_the_data_refuses_changes_nothing(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     settings = {**SETTINGS, "accept": "status=Accepted\nlevel=high #{call_id}"}
@@ -225,7 +226,7 @@ async def test_a_value_the_data_refuses_changes_nothing(p: Platform) -> None:
     assert (call.get("status"), call.get("responder")) == (None, None)
 
 
-async def test_an_update_ending_at_a_link_is_refused_with_the_reason(p: Platform) -> None:
+async def test_an_update_ending_at_a_link_is_refused_with_the_reason(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     settings = {**SETTINGS, "accept": "room=1"}
@@ -234,7 +235,7 @@ async def test_an_update_ending_at_a_link_is_refused_with_the_reason(p: Platform
         await _apply(p, await _delivery(p))
 
 
-async def test_a_deleted_rule_is_reported(p: Platform) -> None:
+async def test_a_deleted_rule_is_reported(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     delivery = await _delivery(p)
@@ -246,7 +247,7 @@ async def test_a_deleted_rule_is_reported(p: Platform) -> None:
     assert info.value.condition == "item-not-found"
 
 
-async def test_a_rule_that_no_longer_sends_alerts_is_refused(p: Platform) -> None:
+async def test_a_rule_that_no_longer_sends_alerts_is_refused(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     changed = replace(
@@ -260,7 +261,7 @@ async def test_a_rule_that_no_longer_sends_alerts_is_refused(p: Platform) -> Non
     assert info.value.condition == "not-acceptable"
 
 
-async def test_a_deleted_record_is_reported(p: Platform) -> None:
+async def test_a_deleted_record_is_reported(p: Assembly) -> None:
     delivery = await _delivery(p)
     call = await _call(p)
     await p.datasets.delete("CALLS", call.id)
@@ -273,18 +274,18 @@ async def test_a_deleted_record_is_reported(p: Platform) -> None:
     ("source", "message"),
     [("CALLS", "has no triggering record"), ("WARDS/1", "now watches CALLS, not WARDS")],
 )
-async def test_a_bad_source_is_reported(p: Platform, source: str, message: str) -> None:
+async def test_a_bad_source_is_reported(p: Assembly, source: str, message: str) -> None:
     with pytest.raises(ResponseError, match=message):
         await _apply(p, await _delivery(p, source=source))
 
 
-async def test_an_unknown_action_is_a_bad_request(p: Platform) -> None:
+async def test_an_unknown_action_is_a_bad_request(p: Assembly) -> None:
     with pytest.raises(ResponseError, match="unknown response 'maybe'") as info:
         await _apply(p, await _delivery(p), "maybe")
     assert info.value.condition == "bad-request"
 
 
-async def test_settings_that_no_longer_validate_are_reported(p: Platform) -> None:
+async def test_settings_that_no_longer_validate_are_reported(p: Assembly) -> None:
     # A definition changed under the rule: the path in its updates is gone.
     delivery = await _delivery(p)
     rule = p.rules.find("call-alert")

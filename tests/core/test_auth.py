@@ -54,7 +54,8 @@ def test_admission_properties(failed: int, ago: int, locked: bool) -> None:
 async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
     await migrate.upgrade(url)
-    db, s = await storage.open_stores(url)
+    db = await storage.Database.open(url)
+    s = storage.build_stores(db)
     await AccountService(s).create(AccountInput(login="nurse", password="pw"))
     yield s
     await db.close()

@@ -13,16 +13,14 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from carewire import storage
+from carewire.assembly import Assembly, Options, assemble, open_core
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
 from carewire.core.accounts import AccountInput
 from carewire.core.events import SessionEvent
 from carewire.core.feature import FeatureConfig
-from carewire.core.kernel import DEFAULT_FEATURES, Kernel
+from carewire.core.kernel import DEFAULT_FEATURES, IM_FEATURES, Kernel
 from carewire.core.sessions import Session
-from carewire.features.chat_gateway import ServerGateway
-from carewire.platform import Platform, open_platform, platform_services
-from carewire.storage import migrate
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.jid import JID
@@ -73,7 +71,7 @@ class Harness:
     """A kernel with features loaded and helpers to log users in and send stanzas."""
 
     def __init__(
-        self, kernel: Kernel, db: storage.Database, platform: Platform | None = None
+        self, kernel: Kernel, db: storage.Database, platform: Assembly | None = None
     ) -> None:
         self.kernel = kernel
         self.db = db
@@ -136,45 +134,49 @@ class Harness:
     async def close(self) -> None:
         await self.kernel.hooks.fire(H.SERVER_STOPPING, None)
         if self.platform is not None:
-            await self.platform.close()
-        await self.db.close()
+            await self.platform.close()  # the database too
+        else:
+            await self.db.close()
 
 
 async def make_harness(
     tmp_path: Path,
-    features: Sequence[str] = DEFAULT_FEATURES,
+    features: Sequence[str] | None = None,
     config: FeatureConfig | None = None,
     *,
     with_platform: bool = False,
     url: str | None = None,
 ) -> Harness:
-    """A harness on a fresh SQLite database in ``tmp_path`` (or at ``url``).
+    """A harness on a fresh SQLite database in ``tmp_path`` (or at ``url``), built by the assembly.
 
-    With ``with_platform`` the data platform (datasets, rules, adapters) is
-    opened on the same database and shared with the features, as the server
-    does; its rules engine runs in the background.
+    With ``with_platform`` every service is assembled as the server does
+    (the data platform shared with the features, its rules engine running in
+    the background) and ``features`` defaults to all of them; without it only
+    the kernel's side is built and ``features`` defaults to the standard XMPP
+    ones (the clinical features refuse to load without the platform).
     """
-    url = url or f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"
-    await migrate.upgrade(url)
-    db, stores = await storage.open_stores(url)
-    clock = FakeClock()
-    platform: Platform | None = None
-    services: list[object] = []
-    if with_platform:
-        platform = await open_platform(url, clock=clock, upgrade=False)
-        await platform.ensure_default_adapters(DOMAIN)
-        await platform.start(scheduler=False)
-        services = platform_services(platform)
-    kernel = Kernel(
+    options = Options(
+        url=url or f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}",
         domain=DOMAIN,
-        stores=stores,
-        config=config or FeatureConfig(),
-        clock=clock,
-        scram_iterations=4096,
-        services=services,
+        clock=FakeClock(),
+        features=config or FeatureConfig(),
     )
-    kernel.load_features(features)
-    if platform is not None:
-        platform.chat.attach(kernel.ctx.require(ServerGateway))
-    await kernel.hooks.fire(H.SERVER_STARTED, None)
-    return Harness(kernel, db, platform)
+    if not with_platform:
+        core = await open_core(options)
+        try:
+            core.load_features(IM_FEATURES if features is None else features)
+        except BaseException:
+            await core.close()
+            raise
+        await core.kernel.hooks.fire(H.SERVER_STARTED, None)
+        return Harness(core.kernel, core.db)
+    platform = await assemble(options)
+    try:
+        await platform.ensure_default_adapters(DOMAIN)
+        platform.load_features(DEFAULT_FEATURES if features is None else features)
+        await platform.start(scheduler=False)
+    except BaseException:
+        await platform.close()
+        raise
+    await platform.kernel.hooks.fire(H.SERVER_STARTED, None)
+    return Harness(platform.kernel, platform.db, platform)

@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
+from carewire.assembly import Assembly
 from carewire.datasets.model import (
     Attribute,
     AttrType,
@@ -28,7 +29,6 @@ from carewire.datasets.model import (
     RecordChanged,
 )
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.platform import Platform
 from carewire.rules.model import Rule
 from carewire.xmpp import alert as al
 from carewire.xmpp import ns
@@ -53,7 +53,7 @@ SETTINGS = {
 @dataclass
 class World:
     h: Harness
-    p: Platform
+    p: Assembly
     call: Record
     message: Record
     delivery: Record
@@ -84,7 +84,7 @@ def _alert(h: Harness, **changes: object) -> al.Alert:
     return al.Alert(**values)  # type: ignore[arg-type]
 
 
-async def _identity(p: Platform, login: str, domain: str) -> Record:
+async def _identity(p: Assembly, login: str, domain: str) -> Record:
     user = await p.datasets.upsert("USERS", {"login": login})
     return await p.datasets.create("IDENTITIES", {"name": f"{login}@{domain}", "usr": user.id})
 
@@ -467,7 +467,7 @@ async def test_other_acknowledgements_are_not_responses(h: Harness) -> None:
 
 
 def test_unknown_conditions_become_internal_server_error() -> None:
-    from carewire.features.alerts import _condition
+    from carewire.features.alerting.responses import _condition
 
     assert _condition("weird") is StanzaCondition.INTERNAL_SERVER_ERROR
     assert _condition("gone") is StanzaCondition.GONE

@@ -15,10 +15,10 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
+from carewire.assembly import Assembly
 from carewire.core.sessions import Session
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.demo_data import ALERT_RULE, BACKUP_RULE, bed_of, load_demo_data
-from carewire.platform import Platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule
 from carewire.xmpp import alert as al
@@ -38,7 +38,7 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     await harness.close()
 
 
-def _platform(h: Harness) -> Platform:
+def _platform(h: Harness) -> Assembly:
     assert h.platform is not None
     return h.platform
 

@@ -11,6 +11,7 @@ import pytest
 
 from carewire.datasets.model import Cardinality, DatasetName, Link
 from carewire.datasets.query import Query
+from carewire.errors import ConfigError
 from carewire.features.client_settings import (
     NS_PATIENT,
     NS_ROSTER,
@@ -570,10 +571,15 @@ def _all() -> Query:
 # --- without the platform ----------------------------------------------------------------
 
 
-async def test_without_platform_nothing_is_answered(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, features=FEATURES)
+async def test_without_platform_client_settings_refuse_to_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="feature 'client_settings' needs DatasetService"):
+        await make_harness(tmp_path / "refused", features=FEATURES)
+
+
+async def test_without_client_settings_nothing_is_answered(tmp_path: Path) -> None:
+    h = await make_harness(tmp_path, features=[f for f in FEATURES if f != "client_settings"])
     try:
-        assert h.kernel.ctx.require(ClientSettingsService) is None
+        assert h.kernel.ctx.find(ClientSettingsService) is None
         for payload in (
             f"<settings xmlns='{NS_SETTINGS}'/>",
             f"<roster xmlns='{NS_ROSTER}'/>",

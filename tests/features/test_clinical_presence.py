@@ -9,13 +9,12 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
-from carewire.adapters.manager import AdapterManager
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent
 from carewire.core.sessions import Session
 from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import DatasetService
-from carewire.errors import NotFoundError, ValidationError
+from carewire.errors import ConfigError, NotFoundError, ValidationError
 from carewire.features.clinical_presence import NS_DEVICE, ClinicalPresence, DeviceInfo, DeviceKind
 from carewire.features.clinical_presence.model import ResourcePresence, aggregate, parse_register
 from carewire.xmpp import ns
@@ -119,8 +118,8 @@ async def befriend(h: Harness, a: Session, b: Session) -> None:
 
 
 async def set_timeouts(h: Harness, mobile: str, desktop: str) -> None:
-    adapters = h.kernel.ctx.require(AdapterManager)
-    assert adapters is not None
+    assert h.platform is not None
+    adapters = h.platform.adapters
     config = adapters.get("XMPP")
     settings = dict(config.settings) | {
         "mobile_session_timeout": mobile,
@@ -581,10 +580,15 @@ async def test_timeouts_off_never_end_sessions(h: Harness) -> None:
 # -- without the data platform ---------------------------------------------------------------
 
 
-async def test_without_the_platform_nothing_is_registered(tmp_path: Path) -> None:
-    plain = await make_harness(tmp_path, features=FEATURES)
+async def test_without_the_platform_clinical_presence_refuses_to_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="feature 'clinical_presence' needs DatasetService"):
+        await make_harness(tmp_path / "refused", features=FEATURES)
+
+
+async def test_without_clinical_presence_nothing_is_registered(tmp_path: Path) -> None:
+    plain = await make_harness(tmp_path, features=[f for f in FEATURES if f != "clinical_presence"])
     try:
-        assert plain.kernel.ctx.require(ClinicalPresence) is None
+        assert plain.kernel.ctx.find(ClinicalPresence) is None
         reply = await plain.ask(
             "alice", f"<iq type='set' id='r'><register xmlns='{NS_DEVICE}'/></iq>"
         )

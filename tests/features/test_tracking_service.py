@@ -12,7 +12,7 @@ import pytest
 from carewire.core import hook_names as H
 from carewire.core.events import RoomEvent, RoomMessageEvent
 from carewire.datasets.query import Query
-from carewire.errors import NotFoundError, ValidationError
+from carewire.errors import ConfigError, NotFoundError, ValidationError
 from carewire.features.tracking import MessageTracker, stanzas
 from carewire.xmpp.jid import JID
 from tests.features.harness import Harness, make_harness, x
@@ -293,10 +293,15 @@ async def test_many_messages_are_committed_in_batches(h: Harness) -> None:
     assert t.writer.committed >= 450
 
 
-async def test_nothing_without_the_platform(tmp_path: Path) -> None:
-    plain = await make_harness(tmp_path, features=FEATURES)
+async def test_without_the_platform_tracking_refuses_to_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="feature 'tracking' needs DatasetService"):
+        await make_harness(tmp_path / "refused", features=FEATURES)
+
+
+async def test_a_kernel_without_tracking_routes_untracked(tmp_path: Path) -> None:
+    plain = await make_harness(tmp_path, features=[f for f in FEATURES if f != "tracking"])
     try:
-        assert plain.kernel.ctx.require(MessageTracker) is None
+        assert plain.kernel.ctx.find(MessageTracker) is None
         assert "urn:xmpp:sid:0" not in plain.kernel.disco.server_features
         await plain.login("alice")
         _, bob = await plain.login("bob")

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
 from carewire.datasets.model import Attribute, AttrType, Origin
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.platform import Platform, open_platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.engine import EngineConfig
 from carewire.rules.model import Rule, Trigger
@@ -24,10 +24,10 @@ START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def platform(db_url: str) -> AsyncIterator[Platform]:
+async def platform(db_url: str) -> AsyncIterator[Assembly]:
     """A platform with NURSE_CALLS and ESCALATIONS datasets and a DataUpdate adapter."""
     clock = FakeClock(START)
-    p = await open_platform(db_url, clock=clock, engine_config=EngineConfig(max_depth=4))
+    p = await assemble(Options(url=db_url, clock=clock, engine=EngineConfig(max_depth=4)))
     await p.registry.create_dataset(
         "NURSE_CALLS",
         attributes=[
@@ -52,27 +52,27 @@ async def platform(db_url: str) -> AsyncIterator[Platform]:
         await p.close()
 
 
-def _clock(p: Platform) -> FakeClock:
+def _clock(p: Assembly) -> FakeClock:
     clock = p.datasets.clock
     assert isinstance(clock, FakeClock)
     return clock
 
 
-async def _settle(p: Platform) -> None:
+async def _settle(p: Assembly) -> None:
     """Process every queued event, including those the actions' writes produce."""
     while not p.engine._queue.empty():
         await p.engine.process(p.engine._queue.get_nowait())
         p.engine._queue.task_done()
 
 
-async def _deliveries(p: Platform, rule: str) -> list[dict[str, object]]:
+async def _deliveries(p: Assembly, rule: str) -> list[dict[str, object]]:
     page = await p.datasets.query(
         "DELIVERIES", Query(filters=(Filter(field="rule", op=FilterOp.EQ, value=rule),))
     )
     return [dict(r.values) for r in page.records]
 
 
-async def _history(p: Platform, delivery: int) -> list[object]:
+async def _history(p: Assembly, delivery: int) -> list[object]:
     page = await p.datasets.query(
         "DELIVERY_HISTORY",
         Query(filters=(Filter(field="delivery", op=FilterOp.EQ, value=delivery),)),
@@ -80,7 +80,7 @@ async def _history(p: Platform, delivery: int) -> list[object]:
     return [r.get("status") for r in page.records]
 
 
-async def _escalation_rules(p: Platform, defer: int = 120) -> None:
+async def _escalation_rules(p: Assembly, defer: int = 120) -> None:
     await p.rules.create(
         Rule(
             name="open-escalation",
@@ -113,7 +113,7 @@ async def _escalation_rules(p: Platform, defer: int = 120) -> None:
     )
 
 
-async def test_scenario_create_fires_dataupdate_then_deferred_escalation(p: Platform) -> None:
+async def test_scenario_create_fires_dataupdate_then_deferred_escalation(p: Assembly) -> None:
     await _escalation_rules(p)
     await p.datasets.create("NURSE_CALLS", {"call_id": "c1", "priority": "High"})
     await _settle(p)
@@ -142,7 +142,7 @@ async def test_scenario_create_fires_dataupdate_then_deferred_escalation(p: Plat
 
 
 async def test_deferred_firing_is_cancelled_when_the_condition_no_longer_holds(
-    p: Platform,
+    p: Assembly,
 ) -> None:
     await _escalation_rules(p)
     await p.datasets.create("NURSE_CALLS", {"call_id": "c2", "priority": "High"})
@@ -158,7 +158,7 @@ async def test_deferred_firing_is_cancelled_when_the_condition_no_longer_holds(
     assert (await p.datasets.get("ESCALATIONS", esc.id)).get("level") == 1
 
 
-async def test_condition_that_does_not_match_creates_no_delivery(p: Platform) -> None:
+async def test_condition_that_does_not_match_creates_no_delivery(p: Assembly) -> None:
     await _escalation_rules(p)
     await p.datasets.create("NURSE_CALLS", {"call_id": "c3", "priority": "Low"})
     await _settle(p)
@@ -167,7 +167,7 @@ async def test_condition_that_does_not_match_creates_no_delivery(p: Platform) ->
 
 async def test_deferred_firing_survives_a_restart(db_url: str) -> None:
     clock = FakeClock(START)
-    p = await open_platform(db_url, clock=clock)
+    p = await assemble(Options(url=db_url, clock=clock))
     await p.registry.create_dataset(
         "ESCALATIONS",
         attributes=[
@@ -192,7 +192,7 @@ async def test_deferred_firing_survives_a_restart(db_url: str) -> None:
     await p.close()
 
     clock.advance(61)
-    p2 = await open_platform(db_url, clock=clock)
+    p2 = await assemble(Options(url=db_url, clock=clock))
     try:
         assert await p2.engine.recover() == 0  # the scheduled firing is not "interrupted"
         assert await p2.engine.run_due() == 1
@@ -204,7 +204,7 @@ async def test_deferred_firing_survives_a_restart(db_url: str) -> None:
         await p2.close()
 
 
-async def test_a_cycle_of_updates_stops_with_an_error_delivery(p: Platform) -> None:
+async def test_a_cycle_of_updates_stops_with_an_error_delivery(p: Assembly) -> None:
     await p.rules.create(
         Rule(
             name="loop",
@@ -225,7 +225,7 @@ async def test_a_cycle_of_updates_stops_with_an_error_delivery(p: Platform) -> N
     assert "more than the limit of 4" in str(errors[0]["status_text"])
 
 
-async def test_a_failing_action_marks_error_and_other_rules_still_run(p: Platform) -> None:
+async def test_a_failing_action_marks_error_and_other_rules_still_run(p: Assembly) -> None:
     await p.adapters.create("XMPP", "Chat", is_enabled=True, settings={"chat_domain": "h.example"})
     await p.rules.create(
         Rule(
@@ -255,7 +255,7 @@ async def test_a_failing_action_marks_error_and_other_rules_still_run(p: Platfor
     assert (await p.datasets.get("NURSE_CALLS", rec.id)).get("status") == "Seen"
 
 
-async def test_disabled_adapter_and_originating_adapter_are_skipped(p: Platform) -> None:
+async def test_disabled_adapter_and_originating_adapter_are_skipped(p: Assembly) -> None:
     await p.rules.create(
         Rule(
             name="echo",
@@ -279,7 +279,7 @@ async def test_disabled_adapter_and_originating_adapter_are_skipped(p: Platform)
     assert [d["status"] for d in await _deliveries(p, "echo")] == ["Delivered"]
 
 
-async def test_update_trigger_only_for_named_attributes(p: Platform) -> None:
+async def test_update_trigger_only_for_named_attributes(p: Assembly) -> None:
     await p.rules.create(
         Rule(
             name="on-status",
@@ -307,12 +307,12 @@ async def test_update_trigger_only_for_named_attributes(p: Platform) -> None:
 
 # The fixture is named "platform"; tests take it as "p" for brevity.
 @pytest.fixture
-def p(platform: Platform) -> Platform:
+def p(platform: Assembly) -> Assembly:
     """Alias of :func:`platform`."""
     return platform
 
 
-async def test_deferred_recheck_compares_dates_with_their_types(p: Platform) -> None:
+async def test_deferred_recheck_compares_dates_with_their_types(p: Assembly) -> None:
     await p.registry.add_attribute(
         "NURSE_CALLS", Attribute(name="alarm_time", type=AttrType.DATETIME)
     )

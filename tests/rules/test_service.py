@@ -18,10 +18,10 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
 from carewire.datasets.model import Attribute, AttrType, Cardinality, DatasetName, Link
 from carewire.errors import ConflictError
-from carewire.platform import Platform, open_platform
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule, Trigger
 from carewire.rules.service import RuleError, RuleNotFoundError
@@ -31,7 +31,7 @@ from carewire.storage.rules import SqlRuleStore
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
-async def _setup(p: Platform) -> None:
+async def _setup(p: Assembly) -> None:
     """WARDS and CALLS (CALLS.room n:1 ↔ WARDS.calls), a DataUpdate and an XMPP adapter."""
     await p.registry.create_dataset(
         "WARDS",
@@ -62,9 +62,9 @@ async def _setup(p: Platform) -> None:
 
 
 @pytest.fixture
-async def platform(db_url: str) -> AsyncIterator[Platform]:
+async def platform(db_url: str) -> AsyncIterator[Assembly]:
     """A platform with WARDS, CALLS and two adapters."""
-    p = await open_platform(db_url, clock=FakeClock(START))
+    p = await assemble(Options(url=db_url, clock=FakeClock(START)))
     try:
         await _setup(p)
         yield p
@@ -73,9 +73,11 @@ async def platform(db_url: str) -> AsyncIterator[Platform]:
 
 
 @pytest.fixture
-async def local(tmp_path: Path) -> AsyncIterator[Platform]:
+async def local(tmp_path: Path) -> AsyncIterator[Assembly]:
     """The same platform on SQLite only, for validation that never reaches storage."""
-    p = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'local.db'}", clock=FakeClock(START))
+    p = await assemble(
+        Options(url=f"sqlite+aiosqlite:///{tmp_path / 'local.db'}", clock=FakeClock(START))
+    )
     try:
         await _setup(p)
         yield p
@@ -119,7 +121,7 @@ def _all(*conditions: Condition) -> Group:
 
 
 async def test_valid_rules_for_both_adapter_kinds_are_saved_and_reloaded(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     p = platform
     update = _rule(
@@ -255,7 +257,7 @@ REFUSALS: list[tuple[Rule, list[str]]] = [
 ]
 
 
-async def test_invalid_rules_are_refused_with_each_problem_named(platform: Platform) -> None:
+async def test_invalid_rules_are_refused_with_each_problem_named(platform: Assembly) -> None:
     for rule, expected in REFUSALS:
         with pytest.raises(RuleError) as info:
             await platform.rules.create(rule)
@@ -268,7 +270,7 @@ async def test_invalid_rules_are_refused_with_each_problem_named(platform: Platf
 
 
 async def test_incomplete_or_invalid_settings_are_refused_with_console_messages(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     p = platform
 
@@ -308,7 +310,7 @@ async def test_incomplete_or_invalid_settings_are_refused_with_console_messages(
 
 
 async def test_create_record_into_an_unknown_dataset_is_a_settings_problem(
-    local: Platform,
+    local: Assembly,
 ) -> None:
     rule = _rule(action="Create Record", settings={"dataset": "NOPE", "values": "a=b"})
     with pytest.raises(SettingsError) as info:
@@ -319,7 +321,7 @@ async def test_create_record_into_an_unknown_dataset_is_a_settings_problem(
 # --- changes -----------------------------------------------------------------
 
 
-async def test_update_set_active_delete_and_unique_names(platform: Platform) -> None:
+async def test_update_set_active_delete_and_unique_names(platform: Assembly) -> None:
     p = platform
     first = await p.rules.create(_rule(name="first"))
     second = await p.rules.create(_rule(name="second"))
@@ -361,7 +363,7 @@ async def test_update_set_active_delete_and_unique_names(platform: Platform) -> 
 
 
 async def test_compiled_for_skips_inactive_rules_and_rules_that_no_longer_compile(
-    platform: Platform, caplog: pytest.LogCaptureFixture
+    platform: Assembly, caplog: pytest.LogCaptureFixture
 ) -> None:
     p = platform
     await p.rules.create(_rule(name="on"))
@@ -380,7 +382,7 @@ async def test_compiled_for_skips_inactive_rules_and_rules_that_no_longer_compil
 
 
 async def test_export_then_import_into_a_fresh_database_creates_then_updates(
-    platform: Platform, fresh_url: str
+    platform: Assembly, fresh_url: str
 ) -> None:
     p = platform
     await p.rules.create(
@@ -410,7 +412,7 @@ async def test_export_then_import_into_a_fresh_database_creates_then_updates(
     assert [d["name"] for d in p.rules.export("WARDS")] == ["0-ward"]
     text = yaml.safe_dump(exported, sort_keys=False)
 
-    q = await open_platform(fresh_url, clock=FakeClock(START))
+    q = await assemble(Options(url=fresh_url, clock=FakeClock(START)))
     try:
         await _setup(q)
         assert await q.rules.import_rules(yaml.safe_load(text)) == (3, 0)
@@ -432,7 +434,7 @@ async def test_export_then_import_into_a_fresh_database_creates_then_updates(
 
 
 async def test_an_import_with_an_invalid_rule_saves_nothing_and_lists_each_problem(
-    platform: Platform,
+    platform: Assembly,
 ) -> None:
     p = platform
     kept = await p.rules.create(_rule(name="kept", purpose="original"))
@@ -474,7 +476,7 @@ async def test_an_import_with_an_invalid_rule_saves_nothing_and_lists_each_probl
 
 
 async def test_an_import_with_an_unknown_target_dataset_lists_the_problem(
-    local: Platform,
+    local: Assembly,
 ) -> None:
     data = [
         {

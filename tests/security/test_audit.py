@@ -19,6 +19,7 @@ from typing import cast
 import pytest
 from sqlalchemy import insert, text
 
+from carewire.assembly import login_sink
 from carewire.clock import FakeClock
 from carewire.core.auth import LoginAuditor
 from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
@@ -35,7 +36,6 @@ from carewire.security.audit import (
     check_chain,
     entry_hash,
 )
-from carewire.server import login_sink
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import audit_log

@@ -13,8 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from carewire.assembly import Options, assemble
 from carewire.clock import FakeClock
-from carewire.platform import open_platform
 from carewire.rules.settings import SettingsError
 from carewire.security.audit import AuditEvent, Channel, Outcome
 from carewire.security.cert_manager import (
@@ -512,7 +512,7 @@ async def test_apns_refusals(manager: CertificateManager, audit: Recorder, case:
 async def test_entries_reach_the_audit_log(tmp_path: Path, pki: Pki) -> None:
     db = tmp_path / "carewire.db"
     clock = FakeClock(NOW)
-    platform = await open_platform(f"sqlite+aiosqlite:///{db}", clock=clock)
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{db}", clock=clock))
     try:
         m = CertificateManager(tmp_path, DOMAIN, clock, platform.audit)
         await m.check()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from carewire.core.stores import Stores
-from carewire.storage import Database, migrate, open_stores
+from carewire.storage import Database, build_stores, migrate
 from tests.conftest import pg_base_url
 from tests.storage.factories import new_account
 
@@ -62,7 +62,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def opened(db_url: str) -> AsyncIterator[tuple[Database, Stores]]:
     """A migrated database and its stores; closed afterwards."""
     await migrate.upgrade(db_url)
-    db, stores = await open_stores(db_url)
+    db = await Database.open(db_url)
+    stores = build_stores(db)
     try:
         yield db, stores
     finally:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from carewire.core.stores import RosterItem, Stores
 from carewire.errors import ConfigError
-from carewire.storage import Database, build_stores, dialects, migrate, open_stores
+from carewire.storage import Database, build_stores, dialects, migrate
 from carewire.storage.tables import UTCDateTime, accounts, metadata
 from tests.storage.factories import new_account, utc
 
@@ -164,7 +164,8 @@ async def test_two_handles_on_one_sqlite_file(tmp_path: Path) -> None:
     """Two processes' worth of writers: busy_timeout + BEGIN IMMEDIATE."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     await migrate.upgrade(url)
-    (db1, s1), (db2, s2) = await open_stores(url), await open_stores(url)
+    db1, db2 = await Database.open(url), await Database.open(url)
+    s1, s2 = build_stores(db1), build_stores(db2)
     try:
         await s1.accounts.create(new_account("alice"))
         at = utc(2024, 1, 1)
@@ -195,7 +196,8 @@ async def test_in_memory_sqlite() -> None:
 async def test_point_reads_only_on_file_sqlite(db_url: str, tmp_path: Path) -> None:
     """File SQLite reads point lookups inline (and sees committed writes); others do not."""
     await migrate.upgrade(db_url)
-    db, stores = await open_stores(db_url)
+    db = await Database.open(db_url)
+    stores = build_stores(db)
     try:
         assert db.has_point_reads is db_url.startswith("sqlite")
         await stores.accounts.create(new_account("nurse"))

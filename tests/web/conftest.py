@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 
 from carewire.adapters import dataupdate, xmpp
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
 from carewire.datasets.model import Attribute, AttrType, RecordChanged
-from carewire.platform import Platform, open_platform
 from carewire.security.tokens import Role
 from carewire.web.api import ApiServices, create_api
 from tests.storage.conftest import db_url
@@ -44,7 +44,7 @@ class Api:
         events: Every ``RecordChanged`` the platform announced.
     """
 
-    platform: Platform
+    platform: Assembly
     app: FastAPI
     admin: httpx.AsyncClient
     reader: httpx.AsyncClient
@@ -62,7 +62,7 @@ def client(app: Starlette, token: str | None = None) -> httpx.AsyncClient:
     )
 
 
-def services_of(platform: Platform) -> ApiServices:
+def services_of(platform: Assembly) -> ApiServices:
     """The API's services, taken from ``platform`` (as ``server.py`` does)."""
     return ApiServices(
         registry=platform.registry,
@@ -76,7 +76,7 @@ def services_of(platform: Platform) -> ApiServices:
 
 async def _open(url: str) -> AsyncIterator[Api]:
     clock = FakeClock()
-    platform = await open_platform(url, clock=clock)
+    platform = await assemble(Options(url=url, clock=clock))
     events: list[RecordChanged] = []
     platform.datasets.subscribe(events.append)
     try:
@@ -139,7 +139,7 @@ UPDATES = "Data Updates"
 XMPP = "Chat"
 
 
-async def add_calls(platform: Platform) -> None:
+async def add_calls(platform: Assembly) -> None:
     """The CALLS dataset (bed, status, priority, note) and two enabled adapters.
 
     ``Data Updates`` is a DataUpdate adapter and ``Chat`` the XMPP adapter.

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.platform import Platform, open_platform
 from carewire.security.tokens import TOKEN_BYTES, TOKEN_PREFIX, Role
 from carewire.web.api import create_api
 from tests.web.conftest import BASE_URL, CALLS, UPDATES, add_calls, services_of, update_rule
@@ -32,7 +32,7 @@ BAD_TOKEN = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 class Audited:
     """The API with its audit trail, and clients from ``CLIENT_IP``."""
 
-    platform: Platform
+    platform: Assembly
     admin: httpx.AsyncClient
     reader: httpx.AsyncClient
     anonymous: httpx.AsyncClient
@@ -41,7 +41,7 @@ class Audited:
 
 @pytest.fixture
 async def api(db_url: str) -> AsyncIterator[Audited]:
-    platform = await open_platform(db_url, clock=FakeClock())
+    platform = await assemble(Options(url=db_url, clock=FakeClock()))
     try:
         _, admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
         _, reader_token = await platform.tokens.create("reader-token", Role.READ_ONLY)
@@ -66,14 +66,14 @@ async def api(db_url: str) -> AsyncIterator[Audited]:
         await platform.close()
 
 
-async def table(platform: Platform) -> list[dict[str, Any]]:
+async def table(platform: Assembly) -> list[dict[str, Any]]:
     """Every row of audit_log, raw."""
     async with platform.db.read("test") as conn:
         result = await conn.execute(text("SELECT * FROM audit_log ORDER BY id"))
         return [dict(r._mapping) for r in result]
 
 
-async def last(platform: Platform, action: str) -> dict[str, Any]:
+async def last(platform: Assembly, action: str) -> dict[str, Any]:
     rows = [r for r in await table(platform) if r["action"] == action]
     assert rows, f"no {action} entry"
     return {**rows[-1], "details": json.loads(rows[-1]["details"])}

@@ -15,7 +15,6 @@ the lifespan, closing the platform, when the test ends.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -30,19 +29,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from starlette.types import Receive, Scope, Send
 
-from carewire import storage
+from carewire.assembly import Assembly, Options, api_services, assemble
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
 from carewire.core.accounts import AccountInput
-from carewire.core.kernel import DEFAULT_FEATURES, Kernel
-from carewire.features.chat_gateway import ServerGateway
-from carewire.platform import Platform, open_platform, platform_services
+from carewire.core.kernel import DEFAULT_FEATURES
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
 from carewire.web.api import ROUTERS, create_api
 from tests.security.pki import DOMAIN, NOW
-from tests.web.conftest import CALLS, UPDATES, add_calls, alert_rule, services_of, update_rule
+from tests.web.conftest import CALLS, UPDATES, add_calls, alert_rule, update_rule
 
 #: Every operation of the route list, as (method, path).
 OPERATIONS = sorted(
@@ -88,9 +85,7 @@ class PlatformApp:
         self.root = root
         self.admin_token = ""
         self._api: FastAPI | None = None
-        self._platform: Platform | None = None
-        self._db: storage.Database | None = None
-        self._kernel: Kernel | None = None
+        self._platform: Assembly | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``scope``: the lifespan here, requests by the API."""
@@ -107,19 +102,16 @@ class PlatformApp:
                 await self._open()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._kernel is not None:  # the features' writers drain and stop
-                    await self._kernel.hooks.fire(H.SERVER_STOPPING, None)
-                if self._platform is not None:
+                if self._platform is not None:  # the features' writers drain and stop
+                    await self._platform.kernel.hooks.fire(H.SERVER_STOPPING, None)
                     await self._platform.close()
-                if self._db is not None:
-                    await self._db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _open(self) -> None:
         clock = FakeClock(NOW)
         url = f"sqlite+aiosqlite:///{self.root / 'carewire.db'}"
-        self._platform = platform = await open_platform(url, clock=clock)
+        self._platform = platform = await assemble(Options(url=url, domain=DOMAIN, clock=clock))
         await add_calls(platform)
         for bed, priority in (("A1", 1), ("B2", 3)):
             await platform.datasets.create(
@@ -130,22 +122,11 @@ class PlatformApp:
         certificates = CertificateManager(self.root, DOMAIN, clock, platform.audit)
         create_self_signed(DOMAIN, certificates.cert_file, certificates.key_file, now=NOW)
         # The XMPP kernel, as the server runs it, so /presence reaches a real gateway.
-        self._db, stores = await storage.open_stores(url)
         await platform.ensure_default_adapters(DOMAIN)
-        kernel = Kernel(
-            domain=DOMAIN, stores=stores, clock=clock, services=platform_services(platform)
-        )
-        kernel.load_features(DEFAULT_FEATURES)
-        await kernel.accounts.create(AccountInput(login="ana", password="secret-secret"))
-        platform.chat.attach(kernel.ctx.require(ServerGateway))
-        await kernel.hooks.fire(H.SERVER_STARTED, None)
-        self._kernel = kernel
-        services = services_of(platform)
-        self._api = create_api(
-            dataclasses.replace(
-                services, audit=platform.audit, certificates=certificates, chat=platform.chat
-            )
-        )
+        platform.load_features(DEFAULT_FEATURES)
+        await platform.accounts.create(AccountInput(login="ana", password="secret-secret"))
+        await platform.kernel.hooks.fire(H.SERVER_STARTED, None)
+        self._api = create_api(api_services(platform, certificates))
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from cryptography import x509
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.platform import Platform, open_platform
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
@@ -33,7 +33,7 @@ CSR = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertApi:
-    platform: Platform
+    platform: Assembly
     manager: CertificateManager
     admin: httpx.AsyncClient
     reader: httpx.AsyncClient
@@ -46,7 +46,7 @@ class CertApi:
 async def api(tmp_path: Path) -> AsyncIterator[CertApi]:
     db = tmp_path / "carewire.db"
     clock = FakeClock(NOW)
-    platform = await open_platform(f"sqlite+aiosqlite:///{db}", clock=clock)
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{db}", clock=clock))
     try:
         manager = CertificateManager(tmp_path, DOMAIN, clock, platform.audit)
         create_self_signed(DOMAIN, manager.cert_file, manager.key_file, now=NOW)
@@ -221,7 +221,7 @@ async def test_apns(api: CertApi) -> None:
 
 
 async def test_without_a_manager(tmp_path: Path) -> None:
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"))
     try:
         _, token = await platform.tokens.create("t", Role.ADMIN)
         async with client(create_api(services_of(platform)), token) as c:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from carewire.adapters.base import AdapterConfig, AdapterKind, AdapterRuntime
 from carewire.adapters.store import AdapterStore
@@ -90,21 +91,34 @@ class _View:
         return self.config.settings
 
 
+class RuleUsage(Protocol):
+    """Which rules use an adapter (an adapter they use cannot be renamed or removed)."""
+
+    async def rules_using(self, adapter: str) -> Sequence[str]:
+        """Names of the rules whose adapter is ``adapter``."""
+
+
 class AdapterManager:
     """Adapter kinds and instances."""
 
     def __init__(
-        self, store: AdapterStore, registry: Registry, actions: ActionRegistry, clock: Clock
+        self,
+        store: AdapterStore,
+        registry: Registry,
+        actions: ActionRegistry,
+        clock: Clock,
+        *,
+        rule_usage: RuleUsage,
     ) -> None:
         self._store = store
         self._registry = registry
         self._actions = actions
         self._clock = clock
+        self._rule_usage = rule_usage
         self._kinds: dict[str, AdapterKind] = {}
         self._instances: dict[str, AdapterConfig] = {}
         self._running: dict[str, _Running] = {}
         self._is_started = False
-        self.rules_using: Callable[[str], Sequence[str]] = lambda _name: ()
 
     # --- kinds --------------------------------------------------------------
 
@@ -216,7 +230,8 @@ class AdapterManager:
         )
         if new.reference_name != old.reference_name and new.reference_name in self._instances:
             raise ConflictError(f"an adapter named {new.reference_name!r} already exists")
-        if new.reference_name != old.reference_name and self.rules_using(old.reference_name):
+        renamed = new.reference_name != old.reference_name
+        if renamed and await self._rule_usage.rules_using(old.reference_name):
             raise ConflictError(
                 f"rules use the adapter {old.reference_name!r}; it cannot be renamed"
             )
@@ -240,7 +255,7 @@ class AdapterManager:
     async def remove(self, reference_name: str) -> None:
         """Remove an instance for good (refused while rules use it)."""
         config = self.get(reference_name)
-        using = self.rules_using(reference_name)
+        using = list(await self._rule_usage.rules_using(reference_name))
         if using:
             raise ConflictError(
                 f"{len(using)} rule(s) use the adapter {reference_name!r} "

@@ -1,7 +1,9 @@
-"""The XMPP kernel assembled: hook bus, IQ registry, sessions, router, features.
+"""The XMPP kernel: hook bus, IQ registry, sessions, router, accounts and the features.
 
-Used by :mod:`carewire.server` (with real listeners) and by the feature test
-harness (with recording sinks instead of sockets).
+Built by the composition root (:mod:`carewire.assembly`), for the server
+(with real listeners) and the feature test harness (with recording sinks
+instead of sockets); services from outside the kernel reach features only
+through ``ctx.provide`` there.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from carewire.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# The default feature list; order only matters for readability (hooks carry priorities).
-DEFAULT_FEATURES: tuple[str, ...] = (
+#: The standard XMPP features (RFC 6120/6121 and XEPs): they need no data platform.
+IM_FEATURES: tuple[str, ...] = (
     "c2s",
     "message",
     "offline",
@@ -48,14 +50,21 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "csi",
     "smacks",
     "muc",
+)
+#: The clinical features, built on the data platform and the XMPP adapter's door.
+CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
-    "alerts",
     "clinical_presence",
     "client_settings",
-    "chat_gateway",
     "bookmarks",
+    "alerting",
 )
+#: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
+#: provides, so :meth:`Kernel.load_features` always loads in this order.
+DEFAULT_FEATURES: tuple[str, ...] = IM_FEATURES + CLINICAL_FEATURES
+#: COMPAT(#10): feature names of earlier releases, still accepted in ``xmpp.features``.
+RENAMED_FEATURES = {"alerts": "alerting", "chat_gateway": "alerting"}
 
 
 class Kernel:
@@ -69,7 +78,6 @@ class Kernel:
         config: FeatureConfig | None = None,
         clock: Clock | None = None,
         scram_iterations: int = 4096,
-        services: Sequence[object] = (),
     ) -> None:
         self.hosts = Hosts(domain=domain)
         self.hooks = HookBus()
@@ -95,23 +103,46 @@ class Kernel:
             router=self.router,
             accounts=self.accounts,
         )
-        for service in services:  # shared with features: ctx.require(type)
-            self.ctx.provide(service)
         self.features: list[str] = []
 
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
-        """Import ``carewire.features.<name>`` and run its ``setup(ctx)`` for each name."""
-        for name in names:
+        """Import ``carewire.features.<name>`` and run its ``setup(ctx)`` for each name.
+
+        Features load in the order of :data:`DEFAULT_FEATURES` whatever the
+        order of ``names`` (so providers come before those that require them),
+        each once.
+
+        Raises:
+            ConfigError: An unknown feature name, or a feature needing a
+                service that nothing loaded provides.
+        """
+        for name in _in_load_order(names):
             try:
                 module = importlib.import_module(f"carewire.features.{name}")
             except ModuleNotFoundError as exc:
                 if exc.name == f"carewire.features.{name}":
                     raise ConfigError(f"features.enabled: unknown feature {name!r}") from None
                 raise
-            module.setup(self.ctx)
+            self.ctx.loading = name
+            try:
+                module.setup(self.ctx)
+            finally:
+                self.ctx.loading = ""
             self.features.append(name)
             log.debug("feature loaded: %s", name)
 
     def stream_features(self, phase: StreamPhase) -> tuple[Element, ...]:
         """The extra ``<stream:features/>`` children the features advertise at ``phase``."""
         return tuple(build() for build in self.ctx.stream_features[phase])
+
+
+def _in_load_order(names: Sequence[str]) -> list[str]:
+    """``names`` (old names translated), without repeats, known ones in load order first."""
+    wanted: dict[str, None] = {}
+    for name in names:
+        new = RENAMED_FEATURES.get(name)
+        if new is not None:
+            log.warning("feature %r is now called %r", name, new)
+        wanted[new or name] = None
+    rank = {name: i for i, name in enumerate(DEFAULT_FEATURES)}
+    return sorted(wanted, key=lambda n: rank.get(n, len(rank)))

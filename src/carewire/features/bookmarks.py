@@ -97,10 +97,7 @@ class Bookmarks:
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Watch bookmark writes when the data platform is present."""
-    datasets = ctx.require(DatasetService)
-    if datasets is None:
-        return
-    bookmarks = ctx.provide(Bookmarks(ctx, datasets))
+    """Watch bookmark writes (recorded as CONVERSATIONS.bookmarked_users)."""
+    bookmarks = ctx.provide(Bookmarks(ctx, ctx.require(DatasetService)))
     ctx.hooks.on(H.PRE_IQ, bookmarks.observe, priority=100)
     ctx.hooks.on(H.SERVER_STOPPING, bookmarks.settle)

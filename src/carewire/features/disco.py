@@ -20,8 +20,7 @@ import logging
 from collections.abc import Iterable
 from xml.etree.ElementTree import Element, SubElement
 
-from carewire.adapters.manager import AdapterManager
-from carewire.adapters.xmpp.settings import chat_settings
+from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core.events import IqRequest
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.xmpp import ns
@@ -65,8 +64,9 @@ def _check_node(req: IqRequest) -> None:
 class Disco:
     """The disco#info / disco#items handlers."""
 
-    def __init__(self, ctx: FeatureContext) -> None:
+    def __init__(self, ctx: FeatureContext, settings: ChatSettingsSource) -> None:
         self.ctx = ctx
+        self.settings = settings
 
     async def server_info(self, req: IqRequest) -> Element | None:
         """disco#info to the server: identity server/im plus the server features."""
@@ -113,12 +113,7 @@ class Disco:
 
     def _visible(self, features: set[str]) -> set[str]:
         """The features to advertise now (the adapter's settings may hide some)."""
-        adapters = self.ctx.require(AdapterManager)
-        if (
-            ns.ACK in features
-            and adapters is not None
-            and chat_settings(adapters).acknowledgements_disabled
-        ):
+        if ns.ACK in features and self.settings.current().acknowledgements_disabled:
             return features - {ns.ACK}
         return features
 
@@ -129,7 +124,7 @@ class Disco:
 
 def setup(ctx: FeatureContext) -> None:
     """Register the disco#info and disco#items handlers and advertise them."""
-    disco = Disco(ctx)
+    disco = Disco(ctx, ctx.require(ChatSettingsSource))
     for var in _DISCO_FEATURES:
         ctx.disco.add_server_feature(var)
         ctx.disco.add_account_feature(var)

@@ -391,7 +391,7 @@ def _muc_decision(ctx: FeatureContext, room: JID, requester: JID) -> bool | None
         from carewire.features.muc.service import MucService
     except ImportError:  # COMPAT: the multi-user chat feature is optional
         return None
-    muc = ctx.require(MucService)
+    muc = ctx.find(MucService)
     found = muc.find(room) if muc is not None else None
     if found is None:
         return None
@@ -407,7 +407,7 @@ def _add_room_feature(ctx: FeatureContext) -> None:
         from carewire.features.muc.service import MucService
     except ImportError:  # COMPAT: the multi-user chat feature is optional
         return
-    muc = ctx.require(MucService)
+    muc = ctx.find(MucService)
     if muc is not None:
         muc.add_room_feature(MAM)
 
@@ -417,12 +417,8 @@ def _id() -> str:
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Register the archive (only with the data platform and message tracking)."""
-    svc = ctx.require(DatasetService)
-    tracker = ctx.require(MessageTracker)
-    if svc is None or tracker is None:
-        return
-    mam = Archive(ctx, svc, tracker)
+    """Register the archive (it reads the MESSAGES that message tracking records)."""
+    mam = Archive(ctx, ctx.require(DatasetService), ctx.require(MessageTracker))
     both = (IqTarget.ACCOUNT, IqTarget.ROOM)
     ctx.iq.register(f"{{{MAM}}}query", mam.query, types=("get", "set"), targets=both)
     ctx.iq.register(f"{{{MAM}}}metadata", mam.metadata, types=("get",), targets=both)

@@ -7,7 +7,7 @@ next sends initial presence.
 
 The offline timeout is the XMPP adapter's "Offline Message Timeout", read
 when each message is stored (so a change applies to messages stored from then
-on); its "Default", and the timeout without the data platform, is
+on); its "Default" (and the timeout when no XMPP adapter is enabled) is
 ``FeatureConfig.offline_ttl`` (7 days unless configured otherwise).
 """
 
@@ -17,8 +17,7 @@ import logging
 from copy import deepcopy
 from datetime import timedelta
 
-from carewire.adapters.manager import AdapterManager
-from carewire.adapters.xmpp.settings import chat_settings
+from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
@@ -45,8 +44,9 @@ def _is_worth_storing(event: StanzaEvent) -> bool:
 class OfflineMessages:
     """Stores messages for absent users and hands them over at initial presence."""
 
-    def __init__(self, ctx: FeatureContext) -> None:
+    def __init__(self, ctx: FeatureContext, settings: ChatSettingsSource) -> None:
         self.ctx = ctx
+        self.settings = settings
         # Logins known to have stored messages; None until loaded (then: always ask the store).
         self.owners: set[str] | None = None
 
@@ -89,10 +89,7 @@ class OfflineMessages:
 
     def ttl(self) -> timedelta:
         """How long a message stored now is kept (the adapter's Offline Message Timeout)."""
-        adapters = self.ctx.require(AdapterManager)
-        if adapters is None:
-            return self.ctx.config.offline_ttl
-        settings = chat_settings(adapters)
+        settings = self.settings.current()
         if settings.get("offline_message_timeout") in (None, "Default"):
             return self.ctx.config.offline_ttl
         return settings.offline_message_timeout
@@ -131,7 +128,7 @@ class OfflineMessages:
 
 def setup(ctx: FeatureContext) -> None:
     """Register offline storage."""
-    offline = OfflineMessages(ctx)
+    offline = OfflineMessages(ctx, ctx.require(ChatSettingsSource))
     ctx.hooks.on(H.MESSAGE_OFFLINE, offline.store)
     ctx.hooks.on(H.SESSION_INITIAL_PRESENCE, offline.deliver)
     ctx.hooks.on(H.SERVER_STARTED, offline.load_owners)

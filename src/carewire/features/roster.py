@@ -93,7 +93,7 @@ class Rosters:
         The roster and presence features share it through the context's
         service registry.
         """
-        return ctx.require(cls) or ctx.provide(cls(ctx))
+        return ctx.find(cls) or ctx.provide(cls(ctx))
 
     # -- cache and persistence -------------------------------------------------
 

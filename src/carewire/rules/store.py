@@ -63,3 +63,18 @@ class RuleStore(Protocol):
 
     async def scheduled_ids(self) -> set[int]:
         """Delivery ids of every scheduled firing."""
+
+
+class StoredRuleUsage:
+    """Which saved rules use an adapter, read from the store (so other processes' rules count).
+
+    Implements :class:`carewire.adapters.manager.RuleUsage`; renaming or
+    removing an adapter is rare, so reading every rule then is cheap enough.
+    """
+
+    def __init__(self, store: RuleStore) -> None:
+        self._store = store
+
+    async def rules_using(self, adapter: str) -> list[str]:
+        """Names of the rules whose adapter is ``adapter``, in id order."""
+        return [rule.name for rule in await self._store.all() if rule.adapter == adapter]

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.mail import OutboxMailer
-from carewire.platform import Platform, open_platform
+from carewire.rules.model import Rule
 from carewire.security.console_auth import Role
 from carewire.web.console import ConsoleServices, create_console
 from tests.web.console.conftest import CONFIG, GOOD, client_for, csrf_of, sign_in
@@ -21,7 +22,7 @@ from tests.web.console.conftest import CONFIG, GOOD, client_for, csrf_of, sign_i
 class Env:
     """The console on a full platform (adapters, datasets, rules), and a client."""
 
-    platform: Platform
+    platform: Assembly
     client: httpx.AsyncClient
     transport: httpx.ASGITransport
 
@@ -34,7 +35,7 @@ class Env:
         return client
 
 
-def console_services(platform: Platform, outbox: Path) -> ConsoleServices:
+def console_services(platform: Assembly, outbox: Path) -> ConsoleServices:
     """Every service the console's pages use, on ``platform`` (no certificates)."""
     return ConsoleServices(
         accounts=platform.console,
@@ -51,7 +52,7 @@ def console_services(platform: Platform, outbox: Path) -> ConsoleServices:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
     await platform.ensure_default_adapters("h.example")  # XMPP and DataUpdate, enabled
     await platform.adapters.create("DataUpdate", "Old updater", is_enabled=False)
     transport = httpx.ASGITransport(
@@ -267,7 +268,15 @@ async def test_remove_with_confirmation(env: Env) -> None:
 
 async def test_remove_refused_while_rules_use_it(env: Env) -> None:
     client = await admin(env)
-    env.platform.adapters.rules_using = lambda name: ["Escalate"] if name == "DataUpdate" else []
+    await env.platform.rules.create(
+        Rule(
+            name="Escalate",
+            dataset="USERS",
+            adapter="DataUpdate",
+            action="Update Record",
+            settings={"updates": "presence_status=Escalated"},
+        )
+    )
     r = await post_form(client, "/adapters/DataUpdate/remove", "/adapters/DataUpdate/remove", {})
     assert r.status_code == 409
     assert "1 rule(s) use the adapter &#39;DataUpdate&#39; (Escalate)" in r.text
@@ -317,7 +326,7 @@ async def test_anonymous_is_sent_to_sign_in(env: Env) -> None:
 
 
 async def test_without_the_adapter_service_the_pages_are_absent(tmp_path: Path) -> None:
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"))
     try:
         svc = ConsoleServices(
             accounts=platform.console,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from cryptography import x509
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import SystemClock
-from carewire.platform import Platform, open_platform
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import ensure_certificate
 from carewire.security.console_auth import Role
@@ -33,7 +33,7 @@ CSR = {
 
 @dataclass(slots=True, kw_only=True)
 class Env:
-    platform: Platform
+    platform: Assembly
     certs: CertificateManager
     transport: httpx.ASGITransport
 
@@ -46,7 +46,7 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
     cert, key = tmp_path / "certs/xmpp.pem", tmp_path / "certs/xmpp.key"
     ensure_certificate(DOMAIN, cert, key)
     certs = CertificateManager(

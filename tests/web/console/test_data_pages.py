@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import SystemClock
 from carewire.datasets.model import Attribute, AttrType
 from carewire.mail import OutboxMailer
-from carewire.platform import Platform, open_platform
 from carewire.security.console_auth import ConsoleAccounts, Role
 from carewire.storage.console import SqlConsoleStore
 from carewire.web.console import ConsoleServices, create_console
@@ -25,7 +25,7 @@ from tests.web.console.conftest import CHEAP, CONFIG, GOOD, client_for, csrf_of,
 class Full:
     """The console on a whole platform, with a way to sign people in."""
 
-    platform: Platform
+    platform: Assembly
     transport: httpx.ASGITransport
     stack: contextlib.AsyncExitStack
 
@@ -44,7 +44,7 @@ class Full:
 @pytest.fixture
 async def full(tmp_path: Path) -> AsyncIterator[Full]:
     """The console with datasets, rules, adapters and the engine on SQLite."""
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
     accounts = ConsoleAccounts(
         SqlConsoleStore(platform.db), SystemClock(), platform.audit, hasher=CHEAP
     )

@@ -9,9 +9,9 @@ the actions deliver through it (see :mod:`.actions`).
 from __future__ import annotations
 
 from carewire.adapters.base import AdapterKind
-from carewire.adapters.xmpp.actions import COMPONENT, make_actions
+from carewire.adapters.xmpp.actions import make_actions
 from carewire.adapters.xmpp.gateway import GatewaySlot
-from carewire.adapters.xmpp.settings import REQUIRED_DATASETS, SETTINGS
+from carewire.adapters.xmpp.settings import COMPONENT, REQUIRED_DATASETS, SETTINGS
 
 __all__ = ["COMPONENT", "GatewaySlot", "make_kind"]
 

@@ -22,6 +22,7 @@ from carewire.adapters.xmpp.gateway import (
     GatewaySlot,
     MessageRequest,
 )
+from carewire.adapters.xmpp.settings import COMPONENT
 from carewire.rules.actions import (
     ActionContext,
     ActionFailed,
@@ -30,8 +31,6 @@ from carewire.rules.actions import (
     ActionSpec,
 )
 from carewire.rules.settings import FieldKind, SettingField
-
-COMPONENT = "XMPP"
 
 MAX_BADGE_PHRASES = 5  # accept and decline phrases combined
 MASS_ALERT_TTL = (1, 64800)  # minutes: up to 45 days

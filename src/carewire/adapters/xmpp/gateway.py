@@ -1,20 +1,58 @@
-"""What the XMPP rule actions need from a running XMPP server, as plain data.
+"""The one door between the clinical features and the XMPP adapter.
 
-The data platform never imports the XMPP kernel (import-linter keeps it so).
-The actions in :mod:`.actions` render their settings into the requests below
-and hand them to a :class:`ChatGateway`; the server implements the gateway
-with its rooms, archive and presence features and attaches it to the
-:class:`GatewaySlot` the XMPP adapter kind was built with. In a process
-without an XMPP server (the CLI), the slot is empty and the rules engine
-hands XMPP firings over to the running server instead (see
-``EngineConfig.hand_over``).
+The XMPP kernel's clinical features and the data platform's XMPP adapter meet
+here and nowhere else (an import-linter contract keeps it so): this module
+declares, as plain data and protocols, the three things they exchange, and the
+composition root (:mod:`carewire.assembly`) binds each to its implementation.
+
+- **Outbound, rules → chat**: :class:`ChatGateway`. The XMPP rule actions
+  (:mod:`.actions`) render their settings into the requests below and hand
+  them to the gateway the running server attached to the :class:`GatewaySlot`
+  (implemented by :mod:`carewire.features.alerting`). In a process without an
+  XMPP server (the CLI) the slot is empty and the rules engine hands XMPP
+  firings over to the running server instead (``EngineConfig.hand_over``).
+- **Inbound, chat → data**: :class:`AlertResponder`. A clinician's response
+  to an alert is applied to the record that raised it, as the rule says
+  (implemented by :mod:`.responses`).
+- **Settings**: :class:`ChatSettingsSource`. The enabled XMPP adapter's
+  settings (timeouts, acknowledgements, transformations) and dataset roles
+  (implemented by :class:`.settings.EnabledAdapterSettings`).
+
+An alert goes one way, down: record write → rules engine → Send Alert action
+(:mod:`.actions`) → :class:`ChatGateway` → the alerting feature → rooms,
+tracking and the router → the stanza on the wire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+
+from carewire.adapters.xmpp.settings import ChatSettings
+from carewire.datasets.model import Record
+from carewire.datasets.service import Batch
+from carewire.errors import CarewireError
+from carewire.rules.actions import ActionFailed
+
+__all__ = [
+    "AlertRequest",
+    "AlertResponder",
+    "AlertSent",
+    "ChatGateway",
+    "ChatSettings",
+    "ChatSettingsSource",
+    "Delivered",
+    "FixedChatSettings",
+    "GatewayError",
+    "GatewaySlot",
+    "MessageRequest",
+    "ResponseApplied",
+    "ResponseError",
+]
+
+# -- outbound: the XMPP rule actions, delivered by the running server ------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,8 +144,17 @@ class Delivered:
     unknown: Sequence[str] = field(default_factory=tuple)
 
 
+class GatewayError(ActionFailed):
+    """The server refused an action's request; the message becomes the delivery's status text."""
+
+    code = "gateway-refused"
+
+
 class ChatGateway(Protocol):
-    """The running XMPP server, as the rule actions see it."""
+    """The running XMPP server, as the rule actions see it.
+
+    Every method raises :class:`GatewayError` when the request cannot be carried out.
+    """
 
     @property
     def domain(self) -> str:
@@ -155,3 +202,100 @@ class GatewaySlot:
     def attach(self, gateway: ChatGateway | None) -> None:
         """Attach the running server's gateway (None detaches it)."""
         self.gateway = gateway
+
+
+# -- inbound: a clinician's response to an alert, written back into the data -----------------
+
+
+class ResponseError(CarewireError):
+    """A response cannot be applied; the message says why, for the responder.
+
+    Attributes:
+        condition: The RFC 6120 stanza error condition the server answers with.
+    """
+
+    code = "response-failed"
+
+    def __init__(self, message: str, *, condition: str = "internal-server-error") -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseApplied:
+    """What a response wrote.
+
+    Attributes:
+        rule: The rule's name.
+        source: The triggering record, ``DATASET/id``.
+        action: ``accept``, ``decline`` or ``accept-and-call``.
+        updated: The records changed, as (dataset, id), in write order.
+        at: When the response was applied.
+    """
+
+    rule: str
+    source: str
+    action: str
+    updated: tuple[tuple[str, int], ...]
+    at: datetime
+
+
+class AlertResponder(Protocol):
+    """Applies a clinician's response to the record that raised the alert."""
+
+    async def apply(
+        self,
+        *,
+        delivery: Record,
+        action: str,
+        responder_login: str,
+        now: datetime,
+        also: Callable[[Batch], Awaitable[object]] | None = None,
+    ) -> ResponseApplied:
+        """Write the rule's updates for ``action`` (and ``also``'s writes) in one transaction.
+
+        Args:
+            delivery: The DELIVERIES record of the firing that sent the alert.
+            action: ``accept``, ``decline`` or ``accept-and-call``.
+            responder_login: Who responded (stored at the rule's responder path).
+            now: The time of the response.
+            also: Further writes for the same transaction (the response message), or None.
+
+        Raises:
+            ResponseError: The response cannot be applied; ``condition`` says how to answer.
+        """
+
+
+# -- settings: the enabled XMPP adapter's, read at each use ------------------------------------
+
+
+class ChatSettingsSource(Protocol):
+    """The enabled XMPP adapter's settings and dataset roles, read when asked."""
+
+    def current(self) -> ChatSettings:
+        """The settings now (the schema's defaults where unset, or with no adapter)."""
+
+    def adapter_name(self) -> str | None:
+        """The enabled XMPP adapter's reference name (None when none is enabled)."""
+
+    def dataset(self, role: str) -> str:
+        """The dataset the enabled adapter uses for ``role`` (``PATIENTS``), else ``role``."""
+
+
+class FixedChatSettings:
+    """A :class:`ChatSettingsSource` without an adapter: always the same settings."""
+
+    def __init__(self, settings: ChatSettings | None = None) -> None:
+        self._settings = settings or ChatSettings({})
+
+    def current(self) -> ChatSettings:
+        """The fixed settings."""
+        return self._settings
+
+    def adapter_name(self) -> str | None:
+        """No adapter."""
+        return None
+
+    def dataset(self, role: str) -> str:
+        """Every role is the dataset of its own name."""
+        return role

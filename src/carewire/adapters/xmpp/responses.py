@@ -18,7 +18,6 @@ side records the response message there) made with the origin ``adapter = the ru
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import cast
 
@@ -29,11 +28,12 @@ from carewire.adapters.updates import (
     write_updates,
 )
 from carewire.adapters.xmpp.actions import SEND_ALERT
+from carewire.adapters.xmpp.gateway import ResponseApplied, ResponseError
 from carewire.datasets.model import Origin, Record
 from carewire.datasets.paths import PathError, PathResolver
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import Batch, DatasetService
-from carewire.errors import CarewireError, ConflictError, NotFoundError, ValidationError
+from carewire.errors import ConflictError, NotFoundError, ValidationError
 from carewire.rules.model import Rule
 from carewire.rules.service import RuleService
 
@@ -46,37 +46,46 @@ SETTINGS_OF = {
 ALERT_ACTION = "Send Alert"
 
 
-class ResponseError(CarewireError):
-    """A response cannot be applied; the message says why, for the responder.
+class RuleResponder:
+    """The :class:`~.gateway.AlertResponder` the composition root binds: :func:`apply_response`."""
 
-    Attributes:
-        condition: The RFC 6120 stanza error condition the server answers with.
-    """
+    def __init__(
+        self,
+        *,
+        datasets: DatasetService,
+        resolver: PathResolver,
+        rules: RuleService,
+        registry: Registry,
+        tz: tzinfo = UTC,
+    ) -> None:
+        self._datasets = datasets
+        self._resolver = resolver
+        self._rules = rules
+        self._registry = registry
+        self._tz = tz
 
-    code = "response-failed"
-
-    def __init__(self, message: str, *, condition: str = "internal-server-error") -> None:
-        super().__init__(message)
-        self.condition = condition
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseApplied:
-    """What a response wrote.
-
-    Attributes:
-        rule: The rule's name.
-        source: The triggering record, ``DATASET/id``.
-        action: ``accept``, ``decline`` or ``accept-and-call``.
-        updated: The records changed, as (dataset, id), in write order.
-        at: When the response was applied.
-    """
-
-    rule: str
-    source: str
-    action: str
-    updated: tuple[tuple[str, int], ...]
-    at: datetime
+    async def apply(
+        self,
+        *,
+        delivery: Record,
+        action: str,
+        responder_login: str,
+        now: datetime,
+        also: Callable[[Batch], Awaitable[object]] | None = None,
+    ) -> ResponseApplied:
+        """Apply the rule's updates for ``action`` (see :func:`apply_response`)."""
+        return await apply_response(
+            datasets=self._datasets,
+            resolver=self._resolver,
+            rules=self._rules,
+            registry=self._registry,
+            delivery=delivery,
+            action=action,
+            responder_login=responder_login,
+            now=now,
+            also=also,
+            tz=self._tz,
+        )
 
 
 async def apply_response(

@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from carewire.adapters.xmpp.transforms import (
+    location_rule_problem,
+    location_transform,
+    phone_transform,
+)
 from carewire.rules.settings import FieldKind, SettingField
 
 if TYPE_CHECKING:
+    from carewire.adapters.base import AdapterConfig
     from carewire.adapters.manager import AdapterManager
+
+#: The XMPP adapter kind's component name.
+COMPONENT = "XMPP"
 
 #: The datasets the XMPP adapter keeps its state in.
 REQUIRED_DATASETS = (
@@ -205,13 +214,64 @@ class ChatSettings:
         """Whether the acknowledgement feature is hidden from clients."""
         return bool(self.get("disable_acknowledgements"))
 
+    def rows(self, name: str) -> list[Mapping[str, object]]:
+        """The rows of a table setting (anything that is not a row is skipped)."""
+        value = self.get(name)
+        if not isinstance(value, list | tuple):
+            return []
+        return [row for row in value if isinstance(row, Mapping)]
 
-def chat_settings(adapters: AdapterManager) -> ChatSettings:
-    """The settings of the enabled XMPP adapter (defaults when none is enabled)."""
-    for config in adapters.list(include_disabled=False):
-        if config.component == "XMPP":
-            return ChatSettings(dict(config.settings))
-    return ChatSettings({})
+    def transform_phone(self, number: str) -> str:
+        """``number`` after the Phone Number Transformations (see :mod:`.transforms`)."""
+        return phone_transform(number, self.rows("phone_number_transformations"))
+
+    def transform_location(self, location: str) -> str:
+        """``location`` after the Patient Location Transformations."""
+        return location_transform(location, self.rows("patient_location_transformations"))
+
+    def location_transformations(self) -> list[Mapping[str, object]]:
+        """The active location rules that can be applied, in order (for clients to apply)."""
+        return [
+            row
+            for row in self.rows("patient_location_transformations")
+            if row.get("active", True) is not False and location_rule_problem(row) is None
+        ]
+
+
+class EnabledAdapterSettings:
+    """The :class:`ChatSettings` of whichever XMPP adapter is enabled when asked.
+
+    Implements :class:`carewire.adapters.xmpp.gateway.ChatSettingsSource`; the
+    adapter manager keeps the instances in memory, so reading is cheap and an
+    edit in the console applies at the next read.
+    """
+
+    def __init__(self, adapters: AdapterManager) -> None:
+        self._adapters = adapters
+
+    def _enabled(self) -> AdapterConfig | None:
+        enabled = self._adapters.list(include_disabled=False)
+        return next((c for c in enabled if c.component == COMPONENT), None)
+
+    def current(self) -> ChatSettings:
+        """The enabled adapter's settings (defaults when none is enabled)."""
+        config = self._enabled()
+        return ChatSettings(dict(config.settings) if config is not None else {})
+
+    def adapter_name(self) -> str | None:
+        """The enabled adapter's reference name."""
+        config = self._enabled()
+        return config.reference_name if config is not None else None
+
+    def dataset(self, role: str) -> str:
+        """The dataset the enabled adapter uses for ``role``."""
+        config = self._enabled()
+        return config.required_datasets.get(role, role) if config is not None else role
 
 
 _BY_NAME = {f.name: f for f in SETTINGS}
+
+
+def chat_settings(adapters: AdapterManager) -> ChatSettings:
+    """TEMPORARY during the restructuring: the enabled XMPP adapter's settings."""
+    return EnabledAdapterSettings(adapters).current()

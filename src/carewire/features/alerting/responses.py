@@ -12,16 +12,14 @@ expiry). The responder must be one of its recipients (MESSAGES.recipients or
 a MESSAGE_DELIVERIES row of the message names one of the responder's
 IDENTITIES), the response must be offered, the alert not expired, and the
 responder must not have answered before. The DELIVERIES record linked to the
-message names the rule and the triggering record;
-:func:`carewire.adapters.xmpp.responses.apply_response` writes the rule's
+message names the rule and the triggering record; the XMPP adapter's
+:class:`~carewire.adapters.xmpp.gateway.AlertResponder` writes the rule's
 updates and, in the same transaction, the response itself: a MESSAGES record
 from the responder that ``acknowledges`` the alert and carries the
 ``<response/>`` in its ``elements``, and ``acknowledged`` on the responder's
 MESSAGE_DELIVERIES rows. Then the result goes to the responder and a
 ``<responded/>`` headline to every other session of every recipient (the
 responder's other devices included).
-
-Without the data platform (plain kernel tests) nothing is registered.
 """
 
 from __future__ import annotations
@@ -30,20 +28,18 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from xml.etree.ElementTree import Element
 
-from carewire.adapters.xmpp.responses import ResponseError, apply_response
+from carewire.adapters.xmpp.gateway import AlertResponder, ResponseError
 from carewire.core.events import IqRequest
-from carewire.core.feature import FeatureContext, IqTarget
+from carewire.core.feature import FeatureContext
 from carewire.core.sessions import Session
 from carewire.datasets.model import Record
 from carewire.datasets.paths import PathResolver, parse_path
 from carewire.datasets.query import MAX_LIMIT, Filter, FilterOp, Query, Sort
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import Batch, DatasetService
-from carewire.rules.engine import RuleEngine
-from carewire.rules.service import RuleService
 from carewire.xmpp import alert as al
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition, StanzaError
@@ -86,16 +82,14 @@ class AlertResponses:
         *,
         datasets: DatasetService,
         resolver: PathResolver,
-        rules: RuleService,
         registry: Registry,
-        tz: tzinfo = UTC,
+        responder: AlertResponder,
     ) -> None:
         self.ctx = ctx
         self.datasets = datasets
         self.resolver = resolver
-        self.rules = rules
         self.registry = registry
-        self.tz = tz
+        self.responder = responder
         # (alert id, login) of responses being applied: a concurrent second one is refused.
         self._in_flight: set[tuple[str, str]] = set()
 
@@ -130,17 +124,12 @@ class AlertResponses:
             await self._record(batch, message, response, who, now)
 
         try:
-            await apply_response(
-                datasets=self.datasets,
-                resolver=self.resolver,
-                rules=self.rules,
-                registry=self.registry,
+            await self.responder.apply(
                 delivery=delivery,
                 action=response.action.value,
                 responder_login=who.login,
                 now=now,
                 also=record,
-                tz=self.tz,
             )
         except ResponseError as exc:
             raise StanzaError(_condition(exc.condition), exc.message) from None
@@ -318,24 +307,3 @@ def _condition(name: str) -> StanzaCondition:
         return StanzaCondition(name)
     except ValueError:
         return StanzaCondition.INTERNAL_SERVER_ERROR
-
-
-def setup(ctx: FeatureContext) -> None:
-    """Answer alert responses (only with the data platform)."""
-    datasets = ctx.require(DatasetService)
-    resolver = ctx.require(PathResolver)
-    rules = ctx.require(RuleService)
-    registry = ctx.require(Registry)
-    if datasets is None or resolver is None or rules is None or registry is None:
-        return
-    engine = ctx.require(RuleEngine)
-    responses = AlertResponses(
-        ctx,
-        datasets=datasets,
-        resolver=resolver,
-        rules=rules,
-        registry=registry,
-        tz=engine.config.tz if engine is not None else UTC,
-    )
-    ctx.iq.register(al.RESPONSE, responses.respond, types=("set",), targets=(IqTarget.HOST,))
-    ctx.disco.add_server_feature(al.NS)

@@ -12,14 +12,15 @@ Three IQ gets answered by the server (``to`` the domain, or no ``to``):
 * ``<patient xmlns='urn:carewire:patient:0' mrn='…'/>``: a patient's default
   and configured details and location.
 
-Theory of operation: the adapter's settings live in the
-:class:`~carewire.adapters.manager.AdapterManager`, which the console and the
-API edit; they are read again for every request, so an answer always follows
-the current settings. Dataset reads go through the
-:class:`~carewire.datasets.service.DatasetService` (paged queries, batched
-``get_many``/``follow``) and :class:`~carewire.datasets.paths.PathResolver`.
-Without the data platform nothing is registered, so the three IQs get
-``service-unavailable``. The alert builder uses the same data through the
+Theory of operation: the adapter's settings are edited in the console and the
+API and reach this feature through the XMPP adapter's door
+(:class:`~carewire.adapters.xmpp.gateway.ChatSettingsSource`); they are read
+again for every request, so an answer always follows the current settings.
+Dataset reads go through the :class:`~carewire.datasets.service.DatasetService`
+(paged queries, batched ``get_many``/``follow``) and
+:class:`~carewire.datasets.paths.PathResolver`.
+The feature needs the data platform (a kernel without it refuses to load
+it). The alert builder uses the same data through the
 :class:`ClientSettingsService` this feature provides. See docs/client-settings.md.
 
 Layout: :mod:`.model` (namespaces, limits, errors, values), :mod:`.service`
@@ -29,7 +30,7 @@ builders) and :mod:`.handlers` (the IQ handlers); this module registers them.
 
 from __future__ import annotations
 
-from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.datasets.paths import PathResolver
 from carewire.datasets.service import DatasetService
@@ -87,13 +88,13 @@ __all__ = [
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Register the three IQs and provide :class:`ClientSettingsService` (needs the platform)."""
-    adapters, datasets = ctx.require(AdapterManager), ctx.require(DatasetService)
-    if adapters is None or datasets is None:
-        return  # no data platform: the IQs stay unanswered (service-unavailable)
+    """Register the three IQs and provide :class:`ClientSettingsService`."""
     service = ctx.provide(
         ClientSettingsService(
-            adapters, datasets, resolver=ctx.require(PathResolver), domain=ctx.hosts.domain
+            ctx.require(ChatSettingsSource),
+            ctx.require(DatasetService),
+            resolver=ctx.require(PathResolver),
+            domain=ctx.hosts.domain,
         )
     )
     feature = ClientSettingsFeature(ctx, service)

@@ -1,7 +1,7 @@
 """The data-facing client settings service (``urn:carewire:settings|roster|patient:0``).
 
-:class:`ClientSettingsService` reads the enabled XMPP adapter's settings from
-the :class:`~carewire.adapters.manager.AdapterManager` at every call and
+:class:`ClientSettingsService` reads the enabled XMPP adapter's settings
+(:class:`~carewire.adapters.xmpp.gateway.ChatSettingsSource`) at every call and
 applies them to the clinical datasets (patients, their details and location,
 the roster of units and assignments, the facility's presence states) through
 the :class:`~carewire.datasets.service.DatasetService` and
@@ -13,10 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 
-from carewire.adapters.manager import AdapterManager
-from carewire.adapters.xmpp.actions import COMPONENT
-from carewire.adapters.xmpp.settings import ChatSettings, chat_settings
-from carewire.adapters.xmpp.transforms import location_transform, phone_transform
+from carewire.adapters.xmpp.gateway import ChatSettings, ChatSettingsSource
 from carewire.datasets.model import Record, RecordId
 from carewire.datasets.paths import PathError, PathResolver, parse_path
 from carewire.datasets.query import MAX_LIMIT, Filter, FilterOp, Query, Sort
@@ -53,13 +50,13 @@ class ClientSettingsService:
 
     def __init__(
         self,
-        adapters: AdapterManager,
+        source: ChatSettingsSource,
         datasets: DatasetService,
         *,
         resolver: PathResolver | None = None,
         domain: str,
     ) -> None:
-        self.adapters = adapters
+        self.source = source
         self.datasets = datasets
         self.resolver = resolver or PathResolver(datasets.registry, datasets.store)
         self.domain = domain
@@ -69,25 +66,19 @@ class ClientSettingsService:
 
     def settings(self) -> ChatSettings:
         """The enabled XMPP adapter's settings, read now."""
-        return chat_settings(self.adapters)
+        return self.source.current()
 
     def dataset(self, role: str) -> str:
         """The dataset the enabled XMPP adapter uses for ``role`` (``PATIENTS``)."""
-        for config in self.adapters.list(include_disabled=False):
-            if config.component == COMPONENT:
-                return config.required_datasets.get(role, role)
-        return role
+        return self.source.dataset(role)
 
     def transform_phone(self, number: str) -> str:
-        """``number`` after the Phone Number Transformations (see :func:`phone_transform`)."""
-        return phone_transform(
-            number, setting_rows(self.settings().get("phone_number_transformations"))
-        )
+        """``number`` after the Phone Number Transformations."""
+        return self.settings().transform_phone(number)
 
     def transform_location(self, location: str) -> str:
         """``location`` after the Patient Location Transformations."""
-        rules = setting_rows(self.settings().get("patient_location_transformations"))
-        return location_transform(location, rules)
+        return self.settings().transform_location(location)
 
     # --- patients ----------------------------------------------------------------
 

@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from xml.etree.ElementTree import Element, SubElement
 
-from carewire.adapters.xmpp.settings import ChatSettings
-from carewire.adapters.xmpp.transforms import location_rule_problem
+from carewire.adapters.xmpp.gateway import ChatSettings
 from carewire.features.client_settings.model import (
     NS_PATIENT,
     NS_ROSTER,
@@ -82,10 +81,9 @@ def settings_element(
         attrs["hidden"] = "true" if row.get("hidden") is True else "false"
         _sub(details, ns, "detail", attrs)
     locations = _sub(el, ns, "patient-location-transformations")
-    for row in setting_rows(settings.get("patient_location_transformations")):
-        if row.get("active", True) is not False and location_rule_problem(row) is None:
-            attrs = _strings(row, "reference_name", "pattern", "replacement")
-            _sub(locations, ns, "transformation", attrs)
+    for row in settings.location_transformations():
+        attrs = _strings(row, "reference_name", "pattern", "replacement")
+        _sub(locations, ns, "transformation", attrs)
     params = _sub(el, ns, "custom-parameters")
     for row in setting_rows(settings.get("custom_parameters")):
         _sub(

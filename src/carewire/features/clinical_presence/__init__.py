@@ -18,7 +18,7 @@ mobile sessions left in the background and idle desktop sessions.
 
 RFC 6121 routing stays with :mod:`carewire.features.presence`; this feature
 only observes it and, for virtual sessions, routes presence as a client
-would. Without the data platform (plain kernel tests) nothing is registered.
+would. It needs the data platform (a kernel without it refuses to load it).
 See docs/presence.md.
 """
 
@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import logging
 
-from carewire.adapters.base import AdapterConfig
-from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core import hook_names as H
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.datasets.model import Origin
@@ -64,33 +63,18 @@ INITIAL_PRESENCE_PRIORITY = 10_000
 # Before the default message delivery (-1000), after blocking and archiving.
 MESSAGE_PRIORITY = -900
 JOB_INTERVAL = 60.0
-XMPP_COMPONENT = "XMPP"  # the adapter kind whose settings and datasets apply
 
 
 def setup(ctx: FeatureContext) -> None:
     """Register the observers, the device IQs, the service and the periodic jobs."""
     datasets = ctx.require(DatasetService)
-    if datasets is None:
-        return  # no data platform: nothing to record
-    adapters = ctx.require(AdapterManager)
-
-    def xmpp() -> AdapterConfig | None:
-        if adapters is None:
-            return None
-        enabled = adapters.list(include_disabled=False)
-        return next((c for c in enabled if c.component == XMPP_COMPONENT), None)
+    settings = ctx.require(ChatSettingsSource)
 
     def origin(actor: str) -> Origin:
-        config = xmpp()
-        adapter = config.reference_name if config is not None else None
-        return Origin(adapter=adapter, actor=actor or "system")
+        return Origin(adapter=settings.adapter_name(), actor=actor or "system")
 
-    def dataset(role: str) -> str:
-        config = xmpp()
-        return config.required_datasets.get(role, role) if config is not None else role
-
-    records = PresenceRecords(datasets, origin=origin, dataset=dataset)
-    presence = ctx.provide(ClinicalPresence(ctx, records, adapters))
+    records = PresenceRecords(datasets, origin=origin, dataset=settings.dataset)
+    presence = ctx.provide(ClinicalPresence(ctx, records, settings))
     ctx.hooks.on(H.PRE_PRESENCE, presence.on_presence, priority=OBSERVE_PRIORITY)
     ctx.hooks.on(H.PRE_MESSAGE, presence.on_activity, priority=ACTIVITY_PRIORITY)
     ctx.hooks.on(H.PRE_IQ, presence.on_activity, priority=ACTIVITY_PRIORITY)

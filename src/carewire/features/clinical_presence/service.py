@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from xml.etree.ElementTree import Element
 
-from carewire.adapters.manager import AdapterManager
-from carewire.adapters.xmpp.settings import chat_settings
+from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core import hook_names as H
 from carewire.core.events import IqRequest, SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
@@ -73,11 +72,11 @@ class ClinicalPresence:
     """Aggregated presence per user, and presence set by administrators and rules."""
 
     def __init__(
-        self, ctx: FeatureContext, records: PresenceRecords, adapters: AdapterManager | None
+        self, ctx: FeatureContext, records: PresenceRecords, settings: ChatSettingsSource
     ) -> None:
         self.ctx = ctx
         self.records = records
-        self.adapters = adapters
+        self.settings = settings
         self._seq = itertools.count(1)
         self._last: dict[str, Aggregate] = {}
         # login → (when, status): revert to Available once a timed presence state ends.
@@ -270,9 +269,7 @@ class ClinicalPresence:
 
     async def expire_sessions(self) -> None:
         """End mobile sessions inactive, and desktop sessions idle, past the adapter's timeouts."""
-        if self.adapters is None:
-            return
-        settings = chat_settings(self.adapters)
+        settings = self.settings.current()
         mobile, desktop = settings.mobile_session_timeout, settings.desktop_session_timeout
         if mobile is None and desktop is None:
             return

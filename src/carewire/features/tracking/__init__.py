@@ -184,11 +184,8 @@ class TrackingHooks:
 
 
 def setup(ctx: FeatureContext) -> None:
-    """Register message tracking (only with the data platform)."""
-    svc = ctx.require(DatasetService)
-    if svc is None:
-        return
-    tracker = ctx.provide(MessageTracker(ctx, svc))
+    """Register message tracking (into the data platform's datasets)."""
+    tracker = ctx.provide(MessageTracker(ctx, ctx.require(DatasetService)))
     hooks = TrackingHooks(ctx, tracker)
     ctx.hooks.on(H.PRE_MESSAGE, hooks.on_pre_message, priority=PRE_MESSAGE_PRIORITY)
     ctx.hooks.on(H.SESSION_DELIVER, hooks.on_deliver)

@@ -37,7 +37,7 @@ from carewire.web.console.auth import (
 from carewire.web.console.render import error_page, render
 
 if TYPE_CHECKING:
-    from carewire.web.console import ConsoleServices
+    from carewire.web.console.services import ConsoleServices
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,457 @@
+"""The composition root: every Carewire service built once, on one database handle.
+
+The server (``carewire serve``), every CLI command and the feature test
+harness build their services here and nowhere else; no other module wires
+packages together. Theory of operation:
+
+- :func:`assemble` migrates (unless told not to), opens **one**
+  :class:`~carewire.storage.Database` and builds on it, in dependency order,
+  the kernel's stores and the XMPP kernel (accounts, hooks, sessions, router),
+  the audit trail and console accounts, API tokens, and the data platform:
+  dataset registry and service, attribute paths, adapter manager with its
+  kinds, rule service and rules engine.
+- It binds the one door between clinical features and the XMPP adapter
+  (:mod:`carewire.adapters.xmpp.gateway`): the adapter's settings as a
+  :class:`ChatSettingsSource` and the rule-based :class:`AlertResponder` are
+  provided to the kernel's features by interface, and the :class:`ChatGateway`
+  the alerting feature provides is attached to the XMPP adapter's slot once
+  features are loaded (:meth:`Assembly.load_features`). In a process that
+  loads no features (the CLI) the slot stays empty and XMPP firings are handed
+  over to the running server (``EngineConfig.hand_over``).
+- A feature that needs a service nobody provides fails at start-up with a
+  :class:`~carewire.errors.ConfigError` (``FeatureContext.require``).
+- :func:`open_core` builds only the kernel's side (for tests of the standard
+  XMPP features, which need no data platform); :func:`assemble` uses it too.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from carewire.adapters import dataupdate, xmpp
+from carewire.adapters.manager import AdapterManager
+from carewire.adapters.xmpp.gateway import (
+    AlertResponder,
+    ChatGateway,
+    ChatSettingsSource,
+    FixedChatSettings,
+    GatewaySlot,
+)
+from carewire.adapters.xmpp.responses import RuleResponder
+from carewire.adapters.xmpp.settings import EnabledAdapterSettings
+from carewire.clock import Clock, SystemClock
+from carewire.config import Config, parse_duration
+from carewire.core.accounts import AccountService
+from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
+from carewire.core.feature import FeatureConfig
+from carewire.core.kernel import DEFAULT_FEATURES, Kernel
+from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
+from carewire.datasets.paths import PathResolver
+from carewire.datasets.registry import Registry
+from carewire.datasets.service import DatasetService
+from carewire.mail import mailer_from_config
+from carewire.rules.actions import ActionRegistry
+from carewire.rules.engine import EngineConfig, RuleEngine
+from carewire.rules.service import RuleService
+from carewire.rules.store import StoredRuleUsage
+from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.cert_manager import CertificateManager
+from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.tokens import TokenService
+from carewire.storage import Database, build_stores, migrate
+from carewire.storage.adapters import SqlAdapterStore
+from carewire.storage.audit import SqlAuditStore
+from carewire.storage.console import SqlConsoleStore
+from carewire.storage.datasets import SqlDatasetStore
+from carewire.storage.rules import SqlRuleStore
+from carewire.storage.tokens import SqlTokenStore
+from carewire.web.api.deps import ApiServices
+from carewire.web.console import ConsoleServices, console_config
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """What to build.
+
+    Attributes:
+        url: The database (``sqlite+aiosqlite:///…`` or ``postgresql://…``).
+        domain: The chat domain (``carewire.localhost`` unless configured).
+        clock: The clock every service reads (a fake one in tests).
+        features: The features' settings.
+        engine: The rules engine's settings.
+        scram_iterations: PBKDF2 rounds for new SCRAM keys.
+        upgrade: Migrate the schema before opening.
+    """
+
+    url: str
+    domain: str = "carewire.localhost"
+    clock: Clock = field(default_factory=SystemClock)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    scram_iterations: int = 4096
+    upgrade: bool = True
+
+
+def feature_config(cfg: Config) -> FeatureConfig:
+    """The features' view of the configuration (``[xmpp]``)."""
+    from carewire import __version__
+
+    x = cfg.xmpp
+    return FeatureConfig(
+        offline_ttl=parse_duration(x.offline_message_timeout, "xmpp.offline_message_timeout"),
+        offline_max_per_user=x.offline_max_per_user,
+        register_enabled=x.register_enabled,
+        register_limit=x.register_limit,
+        register_window=parse_duration(x.register_window, "xmpp.register_window").total_seconds(),
+        version_visible=x.version_visible,
+        server_version=__version__,
+        ping_interval=parse_duration(x.ping_interval, "xmpp.ping_interval").total_seconds(),
+        ping_timeout=parse_duration(x.ping_timeout, "xmpp.ping_timeout").total_seconds(),
+        account_check_interval=parse_duration(
+            x.account_check_interval, "xmpp.account_check_interval"
+        ).total_seconds(),
+        smacks_resume_timeout=parse_duration(
+            x.smacks_resume_timeout, "xmpp.smacks_resume_timeout"
+        ).total_seconds(),
+        smacks_max_unacked=x.smacks_max_unacked,
+        csi_max_held=x.csi_max_held,
+    )
+
+
+def engine_config(cfg: Config, *, hand_over: frozenset[str] = frozenset()) -> EngineConfig:
+    """The rules engine's view of the configuration (``[rules]``)."""
+    r = cfg.rules
+    return EngineConfig(
+        max_depth=r.max_depth,
+        action_timeout=parse_duration(r.action_timeout, "rules.action_timeout").total_seconds(),
+        tz=zoneinfo.ZoneInfo(r.time_zone),
+        hand_over=hand_over,
+    )
+
+
+def options_from_config(
+    cfg: Config, *, clock: Clock | None = None, is_server: bool = True
+) -> Options:
+    """The options ``carewire.toml`` asks for.
+
+    Args:
+        cfg: The loaded configuration.
+        clock: The clock (the system's by default).
+        is_server: False for a process without an XMPP server (the CLI): the
+            XMPP adapter's firings are then handed over to the running server.
+    """
+    hand_over = frozenset() if is_server else frozenset({xmpp.COMPONENT})
+    return Options(
+        url=cfg.database_url,
+        domain=cfg.server.domain,
+        clock=clock or SystemClock(),
+        features=feature_config(cfg),
+        engine=engine_config(cfg, hand_over=hand_over),
+        scram_iterations=cfg.xmpp.scram_iterations,
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class Core:
+    """The XMPP kernel's side alone: one database, its stores and the kernel.
+
+    Attributes:
+        db: The database (closed by :meth:`close`).
+        stores: The kernel's stores on ``db``.
+        clock: The clock.
+        kernel: The XMPP kernel (features loaded by :meth:`load_features`).
+    """
+
+    db: Database
+    stores: Stores
+    clock: Clock
+    kernel: Kernel
+
+    @property
+    def accounts(self) -> AccountService:
+        """XMPP accounts (creating one derives SCRAM keys; removing one ends its sessions)."""
+        return self.kernel.accounts
+
+    def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
+        """Load standard XMPP features (no data platform: default chat settings)."""
+        self.kernel.ctx.provide(FixedChatSettings(), as_type=ChatSettingsSource)
+        self.kernel.load_features(names)
+
+    async def close(self) -> None:
+        """Release the database."""
+        await self.db.close()
+
+
+async def open_core(options: Options) -> Core:
+    """Migrate (unless ``options.upgrade`` is false) and build the kernel's side only."""
+    if options.upgrade:
+        await migrate.upgrade(options.url)
+    db = await Database.open(options.url)
+    return _core(options, db)
+
+
+def _core(options: Options, db: Database) -> Core:
+    stores = build_stores(db)
+    kernel = Kernel(
+        domain=options.domain,
+        stores=stores,
+        config=options.features,
+        clock=options.clock,
+        scram_iterations=options.scram_iterations,
+    )
+    return Core(db=db, stores=stores, clock=options.clock, kernel=kernel)
+
+
+@dataclass(slots=True, kw_only=True)
+class Assembly:
+    """Every service of one Carewire process, on one database.
+
+    Attributes:
+        core: The database, the kernel's stores and the XMPP kernel.
+        audit: The audit trail.
+        console: The web console's users, sessions and password resets.
+        tokens: API tokens.
+        registry: Dataset definitions.
+        datasets: The one service for dataset writes and reads.
+        resolver: Attribute paths over the datasets.
+        adapters: Adapter kinds and instances.
+        rules: Rules (validated, compiled per dataset).
+        engine: The rules engine, listening to the dataset service (its
+            workers run once :meth:`start` is called).
+        chat: The XMPP adapter's gateway slot (attached by :meth:`load_features`).
+        chat_settings: The enabled XMPP adapter's settings, for the features.
+        responder: Applies alert responses, for the alerting feature.
+    """
+
+    core: Core
+    audit: AuditTrail
+    console: ConsoleAccounts
+    tokens: TokenService
+    registry: Registry
+    datasets: DatasetService
+    resolver: PathResolver
+    adapters: AdapterManager
+    rules: RuleService
+    engine: RuleEngine
+    chat: GatewaySlot
+    chat_settings: ChatSettingsSource
+    responder: AlertResponder
+
+    @property
+    def db(self) -> Database:
+        """The one database handle."""
+        return self.core.db
+
+    @property
+    def stores(self) -> Stores:
+        """The kernel's stores."""
+        return self.core.stores
+
+    @property
+    def kernel(self) -> Kernel:
+        """The XMPP kernel."""
+        return self.core.kernel
+
+    @property
+    def accounts(self) -> AccountService:
+        """XMPP accounts."""
+        return self.core.accounts
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every service reads."""
+        return self.core.clock
+
+    def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
+        """Provide the platform and the door to the kernel, load ``names``, attach the gateway.
+
+        Raises:
+            ConfigError: An unknown feature, or one whose needs nothing provides.
+        """
+        ctx = self.kernel.ctx
+        ctx.provide(self.registry)
+        ctx.provide(self.datasets)
+        ctx.provide(self.resolver)
+        ctx.provide(self.chat_settings, as_type=ChatSettingsSource)
+        ctx.provide(self.responder, as_type=AlertResponder)
+        self.kernel.load_features(names)
+        self.chat.attach(ctx.find(ChatGateway))
+
+    async def start(self, *, scheduler: bool = True) -> None:
+        """Start the rules engine (and its scheduler) and the adapters' runtimes."""
+        await self.engine.start(scheduler=scheduler)
+        await self.adapters.start()
+
+    async def ensure_default_adapters(self, domain: str) -> None:
+        """On a new installation, create the XMPP adapter (for ``domain``) and a DataUpdate one."""
+        if self.adapters.list():
+            return
+        await self.adapters.create(
+            xmpp.COMPONENT, "XMPP", is_enabled=True, settings={"chat_domain": domain}
+        )
+        await self.adapters.create(dataupdate.COMPONENT, "DataUpdate", is_enabled=True)
+
+    async def close(self) -> None:
+        """Detach the gateway, stop workers and runtimes, then release the database."""
+        self.chat.attach(None)
+        await self.adapters.stop()
+        await self.engine.stop()
+        await self.core.close()
+
+
+async def assemble(options: Options) -> Assembly:
+    """Migrate (unless ``options.upgrade`` is false), open the database and build everything.
+
+    The engine is attached to the dataset service, so writes made through the
+    returned services fire rules; call :meth:`Assembly.start` to run them in
+    the background (the CLI drains the engine before it exits).
+    """
+    core = await open_core(options)
+    try:
+        return await _platform(options, core)
+    except BaseException:
+        await core.close()
+        raise
+
+
+async def _platform(options: Options, core: Core) -> Assembly:
+    db, clock = core.db, options.clock
+    store = SqlDatasetStore(db)
+    registry = Registry(store)
+    await registry.load()
+    datasets = DatasetService(registry, store, clock)
+    resolver = PathResolver(registry, store)
+    actions = ActionRegistry()
+    rule_store = SqlRuleStore(db)
+    adapters = AdapterManager(
+        SqlAdapterStore(db), registry, actions, clock, rule_usage=StoredRuleUsage(rule_store)
+    )
+    chat = GatewaySlot()
+    adapters.register_kind(xmpp.make_kind(chat))
+    adapters.register_kind(dataupdate.KIND)
+    await adapters.load()
+    rules = RuleService(rule_store, registry, actions, adapters, clock)
+    await rules.load()
+    engine = RuleEngine(
+        rules=rules,
+        store=rule_store,
+        datasets=datasets,
+        resolver=resolver,
+        adapters=adapters,
+        clock=clock,
+        config=options.engine,
+    )
+    engine.attach()
+    audit = AuditTrail(SqlAuditStore(db), clock)
+    return Assembly(
+        core=core,
+        audit=audit,
+        console=ConsoleAccounts(SqlConsoleStore(db), clock, audit),
+        tokens=TokenService(SqlTokenStore(db), clock),
+        registry=registry,
+        datasets=datasets,
+        resolver=resolver,
+        adapters=adapters,
+        rules=rules,
+        engine=engine,
+        chat=chat,
+        chat_settings=EnabledAdapterSettings(adapters),
+        responder=RuleResponder(
+            datasets=datasets,
+            resolver=resolver,
+            rules=rules,
+            registry=registry,
+            tz=options.engine.tz,
+        ),
+    )
+
+
+# -- what the server builds around the assembly ------------------------------------------------
+
+
+def certificate_manager(cfg: Config, assembly: Assembly) -> CertificateManager:
+    """The chat domain's certificate manager (its changes go to the audit trail)."""
+    return CertificateManager(
+        cfg.data_dir,
+        cfg.server.domain,
+        assembly.clock,
+        assembly.audit,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
+    )
+
+
+def login_event(attempt: LoginAttempt) -> AuditEvent:
+    """The audit-trail event of one XMPP login attempt (``login`` by ``xmpp:<login>``)."""
+    details = {
+        "mechanism": attempt.mechanism,
+        "transport": attempt.transport,
+        "result": LoginOutcome(attempt.outcome).value,
+    }
+    if attempt.reason:
+        details["reason"] = attempt.reason
+    return AuditEvent(
+        actor=f"xmpp:{attempt.login}",
+        channel=Channel.XMPP,
+        action="login",
+        target=attempt.login,
+        outcome=Outcome.SUCCESS if attempt.outcome is LoginOutcome.SUCCESS else Outcome.FAILURE,
+        remote_ip=attempt.remote_ip,
+        details=details,
+    )
+
+
+def login_sink(audit: AuditTrail) -> LoginSink:
+    """The login auditor's sink: each written batch is appended to the audit trail too."""
+
+    async def sink(attempts: Sequence[LoginAttempt]) -> None:
+        await audit.record_many([(a.at, login_event(a)) for a in attempts])
+
+    return sink
+
+
+def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authenticator]:
+    """The batched login audit and the authenticator under the configured lockout policy."""
+    x = cfg.xmpp
+    auditor = LoginAuditor(assembly.stores, sink=login_sink(assembly.audit))
+    policy = LockoutPolicy(
+        delay_after=x.login_delay_after,
+        delay=parse_duration(x.login_delay, "xmpp.login_delay"),
+        lock_after=x.lockout_after,
+    )
+    return auditor, Authenticator(assembly.stores, assembly.clock, auditor, policy)
+
+
+def api_services(assembly: Assembly, certificates: CertificateManager | None) -> ApiServices:
+    """What the REST API calls."""
+    return ApiServices(
+        registry=assembly.registry,
+        datasets=assembly.datasets,
+        tokens=assembly.tokens,
+        adapters=assembly.adapters,
+        rules=assembly.rules,
+        engine=assembly.engine,
+        audit=assembly.audit,
+        certificates=certificates,
+        chat=assembly.chat,
+    )
+
+
+def console_services(
+    cfg: Config, assembly: Assembly, certificates: CertificateManager | None
+) -> ConsoleServices:
+    """What the web console's pages call."""
+    return ConsoleServices(
+        accounts=assembly.console,
+        audit=assembly.audit,
+        mailer=mailer_from_config(cfg),
+        config=console_config(cfg),
+        registry=assembly.registry,
+        datasets=assembly.datasets,
+        adapters=assembly.adapters,
+        rules=assembly.rules,
+        engine=assembly.engine,
+        certificates=certificates,
+    )

@@ -1,0 +1,44 @@
+"""What the console's pages call: the services the composition root hands the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carewire.adapters.manager import AdapterManager
+from carewire.datasets.registry import Registry
+from carewire.datasets.service import DatasetService
+from carewire.mail import Mailer
+from carewire.rules.engine import RuleEngine
+from carewire.rules.service import RuleService
+from carewire.security.audit import AuditTrail
+from carewire.security.cert_manager import CertificateManager
+from carewire.security.console_auth import ConsoleAccounts, ConsoleConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleServices:
+    """What the console's pages call.
+
+    Attributes:
+        accounts: Console users, sessions and password resets.
+        audit: The audit trail (for the audit pages to come; accounts record their own acts).
+        mailer: Where reset links and confirmations go.
+        config: Timeouts and the address used in mailed links.
+        registry: Dataset definitions (None in tests of the sign-in pages alone).
+        datasets: Records.
+        adapters: Adapter kinds and instances.
+        rules: Rules.
+        engine: The rules engine (dry runs).
+        certificates: The XMPP certificate manager.
+    """
+
+    accounts: ConsoleAccounts
+    audit: AuditTrail
+    mailer: Mailer
+    config: ConsoleConfig
+    registry: Registry | None = None
+    datasets: DatasetService | None = None
+    adapters: AdapterManager | None = None
+    rules: RuleService | None = None
+    engine: RuleEngine | None = None
+    certificates: CertificateManager | None = None
