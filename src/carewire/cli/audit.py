@@ -1,106 +1,24 @@
 """``carewire audit``: verify the audit trail's chain, export a period's report, list entries.
 
-Also the CLI's own recording: every administrative act of the CLI (accounts,
-tokens, records, rules) is recorded as ``cli:<OS user>`` on channel ``cli``
-through :func:`record` and :class:`CliAudit`.
+The CLI's own acts are recorded through :mod:`carewire.cli.audit_trail`; an
+export is itself recorded, as done by ``cli:<OS user>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from carewire.cli.audit_trail import cli_actor
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 from carewire.errors import ValidationError
-from carewire.security.audit import AuditEvent, AuditTrail, Channel, ExportFormat, Outcome
-
-if TYPE_CHECKING:
-    from carewire.platform import Platform
-    from carewire.rules.service import RuleService
-    from carewire.storage import Database
-
-WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+from carewire.security.audit import Channel, ExportFormat, Outcome
 
 #: The period ``audit export`` reports on when no dates are given.
 DEFAULT_DAYS = 30
-
-
-def cli_actor() -> str:
-    """Who CLI acts are recorded as: ``cli:<OS user>`` (``cli`` when the user is unknown)."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-@dataclass(frozen=True, slots=True)
-class CliAudit:
-    """Records the CLI's acts on one audit trail."""
-
-    trail: AuditTrail
-
-    async def __call__(
-        self,
-        action: str,
-        target: str,
-        *,
-        outcome: Outcome = Outcome.SUCCESS,
-        details: Mapping[str, object] | None = None,
-    ) -> None:
-        """Record ``action`` on ``target`` (identifiers only, never values or secrets)."""
-        await self.trail.record(
-            AuditEvent(
-                actor=cli_actor(),
-                channel=Channel.CLI,
-                action=action,
-                target=target,
-                outcome=outcome,
-                details=details or {},
-            )
-        )
-
-
-def audit_on(db: Database) -> CliAudit:
-    """A recorder on ``db`` (for commands that do not open the whole platform)."""
-    from carewire.clock import SystemClock
-    from carewire.storage.audit import SqlAuditStore
-
-    return CliAudit(AuditTrail(SqlAuditStore(db), SystemClock()))
-
-
-async def record(
-    p: Platform, action: str, target: str, *, details: Mapping[str, object] | None = None
-) -> None:
-    """Record a successful CLI act on the platform's trail."""
-    await CliAudit(p.audit)(action, target, details=details)
-
-
-async def record_write(p: Platform, action: str, dataset: str, record_id: int) -> None:
-    """Record a record write by dataset and id only: values never reach the trail."""
-    details = {"dataset": dataset, "id": record_id}
-    await record(p, action, f"{dataset}/{record_id}", details=details)
-
-
-def rule_forms(rules: RuleService, names: Iterable[str]) -> dict[str, dict[str, object]]:
-    """The current form of the named rules that exist (for before/after details)."""
-    from carewire.rules.model import rule_to_data
-
-    wanted = set(names)
-    return {r.name: rule_to_data(r) for r in rules.list_rules() if r.name in wanted}
-
-
-# -- commands -------------------------------------------------------------------
-
-
-def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import run_with_platform
-
-    return run_with_platform(args, work)
 
 
 def parse_day(value: str, flag: str) -> date:
@@ -131,7 +49,7 @@ def period(first: str | None, last: str | None, today: date) -> tuple[datetime, 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check every entry's hash and link; exit 1 naming the first entry that breaks the chain."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         result = await p.audit.verify()
         if result.ok:
             print(f"{result.checked} entries, chain intact")
@@ -140,7 +58,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         print(f"{result.checked} entries checked", file=sys.stderr)
         return 1
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -148,7 +66,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     since, until = period(args.date_from, args.date_to, datetime.now(UTC).date())
     fmt = ExportFormat(args.format)
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         async def write(out: TextIO) -> int:
             return await p.audit.export(
                 since, until, fmt, out, actor=cli_actor(), channel=Channel.CLI
@@ -166,7 +84,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         print(f"{count} entries from {since:%Y-%m-%d} to {last:%Y-%m-%d} written to {args.output}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_audit_list(args: argparse.Namespace) -> int:
@@ -174,7 +92,7 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise ValidationError("--limit: expected a positive number")
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         entries, total = await p.audit.store.entries(
             actor=args.actor,
             action=args.action,
@@ -191,12 +109,10 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
         print(f"{len(entries)} of {total} entries", file=sys.stderr)
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
-def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], with_data_dir: WithDataDir
-) -> None:
+def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``audit verify|export|list`` under the top-level parser."""
     audit = sub.add_parser("audit", help="the audit trail", description="The audit trail.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")

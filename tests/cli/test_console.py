@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from carewire import cli_console
+from carewire.cli import console
+from carewire.cli.runtime import Services
 from carewire.config import render_default
 from carewire.mail import OutboxMailer
-from carewire.platform import open_platform
+from tests.cli.conftest import OnPlatform
 
 
 def run(data_dir: Path, *argv: str) -> int:
@@ -22,7 +23,7 @@ def run(data_dir: Path, *argv: str) -> int:
         sp.add_argument("--data-dir", default=str(data_dir))
         return sp
 
-    cli_console.add_commands(sub, with_data_dir)
+    console.register(sub, with_data_dir)
     args = parser.parse_args(list(argv))
     return int(args.func(args))
 
@@ -33,7 +34,9 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_console_users(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_users(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], on_platform: OnPlatform
+) -> None:
     assert run(data_dir, "console", "user", "list") == 0
     assert "no console users" in capsys.readouterr().out
     assert run(data_dir, "console", "user", "add", "Nina", "--role", "auditor",
@@ -52,17 +55,11 @@ def test_console_users(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     new = capsys.readouterr().out.split(": ")[1].split()[0]
     assert new != password
 
-    async def sign_in() -> str:
-        from carewire.config import load
+    async def sign_in(platform: Services) -> str:
+        session, _ = await platform.console.sign_in("nina", new)
+        return session.user.role.value
 
-        platform = await open_platform(load(data_dir, env={}).database_url)
-        try:
-            session, _ = await platform.console.sign_in("nina", new)
-            return session.user.role.value
-        finally:
-            await platform.close()
-
-    assert asyncio.run(sign_in()) == "auditor"
+    assert on_platform(data_dir, sign_in) == "auditor"
     with pytest.raises(SystemExit):
         run(data_dir, "console", "user", "add", "x", "--role", "king")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from carewire.cli import main
-from carewire.cli_audit import cli_actor, period
+from carewire.cli.audit import period
+from carewire.cli.audit_trail import cli_actor
 from carewire.errors import ValidationError
+from tests.cli.conftest import Run
 
 RULE: dict[str, object] = {
     "name": "bed-alert",
@@ -26,19 +27,6 @@ RULE: dict[str, object] = {
 }
 SECRET_VALUE = "Distinctive-Facility-Value-4711"
 PASSWORD = "Sup3r-Secret-Passw0rd"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    d = tmp_path / "data"
-    assert run(capsys, "init", "--data-dir", str(d), "--domain", "h.example")[0] == 0
-    return d
 
 
 def rows(data: Path, where: str = "1 = 1") -> list[sqlite3.Row]:
@@ -79,36 +67,30 @@ def test_period() -> None:
         period("2026-02-02", "2026-02-01", today)
 
 
-def test_cli_acts_are_recorded(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_acts_are_recorded(data: Path, tmp_path: Path, run: Run) -> None:
     d = ("--data-dir", str(data))
     actor = cli_actor()
-    assert run(capsys, "user", "add", "nurse.joy", "--password", PASSWORD, *d)[0] == 0
-    assert run(capsys, "user", "passwd", "nurse.joy", "--password", PASSWORD + "2", *d)[0] == 0
-    assert run(capsys, "user", "unlock", "nurse.joy", *d)[0] == 0
-    assert run(capsys, "user", "remove", "ghost", *d)[0] == 1
+    assert run("user", "add", "nurse.joy", "--password", PASSWORD, *d)[0] == 0
+    assert run("user", "passwd", "nurse.joy", "--password", PASSWORD + "2", *d)[0] == 0
+    assert run("user", "unlock", "nurse.joy", *d)[0] == 0
+    assert run("user", "remove", "ghost", *d)[0] == 1
     csv_file = tmp_path / "staff.csv"
     csv_file.write_text(f"login,password\nann,{PASSWORD}\nbob,{PASSWORD}\n")
-    assert run(capsys, "user", "import", str(csv_file), "--quiet", *d)[0] == 0
-    assert run(capsys, "user", "remove", "bob", *d)[0] == 0
-    code, token, _ = run(capsys, "token", "create", "gateway", "--role", "admin", *d)
+    assert run("user", "import", str(csv_file), "--quiet", *d)[0] == 0
+    assert run("user", "remove", "bob", *d)[0] == 0
+    code, token, _ = run("token", "create", "gateway", "--role", "admin", *d)
     assert code == 0
-    assert run(capsys, "token", "revoke", "gateway", *d)[0] == 0
-    code, out, err = run(
-        capsys, "records", "create", "FACILITIES", "--set", f"name={SECRET_VALUE}", *d
-    )
+    assert run("token", "revoke", "gateway", *d)[0] == 0
+    code, out, err = run("records", "create", "FACILITIES", "--set", f"name={SECRET_VALUE}", *d)
     assert code == 0, err
     rec_id = int(out.split("record ")[1].split()[0])
-    assert (
-        run(capsys, "records", "update", "FACILITIES", str(rec_id), "--set", "name=X", *d)[0] == 0
-    )
-    assert run(capsys, "records", "delete", "FACILITIES", str(rec_id), *d)[0] == 0
+    assert run("records", "update", "FACILITIES", str(rec_id), "--set", "name=X", *d)[0] == 0
+    assert run("records", "delete", "FACILITIES", str(rec_id), *d)[0] == 0
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump({"rules": [RULE]}))
-    assert run(capsys, "rules", "import", str(rules_file), *d)[0] == 0
-    assert run(capsys, "rules", "deactivate", "bed-alert", *d)[0] == 0
-    assert run(capsys, "rules", "delete", "bed-alert", *d)[0] == 0
+    assert run("rules", "import", str(rules_file), *d)[0] == 0
+    assert run("rules", "deactivate", "bed-alert", *d)[0] == 0
+    assert run("rules", "delete", "bed-alert", *d)[0] == 0
 
     got = [(r["action"], r["target"], r["outcome"]) for r in rows(data)]
     assert got == [
@@ -142,36 +124,34 @@ def test_cli_acts_are_recorded(
     for secret in (SECRET_VALUE, PASSWORD, token.strip()):
         assert secret not in everything
 
-    code, out, err = run(capsys, "audit", "verify", *d)
+    code, out, err = run("audit", "verify", *d)
     assert code == 0 and out.strip() == "15 entries, chain intact", (out, err)
-    code, out, err = run(capsys, "audit", "list", "--action", "rule", "--limit", "2", *d)
+    code, out, err = run("audit", "list", "--action", "rule", "--limit", "2", *d)
     assert code == 0 and "2 of 3 entries" in err
     assert "rule.delete" in out.splitlines()[0] and "rule.deactivate" in out.splitlines()[1]
-    code, out, err = run(capsys, "audit", "list", "--actor", "cli", "--outcome", "failure", *d)
+    code, out, err = run("audit", "list", "--actor", "cli", "--outcome", "failure", *d)
     assert code == 0 and "user.remove" in out and "ghost" in out and "1 of 1" in err
 
 
-def test_verify_names_the_first_bad_entry(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_names_the_first_bad_entry(data: Path, run: Run) -> None:
     d = ("--data-dir", str(data))
     for n in range(4):
-        assert run(capsys, "token", "create", f"t{n}", *d)[0] == 0
+        assert run("token", "create", f"t{n}", *d)[0] == 0
     [_, second, *_] = rows(data)
     execute(data, f"UPDATE audit_log SET target = 'other' WHERE id = {second['id']}")
-    code, out, err = run(capsys, "audit", "verify", *d)
+    code, out, err = run("audit", "verify", *d)
     assert code == 1
     assert f"chain broken at entry {second['id']}" in out and "edited" in out
     assert "2 entries checked" in err
 
 
-def test_export(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export(data: Path, tmp_path: Path, run: Run) -> None:
     d = ("--data-dir", str(data))
     for n in range(3):
-        assert run(capsys, "token", "create", f"t{n}", *d)[0] == 0
+        assert run("token", "create", f"t{n}", *d)[0] == 0
     today = datetime.now(UTC).date().isoformat()
     target = tmp_path / "report.csv"
-    code, out, err = run(
-        capsys, "audit", "export", "--from", today, "--to", today, "-o", str(target), *d
-    )
+    code, out, err = run("audit", "export", "--from", today, "--to", today, "-o", str(target), *d)
     assert code == 0, err
     # carewire init created the console's first administrator: the first entry
     assert out.strip() == f"4 entries from {today} to {today} written to {target}"
@@ -179,13 +159,13 @@ def test_export(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert [r["target"] for r in exported] == ["admin", "t0", "t1", "t2"]
     assert exported[1]["actor"] == cli_actor() and exported[1]["hash"] == rows(data)[1]["hash"]
 
-    code, out, _ = run(capsys, "audit", "export", "--format", "json", *d)  # the last 30 days
+    code, out, _ = run("audit", "export", "--format", "json", *d)  # the last 30 days
     lines = [json.loads(line) for line in out.splitlines()]
     actions = [x["action"] for x in lines]
     assert code == 0 and actions == ["console.user.create", *["token.create"] * 3, "audit.export"]
     assert lines[-1]["details"] == {"format": "csv", "entries": 4}
 
-    code, out, _ = run(capsys, "audit", "export", "--from", "2020-01-01", "--to", "2020-01-31", *d)
+    code, out, _ = run("audit", "export", "--from", "2020-01-01", "--to", "2020-01-31", *d)
     assert (
         code == 0
         and out.strip() == "id,at,actor,channel,action,target,outcome,remote_ip,details,hash"
@@ -193,7 +173,7 @@ def test_export(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     exports = rows(data, "action = 'audit.export'")
     assert len(exports) == 3
     assert exports[-1]["target"].startswith("2020-01-01T00:00:00+00:00/2020-02-01")
-    assert run(capsys, "audit", "verify", *d)[0] == 0
+    assert run("audit", "verify", *d)[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -206,16 +186,12 @@ def test_export(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         (("audit", "list", "--limit", "0"), "--limit"),
     ],
 )
-def test_errors_are_one_line(
-    data: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
-) -> None:
-    code, out, err = run(capsys, *args, "--data-dir", str(data))
+def test_errors_are_one_line(data: Path, run: Run, args: tuple[str, ...], message: str) -> None:
+    code, out, err = run(*args, "--data-dir", str(data))
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
 
 
-def test_audit_needs_an_initialised_data_dir(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(capsys, "audit", "verify", "--data-dir", str(tmp_path / "none"))
+def test_audit_needs_an_initialised_data_dir(tmp_path: Path, run: Run) -> None:
+    code, _, err = run("audit", "verify", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "carewire init" in err

@@ -14,17 +14,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, run_with_platform
 from carewire.clock import SystemClock
 from carewire.errors import ValidationError
 from carewire.security.audit import AuditTrail, Channel
 from carewire.security.cert_manager import Caller, CertificateDetails, CertificateManager
-
-if TYPE_CHECKING:
-    from carewire.platform import Platform
-
-WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 CLI = Caller(actor="cli", channel=Channel.CLI)
 RESTART_NOTE = "a running server uses it for new connections once restarted"
@@ -32,9 +27,7 @@ RESTART_NOTE = "a running server uses it for new connections once restarted"
 
 def _manager(args: argparse.Namespace, audit: AuditTrail | None = None) -> CertificateManager:
     """The installation's certificate manager (recording in ``audit``, if given)."""
-    from carewire.cli import _config
-
-    cfg = _config(args)
+    cfg = config(args)
     return CertificateManager(
         cfg.data_dir,
         cfg.server.domain,
@@ -47,9 +40,8 @@ def _manager(args: argparse.Namespace, audit: AuditTrail | None = None) -> Certi
 
 def _change(args: argparse.Namespace, work: Callable[[CertificateManager], Awaitable[int]]) -> int:
     """Run ``work`` with a manager that records in the installation's audit trail."""
-    from carewire.cli import run_with_platform
 
-    async def with_manager(platform: Platform) -> int:
+    async def with_manager(platform: Services) -> int:
         return await work(_manager(args, platform.audit))
 
     return run_with_platform(args, with_manager)
@@ -171,9 +163,7 @@ def cmd_cert_apns(args: argparse.Namespace) -> int:
     return _change(args, work)
 
 
-def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], with_data_dir: WithDataDir
-) -> None:
+def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``cert`` under the top-level parser."""
     cert = sub.add_parser("cert", help="the XMPP certificate", description=__doc__)
     csub = cert.add_subparsers(dest="cert_command", required=True, metavar="COMMAND")

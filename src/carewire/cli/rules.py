@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import yaml
 
-from carewire.cli_audit import record, rule_forms
+from carewire.cli.audit_trail import record, rule_forms
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 from carewire.errors import ValidationError
-from carewire.platform import Platform
 from carewire.rules.model import rule_from_data, rule_to_data
-
-WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
-
-
-def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import run_with_platform
-
-    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
     """List rules: id, name, dataset, adapter, action, active."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rules = p.rules.list_rules(args.dataset)
         if not rules:
             print("no rules")
@@ -45,26 +36,26 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
     """Show one rule as YAML."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rule = p.rules.find(args.name)
         if rule is None:
             raise ValidationError(f"no rule is named {args.name!r}")
         print(yaml.safe_dump(rule_to_data(rule), sort_keys=False, allow_unicode=True), end="")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_export(args: argparse.Namespace) -> int:
     """Write every rule (or one dataset's) as YAML to a file or standard output."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         data = {"rules": p.rules.export(args.dataset)}
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         if args.output:
@@ -74,7 +65,7 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def _read_rules(path: str) -> list[object]:
@@ -94,7 +85,7 @@ def cmd_rules_import(args: argparse.Namespace) -> int:
     """Create or update rules by name from a YAML file; nothing is saved if any rule is invalid."""
     items = _read_rules(args.file)
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         names = {str(item.get("name")) for item in items if isinstance(item, dict)}
         before = rule_forms(p.rules, names)
         created, updated = await p.rules.import_rules(items)
@@ -105,14 +96,14 @@ def cmd_rules_import(args: argparse.Namespace) -> int:
         print(f"{created} rule(s) created, {updated} updated")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
     """Check a YAML file of rules without saving anything."""
     items = _read_rules(args.file)
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         problems = []
         for i, item in enumerate(items, 1):
             try:
@@ -124,13 +115,13 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
         print(f"{len(items) - len(problems)} of {len(items)} rule(s) valid")
         return 1 if problems else 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_rules_delete(args: argparse.Namespace) -> int:
     """Delete a rule by name (its deferred firings are dropped)."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rule = p.rules.find(args.name)
         if rule is None or rule.id is None:
             raise ValidationError(f"no rule is named {args.name!r}")
@@ -141,11 +132,11 @@ def cmd_rules_delete(args: argparse.Namespace) -> int:
         print(f"rule {args.name} deleted")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def _set_active(args: argparse.Namespace, active: bool) -> int:
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rule = p.rules.find(args.name)
         if rule is None or rule.id is None:
             raise ValidationError(f"no rule is named {args.name!r}")
@@ -159,13 +150,13 @@ def _set_active(args: argparse.Namespace, active: bool) -> int:
         print(f"rule {args.name} {'activated' if active else 'deactivated'}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
 def cmd_adapter_list(args: argparse.Namespace) -> int:
     """List adapter instances ("Filter Disabled" unless --all)."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         shown = p.adapters.list(include_disabled=args.all, search=args.search or "")
         total = len(p.adapters.list())
         for c in shown:
@@ -173,12 +164,10 @@ def cmd_adapter_list(args: argparse.Namespace) -> int:
         print(f"{len(shown)} of {total}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True)
 
 
-def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], with_data_dir: WithDataDir
-) -> None:
+def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``rules`` and ``adapter`` under the top-level parser."""
     rules = sub.add_parser("rules", help="manage rules", description="Rules as code.")
     rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")

@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from carewire.cli import build_parser, main
-from carewire.config import load
-from carewire.platform import open_platform
+from carewire.cli import build_parser
 from carewire.security.tokens import Role, TokenInfo, token_digest
+from tests.cli.conftest import OnPlatform, Run
 from tests.serverproc import cli
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def domain() -> str:
+    return "test.localhost"
 
 
 @pytest.fixture
-def data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    d = tmp_path / "data"
-    assert run(capsys, "init", "--data-dir", str(d), "--domain", "test.localhost")[0] == 0
-    return d
-
-
-@pytest.fixture
-def ward(data: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+def ward(data: Path, run: Run) -> Path:
     """``data`` with facility Main (record 1) and its rooms 101 and 102 (records 1 and 2)."""
     d = ("--data-dir", str(data))
-    assert run(capsys, "records", "create", "FACILITIES", "--set", "name=Main", *d)[0] == 0
+    assert run("records", "create", "FACILITIES", "--set", "name=Main", *d)[0] == 0
     for number in ("101", "102"):
         code, _, err = run(
-            capsys,
             "records",
             "create",
             "ROOMS",
@@ -57,8 +47,8 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_dataset_list(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "dataset", "list", "--data-dir", str(data))
+def test_dataset_list(data: Path, run: Run) -> None:
+    code, out, _ = run("dataset", "list", "--data-dir", str(data))
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"]
@@ -68,8 +58,8 @@ def test_dataset_list(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "stores all information for beds" in beds
 
 
-def test_dataset_show(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "dataset", "show", "BEDS", "--data-dir", str(data))
+def test_dataset_show(data: Path, run: Run) -> None:
+    code, out, _ = run("dataset", "show", "BEDS", "--data-dir", str(data))
     assert code == 0
     assert out.startswith("BEDS (built-in): stores all information for beds")
     rows = [line.split() for line in out.splitlines()]
@@ -80,16 +70,15 @@ def test_dataset_show(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ["locs", "m:n", "LOCATIONS.places"] in rows
 
 
-def test_dataset_show_unknown(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "dataset", "show", "NOPE", "--data-dir", str(data))
+def test_dataset_show_unknown(data: Path, run: Run) -> None:
+    code, out, err = run("dataset", "show", "NOPE", "--data-dir", str(data))
     assert code == 2 and out == ""
     assert one_error_line(err) == "error: unknown dataset 'NOPE'"
 
 
-def test_records_create(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_create(ward: Path, run: Run) -> None:
     d = ("--data-dir", str(ward))
     code, out, _ = run(
-        capsys,
         "records",
         "create",
         "BEDS",
@@ -106,11 +95,8 @@ def test_records_create(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sorted(line.split() for line in lines[3:]) == [["bed_number", "A"], ["room", "1"]]
 
 
-def test_records_create_typed_values_as_json(
-    data: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_records_create_typed_values_as_json(data: Path, run: Run) -> None:
     code, out, _ = run(
-        capsys,
         "records",
         "create",
         "CALL_LOG_HISTORY",
@@ -135,8 +121,8 @@ def test_records_create_typed_values_as_json(
     }
 
 
-def test_records_list(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "records", "list", "ROOMS", "--data-dir", str(ward))
+def test_records_list(ward: Path, run: Run) -> None:
+    code, out, err = run("records", "list", "ROOMS", "--data-dir", str(ward))
     assert code == 0
     assert [line.split() for line in out.splitlines()] == [
         ["ID", "ROOM_NUMBER", "FACILITY", "UNIT"],
@@ -146,9 +132,9 @@ def test_records_list(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert err.strip() == "1–2 of 2 records"
 
 
-def test_records_list_json_filter_sort_page(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_list_json_filter_sort_page(ward: Path, run: Run) -> None:
     d = ("--data-dir", str(ward))
-    code, out, _ = run(capsys, "records", "list", "ROOMS", "--sort=-room_number", "--json", *d)
+    code, out, _ = run("records", "list", "ROOMS", "--sort=-room_number", "--json", *d)
     assert code == 0
     page = json.loads(out)
     assert (page["total"], page["offset"], page["limit"]) == (2, 0, 100)
@@ -158,7 +144,6 @@ def test_records_list_json_filter_sort_page(ward: Path, capsys: pytest.CaptureFi
         "values": {"room_number": "102", "facility": 1, "unit": None},
     }
     code, out, _ = run(
-        capsys,
         "records",
         "list",
         "ROOMS",
@@ -176,14 +161,14 @@ def test_records_list_json_filter_sort_page(ward: Path, capsys: pytest.CaptureFi
     page = json.loads(out)
     assert (page["total"], page["offset"], page["limit"]) == (2, 1, 1)
     assert [r["id"] for r in page["records"]] == [2]
-    code, out, err = run(capsys, "records", "list", "ROOMS", "--filter", "room_number=999", *d)
+    code, out, err = run("records", "list", "ROOMS", "--filter", "room_number=999", *d)
     assert code == 0 and out.split() == ["ID", "ROOM_NUMBER", "FACILITY", "UNIT"]
     assert err.strip() == "0 of 0 records"
 
 
-def test_records_get(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_get(ward: Path, run: Run) -> None:
     d = ("--data-dir", str(ward))
-    code, out, _ = run(capsys, "records", "get", "ROOMS", "2", *d)
+    code, out, _ = run("records", "get", "ROOMS", "2", *d)
     assert code == 0
     assert [line.split() for line in out.splitlines()] == [
         ["FIELD", "VALUE"],
@@ -192,27 +177,24 @@ def test_records_get(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
         ["facility", "1"],
         ["unit"],
     ]
-    code, out, _ = run(capsys, "records", "get", "ROOMS", "2", "--json", *d)
+    code, out, _ = run("records", "get", "ROOMS", "2", "--json", *d)
     assert json.loads(out) == {
         "id": 2,
         "values": {"room_number": "102", "facility": 1, "unit": None},
     }
-    code, out, err = run(capsys, "records", "get", "ROOMS", "99", *d)
+    code, out, err = run("records", "get", "ROOMS", "99", *d)
     assert code == 2 and one_error_line(err) == "error: ROOMS record 99 does not exist"
 
 
-def test_records_upsert_and_update(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_upsert_and_update(ward: Path, run: Run) -> None:
     d = ("--data-dir", str(ward))
-    code, out, _ = run(capsys, "records", "upsert", "FACILITIES", "--set", "name=Main", *d)
+    code, out, _ = run("records", "upsert", "FACILITIES", "--set", "name=Main", *d)
     assert code == 0 and out.splitlines()[0] == "saved FACILITIES record 1"
-    code, out, _ = run(
-        capsys, "records", "upsert", "FACILITIES", "--set", "name=East", "--json", *d
-    )
+    code, out, _ = run("records", "upsert", "FACILITIES", "--set", "name=East", "--json", *d)
     assert code == 0 and json.loads(out)["id"] == 2
-    code, out, _ = run(capsys, "records", "update", "ROOMS", "1", "--set", "room_number=101A", *d)
+    code, out, _ = run("records", "update", "ROOMS", "1", "--set", "room_number=101A", *d)
     assert code == 0 and out.splitlines()[0] == "updated ROOMS record 1"
     code, out, _ = run(
-        capsys,
         "records",
         "update",
         "ROOMS",
@@ -225,7 +207,6 @@ def test_records_upsert_and_update(ward: Path, capsys: pytest.CaptureFixture[str
     assert code == 0
     assert json.loads(out)["values"] == {"room_number": "101A", "facility": 2, "unit": None}
     code, _, err = run(
-        capsys,
         "records",
         "update",
         "ROOMS",
@@ -239,15 +220,15 @@ def test_records_upsert_and_update(ward: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and "already has the key" in one_error_line(err)
 
 
-def test_records_delete(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_delete(ward: Path, run: Run) -> None:
     d = ("--data-dir", str(ward))
-    code, _, err = run(capsys, "records", "delete", "FACILITIES", "1", *d)
+    code, _, err = run("records", "delete", "FACILITIES", "1", *d)
     assert code == 2 and "still linked from ROOMS.facility (2)" in one_error_line(err)
     for rid in ("1", "2"):
-        code, out, _ = run(capsys, "records", "delete", "ROOMS", rid, *d)
+        code, out, _ = run("records", "delete", "ROOMS", rid, *d)
         assert code == 0 and out.strip() == f"deleted ROOMS record {rid}"
-    assert run(capsys, "records", "delete", "FACILITIES", "1", *d)[0] == 0
-    code, _, err = run(capsys, "records", "delete", "FACILITIES", "1", *d)
+    assert run("records", "delete", "FACILITIES", "1", *d)[0] == 0
+    code, _, err = run("records", "delete", "FACILITIES", "1", *d)
     assert code == 2 and "does not exist" in one_error_line(err)
 
 
@@ -279,9 +260,9 @@ def test_records_delete(ward: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_record_errors_are_one_line(
-    ward: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+    ward: Path, run: Run, args: tuple[str, ...], message: str
 ) -> None:
-    code, out, err = run(capsys, *args, "--data-dir", str(ward))
+    code, out, err = run(*args, "--data-dir", str(ward))
     assert code == 2 and out == ""
     assert message in one_error_line(err)
 
@@ -292,32 +273,31 @@ def test_no_traceback_from_the_real_command(data: Path) -> None:
     assert one_error_line(r.stderr) == "error: unknown dataset 'NOPE'"
 
 
-def _verify(data: Path, token: str) -> TokenInfo:
-    async def work() -> TokenInfo:
-        platform = await open_platform(load(data).database_url)
-        try:
-            return await platform.tokens.verify(token)
-        finally:
-            await platform.close()
+@pytest.fixture
+def verify(on_platform: OnPlatform) -> Callable[[Path, str], TokenInfo]:
+    """Checks a token on the platform of a data directory."""
 
-    return asyncio.run(work())
+    def check(data: Path, token: str) -> TokenInfo:
+        return on_platform(data, lambda platform: platform.tokens.verify(token))
+
+    return check
 
 
-def test_tokens(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tokens(data: Path, run: Run, verify: Callable[[Path, str], TokenInfo]) -> None:
     d = ("--data-dir", str(data))
-    code, out, err = run(capsys, "token", "create", "gateway", "--role", "admin", *d)
+    code, out, err = run("token", "create", "gateway", "--role", "admin", *d)
     assert code == 0
     token = out.strip()
     assert re.fullmatch(r"cw_[A-Za-z0-9_-]{43}", token)
     assert "cannot be shown again" in err and token not in err
-    assert _verify(data, token).role is Role.ADMIN
-    code, out, _ = run(capsys, "token", "create", "dashboard", *d)
+    assert verify(data, token).role is Role.ADMIN
+    code, out, _ = run("token", "create", "dashboard", *d)
     reader = out.strip()
-    assert _verify(data, reader).role is Role.READ_ONLY
+    assert verify(data, reader).role is Role.READ_ONLY
     stored = b"".join(p.read_bytes() for p in data.rglob("carewire.db*"))
     assert token.encode() not in stored and token_digest(token).encode() in stored
 
-    code, out, _ = run(capsys, "token", "list", *d)
+    code, out, _ = run("token", "list", *d)
     rows = [line.split() for line in out.splitlines()]
     assert rows[0] == ["NAME", "ROLE", "CREATED", "LAST", "USED", "STATE"]
     assert [(r[0], r[1], r[-1]) for r in rows[1:]] == [
@@ -326,12 +306,12 @@ def test_tokens(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert token not in out
 
-    code, out, _ = run(capsys, "token", "revoke", "gateway", *d)
+    code, out, _ = run("token", "revoke", "gateway", *d)
     assert code == 0 and out.strip() == "revoked API token 'gateway'"
-    code, out, _ = run(capsys, "token", "list", *d)
+    code, out, _ = run("token", "list", *d)
     assert "revoked" in next(line for line in out.splitlines() if line.startswith("gateway"))
     with pytest.raises(Exception, match="revoked"):
-        _verify(data, token)
+        verify(data, token)
 
 
 @pytest.mark.parametrize(
@@ -343,18 +323,14 @@ def test_tokens(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (("token", "create", "a\tb"), "printable"),
     ],
 )
-def test_token_errors(
-    data: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
-) -> None:
-    assert run(capsys, "token", "create", "dashboard", "--data-dir", str(data))[0] == 0
-    code, _, err = run(capsys, *args, "--data-dir", str(data))
+def test_token_errors(data: Path, run: Run, args: tuple[str, ...], message: str) -> None:
+    assert run("token", "create", "dashboard", "--data-dir", str(data))[0] == 0
+    code, _, err = run(*args, "--data-dir", str(data))
     assert code == 2 and message in one_error_line(err)
 
 
-def test_commands_need_an_initialised_dir(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(capsys, "token", "list", "--data-dir", str(tmp_path / "none"))
+def test_commands_need_an_initialised_dir(tmp_path: Path, run: Run) -> None:
+    code, _, err = run("token", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "carewire init" in one_error_line(err)
 
 

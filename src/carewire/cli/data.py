@@ -3,7 +3,9 @@
 They read and write through the same services as the REST API (validation, one
 transaction per write, rules after commit) on the database of ``--data-dir``, as
 ``cli``, and recorded in the audit trail (record writes by dataset and id only).
-Errors print one line to stderr and exit 2 (see :func:`carewire.cli.main`).
+Every write lets the rules it triggered fire before the command exits (the
+server's scheduler runs the firings a rule deferred). Errors print one line to
+stderr and exit 2 (see :func:`carewire.cli.main`).
 """
 
 from __future__ import annotations
@@ -11,39 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from carewire.cli_audit import record, record_write
+from carewire.cli.audit_trail import record, record_write
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 from carewire.datasets.model import Dataset, Origin, Record, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
 from carewire.datasets.values import to_json
 from carewire.errors import ValidationError
 
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from carewire.platform import Platform
-
-    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-
-Work = Callable[["Platform"], Awaitable[int]]
-AddDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
-
 #: Who CLI writes are recorded as.
 CLI_ORIGIN = Origin(actor="cli")
 _YES = {True: "yes", False: ""}
-
-
-def _run(args: argparse.Namespace, work: Work) -> int:
-    """Open the platform of ``--data-dir``, run ``work``, let the rules it triggered fire, close.
-
-    Only the rule worker runs: the server's scheduler runs the firings a rule deferred.
-    """
-    from carewire.cli import run_with_platform
-
-    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
@@ -82,7 +64,7 @@ def _print_record(rec: Record, *, as_json: bool, verb: str = "") -> None:
 def cmd_dataset_list(args: argparse.Namespace) -> int:
     """List the datasets with their number of attributes and links."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rows = [
             (d.name, len(d.attributes), len(d.links), _YES[d.is_builtin], d.description)
             for d in p.registry.all()
@@ -90,7 +72,7 @@ def cmd_dataset_list(args: argparse.Namespace) -> int:
         _table(rows, ("NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"))
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def show_dataset(ds: Dataset) -> None:
@@ -117,11 +99,11 @@ def show_dataset(ds: Dataset) -> None:
 def cmd_dataset_show(args: argparse.Namespace) -> int:
     """Show a dataset's attributes and links."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         show_dataset(p.registry.get(args.name))
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 # -- records ------------------------------------------------------------------
@@ -163,7 +145,7 @@ def cmd_records_list(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         ds = p.registry.get(args.dataset)
         page = await p.datasets.query(ds.name, query)
         if args.json:
@@ -179,17 +161,17 @@ def cmd_records_list(args: argparse.Namespace) -> int:
         print(f"{shown} of {page.total} records", file=sys.stderr)
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def cmd_records_get(args: argparse.Namespace) -> int:
     """Show one record."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         _print_record(await p.datasets.get(args.dataset, args.id), as_json=args.json)
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def cmd_records_create(args: argparse.Namespace) -> int:
@@ -205,7 +187,7 @@ def cmd_records_upsert(args: argparse.Namespace) -> int:
 def _save(args: argparse.Namespace, *, is_upsert: bool) -> int:
     values = parse_values(args.set, args.json_values)
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         save = p.datasets.upsert if is_upsert else p.datasets.create
         rec = await save(args.dataset, values, origin=CLI_ORIGIN)
         await record_write(
@@ -214,32 +196,32 @@ def _save(args: argparse.Namespace, *, is_upsert: bool) -> int:
         _print_record(rec, as_json=args.json, verb="saved" if is_upsert else "created")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def cmd_records_update(args: argparse.Namespace) -> int:
     """Change some fields of a record; the others keep their values."""
     values = parse_values(args.set, args.json_values)
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rec = await p.datasets.update(args.dataset, args.id, values, origin=CLI_ORIGIN)
         await record_write(p, "record.update", rec.dataset, rec.id)
         _print_record(rec, as_json=args.json, verb="updated")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def cmd_records_delete(args: argparse.Namespace) -> int:
     """Delete a record (refused while other records link to it)."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         await p.datasets.delete(args.dataset, args.id, origin=CLI_ORIGIN)
         await record_write(p, "record.delete", p.registry.get(args.dataset).name, args.id)
         print(f"deleted {args.dataset} record {args.id}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 # -- token --------------------------------------------------------------------
@@ -249,7 +231,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     """Create an API token and print it (once: it cannot be shown again)."""
     from carewire.security.tokens import Role
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         info, plaintext = await p.tokens.create(args.name, Role(args.role))
         await record(p, "token.create", info.name, details={"role": info.role.value})
         print(plaintext)
@@ -260,7 +242,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def _when(at: datetime | None) -> str:
@@ -270,7 +252,7 @@ def _when(at: datetime | None) -> str:
 def cmd_token_list(args: argparse.Namespace) -> int:
     """List API tokens (names and roles; the tokens themselves are not stored)."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         rows = [
             (
                 t.name,
@@ -284,25 +266,25 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         _table(rows, ("NAME", "ROLE", "CREATED", "LAST USED", "STATE"))
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     """Revoke an API token; requests using it fail from now on."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         info = await p.tokens.revoke(args.name)
         await record(p, "token.revoke", info.name)
         print(f"revoked API token {info.name!r}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
 # -- parser -------------------------------------------------------------------
 
 
-def add_commands(sub: Subparsers, with_data_dir: AddDataDir) -> None:
+def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``dataset``, ``records`` and ``token`` on the ``carewire`` parser."""
     ds = sub.add_parser("dataset", help="inspect datasets", description="Dataset definitions.")
     dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -315,7 +297,7 @@ def add_commands(sub: Subparsers, with_data_dir: AddDataDir) -> None:
 
 def _command(
     group: Subparsers,
-    with_data_dir: AddDataDir,
+    with_data_dir: WithDataDir,
     name: str,
     func: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
@@ -326,7 +308,7 @@ def _command(
     return sp
 
 
-def _add_records(sub: Subparsers, with_data_dir: AddDataDir) -> None:
+def _add_records(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     rec = sub.add_parser("records", help="read and write records", description="Dataset records.")
     rsub = rec.add_subparsers(dest="records_command", required=True, metavar="ACTION")
     ls = _command(rsub, with_data_dir, "list", cmd_records_list)
@@ -378,7 +360,7 @@ def _add_value_arguments(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_tokens(sub: Subparsers, with_data_dir: AddDataDir) -> None:
+def _add_tokens(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     tok = sub.add_parser("token", help="manage API tokens", description="REST API tokens.")
     tsub = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = _command(tsub, with_data_dir, "create", cmd_token_create)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from carewire.cli import main
+from tests.cli.conftest import Run
 
 ALERT_RULE: dict[str, object] = {
     "name": "bed-alert",
@@ -25,65 +24,48 @@ ALERT_RULE: dict[str, object] = {
 }
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    d = tmp_path / "data"
-    assert run(capsys, "init", "--data-dir", str(d), "--domain", "h.example")[0] == 0
-    return d
-
-
 def _write(path: Path, rules: list[Any]) -> str:
     path.write_text(yaml.safe_dump({"rules": rules}))
     return str(path)
 
 
-def test_adapter_list_shows_the_default_adapters(
-    data: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run(capsys, "adapter", "list", "--all", "--data-dir", str(data))
+def test_adapter_list_shows_the_default_adapters(data: Path, run: Run) -> None:
+    code, out, _ = run("adapter", "list", "--all", "--data-dir", str(data))
     assert code == 0
     assert "XMPP" in out and "DataUpdate" in out and "2 of 2" in out
-    code, out, _ = run(capsys, "adapter", "list", "--search", "data", "--data-dir", str(data))
+    code, out, _ = run("adapter", "list", "--search", "data", "--data-dir", str(data))
     assert "DataUpdate" in out and "XMPP " not in out and "1 of 2" in out
 
 
-def test_import_export_round_trip(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_import_export_round_trip(data: Path, tmp_path: Path, run: Run) -> None:
     path = _write(tmp_path / "rules.yaml", [ALERT_RULE])
-    code, out, err = run(capsys, "rules", "validate", path, "--data-dir", str(data))
+    code, out, err = run("rules", "validate", path, "--data-dir", str(data))
     assert code == 0, err
     assert "1 of 1 rule(s) valid" in out
-    code, out, _ = run(capsys, "rules", "import", path, "--data-dir", str(data))
+    code, out, _ = run("rules", "import", path, "--data-dir", str(data))
     assert code == 0 and "1 rule(s) created, 0 updated" in out
-    code, out, _ = run(capsys, "rules", "import", path, "--data-dir", str(data))
+    code, out, _ = run("rules", "import", path, "--data-dir", str(data))
     assert "0 rule(s) created, 1 updated" in out
 
     exported = tmp_path / "out.yaml"
-    code, out, _ = run(capsys, "rules", "export", "-o", str(exported), "--data-dir", str(data))
+    code, out, _ = run("rules", "export", "-o", str(exported), "--data-dir", str(data))
     assert code == 0 and "1 rule(s) written" in out
     [rule] = yaml.safe_load(exported.read_text())["rules"]
     assert rule["name"] == "bed-alert" and rule["settings"]["ttl"] == 10
     assert rule["trigger"] == {"create": True, "update": False, "attributes": []}
 
-    code, out, _ = run(capsys, "rules", "list", "--data-dir", str(data))
+    code, out, _ = run("rules", "list", "--data-dir", str(data))
     assert "bed-alert" in out and "Send Alert" in out and "yes" in out
-    assert run(capsys, "rules", "deactivate", "bed-alert", "--data-dir", str(data))[0] == 0
-    code, out, _ = run(capsys, "rules", "show", "bed-alert", "--data-dir", str(data))
+    assert run("rules", "deactivate", "bed-alert", "--data-dir", str(data))[0] == 0
+    code, out, _ = run("rules", "show", "bed-alert", "--data-dir", str(data))
     assert "active: false" in out
-    assert run(capsys, "rules", "delete", "bed-alert", "--data-dir", str(data))[0] == 0
-    code, out, _ = run(capsys, "rules", "list", "--data-dir", str(data))
+    assert run("rules", "delete", "bed-alert", "--data-dir", str(data))[0] == 0
+    code, out, _ = run("rules", "list", "--data-dir", str(data))
     assert "no rules" in out
 
 
 def test_invalid_rules_are_reported_and_nothing_is_saved(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: Path, tmp_path: Path, run: Run
 ) -> None:
     broken: dict[str, object] = {
         "name": "leave",
@@ -95,31 +77,27 @@ def test_invalid_rules_are_reported_and_nothing_is_saved(
     bad_path["settings"]["subject"] = "#{room.nope}"  # type: ignore[index]
     path = _write(tmp_path / "rules.yaml", [ALERT_RULE, broken, bad_path])
 
-    code, out, err = run(capsys, "rules", "validate", path, "--data-dir", str(data))
+    code, out, err = run("rules", "validate", path, "--data-dir", str(data))
     assert code == 1
     assert "1 of 3 rule(s) valid" in out
     assert "Required: Recipients" in err and "Required: Conversation" in err
     assert "nope" in err
 
-    code, _, err = run(capsys, "rules", "import", path, "--data-dir", str(data))
+    code, _, err = run("rules", "import", path, "--data-dir", str(data))
     assert code == 2
     assert "#2" in err and "#3" in err and "Traceback" not in err
-    assert "no rules" in run(capsys, "rules", "list", "--data-dir", str(data))[1]
+    assert "no rules" in run("rules", "list", "--data-dir", str(data))[1]
 
 
-def test_unreadable_or_malformed_files(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(
-        capsys, "rules", "import", str(tmp_path / "missing.yaml"), "--data-dir", str(data)
-    )
+def test_unreadable_or_malformed_files(data: Path, tmp_path: Path, run: Run) -> None:
+    code, _, err = run("rules", "import", str(tmp_path / "missing.yaml"), "--data-dir", str(data))
     assert code == 2 and "cannot read" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [unclosed")
-    code, _, err = run(capsys, "rules", "import", str(bad), "--data-dir", str(data))
+    code, _, err = run("rules", "import", str(bad), "--data-dir", str(data))
     assert code == 2 and "not valid YAML" in err
     bad.write_text("just: a mapping")
-    code, _, err = run(capsys, "rules", "import", str(bad), "--data-dir", str(data))
+    code, _, err = run("rules", "import", str(bad), "--data-dir", str(data))
     assert code == 2 and "expected a list of rules" in err
-    code, _, err = run(capsys, "rules", "show", "nothing", "--data-dir", str(data))
+    code, _, err = run("rules", "show", "nothing", "--data-dir", str(data))
     assert code == 2 and "no rule is named 'nothing'" in err

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, run_with_platform
 from carewire.mail import read_outbox
-from carewire.platform import Platform
 from carewire.security.console_auth import Role
-
-WithDataDir = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
-
-
-def _run(args: argparse.Namespace, work: Callable[[Platform], Awaitable[int]]) -> int:
-    from carewire.cli import run_with_platform
-
-    return run_with_platform(args, work)
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     """Create a console user with a one-time password (printed once)."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         user, password = await p.console.create_user(
             args.name, Role(args.role), email=args.email or None
         )
@@ -35,13 +26,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print("  (shown only now; it must be changed at the first sign-in)")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     """List console users: username, role, e-mail, state."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         users = await p.console.list_users()
         if not users:
             print("no console users")
@@ -56,37 +47,35 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             print(f"{u.username:<24} {u.role.value:<13} {u.email or '-':<32} {state}")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     """Unlock a console user locked after repeated failed sign-ins."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         user = await p.console.unlock(args.name)
         print(f"console user {user.username} unlocked")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     """Give a console user a new one-time password (printed once); ends its sessions."""
 
-    async def work(p: Platform) -> int:
+    async def work(p: Services) -> int:
         password = await p.console.reset_password(args.name)
         print(f"new one-time password for {args.name}: {password}")
         print("(shown only now; it must be changed at the next sign-in)")
         return 0
 
-    return _run(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_mail_outbox(args: argparse.Namespace) -> int:
     """List the mail written to DATA/outbox/ (no SMTP server configured), or show one."""
-    from carewire.cli import _config
-
-    cfg = _config(args)
+    cfg = config(args)
     entries = read_outbox(cfg.outbox_dir)
     if args.show is not None:
         if not 1 <= args.show <= len(entries):
@@ -103,9 +92,7 @@ def cmd_mail_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], with_data_dir: WithDataDir
-) -> None:
+def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``console`` and ``mail`` under the top-level parser."""
     console = sub.add_parser("console", help="the web console", description="The web console.")
     csub = console.add_subparsers(dest="console_command", required=True, metavar="COMMAND")

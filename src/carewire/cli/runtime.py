@@ -1,0 +1,147 @@
+"""What every ``carewire`` command stands on: its data directory, configuration and database.
+
+A command finds its installation through ``--data-dir`` (default ``./data`` or
+``$CAREWIRE_DATA_DIR``) and reaches the installation's services only through
+:func:`run_with_platform` (every service, built by the composition root
+:mod:`carewire.assembly`) or :func:`run_with_accounts` (the XMPP accounts
+and the audit trail, from the same assembly): this module is the one place
+where the CLI opens the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from carewire.config import CONFIG_FILE, Config, load
+from carewire.errors import ConfigError
+
+if TYPE_CHECKING:
+    from carewire.assembly import Assembly
+    from carewire.cli.audit_trail import CliAudit
+    from carewire.core.accounts import AccountService
+
+#: What :func:`run_with_platform` hands a command: the installation's services.
+Services: TypeAlias = "Assembly"
+#: The ``carewire`` parser's sub-command group, on which each command group registers.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+#: Adds ``--data-dir`` to a sub-command's parser and returns the parser.
+WithDataDir: TypeAlias = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+
+T = TypeVar("T")
+
+
+def add_data_dir(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give the sub-command ``sp`` the ``--data-dir`` option; returns ``sp``."""
+    sp.add_argument("--data-dir", help="data directory (default ./data or $CAREWIRE_DATA_DIR)")
+    return sp
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    """The data directory: ``--data-dir``, else ``$CAREWIRE_DATA_DIR``, else ``./data``."""
+    return Path(args.data_dir or os.environ.get("CAREWIRE_DATA_DIR") or "data")
+
+
+def config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """The configuration of the data directory (with ``overrides`` by section).
+
+    Raises:
+        ConfigError: The directory is not initialised, or its configuration is invalid.
+    """
+    where = data_dir(args)
+    if not (where / CONFIG_FILE).exists():
+        raise ConfigError(
+            f"{where}/{CONFIG_FILE} not found: "
+            f"run 'carewire init --data-dir {where} --domain DOMAIN' first"
+        )
+    return load(where, overrides=overrides)
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """``--password``, else a line of standard input, else asked for twice on the terminal.
+
+    Raises:
+        ConfigError: Nothing on standard input, or the two typed passwords differ.
+    """
+    if args.password is not None:
+        return str(args.password)
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
+            raise ConfigError("no password given: use --password or type it on standard input")
+        return line
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise ConfigError("the passwords do not match")
+    return first
+
+
+def run_with_platform(
+    args: argparse.Namespace,
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    with_defaults: bool = False,
+    fire_rules: bool = False,
+) -> T:
+    """Assemble the services of ``--data-dir`` (migrating first), run ``work``, close them.
+
+    No XMPP server runs in the CLI: the XMPP adapter's firings are handed over
+    to the running server's scheduler.
+
+    Args:
+        args: The parsed command line (for ``--data-dir``).
+        work: The command's body.
+        with_defaults: Create the default adapters first on a new installation.
+        fire_rules: Run the rule worker, and let the rules ``work``'s writes triggered
+            fire before closing (deferred firings are left to the server's scheduler).
+
+    Returns:
+        What ``work`` returned.
+    """
+    from carewire.assembly import assemble, options_from_config
+
+    cfg = config(args)
+
+    async def main() -> T:
+        services = await assemble(options_from_config(cfg, is_server=False))
+        try:
+            if with_defaults:
+                await services.ensure_default_adapters(cfg.server.domain)
+            if not fire_rules:
+                return await work(services)
+            await services.engine.start(scheduler=False)
+            try:
+                return await work(services)
+            finally:
+                await services.engine.drain()
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+def run_with_accounts(
+    args: argparse.Namespace, work: Callable[[AccountService, CliAudit], Awaitable[T]]
+) -> T:
+    """Run ``work`` with the XMPP accounts of ``--data-dir`` (see :func:`run_with_platform`).
+
+    Args:
+        args: The parsed command line (for ``--data-dir``).
+        work: The command's body, given the account service and the recorder of
+            the CLI's acts on the installation's audit trail.
+
+    Returns:
+        What ``work`` returned.
+    """
+    from carewire.cli.audit_trail import CliAudit
+
+    async def on(services: Services) -> T:
+        return await work(services.accounts, CliAudit(services.audit))
+
+    return run_with_platform(args, on)
