@@ -6,7 +6,7 @@ DATA   ?= data
 DOMAIN ?= carewire.localhost
 PYTEST_WORKERS ?= auto
 
-.PHONY: run demo test check coverage bench clean venv dev-venv
+.PHONY: run demo test test-fast check coverage bench clean venv dev-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo: $(VENV)/.installed
 ## make test: the whole suite, in parallel.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## make test-fast: the inner loop: everything but slow (server subprocesses, fuzzing) and e2e tests.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not e2e" $(PYTEST_ARGS)
 
 ## make coverage: the suite under coverage, including the server subprocesses it starts.
 coverage: $(VENV)/.installed-dev

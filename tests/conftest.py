@@ -1,16 +1,30 @@
-"""Suite-wide fixtures and the PostgreSQL switch.
+"""Suite-wide fixtures, the PostgreSQL switch and the ``slow``/``e2e`` markers.
 
 PostgreSQL variants run only when ``CAREWIRE_TEST_PG_URL`` is set (``.ci/run``
 sets it); without it they are skipped, and the run says so loudly.
+
+``make test-fast`` leaves out tests marked ``slow`` or ``e2e``. They are marked
+here by path, so a new file under ``tests/interop/`` or ``tests/e2e/`` is
+marked without anyone remembering to.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 PG_URL_ENV = "CAREWIRE_TEST_PG_URL"
+
+_TESTS = Path(__file__).parent
+#: Every test under these directories gets the marker: interop tests start a real server
+#: subprocess, e2e tests drive the console in Chromium.
+_DIRECTORY_MARKERS = {"interop": "slow", "e2e": "e2e"}
+#: Modules whose every test is slow: ``carewire serve`` subprocesses, the OpenAPI fuzz run.
+_SLOW_MODULES = frozenset({"test_serve_errors.py", "web/test_api_fuzz.py"})
+#: Single tests that took more than 3 s on their own (``--durations``, 2 cores).
+_SLOW_TESTS = frozenset({"xmpp/test_xml.py::test_round_trip_as_document"})
 
 
 def pg_base_url() -> str | None:
@@ -32,3 +46,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"PostgreSQL variants were SKIPPED ({PG_URL_ENV} not set)", yellow=True
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` and ``e2e`` tests by where they live (see the module docstring)."""
+    for item in items:
+        try:
+            path = item.path.relative_to(_TESTS)
+        except ValueError:
+            continue
+        module = path.as_posix()
+        marker = _DIRECTORY_MARKERS.get(path.parts[0])
+        if marker is not None:
+            item.add_marker(marker)
+        name = item.originalname if isinstance(item, pytest.Function) else item.name
+        if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
+            item.add_marker("slow")

@@ -23,9 +23,9 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, async_playwright
 
+from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import SystemClock
 from carewire.mail import OutboxMailer
-from carewire.platform import Platform, open_platform
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import ensure_certificate
 from carewire.security.console_auth import ConsoleConfig
@@ -64,7 +64,7 @@ class Served:
     """
 
     base_url: str
-    platform: Platform
+    platform: Assembly
     outbox: Path
 
 
@@ -73,7 +73,7 @@ async def serve_console(tmp_path: Path, session_timeout: timedelta) -> AsyncIter
     """Serve the console over TLS on 127.0.0.1 until the block ends."""
     cert, key = tmp_path / "certs" / "console.pem", tmp_path / "certs" / "console.key"
     ensure_certificate("carewire.test", cert, key)
-    platform = await open_platform(f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
+    platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
     sock = socket.socket(socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

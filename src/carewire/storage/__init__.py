@@ -1,11 +1,9 @@
 """Persistent storage on SQLite or PostgreSQL (SQLAlchemy Core, asyncio).
 
-Implements the store protocols of :mod:`carewire.core.stores`. Typical use::
-
-    await migrate.upgrade(url)            # at init/start; open_stores never migrates
-    db, stores = await open_stores(url)
-    ...
-    await db.close()
+Implements the store protocols of :mod:`carewire.core.stores` (and those of the
+data platform). The composition root (:mod:`carewire.assembly`) migrates,
+opens one :class:`Database` and builds every store on it (:func:`build_stores`
+for the kernel's).
 
 Modules: :mod:`.database` (engines, named transactions), :mod:`.dialects`
 (every SQLite/PostgreSQL difference), :mod:`.tables` (schema),
@@ -25,7 +23,7 @@ from carewire.storage.private import SqlPrivateStore
 from carewire.storage.roster import SqlRosterStore
 from carewire.storage.vcards import SqlVCardStore
 
-__all__ = ["Database", "Transaction", "build_stores", "open_stores"]
+__all__ = ["Database", "Transaction", "build_stores"]
 
 
 def build_stores(db: Database) -> Stores:
@@ -40,18 +38,3 @@ def build_stores(db: Database) -> Stores:
         login_audit=SqlLoginAuditStore(db),
         muc=SqlMucStore(db),
     )
-
-
-async def open_stores(url: str) -> tuple[Database, Stores]:
-    """Open the database at ``url`` and build every store on it.
-
-    The schema must be current (see :func:`carewire.storage.migrate.upgrade`).
-
-    Args:
-        url: ``sqlite:///path`` or ``postgresql://…`` (see :meth:`Database.open`).
-
-    Returns:
-        (the database, to close at shutdown; the stores).
-    """
-    db = await Database.open(url)
-    return db, build_stores(db)

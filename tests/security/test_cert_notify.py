@@ -9,7 +9,7 @@ from carewire.security.cert_manager import CertificateDetails, CheckOutcome, Che
 from carewire.security.cert_notify import notify_admins
 from carewire.security.certificates import CertStatus
 from carewire.security.console_model import ConsoleUser, Role
-from tests.web.console.conftest import SmtpServer
+from tests.mailserver import SmtpServer
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

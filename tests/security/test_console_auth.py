@@ -18,7 +18,7 @@ from carewire.security.console_auth import (
     check_password,
 )
 from carewire.storage.tables import console_users
-from tests.web.console.conftest import CONFIG, GOOD, Opened
+from tests.security.console_accounts import CONFIG, GOOD, Opened
 
 TIMEOUT = timedelta(minutes=20)
 
@@ -160,7 +160,7 @@ async def test_success_clears_failures(opened: Opened) -> None:
 
 
 async def test_rehash_when_the_parameters_change(db_url: str) -> None:
-    from tests.web.console.conftest import open_accounts
+    from tests.security.console_accounts import open_accounts
 
     o = await open_accounts(db_url, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     try:
@@ -285,9 +285,9 @@ async def test_cli_passwd_gives_a_one_time_password(opened: Opened) -> None:
 
 
 async def test_the_platform_opens_console_accounts(db_url: str) -> None:
-    from carewire.platform import open_platform
+    from carewire.assembly import Options, assemble
 
-    platform = await open_platform(db_url)
+    platform = await assemble(Options(url=db_url))
     try:
         password = await platform.console.ensure_first_admin("carewire.test")
         assert password is not None

@@ -10,7 +10,9 @@ import pytest
 
 from carewire.config import load, render_default
 from carewire.mail import MailError, OutboxMailer, SmtpMailer, mailer_from_config, read_outbox
-from tests.web.console.conftest import SmtpServer, read_mails, text_of
+from tests.mailserver import SmtpServer, read_mails, smtp_server, text_of
+
+__all__ = ["smtp_server"]  # the fixture, requested by name
 
 
 async def test_outbox_writes_rfc5322_files(tmp_path: Path) -> None:
