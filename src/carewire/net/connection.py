@@ -142,7 +142,10 @@ class XmppConnection(asyncio.Protocol):
         self._in_bio.write(data)
         if self._is_handshaking and not self._handshake():
             return
-        self._feed(self._read_tls())
+        data, is_closed = self._read_tls()
+        self._feed(data)  # what came with the peer's close_notify is handled before the close
+        if is_closed:
+            self._peer_closed_tls()
 
     def eof_received(self) -> bool | None:
         return False  # close the transport; connection_lost does the rest
@@ -190,9 +193,11 @@ class XmppConnection(asyncio.Protocol):
             self.stream.tls_established()
         return True
 
-    def _read_tls(self) -> bytes:
+    def _read_tls(self) -> tuple[bytes, bool]:
+        """The plaintext available now, and whether the peer closed TLS after it."""
         assert self._ssl is not None
         chunks = []
+        is_closed = False
         while True:
             try:
                 chunk = self._ssl.read(65536)
@@ -205,11 +210,11 @@ class XmppConnection(asyncio.Protocol):
             if not chunk:
                 # CPython returns b"" (SSL_ERROR_ZERO_RETURN) on the peer's close_notify:
                 # RFC 8446 §6.1, answer with ours and close.
-                self._peer_closed_tls()
+                is_closed = True
                 break
             chunks.append(chunk)
         self._write_tls_out()  # TLS 1.3 post-handshake messages, alerts
-        return b"".join(chunks)
+        return b"".join(chunks), is_closed
 
     def _peer_closed_tls(self) -> None:
         if self.stream is not None and not self.stream.is_closed:
