@@ -1,8 +1,9 @@
 """The DataUpdate actions driven by real rules and the engine, checked in DELIVERIES.
 
-WARDS ←n:1— CALLS —m:n→ TEAMS: a rule on CALLS updates the call itself, its
-ward (a to-one link) or its teams (to-many); a rule on WARDS updates every
-call of the ward (the reverse, to-many side of CALLS.room).
+The datasets of :mod:`tests.world`, empty: WARDS ←n:1— CALLS —m:n→ TEAMS. A
+rule on CALLS updates the call itself, its ward (a to-one link) or its teams
+(to-many); a rule on WARDS updates every call of the ward (the reverse, to-many
+side of CALLS.room); Create Record rules write ESCALATIONS and CALL_LOG.
 """
 
 from __future__ import annotations
@@ -10,55 +11,17 @@ from __future__ import annotations
 import pytest
 
 from carewire.assembly import Assembly
-from carewire.datasets.model import Attribute, AttrType, Cardinality, DatasetName, Link
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule, Trigger
+from tests.world import UPDATES, add_adapters, define_ward
 
 
 @pytest.fixture
 async def p(platform: Assembly) -> Assembly:
-    """The platform with WARDS, TEAMS, CALLS, ESCALATIONS, CALL_LOG and an enabled DataUpdate."""
-    reg = platform.registry
-    key = Attribute(name="name", type=AttrType.STRING, is_key=True)
-    status = Attribute(name="status", type=AttrType.STRING)
-    await reg.create_dataset("WARDS", attributes=[key, status])
-    await reg.create_dataset("TEAMS", attributes=[key, status])
-    await reg.create_dataset(
-        "CALLS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="priority", type=AttrType.STRING),
-            status,
-            Attribute(name="level", type=AttrType.INTEGER),
-        ],
-        links=[
-            Link(
-                name="room",
-                target=DatasetName("WARDS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_ONE,
-            ),
-            Link(
-                name="teams",
-                target=DatasetName("TEAMS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_MANY,
-            ),
-        ],
-    )
-    await reg.create_dataset(
-        "ESCALATIONS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="level", type=AttrType.INTEGER),
-            Attribute(name="state", type=AttrType.STRING),
-        ],
-    )
-    await reg.create_dataset(
-        "CALL_LOG", attributes=[Attribute(name="text", type=AttrType.STRING, is_required=True)]
-    )
-    await platform.adapters.create("DataUpdate", "Data", is_enabled=True)
+    """The platform with the world's datasets, empty, and its enabled adapters."""
+    await define_ward(platform)
+    await add_adapters(platform)
     return platform
 
 
@@ -78,7 +41,7 @@ async def _deliveries(p: Assembly, rule: str) -> list[tuple[object, object]]:
 
 async def _rule(p: Assembly, name: str, dataset: str, action: str, **kw: object) -> None:
     await p.rules.create(
-        Rule(name=name, dataset=dataset, adapter="Data", action=action, **kw)  # type: ignore[arg-type]
+        Rule(name=name, dataset=dataset, adapter=UPDATES, action=action, **kw)  # type: ignore[arg-type]
     )
 
 

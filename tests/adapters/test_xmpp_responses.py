@@ -1,9 +1,10 @@
 """Alert responses written back into the data: the rule's Accept/Decline/Accept and Call updates.
 
-WARDS ←n:1— CALLS —m:n→ TEAMS. A Send Alert rule on CALLS fired (a
-DELIVERIES record names it and the call); a response applies the rule's
-updates for that response to the call, its ward or its teams, and stores the
-responder's login where the rule says.
+The ward of :mod:`tests.world` (WARDS ←n:1— CALLS —m:n→ TEAMS) with its call
+c1. The world's Send Alert rule ``call-alert`` on CALLS fired (a DELIVERIES
+record names it and the call); a response applies the rule's updates for that
+response to the call, its ward or its teams, and stores the responder's login
+where the rule says.
 """
 
 from __future__ import annotations
@@ -16,85 +17,29 @@ import pytest
 from carewire.adapters.xmpp.gateway import ResponseApplied, ResponseError
 from carewire.adapters.xmpp.responses import apply_response
 from carewire.assembly import Assembly
-from carewire.datasets.model import (
-    Attribute,
-    AttrType,
-    Cardinality,
-    DatasetName,
-    Link,
-    Origin,
-    Record,
-    RecordChanged,
-)
+from carewire.datasets.model import Origin, Record, RecordChanged
 from carewire.datasets.paths import PathResolver
 from carewire.datasets.query import Query
 from carewire.datasets.service import Batch
 from carewire.errors import ValidationError
-from carewire.rules.model import Rule
 from tests.adapters.conftest import START
-
-SETTINGS = {
-    "recipients": "nurse",
-    "subject": "Call #{call_id}",
-    "message": "Ward #{room.name}",
-    "ttl": 30,
-    "accept": "status=Accepted\nroom.status=Busy #{call_id}\nnote=",
-    "decline": "status=Declined",
-    "accept_and_call": "status=Calling\nteams.status=Paged by #{call_id}",
-    "responder_path": "responder",
-}
+from tests.world import (
+    ALERT_SETTINGS,
+    add_adapters,
+    call_alert,
+    create_rules,
+    define_ward,
+    seed_ward,
+)
 
 
 @pytest.fixture
 async def p(platform: Assembly) -> Assembly:
-    """WARDS, TEAMS, CALLS, an XMPP adapter and the rule ``call-alert`` on CALLS."""
-    reg = platform.registry
-    key = Attribute(name="name", type=AttrType.STRING, is_key=True)
-    status = Attribute(name="status", type=AttrType.STRING)
-    await reg.create_dataset("WARDS", attributes=[key, status])
-    await reg.create_dataset("TEAMS", attributes=[key, status])
-    await reg.create_dataset(
-        "CALLS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            status,
-            Attribute(name="note", type=AttrType.STRING),
-            Attribute(name="level", type=AttrType.INTEGER),
-            Attribute(name="responder", type=AttrType.STRING),
-        ],
-        links=[
-            Link(
-                name="room",
-                target=DatasetName("WARDS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_ONE,
-            ),
-            Link(
-                name="teams",
-                target=DatasetName("TEAMS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_MANY,
-            ),
-        ],
-    )
-    await platform.adapters.create(
-        "XMPP", "XMPP", is_enabled=True, settings={"chat_domain": "example.test"}
-    )
-    ward = await platform.datasets.create("WARDS", {"name": "W1", "status": "Free"})
-    teams = [await platform.datasets.create("TEAMS", {"name": n}) for n in ("T1", "T2")]
-    await platform.datasets.create(
-        "CALLS",
-        {"call_id": "c1", "note": "old", "room": ward.id, "teams": [t.id for t in teams]},
-    )
-    await platform.rules.create(
-        Rule(
-            name="call-alert",
-            dataset="CALLS",
-            adapter="XMPP",
-            action="Send Alert",
-            settings=SETTINGS,
-        )
-    )
+    """The ward with its call c1, the two adapters and the rule ``call-alert`` on CALLS."""
+    await define_ward(platform)
+    await add_adapters(platform)
+    await seed_ward(platform)
+    await create_rules(platform, call_alert())
     return platform
 
 
@@ -180,7 +125,7 @@ async def test_accept_and_call_updates_every_record_of_a_to_many_link(p: Assembl
 async def test_a_response_without_updates_stores_only_the_responder(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
-    settings = {k: v for k, v in SETTINGS.items() if k != "decline"}
+    settings = {k: v for k, v in ALERT_SETTINGS.items() if k != "decline"}
     await p.rules.update(rule.id, replace(rule, settings=settings))
     await _apply(p, await _delivery(p), "decline")
     call = await _call(p)
@@ -190,7 +135,7 @@ async def test_a_response_without_updates_stores_only_the_responder(p: Assembly)
 async def test_without_a_responder_path_nothing_else_is_written(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
-    settings = {k: v for k, v in SETTINGS.items() if k != "responder_path"}
+    settings = {k: v for k, v in ALERT_SETTINGS.items() if k != "responder_path"}
     await p.rules.update(rule.id, replace(rule, settings=settings))
     applied = await _apply(p, await _delivery(p), "decline")
     assert (await _call(p)).get("responder") is None
@@ -217,7 +162,7 @@ async def test_the_extra_writes_share_the_transaction(p: Assembly) -> None:
 async def test_a_value_the_data_refuses_changes_nothing(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
-    settings = {**SETTINGS, "accept": "status=Accepted\nlevel=high #{call_id}"}
+    settings = {**ALERT_SETTINGS, "accept": "status=Accepted\nlevel=high #{call_id}"}
     await p.rules.update(rule.id, replace(rule, settings=settings))
     with pytest.raises(ResponseError, match="the accept updates were refused") as info:
         await _apply(p, await _delivery(p))
@@ -229,7 +174,7 @@ async def test_a_value_the_data_refuses_changes_nothing(p: Assembly) -> None:
 async def test_an_update_ending_at_a_link_is_refused_with_the_reason(p: Assembly) -> None:
     rule = p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
-    settings = {**SETTINGS, "accept": "room=1"}
+    settings = {**ALERT_SETTINGS, "accept": "room=1"}
     await p.rules.update(rule.id, replace(rule, settings=settings))
     with pytest.raises(ResponseError, match="'room' ends at a link"):
         await _apply(p, await _delivery(p))
@@ -291,6 +236,8 @@ async def test_settings_that_no_longer_validate_are_reported(p: Assembly) -> Non
     rule = p.rules.find("call-alert")
     assert rule is not None
     # as loaded from an older database
-    p.rules._rules[int(rule.id or 0)] = replace(rule, settings={**SETTINGS, "accept": "colour=red"})
+    p.rules._rules[int(rule.id or 0)] = replace(
+        rule, settings={**ALERT_SETTINGS, "accept": "colour=red"}
+    )
     with pytest.raises(ResponseError, match="invalid settings"):
         await _apply(p, delivery)

@@ -1,10 +1,11 @@
 """Responses to clinical alerts through the kernel: checks, the data written, the notices.
 
-The send side is simulated as the XMPP adapter leaves it: a Send Alert rule
-on NURSE_CALLS, a DELIVERIES record of its firing linked to the alert's
-MESSAGES record (uuid = alert id, the ``<alert/>`` in ``elements``), the
-recipients' IDENTITIES (named by bare JID, linked to USERS) and a
-MESSAGE_DELIVERIES row per notified recipient.
+The ward of :mod:`tests.world`, its calls named NURSE_CALLS, with its call c1
+and staff. The send side is simulated as the XMPP adapter leaves it: the
+world's ``call-alert`` rule, a DELIVERIES record of its firing linked to the
+alert's MESSAGES record (uuid = alert id, the ``<alert/>`` in ``elements``),
+the recipients (nurse and doc) and a MESSAGE_DELIVERIES row per notified
+recipient.
 """
 
 from __future__ import annotations
@@ -19,35 +20,27 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from carewire.assembly import Assembly
-from carewire.datasets.model import (
-    Attribute,
-    AttrType,
-    Cardinality,
-    DatasetName,
-    Link,
-    Record,
-    RecordChanged,
-)
+from carewire.datasets.model import Record, RecordChanged
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.rules.model import Rule
 from carewire.xmpp import alert as al
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition
 from carewire.xmpp.xml import serialize
 from tests.features.harness import Harness, error_condition, make_harness
+from tests.world import (
+    ALERT_SETTINGS,
+    WARDS,
+    add_person,
+    add_staff,
+    call_alert,
+    create_rules,
+    define_ward,
+    seed_ward,
+)
 
 NS = al.NS
 ALERT_ID = "alert-1"
-SETTINGS = {
-    "recipients": "nurse\ndoc",
-    "subject": "Bed #{call_id}",
-    "message": "Call from #{call_id}",
-    "ttl": 30,
-    "accept": "status=Accepted\nroom.state=Busy #{call_id}",
-    "decline": "status=Declined",
-    "accept_and_call": "status=Calling",
-    "responder_path": "responder",
-}
+NURSE_CALLS = "NURSE_CALLS"
 
 
 @dataclass
@@ -84,11 +77,6 @@ def _alert(h: Harness, **changes: object) -> al.Alert:
     return al.Alert(**values)  # type: ignore[arg-type]
 
 
-async def _identity(p: Assembly, login: str, domain: str) -> Record:
-    user = await p.datasets.upsert("USERS", {"login": login})
-    return await p.datasets.create("IDENTITIES", {"name": f"{login}@{domain}", "usr": user.id})
-
-
 async def _world(
     h: Harness,
     *,
@@ -98,44 +86,12 @@ async def _world(
 ) -> World:
     p = h.platform
     assert p is not None
-    await p.registry.create_dataset(
-        "CALL_ROOMS",
-        attributes=[
-            Attribute(name="room_number", type=AttrType.STRING, is_key=True),
-            Attribute(name="state", type=AttrType.STRING),
-        ],
-    )
-    await p.registry.create_dataset(
-        "NURSE_CALLS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="status", type=AttrType.STRING),
-            Attribute(name="responder", type=AttrType.STRING),
-        ],
-        links=[
-            Link(
-                name="room",
-                target=DatasetName("CALL_ROOMS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_ONE,
-            )
-        ],
-    )
-    room = await p.datasets.create("CALL_ROOMS", {"room_number": "101", "state": "Free"})
-    call = await p.datasets.create("NURSE_CALLS", {"call_id": "c1", "room": room.id})
+    await define_ward(p, calls=NURSE_CALLS)
+    call = (await seed_ward(p, calls=NURSE_CALLS)).call
     # The rule comes after the record, so creating the record fired nothing.
-    await p.rules.create(
-        Rule(
-            name="bed-alert",
-            dataset="NURSE_CALLS",
-            adapter="XMPP",
-            action="Send Alert",
-            settings=SETTINGS,
-        )
-    )
-    nurse = await _identity(p, "nurse", h.domain)
-    doc = await _identity(p, "doc", h.domain)
-    await _identity(p, "tech", h.domain)  # a user, but not a recipient
+    await create_rules(p, call_alert(dataset=NURSE_CALLS))
+    staff = await add_staff(p, h.domain)
+    nurse, doc = staff.nurse, staff.doc
     now = h.clock.now()
     sent = alert or _alert(h)
     conversation = await p.datasets.create(
@@ -164,8 +120,8 @@ async def _world(
         {
             "status": "Delivered",
             "triggered_at": now,
-            "rule": "bed-alert",
-            "source": f"NURSE_CALLS/{call.id}",
+            "rule": "call-alert",
+            "source": f"{NURSE_CALLS}/{call.id}",
             "interface_name": "XMPP",
             "message": message.id if link_delivery else None,
         },
@@ -185,7 +141,7 @@ async def _respond(w: World, login: str = "nurse", xml: str | None = None) -> El
 
 
 async def _call(w: World) -> Record:
-    return await w.p.datasets.get("NURSE_CALLS", w.call.id)
+    return await w.p.datasets.get(NURSE_CALLS, w.call.id)
 
 
 async def _responses(w: World) -> list[Record]:
@@ -214,8 +170,8 @@ async def test_accept_writes_the_rule_updates_and_records_the_response(h: Harnes
     assert len(reply) == 0
     call = await _call(w)
     assert (call.get("status"), call.get("responder")) == ("Accepted", "nurse")
-    room = await w.p.datasets.get("CALL_ROOMS", int(str(call.get("room"))))
-    assert room.get("state") == "Busy c1"
+    room = await w.p.datasets.get(WARDS, int(str(call.get("room"))))
+    assert room.get("status") == "Busy c1"
     # The response itself: a message from the nurse acknowledging the alert.
     [response] = await _responses(w)
     assert response.get("message") == "Accept"
@@ -275,7 +231,7 @@ def _headlines(stanzas: list[Element], *, keep_iq: bool = False) -> list[Element
 
 async def test_a_recipient_named_only_by_message_deliveries_may_respond(h: Harness) -> None:
     w = await _world(h)
-    extra = await _identity(w.p, "backup", h.domain)
+    extra = await add_person(w.p, "backup", h.domain)
     await w.p.datasets.create(
         "MESSAGE_DELIVERIES",
         {"message": w.message.id, "recipient": extra.id, "sent_at": h.clock.now()},
@@ -390,7 +346,7 @@ async def test_an_alert_without_its_rule_firing_is_item_not_found(h: Harness) ->
 
 async def test_a_deleted_rule_is_item_not_found_and_nothing_is_recorded(h: Harness) -> None:
     w = await _world(h)
-    rule = w.p.rules.find("bed-alert")
+    rule = w.p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
     await w.p.rules.delete(rule.id)
     await _refused(w, await _respond(w), "item-not-found", "no longer exists")
@@ -407,9 +363,9 @@ async def test_a_deleted_record_is_item_not_found(h: Harness) -> None:
 
 async def test_a_value_the_data_refuses_records_nothing(h: Harness) -> None:
     w = await _world(h)
-    rule = w.p.rules.find("bed-alert")
+    rule = w.p.rules.find("call-alert")
     assert rule is not None and rule.id is not None
-    bad = {**SETTINGS, "accept": "status=Accepted\nroom.room_number="}  # a key cannot be empty
+    bad = {**ALERT_SETTINGS, "accept": "status=Accepted\nroom.name="}  # a key cannot be empty
     await w.p.rules.update(rule.id, replace(rule, settings=bad))
     await _refused(w, await _respond(w), "internal-server-error", "the accept updates were refused")
 

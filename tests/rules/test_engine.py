@@ -1,8 +1,9 @@
 """The rules engine end to end on a real database: triggers, conditions, actions, deferral.
 
-The scenario of the data platform: creating a nurse-call record fires a rule
-whose DataUpdate action writes an escalation record, whose creation fires a
-deferred rule that re-checks its condition when the delay ends.
+The scenario of the data platform, on the ward of :mod:`tests.world`: creating
+a nurse-call record fires a rule whose DataUpdate action writes an escalation
+record, whose creation fires a deferred rule that re-checks its condition when
+the delay ends.
 """
 
 from __future__ import annotations
@@ -19,33 +20,26 @@ from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.engine import EngineConfig
 from carewire.rules.model import Rule, Trigger
+from tests.world import (
+    CALLS,
+    CHAT,
+    UPDATES,
+    add_adapters,
+    create_rules,
+    define_ward,
+    escalation_rules,
+)
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def platform(db_url: str) -> AsyncIterator[Assembly]:
-    """A platform with NURSE_CALLS and ESCALATIONS datasets and a DataUpdate adapter."""
+    """A platform with the world's datasets, empty, and its two adapters."""
     clock = FakeClock(START)
     p = await assemble(Options(url=db_url, clock=clock, engine=EngineConfig(max_depth=4)))
-    await p.registry.create_dataset(
-        "NURSE_CALLS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="priority", type=AttrType.STRING),
-            Attribute(name="status", type=AttrType.STRING),
-            Attribute(name="note", type=AttrType.STRING),
-        ],
-    )
-    await p.registry.create_dataset(
-        "ESCALATIONS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="state", type=AttrType.STRING),
-            Attribute(name="level", type=AttrType.INTEGER),
-        ],
-    )
-    await p.adapters.create("DataUpdate", "Data", is_enabled=True)
+    await define_ward(p)
+    await add_adapters(p)
     try:
         yield p
     finally:
@@ -80,42 +74,9 @@ async def _history(p: Assembly, delivery: int) -> list[object]:
     return [r.get("status") for r in page.records]
 
 
-async def _escalation_rules(p: Assembly, defer: int = 120) -> None:
-    await p.rules.create(
-        Rule(
-            name="open-escalation",
-            purpose="Every high-priority call opens an escalation",
-            dataset="NURSE_CALLS",
-            adapter="Data",
-            action="Create Record",
-            conditions=Group(
-                mode=Mode.ALL, items=(Condition(path="priority", op=Op.EQUALS, value="High"),)
-            ),
-            settings={
-                "dataset": "ESCALATIONS",
-                "values": "call_id=#{call_id}\nstate=Open\nlevel=1",
-            },
-        )
-    )
-    await p.rules.create(
-        Rule(
-            name="escalate",
-            purpose="Still open after the delay: level 2",
-            dataset="ESCALATIONS",
-            adapter="Data",
-            action="Update Record",
-            defer_seconds=defer,
-            conditions=Group(
-                mode=Mode.ALL, items=(Condition(path="state", op=Op.EQUALS, value="Open"),)
-            ),
-            settings={"updates": "level=2\nstate=Escalated #{call_id}"},
-        )
-    )
-
-
 async def test_scenario_create_fires_dataupdate_then_deferred_escalation(p: Assembly) -> None:
-    await _escalation_rules(p)
-    await p.datasets.create("NURSE_CALLS", {"call_id": "c1", "priority": "High"})
+    await create_rules(p, *escalation_rules())
+    await p.datasets.create(CALLS, {"call_id": "c1", "priority": "High"})
     await _settle(p)
 
     [opened] = await _deliveries(p, "open-escalation")
@@ -144,8 +105,8 @@ async def test_scenario_create_fires_dataupdate_then_deferred_escalation(p: Asse
 async def test_deferred_firing_is_cancelled_when_the_condition_no_longer_holds(
     p: Assembly,
 ) -> None:
-    await _escalation_rules(p)
-    await p.datasets.create("NURSE_CALLS", {"call_id": "c2", "priority": "High"})
+    await create_rules(p, *escalation_rules())
+    await p.datasets.create(CALLS, {"call_id": "c2", "priority": "High"})
     await _settle(p)
     esc = (await p.datasets.query("ESCALATIONS", Query())).records[0]
     await p.datasets.update("ESCALATIONS", esc.id, {"state": "Accepted"})
@@ -159,8 +120,8 @@ async def test_deferred_firing_is_cancelled_when_the_condition_no_longer_holds(
 
 
 async def test_condition_that_does_not_match_creates_no_delivery(p: Assembly) -> None:
-    await _escalation_rules(p)
-    await p.datasets.create("NURSE_CALLS", {"call_id": "c3", "priority": "Low"})
+    await create_rules(p, *escalation_rules())
+    await p.datasets.create(CALLS, {"call_id": "c3", "priority": "Low"})
     await _settle(p)
     assert await _deliveries(p, "open-escalation") == []
 
@@ -168,20 +129,13 @@ async def test_condition_that_does_not_match_creates_no_delivery(p: Assembly) ->
 async def test_deferred_firing_survives_a_restart(db_url: str) -> None:
     clock = FakeClock(START)
     p = await assemble(Options(url=db_url, clock=clock))
-    await p.registry.create_dataset(
-        "ESCALATIONS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="state", type=AttrType.STRING),
-            Attribute(name="level", type=AttrType.INTEGER),
-        ],
-    )
-    await p.adapters.create("DataUpdate", "Data", is_enabled=True)
+    await define_ward(p)
+    await add_adapters(p)
     await p.rules.create(
         Rule(
             name="escalate",
             dataset="ESCALATIONS",
-            adapter="Data",
+            adapter=UPDATES,
             action="Update Record",
             defer_seconds=60,
             settings={"updates": "level=2"},
@@ -208,14 +162,14 @@ async def test_a_cycle_of_updates_stops_with_an_error_delivery(p: Assembly) -> N
     await p.rules.create(
         Rule(
             name="loop",
-            dataset="NURSE_CALLS",
-            adapter="Data",
+            dataset=CALLS,
+            adapter=UPDATES,
             action="Update Record",
             trigger=Trigger(on_create=True, on_update=True, attributes=("note",)),
             settings={"updates": "note=#{note}+"},
         )
     )
-    await p.datasets.create("NURSE_CALLS", {"call_id": "c4", "note": ""})
+    await p.datasets.create(CALLS, {"call_id": "c4", "note": ""})
     await _settle(p)
     statuses = [d["status"] for d in await _deliveries(p, "loop")]
     assert statuses[:4] == ["Delivered"] * 4
@@ -226,12 +180,11 @@ async def test_a_cycle_of_updates_stops_with_an_error_delivery(p: Assembly) -> N
 
 
 async def test_a_failing_action_marks_error_and_other_rules_still_run(p: Assembly) -> None:
-    await p.adapters.create("XMPP", "Chat", is_enabled=True, settings={"chat_domain": "h.example"})
     await p.rules.create(
         Rule(
             name="alert",
-            dataset="NURSE_CALLS",
-            adapter="Chat",
+            dataset=CALLS,
+            adapter=CHAT,
             action="Send Alert",
             settings={"recipients": "nurse1", "subject": "Call", "message": "Room", "ttl": 10},
         )
@@ -239,42 +192,42 @@ async def test_a_failing_action_marks_error_and_other_rules_still_run(p: Assembl
     await p.rules.create(
         Rule(
             name="mark",
-            dataset="NURSE_CALLS",
-            adapter="Data",
+            dataset=CALLS,
+            adapter=UPDATES,
             action="Update Record",
             settings={"updates": "status=Seen"},
         )
     )
-    rec = await p.datasets.create("NURSE_CALLS", {"call_id": "c5"})
+    rec = await p.datasets.create(CALLS, {"call_id": "c5"})
     await _settle(p)
     [alert] = await _deliveries(p, "alert")
     assert alert["status"] == "Error"
     assert "no XMPP server runs in this process" in str(alert["status_text"])
     [mark] = await _deliveries(p, "mark")
     assert mark["status"] == "Delivered"
-    assert (await p.datasets.get("NURSE_CALLS", rec.id)).get("status") == "Seen"
+    assert (await p.datasets.get(CALLS, rec.id)).get("status") == "Seen"
 
 
 async def test_disabled_adapter_and_originating_adapter_are_skipped(p: Assembly) -> None:
     await p.rules.create(
         Rule(
             name="echo",
-            dataset="NURSE_CALLS",
-            adapter="Data",
+            dataset=CALLS,
+            adapter=UPDATES,
             action="Update Record",
             skip_originating_adapter=True,
             settings={"updates": "status=Echo"},
         )
     )
-    await p.datasets.create("NURSE_CALLS", {"call_id": "a"}, origin=Origin(adapter="Data"))
+    await p.datasets.create(CALLS, {"call_id": "a"}, origin=Origin(adapter=UPDATES))
     await _settle(p)
     assert await _deliveries(p, "echo") == []
-    await p.adapters.disable("Data")
-    await p.datasets.create("NURSE_CALLS", {"call_id": "b"})
+    await p.adapters.disable(UPDATES)
+    await p.datasets.create(CALLS, {"call_id": "b"})
     await _settle(p)
     assert await _deliveries(p, "echo") == []
-    await p.adapters.enable("Data")
-    await p.datasets.create("NURSE_CALLS", {"call_id": "c"})
+    await p.adapters.enable(UPDATES)
+    await p.datasets.create(CALLS, {"call_id": "c"})
     await _settle(p)
     assert [d["status"] for d in await _deliveries(p, "echo")] == ["Delivered"]
 
@@ -283,8 +236,8 @@ async def test_update_trigger_only_for_named_attributes(p: Assembly) -> None:
     await p.rules.create(
         Rule(
             name="on-status",
-            dataset="NURSE_CALLS",
-            adapter="Data",
+            dataset=CALLS,
+            adapter=UPDATES,
             action="Update Record",
             trigger=Trigger(on_create=False, on_update=True, attributes=("status",)),
             conditions=Group(
@@ -294,15 +247,15 @@ async def test_update_trigger_only_for_named_attributes(p: Assembly) -> None:
             settings={"updates": "note=accepted"},
         )
     )
-    rec = await p.datasets.create("NURSE_CALLS", {"call_id": "d"})
-    await p.datasets.update("NURSE_CALLS", rec.id, {"priority": "High"})
-    await p.datasets.update("NURSE_CALLS", rec.id, {"status": "Open"})
+    rec = await p.datasets.create(CALLS, {"call_id": "d"})
+    await p.datasets.update(CALLS, rec.id, {"priority": "High"})
+    await p.datasets.update(CALLS, rec.id, {"status": "Open"})
     await _settle(p)
     assert await _deliveries(p, "on-status") == []
-    await p.datasets.update("NURSE_CALLS", rec.id, {"status": "Accepted"})
+    await p.datasets.update(CALLS, rec.id, {"status": "Accepted"})
     await _settle(p)
     assert [d["status"] for d in await _deliveries(p, "on-status")] == ["Delivered"]
-    assert (await p.datasets.get("NURSE_CALLS", rec.id)).get("note") == "accepted"
+    assert (await p.datasets.get(CALLS, rec.id)).get("note") == "accepted"
 
 
 # The fixture is named "platform"; tests take it as "p" for brevity.
@@ -313,15 +266,13 @@ def p(platform: Assembly) -> Assembly:
 
 
 async def test_deferred_recheck_compares_dates_with_their_types(p: Assembly) -> None:
-    await p.registry.add_attribute(
-        "NURSE_CALLS", Attribute(name="alarm_time", type=AttrType.DATETIME)
-    )
+    await p.registry.add_attribute(CALLS, Attribute(name="alarm_time", type=AttrType.DATETIME))
     first = datetime(2026, 3, 1, 7, 55, tzinfo=UTC)
     await p.rules.create(
         Rule(
             name="moved",
-            dataset="NURSE_CALLS",
-            adapter="Data",
+            dataset=CALLS,
+            adapter=UPDATES,
             action="Update Record",
             trigger=Trigger(on_create=False, on_update=True),
             defer_seconds=30,
@@ -332,14 +283,12 @@ async def test_deferred_recheck_compares_dates_with_their_types(p: Assembly) -> 
             settings={"updates": "status=Moved at #{alarm_time.as_time}"},
         )
     )
-    rec = await p.datasets.create("NURSE_CALLS", {"call_id": "t", "alarm_time": first})
-    await p.datasets.update(
-        "NURSE_CALLS", rec.id, {"alarm_time": datetime(2026, 3, 1, 8, 5, tzinfo=UTC)}
-    )
+    rec = await p.datasets.create(CALLS, {"call_id": "t", "alarm_time": first})
+    await p.datasets.update(CALLS, rec.id, {"alarm_time": datetime(2026, 3, 1, 8, 5, tzinfo=UTC)})
     await _settle(p)
     _clock(p).advance(31)
     assert await p.engine.run_due() == 1
     await _settle(p)
     [done] = await _deliveries(p, "moved")
     assert done["status"] == "Delivered", done
-    assert (await p.datasets.get("NURSE_CALLS", rec.id)).get("status") == "Moved at 08:05"
+    assert (await p.datasets.get(CALLS, rec.id)).get("status") == "Moved at 08:05"

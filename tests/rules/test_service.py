@@ -20,50 +20,26 @@ from sqlalchemy.engine import make_url
 
 from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.datasets.model import Attribute, AttrType, Cardinality, DatasetName, Link
 from carewire.errors import ConflictError
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule, Trigger
 from carewire.rules.service import RuleError, RuleNotFoundError
 from carewire.rules.settings import HEADLINE, SettingsError
 from carewire.storage.rules import SqlRuleStore
+from tests.world import CHAT, UPDATES, add_adapters, define_ward
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 async def _setup(p: Assembly) -> None:
-    """WARDS and CALLS (CALLS.room n:1 ↔ WARDS.calls), a DataUpdate and an XMPP adapter."""
-    await p.registry.create_dataset(
-        "WARDS",
-        attributes=[
-            Attribute(name="name", type=AttrType.STRING, is_key=True),
-            Attribute(name="status", type=AttrType.STRING),
-        ],
-    )
-    await p.registry.create_dataset(
-        "CALLS",
-        attributes=[
-            Attribute(name="call_id", type=AttrType.STRING, is_key=True),
-            Attribute(name="priority", type=AttrType.STRING),
-            Attribute(name="status", type=AttrType.STRING),
-            Attribute(name="level", type=AttrType.INTEGER),
-        ],
-        links=[
-            Link(
-                name="room",
-                target=DatasetName("WARDS"),
-                reverse="calls",
-                cardinality=Cardinality.MANY_TO_ONE,
-            )
-        ],
-    )
-    await p.adapters.create("DataUpdate", "Data", is_enabled=True)
-    await p.adapters.create("XMPP", "Chat", is_enabled=True, settings={"chat_domain": "h.example"})
+    """The world's datasets, empty (CALLS.room n:1 ↔ WARDS.calls …), and its two adapters."""
+    await define_ward(p)
+    await add_adapters(p)
 
 
 @pytest.fixture
 async def platform(db_url: str) -> AsyncIterator[Assembly]:
-    """A platform with WARDS, CALLS and two adapters."""
+    """A platform with the world's datasets and two adapters."""
     p = await assemble(Options(url=db_url, clock=FakeClock(START)))
     try:
         await _setup(p)
@@ -106,7 +82,7 @@ def _rule(**kw: object) -> Rule:
     base = Rule(
         name="mark",
         dataset="CALLS",
-        adapter="Data",
+        adapter=UPDATES,
         action="Update Record",
         settings={"updates": "status=Seen"},
     )
@@ -143,7 +119,7 @@ async def test_valid_rules_for_both_adapter_kinds_are_saved_and_reloaded(
     )
     alert = _rule(
         name="page",
-        adapter="Chat",
+        adapter=CHAT,
         action="Send Alert",
         defer_seconds=30,
         settings={
@@ -156,7 +132,7 @@ async def test_valid_rules_for_both_adapter_kinds_are_saved_and_reloaded(
     start = _rule(
         name="talk",
         dataset="WARDS",
-        adapter="Chat",
+        adapter=CHAT,
         action="Start Conversation",
         settings={"subject": "#{name}", "recipients": "#{calls.call_id}"},
     )
@@ -207,7 +183,7 @@ REFUSALS: list[tuple[Rule, list[str]]] = [
         ],
     ),
     (
-        _rule(adapter="Chat", action="Update Record"),
+        _rule(adapter=CHAT, action="Update Record"),
         [
             "Rule Action: the XMPP adapter has no action 'Update Record' "
             "(it has: Expire Conversation, Leave Conversation, Send Alert"
@@ -280,7 +256,7 @@ async def test_incomplete_or_invalid_settings_are_refused_with_console_messages(
         return info.value
 
     assert str(await refused(_rule(action=""))) == f"{HEADLINE}\n- Required: Rule Action"
-    leave = _rule(adapter="Chat", action="Leave Conversation", settings={})
+    leave = _rule(adapter=CHAT, action="Leave Conversation", settings={})
     assert str(await refused(leave)) == (
         "The information provided is either invalid or incomplete.\n"
         "- Required: Recipients\n"
@@ -297,7 +273,7 @@ async def test_incomplete_or_invalid_settings_are_refused_with_console_messages(
     )
     bad_subject = await refused(
         _rule(
-            adapter="Chat",
+            adapter=CHAT,
             action="Send Mass Alert",
             settings={"recipients": "n", "subject": "#{nope}", "message": "m", "ttl": 64801},
         )
@@ -398,7 +374,7 @@ async def test_export_then_import_into_a_fresh_database_creates_then_updates(
         _rule(
             name="0-ward",
             dataset="WARDS",
-            adapter="Chat",
+            adapter=CHAT,
             action="Expire Conversation",
             settings={"conversation": "#{name}"},
         )

@@ -16,12 +16,12 @@ import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
 
-from carewire.adapters import dataupdate, xmpp
 from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.datasets.model import Attribute, AttrType, RecordChanged
+from carewire.datasets.model import AttrType, RecordChanged
 from carewire.security.tokens import Role
 from carewire.web.api import ApiServices, create_api
+from tests import world
 from tests.storage.conftest import db_url
 
 __all__ = ["Api", "add_calls", "alert_rule", "api", "db_url", "sqlite_api", "update_rule"]
@@ -133,60 +133,27 @@ def assert_problem(
     return body
 
 
-#: The dataset, adapters and rule the rules, adapters and deliveries tests share.
-CALLS = "CALLS"
+#: The dataset and adapters the rules, adapters and deliveries tests share: the ward of
+#: :mod:`tests.world`, with adapters of their own names.
+CALLS = world.CALLS
 UPDATES = "Data Updates"
 XMPP = "Chat"
 
 
 async def add_calls(platform: Assembly) -> None:
-    """The CALLS dataset (bed, status, priority, note) and two enabled adapters.
+    """The world's datasets (CALLS with a numeric priority) and two enabled adapters.
 
     ``Data Updates`` is a DataUpdate adapter and ``Chat`` the XMPP adapter.
     """
-    await platform.registry.create_dataset(
-        CALLS,
-        attributes=[
-            Attribute(name="bed", type=AttrType.STRING, is_key=True),
-            Attribute(name="status", type=AttrType.STRING),
-            Attribute(name="priority", type=AttrType.INTEGER),
-            Attribute(name="note", type=AttrType.STRING),
-        ],
-    )
-    await platform.adapters.create(dataupdate.COMPONENT, UPDATES, is_enabled=True)
-    await platform.adapters.create(
-        xmpp.COMPONENT, XMPP, is_enabled=True, settings={"chat_domain": "carewire.test"}
-    )
+    await world.define_ward(platform, priority=AttrType.INTEGER)
+    await world.add_adapters(platform, updates=UPDATES, chat=XMPP, chat_domain="carewire.test")
 
 
 def update_rule(name: str = "note open calls", **changes: object) -> dict[str, object]:
-    """A valid DataUpdate rule on CALLS: on create, when status is Open, set the note."""
-    return {
-        "name": name,
-        "dataset": CALLS,
-        "adapter": UPDATES,
-        "action": "Update Record",
-        "conditions": {"all": [{"path": "status", "op": "equals", "value": "Open"}]},
-        "settings": {"updates": "note=seen #{bed}"},
-        **changes,
-    }
+    """The world's ``note open calls`` rule on CALLS, acted on by ``Data Updates``."""
+    return world.note_rule(name, **{"adapter": UPDATES, **changes})
 
 
 def alert_rule(name: str = "alert on urgent calls", **changes: object) -> dict[str, object]:
-    """A valid XMPP Send Alert rule on CALLS for calls of priority 3 or more."""
-    return {
-        "name": name,
-        "purpose": "tell the nurse",
-        "dataset": CALLS,
-        "adapter": XMPP,
-        "action": "Send Alert",
-        "trigger": {"create": True, "update": True, "attributes": ["priority"]},
-        "conditions": {"all": [{"path": "priority", "op": "greater_or_equal", "value": 3}]},
-        "settings": {
-            "recipients": ["nurse-#{bed}"],
-            "subject": "Call at #{bed}",
-            "message": "Priority #{priority}",
-            "ttl": 5,
-        },
-        **changes,
-    }
+    """The world's alert for calls of priority 3 or more, sent by ``Chat``."""
+    return world.urgent_alert(name, **{"adapter": XMPP, **changes})

@@ -153,7 +153,12 @@ async def test_failed_writes_are_not_recorded_as_done(api: Audited) -> None:
 
 
 async def test_record_writes_carry_ids_not_values(api: Audited) -> None:
-    values = {"bed": SECRET_VALUE, "status": "Closed", "note": SECRET_VALUE}
+    values = {
+        "call_id": SECRET_VALUE,
+        "bed": SECRET_VALUE,
+        "status": "Closed",
+        "note": SECRET_VALUE,
+    }
     r = await api.admin.post(f"/datasets/{CALLS}/records", json={"values": values})
     assert r.status_code == 201, r.text
     rec_id = r.json()["id"]

@@ -115,7 +115,8 @@ class PlatformApp:
         await add_calls(platform)
         for bed, priority in (("A1", 1), ("B2", 3)):
             await platform.datasets.create(
-                CALLS, {"bed": bed, "status": "Open", "priority": priority}
+                CALLS,
+                {"call_id": f"call-{bed}", "bed": bed, "status": "Open", "priority": priority},
             )
         await platform.rules.import_rules([update_rule(), alert_rule()])
         _, self.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)

@@ -32,7 +32,7 @@ async def running(api: Api) -> AsyncIterator[Api]:
 
 
 async def _call(api: Api, bed: str, priority: int, status: str = "Open") -> int:
-    values = {"bed": bed, "status": status, "priority": priority}
+    values = {"call_id": f"call-{bed}", "bed": bed, "status": status, "priority": priority}
     r = await api.admin.post(RECORDS, json={"values": values})
     assert r.status_code == 201, r.text
     await api.platform.engine.drain()

@@ -161,8 +161,12 @@ async def test_unknown_ids_are_404(calls: Api) -> None:
 
 async def test_dry_run(calls: Api) -> None:
     svc = calls.platform.datasets
-    urgent = await svc.create(CALLS, {"bed": "A1", "status": "Open", "priority": 4})
-    calm = await svc.create(CALLS, {"bed": "B2", "status": "Open", "priority": 1})
+    urgent = await svc.create(
+        CALLS, {"call_id": "call-A1", "bed": "A1", "status": "Open", "priority": 4}
+    )
+    calm = await svc.create(
+        CALLS, {"call_id": "call-B2", "bed": "B2", "status": "Open", "priority": 1}
+    )
     body = {"rule": alert_rule(defer_seconds=60), "record_id": urgent.id}
     r = await calls.admin.post("/rules/dry-run", json=body)
     assert r.status_code == 200, r.text
