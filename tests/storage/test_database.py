@@ -134,6 +134,52 @@ async def test_rollback_discards_writes(db: Database, stores: Stores) -> None:
     assert not await stores.accounts.exists("ghost")
 
 
+async def test_nested_transactions_join_the_outer_one(db: Database, stores: Stores) -> None:
+    calls: list[str] = []
+    async with db.transaction("outer") as outer:
+        await stores.accounts.create(new_account("inner"))  # the store's own transaction joins
+        async with db.transaction("nested") as nested:
+            assert nested is outer
+            nested.after_commit(lambda: calls.append("nested"))
+        assert calls == []  # waits for the outer commit
+        outer.after_commit(lambda: calls.append("outer"))
+    assert calls == ["nested", "outer"]
+    assert await stores.accounts.exists("inner")
+
+
+async def test_a_failing_outer_transaction_takes_the_joined_writes_with_it(
+    db: Database, stores: Stores
+) -> None:
+    calls: list[str] = []
+    with pytest.raises(RuntimeError, match="late failure"):
+        async with db.transaction("outer"):
+            await stores.accounts.create(new_account("doomed"))
+            async with db.transaction("nested") as nested:
+                nested.after_commit(lambda: calls.append("never"))
+            raise RuntimeError("late failure")
+    assert not await stores.accounts.exists("doomed")
+    assert calls == []
+
+
+async def test_a_task_started_in_a_transaction_does_not_join_it(
+    db: Database, stores: Stores
+) -> None:
+    async def elsewhere() -> str:
+        async with db.transaction("own") as own:
+            await own.conn.execute(
+                insert(accounts).values(login="apart", created_at=utc(2024, 1, 1))
+            )
+            return own.name
+
+    async with db.transaction("outer") as outer:
+        task = asyncio.create_task(elsewhere())
+        await asyncio.sleep(0)
+        assert not task.done() or db.dialect != "sqlite"  # SQLite: waits for the writer lock
+    assert await task == "own"
+    assert outer.name == "outer"
+    assert await stores.accounts.exists("apart")
+
+
 async def test_transaction_names_are_logged(
     db: Database, stores: Stores, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,14 +7,21 @@ never meet "database is locked"; reads use a small separate pool (WAL lets
 them run while a write is in progress). On PostgreSQL writes and reads use
 two pools, the read pool in autocommit mode.
 
-Transactions do not nest: on SQLite, opening a transaction while holding
-one in the same task deadlocks (as does a read inside a transaction on an
-in-memory database, which has a single connection).
+Transactions nest by joining: a ``db.transaction(...)`` opened while the
+same task already holds one of the same database runs its statements in the
+outer one, which commits (or rolls back) them all together, and its
+after-commit callbacks wait for that commit. So a service can make several
+stores' writes one transaction without passing connections around
+(registering a user writes the account, the directory profile and the USERS
+record at once). A task started inside a transaction never joins it: each
+task opens its own. A read inside a transaction on an in-memory database
+(one connection) still deadlocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,11 +48,12 @@ class Transaction:
         conn: The connection to execute statements on.
     """
 
-    __slots__ = ("_callbacks", "conn", "name")
+    __slots__ = ("_callbacks", "conn", "name", "owner")
 
     def __init__(self, name: str, conn: AsyncConnection) -> None:
         self.name = name
         self.conn = conn
+        self.owner = asyncio.current_task()  # only this task may join it
         self._callbacks: list[Callable[[], object]] = []
 
     def after_commit(self, callback: Callable[[], object]) -> None:
@@ -62,6 +70,11 @@ class Transaction:
                 callback()
             except Exception:
                 log.exception("after-commit callback of transaction %s failed", self.name)
+
+
+#: The transaction the current task holds, per database (by ``id``).
+_open: contextvars.ContextVar[dict[int, Transaction]] = contextvars.ContextVar("carewire_txn")
+_NONE: dict[int, Transaction] = {}
 
 
 class _NoLock:
@@ -169,11 +182,20 @@ class Database:
         Raises:
             ValueError: A bound value was rejected (e.g. a naive datetime).
         """
+        outer = _open.get(_NONE).get(id(self))
+        if outer is not None and outer.owner is asyncio.current_task():
+            log.debug("transaction %s joins %s", name, outer.name)
+            yield outer
+            return
         started = time.perf_counter()
         try:
             async with self._lock, self._writer.begin() as conn:
                 txn = Transaction(name, conn)
-                yield txn
+                token = _open.set({**_open.get(_NONE), id(self): txn})
+                try:
+                    yield txn
+                finally:
+                    _open.reset(token)
         except StatementError as exc:
             log.debug("transaction %s failed after %.3f ms", name, _ms_since(started))
             _reraise(exc)
