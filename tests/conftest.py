@@ -62,3 +62,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = item.originalname if isinstance(item, pytest.Function) else item.name
         if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
             item.add_marker("slow")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the template databases this process made (tests/templates.py)."""
+    from tests.templates import drop_templates
+
+    drop_templates()

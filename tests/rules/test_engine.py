@@ -20,6 +20,7 @@ from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.engine import EngineConfig
 from carewire.rules.model import Rule, Trigger
+from tests.templates import prefill
 from tests.world import (
     CALLS,
     CHAT,
@@ -37,7 +38,9 @@ START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 async def platform(db_url: str) -> AsyncIterator[Assembly]:
     """A platform with the world's datasets, empty, and its two adapters."""
     clock = FakeClock(START)
-    p = await assemble(Options(url=db_url, clock=clock, engine=EngineConfig(max_depth=4)))
+    p = await assemble(
+        Options(url=await prefill(db_url), clock=clock, engine=EngineConfig(max_depth=4))
+    )
     await define_ward(p)
     await add_adapters(p)
     try:

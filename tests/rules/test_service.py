@@ -26,6 +26,7 @@ from carewire.rules.model import Rule, Trigger
 from carewire.rules.service import RuleError, RuleNotFoundError
 from carewire.rules.settings import HEADLINE, SettingsError
 from carewire.storage.rules import SqlRuleStore
+from tests.templates import prefill
 from tests.world import CHAT, UPDATES, add_adapters, define_ward
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -40,7 +41,7 @@ async def _setup(p: Assembly) -> None:
 @pytest.fixture
 async def platform(db_url: str) -> AsyncIterator[Assembly]:
     """A platform with the world's datasets and two adapters."""
-    p = await assemble(Options(url=db_url, clock=FakeClock(START)))
+    p = await assemble(Options(url=await prefill(db_url), clock=FakeClock(START)))
     try:
         await _setup(p)
         yield p
@@ -52,7 +53,10 @@ async def platform(db_url: str) -> AsyncIterator[Assembly]:
 async def local(tmp_path: Path) -> AsyncIterator[Assembly]:
     """The same platform on SQLite only, for validation that never reaches storage."""
     p = await assemble(
-        Options(url=f"sqlite+aiosqlite:///{tmp_path / 'local.db'}", clock=FakeClock(START))
+        Options(
+            url=await prefill(f"sqlite+aiosqlite:///{tmp_path / 'local.db'}"),
+            clock=FakeClock(START),
+        )
     )
     try:
         await _setup(p)

@@ -23,6 +23,7 @@ from carewire.security.tokens import Role
 from carewire.web.api import ApiServices, create_api
 from tests import world
 from tests.storage.conftest import db_url
+from tests.templates import prefill
 
 __all__ = ["Api", "add_calls", "alert_rule", "api", "db_url", "sqlite_api", "update_rule"]
 
@@ -76,7 +77,7 @@ def services_of(platform: Assembly) -> ApiServices:
 
 async def _open(url: str) -> AsyncIterator[Api]:
     clock = FakeClock()
-    platform = await assemble(Options(url=url, clock=clock))
+    platform = await assemble(Options(url=await prefill(url), clock=clock))
     events: list[RecordChanged] = []
     platform.datasets.subscribe(events.append)
     try:
