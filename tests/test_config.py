@@ -48,6 +48,21 @@ def test_env_overrides(tmp_path: Path) -> None:
     assert cfg.database_url == "postgresql://db.example/carewire"
 
 
+def test_directory_section(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("h.example")), env={})
+    d = cfg.directory
+    assert (d.invitation_link_ttl, d.affiliation_link_ttl, d.pin_reset_link_ttl) == (
+        "14d",
+        "7d",
+        "24h",
+    )
+    cfg = load(
+        write(tmp_path, render_default("h.example")),
+        env={"CAREWIRE_DIRECTORY_INVITATION_LINK_TTL": "3d"},
+    )
+    assert cfg.directory.invitation_link_ttl == "3d"
+
+
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:
     cfg = load(
         write(tmp_path, render_default("h.example")), env={}, overrides={"server": {"c2s_port": 0}}
@@ -84,6 +99,9 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[rules]\nmax_depth = 0\n", {}, "rules.max_depth: must be between 1 and 100"),
         ("[rules]\naction_timeout = '0s'\n", {}, "rules.action_timeout: must be more than 0s"),
         ("[rules]\ntime_zone = 'Mars/Olympus'\n", {}, "rules.time_zone: 'Mars/Olympus' is not"),
+        ("[directory]\ninvitation_link_ttl = '5m'\n", {}, "directory.invitation_link_ttl"),
+        ("[directory]\naffiliation_link_ttl = 'never'\n", {}, "directory.affiliation_link_ttl"),
+        ("", {"CAREWIRE_DIRECTORY_PIN_RESET_LINK_TTL": "30d"}, "directory.pin_reset_link_ttl"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

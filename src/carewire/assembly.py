@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from argon2 import PasswordHasher
 
 from carewire.adapters import dataupdate, xmpp
 from carewire.adapters.manager import AdapterManager
@@ -51,7 +53,9 @@ from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
 from carewire.datasets.paths import PathResolver
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
-from carewire.mail import mailer_from_config
+from carewire.directory.model import DirectoryConfig
+from carewire.directory.service import DirectoryService
+from carewire.mail import Mailer, MemoryMailer, mailer_from_config
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -65,6 +69,7 @@ from carewire.storage.adapters import SqlAdapterStore
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
 from carewire.storage.datasets import SqlDatasetStore
+from carewire.storage.directory import build_directory_store
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.web.api.deps import ApiServices
@@ -83,6 +88,10 @@ class Options:
         engine: The rules engine's settings.
         scram_iterations: PBKDF2 rounds for new SCRAM keys.
         upgrade: Migrate the schema before opening.
+        directory: The directory's settings and the base of its mailed links.
+        mailer: Sends the directory's mail (kept in memory unless given).
+        secret_hasher: The argon2id hasher of console passwords and PINs (the
+            library's recommended costs unless given; tests pass cheaper ones).
     """
 
     url: str
@@ -92,6 +101,9 @@ class Options:
     engine: EngineConfig = field(default_factory=EngineConfig)
     scram_iterations: int = 4096
     upgrade: bool = True
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    mailer: Mailer = field(default_factory=MemoryMailer)
+    secret_hasher: PasswordHasher | None = None
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -131,6 +143,24 @@ def engine_config(cfg: Config, *, hand_over: frozenset[str] = frozenset()) -> En
     )
 
 
+def directory_config(cfg: Config) -> DirectoryConfig:
+    """The directory's view of the configuration (``[directory]``; links as the console's)."""
+    d = cfg.directory
+    port = cfg.server.https_port
+    return DirectoryConfig(
+        domain=cfg.server.domain,
+        link_base=f"https://{cfg.server.domain}" + ("" if port == 443 else f":{port}"),
+        invitation_link_ttl=parse_duration(d.invitation_link_ttl, "directory.invitation_link_ttl"),
+        affiliation_link_ttl=parse_duration(
+            d.affiliation_link_ttl, "directory.affiliation_link_ttl"
+        ),
+        pin_reset_link_ttl=parse_duration(d.pin_reset_link_ttl, "directory.pin_reset_link_ttl"),
+        index_reload_interval=parse_duration(
+            cfg.xmpp.account_check_interval, "xmpp.account_check_interval"
+        ),
+    )
+
+
 def options_from_config(
     cfg: Config, *, clock: Clock | None = None, is_server: bool = True
 ) -> Options:
@@ -150,6 +180,8 @@ def options_from_config(
         features=feature_config(cfg),
         engine=engine_config(cfg, hand_over=hand_over),
         scram_iterations=cfg.xmpp.scram_iterations,
+        directory=directory_config(cfg),
+        mailer=mailer_from_config(cfg),
     )
 
 
@@ -223,6 +255,7 @@ class Assembly:
         chat: The XMPP adapter's gateway slot (attached by :meth:`load_features`).
         chat_settings: The enabled XMPP adapter's settings, for the features.
         responder: Applies alert responses, for the alerting feature.
+        directory: The organisation directory (provided to the features).
     """
 
     core: Core
@@ -238,6 +271,7 @@ class Assembly:
     chat: GatewaySlot
     chat_settings: ChatSettingsSource
     responder: AlertResponder
+    directory: DirectoryService
 
     @property
     def db(self) -> Database:
@@ -276,6 +310,7 @@ class Assembly:
         ctx.provide(self.resolver)
         ctx.provide(self.chat_settings, as_type=ChatSettingsSource)
         ctx.provide(self.responder, as_type=AlertResponder)
+        ctx.provide(self.directory)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -296,6 +331,7 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        await self.directory.close()
         await self.adapters.stop()
         await self.engine.stop()
         await self.core.close()
@@ -345,10 +381,23 @@ async def _platform(options: Options, core: Core) -> Assembly:
     )
     engine.attach()
     audit = AuditTrail(SqlAuditStore(db), clock)
+    console = ConsoleAccounts(SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher)
+    directory = DirectoryService(
+        store=build_directory_store(db),
+        accounts=core.accounts,
+        datasets=datasets,
+        console=console,
+        audit=audit,
+        mailer=options.mailer,
+        clock=clock,
+        config=replace(options.directory, domain=options.domain),
+        pin_hasher=options.secret_hasher,
+    )
+    await directory.load()
     return Assembly(
         core=core,
         audit=audit,
-        console=ConsoleAccounts(SqlConsoleStore(db), clock, audit),
+        console=console,
         tokens=TokenService(SqlTokenStore(db), clock),
         registry=registry,
         datasets=datasets,
@@ -365,6 +414,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
             registry=registry,
             tz=options.engine.tz,
         ),
+        directory=directory,
     )
 
 
@@ -436,6 +486,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         audit=assembly.audit,
         certificates=certificates,
         chat=assembly.chat,
+        directory=assembly.directory,
     )
 
 
@@ -454,4 +505,5 @@ def console_services(
         rules=assembly.rules,
         engine=assembly.engine,
         certificates=certificates,
+        directory=assembly.directory,
     )

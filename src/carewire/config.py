@@ -118,6 +118,15 @@ class ConsoleSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DirectorySection:
+    """[directory]: the organisation directory's mailed links."""
+
+    invitation_link_ttl: str = "14d"  # how long a user invitation's registration link works
+    affiliation_link_ttl: str = "7d"  # how long an affiliation invitation's link works
+    pin_reset_link_ttl: str = "24h"  # how long a PIN-reset link works
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MailSection:
     """[mail]: outgoing mail (password resets); empty ``smtp_host`` writes to ``DATA/outbox/``."""
 
@@ -147,6 +156,7 @@ class Config:
     xmpp: XmppSection = field(default_factory=XmppSection)
     rules: RulesSection = field(default_factory=RulesSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
+    directory: DirectorySection = field(default_factory=DirectorySection)
     mail: MailSection = field(default_factory=MailSection)
     log: LogSection = field(default_factory=LogSection)
 
@@ -187,6 +197,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "xmpp": XmppSection,
     "rules": RulesSection,
     "console": ConsoleSection,
+    "directory": DirectorySection,
     "mail": MailSection,
     "log": LogSection,
 }
@@ -278,6 +289,7 @@ def _validate(cfg: Config) -> None:
             f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
         ) from None
     _validate_console(cfg)
+    _validate_directory(cfg)
     _validate_mail(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
@@ -301,6 +313,19 @@ def _validate_console(cfg: Config) -> None:
         raise ConfigError(
             f"console.reset_link_ttl: must be between 1m and 7d, got {c.reset_link_ttl!r}"
         )
+
+
+def _validate_directory(cfg: Config) -> None:
+    d = cfg.directory
+    for key, low, high, text in (
+        ("invitation_link_ttl", 3600, 90 * 86_400, "1h and 90d"),
+        ("affiliation_link_ttl", 3600, 90 * 86_400, "1h and 90d"),
+        ("pin_reset_link_ttl", 300, 7 * 86_400, "5m and 7d"),
+    ):
+        value = getattr(d, key)
+        ttl = parse_duration(value, f"directory.{key}").total_seconds()
+        if not low <= ttl <= high:
+            raise ConfigError(f"directory.{key}: must be between {text}, got {value!r}")
 
 
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", re.IGNORECASE)
@@ -388,6 +413,11 @@ time_zone = "UTC"            # zone for times in #{...} templates, e.g. "America
 [console]
 session_timeout = "20m"      # web console: signed out after this long without activity
 reset_link_ttl = "30m"       # how long a mailed password-reset link works
+
+[directory]
+invitation_link_ttl = "14d"  # a user invitation's registration link works this long
+affiliation_link_ttl = "7d"  # an affiliation invitation's link works this long
+pin_reset_link_ttl = "24h"   # a PIN-reset link works this long (once)
 
 [mail]
 smtp_host = ""               # empty: mail is written to DATA/outbox/ instead of sent

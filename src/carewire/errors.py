@@ -46,6 +46,18 @@ class ValidationError(CarewireError):
     code = "invalid"
 
 
+class ForbiddenError(CarewireError):
+    """The caller is known but may not do this (HTTP 403): a read-only role writing, …"""
+
+    code = "forbidden"
+
+
+class GoneError(CarewireError):
+    """A one-time thing (a mailed link) existed but is used up, withdrawn or expired (HTTP 410)."""
+
+    code = "gone"
+
+
 class UnavailableError(CarewireError):
     """A part the request needs is not running here (HTTP 503)."""
 

@@ -104,6 +104,42 @@ class OutboxMailer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SentMail:
+    """A message :class:`MemoryMailer` kept."""
+
+    to: str
+    subject: str
+    body: str
+
+
+class MemoryMailer:
+    """Keeps messages in memory (tests, and processes that are told to mail nothing).
+
+    Attributes:
+        sent: Every message accepted, oldest first.
+        refuse: Addresses whose messages are refused with :class:`MailError`.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[SentMail] = []
+        self.refuse: set[str] = set()
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Keep the message (or refuse it when ``to`` is in :attr:`refuse`).
+
+        Raises:
+            MailError: ``to`` is refused.
+        """
+        if to in self.refuse:
+            raise MailError(f"the recipient {to} was refused")
+        self.sent.append(SentMail(to=to, subject=subject, body=body))
+
+    def to(self, address: str) -> list[SentMail]:
+        """The messages sent to ``address``."""
+        return [m for m in self.sent if m.to == address]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxEntry:
     """One message in the outbox.
 

@@ -22,9 +22,16 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = LockoutPolicy()
 
 
-def account(failed: int = 0, last: datetime | None = None, locked: bool = False) -> Account:
+def account(
+    failed: int = 0, last: datetime | None = None, locked: bool = False, disabled: bool = False
+) -> Account:
     return Account(
-        login="a", created_at=NOW, failed_logins=failed, last_failed_at=last, is_locked=locked
+        login="a",
+        created_at=NOW,
+        failed_logins=failed,
+        last_failed_at=last,
+        is_locked=locked,
+        is_disabled=disabled,
     )
 
 
@@ -39,11 +46,17 @@ def test_admission_examples() -> None:
     )
 
 
-@given(failed=st.integers(0, 20), ago=st.integers(0, 600), locked=st.booleans())
-def test_admission_properties(failed: int, ago: int, locked: bool) -> None:
-    decision = admission(account(failed, NOW - timedelta(seconds=ago), locked), NOW, POLICY)
+@given(
+    failed=st.integers(0, 20), ago=st.integers(0, 600), locked=st.booleans(), disabled=st.booleans()
+)
+def test_admission_properties(failed: int, ago: int, locked: bool, disabled: bool) -> None:
+    decision = admission(
+        account(failed, NOW - timedelta(seconds=ago), locked, disabled), NOW, POLICY
+    )
     if locked:
         assert decision is Admission.LOCKED
+    elif disabled:
+        assert decision is Admission.DISABLED
     elif failed >= 5 and ago < 180:
         assert decision is Admission.DELAYED
     else:
@@ -113,3 +126,15 @@ def test_login_of() -> None:
     assert Authenticator.login_of("nurse@example.test", "example.test") == "nurse"
     assert Authenticator.login_of("nurse@other.test", "example.test") is None
     assert Authenticator.login_of("bad\u0007", "example.test") is None
+
+
+async def test_a_disabled_account_gets_no_keys(stores: Stores) -> None:
+    auth = Authenticator(stores, FakeClock(NOW), LoginAuditor(stores))
+    assert await stores.accounts.set_disabled("nurse", True)
+    assert await stores.accounts.disabled(["nurse", "ghost"]) == {"nurse"}
+    decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256")
+    assert decision is Admission.DISABLED and keys is None
+    assert not await stores.accounts.set_disabled("ghost", True)
+    await stores.accounts.set_disabled("nurse", False)
+    decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256")
+    assert decision is Admission.ALLOW and keys is not None

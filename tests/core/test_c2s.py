@@ -12,7 +12,7 @@ import pytest
 from scramp import ScramClient
 
 from carewire.core import hook_names as H
-from carewire.core.auth import HARD_LIMIT_TEXT, Authenticator, LoginAuditor
+from carewire.core.auth import DISABLED_TEXT, HARD_LIMIT_TEXT, Authenticator, LoginAuditor
 from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
 from carewire.core.feature import ClientLink, ConnectionLost, FeatureConfig
 from carewire.core.sessions import Session
@@ -154,6 +154,25 @@ async def test_wrong_passwords_delay_then_lock(h: Harness, auth: Authenticator) 
     await auth.auditor.flush()
     outcomes = [r.outcome for r in await h.kernel.stores.login_audit.query(login="alice", limit=20)]
     assert outcomes.count(LoginOutcome.DELAYED) == 1 and outcomes.count(LoginOutcome.LOCKED) == 1
+
+
+async def test_a_disabled_account_is_refused_and_its_sessions_end(
+    h: Harness, auth: Authenticator
+) -> None:
+    c = Client(h, auth)
+    await c.plain("alice", "wonderland")
+    await c.bind()
+    assert await h.kernel.accounts.set_disabled("alice", True)
+    assert c.sink.closed == [StreamCondition.NOT_AUTHORIZED]  # ended at once, in this process
+    text = await Client(h, auth).plain("alice", "wonderland")  # the right password, refused
+    assert "<account-disabled/>" in text and DISABLED_TEXT in text
+    account = await h.kernel.stores.accounts.get("alice")
+    assert account is not None and account.failed_logins == 0  # not counted as a failure
+    await auth.auditor.flush()
+    (last, *_) = await h.kernel.stores.login_audit.query(login="alice", limit=1)
+    assert (last.outcome, last.reason) == (LoginOutcome.DISABLED, "login disabled")
+    await h.kernel.accounts.set_disabled("alice", False)
+    assert "<success" in await Client(h, auth).plain("alice", "wonderland")
 
 
 async def test_unknown_user_and_foreign_domain_fail(h: Harness, auth: Authenticator) -> None:

@@ -72,6 +72,15 @@ async def test_verify_returns_the_token(tokens: Tokens) -> None:
     assert not info.role.can_write and Role.ADMIN.can_write
 
 
+async def test_a_token_may_act_for_one_organisation(tokens: Tokens) -> None:
+    created, plaintext = await tokens.service.create("org 7", Role.ADMIN, organisation_id=7)
+    assert created.organisation_id == 7
+    assert (await tokens.service.verify(plaintext)).organisation_id == 7
+    _, everyone = await tokens.service.create("all", Role.ADMIN)
+    assert (await tokens.service.verify(everyone)).organisation_id is None
+    assert [t.organisation_id for t in await tokens.service.list()] == [None, 7]
+
+
 async def test_last_use_is_written_at_most_once_a_minute(tokens: Tokens) -> None:
     _, plaintext = await tokens.service.create("busy", Role.ADMIN)
     first = tokens.clock.now()

@@ -57,6 +57,21 @@ DATA_PLATFORM_TABLES = {
     "muc_rooms",  # rooms outlive their creators; affiliations name JIDs, not accounts
     "muc_affiliations",
 }
+# The directory's tables: its profiles, PINs and memberships cascade from accounts too, tested
+# with the directory's store (tests/storage/test_directory.py).
+DATA_PLATFORM_TABLES |= {
+    "organisations",
+    "directory_sequences",
+    "directory_users",
+    "directory_pins",
+    "pin_resets",
+    "directory_groups",
+    "directory_group_members",
+    "invitations",
+    "affiliations",
+    "affiliation_permissions",
+    "affiliation_permission_groups",
+}
 
 
 async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:

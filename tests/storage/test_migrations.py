@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from carewire.storage import Database, migrate
-from carewire.storage.tables import ALL_TABLES, metadata
+from carewire.storage.tables import ALL_TABLES, accounts, metadata
 
 TABLES = {t.name for t in ALL_TABLES}
+DIRECTORY_TABLES = {
+    "organisations",
+    "directory_sequences",
+    "directory_users",
+    "directory_pins",
+    "pin_resets",
+    "directory_groups",
+    "directory_group_members",
+    "invitations",
+    "affiliations",
+    "affiliation_permissions",
+    "affiliation_permission_groups",
+}
 
 
 async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
@@ -31,16 +45,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 21
+    assert len(TABLES) == 32
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0004_muc"
+    assert await migrate.current(db_url) == "0005_directory"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0004_muc"
+    assert await migrate.current(db_url) == "0005_directory"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
@@ -51,3 +65,46 @@ async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
+
+
+async def test_directory_migration_down_and_up_keeps_older_data(db_url: str) -> None:
+    """0005 down to 0004 removes only the directory (and its columns); up again restores them."""
+    await migrate.upgrade(db_url)
+    db = await Database.open(db_url)
+    try:
+        async with db.transaction("seed") as txn:
+            await txn.conn.execute(
+                insert(accounts).values(login="old", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+            )
+    finally:
+        await db.close()
+    await migrate.downgrade(db_url, "0004_muc")
+    names, _ = await _inspect(db_url)
+    assert not DIRECTORY_TABLES & names and "accounts" in names
+    columns = await _columns(db_url)
+    assert "is_disabled" not in columns["accounts"]
+    assert "organisation_id" not in columns["console_users"]
+    assert "organisation_id" not in columns["api_tokens"]
+    await migrate.upgrade(db_url)
+    names, diff = await _inspect(db_url)
+    assert names >= TABLES and diff == []
+    db = await Database.open(db_url)
+    try:
+        async with db.read("check") as conn:
+            row = (await conn.execute(select(accounts.c.login, accounts.c.is_disabled))).one()
+    finally:
+        await db.close()
+    assert tuple(row) == ("old", False)
+
+
+async def _columns(db_url: str) -> dict[str, set[str]]:
+    def run(conn: Connection) -> dict[str, set[str]]:
+        insp = inspect(conn)
+        return {t: {c["name"] for c in insp.get_columns(t)} for t in insp.get_table_names()}
+
+    db = await Database.open(db_url)
+    try:
+        async with db.read("columns") as conn:
+            return await conn.run_sync(run)
+    finally:
+        await db.close()

@@ -115,13 +115,46 @@ class AccountService:
         login = normalize_login(login)
         removed = await self.stores.accounts.remove(login)
         if removed:
-            log.info("account removed: %s", login)
-            if self.sessions is not None:
-                for s in self.sessions.of_user(login):
-                    s.sink.close(StreamCondition.NOT_AUTHORIZED, "account removed")
-            if self.hooks is not None:
-                await self.hooks.fire(H.ACCOUNT_REMOVED, AccountEvent(login=login))
+            await self.removed(login)
         return removed
+
+    async def removed(self, login: str) -> None:
+        """After an account was deleted (by :meth:`remove` or in a caller's transaction):
+        close its sessions and tell the features (``account/removed``)."""
+        log.info("account removed: %s", login)
+        self.end_sessions(login, text="account removed")
+        if self.hooks is not None:
+            await self.hooks.fire(H.ACCOUNT_REMOVED, AccountEvent(login=login))
+
+    async def set_disabled(self, login: str, is_disabled: bool) -> bool:
+        """Disable or enable login ("Can Login"); disabling ends the account's sessions now.
+
+        Returns:
+            False if there is no such account.
+        """
+        login = normalize_login(login)
+        done = await self.stores.accounts.set_disabled(login, is_disabled)
+        if done:
+            log.info("account %s: %s", "disabled" if is_disabled else "enabled", login)
+            if is_disabled:
+                self.end_sessions(login, text="login disabled")
+        return done
+
+    def end_sessions(
+        self, login: str, resource: str | None = None, *, text: str = "account changed"
+    ) -> int:
+        """Close the sessions of ``login`` in this process (only ``resource``'s when given).
+
+        The stream ends with ``<not-authorized/>``; returns how many were closed.
+        """
+        if self.sessions is None:
+            return 0
+        closed = 0
+        for s in self.sessions.of_user(login):
+            if resource is None or s.jid.resource == resource:
+                s.sink.close(StreamCondition.NOT_AUTHORIZED, text)
+                closed += 1
+        return closed
 
     async def unlock(self, login: str) -> bool:
         """Unlock an account locked after repeated failed logins."""

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # The text administrators and clients see for an account in the delay or locked.
 HARD_LIMIT_TEXT = "Invalid login hard limit reached. Delaying login attempts."
 LOCKED_TEXT = "Account locked after repeated failed logins; an administrator must unlock it."
+DISABLED_TEXT = "Login has been disabled for this account by an administrator."
+#: The login audit's reason for a refused disabled account.
+DISABLED_REASON = "login disabled"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,14 +51,21 @@ class Admission(StrEnum):
     ALLOW = "allow"
     DELAYED = "delayed"
     LOCKED = "locked"
+    DISABLED = "disabled"
 
 
 def admission(account: Account | None, now: datetime, policy: LockoutPolicy) -> Admission:
-    """Pure lockout decision for one attempt (unknown accounts are allowed: they just fail)."""
+    """Pure lockout decision for one attempt (unknown accounts are allowed: they just fail).
+
+    A disabled account ("Can Login" off) is refused like a locked one, before
+    any password is checked; a lock wins over it (it says more).
+    """
     if account is None:
         return Admission.ALLOW
     if account.is_locked:
         return Admission.LOCKED
+    if account.is_disabled:
+        return Admission.DISABLED
     if (
         account.failed_logins >= policy.delay_after
         and account.last_failed_at is not None

@@ -25,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from carewire.core import hook_names as H
-from carewire.core.auth import HARD_LIMIT_TEXT, LOCKED_TEXT, Admission, Authenticator
+from carewire.core.auth import (
+    DISABLED_REASON,
+    DISABLED_TEXT,
+    HARD_LIMIT_TEXT,
+    LOCKED_TEXT,
+    Admission,
+    Authenticator,
+)
 from carewire.core.events import SessionEvent
 from carewire.core.feature import ConnectionLost, StreamPhase
 from carewire.core.kernel import Kernel
@@ -205,9 +212,13 @@ class ClientConnection:
     async def _refuse(self, login: str, decision: Admission) -> None:
         mech_name = self._mech.name if self._mech is not None else ""
         self._mech = None
+        reason = decision.value
         if decision is Admission.LOCKED:
             self.stream.sasl_failure("account-disabled", LOCKED_TEXT)
             outcome = LoginOutcome.LOCKED
+        elif decision is Admission.DISABLED:
+            self.stream.sasl_failure("account-disabled", DISABLED_TEXT)
+            outcome, reason = LoginOutcome.DISABLED, DISABLED_REASON
         else:
             self.stream.sasl_failure("temporary-auth-failure", HARD_LIMIT_TEXT)
             outcome = LoginOutcome.DELAYED
@@ -217,7 +228,7 @@ class ClientConnection:
             transport=self.info.transport,
             mechanism=mech_name,
             outcome=outcome,
-            reason=decision.value,
+            reason=reason,
             counts=False,
         )
 

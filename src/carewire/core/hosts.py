@@ -1,4 +1,4 @@
-"""The addresses this server answers for (DOMAIN and its chat. and patients. sub-domains)."""
+"""The addresses this server answers for: DOMAIN and its chat., patients. and groups. services."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ class Hosts:
         return f"patients.{self.domain}"
 
     @property
+    def groups_domain(self) -> str:
+        """Directory groups addressable as ``<slug>@groups.DOMAIN`` (one message, every member)."""
+        return f"groups.{self.domain}"
+
+    @property
     def domain_jid(self) -> JID:
         """The server's own JID."""
         return JID.parse(self.domain)
@@ -31,7 +36,7 @@ class Hosts:
     @property
     def subdomains(self) -> frozenset[str]:
         """Sub-services hosted here."""
-        return frozenset({self.chat_domain, self.patients_domain})
+        return frozenset({self.chat_domain, self.patients_domain, self.groups_domain})
 
     def is_local(self, domain: str) -> bool:
         """Whether ``domain`` is the chat domain or one of its sub-services."""

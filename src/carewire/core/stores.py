@@ -33,6 +33,7 @@ class LoginOutcome(StrEnum):
     FAILURE = "failure"  # wrong password or unknown account
     DELAYED = "delayed"  # refused: inside the wait after repeated failures
     LOCKED = "locked"  # refused: the account is locked
+    DISABLED = "disabled"  # refused: an administrator disabled login ("Can Login")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +58,7 @@ class Account:
     failed_logins: int = 0
     last_failed_at: datetime | None = None
     is_locked: bool = False
+    is_disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +150,12 @@ class AccountStore(Protocol):
 
     async def reset_failures(self, login: str) -> None:
         """Clear the failed-login counter after a success (no write if already zero)."""
+
+    async def set_disabled(self, login: str, is_disabled: bool) -> bool:
+        """Disable or enable login ("Can Login"); False if the account does not exist."""
+
+    async def disabled(self, logins: Sequence[str]) -> set[str]:
+        """Which of ``logins`` are disabled (any number may be asked)."""
 
     async def unlock(self, login: str) -> bool:
         """Unlock and clear the counter; False if the account does not exist."""

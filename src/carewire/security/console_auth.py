@@ -135,10 +135,12 @@ class ConsoleAccounts:
         email: str | None = None,
         password: str | None = None,
         origin: Origin = CLI,
+        organisation_id: int | None = None,
     ) -> tuple[ConsoleUser, str | None]:
         """Create a user; without ``password`` a one-time one is generated and returned.
 
-        A generated password must be changed at the first sign-in.
+        A generated password must be changed at the first sign-in. An
+        organisation administrator names their directory organisation.
 
         Raises:
             ValidationError: A bad username, e-mail or password.
@@ -156,9 +158,87 @@ class ConsoleAccounts:
             role=Role(role),
             must_change_password=generated,
             at=self._clock.now(),
+            organisation_id=organisation_id,
         )
         await self._record(origin, "console.user.create", name, role=user.role.value)
         return user, plain if generated else None
+
+    async def add_hashed_user(
+        self,
+        username: str,
+        role: Role,
+        *,
+        email: str | None,
+        password_hash: str,
+        must_change_password: bool,
+        organisation_id: int | None = None,
+        origin: Origin = CLI,
+    ) -> ConsoleUser:
+        """Create a user whose password was hashed already (:meth:`hash_password`).
+
+        For callers that write the user inside their own transaction (the
+        directory's registration): the slow hash is done before it opens.
+
+        Raises:
+            ValidationError: A bad username or e-mail.
+            ConflictError: The username or e-mail is taken.
+        """
+        name = normalize_username(username)
+        user = await self._store.add_user(
+            username=name,
+            email=normalize_email(email) if email else None,
+            password_hash=password_hash,
+            role=Role(role),
+            must_change_password=must_change_password,
+            at=self._clock.now(),
+            organisation_id=organisation_id,
+        )
+        await self._record(origin, "console.user.create", name, role=user.role.value)
+        return user
+
+    async def set_password_hash(
+        self, username: str, password_hash: str, *, must_change: bool, origin: Origin = CLI
+    ) -> bool:
+        """Replace a user's password with one hashed already (:meth:`hash_password`).
+
+        Their sessions end. Returns False when there is no such user.
+        """
+        found = await self._store.find(username.strip().lower())
+        if found is None:
+            return False
+        user = found[0]
+        await self._store.set_password(
+            user.id, password_hash, at=self._clock.now(), must_change=must_change
+        )
+        await self._store.delete_sessions(user.id)
+        await self._record(origin, "console.user.passwd", user.username)
+        return True
+
+    async def remove_user(self, username: str, *, origin: Origin = CLI) -> bool:
+        """Delete a user (their sessions end); whether there was one."""
+        name = username.strip().lower()
+        removed = await self._store.remove_user(name)
+        if removed:
+            await self._record(origin, "console.user.remove", name)
+        return removed
+
+    async def rename_user(
+        self, username: str, new_username: str, *, email: str | None, origin: Origin = CLI
+    ) -> bool:
+        """Change a user's username and e-mail (an administrator's address changed).
+
+        Raises:
+            ValidationError: A bad username or e-mail.
+            ConflictError: The new username or e-mail is taken.
+        """
+        name = normalize_username(new_username)
+        mail = normalize_email(email) if email else None
+        done = await self._store.rename_user(
+            username.strip().lower(), new_username=name, email=mail
+        )
+        if done:
+            await self._record(origin, "console.user.rename", name, previous=username)
+        return done
 
     async def ensure_first_admin(self, domain: str) -> str | None:
         """On an installation without console users, create ``admin``; return its password.

@@ -91,6 +91,7 @@ class ConsoleUser:
     must_change_password: bool = False
     created_at: datetime
     password_changed_at: datetime
+    organisation_id: int | None = None  # the directory organisation an org admin administers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,8 +173,19 @@ class ConsoleStore(Protocol):
         role: Role,
         must_change_password: bool,
         at: datetime,
+        organisation_id: int | None = None,
     ) -> ConsoleUser:
         """Save a new user. Raises ConflictError when the username or e-mail is taken."""
+
+    async def remove_user(self, username: str) -> bool:
+        """Delete a user with its sessions and reset links; whether it existed."""
+
+    async def rename_user(self, username: str, *, new_username: str, email: str | None) -> bool:
+        """Change a user's username and e-mail; whether it existed.
+
+        Raises:
+            ConflictError: The new username or e-mail is taken.
+        """
 
     async def count_users(self) -> int:
         """How many console users exist."""
@@ -252,10 +264,16 @@ def check_password(password: str) -> None:
 def normalize_username(username: str) -> str:
     """The stored form of a username (lowercase), checked.
 
+    A username is 1–64 of a–z, 0–9, '.', '_', '-' starting with a letter or
+    digit, or an e-mail address of at most 200 characters (organisation
+    administrators sign in with their e-mail address).
+
     Raises:
-        ValidationError: Not 1–64 of a–z, 0–9, '.', '_', '-' starting with a letter or digit.
+        ValidationError: It is neither.
     """
     name = username.strip().lower()
+    if "@" in name and len(name) <= 200 and _EMAIL.match(name):
+        return name
     if not _USERNAME.match(name):
         raise ValidationError(
             "A username has 1–64 characters: letters, digits, '.', '_' or '-', "

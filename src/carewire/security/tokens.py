@@ -25,12 +25,13 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from carewire.clock import Clock
 from carewire.errors import CarewireError, NotFoundError, ValidationError
+from carewire.errors import ForbiddenError as ForbiddenError  # re-exported: the API maps it to 403
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,6 @@ class AuthError(CarewireError):
     code = "unauthorized"
 
 
-class ForbiddenError(CarewireError):
-    """The token is valid but its role does not allow the request."""
-
-    code = "forbidden"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenInfo:
     """What is known about a token, without the token itself.
@@ -82,6 +77,8 @@ class TokenInfo:
         created_at: When it was created (UTC).
         last_used_at: When a request last used it, to the minute (None: never).
         revoked_at: When it was revoked (None: still valid).
+        organisation_id: The directory organisation it acts for (None: every
+            organisation, as a system administrator or a global auditor).
     """
 
     id: int
@@ -90,6 +87,7 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    organisation_id: int | None = None
 
     @property
     def is_revoked(self) -> bool:
@@ -101,7 +99,13 @@ class TokenStore(Protocol):
     """Where token digests live (:class:`carewire.storage.tokens.SqlTokenStore`)."""
 
     async def add(
-        self, *, name: str, token_hash: str, role: Role, created_at: datetime
+        self,
+        *,
+        name: str,
+        token_hash: str,
+        role: Role,
+        created_at: datetime,
+        organisation_id: int | None = None,
     ) -> TokenInfo:
         """Save a new token.
 
@@ -147,8 +151,10 @@ class TokenService:
         self._store = store
         self._clock = clock
 
-    async def create(self, name: str, role: Role) -> tuple[TokenInfo, str]:
-        """Create a token.
+    async def create(
+        self, name: str, role: Role, *, organisation_id: int | None = None
+    ) -> tuple[TokenInfo, str]:
+        """Create a token (for one directory organisation when ``organisation_id`` is given).
 
         Returns:
             (what is stored, the token itself: show it once, it cannot be read back).
@@ -164,6 +170,7 @@ class TokenService:
             token_hash=token_digest(plaintext),
             role=Role(role),
             created_at=self._clock.now(),
+            organisation_id=organisation_id,
         )
         log.info("API token %r created (%s)", name, info.role.value)
         return info, plaintext
@@ -184,14 +191,7 @@ class TokenService:
         now = self._clock.now()
         if info.last_used_at is None or now - info.last_used_at >= TOUCH_INTERVAL:
             await self._store.touch(info.id, now)
-            info = TokenInfo(
-                id=info.id,
-                name=info.name,
-                role=info.role,
-                created_at=info.created_at,
-                last_used_at=now,
-                revoked_at=info.revoked_at,
-            )
+            info = replace(info, last_used_at=now)
         return info
 
     async def list(self) -> list[TokenInfo]:

@@ -42,6 +42,7 @@ _COLUMNS = (
     _A.failed_logins,
     _A.last_failed_at,
     _A.is_locked,
+    _A.is_disabled,
 )
 
 _GET = select(*_COLUMNS).where(_A.login == bindparam("login"))
@@ -80,6 +81,14 @@ _RESET_FAILURES = (
     .where(_A.login == bindparam("k_login"), _A.failed_logins != 0)
     .values(failed_logins=0)
 )
+_SET_DISABLED = (
+    update(accounts)
+    .where(_A.login == bindparam("k_login"))
+    .values(is_disabled=bindparam("k_disabled"))
+)
+_DISABLED = select(_A.login).where(
+    _A.login.in_(bindparam("logins", expanding=True)), _A.is_disabled
+)
 _UNLOCK = (
     update(accounts)
     .where(_A.login == bindparam("k_login"))
@@ -96,6 +105,7 @@ def _account(row: Sequence[Any]) -> Account:
         failed_logins=row[4],
         last_failed_at=row[5],
         is_locked=row[6],
+        is_disabled=row[7],
     )
 
 
@@ -108,6 +118,7 @@ def _account_row(new: NewAccount, now: datetime) -> dict[str, Any]:
         "failed_logins": 0,
         "last_failed_at": None,
         "is_locked": False,
+        "is_disabled": False,
     }
 
 
@@ -301,6 +312,23 @@ class SqlAccountStore:
             return
         async with self._db.transaction("reset_login_failures") as txn:
             await txn.conn.execute(_RESET_FAILURES, {"k_login": login})
+
+    async def set_disabled(self, login: str, is_disabled: bool) -> bool:
+        """Disable or enable login ("Can Login"); False if the account does not exist."""
+        params = {"k_login": login, "k_disabled": is_disabled}
+        async with self._db.transaction("set_account_disabled") as txn:
+            result = await txn.conn.execute(_SET_DISABLED, params)
+        return result.rowcount > 0
+
+    async def disabled(self, logins: Sequence[str]) -> set[str]:
+        """Which of ``logins`` are disabled (asked in chunks, so any number may be passed)."""
+        found: set[str] = set()
+        unique = sorted(set(logins))
+        async with self._db.read("disabled_accounts") as conn:
+            for i in range(0, len(unique), 500):
+                rows = await conn.execute(_DISABLED, {"logins": unique[i : i + 500]})
+                found.update(rows.scalars())
+        return found
 
     async def unlock(self, login: str) -> bool:
         """Unlock and clear the counter; False if the account does not exist."""

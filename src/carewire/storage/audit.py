@@ -24,6 +24,7 @@ from carewire.security.audit import (
     entry_hash,
     storable,
 )
+from carewire.storage import dialects
 from carewire.storage.database import Database, Transaction
 from carewire.storage.dialects import POSTGRESQL
 from carewire.storage.tables import audit_log
@@ -89,8 +90,9 @@ class SqlAuditStore:
         """Take the exclusive lock for an append and return the last hash."""
         if self._db.dialect == POSTGRESQL:
             await txn.conn.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
-        else:
+        elif not await dialects.sqlite_in_transaction(txn.conn):
             # The driver would only begin at the INSERT, after the read: begin first.
+            # (Inside a joined transaction that already wrote, the write lock is held.)
             await txn.conn.exec_driver_sql("BEGIN IMMEDIATE")
         last = (
             await txn.conn.execute(select(_A.hash).order_by(_A.id.desc()).limit(1))

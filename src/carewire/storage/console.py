@@ -35,6 +35,7 @@ _USER_COLUMNS = (
     _U.must_change_password,
     _U.created_at,
     _U.password_changed_at,
+    _U.organisation_id,
 )
 
 
@@ -50,6 +51,7 @@ def _user(row: Any) -> ConsoleUser:
         must_change_password=bool(row.must_change_password),
         created_at=row.created_at,
         password_changed_at=row.password_changed_at,
+        organisation_id=None if row.organisation_id is None else int(row.organisation_id),
     )
 
 
@@ -71,6 +73,7 @@ class SqlConsoleStore:
         role: Role,
         must_change_password: bool,
         at: datetime,
+        organisation_id: int | None = None,
     ) -> ConsoleUser:
         """Save a new user.
 
@@ -86,6 +89,7 @@ class SqlConsoleStore:
             "must_change_password": must_change_password,
             "created_at": at,
             "password_changed_at": at,
+            "organisation_id": organisation_id,
         }
         try:
             async with self._db.transaction("add_console_user") as txn:
@@ -99,6 +103,32 @@ class SqlConsoleStore:
         except IntegrityError:  # a concurrent add won the race
             raise ConflictError("that username or e-mail address is already in use") from None
         return _user(row)
+
+    async def remove_user(self, username: str) -> bool:
+        """Delete a user with its sessions and reset links (cascade); whether it existed."""
+        stmt = delete(console_users).where(_U.username == username)
+        async with self._db.transaction("remove_console_user") as txn:
+            return (await txn.conn.execute(stmt)).rowcount > 0
+
+    async def rename_user(self, username: str, *, new_username: str, email: str | None) -> bool:
+        """Change a user's username and e-mail; whether it existed.
+
+        Raises:
+            ConflictError: The new username or e-mail is taken by someone else.
+        """
+        taken = select(_U.id).where(
+            _U.username != username,
+            or_(_U.username == new_username, _U.email == (email or new_username)),
+        )
+        stmt = (
+            update(console_users)
+            .where(_U.username == username)
+            .values(username=new_username, email=email)
+        )
+        async with self._db.transaction("rename_console_user") as txn:
+            if (await txn.conn.execute(taken)).first() is not None:
+                raise ConflictError("that username or e-mail address is already in use")
+            return (await txn.conn.execute(stmt)).rowcount > 0
 
     async def count_users(self) -> int:
         """How many console users exist."""
@@ -121,7 +151,7 @@ class SqlConsoleStore:
             .order_by(_U.username != login)  # a username beats someone else's e-mail
             .limit(1)
         )
-        async with self._db.read("find_console_user") as conn:
+        async with self._db.reading("find_console_user") as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else (_user(row), str(row.password_hash))
 

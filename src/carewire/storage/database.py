@@ -227,6 +227,26 @@ class Database:
         finally:
             log.debug("read %s took %.3f ms", name, _ms_since(started))
 
+    @asynccontextmanager
+    async def reading(self, name: str) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that must see the current task's own uncommitted writes.
+
+        Inside a transaction this task holds: that transaction's connection;
+        otherwise a read connection as :meth:`read` gives.
+
+        Args:
+            name: A short name for logs.
+
+        Yields:
+            The connection.
+        """
+        outer = _open.get(_NONE).get(id(self))
+        if outer is not None and outer.owner is asyncio.current_task():
+            yield outer.conn
+            return
+        async with self.read(name) as conn:
+            yield conn
+
     @property
     def has_point_reads(self) -> bool:
         """Whether :meth:`point_read` is available (file-backed SQLite)."""

@@ -39,7 +39,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from carewire.errors import ConfigError
@@ -282,6 +282,17 @@ def upsert(
     values: dict[str, Any] = {name: ins.excluded[name] for name in update}
     values.update(set_ or {})
     return ins.on_conflict_do_update(index_elements=list(keys), set_=values)
+
+
+async def sqlite_in_transaction(conn: AsyncConnection) -> bool:
+    """Whether SQLite's driver connection under ``conn`` has begun a transaction.
+
+    The writer's driver begins lazily, before the first write statement; a
+    store that must take the write lock before reading asks this first, so
+    that inside a joined transaction that already wrote it does not begin twice.
+    """
+    raw = await conn.get_raw_connection()
+    return bool(getattr(raw.driver_connection, "in_transaction", False))
 
 
 def binary_order(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:

@@ -17,7 +17,15 @@ from carewire.storage.tables import api_tokens
 log = logging.getLogger(__name__)
 
 _T = api_tokens.c
-_COLUMNS = (_T.id, _T.name, _T.role, _T.created_at, _T.last_used_at, _T.revoked_at)
+_COLUMNS = (
+    _T.id,
+    _T.name,
+    _T.role,
+    _T.created_at,
+    _T.last_used_at,
+    _T.revoked_at,
+    _T.organisation_id,
+)
 _BY_HASH = select(*_COLUMNS).where(_T.token_hash == bindparam("token_hash"))
 _BY_NAME = select(*_COLUMNS).where(_T.name == bindparam("name"))
 _ALL = select(*_COLUMNS).order_by(_T.name)
@@ -42,6 +50,7 @@ def _info(row: Any) -> TokenInfo:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        organisation_id=None if row.organisation_id is None else int(row.organisation_id),
     )
 
 
@@ -53,14 +62,26 @@ class SqlTokenStore:
         self._db = db
 
     async def add(
-        self, *, name: str, token_hash: str, role: Role, created_at: datetime
+        self,
+        *,
+        name: str,
+        token_hash: str,
+        role: Role,
+        created_at: datetime,
+        organisation_id: int | None = None,
     ) -> TokenInfo:
         """Save a new token.
 
         Raises:
             ConflictError: A token of that name exists (revoked ones included).
         """
-        row = {"name": name, "token_hash": token_hash, "role": role.value, "created_at": created_at}
+        row = {
+            "name": name,
+            "token_hash": token_hash,
+            "role": role.value,
+            "created_at": created_at,
+            "organisation_id": organisation_id,
+        }
         try:
             async with self._db.transaction("add_api_token") as txn:
                 if (await txn.conn.execute(_BY_NAME, {"name": name})).first() is not None:
@@ -72,7 +93,13 @@ class SqlTokenStore:
             # A concurrent add of the same name won the race (a digest collision is
             # out of reach for 256-bit tokens).
             raise ConflictError(f"an API token named {name!r} already exists") from None
-        return TokenInfo(id=token_id, name=name, role=role, created_at=created_at)
+        return TokenInfo(
+            id=token_id,
+            name=name,
+            role=role,
+            created_at=created_at,
+            organisation_id=organisation_id,
+        )
 
     async def find_by_hash(self, token_hash: str) -> TokenInfo | None:
         """The token whose SHA-256 hex digest is ``token_hash``."""
