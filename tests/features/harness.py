@@ -26,6 +26,8 @@ from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.jid import JID
 from carewire.xmpp.parser import parse_document
 from carewire.xmpp.xml import serialize
+from tests.hashing import CHEAP_HASHER
+from tests.templates import prefill
 
 DOMAIN = "example.test"
 
@@ -155,11 +157,13 @@ async def make_harness(
     the kernel's side is built and ``features`` defaults to the standard XMPP
     ones (the clinical features refuse to load without the platform).
     """
+    url = await prefill(url or f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
     options = Options(
-        url=url or f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}",
+        url=url,
         domain=DOMAIN,
         clock=FakeClock(),
         features=config or FeatureConfig(),
+        secret_hasher=CHEAP_HASHER,
     )
     if not with_platform:
         core = await open_core(options)

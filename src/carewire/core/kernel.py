@@ -51,7 +51,8 @@ IM_FEATURES: tuple[str, ...] = (
     "smacks",
     "muc",
 )
-#: The clinical features, built on the data platform and the XMPP adapter's door.
+#: The clinical features, built on the data platform and the XMPP adapter's door (the
+#: organisation directory's five last: its policy, roster, search, groups and PIN).
 CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
@@ -59,6 +60,11 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "client_settings",
     "bookmarks",
     "alerting",
+    "directory_policy",
+    "directory_roster",
+    "search",
+    "groups",
+    "pin",
 )
 #: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
 #: provides, so :meth:`Kernel.load_features` always loads in this order.

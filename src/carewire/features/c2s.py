@@ -6,7 +6,9 @@ optional (in the stream core) and answer it with an empty result.
 
 An account removed while its user is online — by an administrator with the
 command-line tool, which writes the database directly — must not keep its
-sessions: a periodic check ends them with ``<not-authorized/>``.
+sessions: a periodic check ends them with ``<not-authorized/>``. The same
+check ends the sessions of accounts whose login was disabled ("Can Login"
+off, ``accounts.is_disabled``) by another process.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ async def _session(_req: IqRequest) -> Element | None:
 
 
 class RemovedAccounts:
-    """Ends the sessions of accounts that no longer exist."""
+    """Ends the sessions of accounts that no longer exist or whose login was disabled."""
 
     def __init__(self, ctx: FeatureContext) -> None:
         self.ctx = ctx
 
     async def check(self) -> None:
-        """One sweep over the online accounts (a single query per 500 of them)."""
+        """One sweep over the online accounts (two queries per 500 of them)."""
         online = {s.username for s in self.ctx.sessions}
         if not online:
             return
@@ -44,6 +46,10 @@ class RemovedAccounts:
             for session in self.ctx.sessions.of_user(login):
                 session.sink.close(StreamCondition.NOT_AUTHORIZED, "account removed")
             await self.ctx.hooks.fire(H.ACCOUNT_REMOVED, AccountEvent(login=login))
+        disabled = await self.ctx.stores.accounts.disabled(sorted(online - gone))
+        for login in sorted(disabled):
+            log.info("login of %s was disabled: ending its sessions", login)
+            self.ctx.accounts.end_sessions(login, text="login disabled")
 
 
 def setup(ctx: FeatureContext) -> None:

@@ -9,6 +9,8 @@ changes, USERS.presence_show/presence_status are updated and a
 PRESENCE_HISTORY row is added. Clients say what they are with
 ``<register xmlns='urn:carewire:device:0'/>`` (DEVICES and
 REGISTRATION_HISTORY record it); sessions that never do count as mobile.
+A device an administrator asked to wipe is told to erase its data when it
+next connects, and gets nothing else until it confirms (:mod:`.wipe`).
 
 Administrators and the rule action "Update Presence" use
 :meth:`ClinicalPresence.set_presence`; a user without a client gets a
@@ -31,6 +33,7 @@ from carewire.core import hook_names as H
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.datasets.model import Origin
 from carewire.datasets.service import DatasetService
+from carewire.directory.service import DirectoryService
 from carewire.features.clinical_presence.model import (
     NS_DEVICE,
     REGISTER,
@@ -42,6 +45,7 @@ from carewire.features.clinical_presence.model import (
 )
 from carewire.features.clinical_presence.records import PresenceRecords
 from carewire.features.clinical_presence.service import ClinicalPresence
+from carewire.features.clinical_presence.wipe import WIPED, DeviceWipe
 
 __all__ = [
     "NS_DEVICE",
@@ -63,6 +67,11 @@ INITIAL_PRESENCE_PRIORITY = 10_000
 # Before the default message delivery (-1000), after blocking and archiving.
 MESSAGE_PRIORITY = -900
 JOB_INTERVAL = 60.0
+# A wipe-pending session: its stanzas are stopped before anything else sees them, messages to
+# its full JID go to the bare JID before any delivery, and nothing is delivered to it.
+WIPE_GATE_PRIORITY = 5000
+WIPE_MESSAGE_PRIORITY = 1500
+WIPE_DELIVER_PRIORITY = 2000
 
 
 def setup(ctx: FeatureContext) -> None:
@@ -92,3 +101,20 @@ def setup(ctx: FeatureContext) -> None:
     ctx.disco.add_server_feature(NS_DEVICE)
     ctx.every("presence-state-reverts", JOB_INTERVAL, presence.revert_states)
     ctx.every("session-timeouts", JOB_INTERVAL, presence.expire_sessions)
+    _setup_wipe(ctx, presence, targets)
+
+
+def _setup_wipe(
+    ctx: FeatureContext, presence: ClinicalPresence, targets: tuple[IqTarget, ...]
+) -> None:
+    """Remote wipe (docs/devices.md): tell wipe-pending devices, keep everything else away."""
+    directory = ctx.require(DirectoryService)
+    wipe = DeviceWipe(ctx, directory, presence)
+    ctx.hooks.on(H.SESSION_BOUND, wipe.on_bound)
+    for name in (H.PRE_MESSAGE, H.PRE_PRESENCE, H.PRE_IQ):
+        ctx.hooks.on(name, wipe.gate, priority=WIPE_GATE_PRIORITY)
+    ctx.hooks.on(H.SESSION_DELIVER, wipe.on_deliver, priority=WIPE_DELIVER_PRIORITY)
+    ctx.hooks.on(H.MESSAGE_FULL, wipe.on_message_full, priority=WIPE_MESSAGE_PRIORITY)
+    ctx.iq.register(WIPED, wipe.on_wiped, types=("set",), targets=targets)
+    directory.subscribe(wipe.on_change)
+    ctx.every("device-wipes", ctx.config.account_check_interval, wipe.sweep)

@@ -48,6 +48,7 @@ class DeviceEvent:
         info: What the client registered.
         ip_address: The session's remote address.
         keep_status: Leave DEVICES.status as it is (an unregistered device disconnecting).
+        active_at: When the device's app connected (DEVICES.last_active_at), if it did now.
     """
 
     login: str
@@ -56,6 +57,7 @@ class DeviceEvent:
     info: DeviceInfo
     ip_address: str = ""
     keep_status: bool = False
+    active_at: datetime | None = None
 
 
 class PresenceRecords:
@@ -250,6 +252,8 @@ class PresenceRecords:
             }
             if not event.keep_status or before is None:
                 device["status"] = event.status.value
+            if event.active_at is not None:
+                device["last_active_at"] = event.active_at
             if event.status is DeviceStatus.UNREGISTERED:
                 device["token"] = None
             elif info.push_token:
@@ -273,3 +277,11 @@ class PresenceRecords:
                 )
 
         await self._retrying(event.login, write)
+
+    async def device_active(self, name: str, at: datetime) -> None:
+        """Set DEVICES.last_active_at ("Most Recent Activity") of a recorded device."""
+        found = await self._find(self._ds(DEVICES), "name", name)
+        if found is None:
+            return  # its registration is recorded first (same queue): nothing to update yet
+        async with self.datasets.batch(self._origin("user"), "device_active") as b:
+            await b.update(self._ds(DEVICES), found.id, {"last_active_at": at})

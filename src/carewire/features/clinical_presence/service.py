@@ -65,6 +65,8 @@ STATUS: Final = f"{{{ns.CLIENT}}}status"
 PRIORITY: Final = f"{{{ns.CLIENT}}}priority"
 ALL_RESOURCES: Final = "*"  # PRESENCE_HISTORY.resource of a change made for the whole user
 TIMEOUT_TEXT: Final = "Session timed out"
+#: DEVICES.last_active_at is written at most this often per device (activity is frequent).
+ACTIVE_RECORD_INTERVAL: Final = timedelta(minutes=1)
 OFFLINE_TEXT: Final = "Presence set to Offline"
 
 
@@ -332,7 +334,17 @@ class ClinicalPresence:
         return state
 
     def _touch(self, session: Session) -> None:
-        self._state(session).last_activity = self.ctx.clock.now()
+        state = self._state(session)
+        now = state.last_activity = self.ctx.clock.now()
+        # "Most Recent Activity" (DEVICES.last_active_at): at most one write a minute per device.
+        recorded = state.active_recorded_at
+        if is_virtual(session) or (
+            recorded is not None and now - recorded < ACTIVE_RECORD_INTERVAL
+        ):
+            return
+        state.active_recorded_at = now
+        name = f"{session.username}/{session.resource}"
+        self.records.submit(lambda: self.records.device_active(name, now))
 
     def _is_ending(self, session: Session) -> bool:
         return session.is_closed or self._state(session).closed_by is not None
@@ -368,6 +380,9 @@ class ClinicalPresence:
         self.records.submit(write)
 
     def _device(self, session: Session, status: DeviceStatus, *, keep_status: bool = False) -> None:
+        active_at = None
+        if status is DeviceStatus.REGISTERED:  # the app connected: its Most Recent Activity
+            active_at = self._state(session).active_recorded_at = self.ctx.clock.now()
         event = DeviceEvent(
             login=session.username,
             name=f"{session.username}/{session.resource}",
@@ -375,6 +390,7 @@ class ClinicalPresence:
             info=device_of(session),
             ip_address=session.remote_ip,
             keep_status=keep_status,
+            active_at=active_at,
         )
         self.records.submit(lambda: self.records.device_changed(event))
 

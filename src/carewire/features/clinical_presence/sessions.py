@@ -38,13 +38,15 @@ class SessionState:
         presence: The session's last broadcast presence.
         last_activity: When the client last sent a message, presence or IQ request.
         closed_by: Who is ending the session (it no longer counts for the aggregate).
-        is_unregistered: The client unregistered its device.
+        is_unregistered: The client unregistered its device (or confirmed its wipe).
+        active_recorded_at: When DEVICES.last_active_at was last written for it.
     """
 
     presence: ResourcePresence
     last_activity: datetime
     closed_by: str | None = None
     is_unregistered: bool = False
+    active_recorded_at: datetime | None = None
 
 
 def is_virtual(session: Session) -> bool:
