@@ -16,6 +16,8 @@ TOP_LEVEL = [
     "serve",
     "demo",
     "user",
+    "org",
+    "group",
     "dataset",
     "records",
     "token",

@@ -3,9 +3,10 @@
 Every operation of the API's own OpenAPI document gets generated requests, valid and
 invalid ones, sent in process with the admin token to the API over a real platform on
 SQLite, with the audit trail and the certificate manager wired in as ``server.py`` does.
-The platform holds the CALLS dataset with two records, its two adapters and two rules;
-half of the requests to a path with parameters name those (CALLS, record 1, rule 1, the
-DataUpdate adapter), so they get past "not found".
+The platform holds the CALLS dataset with two records, its two adapters and two rules,
+and a directory (hospitals 1 and 2, the user ana, group 1, invitation 1, affiliation 1,
+ana's device 1); half of the requests to a path with parameters name those (CALLS,
+record 1, rule 1, the DataUpdate adapter, organisation 1 …), so they get past "not found".
 
 The ASGI test transport runs the app in an event loop thread of its own; the platform
 opens there, on the app's lifespan startup (when the schema is loaded), so its database
@@ -32,8 +33,9 @@ from starlette.types import Receive, Scope, Send
 from carewire.assembly import Assembly, Options, api_services, assemble
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
-from carewire.core.accounts import AccountInput
 from carewire.core.kernel import DEFAULT_FEATURES
+from carewire.datasets.query import Query
+from carewire.directory.model import SYSTEM_CALLER, AdminInvitee, NewHospital, NewUser, Profile
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
@@ -57,6 +59,12 @@ EXISTING: dict[str, object] = {
     "rule_id": 1,
     "reference_name": UPDATES,
     "login": "ana",
+    "organisation_id": 1,
+    "hospital_id": 1,
+    "affiliation_id": 1,
+    "invitation_id": 1,
+    "group_id": 1,
+    "device_id": 1,
 }
 
 #: No 5xx, and every response with a documented body matches it. Not checked: status codes
@@ -125,9 +133,31 @@ class PlatformApp:
         # The XMPP kernel, as the server runs it, so /presence reaches a real gateway.
         await platform.ensure_default_adapters(DOMAIN)
         platform.load_features(DEFAULT_FEATURES)
-        await platform.accounts.create(AccountInput(login="ana", password="secret-secret"))
+        await _directory(platform)
         await platform.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._api = create_api(api_services(platform, certificates))
+
+
+async def _directory(platform: Assembly) -> None:
+    """Hospital 1 with the user ``ana`` (an account too), group 1, invitation 1 (its
+    administrator's), affiliation 1 (hospital 2 in its community) and ana's device 1."""
+    d = platform.directory
+    admin = AdminInvitee(email="chief@one.example", first_name="Cy", last_name="Chief")
+    for name in ("Hospital One", "Hospital Two"):
+        await d.organisations.create_hospital(
+            SYSTEM_CALLER, NewHospital(name=name, office_number="555-010-0000", admin=admin)
+        )
+        admin = AdminInvitee(email="chief@two.example", first_name="Cy", last_name="Two")
+    profile = Profile(first_name="Ana", last_name="Lee", email="ana@one.example")
+    ana = NewUser(profile=profile, login="ana", pin="2580", password="secret-secret-secret")
+    await d.users.create(SYSTEM_CALLER, 1, ana)
+    group = await d.groups.create(SYSTEM_CALLER, 1, "Nurses")
+    await d.groups.add_members(SYSTEM_CALLER, group.id, ["ana"])
+    await d.affiliations.add_community_member(SYSTEM_CALLER, 1, 2)
+    users = await platform.datasets.query("USERS", Query(limit=1))
+    device = {"name": "ana/phone", "status": "Registered", "vendor": "XMPP"}
+    record = await platform.datasets.create("DEVICES", {**device, "usr": users.records[0].id})
+    assert (group.id, record.id) == (1, 1)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from carewire import __version__
-from carewire.cli import audit, certs, console, data, demo, rules, setup, users
+from carewire.cli import audit, certs, console, data, demo, groups, org, rules, setup, users
 from carewire.cli.runtime import Subparsers, WithDataDir, add_data_dir
 from carewire.errors import CarewireError
 
@@ -33,7 +33,18 @@ class CommandGroup(Protocol):
 
 
 #: The command groups, in the order ``carewire --help`` lists their commands.
-COMMANDS: tuple[CommandGroup, ...] = (setup, demo, users, data, rules, certs, audit, console)
+COMMANDS: tuple[CommandGroup, ...] = (
+    setup,
+    demo,
+    users,
+    org,
+    groups,
+    data,
+    rules,
+    certs,
+    audit,
+    console,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,9 @@
 Every administrative act of the CLI (accounts, tokens, records, rules) is
 recorded as ``cli:<OS user>`` on channel ``cli``, through :func:`record` (on
 an open platform) or a :class:`CliAudit` (which :func:`~carewire.cli.runtime.run_with_accounts`
-hands to account commands). Entries name what was acted on by identifiers
-only, never values or secrets.
+hands to account commands); the directory service records the directory's
+acts itself, for :func:`cli_caller`. Entries name what was acted on by
+identifiers only, never values or secrets.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 
 if TYPE_CHECKING:
     from carewire.assembly import Assembly
+    from carewire.directory.model import Caller
     from carewire.rules.service import RuleService
 
 
@@ -27,6 +29,16 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def cli_caller() -> Caller:
+    """The CLI to the organisation directory: a system administrator, as ``cli:<OS user>``.
+
+    The directory service records its acts itself (``directory.*``), with this actor.
+    """
+    from carewire.directory.model import Caller, CallerRole
+
+    return Caller(actor=cli_actor(), role=CallerRole.SYSTEM_ADMIN, channel=Channel.CLI)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from carewire.cli.audit_trail import record, record_write
+from carewire.cli.audit_trail import cli_caller, record, record_write
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 from carewire.datasets.model import Dataset, Origin, Record, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
@@ -232,11 +232,23 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from carewire.security.tokens import Role
 
     async def work(p: Services) -> int:
-        info, plaintext = await p.tokens.create(args.name, Role(args.role))
-        await record(p, "token.create", info.name, details={"role": info.role.value})
+        if args.organisation is not None:  # an unknown organisation is an error, not a token
+            await p.directory.organisations.get(cli_caller(), args.organisation)
+        info, plaintext = await p.tokens.create(
+            args.name, Role(args.role), organisation_id=args.organisation
+        )
+        details: dict[str, object] = {"role": info.role.value}
+        if info.organisation_id is not None:
+            details["organisation"] = info.organisation_id
+        await record(p, "token.create", info.name, details=details)
         print(plaintext)
+        scope = (
+            "every organisation"
+            if info.organisation_id is None
+            else f"organisation {info.organisation_id}"
+        )
         print(
-            f"created {info.role.value} API token {info.name!r}: copy it now, "
+            f"created {info.role.value} API token {info.name!r} for {scope}: copy it now, "
             "it cannot be shown again (only its digest is stored)",
             file=sys.stderr,
         )
@@ -250,10 +262,14 @@ def _when(at: datetime | None) -> str:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    """List API tokens (names and roles; the tokens themselves are not stored)."""
+    """List API tokens (names and roles; the tokens themselves are not stored).
+
+    The ORGANISATION column appears once a token is for one directory organisation.
+    """
 
     async def work(p: Services) -> int:
-        rows = [
+        tokens = await p.tokens.list()
+        rows: list[tuple[object, ...]] = [
             (
                 t.name,
                 t.role.value,
@@ -261,9 +277,13 @@ def cmd_token_list(args: argparse.Namespace) -> int:
                 _when(t.last_used_at) or "never",
                 f"revoked {_when(t.revoked_at)}" if t.is_revoked else "active",
             )
-            for t in await p.tokens.list()
+            for t in tokens
         ]
-        _table(rows, ("NAME", "ROLE", "CREATED", "LAST USED", "STATE"))
+        header: tuple[str, ...] = ("NAME", "ROLE", "CREATED", "LAST USED", "STATE")
+        if any(t.organisation_id is not None for t in tokens):
+            rows = [(*r, t.organisation_id or "all") for r, t in zip(rows, tokens, strict=True)]
+            header = (*header, "ORGANISATION")
+        _table(rows, header)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -370,6 +390,11 @@ def _add_tokens(sub: Subparsers, with_data_dir: WithDataDir) -> None:
         choices=["admin", "read-only"],
         default="read-only",
         help="admin may write; read-only may only read (default)",
+    )
+    create.add_argument(
+        "--organisation",
+        type=int,
+        help="for one directory organisation (without: every organisation)",
     )
     _command(tsub, with_data_dir, "list", cmd_token_list)
     revoke = _command(tsub, with_data_dir, "revoke", cmd_token_revoke)

@@ -1,25 +1,33 @@
-"""``carewire user``: XMPP accounts (add, passwd, list, remove, unlock, import from CSV).
+"""``carewire user``: accounts (add, passwd, list, remove, unlock, import) and invitations.
 
 Every change is recorded in the audit trail as ``cli:<OS user>``; passwords
 never are. A password is taken from ``--password``, standard input or the
-terminal (asked for twice).
+terminal (asked for twice). ``user add --organisation ID`` makes a directory
+user of that organisation (account, profile, PIN and USERS record) instead of
+a bare account; ``user invite`` and ``user invitations`` invite users to an
+organisation and list its invitations, through the directory service (as a
+system administrator).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from carewire.cli.audit_trail import cli_caller
 from carewire.cli.runtime import (
+    Services,
     Subparsers,
     WithDataDir,
     config,
     read_password,
     run_with_accounts,
+    run_with_platform,
 )
 from carewire.errors import CarewireError, ConfigError
 
@@ -27,16 +35,21 @@ if TYPE_CHECKING:
     from carewire.cli.audit_trail import CliAudit
     from carewire.core.accounts import AccountService
     from carewire.core.stores import NewAccount
+    from carewire.directory.model import CsvProblem, CsvRow
 
 #: Accounts written per transaction by ``user import``.
 IMPORT_BATCH = 500
+#: CSV rows per invite request of ``user invite --csv`` (their mail is sent before the next).
+INVITE_BATCH = 100
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    """Create one account."""
+    """Create one account (with --organisation: a directory user of that organisation)."""
     from carewire.core.accounts import AccountInput
 
     cfg = config(args)
+    if args.organisation is not None:
+        return _add_directory_user(args, read_password(args), cfg.server.domain)
     item = AccountInput(
         login=args.login,
         password=read_password(args),
@@ -120,6 +133,177 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     """Unlock an account after repeated failed logins (account security policy)."""
     return _account_action(args, "unlock", "unlocked")
+
+
+def _add_directory_user(args: argparse.Namespace, password: str, domain: str) -> int:
+    """``user add --organisation``: account, profile, PIN and USERS record in one go."""
+    from carewire.directory.model import NewUser, Profile
+
+    names = ("email", "pin", "first_name", "last_name")
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n)]
+    if missing:
+        raise ConfigError(f"a user of an organisation needs {', '.join(missing)}")
+    new = NewUser(
+        profile=Profile(
+            first_name=args.first_name,
+            last_name=args.last_name,
+            email=args.email,
+        ),
+        login=args.login,
+        pin=args.pin,
+        password=password,
+        is_org_admin=args.admin,
+    )
+
+    async def work(p: Services) -> int:
+        user = await p.directory.users.create(cli_caller(), args.organisation, new)
+        print(f"created {user.login}@{domain} in organisation {user.organisation_id}")
+        return 0
+
+    return run_with_platform(args, work)
+
+
+# -- invitations ------------------------------------------------------------------
+
+
+async def _organisation(p: Services, given: int | None) -> int:
+    """``--organisation``, else the installation's only organisation."""
+    if given is not None:
+        return given
+    orgs = await p.directory.organisations.list_visible(cli_caller())
+    if len(orgs) != 1:
+        raise ConfigError(f"name the organisation with --organisation ({len(orgs)} exist)")
+    return int(orgs[0].id)
+
+
+def _report(totals: dict[str, list[str]], problems: list[CsvProblem]) -> int:
+    for problem in sorted(problems, key=lambda x: x.line):
+        print(f"error: line {problem.line}: {problem.message}", file=sys.stderr)
+    for address in totals["existing"]:
+        print(f"skipped: {address} is a user already", file=sys.stderr)
+    failed = len(totals["failed"])
+    print(
+        f"invited {len(totals['invited'])}"
+        + (f" ({failed} could not be mailed)" if failed else "")
+        + f", resent {len(totals['resent'])}, {len(totals['existing'])} users skipped, "
+        f"{len(totals['duplicates'])} duplicates, {len(problems)} rows left out"
+    )
+    if totals["groups"]:
+        print(f"groups created: {', '.join(totals['groups'])}")
+    return 1 if problems else 0
+
+
+def cmd_user_invite(args: argparse.Namespace) -> int:
+    """Invite users to an organisation by e-mail (typed addresses, or a CSV file)."""
+    from carewire.directory.csvfiles import parse_csv
+    from carewire.directory.model import InvitationStatus, InviteRequest, InviteResult
+
+    if not args.emails and not args.csv:
+        raise ConfigError("give e-mail addresses, or --csv FILE")
+    rows, problems = parse_csv(_read_csv(Path(args.csv))) if args.csv else ([], [])
+    batches, duplicates = invite_batches(rows)
+    totals: dict[str, list[str]] = {k: [] for k in ("invited", "failed", "resent", "existing")}
+    totals.update(duplicates=duplicates, groups=[])
+
+    def add(result: InviteResult) -> None:
+        totals["invited"] += [i.email for i in result.invited]
+        totals["failed"] += [
+            i.email for i in result.invited if i.status is InvitationStatus.FAILURE
+        ]
+        totals["resent"] += [i.email for i in result.resent]
+        totals["existing"] += result.existing_users
+        totals["duplicates"] += result.duplicates
+        totals["groups"] += result.groups_created
+
+    async def work(p: Services) -> int:
+        from tqdm import tqdm
+
+        org = await _organisation(p, args.organisation)
+        invite = p.directory.invitations.invite
+        if args.emails:  # all or nothing: a malformed address sends nothing
+            typed = InviteRequest(emails="\n".join(args.emails), is_admin=args.admin)
+            add(await invite(cli_caller(), org, typed))
+        quiet = args.quiet or len(batches) < 2
+        total = sum(count for _, count in batches)
+        with tqdm(total=total, desc="inviting", unit="row", disable=quiet, file=sys.stderr) as bar:
+            for text, count in batches:
+                add(
+                    await invite(
+                        cli_caller(), org, InviteRequest(csv_text=text, is_admin=args.admin)
+                    )
+                )
+                bar.update(count)
+        return _report(totals, problems)
+
+    return run_with_platform(args, work)
+
+
+def invite_batches(rows: list[CsvRow]) -> tuple[list[tuple[str, int]], list[str]]:
+    """CSV texts of at most :data:`INVITE_BATCH` rows each, and the addresses given twice.
+
+    An address is invited once, for its first row (empty names filled from
+    the later ones); a later row's Department still names a group.
+    """
+    first: dict[str, int] = {}
+    kept: list[CsvRow] = []
+    duplicates: list[str] = []
+    for row in rows:
+        at = first.get(row.email) if row.email else None
+        if at is None:
+            if row.email:
+                first[row.email] = len(kept)
+            kept.append(row)
+            continue
+        duplicates.append(row.email)
+        was = kept[at]
+        kept[at] = replace(
+            was,
+            first_name=was.first_name or row.first_name,
+            last_name=was.last_name or row.last_name,
+        )
+        if row.department:
+            kept.append(replace(row, email=""))
+    batches = []
+    for start in range(0, len(kept), INVITE_BATCH):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(("Email", "First Name", "Last Name", "Department"))
+        part = kept[start : start + INVITE_BATCH]
+        writer.writerows((r.email, r.first_name, r.last_name, r.department) for r in part)
+        batches.append((out.getvalue(), len(part)))
+    return batches, duplicates
+
+
+def _read_csv(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def cmd_user_invitations(args: argparse.Namespace) -> int:
+    """List an organisation's invitations, newest first (filters as on the console)."""
+    from carewire.directory.model import InvitationFilter, InvitationStatus, PageRequest
+
+    search = InvitationFilter(
+        email=args.email or "",
+        status=None if args.status is None else InvitationStatus(args.status),
+    )
+
+    async def work(p: Services) -> int:
+        org = await _organisation(p, args.organisation)
+        page = await p.directory.invitations.find(
+            cli_caller(), org, search, PageRequest(offset=args.offset, limit=args.limit)
+        )
+        for i in page.items:
+            name = f"{i.first_name} {i.last_name}".strip()
+            print(f"{i.id}\t{i.email}\t{name}\t{i.status.value}\t{i.updated_at:%Y-%m-%d %H:%M}Z")
+        print(f"{len(page.items)} of {page.total} invitations", file=sys.stderr)
+        return 0
+
+    return run_with_platform(args, work)
 
 
 # -- import ---------------------------------------------------------------------
@@ -241,7 +425,7 @@ def cmd_user_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
-    """Register ``user add|passwd|list|remove|unlock|import`` under the top-level parser."""
+    """Register ``user add|passwd|list|remove|unlock|import|invite|invitations``."""
     user = sub.add_parser("user", help="manage accounts", description="Manage XMPP accounts.")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = with_data_dir(
@@ -251,6 +435,10 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     add.add_argument("--password", help="the password (prompted for when omitted)")
     add.add_argument("--first-name")
     add.add_argument("--last-name")
+    add.add_argument("--organisation", type=int, help="make a directory user of this organisation")
+    add.add_argument("--email", help="with --organisation: the user's e-mail address")
+    add.add_argument("--pin", help="with --organisation: the user's PIN")
+    add.add_argument("--admin", action="store_true", help="with --organisation: its administrator")
     add.set_defaults(func=cmd_user_add)
     pw = with_data_dir(
         usub.add_parser("passwd", help="set a password", description=cmd_user_passwd.__doc__)
@@ -278,3 +466,31 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     imp.add_argument("file", help="CSV with columns login,password[,first_name,last_name]")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_user_import)
+    _add_invitations(usub, with_data_dir)
+
+
+def _add_invitations(usub: Subparsers, with_data_dir: WithDataDir) -> None:
+    inv = with_data_dir(
+        usub.add_parser(
+            "invite", help="invite users by e-mail", description=cmd_user_invite.__doc__
+        )
+    )
+    inv.add_argument("emails", nargs="*", metavar="EMAIL", help="addresses to invite")
+    inv.add_argument("--csv", help="a CSV file: Email,First Name,Last Name,Department")
+    inv.add_argument("--organisation", type=int, help="organisation id (default: the only one)")
+    inv.add_argument("--admin", action="store_true", help="invite administrators")
+    inv.add_argument("--quiet", action="store_true", help="no progress bar")
+    inv.set_defaults(func=cmd_user_invite)
+    ls = with_data_dir(
+        usub.add_parser(
+            "invitations", help="list invitations", description=cmd_user_invitations.__doc__
+        )
+    )
+    ls.add_argument("--organisation", type=int, help="organisation id (default: the only one)")
+    ls.add_argument("--email", help="part of the address")
+    ls.add_argument(
+        "--status", choices=["Pending", "Email Sent", "Failure", "User Clicked", "Registered"]
+    )
+    ls.add_argument("--offset", type=int, default=0)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(func=cmd_user_invitations)

@@ -1,4 +1,4 @@
-"""The REST API (``/api/v1``): datasets, records, rules, adapters and deliveries.
+"""The REST API (``/api/v1``): the data platform and the organisation directory.
 
 :func:`create_api` builds the application; the HTTPS app mounts it at
 ``/api/v1`` (so paths here are ``/datasets`` …). The OpenAPI document is at
@@ -15,13 +15,20 @@ from fastapi import APIRouter, FastAPI
 from carewire import __version__
 from carewire.web.api import (
     adapters,
+    affiliations,
     certificates,
+    communities,
     datasets,
     deliveries,
+    devices,
+    groups,
+    invitations,
+    organisations,
     presence,
     problems,
     records,
     rules,
+    users,
 )
 from carewire.web.api.deps import ApiServices
 
@@ -36,6 +43,13 @@ ROUTERS: tuple[APIRouter, ...] = (
     deliveries.router,
     presence.router,
     certificates.router,
+    organisations.router,
+    communities.router,
+    affiliations.router,
+    users.router,
+    devices.router,
+    invitations.router,
+    groups.router,
 )
 
 
@@ -45,8 +59,9 @@ def create_api(services: ApiServices) -> FastAPI:
         title="Carewire API",
         version=__version__,
         description="Datasets, records, rules, adapters and deliveries of the Carewire data "
-        "platform. Errors are `application/problem+json` (RFC 9457); authenticate with "
-        "`Authorization: Bearer <token>`.",
+        "platform, and its organisation directory (organisations, communities, affiliations, "
+        "users, devices, invitations, groups). Errors are `application/problem+json` "
+        "(RFC 9457); authenticate with `Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

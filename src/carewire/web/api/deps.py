@@ -23,6 +23,9 @@ from carewire.adapters.xmpp.gateway import GatewaySlot
 from carewire.datasets.model import Origin
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
+from carewire.directory.model import Caller, CallerRole, OrganisationId
+from carewire.directory.service import DirectoryService
+from carewire.errors import UnavailableError
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
@@ -55,6 +58,7 @@ class ApiServices:
         audit: The audit trail (None records nothing: only for tests of other things).
         certificates: The certificate manager (None: the certificate resources answer 404).
         chat: Where the running XMPP server's gateway is attached (presence of users).
+        directory: The organisation directory (None: its resources answer 503).
     """
 
     registry: Registry
@@ -66,6 +70,7 @@ class ApiServices:
     audit: AuditTrail | None = None
     certificates: CertificateManager | None = None
     chat: GatewaySlot | None = None
+    directory: DirectoryService | None = None
 
 
 def get_services(request: Request) -> ApiServices:
@@ -164,6 +169,53 @@ def get_audit(request: Request, services: Services, token: CurrentToken) -> ApiA
 
 
 Audit = Annotated[ApiAudit, Depends(get_audit)]
+
+
+def caller_of(token: TokenInfo, remote_ip: str = "") -> Caller:
+    """Who a token is to the organisation directory.
+
+    A read-only token is an auditor (of its organisation, or of all); an admin
+    token with an organisation is that organisation's administrator (anything
+    of another organisation is "not found"); an admin token without one acts as
+    a system administrator. Acts are recorded as ``api:<token name>`` from
+    ``remote_ip``.
+    """
+    if not token.role.can_write:
+        role = CallerRole.AUDITOR
+    elif token.organisation_id is None:
+        role = CallerRole.SYSTEM_ADMIN
+    else:
+        role = CallerRole.ORG_ADMIN
+    organisation = None if token.organisation_id is None else OrganisationId(token.organisation_id)
+    return Caller(
+        actor=f"api:{token.name}",
+        role=role,
+        organisation_id=organisation,
+        channel=Channel.API,
+        remote_ip=remote_ip,
+    )
+
+
+def get_caller(request: Request, token: CurrentToken) -> Caller:
+    """The request's caller for the directory (its token, from the peer's address)."""
+    return caller_of(token, remote_ip(request))
+
+
+DirectoryCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def get_directory(services: Services) -> DirectoryService:
+    """The organisation directory.
+
+    Raises:
+        UnavailableError: The API is served without it.
+    """
+    if services.directory is None:
+        raise UnavailableError("the organisation directory is not served here")
+    return services.directory
+
+
+Directory = Annotated[DirectoryService, Depends(get_directory)]
 
 
 def changes(before: object, after: object) -> dict[str, object]:

@@ -4,8 +4,9 @@ Every error response of the API is ``application/problem+json`` with the
 members ``type`` (``urn:carewire:problem:<code>``), ``title``, ``status``,
 ``detail`` and the extension member ``code``; validation problems (invalid
 definitions, rules and settings) add ``errors`` (one line each) and, when one
-field is at fault, ``field``. Errors that are our own bugs become a 500
-whose body says nothing about the internals.
+field is at fault, ``field``. A used, withdrawn or expired mailed link is a
+410; a mail server that refused a message the request needed, a 502. Errors
+that are our own bugs become a 500 whose body says nothing about the internals.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from starlette.exceptions import HTTPException
 
 from carewire.datasets.definitions import DefinitionError
 from carewire.datasets.values import RecordError
+from carewire.directory.model import InvalidFieldError, InvalidTransitionError
 from carewire.errors import (
     CarewireError,
     ConflictError,
+    GoneError,
     NotFoundError,
     UnavailableError,
     ValidationError,
 )
+from carewire.mail import MailError
 from carewire.rules.service import RuleError
 from carewire.rules.settings import SettingsError
 from carewire.security.tokens import AuthError, ForbiddenError
@@ -43,7 +47,10 @@ _STATUSES: tuple[tuple[type[CarewireError], int], ...] = (
     (ForbiddenError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (InvalidTransitionError, 409),
+    (GoneError, 410),
     (ValidationError, 422),
+    (MailError, 502),
     (UnavailableError, 503),
 )
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed"}
@@ -102,7 +109,7 @@ async def carewire_error(request: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, object] = {}
     if isinstance(exc, DefinitionError | RuleError | SettingsError):
         extra["errors"] = list(exc.problems)
-    if isinstance(exc, RecordError) and exc.field is not None:
+    if isinstance(exc, RecordError | InvalidFieldError) and exc.field is not None:
         extra["field"] = exc.field
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return problem(status, exc.code, exc.message or str(exc), extra=extra, headers=headers)
