@@ -4,8 +4,9 @@
 after ``/healthz``, ``/xmpp-websocket`` and ``/api/v1``, so every other
 path is the console's (unknown ones get its friendly 404 page). Pages:
 sign-in and out, forgotten password and reset links (:mod:`.signin`), the
-dashboard, one's own password and the console users (:mod:`.pages`). How
-sessions, CSRF tokens and roles work: :mod:`.auth`.
+dashboard, one's own password and the console users (:mod:`.pages`); the
+organisation directory's pages and its public registration and PIN-reset
+pages (:mod:`.directory`). How sessions, CSRF tokens and roles work: :mod:`.auth`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from carewire.config import Config, parse_duration
 from carewire.security.console_auth import ConsoleConfig
 from carewire.web.console import adapters, certificates, data, logs, pages, rules, signin
+from carewire.web.console import directory as directory_pages
 from carewire.web.console.render import EXCEPTION_HANDLERS, STATIC, SecurityHeaders
 from carewire.web.console.services import ConsoleServices
 
@@ -81,6 +83,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     Route("/deliveries/{delivery_id}", logs.delivery, methods=["GET"]),
     Route("/audit", logs.audit, methods=["GET"]),
     Route("/audit.csv", logs.audit_csv, methods=["GET"]),
+    *directory_pages.ROUTES,
     Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
 )
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from carewire.errors import ValidationError
+from carewire.directory.model import OrganisationId
+from carewire.errors import NotFoundError, ValidationError
 from carewire.web.console.auth import (
     ANY_ROLE,
     USER_ADMINS,
@@ -24,10 +25,31 @@ _NOTICES = {"password-changed": "Your password has been changed."}
 
 
 async def dashboard(request: Request) -> Response:
-    """GET /: who is signed in, their role, and the console's sections."""
+    """GET /: who is signed in, their role, their organisation, and the console's sections."""
     signed_in = await require_role(request, *ANY_ROLE)
     notice = _NOTICES.get(request.query_params.get("m", ""), "")
-    return render(request, "dashboard.html", title="Dashboard", signed_in=signed_in, notice=notice)
+    org_name = await _organisation_name(request, signed_in.user.organisation_id)
+    return render(
+        request,
+        "dashboard.html",
+        title="Dashboard",
+        signed_in=signed_in,
+        notice=notice,
+        org_label=org_name,
+        organisation=(signed_in.user.organisation_id, org_name) if org_name else None,
+    )
+
+
+async def _organisation_name(request: Request, organisation_id: int | None) -> str:
+    """The name of the organisation an organisation administrator administers ("" if none)."""
+    directory = request.app.state.services.directory
+    if directory is None or organisation_id is None:
+        return ""
+    try:
+        ref = await directory.organisations.ref(OrganisationId(organisation_id))
+    except NotFoundError:
+        return ""
+    return str(ref.name)
 
 
 async def show_password(request: Request) -> Response:

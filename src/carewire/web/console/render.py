@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carewire.errors import ForbiddenError, GoneError, NotFoundError
 from carewire.security.console_auth import ConsoleUser, Role
 from carewire.web.console.auth import (
     CsrfRejected,
@@ -101,6 +102,7 @@ def render(
         "timeout_text": describe_duration(timeout),
         "sections": SECTIONS,
         "link": None,
+        "org_label": "",
     }
     values.update(context)
     html = _ENV.get_template(template).render(values)
@@ -190,6 +192,32 @@ async def on_forbidden(request: Request, _exc: Exception) -> Response:
     )
 
 
+async def on_not_found(request: Request, _exc: Exception) -> Response:
+    """A service said "not found": the same 404 page as an unknown address.
+
+    Another organisation's things are "not found" for an organisation
+    administrator, so this page never says whether they exist.
+    """
+    title, text = _HTTP_ERRORS[404]
+    return error_page(request, 404, title, text, signed_in=await _signed_in_or_none(request))
+
+
+async def on_service_forbidden(request: Request, exc: Exception) -> Response:
+    """A service refused the act for the caller's role (auditors, system-administrator acts)."""
+    return await on_forbidden(request, exc)
+
+
+async def on_gone(request: Request, _exc: Exception) -> Response:
+    """A mailed link (invitation, reset) that is unknown, used, replaced or expired."""
+    return error_page(
+        request,
+        410,
+        "This link is not valid any more",
+        "Links sent by e-mail work once and only for a limited time. Ask for a new one.",
+        signed_in=await _signed_in_or_none(request),
+    )
+
+
 async def on_csrf(request: Request, _exc: Exception) -> Response:
     """A POST without the right CSRF token."""
     return error_page(
@@ -207,6 +235,9 @@ EXCEPTION_HANDLERS = {
     PasswordChangeRequired: on_password_change_required,
     Forbidden: on_forbidden,
     CsrfRejected: on_csrf,
+    NotFoundError: on_not_found,
+    ForbiddenError: on_service_forbidden,
+    GoneError: on_gone,
     500: on_server_error,
 }
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from carewire.adapters.manager import AdapterManager
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
+from carewire.directory.service import DirectoryService
 from carewire.mail import Mailer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -30,6 +31,7 @@ class ConsoleServices:
         rules: Rules.
         engine: The rules engine (dry runs).
         certificates: The XMPP certificate manager.
+        directory: The organisation directory (organisations, users, groups, invitations).
     """
 
     accounts: ConsoleAccounts
@@ -42,3 +44,4 @@ class ConsoleServices:
     rules: RuleService | None = None
     engine: RuleEngine | None = None
     certificates: CertificateManager | None = None
+    directory: DirectoryService | None = None

@@ -56,6 +56,20 @@ def _anonymous_page(
     return response
 
 
+def safe_next(value: str) -> str:
+    """A path on this console to go to after signing in ("" when not one of ours).
+
+    Only absolute paths of this site are followed (``/associations/…``);
+    ``//host``, ``/\\host`` and anything with a scheme are dropped, so the
+    parameter cannot send a browser elsewhere.
+    """
+    if not value.startswith("/") or value.startswith(("//", "/\\")) or len(value) > 2048:
+        return ""
+    if any(c in value for c in "\r\n\\") or any(ord(c) < 32 for c in value):
+        return ""
+    return value
+
+
 def _inactivity_text(request: Request) -> str:
     timeout = request.app.state.services.config.session_timeout
     return f"You were signed out after {describe_duration(timeout)} without activity."
@@ -65,12 +79,15 @@ async def show_signin(request: Request) -> Response:
     """GET /signin: the form (with a notice after a timeout or a password change)."""
     notices = {"inactive": _inactivity_text(request), "changed": _CHANGED}
     notice = notices.get(request.query_params.get("m", ""), "")
+    after = safe_next(request.query_params.get("next", ""))
     try:
         if await current_session(request) is not None and not notice:
-            return RedirectResponse("/", 303)
+            return RedirectResponse(after or "/", 303)
     except SignInRequired:  # the session timed out just now
         notice = notices["inactive"]
-    return _anonymous_page(request, "signin.html", title="Sign in", notice=notice, error="")
+    return _anonymous_page(
+        request, "signin.html", title="Sign in", notice=notice, error="", next_path=after
+    )
 
 
 async def do_signin(request: Request) -> Response:
@@ -78,6 +95,7 @@ async def do_signin(request: Request) -> Response:
     form = await read_form(request)
     check_anonymous_csrf(request, form)
     login = _field(form, "username")
+    after = safe_next(_field(form, "next"))
     accounts = request.app.state.services.accounts
     try:
         session, token = await accounts.sign_in(
@@ -92,8 +110,9 @@ async def do_signin(request: Request) -> Response:
             notice="",
             error=exc.message,
             username=login[:320],
+            next_path=after,
         )
-    target = "/account/password" if session.user.must_change_password else "/"
+    target = "/account/password" if session.user.must_change_password else (after or "/")
     response = RedirectResponse(target, 303)
     set_session_cookie(response, token)
     return response
