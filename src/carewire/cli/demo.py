@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     domain = config(args).server.domain
 
     async def load(services: Services) -> tuple[DemoResult, DemoData]:
-        staff = await load_demo(services.stores, services.accounts, domain=domain)
+        staff = await load_demo(services, domain=domain)
         return staff, await load_demo_data(services)
 
     result, data = run_with_platform(args, load, with_defaults=True)
@@ -61,13 +61,18 @@ def _report(result: DemoResult, data: DemoData, *, domain: str, where: Path) -> 
         for login in result.created:
             print(f"  {login}@{domain}")
         print(f"  password for all of them: {result.password}  (also in {pw_file})")
+        print(f"  PIN for all of them: {result.pin}")
+        print(
+            f"  organisation {result.organisation}: its units are groups "
+            f"(<unit>@groups.{domain}); {result.administrator} administers it in the web console"
+        )
     else:
         print("demo hospital already loaded (no account changed)")
     if result.existing:
         print(f"  kept existing accounts: {', '.join(result.existing)}", file=sys.stderr)
     shown = ", ".join(f"{n} {ds}" for ds, n in data.counts.items())
     print(f"  datasets: {shown}; the NURSE_CALLS dataset and its alert rules")
-    print("  a running server picks up the rosters at the users' next login")
+    print("  each user's unit colleagues are in their roster from their first login")
     print(f"  raise a nurse call: carewire demo nurse-call ICU-101A --data-dir {where}")
 
 
