@@ -40,18 +40,18 @@ demo: $(VENV)/.installed
 
 ## make test: the whole suite, in parallel.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## make test-fast: the inner loop: everything but slow (server subprocesses, fuzzing) and e2e tests.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not e2e" $(PYTEST_ARGS)
 
 ## make coverage: the suite under coverage, including the server subprocesses it starts.
 coverage: $(VENV)/.installed-dev
 	@pth="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/carewire-coverage.pth"; \
 	echo "import coverage; coverage.process_startup()" > "$$pth"; \
 	rm -f .coverage .coverage.*; \
-	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
+	COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); \
 	status=$$?; rm -f "$$pth"; \
 	$(BIN)/python -m coverage combine -q && $(BIN)/python -m coverage report; \
 	exit $$status

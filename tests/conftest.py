@@ -6,6 +6,11 @@ sets it); without it they are skipped, and the run says so loudly.
 ``make test-fast`` leaves out tests marked ``slow`` or ``e2e``. They are marked
 here by path, so a new file under ``tests/interop/`` or ``tests/e2e/`` is
 marked without anyone remembering to.
+
+Under ``pytest-xdist`` (``make test`` runs ``--dist loadgroup``) the tests of
+one module under ``tests/interop/`` or ``tests/e2e/`` stay on one worker:
+their module-scoped fixtures start a server subprocess or a browser, which
+should happen once, not once per worker.
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` and ``e2e`` tests by where they live (see the module docstring)."""
+    """Mark ``slow`` and ``e2e`` tests, and group server modules, by where they live."""
     for item in items:
         try:
             path = item.path.relative_to(_TESTS)
@@ -59,6 +65,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = _DIRECTORY_MARKERS.get(path.parts[0])
         if marker is not None:
             item.add_marker(marker)
+        if marker is not None:
+            item.add_marker(pytest.mark.xdist_group(module))
         name = item.originalname if isinstance(item, pytest.Function) else item.name
         if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
             item.add_marker("slow")

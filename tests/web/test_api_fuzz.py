@@ -16,6 +16,7 @@ the lifespan, closing the platform, when the test ends.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -40,7 +41,9 @@ from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
 from carewire.web.api import ROUTERS, create_api
+from tests.hashing import CHEAP_HASHER
 from tests.security.pki import DOMAIN, NOW
+from tests.templates import prefill
 from tests.web.conftest import CALLS, UPDATES, add_calls, alert_rule, update_rule
 
 #: Every operation of the route list, as (method, path).
@@ -119,7 +122,9 @@ class PlatformApp:
     async def _open(self) -> None:
         clock = FakeClock(NOW)
         url = f"sqlite+aiosqlite:///{self.root / 'carewire.db'}"
-        self._platform = platform = await assemble(Options(url=url, domain=DOMAIN, clock=clock))
+        self._platform = platform = await assemble(
+            Options(url=await prefill(url), domain=DOMAIN, clock=clock, secret_hasher=CHEAP_HASHER)
+        )
         await add_calls(platform)
         for bed, priority in (("A1", 1), ("B2", 3)):
             await platform.datasets.create(
@@ -129,13 +134,31 @@ class PlatformApp:
         await platform.rules.import_rules([update_rule(), alert_rule()])
         _, self.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
         certificates = CertificateManager(self.root, DOMAIN, clock, platform.audit)
-        create_self_signed(DOMAIN, certificates.cert_file, certificates.key_file, now=NOW)
+        _copy_certificate(certificates.cert_file, certificates.key_file)
         # The XMPP kernel, as the server runs it, so /presence reaches a real gateway.
         await platform.ensure_default_adapters(DOMAIN)
         platform.load_features(DEFAULT_FEATURES)
         await _directory(platform)
         await platform.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._api = create_api(api_services(platform, certificates))
+
+
+#: One self-signed certificate for the whole module (key generation is the slow part).
+_CERTIFICATE: dict[str, bytes] = {}
+
+
+def _copy_certificate(cert_file: Path, key_file: Path) -> None:
+    """Write the module's self-signed certificate and key, made on first use."""
+    if not _CERTIFICATE:
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp) / "c.pem", Path(tmp) / "c.key"
+            create_self_signed(DOMAIN, cert, key, now=NOW)
+            _CERTIFICATE.update(cert=cert.read_bytes(), key=key.read_bytes())
+    cert_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    cert_file.write_bytes(_CERTIFICATE["cert"])
+    key_file.write_bytes(_CERTIFICATE["key"])
+    key_file.chmod(0o600)
 
 
 async def _directory(platform: Assembly) -> None:
