@@ -43,12 +43,21 @@ from bench.clinical import (
     scenario_alerts,
     scenario_chat_tracked,
     scenario_fanout,
+    scenario_group,
     summary_lines,
     tracking_comparison,
     untracked_features,
 )
+from bench.orgsetup import (
+    directory_names,
+    group_jid,
+    group_member_names,
+    is_ready,
+    read_state,
+)
 from bench.pyspy import PROFILE_MODES
 from bench.scenarios import (
+    TARGET_LOGINS_PER_S,
     BenchContext,
     prime_key_cache,
     scenario_chat,
@@ -60,6 +69,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 SCENARIOS = ("login", "chat", "idle")
+#: The login storm of plain accounts and of directory users, side by side.
+LOGIN_DIRECTORY = "login-directory"
 DEFAULT_DOMAIN = "bench.carewire.localhost"
 DEFAULT_PASSWORD = "bench-Passw0rd-1"
 ACCOUNTS_MARKER = "bench-accounts.json"
@@ -458,6 +469,16 @@ def print_summary(name: str, result: dict[str, Any]) -> None:
         _row("sessions alive", f"{m['sessions_alive_at_end']}/{lg['completed']}")
         for e in m["stream_errors"]:
             print(f"  stream error: {e}")
+    elif name == LOGIN_DIRECTORY and "plain" in m:
+        for label in ("plain", "directory"):
+            r = m[label]
+            lat = r["latency_ms"] or {}
+            steps = "  ".join(f"{k} {v}" for k, v in r["phase_p50_ms"].items() if v is not None)
+            _row(label, f"{r['logins_per_s']} logins/s, {r['completed']} completed, "
+                        f"{r['failed']} failed; latency {_fmt_ms(lat)}")  # fmt: skip
+            _row("", f"phase p50 (ms) {steps}; server CPU {r['server_cpu_pct']}%, "
+                     f"other processes {r['other_cpu_pct']}%")  # fmt: skip
+        _row("directory/plain", f"logins/s x{m['logins_per_s_ratio']}, p99 x{m['p99_ratio']}")
     elif name in CLINICAL_SCENARIOS:
         for label, text in summary_lines(name, result):
             _row(label, text)
@@ -502,8 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "scenario",
-        choices=[*SCENARIOS, "all", *CLINICAL_SCENARIOS, "clinical"],
-        help="what to run (all: login, chat, idle; clinical: alerts, fanout, chat-tracking)",
+        choices=[*SCENARIOS, "all", *CLINICAL_SCENARIOS, "clinical", LOGIN_DIRECTORY],
+        help="what to run (all: login, chat, idle; clinical: alerts, fanout, chat-tracking, "
+        "group; login-directory: the login storm of plain accounts, then of directory users)",
     )
     p.add_argument(
         "--accounts", type=int, default=2000, help="accounts of the login storm / pool size (2000)"
@@ -531,7 +553,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat: seconds to wait for stragglers (5; alerts and fanout: 15)",
     )
     p.add_argument("--clients", type=int, default=200, help="alerts: logged-in nurses (200)")
-    p.add_argument("--occupants", type=int, default=200, help="fanout: room occupants (200)")
+    p.add_argument(
+        "--occupants", type=int, default=200, help="fanout: room occupants; group: members (200)"
+    )
+    p.add_argument(
+        "--directory-users",
+        action="store_true",
+        help="login: the accounts are directory users of one organisation (dir00001 …, in "
+        "teams of 20) instead of plain accounts (bench00001 …)",
+    )
     p.add_argument(
         "--ramp",
         help="chat-tracking: comma-separated msg/s tried with tracking, "
@@ -675,7 +705,16 @@ TRACKING_RUNS = ("chat-tracking", "tracking-on", "tracking-off")
 
 
 def scenario_args(name: str, a: argparse.Namespace) -> argparse.Namespace:
-    """``a`` with the clinical scenario ``name``'s defaults for what was not given."""
+    """``a`` with the clinical scenario ``name``'s defaults for what was not given.
+
+    Also which accounts it draws from (``account_pool``): the group's members
+    for ``group``, directory users for ``login --directory-users``, plain
+    accounts otherwise (``login-directory`` chooses per run).
+    """
+    if name == "group":
+        a = argparse.Namespace(**{**vars(a), "account_pool": "group"})
+    elif name == "login" and a.directory_users:
+        a = argparse.Namespace(**{**vars(a), "account_pool": "directory"})
     if name not in (*CLINICAL_SCENARIOS, *TRACKING_RUNS):
         return a
     return argparse.Namespace(
@@ -685,7 +724,7 @@ def scenario_args(name: str, a: argparse.Namespace) -> argparse.Namespace:
             "drain": (
                 a.drain_given
                 if a.drain_given is not None
-                else (15.0 if name in ("alerts", "fanout") else 5.0)
+                else (15.0 if name in ("alerts", "fanout", "group") else 5.0)
             ),
             "pairs": a.pairs_given or (100 if name in TRACKING_RUNS else a.pairs),
         }
@@ -704,6 +743,63 @@ def create_token(data_dir: Path, env: dict[str, str]) -> str:
     return out.strip()
 
 
+def prepare_directory(
+    args: argparse.Namespace, data_dir: Path, env: dict[str, str], directory: int, members: int
+) -> None:
+    """Directory users, teams and the group (bench/orgsetup.py) through the REST API, once.
+
+    A throw-away server (not pinned) runs while they are made; the runner then
+    waits for it to finish the work the changes started in the background
+    (directory contacts in rosters) before stopping it.
+    """
+    from bench.orgsetup import MARKER, prepare
+    from bench.stats import proc_cpu_seconds
+
+    state = read_state(data_dir)
+    if is_ready(state, directory=directory, members=members, password=args.password):
+        return
+    print(
+        f"• directory users: {directory} in teams, a group of {members} (REST API, once)",
+        flush=True,
+    )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    server = ManagedServer(data_dir, None, env, args.results_dir / f"prep-{stamp}.server.log")
+    ports = server.start()
+
+    async def work() -> dict[str, Any]:
+        api = Api(ports["https"], args.api_token)
+        try:
+            return await prepare(
+                api,
+                state,
+                directory=directory,
+                members=members,
+                password=args.password,
+                say=lambda text: print(f"  · {text}", flush=True),
+            )
+        finally:
+            await api.close()
+
+    t = time.perf_counter()
+    try:
+        new_state = run_async(work)
+        (data_dir / MARKER).write_text(json.dumps(new_state, indent=2))
+        print(f"  made in {time.perf_counter() - t:.0f} s; waiting for the server to go idle")
+        pid = server.pid
+        t = time.perf_counter()
+        busy = 0.0
+        for _ in range(240):  # roster contacts are written in the background
+            before = proc_cpu_seconds(pid) if pid else None
+            time.sleep(1.0)
+            after = proc_cpu_seconds(pid) if pid else None
+            if before is None or after is None or after - before < 0.05:
+                break
+            busy += after - before
+        print(f"  idle after {time.perf_counter() - t:.0f} s ({busy:.0f} s of server CPU)")
+    finally:
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
@@ -716,8 +812,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenario == "clinical"
         else [args.scenario]
     )
+    plain_login = "login" in scenarios and not args.directory_users
     needed = max(
-        args.accounts if "login" in scenarios else 0,
+        args.accounts if plain_login or LOGIN_DIRECTORY in scenarios else 0,
         2 * args.pairs if "chat" in scenarios else 0,
         2 * (args.pairs_given or 100) if "chat-tracking" in scenarios else 0,
         args.connections if "idle" in scenarios else 0,
@@ -737,17 +834,41 @@ def main(argv: list[str] | None = None) -> int:
         domain = prepare_data_dir(data_dir, domain, needed, args.password, env)
     elif data_dir is not None:
         domain = args.domain or _configured_domain(data_dir) or domain
+    directory, members = directory_needs(args, scenarios)
     if (
-        not args.prepare_only
-        and not args.api_token
+        not args.api_token
         and data_dir is not None
-        and {"alerts", "fanout", "chat-tracking"} & set(scenarios)
+        and not args.external
+        and (
+            {"alerts", "fanout", "chat-tracking", "group"} & set(scenarios)
+            or (
+                (directory or members)
+                and not is_ready(
+                    read_state(data_dir),
+                    directory=directory,
+                    members=members,
+                    password=args.password,
+                )
+            )
+        )
     ):
         args.api_token = create_token(data_dir, env)
+    if (directory or members) and data_dir is not None:
+        if not args.external:
+            prepare_directory(args, data_dir, env, directory, members)
+        state = read_state(data_dir)
+        args.group_jid = group_jid(state, members, domain) if members else None
+        if not is_ready(state, directory=directory, members=members, password=args.password):
+            raise SystemExit(
+                f"error: {data_dir} has no prepared directory users for this run "
+                "(run without --external first, on this data directory)"
+            )
+    elif directory or members:
+        raise SystemExit("error: directory users need the data directory (--data-dir)")
     if args.prepare_only:
         print(
             f"data directory ready: {data_dir} (domain {domain}, {needed} accounts, "
-            f"password {args.password!r})"
+            f"{directory} directory users, a group of {members}, password {args.password!r})"
         )
         return 0
 
@@ -764,8 +885,13 @@ def main(argv: list[str] | None = None) -> int:
     combined: dict[str, Any] = {}
     exit_code = 0
     try:
+        names = [
+            *account_names(needed),
+            *directory_names(directory),
+            *group_member_names(members),
+        ]
         primed = (
-            None if args.no_prime else prime(args, data_dir, domain, env, server_cpu, stamp, needed)
+            None if args.no_prime else prime(args, data_dir, domain, env, server_cpu, stamp, names)
         )
         for name in scenarios:
             runs = []
@@ -801,16 +927,39 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
+def directory_needs(args: argparse.Namespace, scenarios: list[str]) -> tuple[int, int]:
+    """(directory users in teams, members of the group) that ``scenarios`` need."""
+    directory = args.accounts if LOGIN_DIRECTORY in scenarios else 0
+    if "login" in scenarios and args.directory_users:
+        directory = args.accounts
+    return directory, args.occupants if "group" in scenarios else 0
+
+
+def pool_of(args: argparse.Namespace) -> list[str]:
+    """The logins a scenario draws from: plain accounts, team directory users or group members."""
+    pool = getattr(args, "account_pool", "plain")
+    if pool == "directory":
+        return directory_names(args.accounts)
+    if pool == "group":
+        return group_member_names(args.occupants)
+    return account_names(
+        max(args.accounts, 2 * args.pairs, args.connections, args.clients, args.occupants)
+    )
+
+
 def _context(
-    args: argparse.Namespace, host: str, port: int, domain: str, pid: int | None
+    args: argparse.Namespace,
+    host: str,
+    port: int,
+    domain: str,
+    pid: int | None,
+    accounts: list[str] | None = None,
 ) -> BenchContext:
     return BenchContext(
         client=ClientConfig(
             host, port, domain, direct_tls=args.direct_tls, mechanism=args.mechanism
         ),
-        accounts=account_names(
-            max(args.accounts, 2 * args.pairs, args.connections, args.clients, args.occupants)
-        ),
+        accounts=pool_of(args) if accounts is None else accounts,
         password=args.password,
         server_pid=pid,
         concurrency=args.concurrency,
@@ -827,10 +976,10 @@ def prime(
     env: dict[str, str],
     server_cpu: int | None,
     stamp: str,
-    count: int,
+    names: list[str],
 ) -> dict[str, Any]:
     """Fill the generator's SCRAM key cache (one login per account) on a throw-away server."""
-    print(f"• priming the SCRAM key cache: {count} logins, unmeasured", flush=True)
+    print(f"• priming the SCRAM key cache: {len(names)} logins, unmeasured", flush=True)
     server = None
     if args.external:
         host, port = args.external_host, args.external_port
@@ -841,9 +990,9 @@ def prime(
         )
         ports = server.start()
         host, port = "127.0.0.1", ports["c2s_tls"] if args.direct_tls else ports["c2s"]
-    ctx = _context(args, host, port, domain, None)
+    ctx = _context(args, host, port, domain, None, names)
     try:
-        out = run_async(lambda: prime_key_cache(ctx, ctx.accounts[:count]))
+        out = run_async(lambda: prime_key_cache(ctx, names))
     finally:
         if server is not None:
             server.stop()
@@ -887,6 +1036,8 @@ PRIMARY = {
     "alerts": ("latency_ms", "p99"),
     "fanout": ("latency_ms", "p99"),
     "chat-tracking": ("latency_ms", "p99"),
+    "group": ("latency_ms", "p99"),
+    LOGIN_DIRECTORY: ("logins_per_s_ratio",),
     "tracking-on": ("latency_ms", "p99"),
     "tracking-off": ("latency_ms", "p99"),
 }
@@ -932,6 +1083,8 @@ def run_one(
     args = scenario_args(name, args)
     if name == "chat-tracking":
         return run_chat_tracking(args, data_dir, domain, env, server_cpu, stamp)
+    if name == LOGIN_DIRECTORY:
+        return run_login_directory(args, data_dir, domain, env, server_cpu, stamp)
     server: ManagedServer | None = None
     server_info: dict[str, Any] = {}
     machine_noise = wait_quiet(args.wait_quiet)
@@ -967,7 +1120,8 @@ def run_one(
         print(f"• server pid {pid}, ports {ports}", flush=True)
     ctx = _context(args, host, port, domain, pid)
     if args.profile:
-        ctx.profile_path = args.results_dir / f"profile-{name}-{stamp}.txt"
+        label = getattr(args, "profile_label", name)
+        ctx.profile_path = args.results_dir / f"profile-{label}-{stamp}.txt"
     print(f"\n▶ {name}", flush=True)
     t = time.perf_counter()
     result: dict[str, Any]
@@ -992,7 +1146,7 @@ def run_one(
                     drain=args.drain,
                 )
             )
-        elif name in ("alerts", "fanout", "tracking-on", "tracking-off"):
+        elif name in ("alerts", "fanout", "group", "tracking-on", "tracking-off"):
             result = run_async(lambda: _clinical(name, ctx, args, https_port))
         else:
             result = run_async(
@@ -1046,6 +1200,14 @@ async def _clinical(
                 ctx, occupants=args.occupants, rate=args.rate, duration=duration,
                 warmup=args.warmup, drain=args.drain, api=api,
             )  # fmt: skip
+        if name == "group":
+            if not args.group_jid:
+                return {"error": "group needs the prepared group (see bench/orgsetup.py)",
+                        "targets": {}}  # fmt: skip
+            return await scenario_group(
+                ctx, group_jid=args.group_jid, members=args.occupants, rate=args.rate,
+                duration=duration, warmup=args.warmup, drain=args.drain, api=api,
+            )  # fmt: skip
         return await scenario_chat_tracked(
             ctx, api=api if name == "tracking-on" else None, pairs=args.pairs, rate=args.rate,
             duration=duration, warmup=args.warmup, drain=args.drain,
@@ -1053,6 +1215,96 @@ async def _clinical(
     finally:
         if api is not None:
             await api.close()
+
+
+#: "No slower": directory users' logins/s at least this share of plain accounts' (the login
+#: storm varies by about ±10 % from run to run), and their p99 at most plain p99 / this.
+LOGIN_PARITY = 0.9
+
+
+def _login_row(result: dict[str, Any]) -> dict[str, Any]:
+    m = result.get("metrics") or {}
+    return {
+        "error": result.get("error"),
+        "completed": m.get("completed"),
+        "failed": m.get("failed"),
+        "logins_per_s": m.get("logins_per_s"),
+        "latency_ms": m.get("latency_ms"),
+        "phase_p50_ms": {k: v.get("p50") for k, v in (m.get("phase_ms") or {}).items()},
+        "server_cpu_pct": m.get("server_cpu_pct"),
+        "other_cpu_pct": m.get("other_cpu_pct"),
+        "failures": m.get("failures"),
+    }
+
+
+def login_comparison(plain: dict[str, Any], directory: dict[str, Any]) -> dict[str, Any]:
+    """Plain accounts' and directory users' login storms side by side, and the targets."""
+    a, b = _login_row(plain), _login_row(directory)
+    rate_a, rate_b = a["logins_per_s"] or 0.0, b["logins_per_s"] or 0.0
+    p99_a = (a["latency_ms"] or {}).get("p99")
+    p99_b = (b["latency_ms"] or {}).get("p99")
+    ratio = round(rate_b / rate_a, 3) if rate_a else None
+    p99_ratio = round(p99_b / p99_a, 3) if p99_a and p99_b else None
+    noise = [x for x in (a["other_cpu_pct"], b["other_cpu_pct"]) if x is not None]
+    clean = not a["error"] and not b["error"] and not a["failed"] and not b["failed"]
+    return {
+        "params": {**(directory.get("params") or {}), "parity": LOGIN_PARITY},
+        "metrics": {
+            "plain": a,
+            "directory": b,
+            "logins_per_s_ratio": ratio,
+            "p99_ratio": p99_ratio,
+            "other_cpu_pct": max(noise) if noise else None,
+        },
+        "runs": {"plain": plain, "directory": directory},
+        "targets": {
+            "directory_logins_per_s": {
+                "target": f">= {TARGET_LOGINS_PER_S:.0f}",
+                "value": rate_b,
+                "pass": rate_b >= TARGET_LOGINS_PER_S and clean,
+            },
+            "logins_per_s_vs_plain": {
+                "target": f">= {LOGIN_PARITY:g} x plain",
+                "value": ratio,
+                "pass": ratio is not None and ratio >= LOGIN_PARITY,
+            },
+            "p99_vs_plain": {
+                "target": f"<= {1 / LOGIN_PARITY:.2f} x plain",
+                "value": p99_ratio,
+                "pass": p99_ratio is not None and p99_ratio <= 1 / LOGIN_PARITY,
+            },
+        },
+        **({"error": "a login storm failed"} if a["error"] or b["error"] else {}),
+    }
+
+
+def run_login_directory(
+    args: argparse.Namespace,
+    data_dir: Path | None,
+    domain: str,
+    env: dict[str, str],
+    server_cpu: int | None,
+    stamp: str,
+) -> dict[str, Any]:
+    """The login storm of plain accounts, then of directory users, each on a fresh server."""
+    runs = {}
+    for label, is_directory in (("plain", False), ("directory", True)):
+        print(f"\n• login-directory: {label} accounts", flush=True)
+        sub = argparse.Namespace(
+            **{
+                **vars(args),
+                "directory_users": is_directory,
+                "account_pool": "plain",
+                "profile_label": f"login-{label}",
+            }
+        )
+        runs[label] = run_one("login", sub, data_dir, domain, env, server_cpu, stamp)
+        m = runs[label].get("metrics") or {}
+        print(f"  → {m.get('logins_per_s')} logins/s, p99 "
+              f"{(m.get('latency_ms') or {}).get('p99')} ms", flush=True)  # fmt: skip
+    result = login_comparison(runs["plain"], runs["directory"])
+    result["scenario"] = LOGIN_DIRECTORY
+    return result
 
 
 def run_chat_tracking(

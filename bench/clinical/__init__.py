@@ -16,6 +16,9 @@ only) to set up datasets and rules and to write records.
 - ``chat-tracking``: the 1:1 ``chat`` scenario on a server with and one
   without message tracking; :func:`scenario_chat_tracked` adds how far the
   tracking writer (MESSAGES rows) lagged behind.
+- ``group``: a directory group's address on ``groups.DOMAIN`` with N member
+  sessions (directory users the runner prepares through the API); one member
+  writes to it, every other member must receive each message.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bench.clinical.chat_tracking import (
 )
 from bench.clinical.common import Api, SetupError, _ms, _tracking_text
 from bench.clinical.fanout import scenario_fanout
+from bench.clinical.group import scenario_group
 
 __all__ = [
     "ALERT_DATASET",
@@ -49,14 +53,15 @@ __all__ = [
     "scenario_alerts",
     "scenario_chat_tracked",
     "scenario_fanout",
+    "scenario_group",
     "summary_lines",
     "tracking_comparison",
     "untracked_features",
 ]
 
-CLINICAL_SCENARIOS = ("alerts", "fanout", "chat-tracking")
-DEFAULT_RATES = {"alerts": 20.0, "fanout": 10.0}
-DEFAULT_DURATIONS = {"alerts": 30.0, "fanout": 20.0, "chat-tracking": 20.0}
+CLINICAL_SCENARIOS = ("alerts", "fanout", "chat-tracking", "group")
+DEFAULT_RATES = {"alerts": 20.0, "fanout": 10.0, "group": 10.0}
+DEFAULT_DURATIONS = {"alerts": 30.0, "fanout": 20.0, "chat-tracking": 20.0, "group": 20.0}
 DEFAULT_RAMP = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 RAMP_DURATION = 10.0  # measured seconds of each ramp step
 
@@ -91,6 +96,21 @@ def summary_lines(name: str, result: dict[str, Any]) -> list[tuple[str, str]]:
             ("latency", _ms(m["latency_ms"])),
             ("lost", f"{m['lost']} (errors {m['error_bounces']}, duplicates {m['duplicates']}, "
                      f"incomplete messages {m['incomplete_messages']})"),
+            ("tracking", _tracking_text(m.get("tracking")).lstrip("; ") or "no rows (not tracked)"),
+            ("CPU", cpu),
+        ]  # fmt: skip
+    if name == "group" and "deliveries" in m:
+        return [
+            ("group", f"{m['group']}: {m['members_online']}/{m['members']} members online "
+                      f"(login {m['login']['wall_s']:.1f} s)"),
+            ("messages", f"{m['messages_sent']} sent ({m['messages_in_window']} in the window), "
+                         f"sender lag max {m['sender_lag_max_ms']} ms"),
+            ("deliveries", f"{m['deliveries']}/{m['deliveries_expected']}, "
+                           f"{m['deliveries_per_s']}/s in the window"),
+            ("latency", _ms(m["latency_ms"])),
+            ("lost", f"{m['lost']} (errors {m['error_bounces']}, refused to the sender "
+                     f"{m['sender_error_bounces']} {m['sender_error_samples'][:1]}, duplicates "
+                     f"{m['duplicates']}, incomplete messages {m['incomplete_messages']})"),
             ("tracking", _tracking_text(m.get("tracking")).lstrip("; ") or "no rows (not tracked)"),
             ("CPU", cpu),
         ]  # fmt: skip
