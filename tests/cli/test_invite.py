@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+
+import pytest
 
 from carewire.cli.runtime import Services
 from carewire.directory.model import CLI_CALLER, DirectoryUser, InvitationFilter, PageRequest
@@ -81,6 +84,7 @@ def test_a_big_csv_with_a_progress_bar_and_problems_by_line(
     code, out, err = run("user", "invite", "--csv", str(csv), *d)
     assert code == 1
     assert "inviting" in err and "241/241" in err  # the progress bar: rows to invite
+    assert "mailing" in err and "239/239" in err  # then the mail they were sent
     assert "error: line 4: Invalid email address: not-an-address" in err
     assert "error: line 245: Last Name is longer than 64 characters." in err
     assert "skipped: taken@gen.example is a user already" in err
@@ -128,3 +132,29 @@ def test_user_add_with_an_organisation_makes_a_directory_user(
     assert run("user", "add", "plain", "--password", "pw1", *d)[0] == 0  # today's accounts still
     code, out, _ = run("user", "list", *d)
     assert "jane@h.example\t" in out and "plain@h.example\t" in out
+
+
+def test_invitations_whose_mail_fails_are_reported(
+    data: Path, run: Run, on_platform: OnPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = ("--data-dir", str(data))
+    hospital(run, data)
+    with socket.socket() as s:  # a loopback port nothing listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CAREWIRE_MAIL_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CAREWIRE_MAIL_SMTP_PORT", str(port))
+    csv = data / "staff.csv"
+    csv.write_text("Email\n" + "".join(f"s{i}@gen.example\n" for i in range(150)))
+    code, out, err = run("user", "invite", "--csv", str(csv), *d)
+    assert code == 0, err
+    assert "mailing" in err and "150/150" in err
+    assert out.strip().startswith("invited 150 (150 could not be mailed), ")
+
+    async def statuses(p: Services) -> set[str]:
+        page = await p.directory.invitations.find(
+            CLI_CALLER, 1, InvitationFilter(email="s1"), PageRequest(limit=500)
+        )
+        return {i.status.value for i in page.items}
+
+    assert on_platform(data, statuses) == {"Failure"}

@@ -12,6 +12,7 @@ system administrator).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import sys
@@ -35,12 +36,18 @@ if TYPE_CHECKING:
     from carewire.cli.audit_trail import CliAudit
     from carewire.core.accounts import AccountService
     from carewire.core.stores import NewAccount
-    from carewire.directory.model import CsvProblem, CsvRow
+    from carewire.directory.model import Caller, CsvProblem, CsvRow, InviteResult
+    from carewire.directory.service import DirectoryService
 
 #: Accounts written per transaction by ``user import``.
 IMPORT_BATCH = 500
-#: CSV rows per invite request of ``user invite --csv`` (their mail is sent before the next).
-INVITE_BATCH = 100
+#: CSV rows per invite request of ``user invite --csv``: each commits at once and queues its
+#: mail, which the command then waits for (a second progress bar).
+INVITE_BATCH = 1000
+#: Files of fewer rows are invited without progress bars.
+PROGRESS_ROWS = 100
+#: How often the mailing progress bar looks at the mail queue (seconds).
+MAIL_POLL = 0.2
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -196,7 +203,7 @@ def _report(totals: dict[str, list[str]], problems: list[CsvProblem]) -> int:
 def cmd_user_invite(args: argparse.Namespace) -> int:
     """Invite users to an organisation by e-mail (typed addresses, or a CSV file)."""
     from carewire.directory.csvfiles import parse_csv
-    from carewire.directory.model import InvitationStatus, InviteRequest, InviteResult
+    from carewire.directory.model import InviteRequest
 
     if not args.emails and not args.csv:
         raise ConfigError("give e-mail addresses, or --csv FILE")
@@ -207,35 +214,130 @@ def cmd_user_invite(args: argparse.Namespace) -> int:
 
     def add(result: InviteResult) -> None:
         totals["invited"] += [i.email for i in result.invited]
-        totals["failed"] += [
-            i.email for i in result.invited if i.status is InvitationStatus.FAILURE
-        ]
         totals["resent"] += [i.email for i in result.resent]
         totals["existing"] += result.existing_users
         totals["duplicates"] += result.duplicates
         totals["groups"] += result.groups_created
 
     async def work(p: Services) -> int:
-        from tqdm import tqdm
-
         org = await _organisation(p, args.organisation)
-        invite = p.directory.invitations.invite
+        results: list[InviteResult] = []
         if args.emails:  # all or nothing: a malformed address sends nothing
             typed = InviteRequest(emails="\n".join(args.emails), is_admin=args.admin)
-            add(await invite(cli_caller(), org, typed))
-        quiet = args.quiet or len(batches) < 2
-        total = sum(count for _, count in batches)
-        with tqdm(total=total, desc="inviting", unit="row", disable=quiet, file=sys.stderr) as bar:
-            for text, count in batches:
-                add(
-                    await invite(
-                        cli_caller(), org, InviteRequest(csv_text=text, is_admin=args.admin)
-                    )
-                )
-                bar.update(count)
+            results.append(await p.directory.invitations.invite(cli_caller(), org, typed))
+            add(results[-1])
+        quiet = args.quiet or len(rows) < PROGRESS_ROWS
+        for result in await invite_csv(
+            p.directory, cli_caller(), org, batches, is_admin=args.admin, quiet=quiet
+        ):
+            results.append(result)
+            add(result)
+        totals["failed"] = await failed_invitations(p.directory, cli_caller(), org, results)
         return _report(totals, problems)
 
     return run_with_platform(args, work)
+
+
+async def invite_csv(
+    directory: DirectoryService,
+    caller: Caller,
+    organisation_id: int,
+    batches: list[tuple[str, int]],
+    *,
+    is_admin: bool = False,
+    quiet: bool = False,
+) -> list[InviteResult]:
+    """Invite ``batches`` (from :func:`invite_batches`) one request each, then wait for the mail.
+
+    Two progress bars on stderr: ``inviting`` (rows committed, Pending) and
+    ``mailing`` (invitations whose mail went out, a request's worth at a time).
+    """
+    results, queued = await submit_invitations(
+        directory, caller, organisation_id, batches, is_admin=is_admin, quiet=quiet
+    )
+    await wait_for_mail(directory, queued, quiet=quiet)
+    return results
+
+
+async def submit_invitations(
+    directory: DirectoryService,
+    caller: Caller,
+    organisation_id: int,
+    batches: list[tuple[str, int]],
+    *,
+    is_admin: bool = False,
+    quiet: bool = False,
+) -> tuple[list[InviteResult], list[int]]:
+    """Commit ``batches``, one request each (the ``inviting`` bar).
+
+    Returns:
+        The results, and the number of mails of each request whose mail was
+        queued (not sent before it returned), in queue order.
+    """
+    from tqdm import tqdm
+
+    from carewire.directory.model import InvitationStatus, InviteRequest
+
+    results: list[InviteResult] = []
+    queued: list[int] = []
+    rows = sum(count for _, count in batches)
+    with tqdm(total=rows, desc="inviting", unit="row", disable=quiet, file=sys.stderr) as bar:
+        for text, count in batches:
+            result = await directory.invitations.invite(
+                caller, organisation_id, InviteRequest(csv_text=text, is_admin=is_admin)
+            )
+            results.append(result)
+            sent = [*result.invited, *result.resent]
+            if any(i.status is InvitationStatus.PENDING for i in sent):
+                queued.append(len(sent))
+            bar.update(count)
+    return results, queued
+
+
+async def wait_for_mail(directory: DirectoryService, queued: list[int], *, quiet: bool) -> None:
+    """Wait until the mail of ``queued`` (:func:`submit_invitations`) went out (``mailing``)."""
+    from tqdm import tqdm
+
+    if not queued:
+        return
+    with tqdm(
+        total=sum(queued), desc="mailing", unit="mail", disable=quiet, file=sys.stderr
+    ) as bar:
+        done = 0
+        while True:
+            backlog = directory.mail_backlog
+            while done < len(queued) - backlog:
+                bar.update(queued[done])
+                done += 1
+            if backlog == 0:
+                break
+            await asyncio.sleep(MAIL_POLL)
+    await directory.drain()
+
+
+async def failed_invitations(
+    directory: DirectoryService, caller: Caller, organisation_id: int, results: list[InviteResult]
+) -> list[str]:
+    """The addresses among ``results`` whose mail failed (read after the mail was sent)."""
+    from carewire.directory.model import (
+        MAX_PAGE_SIZE,
+        InvitationFilter,
+        InvitationStatus,
+        PageRequest,
+    )
+
+    ours = {i.id: i.email for r in results for i in (*r.invited, *r.resent)}
+    failed: list[str] = []
+    wanted = InvitationFilter(status=InvitationStatus.FAILURE)
+    offset = 0
+    while True:
+        page = await directory.invitations.find(
+            caller, organisation_id, wanted, PageRequest(offset=offset, limit=MAX_PAGE_SIZE)
+        )
+        failed += [ours[i.id] for i in page.items if i.id in ours]
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return failed
 
 
 def invite_batches(rows: list[CsvRow]) -> tuple[list[tuple[str, int]], list[str]]:
@@ -285,7 +387,11 @@ def _read_csv(path: Path) -> str:
 
 def cmd_user_invitations(args: argparse.Namespace) -> int:
     """List an organisation's invitations, newest first (filters as on the console)."""
-    from carewire.directory.model import InvitationFilter, InvitationStatus, PageRequest
+    from carewire.directory.model import (
+        InvitationFilter,
+        InvitationStatus,
+        PageRequest,
+    )
 
     search = InvitationFilter(
         email=args.email or "",

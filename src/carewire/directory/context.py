@@ -61,12 +61,19 @@ class JobQueue:
         self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[object]], asyncio.Future[object]]]
         self._queue = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted that have not finished yet (the one running included)."""
+        return self._pending
 
     def submit(self, job: Callable[[], Awaitable[object]]) -> asyncio.Future[object]:
         """Queue ``job``; the future completes with its result once it ran."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[object] = loop.create_future()
         self._queue.put_nowait((job, future))
+        self._pending += 1
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run(), name="directory-jobs")
         return future
@@ -85,6 +92,7 @@ class JobQueue:
                 if not future.done():
                     future.set_result(result)
             finally:
+                self._pending -= 1
                 self._queue.task_done()
 
     async def drain(self) -> None:

@@ -212,6 +212,11 @@ class DirectoryService:
         await self.reload()
         return True
 
+    @property
+    def mail_backlog(self) -> int:
+        """Mail jobs (one per invitation request it mails) queued or running."""
+        return self._ctx.jobs.pending
+
     async def drain(self) -> None:
         """Wait until the invitation mail queued so far has been sent."""
         await self._ctx.jobs.drain()
