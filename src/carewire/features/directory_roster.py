@@ -84,6 +84,7 @@ class DirectoryRoster:
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
+        self._bound_tasks: set[asyncio.Task[None]] = set()
 
     # -- what the directory wants ---------------------------------------------------------
 
@@ -214,7 +215,22 @@ class DirectoryRoster:
         login = event.session.username
         if not self.index.has_profile(login) or len(self.ctx.sessions.of_user(login)) > 1:
             return
-        changed = await self.sync(login)
+        # The bind does not wait for the database: the reconciliation runs in its own task,
+        # which takes the user's roster lock in its first step (before this hook returns), so
+        # the client's first roster request is answered after it, with the directory's items.
+        task = asyncio.get_running_loop().create_task(
+            self._sync_bound(login), name=f"directory-roster-bind:{login}"
+        )
+        self._bound_tasks.add(task)
+        task.add_done_callback(self._bound_tasks.discard)
+        await asyncio.sleep(0)
+
+    async def _sync_bound(self, login: str) -> None:
+        try:
+            changed = await self.sync(login)
+        except Exception:  # logged; the next membership change or session syncs again
+            log.exception("directory roster of %s could not be synced at sign-in", login)
+            return
         # The contacts' side of what changed (both sides missed the same change).
         self.mark({c.partition("@")[0] for c in changed})
 
@@ -240,7 +256,9 @@ class DirectoryRoster:
             self._idle.set()
 
     async def drain(self) -> None:
-        """Return once every marked user has been synced."""
+        """Return once every sign-in reconciliation and every marked user has been synced."""
+        while self._bound_tasks:
+            await asyncio.gather(*self._bound_tasks, return_exceptions=True)
         await self._idle.wait()
 
     async def stop(self, _payload: object = None) -> None:

@@ -102,9 +102,13 @@ class Rosters:
         return self._cache.get(login)
 
     async def get(self, login: str) -> UserRoster:
-        """The user's roster: from memory, or loaded (and kept while the user is online)."""
+        """The user's roster: from memory, or loaded (and kept while the user is online).
+
+        While a read-modify-write of the roster is under way (or queued), the
+        roster is read after it, never half done.
+        """
         roster = self._cache.get(login)
-        if roster is not None:
+        if roster is not None and login not in self._locks:
             return roster
         async with self.locked(login) as roster:
             return roster
