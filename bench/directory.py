@@ -281,13 +281,8 @@ async def profiled(bench: Bench, phase: str) -> AsyncIterator[None]:
 
 async def import_cli(bench: Bench, p: Assembly) -> dict[str, Any]:
     """``carewire user invite --csv``'s own functions: requests of 1,000 rows, then the mail."""
-    from carewire.cli.users import (
-        INVITE_BATCH,
-        failed_invitations,
-        invite_batches,
-        submit_invitations,
-        wait_for_mail,
-    )
+    from carewire.cli.invitations import failed_invitations, submit_invitations, wait_for_mail
+    from carewire.cli.users import INVITE_BATCH, invite_batches
     from carewire.directory.csvfiles import parse_csv
     from carewire.directory.model import SYSTEM_CALLER
 

@@ -2,8 +2,9 @@
 
 The command groups are listed in the package's command table; were a group to
 import ``carewire.cli`` (the package) or another group, the import cycle the
-package replaced would come back. Groups share only ``runtime`` and
-``audit_trail``, and reach the database only through ``runtime``.
+package replaced would come back. Groups share only ``runtime``,
+``audit_trail`` and ``invitations`` (the steps of ``user invite``), and reach
+the database only through ``runtime``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from carewire.cli import COMMANDS
 
 PACKAGE = "carewire.cli"
 RUNTIME = f"{PACKAGE}.runtime"
-SHARED = {RUNTIME, f"{PACKAGE}.audit_trail"}
+SHARED = {RUNTIME, f"{PACKAGE}.audit_trail", f"{PACKAGE}.invitations"}
 SOURCES = Path(carewire.cli.__file__).parent
 
 
