@@ -53,6 +53,45 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+def loopback_socket() -> tuple[socket.socket, str]:
+    """A socket bound to a free 127.0.0.1 port, and the console's base URL on it."""
+    sock = socket.socket(socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"https://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def console_over_tls(
+    services: ConsoleServices, cert: Path, key: Path, sock: socket.socket
+) -> AsyncIterator[None]:
+    """Serve ``create_console(services)`` over TLS 1.2+ on ``sock`` until the block ends."""
+    config = uvicorn.Config(
+        create_console(services),
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        lifespan="off",
+        server_header=False,
+    )
+    config.load()
+    assert config.ssl is not None
+    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    server = _Uvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="console-https")
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "the console did not start"
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Served:
     """A running console.
@@ -74,10 +113,7 @@ async def serve_console(tmp_path: Path, session_timeout: timedelta) -> AsyncIter
     cert, key = tmp_path / "certs" / "console.pem", tmp_path / "certs" / "console.key"
     ensure_certificate("carewire.test", cert, key)
     platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
-    sock = socket.socket(socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base_url = loopback_socket()
     outbox = tmp_path / "outbox"
     certificates = CertificateManager(
         tmp_path, "carewire.test", SystemClock(), platform.audit, cert_file=cert, key_file=key
@@ -99,30 +135,10 @@ async def serve_console(tmp_path: Path, session_timeout: timedelta) -> AsyncIter
         engine=platform.engine,
         certificates=certificates,
     )
-    config = uvicorn.Config(
-        create_console(services),
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-        lifespan="off",
-        server_header=False,
-    )
-    config.load()
-    assert config.ssl is not None
-    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    server = _Uvicorn(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="console-https")
     try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "the console did not start"
-        yield Served(base_url=base_url, platform=platform, outbox=outbox)
+        async with console_over_tls(services, cert, key, sock):
+            yield Served(base_url=base_url, platform=platform, outbox=outbox)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
         await platform.close()
 
 

@@ -9,17 +9,13 @@ uses the Invite Organization type-ahead. Screenshots go to ``tests/e2e/artifacts
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
-import socket
-import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import uvicorn
 from playwright.async_api import Browser, Page, expect
 
 from carewire.assembly import Assembly, Options, assemble, console_services
@@ -38,21 +34,13 @@ from carewire.directory.model import (
 from carewire.mail import MemoryMailer
 from carewire.security.certificates import ensure_certificate
 from carewire.security.console_auth import ConsoleConfig, Role
-from carewire.web.console import ConsoleServices, create_console
-from tests.e2e.conftest import skip_without_browser
+from carewire.web.console import ConsoleServices
+from tests.e2e.conftest import console_over_tls, loopback_socket, skip_without_browser
 
 pytestmark = skip_without_browser()
 
 GOOD = "correct horse battery"
 LAPTOP = {"width": 1366, "height": 900}
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling (pytest owns the signals)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,10 +65,7 @@ async def serve_directory(tmp_path: Path) -> AsyncIterator[Served]:
             mailer=mailer,
         )
     )
-    sock = socket.socket(socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base_url = loopback_socket()
     wired = console_services(Config(data_dir=tmp_path), platform, None)
     services = ConsoleServices(
         accounts=wired.accounts,
@@ -97,30 +82,10 @@ async def serve_directory(tmp_path: Path) -> AsyncIterator[Served]:
         directory=wired.directory,
     )
     assert services.directory is platform.directory
-    config = uvicorn.Config(
-        create_console(services),
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-        lifespan="off",
-        server_header=False,
-    )
-    config.load()
-    assert config.ssl is not None
-    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    server = _Uvicorn(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="console-https")
     try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "the console did not start"
-        yield Served(base_url=base_url, platform=platform, mailer=mailer)
+        async with console_over_tls(services, cert, key, sock):
+            yield Served(base_url=base_url, platform=platform, mailer=mailer)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
         await platform.close()
 
 
