@@ -1,0 +1,1 @@
+"""Tests of the HL7 v2 adapters (MLLP, acknowledgements, the ADT feed)."""
