@@ -26,6 +26,7 @@ DIRECTORY_TABLES = {
     "affiliations",
     "affiliation_permissions",
     "affiliation_permission_groups",
+    "held_messages",
 }
 
 
@@ -45,16 +46,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 32
+    assert len(TABLES) == 33
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0005_directory"
+    assert await migrate.current(db_url) == "0009_held_messages"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0005_directory"
+    assert await migrate.current(db_url) == "0009_held_messages"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)

@@ -95,6 +95,17 @@ class OfflineMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeldMessage:
+    """A stanza held for a busy user (interruption control), delivered when they are free."""
+
+    id: int
+    owner: str
+    stanza: str  # serialised XML of the stanza as it would have been delivered
+    stamp: datetime
+    reason: str  # urgent-alert or dnd
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoginAttempt:
     """One row of the login audit: who, when, from where, outcome."""
 
@@ -208,6 +219,22 @@ class OfflineStore(Protocol):
         """Delete messages whose ``expires_at`` has passed; returns how many."""
 
 
+class HeldStore(Protocol):
+    """Messages held for busy users (docs/coverage.md), kept until released."""
+
+    async def hold(self, owner: str, stanza: str, *, stamp: datetime, reason: str) -> int:
+        """Persist one message durably; returns its id. Raises NotFoundError for unknown owners."""
+
+    async def fetch(self, owner: str) -> list[HeldMessage]:
+        """The messages held for ``owner``, oldest first (not removed)."""
+
+    async def delete(self, owner: str, ids: Sequence[int]) -> None:
+        """Remove released messages."""
+
+    async def owners(self) -> dict[str, int]:
+        """Logins with held messages, and how many each."""
+
+
 class VCardStore(Protocol):
     """vCard-temp documents (XEP-0054)."""
 
@@ -290,6 +317,7 @@ class Stores:
     accounts: AccountStore
     roster: RosterStore
     offline: OfflineStore
+    held: HeldStore
     vcards: VCardStore
     private: PrivateStore
     blocking: BlockingStore

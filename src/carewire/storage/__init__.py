@@ -16,6 +16,7 @@ from carewire.core.stores import Stores
 from carewire.storage.accounts import SqlAccountStore
 from carewire.storage.blocking import SqlBlockingStore
 from carewire.storage.database import Database, Transaction
+from carewire.storage.held import SqlHeldStore
 from carewire.storage.login_audit import SqlLoginAuditStore
 from carewire.storage.muc import SqlMucStore
 from carewire.storage.offline import SqlOfflineStore
@@ -32,6 +33,7 @@ def build_stores(db: Database) -> Stores:
         accounts=SqlAccountStore(db),
         roster=SqlRosterStore(db),
         offline=SqlOfflineStore(db),
+        held=SqlHeldStore(db),
         vcards=SqlVCardStore(db),
         private=SqlPrivateStore(db),
         blocking=SqlBlockingStore(db),

@@ -158,6 +158,17 @@ offline_messages = Table(
     sqlite_autoincrement=True,
 )
 
+held_messages = Table(
+    "held_messages",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    _owner(index=True),
+    Column("stanza", Text, nullable=False),
+    Column("stamp", UTCDateTime(), nullable=False),
+    Column("reason", String(32), nullable=False),
+    sqlite_autoincrement=True,
+)
+
 vcards = Table(
     "vcards",
     metadata,
