@@ -311,6 +311,7 @@ class Assembly:
         ctx.provide(self.chat_settings, as_type=ChatSettingsSource)
         ctx.provide(self.responder, as_type=AlertResponder)
         ctx.provide(self.directory)
+        ctx.provide(self.audit)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 

@@ -36,6 +36,15 @@ class SessionEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertResponded:
+    """A recipient's response to an alert was recorded (``accept``, ``decline``, …)."""
+
+    alert_id: str
+    login: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountEvent:
     """Something happened to an account."""
 

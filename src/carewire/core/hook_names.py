@@ -55,6 +55,9 @@ SESSION_CONNECTION_LOST: Final = "session/connection-lost"
 # A session moved to a new stream (XEP-0198 resumption). Payload: SessionEvent.
 SESSION_RESUMED: Final = "session/resumed"
 
+# A clinician's response to an alert was recorded. Payload: AlertResponded.
+ALERT_RESPONDED: Final = "alert/responded"
+
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"
 

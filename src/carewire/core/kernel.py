@@ -59,6 +59,7 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "clinical_presence",
     "client_settings",
     "bookmarks",
+    "coverage",
     "alerting",
     "directory_policy",
     "directory_roster",

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from carewire.adapters.xmpp.gateway import (
     AlertRequest,
+    AlertSent,
     ChatGateway,
     GatewaySlot,
     MessageRequest,
@@ -76,6 +77,25 @@ _ALERT_PRESENTATION = (
     SettingField(name="custom_parameters", label="Custom Parameters", kind=FieldKind.PARAMETERS),
 )
 _UPDATES = dict(kind=FieldKind.UPDATES)
+_COVERAGE = (
+    SettingField(
+        name="coverage",
+        label="Coverage",
+        kind=FieldKind.CHOICE,
+        choices=("Record", "Reroute"),
+        default="Record",
+        help="Recipients off shift (no active assignment) or offline on every device: "
+        "Record alerts them and records it; Reroute alerts the Covering Recipients instead.",
+    ),
+    SettingField(
+        name="covering_recipients",
+        label="Covering Recipients",
+        kind=FieldKind.LINES,
+        allows_expressions=True,
+        help="Jabber IDs or logins, one per line, e.g. "
+        "#{bed.locations.assignments[level=Backup,state=active].usr.login}.",
+    ),
+)
 
 SEND_ALERT = (
     RECIPIENTS,
@@ -106,6 +126,7 @@ SEND_ALERT = (
     _text("additional_content", "Additional Content", long=True),
     PRIORITY,
     *_ALERT_PRESENTATION,
+    *_COVERAGE,
 )
 
 SEND_MASS_ALERT = (
@@ -124,6 +145,7 @@ SEND_MASS_ALERT = (
     _text("additional_content", "Additional Content", long=True),
     PRIORITY,
     *_ALERT_PRESENTATION,
+    *_COVERAGE,
 )
 
 _SCHEMAS: dict[str, tuple[SettingField, ...]] = {
@@ -240,6 +262,18 @@ def _flag_value(ctx: ActionContext, name: str) -> bool:
     return bool(ctx.settings.get(name))
 
 
+def _coverage_text(sent: AlertSent) -> str:
+    """What coverage did, for the delivery's status text (who, why, where the alert went)."""
+    if not sent.uncovered:
+        return ""
+    who = ", ".join(f"{jid} ({why})" for jid, why in sent.uncovered)
+    if sent.rerouted_from:
+        return f"; rerouted from {who} to {', '.join(sent.covering) or 'the other recipients'}"
+    if sent.is_without_cover:
+        return f"; no reachable cover for {who}: alerted them anyway"
+    return f"; unreachable: {who}"
+
+
 def _source(ctx: ActionContext) -> str:
     return f"{ctx.record.dataset}/{ctx.record.id}"
 
@@ -296,11 +330,14 @@ class _Actions:
             alert_sound=str(ctx.settings.get("alert_sound") or ""),
             always_play=_flag_value(ctx, "always_play"),
             custom_parameters=await _custom_parameters(ctx),
+            coverage=str(ctx.settings.get("coverage") or "Record"),
+            covering=_jids(await _render_lines(ctx, "covering_recipients"), gateway.domain),
         )
         sent = await gateway.send_alert(request)
         text = f"alert {sent.alert_id} in {sent.room}: notified {len(sent.notified)}"
         if sent.skipped:
             text += f", {len(sent.skipped)} already alerted (no Re-Alert)"
+        text += _coverage_text(sent)
         if not recipients:
             text += "; no recipients (the room waits for a Send Invitation rule)"
         return ActionOutcome(text=text)

@@ -71,6 +71,9 @@ class AlertRequest:
         event_response_team: Bare JIDs of the others involved in the patient's care.
         accept, decline, accept_and_call: Which responses are offered.
         custom_parameters: Ordered (name, value) pairs (the adapter's, then the rule's).
+        coverage: ``Record`` (alert everyone, record who is off shift or offline) or
+            ``Reroute`` (alert the reachable covering recipients instead of them).
+        covering: Bare JIDs of the covering recipients (Reroute).
     """
 
     recipients: tuple[str, ...]
@@ -99,6 +102,8 @@ class AlertRequest:
     alert_sound: str = ""
     always_play: bool = False
     custom_parameters: tuple[tuple[str, str], ...] = ()
+    coverage: str = "Record"
+    covering: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,12 +115,21 @@ class AlertSent:
         alert_id: The alert's id (its stanza-id, the MESSAGES uuid).
         notified: Recipients who were sent a notification.
         skipped: Recipients already alerted for the record (no Re-Alert).
+        uncovered: Recipients who were off shift or offline, with why
+            (``off shift``, ``offline on every device`` …).
+        rerouted_from: Uncovered recipients not alerted (Reroute found cover).
+        covering: Covering recipients alerted instead (Reroute).
+        is_without_cover: Reroute found no reachable cover; everyone was alerted.
     """
 
     room: str
     alert_id: str
     notified: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    uncovered: tuple[tuple[str, str], ...] = ()
+    rerouted_from: tuple[str, ...] = ()
+    covering: tuple[str, ...] = ()
+    is_without_cover: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ from carewire.features.alerting.responses import AlertResponses
 from carewire.features.alerting.sender import AlertSender, room_for_source
 from carewire.features.client_settings import ClientSettingsService
 from carewire.features.clinical_presence import ClinicalPresence
+from carewire.features.coverage import Coverage
 from carewire.features.muc.service import MucService
 from carewire.features.tracking import MessageTracker
 from carewire.xmpp import alert as al
@@ -53,6 +54,7 @@ def setup(ctx: FeatureContext) -> None:
         tracker=tracker,
         addresses=addresses,
         details=ctx.find(ClientSettingsService),  # without it: alerts name the MRN only
+        coverage=ctx.find(Coverage),  # without it: every recipient is alerted, nothing held
     )
     gateway = ServerGateway(
         ctx,

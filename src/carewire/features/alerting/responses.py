@@ -32,7 +32,8 @@ from datetime import datetime
 from xml.etree.ElementTree import Element
 
 from carewire.adapters.xmpp.gateway import AlertResponder, ResponseError
-from carewire.core.events import IqRequest
+from carewire.core import hook_names as H
+from carewire.core.events import AlertResponded, IqRequest
 from carewire.core.feature import FeatureContext
 from carewire.core.sessions import Session
 from carewire.datasets.model import Record
@@ -110,6 +111,10 @@ class AlertResponses:
             self._in_flight.discard(key)
         log.info("alert response %s by %s", response.action.value, login)
         await self._notify(request, message, alert, response.action)
+        await self.ctx.hooks.fire(
+            H.ALERT_RESPONDED,
+            AlertResponded(alert_id=alert.id, login=login, action=response.action.value),
+        )
         return None
 
     async def _apply(self, request: IqRequest, response: al.Response) -> tuple[Record, al.Alert]:

@@ -32,6 +32,8 @@ from carewire.datasets.service import DatasetService
 from carewire.errors import CarewireError
 from carewire.features.alerting.addressing import Addresses, checked
 from carewire.features.client_settings import ClientSettingsService
+from carewire.features.coverage import Coverage
+from carewire.features.coverage.model import CoverageMode, CoveragePlan, plan_coverage
 from carewire.features.muc.service import MucService
 from carewire.features.tracking import MessageTracker, stanzas
 from carewire.xmpp import alert as al
@@ -67,12 +69,14 @@ class AlertSender:
         tracker: MessageTracker,
         addresses: Addresses,
         details: ClientSettingsService | None,
+        coverage: Coverage | None = None,
     ) -> None:
         self.ctx = ctx
         self.datasets = datasets
         self.tracker = tracker
         self.addresses = addresses
         self.details = details
+        self.coverage = coverage
 
     @property
     def muc(self) -> MucService:
@@ -86,6 +90,7 @@ class AlertSender:
             log.warning(
                 "alert for %s: %d recipients are not users here", request.source, len(unknown)
             )
+        users, plan = await self._cover(request, users)
         room, already = await self._room(request, users)
         notify = [u for u in users if request.re_alert or str(u) not in already]
         alert_id = str(uuid.uuid4())
@@ -105,13 +110,49 @@ class AlertSender:
         for user in notify:
             message = self._message(room, user, alert_id, body, element)
             await self.ctx.router.route(message, from_jid=room, to_jid=user)
+            if self.coverage is not None and user.localpart is not None:
+                self.coverage.alerted(
+                    user.localpart,
+                    alert_id=alert_id,
+                    priority=alert.priority.value,
+                    expires_at=alert.expires_at,
+                )
         await self._link_delivery(request.delivery_id, alert_id)
         return AlertSent(
             room=str(room),
             alert_id=alert_id,
             notified=tuple(str(u) for u in notify),
             skipped=tuple(str(u) for u in users if u not in notify),
+            uncovered=tuple((jid, why.text) for jid, why in plan.uncovered),
+            rerouted_from=plan.rerouted_from,
+            covering=plan.covering,
+            is_without_cover=plan.is_without_cover,
         )
+
+    async def _cover(
+        self, request: AlertRequest, users: list[JID]
+    ) -> tuple[list[JID], CoveragePlan]:
+        """The recipients coverage leaves (docs/coverage.md), and what it decided."""
+        try:
+            mode = CoverageMode(request.coverage)
+        except ValueError:
+            raise GatewayError(f"unknown coverage {request.coverage!r}") from None
+        if self.coverage is None:
+            return users, CoveragePlan(notify=tuple(str(u) for u in users))
+        cover: list[JID] = []
+        if mode is CoverageMode.REROUTE:
+            cover, _ = self.addresses.users(request.covering)
+        people = {str(u): u for u in [*users, *cover] if u.localpart is not None}
+        reasons = await self.coverage.reach(u.localpart or "" for u in people.values())
+        plan = plan_coverage(
+            [str(u) for u in users],
+            {j: reasons[u.localpart or ""] for j, u in people.items() if u.localpart in reasons},
+            mode=mode,
+            covering=[str(c) for c in cover],
+        )
+        if plan.uncovered:
+            await self.coverage.record_cover(request.source, plan)
+        return [people[j] for j in plan.notify if j in people], plan
 
     async def _room(self, request: AlertRequest, users: list[JID]) -> tuple[JID, frozenset[str]]:
         """The alert's room with the recipients in it, and who was a member before."""

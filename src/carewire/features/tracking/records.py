@@ -530,7 +530,7 @@ class Recorder:
         return value if isinstance(value, datetime) else None
 
 
-_MARKS = ("sent_at", "received_at", "displayed_at", "acknowledged")
+_MARKS = ("sent_at", "received_at", "displayed_at", "acknowledged", "held_at", "released_at")
 
 
 def _set_fields(rec: Record) -> frozenset[str]:
