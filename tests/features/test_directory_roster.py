@@ -7,7 +7,7 @@ from xml.etree.ElementTree import Element
 
 from carewire.core.sessions import Session
 from carewire.directory.model import SYSTEM_CALLER, Group, Organisation, UserUpdate
-from carewire.features.directory_roster import MANAGED_KEY
+from carewire.features.directory_roster import MANAGED_KEY, DirectoryRoster
 from carewire.xmpp import ns
 from tests.features import directory_setup
 from tests.features.directory_setup import Directory, iq_answer
@@ -197,6 +197,47 @@ async def test_a_directory_item_removed_by_hand_comes_back(d: Directory) -> None
     await d.h.unbind(alice)
     alice, sink = await d.h.login("alice")
     assert d.jid("bob") in await roster(d, alice, sink)
+
+
+async def test_a_bind_skips_the_reconciliation_while_nothing_changed(d: Directory) -> None:
+    await ward(d)
+    feature = d.h.kernel.ctx.find(DirectoryRoster)
+    assert feature is not None and feature.is_current("alice")
+    stored = await d.h.kernel.stores.private.get("alice", MANAGED_KEY)
+    assert stored is not None and "fingerprint=" in stored
+    # A fresh start reads every fingerprint at once: the sync is still known to be current.
+    feature._synced.clear()
+    await feature.load()
+    assert feature.is_current("alice")
+    alice, sink = await d.h.login("alice")
+    assert d.jid("bob") in await roster(d, alice, sink)
+
+
+async def test_a_hand_edit_forgets_the_fingerprint_in_memory_and_in_storage(d: Directory) -> None:
+    await ward(d)
+    feature = d.h.kernel.ctx.find(DirectoryRoster)
+    assert feature is not None
+    alice, _sink = await d.h.login("alice")
+    item = f"<item jid='{d.jid('bob')}' name='Bobby'/>"
+    await d.h.send(
+        alice, f"<iq type='set' id='s'><query xmlns='jabber:iq:roster'>{item}</query></iq>"
+    )
+    await feature.drain()
+    assert not feature.is_current("alice")
+    stored = await d.h.kernel.stores.private.get("alice", MANAGED_KEY)
+    assert stored is not None and "fingerprint=" not in stored and d.jid("bob") in stored
+    await feature.load()  # a restart now would not trust the stale list either
+    assert not feature.is_current("alice")
+
+
+async def test_a_membership_change_makes_the_fingerprint_stale(d: Directory) -> None:
+    _, cardiology, _ = await ward(d)
+    feature = d.h.kernel.ctx.find(DirectoryRoster)
+    assert feature is not None and feature.is_current("bob")
+    await d.add(cardiology, "carl")
+    assert not feature.is_current("bob")  # the index wants more than the last sync made
+    await d.settle()
+    assert feature.is_current("bob")
 
 
 async def test_the_list_of_directory_items_is_out_of_clients_reach(d: Directory) -> None:

@@ -254,6 +254,9 @@ class PrivateStore(Protocol):
     async def set(self, owner: str, key: str, xml: str) -> None:
         """Replace the element stored under ``key``."""
 
+    async def get_all(self, key: str) -> dict[str, str]:
+        """Every owner's element stored under ``key`` (one read, for start-up caches)."""
+
 
 class BlockingStore(Protocol):
     """Block lists (XEP-0191)."""

@@ -19,7 +19,12 @@ anyone at any time.
   each marked user once, in order, off the administrator's request.
 - A user's first session reconciles at bind (changes made while the server
   was down, or by another process before the index reload), before the
-  client asks for its roster.
+  client asks for its roster. What the last sync made is kept as a
+  fingerprint of the wanted items, stored with the list and read for
+  everyone in one query at start: a bind whose fingerprint still matches
+  skips the reconciliation (no roster read at all). Any other write to the
+  user's roster (a hand edit, a subscription change, the account's removal)
+  forgets the fingerprint, in memory and in storage, so the next bind syncs.
 - Changed items are pushed to the user's interested resources (RFC 6121
   §2.1.6) and presence follows the new subscription state: a new ``both``
   item sends the user's current presence to the contact, a removed one sends
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -85,6 +91,10 @@ class DirectoryRoster:
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._bound_tasks: set[asyncio.Task[None]] = set()
+        self._synced: dict[str, str] = {}  # login → fingerprint of what its last sync made
+        self._syncing: set[str] = set()  # logins whose roster this feature is writing now
+        self._forgets: set[asyncio.Task[None]] = set()
+        self.rosters.on_edit(self._on_roster_edit)
 
     # -- what the directory wants ---------------------------------------------------------
 
@@ -119,30 +129,36 @@ class DirectoryRoster:
         gained: list[str] = []
         lost: list[str] = []
         async with self.rosters.locked(login) as roster:
-            managed = await self._managed(login)
+            managed, stored = await self._managed(login)
             before = set(managed)
-            for contact, (name, groups) in wanted.items():
-                item = roster.items.get(contact)
-                if item is not None and contact not in managed:
-                    continue  # the user's own item: left alone
-                new = _directory_item(contact, name, groups, item)
-                if new == item:
-                    continue
-                if item is None or item.subscription != StoredSubscription.BOTH:
-                    gained.append(contact)
-                await self.rosters.save(login, roster, new)
-                await self.rosters.remove_pending(login, roster, contact)
-                managed.add(contact)
-                pushes.append((roster.version, item_element(new)))
-            for contact in sorted(managed - wanted.keys()):
-                managed.discard(contact)
-                if await self.rosters.delete(login, roster, contact):
-                    lost.append(contact)
-                    pushes.append(
-                        (roster.version, make(ITEM, {"jid": contact, "subscription": "remove"}))
-                    )
-            if managed != before:
-                await self._save_managed(login, managed)
+            self._syncing.add(login)
+            try:
+                for contact, (name, groups) in wanted.items():
+                    item = roster.items.get(contact)
+                    if item is not None and contact not in managed:
+                        continue  # the user's own item: left alone
+                    new = _directory_item(contact, name, groups, item)
+                    if new == item:
+                        continue
+                    if item is None or item.subscription != StoredSubscription.BOTH:
+                        gained.append(contact)
+                    await self.rosters.save(login, roster, new)
+                    await self.rosters.remove_pending(login, roster, contact)
+                    managed.add(contact)
+                    pushes.append((roster.version, item_element(new)))
+                for contact in sorted(managed - wanted.keys()):
+                    managed.discard(contact)
+                    if await self.rosters.delete(login, roster, contact):
+                        lost.append(contact)
+                        pushes.append(
+                            (roster.version, make(ITEM, {"jid": contact, "subscription": "remove"}))
+                        )
+            finally:
+                self._syncing.discard(login)
+            fingerprint = _fingerprint(wanted)
+            if managed != before or stored != fingerprint:
+                await self._save_managed(login, managed, fingerprint)
+            self._synced[login] = fingerprint
         # RFC 6121 §2.1.6: every change reaches the interested resources as a roster push.
         for version, element in pushes:
             self.rosters.push(login, version, element)
@@ -160,22 +176,55 @@ class DirectoryRoster:
                 continue
             await self.rosters.send_presence_to(login, jid, available=available)
 
-    async def _managed(self, login: str) -> set[str]:
+    async def _managed(self, login: str) -> tuple[set[str], str]:
+        """The contacts the directory made for ``login``, and the stored fingerprint."""
         stored = await self.ctx.stores.private.get(login, MANAGED_KEY)
-        if not stored:
-            return set()
-        try:
-            root = parse_document(stored)
-        except (RemoteProtocolError, ValueError):  # never written so: someone edited the database
-            log.warning(
-                "directory roster list of %s unreadable: its items count as the user's", login
-            )
-            return set()
-        return {c.get("jid", "") for c in root.iter(CONTACT)} - {""}
+        root = _read_list(login, stored)
+        if root is None:
+            return set(), ""
+        return {c.get("jid", "") for c in root.iter(CONTACT)} - {""}, root.get("fingerprint", "")
 
-    async def _save_managed(self, login: str, contacts: set[str]) -> None:
-        root = make(MANAGED, {}, *(make(CONTACT, {"jid": c}) for c in sorted(contacts)))
+    async def _save_managed(self, login: str, contacts: set[str], fingerprint: str = "") -> None:
+        attrs = {"fingerprint": fingerprint} if fingerprint else {}
+        root = make(MANAGED, attrs, *(make(CONTACT, {"jid": c}) for c in sorted(contacts)))
         await self.ctx.stores.private.set(login, MANAGED_KEY, serialize(root, None))
+
+    # -- the fingerprints of what was synced ----------------------------------------------
+
+    async def load(self, _payload: object = None) -> None:
+        """Hook ``server/started``: read every stored fingerprint (one query)."""
+        for login, xml in (await self.ctx.stores.private.get_all(MANAGED_KEY)).items():
+            root = _read_list(login, xml)
+            fingerprint = "" if root is None else root.get("fingerprint", "")
+            if fingerprint and login not in self._synced:
+                self._synced[login] = fingerprint
+
+    def is_current(self, login: str) -> bool:
+        """Whether the last sync of ``login`` made what the directory wants now."""
+        known = self._synced.get(login)
+        return known is not None and known == _fingerprint(self.wanted(login))
+
+    def _on_roster_edit(self, login: str) -> None:
+        """Any roster write but ours: the next bind must reconcile again."""
+        if login in self._syncing or self._synced.pop(login, None) is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._forget(login), name=f"directory-roster-forget:{login}"
+        )
+        self._forgets.add(task)
+        task.add_done_callback(self._forgets.discard)
+
+    async def _forget(self, login: str) -> None:
+        """Drop the stored fingerprint (unless a sync has made a new one meanwhile)."""
+        try:
+            async with self.rosters.locked(login):
+                if login in self._synced:
+                    return
+                managed, stored = await self._managed(login)
+                if stored:
+                    await self._save_managed(login, managed)
+        except Exception:  # the account may be gone; logged, the next sync rewrites it
+            log.exception("directory roster fingerprint of %s could not be dropped", login)
 
     # -- what to sync -------------------------------------------------------------------------
 
@@ -215,6 +264,8 @@ class DirectoryRoster:
         login = event.session.username
         if not self.index.has_profile(login) or len(self.ctx.sessions.of_user(login)) > 1:
             return
+        if self.is_current(login):
+            return  # nothing changed since the last sync: the roster is right as stored
         # The bind does not wait for the database: the reconciliation runs in its own task,
         # which takes the user's roster lock in its first step (before this hook returns), so
         # the client's first roster request is answered after it, with the directory's items.
@@ -257,8 +308,8 @@ class DirectoryRoster:
 
     async def drain(self) -> None:
         """Return once every sign-in reconciliation and every marked user has been synced."""
-        while self._bound_tasks:
-            await asyncio.gather(*self._bound_tasks, return_exceptions=True)
+        while self._bound_tasks or self._forgets:
+            await asyncio.gather(*self._bound_tasks, *self._forgets, return_exceptions=True)
         await self._idle.wait()
 
     async def stop(self, _payload: object = None) -> None:
@@ -272,6 +323,22 @@ class DirectoryRoster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+
+
+def _fingerprint(wanted: Wanted) -> str:
+    """A short digest of the wanted items (same items, same digest, in any order)."""
+    text = repr(sorted(wanted.items()))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _read_list(login: str, stored: str | None) -> Element | None:
+    if not stored:
+        return None
+    try:
+        return parse_document(stored)
+    except (RemoteProtocolError, ValueError):  # never written so: someone edited the database
+        log.warning("directory roster list of %s unreadable: its items count as the user's", login)
+        return None
 
 
 def _directory_item(
@@ -299,4 +366,5 @@ def setup(ctx: FeatureContext) -> None:
     roster = ctx.provide(DirectoryRoster(ctx, directory))
     directory.subscribe(roster.on_change)
     ctx.hooks.on(H.SESSION_BOUND, roster.on_bound)
+    ctx.hooks.on(H.SERVER_STARTED, roster.load)
     ctx.hooks.on(H.SERVER_STOPPING, roster.stop)

@@ -85,6 +85,7 @@ class Rosters:
         self._locks: dict[str, _LoginLock] = {}
         self._push_ids = itertools.count(1)
         self._installed = False
+        self._edit_listeners: list[Callable[[str], None]] = []
 
     @classmethod
     def of(cls, ctx: FeatureContext) -> Rosters:
@@ -149,10 +150,24 @@ class Rosters:
             if entry.users == 0:
                 del self._locks[login]
 
+    def on_edit(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(login)`` whenever an item of ``login``'s roster is written or removed.
+
+        It is called with the user's roster lock held, before the write is
+        pushed; it must not await (the directory roster forgets what it last
+        synced there).
+        """
+        self._edit_listeners.append(listener)
+
+    def _edited(self, login: str) -> None:
+        for listener in self._edit_listeners:
+            listener(login)
+
     async def save(self, login: str, roster: UserRoster, item: RosterItem) -> None:
         """Write one item through to the store and the in-memory roster."""
         roster.version = await self.store.set_item(login, item)
         roster.items[item.contact] = item
+        self._edited(login)
 
     async def delete(self, login: str, roster: UserRoster, contact: str) -> bool:
         """Remove one item; False if there was none."""
@@ -161,6 +176,7 @@ class Rosters:
         if version is None:
             return False
         roster.version = version
+        self._edited(login)
         return True
 
     async def add_pending(self, login: str, roster: UserRoster, contact: str, xml: str) -> None:
@@ -300,6 +316,7 @@ class Rosters:
     def on_account_removed(self, event: AccountEvent) -> None:
         """The account and its roster are gone."""
         self.drop(event.login)
+        self._edited(event.login)
 
 
 def item_element(item: RosterItem) -> Element:

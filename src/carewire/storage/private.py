@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 _S = private_storage.c
 _GET = select(_S.xml).where(_S.owner == bindparam("owner"), _S.key == bindparam("key"))
+_GET_ALL = select(_S.owner, _S.xml).where(_S.key == bindparam("key"))
 
 
 class SqlPrivateStore:
@@ -30,6 +31,12 @@ class SqlPrivateStore:
         """The stored element XML or None."""
         async with self._db.read("get_private_xml") as conn:
             return (await conn.execute(_GET, {"owner": owner, "key": key})).scalar()
+
+    async def get_all(self, key: str) -> dict[str, str]:
+        """Every owner's element stored under ``key``."""
+        async with self._db.read("get_private_xml_of_all") as conn:
+            rows = await conn.execute(_GET_ALL, {"key": key})
+            return {owner: xml for owner, xml in rows.all()}
 
     async def set(self, owner: str, key: str, xml: str) -> None:
         """Replace the element stored under ``key`` (``{namespace}localname``).
