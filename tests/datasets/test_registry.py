@@ -82,7 +82,7 @@ async def _create_wards(registry: Registry) -> Dataset:
 async def test_load_creates_every_table(platform: Platform) -> None:
     registry = platform.registry
     assert [ds.name for ds in registry.all()] == sorted(ds.name for ds in builtin_datasets())
-    assert len(registry.all()) == 30
+    assert len(registry.all()) == 31
     assert "BEDS" in registry
     assert "NOPE" not in registry
     assert registry.get("BEDS") == next(d for d in builtin_datasets() if d.name == "BEDS")

@@ -452,7 +452,7 @@ async def test_migration_0002_downgrade_drops_generated_tables(db_url: str) -> N
         registry = Registry(store)
         await registry.load()
         assert "TAGS" not in registry
-        assert len(registry.all()) == 30
+        assert len(registry.all()) == 31
         assert await store.count(registry.get("UNITS")) == 0
     finally:
         await db.close()

@@ -27,7 +27,7 @@ async def test_list(api: Api) -> None:
     r = await api.admin.get("/datasets")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     datasets = r.json()["datasets"]
-    assert len(datasets) == 30
+    assert len(datasets) == 31
     assert [d["name"] for d in datasets] == sorted(d["name"] for d in datasets)
     beds = next(d for d in datasets if d["name"] == "BEDS")
     assert beds == {
@@ -35,7 +35,7 @@ async def test_list(api: Api) -> None:
         "description": "stores all information for beds that are registered.",
         "is_builtin": True,
         "attribute_count": 1,
-        "link_count": 2,
+        "link_count": 4,  # room, locs, patients, alarms
     }
 
 
