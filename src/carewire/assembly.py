@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from argon2 import PasswordHasher
 
-from carewire.adapters import dataupdate, xmpp
+from carewire.adapters import assignments, dataupdate, xmpp
 from carewire.adapters.manager import AdapterManager
 from carewire.adapters.xmpp.gateway import (
     AlertResponder,
@@ -321,13 +321,15 @@ class Assembly:
         await self.adapters.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
-        """On a new installation, create the XMPP adapter (for ``domain``) and a DataUpdate one."""
+        """On a new installation, create the XMPP adapter (for ``domain``), a DataUpdate one and
+        the assignment manager."""
         if self.adapters.list():
             return
         await self.adapters.create(
             xmpp.COMPONENT, "XMPP", is_enabled=True, settings={"chat_domain": domain}
         )
         await self.adapters.create(dataupdate.COMPONENT, "DataUpdate", is_enabled=True)
+        await self.adapters.create(assignments.COMPONENT, "Assignment Manager", is_enabled=True)
 
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
@@ -362,12 +364,14 @@ async def _platform(options: Options, core: Core) -> Assembly:
     resolver = PathResolver(registry, store)
     actions = ActionRegistry()
     rule_store = SqlRuleStore(db)
+    audit = AuditTrail(SqlAuditStore(db), clock)
     adapters = AdapterManager(
         SqlAdapterStore(db), registry, actions, clock, rule_usage=StoredRuleUsage(rule_store)
     )
     chat = GatewaySlot()
     adapters.register_kind(xmpp.make_kind(chat))
     adapters.register_kind(dataupdate.KIND)
+    adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
     await adapters.load()
     rules = RuleService(rule_store, registry, actions, adapters, clock)
     await rules.load()
@@ -381,7 +385,6 @@ async def _platform(options: Options, core: Core) -> Assembly:
         config=options.engine,
     )
     engine.attach()
-    audit = AuditTrail(SqlAuditStore(db), clock)
     console = ConsoleAccounts(SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher)
     directory = DirectoryService(
         store=build_directory_store(db),

@@ -78,12 +78,23 @@ def test_emptiness_filters_are_kept_as_they_are(field: str, op: FilterOp) -> Non
     assert typed_filter(BEDS, f) is f
 
 
-@pytest.mark.parametrize("field", ["tags", "nope", "id"])
+@pytest.mark.parametrize("field", ["tags", "nope"])
 def test_only_attributes_and_to_one_links_are_filtered(field: str) -> None:
     with pytest.raises(RecordError) as info:
         typed_filter(BEDS, Filter(field=field, op=FilterOp.EQ, value="1"))
     assert info.value.code == "unknown-field"
     assert "not an attribute or to-one link" in str(info.value)
+
+
+def test_the_record_id_is_filtered_as_a_record_id() -> None:
+    assert typed_filter(BEDS, Filter(field="id", op=FilterOp.GT, value="12")).value == 12
+    listed = typed_filter(BEDS, Filter(field="id", op=FilterOp.IN, value=["3", 4]))
+    assert listed.value == [3, 4]
+    with pytest.raises(RecordError) as info:
+        typed_filter(BEDS, Filter(field="id", op=FilterOp.EQ, value="abc"))
+    assert (info.value.code, info.value.field) == ("wrong-type", "id")
+    with pytest.raises(RecordError, match="cannot filter the record id"):
+        typed_filter(BEDS, Filter(field="id", op=FilterOp.EMPTY))
 
 
 def test_a_wrong_value_names_the_field() -> None:

@@ -25,6 +25,7 @@ an m:n link takes a list of those and replaces the whole set.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -444,6 +445,11 @@ class DatasetService:
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback`` with every :class:`RecordChanged`, after commit, in write order."""
         self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        """Stop calling ``callback`` (an adapter runtime that stops); unknown ones are ignored."""
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
 
     @asynccontextmanager
     async def batch(

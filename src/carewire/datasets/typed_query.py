@@ -42,6 +42,10 @@ def typed_filter(ds: Dataset, f: Filter) -> Filter:
         RecordError: The field is not an attribute or a to-one link, or a
             value cannot be read as its type.
     """
+    if f.field == "id":  # the record id itself (paging by id: ``id:gt:1000``)
+        if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY, FilterOp.CONTAINS):
+            raise RecordError(ds.name, f"cannot filter the record id with {f.op.value!r}")
+        return _reference_filter(ds, f)
     attr = ds.attribute(f.field)
     if attr is not None:
         if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
@@ -61,6 +65,10 @@ def typed_filter(ds: Dataset, f: Filter) -> Filter:
         )
     if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
         return f
+    return _reference_filter(ds, f)
+
+
+def _reference_filter(ds: Dataset, f: Filter) -> Filter:
     if f.op is FilterOp.IN:
         items = f.value if isinstance(f.value, list | tuple) else [f.value]
         return Filter(field=f.field, op=f.op, value=[_record_id(ds, f.field, v) for v in items])

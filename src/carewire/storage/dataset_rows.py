@@ -99,7 +99,7 @@ async def fetch_links(
 
 def condition(ds: Dataset, table: Table, f: Filter) -> ColumnElement[bool]:
     """The SQL condition of one (typed) filter."""
-    col = table.c[ref_column(f.field) if ds.link(f.field) else f.field]
+    col = table.c[ref_column(f.field) if ds.link(f.field) else f.field]  # or "id"
     match f.op:
         case FilterOp.EQ:
             return col.is_(None) if f.value is None else col == f.value
