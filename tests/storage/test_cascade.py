@@ -49,6 +49,7 @@ DATA_PLATFORM_TABLES = {
     "rules",
     "rule_schedule",
     "adapters",
+    "hl7_messages",  # control ids of applied HL7 messages, per adapter
     "api_tokens",
     "audit_log",
     "console_users",

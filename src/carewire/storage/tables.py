@@ -7,14 +7,10 @@ The tables here must match the Alembic revisions under ``migrations/``
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -27,7 +23,8 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.types import TypeDecorator
+
+from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,39 +38,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 LOGIN_LENGTH = 1023  # RFC 7622 localpart
 JID_LENGTH = 3071  # RFC 7622 full JID
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back as an aware UTC datetime.
-
-    SQLite keeps no time zone, so values are converted to naive UTC before
-    they are written and marked UTC when read; PostgreSQL uses
-    ``timestamp with time zone``. Naive datetimes are rejected.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert an aware datetime to UTC for storage.
-
-        Raises:
-            ValueError: ``value`` is naive.
-        """
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime: storage needs timezone-aware UTC datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Mark a stored timestamp as UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 def _owner(*, primary_key: bool = False, index: bool = False) -> Column[str]:
@@ -275,6 +239,20 @@ adapters = Table(
     Column("settings", Text, nullable=False),  # JSON
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Control ids (MSH-10) of applied HL7 messages: a resent message is acknowledged, not applied.
+hl7_messages = Table(
+    "hl7_messages",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("adapter_id", _BIG_ID, ForeignKey("adapters.id", ondelete="CASCADE"), nullable=False),
+    Column("sender", String(200), nullable=False),  # MSH-3|MSH-4
+    Column("control_id", String(200), nullable=False),  # MSH-10
+    Column("event", String(16), nullable=False),  # MSH-9.2
+    Column("received_at", UTCDateTime(), nullable=False, index=True),
+    UniqueConstraint("adapter_id", "sender", "control_id", name="uq_hl7_messages_key"),
     sqlite_autoincrement=True,
 )
 
