@@ -26,13 +26,16 @@ packages together. Theory of operation:
 
 from __future__ import annotations
 
+import ssl
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from argon2 import PasswordHasher
 
 from carewire.adapters import assignments, dataupdate, xmpp
+from carewire.adapters.hl7 import adt as hl7_adt
 from carewire.adapters.manager import AdapterManager
 from carewire.adapters.xmpp.gateway import (
     AlertResponder,
@@ -56,6 +59,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.service import DirectoryService
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
+from carewire.net.tls import server_context
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -70,6 +74,7 @@ from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
+from carewire.storage.hl7 import SqlControlIdStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.web.api.deps import ApiServices
@@ -92,6 +97,8 @@ class Options:
         mailer: Sends the directory's mail (kept in memory unless given).
         secret_hasher: The argon2id hasher of console passwords and PINs (the
             library's recommended costs unless given; tests pass cheaper ones).
+        tls: Builds a TLS context with the server's certificate, for adapters'
+            own listeners (HL7 over MLLP); None where there is no certificate.
     """
 
     url: str
@@ -104,6 +111,7 @@ class Options:
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     mailer: Mailer = field(default_factory=MemoryMailer)
     secret_hasher: PasswordHasher | None = None
+    tls: Callable[[], ssl.SSLContext] | None = None
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -182,6 +190,7 @@ def options_from_config(
         scram_iterations=cfg.xmpp.scram_iterations,
         directory=directory_config(cfg),
         mailer=mailer_from_config(cfg),
+        tls=partial(server_context, cfg.cert_file, cfg.key_file),
     )
 
 
@@ -371,6 +380,18 @@ async def _platform(options: Options, core: Core) -> Assembly:
     chat = GatewaySlot()
     adapters.register_kind(xmpp.make_kind(chat))
     adapters.register_kind(dataupdate.KIND)
+    adapters.register_kind(
+        hl7_adt.make_kind(
+            hl7_adt.AdtServices(
+                datasets=datasets,
+                audit=audit,
+                clock=clock,
+                control_ids=SqlControlIdStore(db),
+                default_tz=options.engine.tz,
+                tls=options.tls,
+            )
+        )
+    )
     adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
     await adapters.load()
     rules = RuleService(rule_store, registry, actions, adapters, clock)

@@ -85,7 +85,12 @@ async def test_create_validates_name_kind_and_settings_and_fills_defaults(
         m.get("Nope")
     with pytest.raises(ValueError, match="registered twice"):
         m.register_kind(AdapterKind(component="XMPP"))
-    assert [k.component for k in m.kinds()] == ["DataUpdate", "XMPP"]
+    assert [k.component for k in m.kinds()] == [
+        "AssignmentManager",
+        "DataUpdate",
+        "HL7 ADT",
+        "XMPP",
+    ]
 
 
 async def test_only_one_xmpp_adapter_can_be_enabled(platform: Assembly) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from carewire.rules.actions import ActionSpec
 from carewire.rules.settings import SettingField
@@ -18,6 +18,14 @@ class AdapterRuntime(Protocol):
 
     def health(self) -> str:
         """A short health note (``connected``, ``waiting for peer`` …)."""
+
+
+@runtime_checkable
+class MeteredRuntime(Protocol):
+    """A runtime that counts what it does (an MLLP listener's messages …)."""
+
+    def counters_view(self) -> Mapping[str, int | str | None]:
+        """Its counters by name, JSON-ready; shown with the instance's health."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

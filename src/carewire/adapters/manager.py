@@ -17,10 +17,10 @@ import asyncio
 import enum
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from carewire.adapters.base import AdapterConfig, AdapterKind, AdapterRuntime
+from carewire.adapters.base import AdapterConfig, AdapterKind, AdapterRuntime, MeteredRuntime
 from carewire.adapters.store import AdapterStore
 from carewire.clock import Clock
 from carewire.datasets.definitions import builtin_datasets
@@ -60,12 +60,14 @@ class Health:
         restarts: Crashes since it was started.
         last_error: The last crash's message.
         note: The runtime's own health note.
+        counters: The runtime's counters, when it keeps any (:class:`MeteredRuntime`).
     """
 
     state: State
     restarts: int = 0
     last_error: str = ""
     note: str = ""
+    counters: Mapping[str, int | str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -323,9 +325,17 @@ class AdapterManager:
         if running is None:
             return Health(state=State.RUNNING)
         state = State.RESTARTING if running.is_waiting else State.RUNNING
-        note = running.runtime.health() if running.runtime is not None else ""
+        runtime = running.runtime
+        note = runtime.health() if runtime is not None else ""
+        counters: dict[str, int | str | None] = (
+            dict(runtime.counters_view()) if isinstance(runtime, MeteredRuntime) else {}
+        )
         return Health(
-            state=state, restarts=running.restarts, last_error=running.last_error, note=note
+            state=state,
+            restarts=running.restarts,
+            last_error=running.last_error,
+            note=note,
+            counters=counters,
         )
 
     async def _restart(self, config: AdapterConfig) -> None:

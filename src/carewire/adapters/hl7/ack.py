@@ -14,7 +14,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 
-from carewire.adapters.hl7.errors import RemoteProtocolError
+from carewire.adapters.hl7.errors import Hl7Error, RemoteProtocolError
 from carewire.adapters.hl7.message import (
     DEFAULT_ENCODING_CHARACTERS,
     UNREADABLE,
@@ -64,6 +64,27 @@ _ERROR_TEXT = {
     ErrorCode.APPLICATION_RECORD_LOCKED: "Application record locked",
     ErrorCode.APPLICATION_INTERNAL_ERROR: "Application internal error",
 }
+
+
+class Rejected(Hl7Error):
+    """A message answered AR or AE instead of being applied.
+
+    Attributes:
+        ack: AR (not understood) or AE (understood, not applied).
+        error: ERR-3, from table 0357.
+        reason: Why, in our own words: no patient data (it is logged and audited).
+        detail: A longer reason for the sender and the Error delivery (may quote
+            the data platform); the reason when empty.
+    """
+
+    code = "hl7-rejected"
+
+    def __init__(self, *, ack: AckCode, error: ErrorCode, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.ack = ack
+        self.error = error
+        self.reason = reason
+        self.detail = detail or reason
 
 
 def new_control_id() -> str:
