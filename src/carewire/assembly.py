@@ -34,7 +34,7 @@ from functools import partial
 
 from argon2 import PasswordHasher
 
-from carewire.adapters import assignments, dataupdate, xmpp
+from carewire.adapters import assignments, dataupdate, pcd, xmpp
 from carewire.adapters.hl7 import adt as hl7_adt
 from carewire.adapters.manager import AdapterManager
 from carewire.adapters.xmpp.gateway import (
@@ -393,6 +393,9 @@ async def _platform(options: Options, core: Core) -> Assembly:
         )
     )
     adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
+    adapters.register_kind(
+        pcd.make_kind(datasets=datasets, clock=clock, audit=audit, server_tls=options.tls)
+    )
     await adapters.load()
     rules = RuleService(rule_store, registry, actions, adapters, clock)
     await rules.load()

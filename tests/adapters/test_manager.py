@@ -89,6 +89,7 @@ async def test_create_validates_name_kind_and_settings_and_fills_defaults(
         "AssignmentManager",
         "DataUpdate",
         "HL7 ADT",
+        "PCD Alarms",
         "XMPP",
     ]
 

@@ -63,17 +63,15 @@ async def running(p: Assembly, name: str = NAME) -> PcdRuntime:
             await asyncio.sleep(0.01)
 
 
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PCD-05 retries 10 ms apart in the platforms these tests assemble (autouse: before them)."""
+    monkeypatch.setattr(pcd, "RETRY_DELAY", 0.01)
+
+
 @pytest.fixture
 async def pcd_platform(platform: Assembly) -> AsyncIterator[Assembly]:  # noqa: F811
-    """The platform with the PCD kind registered (PCD-05 retries 10 ms apart) and started."""
-    platform.adapters.register_kind(
-        pcd.make_kind(
-            datasets=platform.datasets,
-            clock=platform.clock,
-            audit=platform.audit,
-            retry_delay=0.01,
-        )
-    )
+    """The platform (the PCD kind registered by the assembly, retries 10 ms apart), started."""
     await platform.adapters.start()
     yield platform
 

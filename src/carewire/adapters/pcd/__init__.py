@@ -17,7 +17,10 @@ from carewire.clock import Clock
 from carewire.datasets.service import DatasetService
 from carewire.security.audit import AuditTrail
 
-__all__ = ["COMPONENT", "PcdRuntime", "make_kind"]
+__all__ = ["COMPONENT", "RETRY_DELAY", "PcdRuntime", "make_kind"]
+
+#: First back-off between PCD-05 attempts, in seconds, unless :func:`make_kind` is given one.
+RETRY_DELAY = 1.0
 
 
 def make_kind(
@@ -27,7 +30,7 @@ def make_kind(
     audit: AuditTrail | None = None,
     server_tls: TlsProvider | None = None,
     client_tls: TlsProvider | None = None,
-    retry_delay: float = 1.0,
+    retry_delay: float | None = None,
 ) -> AdapterKind:
     """The PCD Alarms kind; its runtimes write through ``datasets`` and audit to ``audit``.
 
@@ -37,7 +40,8 @@ def make_kind(
         audit: The audit trail.
         server_tls: The listener's TLS context, for instances with TLS on.
         client_tls: The PCD-05 client's TLS context (default: the system's trust store).
-        retry_delay: First back-off between PCD-05 attempts, in seconds.
+        retry_delay: First back-off between PCD-05 attempts, in seconds
+            (:data:`RETRY_DELAY` when None).
     """
     hub = StatusHub()
     datasets.subscribe(hub)
@@ -48,7 +52,7 @@ def make_kind(
         audit=audit,
         server_tls=server_tls,
         client_tls=client_tls,
-        retry_delay=retry_delay,
+        retry_delay=RETRY_DELAY if retry_delay is None else retry_delay,
     )
 
     def factory(config: AdapterConfig) -> PcdRuntime:

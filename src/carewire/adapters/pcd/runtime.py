@@ -23,11 +23,12 @@ from carewire.adapters.pcd.relay import RelayCounters, StatusHub, StatusRelay
 from carewire.adapters.pcd.settings import PcdSettings, settings_of
 from carewire.clock import Clock
 from carewire.datasets.service import DatasetService
+from carewire.errors import ConfigError
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 
 log = logging.getLogger(__name__)
 
-#: Gives the listener's TLS context (the chat domain's certificate) when TLS is on.
+#: Builds the listener's TLS context with the server's certificate (``Options.tls``).
 TlsProvider = Callable[[], ssl.SSLContext]
 
 
@@ -85,7 +86,7 @@ class PcdRuntime:
         if not self.settings.tls:
             return None
         if self._services.server_tls is None:
-            raise RuntimeError("TLS is on but this process has no certificate for the listener")
+            raise ConfigError("TLS: this process has no server certificate to listen with")
         return self._services.server_tls()
 
     async def run(self) -> None:
@@ -131,8 +132,11 @@ class PcdRuntime:
     def health(self) -> str:
         """``listening on …; messages N (AA/AE/AR); alarms …; PCD-05 sent/failed``."""
         m, i, r = self.mllp, self.intake, self.relay_counters
+        tls = " (TLS)" if self.settings.tls else ""
         where = (
-            "starting" if self.port is None else f"listening on {self.settings.host}:{self.port}"
+            "starting"
+            if self.port is None
+            else f"listening on {self.settings.host}:{self.port}{tls}"
         )
         note = (
             f"{where}; messages {m.messages} (AA {m.acked_aa}, AE {m.acked_ae}, AR {m.acked_ar}); "
