@@ -32,9 +32,9 @@ def _write(path: Path, rules: list[Any]) -> str:
 def test_adapter_list_shows_the_default_adapters(data: Path, run: Run) -> None:
     code, out, _ = run("adapter", "list", "--all", "--data-dir", str(data))
     assert code == 0
-    assert "XMPP" in out and "DataUpdate" in out and "2 of 2" in out
+    assert "XMPP" in out and "DataUpdate" in out and "Assignment Manager" in out and "3 of 3" in out
     code, out, _ = run("adapter", "list", "--search", "data", "--data-dir", str(data))
-    assert "DataUpdate" in out and "XMPP " not in out and "1 of 2" in out
+    assert "DataUpdate" in out and "XMPP " not in out and "1 of 3" in out
 
 
 def test_import_export_round_trip(data: Path, tmp_path: Path, run: Run) -> None:

@@ -20,7 +20,19 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from carewire import __version__
-from carewire.cli import audit, certs, console, data, demo, groups, org, rules, setup, users
+from carewire.cli import (
+    assignments,
+    audit,
+    certs,
+    console,
+    data,
+    demo,
+    groups,
+    org,
+    rules,
+    setup,
+    users,
+)
 from carewire.cli.runtime import Subparsers, WithDataDir, add_data_dir
 from carewire.errors import CarewireError
 
@@ -40,6 +52,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     org,
     groups,
     data,
+    assignments,
     rules,
     certs,
     audit,

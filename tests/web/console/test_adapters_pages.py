@@ -53,7 +53,8 @@ def console_services(platform: Assembly, outbox: Path) -> ConsoleServices:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     platform = await assemble(Options(url=f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"))
-    await platform.ensure_default_adapters("h.example")  # XMPP and DataUpdate, enabled
+    # XMPP, DataUpdate and the assignment manager, enabled
+    await platform.ensure_default_adapters("h.example")
     await platform.adapters.create("DataUpdate", "Old updater", is_enabled=False)
     transport = httpx.ASGITransport(
         app=create_console(console_services(platform, tmp_path / "out"))
@@ -86,18 +87,19 @@ async def test_list_filter_and_search(env: Env) -> None:
     client = await admin(env)
     r = await client.get("/adapters")
     assert r.status_code == 200
-    assert names_in(r.text) == ["DataUpdate", "XMPP"]  # Filter Disabled is checked by default
-    assert 'name="hide_disabled" value="1" checked' in r.text and "2 of 3" in r.text
+    # Filter Disabled is checked by default
+    assert names_in(r.text) == ["Assignment Manager", "DataUpdate", "XMPP"]
+    assert 'name="hide_disabled" value="1" checked' in r.text and "3 of 4" in r.text
     assert "<caption>Adapters</caption>" in r.text and 'href="/adapters/new"' in r.text
     r = await client.get("/adapters", params={"filter": "1"})  # the box unchecked
-    assert names_in(r.text) == ["DataUpdate", "Old updater", "XMPP"]
-    assert "<caption>All Adapters</caption>" in r.text and "3 of 3" in r.text
+    assert names_in(r.text) == ["Assignment Manager", "DataUpdate", "Old updater", "XMPP"]
+    assert "<caption>All Adapters</caption>" in r.text and "4 of 4" in r.text
     r = await client.get("/adapters", params={"filter": "1", "search": "dataupd"})
     assert names_in(r.text) == ["DataUpdate", "Old updater"]  # component names match too
-    assert "Adapters Search Results" in r.text and "2 of 3" in r.text
+    assert "Adapters Search Results" in r.text and "2 of 4" in r.text
     assert 'aria-label="Clear the search"' in r.text
     r = await client.get("/adapters", params={"search": "nothing"})
-    assert "No adapters match." in r.text and "0 of 3" in r.text
+    assert "No adapters match." in r.text and "0 of 4" in r.text
 
 
 async def test_create_a_data_update_adapter(env: Env) -> None:

@@ -16,6 +16,7 @@ from carewire import __version__
 from carewire.web.api import (
     adapters,
     affiliations,
+    assignments,
     certificates,
     communities,
     datasets,
@@ -40,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     records.router,
     rules.router,
     adapters.router,
+    assignments.router,
     deliveries.router,
     presence.router,
     certificates.router,

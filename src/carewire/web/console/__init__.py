@@ -18,7 +18,16 @@ from starlette.staticfiles import StaticFiles
 
 from carewire.config import Config, parse_duration
 from carewire.security.console_auth import ConsoleConfig
-from carewire.web.console import adapters, certificates, data, logs, pages, rules, signin
+from carewire.web.console import (
+    adapters,
+    assignments,
+    certificates,
+    data,
+    logs,
+    pages,
+    rules,
+    signin,
+)
 from carewire.web.console import directory as directory_pages
 from carewire.web.console.render import EXCEPTION_HANDLERS, STATIC, SecurityHeaders
 from carewire.web.console.services import ConsoleServices
@@ -78,6 +87,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     Route("/rules/{rule_id}/active", rules.set_active, methods=["POST"]),
     Route("/rules/{rule_id}/delete", rules.confirm_delete_rule, methods=["GET"]),
     Route("/rules/{rule_id}/delete", rules.delete_rule, methods=["POST"]),
+    Route("/assignments", assignments.assignments, methods=["GET"]),
     Route("/deliveries", logs.deliveries, methods=["GET"]),
     Route("/deliveries.csv", logs.deliveries_csv, methods=["GET"]),
     Route("/deliveries/{delivery_id}", logs.delivery, methods=["GET"]),

@@ -52,6 +52,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("Certificates", "/certificates"),
     ("Datasets", "/datasets"),
     ("Rules", "/rules"),
+    ("Assignments", "/assignments"),
     ("Deliveries", "/deliveries"),
     ("Audit", "/audit"),
 )
