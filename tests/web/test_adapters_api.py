@@ -55,7 +55,13 @@ async def test_create_list_read(calls: Api) -> None:
         "enabled": False,
         "settings": {},
         "required_datasets": {},
-        "health": {"state": "disabled", "restarts": 0, "last_error": "", "note": ""},
+        "health": {
+            "state": "disabled",
+            "restarts": 0,
+            "last_error": "",
+            "note": "",
+            "counters": {},
+        },
     }
 
     r = await calls.reader.get("/adapters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -342,3 +343,18 @@ async def test_without_the_adapter_service_the_pages_are_absent(tmp_path: Path) 
         assert (await client.get("/adapters")).status_code == 404
     finally:
         await platform.close()
+
+
+async def test_a_listening_hl7_adapter_shows_its_counters(env: Env) -> None:
+    client = await admin(env)
+    await env.platform.adapters.start()
+    await env.platform.adapters.create("HL7 ADT", "ADT Feed", is_enabled=True, settings={"port": 0})
+    for _ in range(200):
+        if env.platform.adapters.health("ADT Feed").counters:
+            break
+        await asyncio.sleep(0.01)
+    r = await client.get("/adapters/ADT%20Feed")
+    assert r.status_code == 200
+    assert "listening on 127.0.0.1:" in r.text
+    assert "<dt>Acked ar</dt><dd>0</dd>" in r.text
+    assert "<dt>Last message at</dt><dd>—</dd>" in r.text

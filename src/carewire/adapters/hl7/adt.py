@@ -31,7 +31,7 @@ import hl7
 
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.adapters.hl7 import ack, message
-from carewire.adapters.hl7.adt_apply import apply_plan
+from carewire.adapters.hl7.adt_apply import LocationCache, apply_plan
 from carewire.adapters.hl7.adt_message import read_adt
 from carewire.adapters.hl7.adt_plan import Plan, plan
 from carewire.adapters.hl7.adt_settings import COMPONENT, SETTINGS, AdtSettings
@@ -76,21 +76,26 @@ class AdtServices:
 
 def make_kind(services: AdtServices) -> AdapterKind:
     """The HL7 ADT adapter kind; each enabled instance runs an :class:`AdtRuntime`."""
+    cache = LocationCache()
+    services.datasets.subscribe(cache.on_change)
     return AdapterKind(
         component=COMPONENT,
         description=(
             "Receives HL7 v2 ADT messages over MLLP and keeps PATIENTS and their beds up to date."
         ),
         settings=SETTINGS,
-        factory=lambda config: AdtRuntime(config, services),
+        factory=lambda config: AdtRuntime(config, services, cache),
     )
 
 
 class AdtRuntime:
     """One instance's listener and message handling."""
 
-    def __init__(self, config: AdapterConfig, services: AdtServices) -> None:
+    def __init__(
+        self, config: AdapterConfig, services: AdtServices, cache: LocationCache | None = None
+    ) -> None:
         self.config = config
+        self._cache = cache if cache is not None else LocationCache()
         self.settings = AdtSettings.from_mapping(config.settings, default_tz=services.default_tz)
         self.counters = MllpCounters()
         self.address: tuple[str, int] | None = None
@@ -197,17 +202,18 @@ class AdtRuntime:
         origin = Origin(adapter=self.name, actor=f"hl7:{header.sending_application or 'unknown'}")
         try:
             async with self._svc.datasets.batch(origin, "hl7_adt") as b:
-                if await self._is_seen(header):
-                    return False
+                # First, so that a resend fails on the unique key before anything is written.
+                await self._remember(header, planned)
                 await apply_plan(
                     b,
                     planned,
                     datasets=self._svc.datasets,
                     create_locations=self.settings.create_locations,
+                    cache=self._cache,
+                    now=self._svc.clock.monotonic(),
                 )
-                await self._remember(header, planned)
         except ConflictError as exc:
-            if await self._is_seen(header):  # a resend raced the first copy
+            if await self._is_seen(header):  # a resend (the transaction rolled back)
                 return False
             raise _platform_refused(exc) from None
         except ack.Rejected:

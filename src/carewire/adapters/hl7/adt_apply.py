@@ -7,6 +7,11 @@ the reference and a location they do not hold is refused (AE, and the
 transaction rolls back); with it on, missing facilities, units, rooms and beds
 are created, and a room is moved to the unit PV1-3 names.
 
+Bed ids are cached by location key (:class:`LocationCache`): each message then
+costs the patient's write and the check that its bed exists, not three lookups.
+The cache forgets everything when a location record changes in this process,
+and entries older than a minute (a location changed by another process).
+
 A40 merge (theory of operation): when only the prior patient (MRG-1) exists,
 its MRN is changed to PID-3's, which keeps every link. When both exist, every
 record linking to the prior patient (ASSIGNMENTS.patient, CONVERSATIONS.patient,
@@ -19,11 +24,12 @@ exists, or the prior one is already gone, there is nothing to merge.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from carewire.adapters.hl7.ack import AckCode, ErrorCode, Rejected
 from carewire.adapters.hl7.adt_message import Location
 from carewire.adapters.hl7.adt_plan import BedChange, Merge, Plan
-from carewire.datasets.model import Cardinality, Record, holds_reference
+from carewire.datasets.model import Cardinality, Record, RecordChanged, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Filter, FilterOp, Query
 from carewire.datasets.service import Batch, DatasetService
 
@@ -32,10 +38,48 @@ BEDS = "BEDS"
 ROOMS = "ROOMS"
 UNITS = "UNITS"
 FACILITIES = "FACILITIES"
+LOCATION_DATASETS = frozenset({FACILITIES, UNITS, ROOMS, BEDS})
+CACHE_SECONDS = 60.0
+
+BedKey = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class LocationCache:
+    """BEDS ids by (facility, room, bed) number, for the ADT feed's lookups.
+
+    Attributes:
+        max_age: Seconds an entry is trusted (changes made by other processes).
+    """
+
+    max_age: float = CACHE_SECONDS
+    _beds: dict[BedKey, tuple[int, float]] = field(default_factory=dict)
+
+    def on_change(self, event: RecordChanged) -> None:
+        """A dataset subscriber: any change to a location dataset empties the cache."""
+        if event.dataset in LOCATION_DATASETS and self._beds:
+            self._beds.clear()
+
+    def get(self, key: BedKey, now: float) -> int | None:
+        """The cached id, unless absent or too old."""
+        hit = self._beds.get(key)
+        if hit is None or now - hit[1] > self.max_age:
+            return None
+        return hit[0]
+
+    def put(self, key: BedKey, bed_id: int, now: float) -> None:
+        """Remember a bed found (or created) at ``now``."""
+        self._beds[key] = (bed_id, now)
 
 
 async def apply_plan(
-    b: Batch, plan: Plan, *, datasets: DatasetService, create_locations: bool
+    b: Batch,
+    plan: Plan,
+    *,
+    datasets: DatasetService,
+    create_locations: bool,
+    cache: LocationCache,
+    now: float,
 ) -> None:
     """Write ``plan`` in the open batch ``b``.
 
@@ -50,8 +94,22 @@ async def apply_plan(
         if write.bed is BedChange.CLEAR:
             values["bed"] = None
         elif write.bed is BedChange.SET:
-            values["bed"] = await bed_id(b, write.location, create=create_locations)
+            values["bed"] = await _cached_bed_id(b, write.location, create_locations, cache, now)
         await b.upsert(PATIENTS, values)
+
+
+async def _cached_bed_id(
+    b: Batch, location: Location | None, create: bool, cache: LocationCache, now: float
+) -> int | None:
+    if location is None or not location.bed:
+        return None
+    key = (location.facility, location.room, location.bed)
+    found = cache.get(key, now)
+    if found is None:
+        found = await bed_id(b, location, create=create)
+        if found is not None:
+            cache.put(key, found, now)
+    return found
 
 
 async def bed_id(b: Batch, location: Location | None, *, create: bool) -> int | None:

@@ -60,6 +60,11 @@ class Health(BaseModel):
     restarts: int
     last_error: str
     note: str
+    counters: dict[str, JsonValue] = Field(
+        {},
+        description="The running instance's counters, for kinds that keep some (an MLLP "
+        "listener's connections, messages, AA/AE/AR acknowledgements, framing errors).",
+    )
 
 
 class AdapterOut(BaseModel):
@@ -156,6 +161,7 @@ def _detail(config: AdapterConfig, services: Services) -> AdapterDetail:
                 "restarts": health.restarts,
                 "last_error": health.last_error,
                 "note": health.note,
+                "counters": dict(health.counters),
             },
         }
     )
