@@ -58,6 +58,7 @@ from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.service import DirectoryService
+from carewire.features.coverage.desk import CoverageDesk
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
 from carewire.net.tls import server_context
 from carewire.rules.actions import ActionRegistry
@@ -265,6 +266,8 @@ class Assembly:
         chat_settings: The enabled XMPP adapter's settings, for the features.
         responder: Applies alert responses, for the alerting feature.
         directory: The organisation directory (provided to the features).
+        coverage: Busy users and held messages for administrators (attached to
+            the running coverage feature by :meth:`load_features`).
     """
 
     core: Core
@@ -281,6 +284,7 @@ class Assembly:
     chat_settings: ChatSettingsSource
     responder: AlertResponder
     directory: DirectoryService
+    coverage: CoverageDesk
 
     @property
     def db(self) -> Database:
@@ -321,6 +325,7 @@ class Assembly:
         ctx.provide(self.responder, as_type=AlertResponder)
         ctx.provide(self.directory)
         ctx.provide(self.audit)
+        ctx.provide(self.coverage)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -443,6 +448,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
             tz=options.engine.tz,
         ),
         directory=directory,
+        coverage=CoverageDesk(core.stores, clock, audit),
     )
 
 
@@ -515,6 +521,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         certificates=certificates,
         chat=assembly.chat,
         directory=assembly.directory,
+        coverage=assembly.coverage,
     )
 
 

@@ -25,6 +25,7 @@ TOP_LEVEL = [
     "adapter",
     "cert",
     "audit",
+    "coverage",
     "console",
     "mail",
 ]

@@ -27,6 +27,7 @@ DIRECTORY_TABLES = {
     "affiliation_permissions",
     "affiliation_permission_groups",
     "held_messages",
+    "busy_periods",
 }
 
 
@@ -46,16 +47,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 34
+    assert len(TABLES) == 35
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0006_hl7"
+    assert await migrate.current(db_url) == "0010_busy_periods"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0006_hl7"
+    assert await migrate.current(db_url) == "0010_busy_periods"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)

@@ -25,6 +25,7 @@ from carewire.cli import (
     audit,
     certs,
     console,
+    coverage,
     data,
     demo,
     groups,
@@ -56,6 +57,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     rules,
     certs,
     audit,
+    coverage,
     console,
 )
 

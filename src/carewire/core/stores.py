@@ -106,6 +106,22 @@ class HeldMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BusyPeriod:
+    """What keeps a user busy, kept across restarts (interruption control), or a request.
+
+    ``kind`` is ``dnd`` (a timed Do Not Disturb; ``note`` is its reason), ``alert``
+    (an unanswered Urgent or Critical alert; ``ref`` is its id) or ``release`` (an
+    administrator asked for the user's held messages now; ``until`` is when).
+    """
+
+    login: str
+    kind: str
+    until: datetime
+    ref: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoginAttempt:
     """One row of the login audit: who, when, from where, outcome."""
 
@@ -235,6 +251,28 @@ class HeldStore(Protocol):
         """Logins with held messages, and how many each."""
 
 
+class BusyStore(Protocol):
+    """Busy periods and release requests (docs/coverage.md), one row per (login, kind, ref)."""
+
+    async def put(self, periods: Sequence[BusyPeriod]) -> None:
+        """Add or replace periods (a known (login, kind, ref) gets the new until and note)."""
+
+    async def remove(self, *, kind: str, ref: str = "", login: str | None = None) -> None:
+        """Remove the periods of ``kind`` and ``ref``: of ``login``, or of everyone (None)."""
+
+    async def remove_ended(self, now: datetime) -> int:
+        """Remove the ``dnd`` and ``alert`` periods that ended by ``now``; returns how many."""
+
+    async def of(self, login: str) -> list[BusyPeriod]:
+        """The periods and requests of ``login``."""
+
+    async def all(self) -> list[BusyPeriod]:
+        """Every period and request (read at start)."""
+
+    async def take(self, kind: str) -> list[BusyPeriod]:
+        """Remove and return every row of ``kind`` (release requests)."""
+
+
 class VCardStore(Protocol):
     """vCard-temp documents (XEP-0054)."""
 
@@ -321,6 +359,7 @@ class Stores:
     roster: RosterStore
     offline: OfflineStore
     held: HeldStore
+    busy: BusyStore
     vcards: VCardStore
     private: PrivateStore
     blocking: BlockingStore

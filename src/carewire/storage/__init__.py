@@ -15,6 +15,7 @@ from __future__ import annotations
 from carewire.core.stores import Stores
 from carewire.storage.accounts import SqlAccountStore
 from carewire.storage.blocking import SqlBlockingStore
+from carewire.storage.busy import SqlBusyStore
 from carewire.storage.database import Database, Transaction
 from carewire.storage.held import SqlHeldStore
 from carewire.storage.login_audit import SqlLoginAuditStore
@@ -34,6 +35,7 @@ def build_stores(db: Database) -> Stores:
         roster=SqlRosterStore(db),
         offline=SqlOfflineStore(db),
         held=SqlHeldStore(db),
+        busy=SqlBusyStore(db),
         vcards=SqlVCardStore(db),
         private=SqlPrivateStore(db),
         blocking=SqlBlockingStore(db),

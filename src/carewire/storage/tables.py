@@ -133,6 +133,24 @@ held_messages = Table(
     sqlite_autoincrement=True,
 )
 
+busy_periods = Table(
+    "busy_periods",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column(
+        "login",
+        String(LOGIN_LENGTH),
+        ForeignKey("accounts.login", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("until", UTCDateTime(), nullable=False),
+    Column("note", String(255), nullable=False),
+    UniqueConstraint("login", "kind", "ref", name="uq_busy_periods_login_kind_ref"),
+    sqlite_autoincrement=True,
+)
+
 vcards = Table(
     "vcards",
     metadata,

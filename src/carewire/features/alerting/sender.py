@@ -110,13 +110,13 @@ class AlertSender:
         for user in notify:
             message = self._message(room, user, alert_id, body, element)
             await self.ctx.router.route(message, from_jid=room, to_jid=user)
-            if self.coverage is not None and user.localpart is not None:
-                self.coverage.alerted(
-                    user.localpart,
-                    alert_id=alert_id,
-                    priority=alert.priority.value,
-                    expires_at=alert.expires_at,
-                )
+        if self.coverage is not None and alert.offered:
+            await self.coverage.alerted(
+                [u.localpart for u in notify if u.localpart is not None],
+                alert_id=alert_id,
+                priority=alert.priority.value,
+                expires_at=alert.expires_at,
+            )
         await self._link_delivery(request.delivery_id, alert_id)
         return AlertSent(
             room=str(room),

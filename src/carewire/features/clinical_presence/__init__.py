@@ -11,6 +11,8 @@ PRESENCE_HISTORY row is added. Clients say what they are with
 REGISTRATION_HISTORY record it); sessions that never do count as mobile.
 A device an administrator asked to wipe is told to erase its data when it
 next connects, and gets nothing else until it confirms (:mod:`.wipe`).
+DEVICES.priority follows the priority of the latest message each device got
+(:mod:`.priority`).
 
 Administrators and the rule action "Update Presence" use
 :meth:`ClinicalPresence.set_presence`; a user without a client gets a
@@ -43,6 +45,7 @@ from carewire.features.clinical_presence.model import (
     DeviceKind,
     PresenceKind,
 )
+from carewire.features.clinical_presence.priority import DevicePriority
 from carewire.features.clinical_presence.records import PresenceRecords
 from carewire.features.clinical_presence.service import ClinicalPresence
 from carewire.features.clinical_presence.wipe import WIPED, DeviceWipe
@@ -66,6 +69,8 @@ ACTIVITY_PRIORITY = 2000
 INITIAL_PRESENCE_PRIORITY = 10_000
 # Before the default message delivery (-1000), after blocking and archiving.
 MESSAGE_PRIORITY = -900
+# An observer of what is written to a session, after every hook that may drop it.
+DELIVERED_PRIORITY = -5000
 JOB_INTERVAL = 60.0
 # A wipe-pending session: its stanzas are stopped before anything else sees them, messages to
 # its full JID go to the bare JID before any delivery, and nothing is delivered to it.
@@ -93,6 +98,7 @@ def setup(ctx: FeatureContext) -> None:
         H.SESSION_INITIAL_PRESENCE, presence.on_initial_presence, priority=INITIAL_PRESENCE_PRIORITY
     )
     ctx.hooks.on(H.MESSAGE_FULL, presence.on_message_full, priority=MESSAGE_PRIORITY)
+    ctx.hooks.on(H.SESSION_DELIVER, DevicePriority(records).on_deliver, priority=DELIVERED_PRIORITY)
     ctx.hooks.on(H.SERVER_STARTED, presence.restore)
     ctx.hooks.on(H.SERVER_STOPPING, records.stop)
     targets = (IqTarget.ACCOUNT, IqTarget.HOST)

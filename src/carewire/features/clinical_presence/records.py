@@ -285,3 +285,11 @@ class PresenceRecords:
             return  # its registration is recorded first (same queue): nothing to update yet
         async with self.datasets.batch(self._origin("user"), "device_active") as b:
             await b.update(self._ds(DEVICES), found.id, {"last_active_at": at})
+
+    async def device_priority(self, name: str, priority: str) -> None:
+        """Set DEVICES.priority, the priority of the latest message sent to a recorded device."""
+        found = await self._find(self._ds(DEVICES), "name", name)
+        if found is None or found.values.get("priority") == priority:
+            return
+        async with self.datasets.batch(self._origin("system"), "device_priority") as b:
+            await b.update(self._ds(DEVICES), found.id, {"priority": priority})

@@ -15,7 +15,7 @@ held, and MESSAGE_DELIVERIES records ``held_at`` and ``released_at``.
 
 Layout: :mod:`.model` (the decisions, pure), :mod:`.stanzas` (the protocol
 elements), :mod:`.shifts` (who is on shift, in memory), :mod:`.service` (the
-hooks). See docs/coverage.md.
+hooks), :mod:`.desk` (the administrators' view). See docs/coverage.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from carewire.core.events import IqRequest
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.datasets.service import DatasetService
 from carewire.features.coverage import stanzas as cs
+from carewire.features.coverage.desk import CoverageDesk
 from carewire.features.coverage.model import CoverageMode, Unreachable, plan_coverage
 from carewire.features.coverage.service import Coverage
 from carewire.features.coverage.shifts import ShiftIndex
@@ -34,7 +35,7 @@ from carewire.features.tracking import MessageTracker
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 
-__all__ = ["Coverage", "CoverageMode", "Unreachable", "plan_coverage", "setup"]
+__all__ = ["Coverage", "CoverageDesk", "CoverageMode", "Unreachable", "plan_coverage", "setup"]
 
 # After blocking (1000) and the wipe gate (1500); before carbons and clinical presence (-900)
 # and the default delivery (-1000), so a held message reaches no resource and no carbon copy.
@@ -62,14 +63,14 @@ class _Requests:
             request = cs.parse_dnd(req.payload, self.ctx.clock.now())
         except cs.CoverageFormatError as exc:
             raise StanzaError(StanzaCondition.BAD_REQUEST, str(exc)) from None
-        self.coverage.set_dnd(login, request.until)
+        await self.coverage.set_dnd(login, request.until, request.reason)
         await self._audit(login, "coverage.dnd", until=cs.format_time(request.until))
         return None
 
     async def resume(self, req: IqRequest) -> Element | None:
         """``<resume/>``: the timed Do Not Disturb ends now; what was held follows."""
         login = req.sender_login
-        self.coverage.set_dnd(login, None)
+        await self.coverage.set_dnd(login, None)
         await self._audit(login, "coverage.resume")
         await self.coverage.release_free([login])
         return None
@@ -108,6 +109,9 @@ def setup(ctx: FeatureContext) -> None:
     coverage = ctx.provide(
         Coverage(ctx, shifts=shifts, tracker=ctx.require(MessageTracker), audit=audit)
     )
+    desk = ctx.find(CoverageDesk)
+    if desk is not None:  # the administrators' view (REST, console) reads the live state
+        desk.attach(coverage)
     ctx.hooks.on(H.MESSAGE_BARE, coverage.on_message, priority=HOLD_PRIORITY)
     ctx.hooks.on(H.MESSAGE_FULL, coverage.on_message, priority=HOLD_PRIORITY)
     ctx.hooks.on(H.MESSAGE_STORED, coverage.on_stored)

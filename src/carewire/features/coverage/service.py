@@ -9,18 +9,26 @@ router is told it was handled, so nothing the server took is lost; when the
 user is free again (the alert answered or expired, DND over) the messages go
 to their available resources oldest first, or wait for their next initial
 presence. The decisions are :mod:`.model`'s; this class only applies them.
+
+What keeps a user busy is memory first and written through to the busy
+store (a timed DND when it is set, urgent alerts once per alert for all
+their recipients), so a restart starts from it (:meth:`load`); presence
+``dnd`` is the clients' and is not kept. The store also carries an
+administrator's request, made in another process, to release a user's
+held messages now; the periodic :meth:`tick` honours it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
 from carewire.core.events import AlertResponded, SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
 from carewire.core.sessions import Session
+from carewire.core.stores import BusyPeriod
 from carewire.errors import NotFoundError
 from carewire.features.clinical_presence.sessions import is_virtual
 from carewire.features.coverage import stanzas as cs
@@ -65,6 +73,8 @@ class Coverage:
         self.audit = audit
         self.busy: dict[str, Busy] = {}
         self.held: dict[str, int] = {}
+        # Released by an administrator while no client was online: at the next initial presence.
+        self.release_on_connect: set[str] = set()
 
     # -- reachability -------------------------------------------------------------
 
@@ -107,20 +117,35 @@ class Coverage:
 
     # -- interruption control: what keeps a user busy --------------------------------
 
-    def alerted(self, login: str, *, alert_id: str, priority: str, expires_at: datetime) -> None:
-        """An alert was sent to ``login``: an Urgent or Critical one keeps them busy."""
+    async def alerted(
+        self, logins: Iterable[str], *, alert_id: str, priority: str, expires_at: datetime
+    ) -> None:
+        """An alert that can be answered was sent: an Urgent or Critical one keeps them busy.
+
+        An alert offering no response (a mass alert) cannot be answered, so it
+        keeps nobody busy: it would hold their traffic until it expires.
+        """
         if Priority.parse(priority) < BREAKS_THROUGH:
             return
-        state = self.busy.get(login, Busy())
-        self.busy[login] = state.with_alert(alert_id, expires_at)
+        periods = []
+        for login in logins:
+            self.busy[login] = self.busy.get(login, Busy()).with_alert(alert_id, expires_at)
+            periods.append(BusyPeriod(login=login, kind="alert", ref=alert_id, until=expires_at))
+        await self._keep(self.ctx.stores.busy.put(periods))
 
     async def on_responded(self, event: AlertResponded) -> None:
         """Hook ``alert/responded``: the responder is free of it; an Accept frees everyone."""
-        logins = list(self.busy) if event.action == "accept" else [event.login]
+        is_accept = event.action == "accept"
+        logins = list(self.busy) if is_accept else [event.login]
         for login in logins:
             state = self.busy.get(login)
             if state is not None:
                 self._set(login, state.without_alert(event.alert_id))
+        await self._keep(
+            self.ctx.stores.busy.remove(
+                kind="alert", ref=event.alert_id, login=None if is_accept else event.login
+            )
+        )
         await self.release_free(logins)
 
     def on_presence(self, event: StanzaEvent) -> None:
@@ -142,9 +167,16 @@ class Coverage:
         shows = [self._show(s) for s in self._clients(login) if s is not event.session]
         self._presence_dnd(login, bool(shows) and all(s == "dnd" for s in shows))
 
-    def set_dnd(self, login: str, until: datetime | None) -> None:
-        """Start (``until`` a time) or end (None) a timed Do Not Disturb."""
+    async def set_dnd(self, login: str, until: datetime | None, note: str = "") -> None:
+        """Start (``until`` a time) or end (None) a timed Do Not Disturb, kept across restarts."""
         self._set(login, replace(self.busy.get(login, Busy()), dnd_until=until))
+        busy = self.ctx.stores.busy
+        if until is None:
+            await self._keep(busy.remove(kind="dnd", login=login))
+        else:
+            await self._keep(
+                busy.put([BusyPeriod(login=login, kind="dnd", until=until, note=note)])
+            )
 
     def reason_of(self, login: str) -> HoldReason | None:
         """Why Normal messages to ``login`` are held now (None: they are not)."""
@@ -235,25 +267,62 @@ class Coverage:
             await self._audit("system", "coverage.released", who, count=len(held))
         return len(held)
 
+    async def release_now(self, login: str) -> int:
+        """An administrator's release: what is held goes now, busy or not.
+
+        With no client online, it goes at the user's next initial presence
+        (before offline messages), whether they are busy then or not.
+        """
+        delivered = await self.release(login)
+        if not delivered and self.held.get(login):
+            self.release_on_connect.add(login)
+        return delivered
+
     async def on_initial_presence(self, event: SessionEvent) -> None:
         """Hook ``session/initial-presence``: a free user gets what was held, first."""
         login = event.session.username
-        if self.held.get(login) and self.reason_of(login) is None and not is_virtual(event.session):
+        if not self.held.get(login) or is_virtual(event.session):
+            return
+        if self.reason_of(login) is None or login in self.release_on_connect:
+            self.release_on_connect.discard(login)
             await self.release(login, [event.session])
 
     async def tick(self) -> None:
-        """Periodic job: drop what time ended (alert expiry, DND end), release, refresh shifts."""
+        """Periodic job: drop what time ended (alert expiry, DND end), honour release requests."""
         now = self.ctx.clock.now()
+        ended = False
         for login, state in list(self.busy.items()):
-            self._set(login, prune(state, now))
+            current = prune(state, now)
+            ended = ended or current != state
+            self._set(login, current)
+        if ended:
+            await self._keep(self.ctx.stores.busy.remove_ended(now))
+        for request in await self.ctx.stores.busy.take("release"):
+            self.held[request.login] = len(await self.ctx.stores.held.fetch(request.login))
+            await self.release_now(request.login)
         await self.release_free(list(self.held))
 
     async def load(self, _payload: object = None) -> None:
-        """At start: who has held messages, and who is on shift."""
+        """At start: who has held messages, who is busy (kept), and who is on shift."""
         self.held = await self.ctx.stores.held.owners()
+        await self.ctx.stores.busy.remove_ended(self.ctx.clock.now())
+        for period in await self.ctx.stores.busy.all():
+            state = self.busy.get(period.login, Busy())
+            if period.kind == "dnd":
+                self.busy[period.login] = replace(state, dnd_until=period.until)
+            elif period.kind == "alert":
+                self.busy[period.login] = state.with_alert(period.ref, period.until)
         await self.shifts.reload()
 
     # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    async def _keep(write: Awaitable[object]) -> None:
+        """Write busy state through; memory stays right when the account is gone."""
+        try:
+            await write
+        except NotFoundError:
+            log.debug("busy state of a removed account not kept")
 
     def _set(self, login: str, state: Busy) -> None:
         if state.is_idle:

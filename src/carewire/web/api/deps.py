@@ -26,6 +26,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import Caller, CallerRole, OrganisationId
 from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
+from carewire.features.coverage.desk import CoverageDesk
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
@@ -59,6 +60,7 @@ class ApiServices:
         certificates: The certificate manager (None: the certificate resources answer 404).
         chat: Where the running XMPP server's gateway is attached (presence of users).
         directory: The organisation directory (None: its resources answer 503).
+        coverage: Busy users and held messages (None: ``/coverage`` answers 503).
     """
 
     registry: Registry
@@ -71,6 +73,7 @@ class ApiServices:
     certificates: CertificateManager | None = None
     chat: GatewaySlot | None = None
     directory: DirectoryService | None = None
+    coverage: CoverageDesk | None = None
 
 
 def get_services(request: Request) -> ApiServices:
