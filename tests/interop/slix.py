@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import slixmpp
 
 from tests.interop.rawclient import HOST, client_tls_context
-from tests.serverproc import RunningServer
 
 TIMEOUT = 10.0
 PLUGINS = ("xep_0030", "xep_0199", "xep_0203")
+
+
+class Reachable(Protocol):
+    """A server to log in to: a subprocess (``RunningServer``) or one in the test's process."""
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def ports(self) -> dict[str, int]: ...
 
 
 class SlixClient:
@@ -81,7 +90,7 @@ class SlixClient:
 
 
 async def connect(
-    server: RunningServer,
+    server: Reachable,
     login: str,
     password: str,
     *,
