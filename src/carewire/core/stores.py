@@ -105,17 +105,24 @@ class HeldMessage:
     reason: str  # urgent-alert or dnd
 
 
+class BusyKind(StrEnum):
+    """What a ``busy_periods`` row is (its stored ``kind``)."""
+
+    DND = "dnd"  # a timed Do Not Disturb; ``note`` is its reason
+    ALERT = "alert"  # an unanswered Urgent or Critical alert; ``ref`` is its id
+    RELEASE = "release"  # an administrator asked for the held messages now; ``until`` is when
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BusyPeriod:
     """What keeps a user busy, kept across restarts (interruption control), or a request.
 
-    ``kind`` is ``dnd`` (a timed Do Not Disturb; ``note`` is its reason), ``alert``
-    (an unanswered Urgent or Critical alert; ``ref`` is its id) or ``release`` (an
-    administrator asked for the user's held messages now; ``until`` is when).
+    ``kind`` says which (:class:`BusyKind`): a timed Do Not Disturb, an
+    unanswered urgent alert, or an administrator's request to release now.
     """
 
     login: str
-    kind: str
+    kind: BusyKind
     until: datetime
     ref: str = ""
     note: str = ""
@@ -257,7 +264,7 @@ class BusyStore(Protocol):
     async def put(self, periods: Sequence[BusyPeriod]) -> None:
         """Add or replace periods (a known (login, kind, ref) gets the new until and note)."""
 
-    async def remove(self, *, kind: str, ref: str = "", login: str | None = None) -> None:
+    async def remove(self, *, kind: BusyKind, ref: str = "", login: str | None = None) -> None:
         """Remove the periods of ``kind`` and ``ref``: of ``login``, or of everyone (None)."""
 
     async def remove_ended(self, now: datetime) -> int:
@@ -269,7 +276,7 @@ class BusyStore(Protocol):
     async def all(self) -> list[BusyPeriod]:
         """Every period and request (read at start)."""
 
-    async def take(self, kind: str) -> list[BusyPeriod]:
+    async def take(self, kind: BusyKind) -> list[BusyPeriod]:
         """Remove and return every row of ``kind`` (release requests)."""
 
 

@@ -15,20 +15,24 @@ from typing import Any
 from sqlalchemy import Row, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from carewire.core.stores import BusyPeriod
+from carewire.core.stores import BusyKind, BusyPeriod
 from carewire.errors import NotFoundError
 from carewire.storage import dialects
 from carewire.storage.database import Database
 from carewire.storage.tables import busy_periods
 
 _B = busy_periods.c
-_ENDING_KINDS = ("dnd", "alert")
+_ENDING_KINDS = (BusyKind.DND.value, BusyKind.ALERT.value)
 _COLUMNS = (_B.login, _B.kind, _B.until, _B.ref, _B.note)
 
 
 def _period(row: Row[*tuple[Any, ...]]) -> BusyPeriod:
     return BusyPeriod(
-        login=str(row.login), kind=str(row.kind), until=row.until, ref=str(row.ref), note=row.note
+        login=str(row.login),
+        kind=BusyKind(row.kind),
+        until=row.until,
+        ref=str(row.ref),
+        note=row.note,
     )
 
 
@@ -51,7 +55,7 @@ class SqlBusyStore:
         if not periods:
             return
         rows = [
-            {"login": p.login, "kind": p.kind, "ref": p.ref, "until": p.until, "note": p.note}
+            {"login": p.login, "kind": p.kind.value, "ref": p.ref, "until": p.until, "note": p.note}
             for p in periods
         ]
         try:
@@ -60,9 +64,9 @@ class SqlBusyStore:
         except IntegrityError as exc:
             raise NotFoundError("a busy period names a login without an account") from exc
 
-    async def remove(self, *, kind: str, ref: str = "", login: str | None = None) -> None:
+    async def remove(self, *, kind: BusyKind, ref: str = "", login: str | None = None) -> None:
         """Remove the rows of ``kind`` and ``ref`` (of ``login`` only, unless None)."""
-        stmt = delete(busy_periods).where(_B.kind == kind, _B.ref == ref)
+        stmt = delete(busy_periods).where(_B.kind == kind.value, _B.ref == ref)
         if login is not None:
             stmt = stmt.where(_B.login == login)
         async with self._db.transaction("remove_busy_periods") as txn:
@@ -86,11 +90,11 @@ class SqlBusyStore:
             rows = await conn.execute(select(*_COLUMNS).order_by(_B.login, _B.id))
             return [_period(r) for r in rows]
 
-    async def take(self, kind: str) -> list[BusyPeriod]:
+    async def take(self, kind: BusyKind) -> list[BusyPeriod]:
         """Remove and return the rows of ``kind``, oldest first."""
         async with self._db.transaction("take_busy_periods") as txn:
             found = await txn.conn.execute(
-                select(_B.id, *_COLUMNS).where(_B.kind == kind).order_by(_B.id)
+                select(_B.id, *_COLUMNS).where(_B.kind == kind.value).order_by(_B.id)
             )
             rows = list(found)
             if rows:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from carewire.clock import Clock
-from carewire.core.stores import BusyPeriod, Stores
+from carewire.core.stores import BusyKind, BusyPeriod, Stores
 from carewire.errors import NotFoundError
 from carewire.features.coverage.model import Busy, HoldReason, Priority, hold_reason, prune
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
@@ -123,7 +123,7 @@ class CoverageDesk:
             login=login,
             reason=why.value if why is not None else "",
             until=_until(state, why),
-            note=next((p.note for p in periods if p.kind == "dnd"), "") if why else "",
+            note=next((p.note for p in periods if p.kind is BusyKind.DND), "") if why else "",
             urgent_alerts=len(state.urgent),
             held=tuple(
                 HeldInfo(sender=_sender(m.stanza), held_at=m.stamp, reason=m.reason) for m in held
@@ -148,7 +148,7 @@ class CoverageDesk:
                 is_requested=False,
             )
         else:
-            request = BusyPeriod(login=login, kind="release", until=self.clock.now())
+            request = BusyPeriod(login=login, kind=BusyKind.RELEASE, until=self.clock.now())
             if count:
                 await self.stores.busy.put([request])
             done = Released(login=login, delivered=0, is_waiting=False, is_requested=bool(count))
@@ -172,9 +172,9 @@ class CoverageDesk:
 def _busy_of(periods: list[BusyPeriod]) -> Busy:
     state = Busy()
     for p in periods:
-        if p.kind == "alert":
+        if p.kind is BusyKind.ALERT:
             state = state.with_alert(p.ref, p.until)
-        elif p.kind == "dnd":
+        elif p.kind is BusyKind.DND:
             state = Busy(urgent=state.urgent, dnd_until=p.until)
     return state
 

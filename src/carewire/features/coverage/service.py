@@ -28,7 +28,7 @@ from datetime import datetime
 from carewire.core.events import AlertResponded, SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
 from carewire.core.sessions import Session
-from carewire.core.stores import BusyPeriod
+from carewire.core.stores import BusyKind, BusyPeriod
 from carewire.errors import NotFoundError
 from carewire.features.clinical_presence.sessions import is_virtual
 from carewire.features.coverage import stanzas as cs
@@ -130,7 +130,9 @@ class Coverage:
         periods = []
         for login in logins:
             self.busy[login] = self.busy.get(login, Busy()).with_alert(alert_id, expires_at)
-            periods.append(BusyPeriod(login=login, kind="alert", ref=alert_id, until=expires_at))
+            periods.append(
+                BusyPeriod(login=login, kind=BusyKind.ALERT, ref=alert_id, until=expires_at)
+            )
         await self._keep(self.ctx.stores.busy.put(periods))
 
     async def on_responded(self, event: AlertResponded) -> None:
@@ -143,7 +145,7 @@ class Coverage:
                 self._set(login, state.without_alert(event.alert_id))
         await self._keep(
             self.ctx.stores.busy.remove(
-                kind="alert", ref=event.alert_id, login=None if is_accept else event.login
+                kind=BusyKind.ALERT, ref=event.alert_id, login=None if is_accept else event.login
             )
         )
         await self.release_free(logins)
@@ -172,10 +174,10 @@ class Coverage:
         self._set(login, replace(self.busy.get(login, Busy()), dnd_until=until))
         busy = self.ctx.stores.busy
         if until is None:
-            await self._keep(busy.remove(kind="dnd", login=login))
+            await self._keep(busy.remove(kind=BusyKind.DND, login=login))
         else:
             await self._keep(
-                busy.put([BusyPeriod(login=login, kind="dnd", until=until, note=note)])
+                busy.put([BusyPeriod(login=login, kind=BusyKind.DND, until=until, note=note)])
             )
 
     def reason_of(self, login: str) -> HoldReason | None:
@@ -297,7 +299,7 @@ class Coverage:
             self._set(login, current)
         if ended:
             await self._keep(self.ctx.stores.busy.remove_ended(now))
-        for request in await self.ctx.stores.busy.take("release"):
+        for request in await self.ctx.stores.busy.take(BusyKind.RELEASE):
             self.held[request.login] = len(await self.ctx.stores.held.fetch(request.login))
             await self.release_now(request.login)
         await self.release_free(list(self.held))
@@ -308,9 +310,9 @@ class Coverage:
         await self.ctx.stores.busy.remove_ended(self.ctx.clock.now())
         for period in await self.ctx.stores.busy.all():
             state = self.busy.get(period.login, Busy())
-            if period.kind == "dnd":
+            if period.kind is BusyKind.DND:
                 self.busy[period.login] = replace(state, dnd_until=period.until)
-            elif period.kind == "alert":
+            elif period.kind is BusyKind.ALERT:
                 self.busy[period.login] = state.with_alert(period.ref, period.until)
         await self.shifts.reload()
 
