@@ -52,9 +52,9 @@ def test_dataset_list(data: Path, run: Run) -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"]
-    assert len(lines) == 31
+    assert len(lines) == 32  # the header and 31 built-in datasets
     beds = next(line for line in lines if line.startswith("BEDS "))
-    assert beds.split()[:4] == ["BEDS", "1", "2", "yes"]
+    assert beds.split()[:4] == ["BEDS", "1", "4", "yes"]
     assert "stores all information for beds" in beds
 
 

@@ -21,6 +21,7 @@ TOP_LEVEL = [
     "dataset",
     "records",
     "token",
+    "assignments",
     "rules",
     "adapter",
     "cert",

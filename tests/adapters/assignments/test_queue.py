@@ -22,6 +22,16 @@ def test_four_thousand_a_minute_is_sixty_six_a_second() -> None:
     assert (stats.taken, stats.highest, stats.queued) == (150, 150, 0)
 
 
+def test_no_minute_ever_holds_more_than_the_per_minute_limit() -> None:
+    q = UpdateQueue(per_minute=4000)
+    for n in range(5000):
+        q.offer(change(n))
+    taken = [len(q.take(0.05 + k)) for k in range(60)]  # 60 checks, each a little late
+    assert taken == [66] * 60  # 3,960
+    assert len(q.take(60.0)) == 40  # on time: the first check is still within this minute
+    assert len(q.take(61.0)) == 66  # the minute has moved on
+
+
 def test_changes_come_out_oldest_first() -> None:
     q = UpdateQueue(per_minute=120)
     for n in (5, 3, 9):

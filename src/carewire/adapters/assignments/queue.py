@@ -13,12 +13,14 @@ catch-up finds the refused ones again.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from carewire.adapters.assignments.lifecycle import Change, Kind
 
 DEFAULT_PER_MINUTE = 4000
 DEFAULT_DEPTH = 10_000
+MINUTE = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,8 +54,10 @@ class UpdateQueue:
             raise ValueError("the rate limit must be at least 60 updates a minute")
         if depth < 1:
             raise ValueError("the queue depth must be at least 1")
+        self.per_minute = per_minute
         self.per_second = per_minute // 60
         self.depth = depth
+        self._history: deque[tuple[float, int]] = deque()  # (when, how many) of the last minute
         self._items: dict[tuple[int, Kind], Change] = {}
         self._highest = 0
         self._refused = 0
@@ -81,11 +85,24 @@ class UpdateQueue:
         self._highest = max(self._highest, len(self._items))
         return True
 
-    def take(self) -> list[Change]:
-        """The next changes to apply this second (at most :attr:`per_second`), oldest first."""
+    def take(self, now: float | None = None) -> list[Change]:
+        """The next changes to apply this second, oldest first.
+
+        At most :attr:`per_second`, and, when ``now`` (seconds, any monotonic
+        clock) is given, never more than :attr:`per_minute` within any 60
+        seconds: a check that comes a little early, or a late one followed by
+        a punctual one, cannot squeeze a 61st share into a minute.
+        """
+        allowed = self.per_second
+        if now is not None:
+            while self._history and self._history[0][0] <= now - MINUTE:
+                self._history.popleft()
+            allowed = min(allowed, self.per_minute - sum(n for _, n in self._history))
         batch: list[Change] = []
-        for key in list(self._items)[: self.per_second]:
+        for key in list(self._items)[: max(allowed, 0)]:
             batch.append(self._items.pop(key))
+        if batch and now is not None:
+            self._history.append((now, len(batch)))
         self._taken += len(batch)
         return batch
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -90,13 +90,16 @@ class AssignmentManager:
         self.listen()
         try:
             await self.catch_up()
-            next_tick = self.clock.monotonic()
+            loop = asyncio.get_running_loop()
+            next_tick, next_step = self.clock.monotonic(), loop.time()
             while True:
                 if self.clock.monotonic() >= next_tick:
                     next_tick += TICK_SECONDS
                     await self.tick()
                 await self.step()
-                await asyncio.sleep(STEP_SECONDS)
+                # Every second on the second, however long the step took (never twice at once).
+                next_step = max(next_step + STEP_SECONDS, loop.time())
+                await asyncio.sleep(next_step - loop.time())
         finally:
             self.unlisten()
 
@@ -176,7 +179,7 @@ class AssignmentManager:
             patient = next(iter(self._patients))
             del self._patients[patient]
             await self._follow(patient)
-        batch = self.queue.take()
+        batch = self.queue.take(asyncio.get_running_loop().time())
         if batch:
             await self._apply(batch)
         if not len(self.queue):
@@ -216,36 +219,37 @@ class AssignmentManager:
     # -- applying ------------------------------------------------------------------------------
 
     async def _apply(self, batch: list[Change]) -> None:
-        current: dict[int, Record] = {}
+        """Apply the changes that still fit, in one transaction (updates batched)."""
         ids = [c.assignment for c in batch]
         query = Query(filters=(Filter(field="id", op=FilterOp.IN, value=ids),), limit=len(ids))
         found: dict[int, Record] = {
             r.id: r for r in (await self.datasets.query(ASSIGNMENTS, query)).records
         }
-        for change in batch:
-            record = found.get(change.assignment)
-            if record is not None and (record.get("state") or "") == change.expect:
-                current[change.assignment] = record
+        # A change whose record is gone, or changed since it was queued, no longer fits.
+        fitting = [
+            (c, found[c.assignment])
+            for c in batch
+            if c.assignment in found and (found[c.assignment].get("state") or "") == c.expect
+        ]
         now = self.clock.now()
-        follow: set[int] = set()
-        async with self.datasets.batch(self.origin, "assignment_manager") as writer:
-            for change in batch:
-                record = current.get(change.assignment)
-                if record is None:
-                    continue  # gone, or changed since it was queued: no longer fits
-                if change.kind is Kind.MOVE:
-                    await writer.update(ASSIGNMENTS, record.id, {"location": change.location})
-                    continue
-                await writer.update(ASSIGNMENTS, record.id, dict(change.values))
-                if change.kind is Kind.COPY:
-                    values = copy_values(record.values, record.id, change.location, now)
+        updates: list[tuple[int, Mapping[str, object]]] = []
+        copies: list[dict[str, object]] = []
+        for change, record in fitting:
+            if change.kind is Kind.MOVE:
+                updates.append((record.id, {"location": change.location}))
+                continue
+            updates.append((record.id, dict(change.values)))
+            if change.kind is Kind.COPY:
+                copies.append(copy_values(record.values, record.id, change.location, now))
+            patient = record.get("patient")
+            if change.kind is Kind.INITIAL and isinstance(patient, int):
+                self._patients[patient] = None  # a new patient-based one is checked against the bed
+        if updates:
+            async with self.datasets.batch(self.origin, "assignment_manager") as writer:
+                await writer.update_many(ASSIGNMENTS, updates)
+                for values in copies:
                     await writer.create(ASSIGNMENTS, values)
-                patient = record.get("patient")
-                if change.kind is Kind.INITIAL and isinstance(patient, int):
-                    follow.add(patient)
-        self.applied += len(current)
-        for patient in follow:  # a new patient-based assignment is checked against the bed
-            self._patients[patient] = None
+        self.applied += len(fitting)
 
     def _offer(self, change: Change) -> None:
         if self.queue.offer(change):
