@@ -10,9 +10,10 @@ messages in all, each connection waiting for each ACK before it sends the next
 patients, who go through A01 (admit), then A08 (update) and A02 (transfer to
 another bed) in turn, so every message changes a patient and a bed.
 
-Reported: messages acknowledged per second (all AA, or the run fails), and the
-ACK latency (send to ACK received) p50/p95/p99 in ms. Target: **≥ 500 msgs/s on
-SQLite**.
+Reported: messages acknowledged per second (all AA, or the run fails), the ACK
+latency (send to ACK received) p50/p95/p99 in ms, and messages per CPU second of
+the server's process (a figure a busy machine disturbs less than the rate).
+Target: **≥ 500 msgs/s on SQLite**.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.stats import summary_ms
+from bench.stats import self_cpu_seconds, summary_ms
 from carewire.adapters.hl7.ack import AckCode, ack_code
 from carewire.adapters.hl7.adt_settings import COMPONENT
 from carewire.adapters.hl7.mllp import MllpFramer, frame
@@ -132,7 +133,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             await p.start(scheduler=False)
             await p.adapters.create(COMPONENT, ADAPTER, is_enabled=True, settings={"port": 0})
             port = await _port(p)
+            cpu = self_cpu_seconds()
             load = await _child(args, port)
+            cpu = self_cpu_seconds() - cpu
             health = p.adapters.health(ADAPTER)
         finally:
             await p.close()
@@ -145,6 +148,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "connections": args.connections,
         "beds": args.beds,
         "msgs_per_s": round(rate, 1),
+        "msgs_per_server_cpu_s": round(float(str(load["acked"])) / cpu, 1) if cpu else None,
         "ack_latency_ms": summary_ms(latencies),
         "target": f">= {TARGET_MSGS_PER_S:.0f} msgs/s",
         "result": "PASS" if rate >= TARGET_MSGS_PER_S else "FAIL",
@@ -192,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench.adt", description=__doc__.split("\n")[0])
     p.add_argument("--messages", type=int, default=5000, help="messages in all")
-    p.add_argument("--connections", type=int, default=4, help="MLLP connections")
+    p.add_argument("--connections", type=int, default=8, help="MLLP connections")
     p.add_argument("--beds", type=int, default=200, help="beds in the hospital")
     p.add_argument("--database-url", help="database to use (default: SQLite in a temp dir)")
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)  # the child's role

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select
@@ -53,6 +54,28 @@ class SqlControlIdStore:
                 )
         except IntegrityError:
             raise ConflictError("this HL7 message was applied already") from None
+
+    async def remember_many(
+        self, adapter_id: int, items: Sequence[tuple[str, str, str]], *, at: datetime
+    ) -> None:
+        """Record several applied messages (sender, control id, event) in one statement."""
+        rows = [
+            {
+                "adapter_id": adapter_id,
+                "sender": sender[:_SENDER],
+                "control_id": control_id[:_CONTROL_ID],
+                "event": event[:16],
+                "received_at": at,
+            }
+            for sender, control_id, event in items
+        ]
+        if not rows:
+            return
+        try:
+            async with self._db.transaction("hl7_remember_many") as txn:
+                await txn.conn.execute(insert(hl7_messages), rows)
+        except IntegrityError:
+            raise ConflictError("one of these HL7 messages was applied already") from None
 
     async def purge(self, before: datetime) -> int:
         """Forget messages received before ``before``."""

@@ -15,10 +15,11 @@ from carewire.adapters.hl7.adt import AdtRuntime, AdtServices
 from carewire.adapters.hl7.adt_settings import COMPONENT
 from carewire.adapters.hl7.mllp import MllpFramer
 from carewire.assembly import Assembly
+from carewire.datasets.query import Query
 from carewire.net.tls import server_context
 from carewire.security.certificates import create_self_signed
 from carewire.storage.hl7 import SqlControlIdStore
-from tests.adapters.hl7.hospital import build_hospital, sample
+from tests.adapters.hl7.hospital import build_hospital, replace_field, sample
 
 NAME = "ADT Feed"
 EVENTS = ["a01_admit", "a08_update", "a02_transfer", "a12_cancel_transfer", "a03_discharge"]
@@ -138,3 +139,43 @@ async def test_tls_without_a_certificate_is_a_crash_the_manager_reports(
             break
         await asyncio.sleep(0.01)
     assert "no server certificate" in platform.adapters.health(NAME).last_error
+
+
+async def _send(host: str, port: int, messages: list[bytes]) -> list[tuple[str, str]]:
+    """Send in order on one connection; (MSA-1, MSA-3) of each ACK."""
+    reader, writer = await open_hl7_connection(host, port)
+    out = []
+    try:
+        for raw in messages:
+            writer.writemessage(hl7.parse(raw.decode()))
+            await writer.drain()
+            msa = (await asyncio.wait_for(reader.readmessage(), timeout=10)).segment("MSA")
+            out.append((str(msa(1)), str(msa(3)) if len(msa) > 3 else ""))
+    finally:
+        writer.close()
+    return out
+
+
+def _admit(n: int, *, bed: bytes = b"ICU^101^A") -> bytes:
+    raw = replace_field(sample("a01_admit"), b"MRN2001", f"MRN3{n:03d}".encode())
+    raw = replace_field(raw, b"|A01-0001|", f"|C-{n}|".encode())
+    return replace_field(raw, b"ICU^101^A", bed)
+
+
+async def test_concurrent_connections_share_transactions_and_keep_their_answers(
+    platform: Assembly,
+) -> None:
+    runtime = await _listening(platform, {"port": 0})
+    assert runtime.address is not None
+    host, port = runtime.address
+    feeds = [[_admit(c * 10 + i) for i in range(5)] for c in range(8)]
+    feeds[3][2] = _admit(32, bed=b"ICU^101^Z")  # an unknown bed in the middle
+    feeds.append([_admit(0), _admit(0)])  # a resend, racing the first copy of C-0
+    answers = await asyncio.gather(*(_send(host, port, feed) for feed in feeds))
+    flat = [a for feed in answers for a in feed]
+    assert sum(1 for a in flat if a[0] == "AE") == 1
+    assert answers[3][2][0] == "AE"
+    assert all(a[0] in ("AA", "AE") for a in flat)
+    assert [a[1] for a in flat].count("duplicate") == 2  # C-0 was sent three times
+    page = await platform.datasets.query("PATIENTS", Query(limit=100))
+    assert page.total == 39  # 8 x 5 - the unknown bed

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -31,7 +31,8 @@ import hl7
 
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.adapters.hl7 import ack, message
-from carewire.adapters.hl7.adt_apply import LocationCache, apply_plan
+from carewire.adapters.hl7.adt_apply import LocationCache, apply_many, apply_plan
+from carewire.adapters.hl7.adt_group import GroupWriter, Pending, is_groupable
 from carewire.adapters.hl7.adt_message import read_adt
 from carewire.adapters.hl7.adt_plan import Plan, plan
 from carewire.adapters.hl7.adt_settings import COMPONENT, SETTINGS, AdtSettings
@@ -102,6 +103,7 @@ class AdtRuntime:
         self._svc = services
         self._options = self.settings.read_options()
         self._adapter_id = config.id if config.id is not None else 0
+        self._writer = GroupWriter(apply_group=self._apply_group, apply_one=self._apply_planned)
 
     # --- running -------------------------------------------------------------------------
 
@@ -125,9 +127,11 @@ class AdtRuntime:
         log.info("HL7 ADT adapter %s listening on %s:%d", self.name, *self.address)
         await self._audit_listener("hl7.listener.start")
         try:
-            while True:
-                await self._purge()
-                await asyncio.sleep(PURGE_INTERVAL)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._writer.run(), name=f"adt-writer-{self.name}")
+                while True:
+                    await self._purge()
+                    await asyncio.sleep(PURGE_INTERVAL)
         finally:
             await close_mllp(server, connections)
             log.info("HL7 ADT adapter %s stopped listening", self.name)
@@ -199,9 +203,15 @@ class AdtRuntime:
             Rejected: AR or AE.
         """
         planned = plan(read_adt(parsed, header, self._options))
-        origin = Origin(adapter=self.name, actor=f"hl7:{header.sending_application or 'unknown'}")
+        groupable = is_groupable(planned) and not self.settings.create_locations
+        if groupable and self._writer.is_running:
+            return await self._writer.submit(header, planned)
+        return await self._apply_planned(header, planned)
+
+    async def _apply_planned(self, header: MessageHeader, planned: Plan) -> bool:
+        """One message in its own transaction; False for a duplicate."""
         try:
-            async with self._svc.datasets.batch(origin, "hl7_adt") as b:
+            async with self._svc.datasets.batch(_origin(self.name, header), "hl7_adt") as b:
                 # First, so that a resend fails on the unique key before anything is written.
                 await self._remember(header, planned)
                 await apply_plan(
@@ -221,6 +231,21 @@ class AdtRuntime:
         except CarewireError as exc:
             raise _platform_refused(exc) from None
         return True
+
+    async def _apply_group(self, group: Sequence[Pending]) -> None:
+        """Several single-patient messages of one sender in one transaction (see adt_group)."""
+        async with self._svc.datasets.batch(_origin(self.name, group[0].header), "hl7_adt") as b:
+            await self._svc.control_ids.remember_many(
+                self._adapter_id,
+                [(_sender(p.header), p.header.control_id, p.plan.event.value) for p in group],
+                at=self._svc.clock.now(),
+            )
+            await apply_many(
+                b,
+                [p.plan.patients[0] for p in group],
+                cache=self._cache,
+                now=self._svc.clock.monotonic(),
+            )
 
     async def _is_seen(self, header: MessageHeader) -> bool:
         return await self._svc.control_ids.is_seen(
@@ -305,6 +330,10 @@ class AdtRuntime:
                 },
             )
         )
+
+
+def _origin(adapter: str, header: MessageHeader) -> Origin:
+    return Origin(adapter=adapter, actor=f"hl7:{header.sending_application or 'unknown'}")
 
 
 def _sender(header: MessageHeader) -> str:

@@ -23,12 +23,12 @@ exists, or the prior one is already gone, there is nothing to merge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from carewire.adapters.hl7.ack import AckCode, ErrorCode, Rejected
 from carewire.adapters.hl7.adt_message import Location
-from carewire.adapters.hl7.adt_plan import BedChange, Merge, Plan
+from carewire.adapters.hl7.adt_plan import BedChange, Merge, PatientWrite, Plan
 from carewire.datasets.model import Cardinality, Record, RecordChanged, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Filter, FilterOp, Query
 from carewire.datasets.service import Batch, DatasetService
@@ -96,6 +96,35 @@ async def apply_plan(
         elif write.bed is BedChange.SET:
             values["bed"] = await _cached_bed_id(b, write.location, create_locations, cache, now)
         await b.upsert(PATIENTS, values)
+
+
+async def apply_many(
+    b: Batch, writes: Sequence[PatientWrite], *, cache: LocationCache, now: float
+) -> None:
+    """Write several patients (distinct MRNs, existing locations) with a few statements.
+
+    Raises:
+        Rejected: AE, a location is unknown.
+        CarewireError: The data platform refused a write.
+    """
+    rows: list[tuple[str, dict[str, object]]] = []
+    for write in writes:
+        values = dict(write.values)
+        if write.bed is BedChange.CLEAR:
+            values["bed"] = None
+        elif write.bed is BedChange.SET:
+            values["bed"] = await _cached_bed_id(b, write.location, False, cache, now)
+        rows.append((write.mrn, values))
+    found = {
+        str(r.get("mrn")): int(r.id)
+        for r in await b.find_many(PATIENTS, [{"mrn": mrn} for mrn, _ in rows])
+    }
+    updates = [(found[mrn], values) for mrn, values in rows if mrn in found]
+    creates = [{"mrn": mrn, **values} for mrn, values in rows if mrn not in found]
+    if updates:
+        await b.update_many(PATIENTS, updates)
+    if creates:
+        await b.create_many(PATIENTS, creates)
 
 
 async def _cached_bed_id(

@@ -5,6 +5,7 @@ Implemented by :mod:`carewire.storage.hl7` (table ``hl7_messages``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -26,6 +27,15 @@ class ControlIdStore(Protocol):
 
         Raises:
             ConflictError: It was recorded already (a resend raced the first copy).
+        """
+
+    async def remember_many(
+        self, adapter_id: int, items: Sequence[tuple[str, str, str]], *, at: datetime
+    ) -> None:
+        """Record several applied messages, each (sender, control id, event), in one statement.
+
+        Raises:
+            ConflictError: One of them was recorded already.
         """
 
     async def purge(self, before: datetime) -> int:
