@@ -17,7 +17,7 @@ from carewire.adapters.xmpp.gateway import AlertRequest, AlertSent, ChatGateway
 from carewire.assembly import Assembly
 from carewire.core.sessions import Session
 from carewire.datasets.query import Filter, FilterOp, Query
-from carewire.demo_data import load_demo_data
+from carewire.demo_data import BACKUP_AFTER, bed_of, load_demo_data
 from carewire.features.coverage import Coverage
 from carewire.features.coverage import stanzas as cs
 from carewire.xmpp import alert as al
@@ -176,33 +176,76 @@ async def _alert(h: Harness, to: str, priority: str, **more: object) -> AlertSen
     return sent
 
 
-async def test_an_urgent_alert_holds_normal_traffic_until_answered(h: Harness) -> None:
-    backup, backup_sink = await h.login(BACKUP)
+async def _settle(h: Harness) -> None:
+    """Let the engine's worker run every queued firing, and the tracker commit."""
+    p = _platform(h)
+    for _ in range(200):
+        await p.engine.drain()
+        await h.kernel.ctx.durability.flush()
+        if p.engine._queue.empty():
+            return
+        await asyncio.sleep(0)
+
+
+async def _unanswered_call(h: Harness) -> int:
+    """A call on ICU-101A unanswered for a minute: the demo's rule alerts the backup, Urgent."""
+    call = await _platform(h).datasets.create(
+        "NURSE_CALLS",
+        {"call_id": "c1", "status": "Open", "priority": "Normal", "bed": bed_of("ICU-101A")},
+    )
+    await _settle(h)
+    h.clock.advance(BACKUP_AFTER + 1)
+    await _platform(h).engine.run_due()
+    await _settle(h)
+    return call.id
+
+
+async def test_an_urgent_alert_holds_normal_traffic_until_it_is_accepted(h: Harness) -> None:
     nurse, nurse_sink = await h.login(NURSE)
-    await _alert(h, BACKUP, "Urgent")
-    [alert_msg] = [m for m in backup_sink.take() if m.find(ALERT) is not None]
+    backup, backup_sink = await h.login(BACKUP)
+    call = await _unanswered_call(h)
+    [urgent] = [m.find(ALERT) for m in backup_sink.take() if m.find(ALERT) is not None]
+    assert urgent is not None and urgent.get("priority") == "urgent"
     await _chat(h, nurse, BACKUP, "coffee?")
     assert _bodies(backup_sink) == []
     [notice] = _notices(nurse_sink)
-    assert notice.get("reason") == "urgent-alert"
+    assert (notice.get("state"), notice.get("reason")) == ("held", "urgent-alert")
     await _alert(h, BACKUP, "Normal")  # a Normal alert waits too
     assert backup_sink.take() == []
-    await _alert(h, BACKUP, "Critical")  # Critical breaks through
-    assert [m for m in backup_sink.take() if m.find(ALERT) is not None]
-    alert_id = alert_msg.find(ALERT).get("id")  # type: ignore[union-attr]
+    await _coverage(h).tick()  # time alone frees nobody: the alert lives ten minutes
+    assert backup_sink.take() == []
+
     await h.send(
         backup,
         f"<iq type='set' id='r1' to='{h.domain}'>"
-        f"<response xmlns='{al.NS}' alert='{alert_id}' action='accept'/></iq>",
+        f"<response xmlns='{al.NS}' alert='{urgent.get('id')}' action='accept'/></iq>",
     )
-    await asyncio.sleep(0)
-    # Answered, but the Critical alert still keeps them busy until it expires.
-    assert [b for b in _bodies(backup_sink) if b == "coffee?"] == []
-    h.clock.advance(11 * 60)
+    sent = backup_sink.take()
+    [reply] = [m for m in sent if m.get("id") == "r1"]
+    assert reply.get("type") == "result"
+    record = await _platform(h).datasets.get("NURSE_CALLS", call)
+    assert (record.get("status"), record.get("responder")) == ("Accepted", BACKUP)
+    # Released by the Accept itself, oldest first: no tick ran and no time passed.
+    released = [m.findtext(BODY) or "" for m in sent if m.find(BODY) is not None]
+    assert released[0] == "coffee?" and released[1].startswith("[Alert] Call")
+    assert len(released) == 2
+    assert _coverage(h).reason_of(BACKUP) is None
+    assert await h.kernel.stores.busy.of(BACKUP) == []
+
+
+async def test_a_critical_alert_breaks_through_and_expiry_frees(h: Harness) -> None:
+    _, backup_sink = await h.login(BACKUP)
+    nurse, _ = await h.login(NURSE)
+    await _alert(h, BACKUP, "Urgent")
+    backup_sink.take()
+    await _chat(h, nurse, BACKUP, "coffee?")
+    await _alert(h, BACKUP, "Critical")
+    got = backup_sink.take()
+    assert [m for m in got if m.find(ALERT) is not None]  # Critical breaks through
+    assert [m for m in got if m.findtext(BODY) == "coffee?"] == []
+    h.clock.advance(11 * 60)  # both alerts live ten minutes
     await _coverage(h).tick()
-    got = _bodies(backup_sink)
-    assert got.index("coffee?") < len(got) - 0  # the chat message, then the Normal alert
-    assert any("[Alert]" in b or "Call" in b for b in got[got.index("coffee?") + 1 :])
+    assert _bodies(backup_sink) == ["coffee?"]
 
 
 async def test_an_alert_to_an_offline_recipient_reroutes_to_the_cover(h: Harness) -> None:
