@@ -94,6 +94,31 @@ async def test_a_failed_group_is_split_and_each_message_gets_its_own_outcome() -
     assert writer.splits == 1
 
 
+async def test_a_handler_gone_while_its_group_commits_does_not_stop_the_writer() -> None:
+    gate = asyncio.Event()
+    rec = Recorder()
+
+    async def slow_group(group: Sequence[Pending]) -> None:
+        await gate.wait()
+        await rec.apply_group(group)
+
+    writer = GroupWriter(apply_group=slow_group, apply_one=rec.apply_one)
+    task = asyncio.create_task(writer.run())
+    try:
+        gone = asyncio.create_task(writer.submit(header("c1"), single("M1")))
+        stays = asyncio.create_task(writer.submit(header("c2"), single("M2")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gone.cancel()  # its connection closed while the transaction ran
+        gate.set()
+        assert await stays is True
+        assert await writer.submit(header("c3"), single("M3")) is True
+        assert rec.groups == [["c1", "c2"]]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_groups_are_capped() -> None:
     rec = Recorder()
     writer = GroupWriter(apply_group=rec.apply_group, apply_one=rec.apply_one, max_group=2)

@@ -136,13 +136,13 @@ class GroupWriter:
             else:
                 self.groups += 1
                 for p in live:
-                    p.future.set_result(True)
+                    _settle(p, True)
                 return
         for p in live:
             try:
-                p.future.set_result(await self._apply_one(p.header, p.plan))
+                _settle(p, await self._apply_one(p.header, p.plan))
             except Exception as exc:  # supervisor: the handler answers from it
-                p.future.set_exception(exc)
+                _settle(p, exc)
 
     def _fail_waiting(self) -> None:
         waiting = [*self._current, *([self._carry] if self._carry is not None else [])]
@@ -151,3 +151,13 @@ class GroupWriter:
         for p in waiting:
             if not p.future.done():
                 p.future.cancel()
+
+
+def _settle(pending: Pending, outcome: bool | Exception) -> None:
+    """Give a waiting handler its outcome (its connection may have been closed meanwhile)."""
+    if pending.future.done():
+        return
+    if isinstance(outcome, Exception):
+        pending.future.set_exception(outcome)
+    else:
+        pending.future.set_result(outcome)
