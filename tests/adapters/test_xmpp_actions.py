@@ -168,6 +168,29 @@ async def test_a_ttl_that_is_not_a_number_fails_the_delivery(
     assert chat.calls == []
 
 
+async def test_a_priority_is_rendered_then_checked(
+    platform: Assembly, chat: RecordingGateway
+) -> None:
+    alert = {"recipients": "ana", "subject": "s", "message": "m", "ttl": 5}
+    # carl has no last name: the expression renders empty and leaves Critical
+    await _fire(platform, "Send Alert", {**alert, "priority": "Critical#{last_name}"})
+    [(_, request)] = chat.calls
+    assert isinstance(request, AlertRequest) and request.priority == "Critical"
+
+
+async def test_a_priority_that_renders_to_no_priority_fails_the_delivery(
+    platform: Assembly, chat: RecordingGateway
+) -> None:
+    alert = {"recipients": "ana", "subject": "s", "message": "m", "ttl": 5}
+    delivery = await _fire(platform, "Send Alert", {**alert, "priority": "#{title}"})
+    assert delivery["status"] == "Error"
+    assert (
+        "Priority Level must evaluate to one of Normal, Important, Urgent, Critical, not 'RN'"
+        in str(delivery["status_text"])
+    )
+    assert chat.calls == []
+
+
 async def test_mass_alert_has_no_responses(platform: Assembly, chat: RecordingGateway) -> None:
     delivery = await _fire(
         platform,

@@ -207,6 +207,15 @@ def test_choice_takes_one_of_its_choices() -> None:
     assert _problems(fields, {"x": ["Off"]}) == ("Thing: must be text",)
 
 
+def test_a_choice_allowing_expressions_takes_an_expression_for_the_action_to_check() -> None:
+    fields = _one(FieldKind.CHOICE, choices=("Low", "High"), allows_expressions=True)
+    check = Callback()
+    assert validate_settings(fields, {"x": " #{level} "}, check=check) == {"x": "#{level}"}
+    assert check.calls == [("x", FieldKind.CHOICE, True, "#{level}")]
+    assert _problems(fields, {"x": "#{bad}"}, check=check) == ("Thing: cannot read '#{bad}'",)
+    assert _problems(fields, {"x": "Medium"}) == ("Thing: must be one of Low, High",)
+
+
 def test_explicit_none_is_missing_rather_than_the_default() -> None:
     fields = _one(FieldKind.CHOICE, choices=("Off",), default="Off")
     assert validate_settings(fields, {"x": None}) == {}

@@ -48,7 +48,8 @@ class SettingField:
         choices: Allowed values for CHOICE.
         minimum: Smallest INTEGER allowed.
         maximum: Largest INTEGER allowed.
-        allows_expressions: May contain ``#{...}`` (then an INTEGER may be an expression).
+        allows_expressions: May contain ``#{...}`` (then an INTEGER or a CHOICE may be an
+            expression, checked by the action once rendered).
         columns: Sub-fields of each TABLE row.
         default: Value used when none is given.
         help: One-sentence description.
@@ -144,6 +145,10 @@ def _normalise(f: SettingField, value: object, check: TemplateCheck | None) -> o
             return value
         case FieldKind.CHOICE:
             text = _text(value)
+            if f.allows_expressions and "#{" in text:
+                if check is not None:
+                    check(f, text)
+                return text  # its value is one of the choices only once rendered
             if text not in f.choices:
                 raise ValueError(f"must be one of {', '.join(f.choices)}")
             return text

@@ -23,7 +23,7 @@ import pytest
 from slixmpp.xmlstream import ET
 
 from carewire.adapters import pcd
-from carewire.adapters.pcd.examples import example_rules
+from carewire.adapters.pcd.examples import ESCALATION_RULE, example_rules
 from carewire.clock import FakeClock
 from carewire.config import Config, ServerSection, StorageSection
 from carewire.core.accounts import AccountInput
@@ -136,7 +136,7 @@ async def _escalation(s: Server, source: str) -> str:
         "DELIVERIES",
         Query(filters=(Filter(field="source", op=FilterOp.EQ, value=source),)),
     )
-    [found] = [r for r in page.records if str(r.get("rule")).startswith("pcd-escalate-")]
+    [found] = [r for r in page.records if r.get("rule") == ESCALATION_RULE]
     return str(found.get("status"))
 
 
@@ -177,6 +177,7 @@ async def test_an_alarm_reaches_the_primary_nurse_and_her_answers_go_back_as_pcd
         assert msa(reply)[0] == "AA"
         msg = await _next_alert(nurse)
         alert = _alert_of(msg)
+        # PM maps to Urgent: the rule's priority is the alarm's (#{alert_priority})
         assert "SpO2 low 85" in msg["body"] and alert.get("priority") == "urgent"
 
         # 2. Her client shows it, then she accepts: delivered, read, accepted go back.

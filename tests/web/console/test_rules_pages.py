@@ -179,3 +179,28 @@ async def test_auditor_and_csrf(full: Full) -> None:
         assert (await post_rule(auditor, rule_form(), url)).status_code == 403, url
     r = await admin.post("/rules", data=rule_form(name="Other"))
     assert r.status_code == 403 and full.platform.rules.find("Other") is None
+
+
+async def test_a_priority_given_as_an_expression_survives_the_form(full: Full) -> None:
+    await full.platform.adapters.create(
+        "XMPP", "Chat", is_enabled=True, settings={"chat_domain": "h.example"}
+    )
+    admin = await admin_with_adapter(full)
+    form = rule_form(
+        adapter="Chat",
+        action="Send Alert",
+        s_recipients="nurse",
+        s_subject="Device #{name}",
+        s_message="m",
+        s_ttl="5",
+        s_priority="#{vendor}",
+    )
+    del form["s_updates"]
+    r = await post_rule(admin, form)
+    assert r.status_code == 303, r.text
+    saved = full.platform.rules.find("Seen")
+    assert saved is not None and saved.settings["priority"] == "#{vendor}"
+    edit = await admin.get(f"/rules/{saved.id}/edit")
+    # a text field offering the four priorities, not a select that would lose the expression
+    assert 'value="#{vendor}" list="s_priority_choices"' in edit.text
+    assert '<option value="Critical">' in edit.text

@@ -67,6 +67,8 @@ PRIORITY = SettingField(
     kind=FieldKind.CHOICE,
     choices=("Normal", "Important", "Urgent", "Critical"),
     default="Normal",
+    allows_expressions=True,
+    help="One of the four, or an expression that evaluates to one (#{alert_priority}).",
 )
 _ALERT_PRESENTATION = (
     SettingField(name="badge_alert_sound", label="Badge Alert Sound"),
@@ -238,6 +240,16 @@ async def _ttl(ctx: ActionContext, limits: tuple[int, int] | None) -> int:
     return ttl
 
 
+async def _priority(ctx: ActionContext) -> str:
+    text = await _render(ctx, "priority") or str(PRIORITY.default)
+    if text not in PRIORITY.choices:
+        raise ActionFailed(
+            f"{ctx.rule.action}: Priority Level must evaluate to one of "
+            f"{', '.join(PRIORITY.choices)}, not {text!r}"
+        )
+    return text
+
+
 def _parameters(raw: object) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for item in raw or ():  # type: ignore[attr-defined]
@@ -317,7 +329,7 @@ class _Actions:
             patient_mrn=await _render(ctx, "patient_mrn"),
             event_response_team=_jids([await _render(ctx, "event_response_team")], gateway.domain),
             additional_content=await _render(ctx, "additional_content"),
-            priority=str(ctx.settings.get("priority") or "Normal"),
+            priority=await _priority(ctx),
             accept=not is_mass and _has(ctx, "accept"),
             decline=not is_mass and _has(ctx, "decline"),
             accept_and_call=not is_mass and _has(ctx, "accept_and_call"),

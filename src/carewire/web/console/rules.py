@@ -242,6 +242,8 @@ def _setting_inputs(request: Request, f: RuleForm) -> list[dict[str, object]]:
         widget = "textarea" if kind in _TEXTAREAS or kind is FieldKind.TABLE else "text"
         if kind is FieldKind.BOOLEAN:
             widget = "checkbox"
+        elif kind is FieldKind.CHOICE and sf.allows_expressions:
+            widget = "combo"  # a choice or an expression: a select would drop the expression
         elif kind in (FieldKind.CHOICE, FieldKind.DATASET):
             widget = "select"
         choices = sf.choices if kind is FieldKind.CHOICE else [d.name for d in registry.all()]
