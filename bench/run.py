@@ -44,6 +44,7 @@ from bench.clinical import (
     scenario_chat_tracked,
     scenario_fanout,
     scenario_group,
+    scenario_pcd,
     summary_lines,
     tracking_comparison,
     untracked_features,
@@ -552,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="chat: seconds to wait for stragglers (5; alerts and fanout: 15)",
     )
-    p.add_argument("--clients", type=int, default=200, help="alerts: logged-in nurses (200)")
+    p.add_argument("--clients", type=int, default=200, help="alerts, pcd: logged-in nurses (200)")
     p.add_argument(
         "--occupants", type=int, default=200, help="fanout: room occupants; group: members (200)"
     )
@@ -724,7 +725,7 @@ def scenario_args(name: str, a: argparse.Namespace) -> argparse.Namespace:
             "drain": (
                 a.drain_given
                 if a.drain_given is not None
-                else (15.0 if name in ("alerts", "fanout", "group") else 5.0)
+                else (15.0 if name in ("alerts", "fanout", "group", "pcd") else 5.0)
             ),
             "pairs": a.pairs_given or (100 if name in TRACKING_RUNS else a.pairs),
         }
@@ -818,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         2 * args.pairs if "chat" in scenarios else 0,
         2 * (args.pairs_given or 100) if "chat-tracking" in scenarios else 0,
         args.connections if "idle" in scenarios else 0,
-        args.clients if "alerts" in scenarios else 0,
+        args.clients if {"alerts", "pcd"} & set(scenarios) else 0,
         args.occupants if "fanout" in scenarios else 0,
         1,
     )
@@ -840,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         and data_dir is not None
         and not args.external
         and (
-            {"alerts", "fanout", "chat-tracking", "group"} & set(scenarios)
+            {"alerts", "fanout", "chat-tracking", "group", "pcd"} & set(scenarios)
             or (
                 (directory or members)
                 and not is_ready(
@@ -1034,6 +1035,7 @@ PRIMARY = {
     "chat": ("latency_ms", "p99"),
     "idle": ("kib_per_connection",),
     "alerts": ("latency_ms", "p99"),
+    "pcd": ("latency_ms", "p99"),
     "fanout": ("latency_ms", "p99"),
     "chat-tracking": ("latency_ms", "p99"),
     "group": ("latency_ms", "p99"),
@@ -1146,7 +1148,7 @@ def run_one(
                     drain=args.drain,
                 )
             )
-        elif name in ("alerts", "fanout", "group", "tracking-on", "tracking-off"):
+        elif name in ("alerts", "fanout", "group", "pcd", "tracking-on", "tracking-off"):
             result = run_async(lambda: _clinical(name, ctx, args, https_port))
         else:
             result = run_async(
@@ -1192,6 +1194,13 @@ async def _clinical(
             if api is None:
                 return {"error": "alerts needs the HTTPS port and an API token", "targets": {}}
             return await scenario_alerts(
+                ctx, api=api, clients=args.clients, rate=args.rate, duration=duration,
+                warmup=args.warmup, drain=args.drain,
+            )  # fmt: skip
+        if name == "pcd":
+            if api is None:
+                return {"error": "pcd needs the HTTPS port and an API token", "targets": {}}
+            return await scenario_pcd(
                 ctx, api=api, clients=args.clients, rate=args.rate, duration=duration,
                 warmup=args.warmup, drain=args.drain,
             )  # fmt: skip

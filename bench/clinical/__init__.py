@@ -16,6 +16,9 @@ only) to set up datasets and rules and to write records.
 - ``chat-tracking``: the 1:1 ``chat`` scenario on a server with and one
   without message tracking; :func:`scenario_chat_tracked` adds how far the
   tracking writer (MESSAGES rows) lagged behind.
+- ``pcd``: device alarms (ORU^R40) over MLLP fire the PCD adapter's example
+  alert rule; latency runs from just before the alarm is written to the
+  moment the bed's Primary nurse's session receives the alert.
 - ``group``: a directory group's address on ``groups.DOMAIN`` with N member
   sessions (directory users the runner prepares through the API); one member
   writes to it, every other member must receive each message.
@@ -37,6 +40,8 @@ from bench.clinical.chat_tracking import (
 from bench.clinical.common import Api, SetupError, _ms, _tracking_text
 from bench.clinical.fanout import scenario_fanout
 from bench.clinical.group import scenario_group
+from bench.clinical.pcd import scenario_pcd
+from bench.clinical.pcd import summary as pcd_summary
 
 __all__ = [
     "ALERT_DATASET",
@@ -54,14 +59,21 @@ __all__ = [
     "scenario_chat_tracked",
     "scenario_fanout",
     "scenario_group",
+    "scenario_pcd",
     "summary_lines",
     "tracking_comparison",
     "untracked_features",
 ]
 
-CLINICAL_SCENARIOS = ("alerts", "fanout", "chat-tracking", "group")
-DEFAULT_RATES = {"alerts": 20.0, "fanout": 10.0, "group": 10.0}
-DEFAULT_DURATIONS = {"alerts": 30.0, "fanout": 20.0, "chat-tracking": 20.0, "group": 20.0}
+CLINICAL_SCENARIOS = ("alerts", "fanout", "chat-tracking", "group", "pcd")
+DEFAULT_RATES = {"alerts": 20.0, "fanout": 10.0, "group": 10.0, "pcd": 20.0}
+DEFAULT_DURATIONS = {
+    "alerts": 30.0,
+    "fanout": 20.0,
+    "chat-tracking": 20.0,
+    "group": 20.0,
+    "pcd": 30.0,
+}
 DEFAULT_RAMP = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 RAMP_DURATION = 10.0  # measured seconds of each ramp step
 
@@ -86,6 +98,8 @@ def summary_lines(name: str, result: dict[str, Any]) -> list[tuple[str, str]]:
             ("deliveries", f"{m['deliveries_by_status']} {m['delivery_error_samples'][:1]}"),
             ("CPU", cpu),
         ]  # fmt: skip
+    if name == "pcd" and "alerts_received" in m:
+        return pcd_summary(m)
     if name == "fanout" and "deliveries" in m:
         return [
             ("room", f"{m['room']}: {m['occupants']} occupants joined in {m['join_wall_s']} s "
