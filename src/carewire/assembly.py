@@ -541,4 +541,5 @@ def console_services(
         engine=assembly.engine,
         certificates=certificates,
         directory=assembly.directory,
+        coverage=assembly.coverage,
     )

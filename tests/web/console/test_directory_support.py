@@ -206,6 +206,7 @@ async def open_env(url: str, stack: AsyncExitStack) -> Env:
         registry=platform.registry,
         datasets=platform.datasets,
         directory=directory,
+        coverage=platform.coverage,
     )
     transport = httpx.ASGITransport(app=create_console(services), client=(CLIENT_IP, 40000))
     return Env(

@@ -8,6 +8,7 @@ from carewire.adapters.manager import AdapterManager
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.service import DirectoryService
+from carewire.features.coverage.desk import CoverageDesk
 from carewire.mail import Mailer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -32,6 +33,7 @@ class ConsoleServices:
         engine: The rules engine (dry runs).
         certificates: The XMPP certificate manager.
         directory: The organisation directory (organisations, users, groups, invitations).
+        coverage: Busy users and held messages (the Coverage panel of a user's profile).
     """
 
     accounts: ConsoleAccounts
@@ -45,3 +47,4 @@ class ConsoleServices:
     engine: RuleEngine | None = None
     certificates: CertificateManager | None = None
     directory: DirectoryService | None = None
+    coverage: CoverageDesk | None = None

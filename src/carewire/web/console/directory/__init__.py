@@ -89,6 +89,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     _get(_U + "/devices/wipe", user_actions.confirm_wipe),
     _post(_U + "/devices/wipe", user_actions.wipe),
     _post(_U + "/devices/delete", user_actions.delete_device),
+    _post(_U + "/coverage/release", user_actions.release_held),
     _get(_O + "/invite", invites.invite_page),
     _post(_O + "/invite", invites.invite),
     _get(_O + "/invitations", invites.invitations),

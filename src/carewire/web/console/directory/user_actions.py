@@ -1,5 +1,8 @@
 """The actions beside a user's profile: Reset PIN, Convert to, groups, devices, Delete User.
 
+Release now (the Coverage panel, :mod:`.coverage`) delivers the messages held
+for a busy user at once.
+
 Reset PIN mails the user a single-use link ("Success. A PIN Reset email has
 been sent to the user."). User's Devices offers what each device's state
 allows: Disable/Enable Notification, Wipe Device (after a confirmation; it
@@ -10,12 +13,14 @@ groups and the directory.
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from carewire.directory.model import StaffType, UnknownDeviceError, UnknownGroupError
 from carewire.errors import ConflictError
 from carewire.mail import MailError
+from carewire.web.console.directory import coverage
 from carewire.web.console.directory.common import (
     crumb,
     directory,
@@ -162,3 +167,17 @@ async def delete_device(request: Request) -> Response:
     except ConflictError as exc:
         return await show_profile(request, where, user, error=exc.message, status_code=409)
     return RedirectResponse(f"{where.base}/user/{user.login}?m=device-deleted#devices", 303)
+
+
+# -- Coverage ----------------------------------------------------------------------------------
+
+
+async def release_held(request: Request) -> Response:
+    """POST /orgs/{org}/user/{login}/coverage/release: Release now (audited)."""
+    where, _form = await guarded(request)
+    user = await user_of(request, where)
+    desk = coverage.desk(request)
+    if desk is None:
+        raise HTTPException(404)
+    code = await coverage.release(where, desk, user.login)
+    return RedirectResponse(f"{where.base}/user/{user.login}?m={code}#coverage", 303)

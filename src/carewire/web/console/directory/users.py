@@ -28,7 +28,7 @@ from carewire.directory.model import (
     UserUpdate,
 )
 from carewire.errors import ConflictError, ValidationError
-from carewire.web.console.directory import orgforms, profileform
+from carewire.web.console.directory import coverage, orgforms, profileform
 from carewire.web.console.directory.common import (
     OrgPage,
     activity,
@@ -202,6 +202,7 @@ _NOTICES = {
     "push": "The device's push notifications were changed.",
     "wiped": "A remote wipe was requested: the device's sessions were ended.",
     "device-deleted": "The device information was deleted.",
+    **coverage.NOTICES,
 }
 
 
@@ -229,6 +230,7 @@ async def show_profile(
         values=values or profileform.profile_values(user),
         groups=await svc.users.groups_of(where.caller, user.login),
         devices=await svc.devices.list_for(where.caller, user.login),
+        coverage=await coverage.panel(request, user.login),
         staff_types=profileform.STAFF_TYPES,
         zones=orgforms.time_zones(),
         pin_length=where.org.settings.pin_length,
