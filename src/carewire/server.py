@@ -67,6 +67,9 @@ def write_secret_file(path: Path, text: str) -> None:
 
 
 PORTS_FILE = "run/ports.json"
+#: The adapters' health and counters, rewritten every few seconds for ``carewire adapter show``.
+ADAPTERS_FILE = "run/adapters.json"
+ADAPTERS_FILE_INTERVAL = 5.0
 CERTIFICATE_CHECK_INTERVAL = 24 * 3600.0  # seconds
 
 
@@ -148,9 +151,11 @@ class Server:
         self.net = self._net_context(auth)
         self.certificates.add_listener(self._reload_tls)
         await self._listen()
+        self._write_adapters_status()
         self._write_ports()
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
+        self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
         for job in [*a.kernel.ctx.jobs, self._certificate_job()]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
@@ -316,6 +321,34 @@ class Server:
         tmp.write_text(json.dumps({**self.ports, "pid": os.getpid()}))
         tmp.replace(path)
 
+    async def _adapters_status(self) -> None:
+        """Keep ``run/adapters.json`` (health and counters of every adapter) fresh."""
+        while True:
+            await asyncio.sleep(ADAPTERS_FILE_INTERVAL)
+            self._write_adapters_status()
+
+    def _write_adapters_status(self) -> None:
+        assert self.assembly is not None
+        body = {
+            "pid": os.getpid(),
+            "at": self.clock.now().isoformat(),
+            "adapters": {
+                name: {
+                    "state": h.state.value,
+                    "restarts": h.restarts,
+                    "last_error": h.last_error,
+                    "note": h.note,
+                    "counters": dict(h.counters),
+                }
+                for name, h in self.assembly.adapters.health_all().items()
+            },
+        }
+        path = self.config.data_dir / ADAPTERS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=2))
+        tmp.replace(path)
+
     async def _run_job(self, job: PeriodicJob) -> None:
         while True:
             await asyncio.sleep(job.interval)
@@ -361,8 +394,9 @@ class Server:
             await self._auditor.close()
         if self.assembly is not None:
             await self.assembly.close()
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.data_dir / PORTS_FILE).unlink()
+        for name in (PORTS_FILE, ADAPTERS_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.config.data_dir / name).unlink()
         log.info("stopped")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,37 @@ def test_unreadable_or_malformed_files(data: Path, tmp_path: Path, run: Run) -> 
     assert code == 2 and "expected a list of rules" in err
     code, _, err = run("rules", "show", "nothing", "--data-dir", str(data))
     assert code == 2 and "no rule is named 'nothing'" in err
+
+
+def test_adapter_show_without_a_server_says_health_is_unknown(data: Path, run: Run) -> None:
+    code, out, err = run("adapter", "show", "Assignment Manager", "--data-dir", str(data))
+    assert code == 0, err
+    assert "location_prefix" in out and '"am-bed-"' in out
+    assert "health: unknown (no server is running on this data directory)" in out
+
+
+def test_adapter_show_reads_a_running_servers_status(data: Path, run: Run) -> None:
+    status = {
+        "pid": os.getpid(),  # a live process, as the server's own would be
+        "at": "2026-12-06T09:00:00+00:00",
+        "adapters": {
+            "Assignment Manager": {
+                "state": "running",
+                "restarts": 1,
+                "last_error": "database is locked",
+                "note": "queue 3/10000 (66/s), 7 applied",
+                "counters": {"queued": 3, "applied": 7},
+            }
+        },
+    }
+    (data / "run").mkdir(exist_ok=True)
+    (data / "run" / "adapters.json").write_text(json.dumps(status))
+    code, out, _ = run("adapter", "show", "Assignment Manager", "--data-dir", str(data))
+    assert code == 0
+    assert "health (as of 2026-12-06T09:00:00+00:00): running queue 3/10000" in out
+    assert "last error: database is locked (1 restarts)" in out
+    assert "applied" in out and "7" in out
+    status["pid"] = 2**22 + 1  # no such process: a stale file of a server that died
+    (data / "run" / "adapters.json").write_text(json.dumps(status))
+    code, out, _ = run("adapter", "show", "Assignment Manager", "--data-dir", str(data))
+    assert "health: unknown" in out

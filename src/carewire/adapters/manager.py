@@ -314,6 +314,10 @@ class AdapterManager:
         for name in list(self._running):
             await self._stop_one(name)
 
+    def health_all(self) -> dict[str, Health]:
+        """How every instance is doing, by reference name."""
+        return {name: self.health(name) for name in sorted(self._instances)}
+
     def health(self, reference_name: str) -> Health:
         """How an instance is doing."""
         config = self.get(reference_name)

@@ -9,13 +9,20 @@ recorded in the audit trail with the rule's form before and after it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from carewire.cli.audit_trail import record, rule_forms
-from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
+from carewire.cli.runtime import (
+    Services,
+    Subparsers,
+    WithDataDir,
+    run_with_platform,
+    running_status,
+)
 from carewire.errors import ValidationError
 from carewire.rules.model import rule_from_data, rule_to_data
 
@@ -167,6 +174,44 @@ def cmd_adapter_list(args: argparse.Namespace) -> int:
     return run_with_platform(args, work, with_defaults=True)
 
 
+def cmd_adapter_show(args: argparse.Namespace) -> int:
+    """Show an adapter's settings, and its health and counters while the server runs.
+
+    The running server rewrites ``run/adapters.json`` in the data directory
+    every few seconds; without a server (or with a stale file) the health is
+    shown as unknown.
+    """
+
+    async def work(p: Services) -> int:
+        config = p.adapters.get(args.name)
+        kind = p.adapters.kind(config.component)
+        secret = {f.name for f in kind.settings if "secret" in f.name or "password" in f.name}
+        print(f"{config.reference_name}: {config.component}, enabled {config.is_enabled}")
+        for name, value in sorted(config.settings.items()):
+            shown = "(set)" if name in secret and value else json.dumps(value, default=str)
+            print(f"  {name:<28} {shown}")
+        for role, dataset in sorted(config.required_datasets.items()):
+            print(f"  dataset {role:<20} {dataset}")
+        _print_health(config.reference_name, running_status(args))
+        return 0
+
+    return run_with_platform(args, work, with_defaults=True)
+
+
+def _print_health(name: str, status: dict[str, object] | None) -> None:
+    adapters = status.get("adapters") if status else None
+    health = adapters.get(name) if isinstance(adapters, dict) else None
+    if not isinstance(health, dict) or status is None:
+        print("health: unknown (no server is running on this data directory)")
+        return
+    print(f"health (as of {status.get('at')}): {health.get('state')} {health.get('note') or ''}")
+    if health.get("last_error"):
+        print(f"  last error: {health['last_error']} ({health.get('restarts')} restarts)")
+    counters = health.get("counters")
+    for key, value in counters.items() if isinstance(counters, dict) else ():
+        print(f"  {key:<28} {value}")
+
+
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     """Register ``rules`` and ``adapter`` under the top-level parser."""
     rules = sub.add_parser("rules", help="manage rules", description="Rules as code.")
@@ -207,3 +252,8 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     al.add_argument("--all", action="store_true", help="include disabled adapters")
     al.add_argument("--search", help="match reference or component name")
     al.set_defaults(func=cmd_adapter_list)
+    show = with_data_dir(
+        asub.add_parser("show", help="settings and health", description=cmd_adapter_show.__doc__)
+    )
+    show.add_argument("name", help="the adapter's reference name")
+    show.set_defaults(func=cmd_adapter_show)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -145,3 +147,28 @@ def run_with_accounts(
         return await work(services.accounts, CliAudit(services.audit))
 
     return run_with_platform(args, on)
+
+
+#: Where a running server keeps its adapters' health (``carewire.server.ADAPTERS_FILE``).
+ADAPTERS_STATUS = "run/adapters.json"
+STATUS_MAX_AGE = 30.0
+
+
+def running_status(args: argparse.Namespace) -> dict[str, object] | None:
+    """The running server's ``run/adapters.json``, or None (no server, or a stale file)."""
+    path = data_dir(args) / ADAPTERS_STATUS
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    pid = body.get("pid") if isinstance(body, dict) else None
+    if not isinstance(pid, int) or age > STATUS_MAX_AGE:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return dict(body)

@@ -111,6 +111,19 @@ class AssignmentManager:
             note += f", {s.refused} refused"
         return note + (", paused" if self._is_paused else "")
 
+    def counters_view(self) -> dict[str, int | str | None]:
+        """The queue's counters (a :class:`~carewire.adapters.base.MeteredRuntime`)."""
+        s = self.queue.stats()
+        return {
+            "queued": s.queued,
+            "queue_depth": s.depth,
+            "queue_highest": s.highest,
+            "per_second": s.per_second,
+            "applied": self.applied,
+            "refused": s.refused,
+            "paused": "yes" if self._is_paused else "no",
+        }
+
     # -- what changed ----------------------------------------------------------------------
 
     def listen(self) -> None:
