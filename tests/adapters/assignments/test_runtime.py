@@ -47,6 +47,14 @@ async def test_start_up_catches_up_on_assignments_made_while_it_was_down(h: Hosp
     assert await states(h) == {"rn-1": "next", "rn-2": "active"}
 
 
+async def test_the_tick_also_finds_assignments_it_did_not_hear_of(h: Hospital) -> None:
+    m = h.manager()  # not listening: as if another process (the CLI) wrote the record
+    rid = await h.assignment("rn-1", "ann", start_time=h.later(hours=1))
+    await m.tick()
+    await m.step()
+    assert (await h.get(rid)).get("state") == "next"
+
+
 async def test_the_minute_tick_starts_ends_and_deletes(h: Hospital) -> None:
     starts = await h.assignment("starts", "ann", start_time=h.later(minutes=1))
     ends = await h.assignment(

@@ -180,6 +180,11 @@ class AssignmentManager:
                 await self._audit("assignments.pause", queued=len(self.queue))
             return
         now = self.clock.now()
+        # Assignments another process (the CLI) wrote were not heard: they get their state here.
+        async for record in self._records((Filter(field="state", op=FilterOp.EMPTY),)):
+            fresh = initial(Assignment.of(record.id, record.values), now)
+            if fresh is not None:
+                self._offer(fresh)
         for filters in _due_queries(now):
             async for record in self._records(filters):
                 change = due(Assignment.of(record.id, record.values), now)
