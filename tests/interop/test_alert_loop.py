@@ -1,9 +1,14 @@
-"""The whole alert loop with real clients on a real server loaded with the demo hospital.
+"""The whole alert loop, and coverage, with real clients on a real server with the demo hospital.
 
 ``carewire demo nurse-call`` raises a call from the command line; the server
 alerts the bed's level-1 nurse, whose slixmpp client accepts with the
 documented IQ; the call is updated and the backup escalation is cancelled.
 A second call nobody answers reaches the level-2 nurse in the same room.
+
+Coverage (docs/coverage.md) needs the demo's shifts, so it shares this
+server: a message to an off-shift, offline physician is stored and its
+sender told; a nurse's timed Do Not Disturb holds chat until she resumes.
+Each test uses its own staff (Emergency), so the order does not matter.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from slixmpp import JID
 from slixmpp.xmlstream import ET
 
 from tests.interop.helpers import log_tail
@@ -26,6 +33,10 @@ pytestmark = pytest.mark.interop
 ALERT_NS = "urn:carewire:alert:0"
 NURSE, BACKUP = "nurse.adams", "nurse.baker"  # level 1 and 2 of ICU-101A
 BACKUP_RULE = "escalate-to-backup-nurse"
+COVERAGE_NS = "urn:carewire:coverage:0"
+# Emergency staff: the nurses hold active assignments (on shift), the physicians none.
+ON_SHIFT_NURSE, OFF_SHIFT_DOCTOR = "nurse.evans", "dr.garcia"
+DND_NURSE, DND_SENDER = "nurse.foster", "dr.hughes"
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +181,98 @@ async def test_nurse_accepts_and_the_escalation_is_cancelled_then_an_unanswered_
     second = await _record(api, "second")
     assert second["values"]["status"] == "Declined"
     assert second["values"]["responder"] == BACKUP
+
+
+# -- coverage ----------------------------------------------------------------------------------
+
+
+def _notice_of(msg: Any) -> ET.Element | None:
+    found: ET.Element | None = msg.xml.find(f"{{{COVERAGE_NS}}}notice")
+    return found
+
+
+async def _next_notice(client: SlixClient) -> ET.Element:
+    msg = await client.next_matching(client.messages, lambda m: _notice_of(m) is not None)
+    notice = _notice_of(msg)
+    assert notice is not None
+    return notice
+
+
+def _chat(client: SlixClient, server: RunningServer, to: str, body: str, msg_id: str) -> None:
+    msg = client.xmpp.make_message(mto=JID(server.jid(to)), mbody=body, mtype="chat")
+    msg["id"] = msg_id
+    msg.send()
+
+
+async def _coverage_iq(client: SlixClient, kind: str, child: str, **attrs: str) -> Any:
+    iq = client.xmpp.Iq(stype=kind)  # no 'to': the user's own account answers
+    iq.append(ET.Element(f"{{{COVERAGE_NS}}}{child}", attrs))
+    return await iq.send(timeout=10)  # type: ignore[no-untyped-call]
+
+
+async def test_a_message_to_an_off_shift_offline_physician_is_stored_and_the_sender_told(
+    server: RunningServer, slix: Callable[..., Awaitable[SlixClient]]
+) -> None:
+    nurse = await slix(server, ON_SHIFT_NURSE, _password(server), direct_tls=True)
+    nurse.xmpp.send_presence()
+    text = "Bed E1: lactate 4.2, please call"
+    _chat(nurse, server, OFF_SHIFT_DOCTOR, text, "cov-1")
+    msg = await nurse.next_matching(nurse.messages, lambda m: _notice_of(m) is not None)
+    assert str(msg["from"]) == server.domain
+    assert msg["body"] == (
+        f"{OFF_SHIFT_DOCTOR} is off shift and offline on every device; "
+        "your message is stored and reaches them when they connect."
+    )
+    notice = _notice_of(msg)
+    assert notice is not None
+    assert dict(notice.attrib) == {
+        "jid": server.jid(OFF_SHIFT_DOCTOR),
+        "id": "cov-1",
+        "state": "stored",
+        "reason": "off-shift-offline",
+    }
+
+    # Nothing lost: the physician's client gets the message when she logs in.
+    doctor = await slix(server, OFF_SHIFT_DOCTOR, _password(server), resource="desk")
+    doctor.xmpp.send_presence()
+    got = await doctor.next_matching(doctor.messages, lambda m: bool(m["body"]))
+    assert (got["body"], str(got["from"].bare)) == (text, server.jid(ON_SHIFT_NURSE))
+
+
+async def test_a_timed_dnd_holds_chat_until_resume_then_it_arrives_in_order(
+    server: RunningServer, slix: Callable[..., Awaitable[SlixClient]]
+) -> None:
+    nurse = await slix(server, DND_NURSE, _password(server), resource="phone")
+    doctor = await slix(server, DND_SENDER, _password(server), direct_tls=True)
+    for client in (nurse, doctor):
+        client.xmpp.send_presence()
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+    reply = await _coverage_iq(
+        nurse, "set", "dnd", until=until.strftime("%Y-%m-%dT%H:%M:%SZ"), reason="central line"
+    )
+    assert reply["type"] == "result"
+
+    texts = [f"Bed E3B: {n}" for n in ("first", "second", "third")]
+    for n, text in enumerate(texts):
+        _chat(doctor, server, DND_NURSE, text, f"dnd-{n}")
+    notices = [await _next_notice(doctor) for _ in texts]
+    assert [(x.get("id"), x.get("state"), x.get("reason")) for x in notices] == [
+        (f"dnd-{n}", "held", "dnd") for n in range(len(texts))
+    ]
+    # The nurse's client got nothing; the round trip flushes whatever was on its way.
+    status = (await _coverage_iq(nurse, "get", "status")).xml.find(f"{{{COVERAGE_NS}}}status")
+    assert status is not None
+    assert (status.get("busy"), status.get("reason"), status.get("held")) == ("true", "dnd", "3")
+    assert [m["body"] for m in _drain(nurse.messages) if m["body"]] == []
+
+    assert (await _coverage_iq(nurse, "set", "resume"))["type"] == "result"
+    got = [await nurse.next_matching(nurse.messages, lambda m: bool(m["body"])) for _ in texts]
+    assert [m["body"] for m in got] == texts
+    assert {str(m["from"].bare) for m in got} == {server.jid(DND_SENDER)}
+
+
+def _drain(queue: asyncio.Queue[Any]) -> list[Any]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
