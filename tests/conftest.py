@@ -53,23 +53,26 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` and ``e2e`` tests, and group server modules, by where they live."""
-    for item in items:
-        try:
-            path = item.path.relative_to(_TESTS)
-        except ValueError:
-            continue
-        module = path.as_posix()
-        marker = _DIRECTORY_MARKERS.get(path.parts[0])
-        if marker is not None:
-            item.add_marker(marker)
-        if marker is not None:
-            item.add_marker(pytest.mark.xdist_group(module))
-        name = item.originalname if isinstance(item, pytest.Function) else item.name
-        if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
-            item.add_marker("slow")
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark ``slow`` and ``e2e`` tests, and group server modules, by where they live.
+
+    Done as each test is collected: xdist's ``--dist loadgroup`` reads the
+    ``xdist_group`` marks in its own ``pytest_collection_modifyitems``, which
+    may run before a conftest's (then a module's tests spread over workers,
+    each starting the module's server).
+    """
+    try:
+        path = item.path.relative_to(_TESTS)
+    except ValueError:
+        return
+    module = path.as_posix()
+    marker = _DIRECTORY_MARKERS.get(path.parts[0])
+    if marker is not None:
+        item.add_marker(marker)
+        item.add_marker(pytest.mark.xdist_group(module))
+    name = item.originalname if isinstance(item, pytest.Function) else item.name
+    if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
+        item.add_marker("slow")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
