@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from carewire.adapters.hl7 import ack
 from carewire.adapters.hl7.ack import AckCode, ErrorCode
+from carewire.adapters.pcd.beds import BedCache
 from carewire.adapters.pcd.limits import RecentIds, TokenBucket
 from carewire.adapters.pcd.report import AlarmReport, Location, Refusal, read_report
 from carewire.adapters.pcd.settings import PcdSettings
@@ -66,8 +67,10 @@ class AlarmIntake:
         clock: Clock,
         counters: IntakeCounters,
         on_reject: RejectSink | None = None,
+        beds: BedCache | None = None,
     ) -> None:
         self._s = settings
+        self._beds = beds or BedCache()
         self._datasets = datasets
         self._clock = clock
         self._counters = counters
@@ -220,6 +223,10 @@ class AlarmIntake:
         facility = location.facility or self._s.default_facility
         if not (location.room and location.bed and facility):
             return None
+        is_known, bed = self._beds.lookup((facility, location.room, location.bed))
+        if is_known:
+            return bed
+        generation = self._beds.generation
         key = {
             "bed_number": location.bed,
             "room": {"room_number": location.room, "facility": {"name": facility}},
@@ -227,5 +234,7 @@ class AlarmIntake:
         try:
             found = await b.find_many("BEDS", [key])
         except CarewireError:  # no such room or facility: the alarm keeps its text location
-            return None
-        return int(found[0].id) if found else None
+            found = []
+        bed = int(found[0].id) if found else None
+        self._beds.keep((facility, location.room, location.bed), bed, generation=generation)
+        return bed

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from carewire.adapters.hl7.ack import AckCode, ack_code
 from carewire.adapters.hl7.errors import Hl7Error
 from carewire.adapters.hl7.mllp import send_mllp
+from carewire.adapters.pcd.beds import BedCache
 from carewire.adapters.pcd.limits import RecentIds
 from carewire.adapters.pcd.settings import PcdSettings
 from carewire.adapters.pcd.status import AlarmStatus, StatusReport, build_status
@@ -279,11 +280,13 @@ class StatusRelay:
 class StatusHub:
     """The one dataset-service subscriber of the kind; forwards to the running relays."""
 
-    def __init__(self) -> None:
+    def __init__(self, beds: BedCache | None = None) -> None:
         self._relays: dict[str, StatusRelay] = {}
+        self.beds = beds or BedCache()
 
     def __call__(self, event: RecordChanged) -> None:
-        """Offer ``event`` to every running relay."""
+        """Offer ``event`` to every running relay (and show it to the intake's bed cache)."""
+        self.beds.notice(event)
         for relay in list(self._relays.values()):
             relay.offer(event)
 

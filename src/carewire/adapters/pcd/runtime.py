@@ -98,6 +98,7 @@ class PcdRuntime:
             clock=self._services.clock,
             counters=self.intake,
             on_reject=self._rejected,
+            beds=self._services.hub.beds,
         )
         connections = ConnectionSet()
         server = await serve_mllp(
