@@ -59,19 +59,20 @@ async def test_create_search_filter_deactivate_remove(
     await expect(page.get_by_role("heading", name="Ward updater Adapter")).to_be_visible()
     await page.get_by_role("link", name="Back to the adapters").click()
     rows = page.locator("table.cw-grid tbody th")
-    await expect(rows).to_have_text(["DataUpdate", "XMPP"])  # the new one is not enabled
-    await expect(page.get_by_text("2 of 3")).to_be_visible()
+    # the new one is not enabled
+    await expect(rows).to_have_text(["Assignment Manager", "DataUpdate", "XMPP"])
+    await expect(page.get_by_text("3 of 4")).to_be_visible()
     await page.screenshot(path=str(artifacts / "adapters.png"), full_page=True)
     await page.get_by_label("Filter Disabled").uncheck()
     await page.get_by_role("button", name="Apply").click()
     await expect(page.locator("table.cw-grid caption")).to_have_text("All Adapters")
-    await expect(rows).to_have_text(["DataUpdate", "Ward updater", "XMPP"])
+    await expect(rows).to_have_text(["Assignment Manager", "DataUpdate", "Ward updater", "XMPP"])
     await page.get_by_label("Search").fill("ward")
     await page.get_by_label("Search").press("Enter")
     await expect(page.locator("table.cw-grid caption")).to_have_text("Adapters Search Results")
     await expect(rows).to_have_text(["Ward updater"])
     await page.get_by_role("link", name="Clear the search").click()
-    await expect(rows).to_have_text(["DataUpdate", "Ward updater", "XMPP"])
+    await expect(rows).to_have_text(["Assignment Manager", "DataUpdate", "Ward updater", "XMPP"])
 
     # Deactivate the DataUpdate adapter from its edit page.
     await page.get_by_role("link", name="DataUpdate", exact=True).click()
@@ -92,7 +93,7 @@ async def test_create_search_filter_deactivate_remove(
     await expect(page.get_by_text("The adapter has been removed.")).to_be_visible()
     await page.get_by_label("Filter Disabled").uncheck()
     await page.get_by_role("button", name="Apply").click()
-    await expect(rows).to_have_text(["Ward updater", "XMPP"])
+    await expect(rows).to_have_text(["Assignment Manager", "Ward updater", "XMPP"])
 
 
 async def test_xmpp_edit_page_rows_and_problems(

@@ -9,7 +9,6 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
-from carewire.datasets.model import Cardinality, DatasetName, Link
 from carewire.datasets.query import Query
 from carewire.errors import ConfigError
 from carewire.features.client_settings import (
@@ -381,19 +380,10 @@ async def test_roster_without_a_units_dataset(h: Harness) -> None:
 # --- patients -----------------------------------------------------------------------------
 
 
-async def admit(h: Harness, *, with_bed_link: bool = True) -> None:
+async def admit(h: Harness, *, with_bed: bool = True) -> None:
+    """Jane Roe, admitted to bed 101 A of Intensive Care (PATIENTS.bed is built in)."""
     p = h.platform
     assert p is not None
-    if with_bed_link:
-        await p.registry.add_link(
-            "PATIENTS",
-            Link(
-                name="bed",
-                target=DatasetName("BEDS"),
-                reverse="patients",
-                cardinality=Cardinality.MANY_TO_ONE,
-            ),
-        )
     async with p.datasets.batch(name="test_admit") as b:
         await b.upsert("FACILITIES", GENERAL)
         await b.upsert("UNITS", {"name": "Intensive Care", "facility": GENERAL})
@@ -409,7 +399,7 @@ async def admit(h: Harness, *, with_bed_link: bool = True) -> None:
             "admit_date": "2026-01-31T08:00:00+01:00",
             "status": "Admitted",
         }
-        if with_bed_link:
+        if with_bed:
             values["bed"] = {"bed_number": "A", "room": room}
         await b.upsert("PATIENTS", values)
 
@@ -497,8 +487,8 @@ async def test_bad_attribute_path_is_left_out_and_logged_without_phi(
         assert phi not in logged
 
 
-async def test_patient_without_a_bed_link_has_no_location(h: Harness) -> None:
-    await admit(h, with_bed_link=False)
+async def test_patient_without_a_bed_has_no_location(h: Harness) -> None:
+    await admit(h, with_bed=False)
     el = await get_patient(h)
     assert details(el) == DEFAULTS
     assert el.find(f"{P}location") is None

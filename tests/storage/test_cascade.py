@@ -6,7 +6,14 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from carewire.core.stores import LoginAttempt, LoginOutcome, RosterItem, Stores
+from carewire.core.stores import (
+    BusyKind,
+    BusyPeriod,
+    LoginAttempt,
+    LoginOutcome,
+    RosterItem,
+    Stores,
+)
 from carewire.storage import Database
 from carewire.storage.tables import ALL_TABLES, accounts, login_audit
 from tests.storage.factories import new_account, utc
@@ -20,6 +27,10 @@ async def _fill(stores: Stores, login: str) -> None:
     await stores.vcards.set(login, "<vCard/>")
     await stores.private.set(login, "{a}b", "<b xmlns='a'/>")
     await stores.blocking.add(login, ["z@example.org"])
+    await stores.held.hold(login, "<message/>", stamp=now, reason="dnd")
+    await stores.busy.put(
+        [BusyPeriod(login=login, kind=BusyKind.DND, until=now + timedelta(hours=1))]
+    )
     await stores.login_audit.append_many(
         [
             LoginAttempt(
