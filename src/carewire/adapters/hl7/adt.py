@@ -4,7 +4,7 @@ Theory of operation: the runtime listens for MLLP (:mod:`.mllp`; one task per
 connection, messages of a connection in order). For each message
 :meth:`AdtRuntime.handle`
 
-1. parses it with the ``hl7`` package and reads the ADT content
+1. parses it (:mod:`.message`) and reads the ADT content
    (:mod:`.adt_message`), then plans the writes (:mod:`.adt_plan`) — a
    message we do not understand is answered AR, one we cannot apply AE;
 2. in **one** dataset transaction (``hl7_adt``, origin: this adapter, actor
@@ -27,8 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-import hl7
-
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.adapters.hl7 import ack, message
 from carewire.adapters.hl7.adt_apply import LocationCache, apply_many, apply_plan
@@ -38,7 +36,7 @@ from carewire.adapters.hl7.adt_plan import Plan, plan
 from carewire.adapters.hl7.adt_settings import COMPONENT, SETTINGS, AdtSettings
 from carewire.adapters.hl7.errors import RemoteProtocolError
 from carewire.adapters.hl7.failures import record_failure
-from carewire.adapters.hl7.message import MessageHeader
+from carewire.adapters.hl7.message import Message, MessageHeader
 from carewire.adapters.hl7.mllp import ConnectionSet, MllpCounters, close_mllp, serve_mllp
 from carewire.adapters.hl7.store import ControlIdStore
 from carewire.clock import Clock
@@ -196,7 +194,7 @@ class AdtRuntime:
             log.info("HL7 message %s from %s is a duplicate", header.control_id, _sender(header))
         return self._ack(header, ack.AckCode.AA, "" if is_applied else "duplicate")
 
-    async def _apply(self, parsed: hl7.Message, header: MessageHeader) -> bool:
+    async def _apply(self, parsed: Message, header: MessageHeader) -> bool:
         """Read, plan and write; False for a duplicate.
 
         Raises:

@@ -1,6 +1,6 @@
 """Reading ADT messages (HL7 v2.5 chapter 3) into typed visits; sans-IO.
 
-Theory of operation: :func:`read_adt` takes a message the ``hl7`` package
+Theory of operation: :func:`read_adt` takes a message :mod:`.message`
 parsed and its header, checks what makes the message understandable and raises
 :class:`~carewire.adapters.hl7.ack.Rejected` otherwise:
 
@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 
-import hl7
-
 from carewire.adapters.hl7.ack import AckCode, ErrorCode, Rejected
-from carewire.adapters.hl7.message import MessageHeader, text
+from carewire.adapters.hl7.message import Message, MessageHeader, Segment, text
 
 #: HL7 v2 versions whose ADT fields we read (PID-3/5/7/8, PV1-2/3/6/44, MRG-1 are the same).
 SUPPORTED_VERSIONS = frozenset(
@@ -153,14 +151,14 @@ def reject(error: ErrorCode, reason: str, *, ack: AckCode = AckCode.AR) -> Rejec
     return Rejected(ack=ack, error=error, reason=reason)
 
 
-def read_adt(message: hl7.Message, header: MessageHeader, options: ReadOptions) -> AdtMessage:
+def read_adt(message: Message, header: MessageHeader, options: ReadOptions) -> AdtMessage:
     """Check and read an ADT message.
 
     Raises:
         Rejected: AR for a message we do not understand, AE for bad content.
     """
     event = _check_header(header, options)
-    names = [str(seg[0]) for seg in message if str(seg[0]) in _READ]
+    names = [seg.name for seg in message if seg.name in _READ]
     if not STRUCTURES[event].fullmatch(" ".join(names)):
         expected = _EXPECTED.get(event, "MSH [EVN] PID PV1")
         raise reject(
@@ -169,9 +167,9 @@ def read_adt(message: hl7.Message, header: MessageHeader, options: ReadOptions) 
             f"(expected {expected})",
         )
     visits: list[PatientVisit] = []
-    group: list[hl7.Segment] = []
-    for seg in (s for s in message if str(s[0]) in ("PID", "PV1", "MRG")):
-        if str(seg[0]) == "PID" and group:
+    group: list[Segment] = []
+    for seg in (s for s in message if s.name in ("PID", "PV1", "MRG")):
+        if seg.name == "PID" and group:
             visits.append(_visit(group, options))
             group = []
         group.append(seg)
@@ -214,10 +212,10 @@ def _check_header(header: MessageHeader, options: ReadOptions) -> Event:
     return event
 
 
-def _visit(group: list[hl7.Segment], options: ReadOptions) -> PatientVisit:
+def _visit(group: list[Segment], options: ReadOptions) -> PatientVisit:
     pid = group[0]
-    pv1 = next((s for s in group if str(s[0]) == "PV1"), None)
-    mrg = next((s for s in group if str(s[0]) == "MRG"), None)
+    pv1 = next((s for s in group if s.name == "PV1"), None)
+    mrg = next((s for s in group if s.name == "MRG"), None)
     mrn = _mrn(pid, 3)
     if not mrn:
         raise reject(
@@ -239,7 +237,7 @@ def _visit(group: list[hl7.Segment], options: ReadOptions) -> PatientVisit:
     )
 
 
-def _mrn(segment: hl7.Segment, field: int) -> str:
+def _mrn(segment: Segment, field: int) -> str:
     """The MR-typed identifier of a CX list (CX-5 = MR), else the first one."""
     first = ""
     for repeat in range(1, _MAX_REPEATS + 1):
@@ -256,7 +254,7 @@ def _optional(value: str) -> str | None:
     return value or None
 
 
-def _location(segment: hl7.Segment, field: int, options: ReadOptions) -> Location | None:
+def _location(segment: Segment, field: int, options: ReadOptions) -> Location | None:
     parts = [text(segment, field, i) for i in (1, 2, 3, 4)]
     if not any(parts):
         return None

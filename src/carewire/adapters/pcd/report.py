@@ -30,11 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-import hl7
-
 from carewire.adapters.hl7.ack import AckCode, ErrorCode, escape
 from carewire.adapters.hl7.errors import RemoteProtocolError
-from carewire.adapters.hl7.message import MessageHeader, header_of, parse, text
+from carewire.adapters.hl7.message import Message, MessageHeader, Segment, header_of, parse, text
 
 MESSAGE_CODE = "ORU"
 TRIGGER_EVENT = "R40"
@@ -162,7 +160,7 @@ def read_report(message: bytes, *, now: datetime) -> AlarmReport:
     except (RemoteProtocolError, IndexError, ValueError) as exc:
         raise Refusal(AckCode.AR, ErrorCode.SEGMENT_SEQUENCE_ERROR, "unreadable MSH") from exc
     check_header(header)
-    names = [str(seg[0]) for seg in msg]
+    names = [seg.name for seg in msg]
     check_sequence(names, header)
     return _report(msg, header, now)
 
@@ -247,11 +245,11 @@ def check_sequence(names: list[str], header: MessageHeader) -> None:
         )
 
 
-def _segments(msg: hl7.Message, name: str) -> list[hl7.Segment]:
-    return [seg for seg in msg if str(seg[0]) == name]
+def _segments(msg: Message, name: str) -> list[Segment]:
+    return [seg for seg in msg if seg.name == name]
 
 
-def _report(msg: hl7.Message, header: MessageHeader, now: datetime) -> AlarmReport:
+def _report(msg: Message, header: MessageHeader, now: datetime) -> AlarmReport:
     [obr] = _segments(msg, "OBR")
     obxs = _segments(msg, "OBX")
     alarm_id = text(obr, 3)
@@ -291,7 +289,7 @@ def _report(msg: hl7.Message, header: MessageHeader, now: datetime) -> AlarmRepo
     )
 
 
-def _repeats(segment: hl7.Segment, field: int, limit: int = 8) -> list[str]:
+def _repeats(segment: Segment, field: int, limit: int = 8) -> list[str]:
     out = []
     for repeat in range(1, limit + 1):
         value = text(segment, field, repeat=repeat)
@@ -301,12 +299,12 @@ def _repeats(segment: hl7.Segment, field: int, limit: int = 8) -> list[str]:
     return out
 
 
-def _is(segment: hl7.Segment, code: tuple[str, str]) -> bool:
+def _is(segment: Segment, code: tuple[str, str]) -> bool:
     number, name = code
     return text(segment, 3, 2) == name or (bool(number) and text(segment, 3, 1) == number)
 
 
-def _attr(obxs: list[hl7.Segment], code: tuple[str, str]) -> str:
+def _attr(obxs: list[Segment], code: tuple[str, str]) -> str:
     found = next((o for o in obxs if _is(o, code)), None)
     return "" if found is None else text(found, 5)
 
@@ -314,7 +312,7 @@ def _attr(obxs: list[hl7.Segment], code: tuple[str, str]) -> str:
 _ATTRS = (_PHASE, _ALARM_STATE, _ALERT_TYPE, _ALERT_TEXT)
 
 
-def _text_of(obxs: list[hl7.Segment], event: hl7.Segment) -> str:
+def _text_of(obxs: list[Segment], event: Segment) -> str:
     return (
         _attr(obxs, _ALERT_TEXT)
         or text(event, 5)
@@ -324,7 +322,7 @@ def _text_of(obxs: list[hl7.Segment], event: hl7.Segment) -> str:
     )
 
 
-def _measurement(obxs: list[hl7.Segment], event: hl7.Segment) -> str:
+def _measurement(obxs: list[Segment], event: Segment) -> str:
     source = next((o for o in obxs if o is not event and not any(_is(o, c) for c in _ATTRS)), None)
     if source is None:
         return ""
@@ -333,7 +331,7 @@ def _measurement(obxs: list[hl7.Segment], event: hl7.Segment) -> str:
     return " ".join(p for p in (name, text(source, 5), units) if p)
 
 
-def _mrn(msg: hl7.Message) -> str:
+def _mrn(msg: Message) -> str:
     pids = _segments(msg, "PID")
     if not pids:
         return ""
@@ -342,7 +340,7 @@ def _mrn(msg: hl7.Message) -> str:
     return next((v for v, k in ids if k.upper() == "MR"), ids[0][0] if ids else "")
 
 
-def _location(msg: hl7.Message) -> Location:
+def _location(msg: Message) -> Location:
     pv1s = _segments(msg, "PV1")
     if not pv1s:
         return Location()
@@ -355,7 +353,7 @@ def _location(msg: hl7.Message) -> Location:
     )
 
 
-def _msh_time(msg: hl7.Message) -> str:
+def _msh_time(msg: Message) -> str:
     return text(msg.segment("MSH"), 7)
 
 
