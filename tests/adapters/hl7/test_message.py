@@ -12,7 +12,8 @@ MSG = (
     "EVN|A01|20260301080000\r"
     "PID|1||123^^^H^PI~456^^^H^MR||DOE^JANE^Q||19600101|F\r"
     "PV1|1|I|4W^401^A^Main&Campus|||\r"
-    "NTE|1||Fever \\F\\ rash \\S\\ 2\\T\\3 \\R\\ \\E\\ end\\.br\\next \\X41\\\\H\\bold\\N\\ \\Zzz\\ x\r"
+    "NTE|1||Fever \\F\\ rash \\S\\ 2\\T\\3 \\R\\ \\E\\ end"
+    "\\.br\\next \\X41\\\\H\\bold\\N\\ \\Zzz\\ x\r"
 )
 
 
@@ -58,12 +59,12 @@ def test_segments_keep_their_order_and_any_line_ending() -> None:
 
 
 def test_other_delimiters_and_a_fifth_encoding_character() -> None:
-    raw = "MSH#*$!%#A#B#C#D#20260301##ORU*R40#9#P#2.6\rPID#1##X*Y$Z\r".encode()
+    raw = b"MSH#*$!%#A#B#C#D#20260301##ORU*R40#9#P#2.6\rPID#1##X*Y$Z\r"
     msg = parse(raw)
     assert header_of(msg).trigger_event == "R40"
     assert text(msg.segment("PID"), 3, 2) == "Y"
     assert text(msg.segment("PID"), 3, repeat=2) == "Z"
-    v27 = "MSH|^~\\&#|A|B|C|D|20260301||ADT^A08|9|P|2.7\r".encode()
+    v27 = b"MSH|^~\\&#|A|B|C|D|20260301||ADT^A08|9|P|2.7\r"
     assert header_of(parse(v27)).encoding_characters == "^~\\&#"
 
 
@@ -94,5 +95,5 @@ def test_read_header_reads_only_the_first_segment() -> None:
 
 
 def test_a_bad_escape_loses_nothing_else() -> None:
-    raw = "MSH|^~\\&|A|B|C|D|1||ADT^A08|9|P|2.5\rNTE|1||a \\X4G\\ b \\F c\r".encode()
+    raw = b"MSH|^~\\&|A|B|C|D|1||ADT^A08|9|P|2.5\rNTE|1||a \\X4G\\ b \\F c\r"
     assert text(parse(raw).segment("NTE"), 3) == "a  b \\F c"
