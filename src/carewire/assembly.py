@@ -138,6 +138,9 @@ def feature_config(cfg: Config) -> FeatureConfig:
         ).total_seconds(),
         smacks_max_unacked=x.smacks_max_unacked,
         csi_max_held=x.csi_max_held,
+        expiry_check_interval=parse_duration(
+            x.expiry_check_interval, "xmpp.expiry_check_interval"
+        ).total_seconds(),
     )
 
 

@@ -97,6 +97,7 @@ class XmppSection:
     smacks_resume_timeout: str = "5m"  # XEP-0198: how long a dropped session may be resumed
     smacks_max_unacked: int = 1000
     csi_max_held: int = 500
+    expiry_check_interval: str = "60s"  # longest wait before message expiry re-reads its queue
     features: tuple[str, ...] = ()
 
 

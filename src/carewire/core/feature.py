@@ -159,6 +159,7 @@ class FeatureConfig:
     smacks_resume_timeout: float = 300.0
     smacks_max_unacked: int = 1000  # unacknowledged stanzas kept per session, at most
     csi_max_held: int = 500  # XEP-0352: stanzas held back for an inactive client, at most
+    expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
 
 
 @dataclass(slots=True)

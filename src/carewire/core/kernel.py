@@ -56,6 +56,7 @@ IM_FEATURES: tuple[str, ...] = (
 CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
+    "expiry",
     "clinical_presence",
     "client_settings",
     "bookmarks",

@@ -242,6 +242,43 @@ class OfflineStore(Protocol):
         """Delete messages whose ``expires_at`` has passed; returns how many."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpiryEntry:
+    """A message still to expire (docs/retention.md): what telling its clients needs.
+
+    Attributes:
+        uuid: The server's stanza id (the MESSAGES record's ``uuid``).
+        expires_at: When it expires (its time plus the sender's organisation's setting).
+        kind: ``chat`` (two people) or ``groupchat`` (a room).
+        sender: The sender's bare JID; None for a system message.
+        peer: The recipient's bare JID, or the room's.
+        client_id: The ``<origin-id/>`` or ``id`` the sender gave it (chat only).
+    """
+
+    uuid: str
+    expires_at: datetime
+    kind: str
+    sender: str | None
+    peer: str
+    client_id: str | None = None
+
+
+class ExpiryStore(Protocol):
+    """The queue of messages still to expire, ordered by their expiry."""
+
+    async def add_many(self, entries: Sequence[ExpiryEntry]) -> None:
+        """Queue messages (joins a transaction the task holds; a known uuid is left alone)."""
+
+    async def due(self, now: datetime, *, limit: int) -> list[ExpiryEntry]:
+        """At most ``limit`` entries expired at ``now``, soonest first."""
+
+    async def next_at(self) -> datetime | None:
+        """The earliest expiry queued, or None."""
+
+    async def remove(self, uuids: Sequence[str]) -> None:
+        """Forget entries (once expired)."""
+
+
 class HeldStore(Protocol):
     """Messages held for busy users (docs/coverage.md), kept until released."""
 
@@ -372,3 +409,4 @@ class Stores:
     blocking: BlockingStore
     login_audit: LoginAuditStore
     muc: MucStore
+    expiry: ExpiryStore

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from copy import deepcopy
-from datetime import timedelta
+from datetime import datetime, timedelta
+from xml.etree.ElementTree import Element
 
 from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core import hook_names as H
@@ -39,6 +40,22 @@ def _is_worth_storing(event: StanzaEvent) -> bool:
     if stanza.get("type", "normal") not in ("normal", "chat"):
         return False
     return any(child.tag.split("}", 1)[0] != "{" + CHATSTATES for child in stanza)
+
+
+def _expires_at(stanza: Element, kept_until: datetime) -> datetime:
+    """When a stored copy goes: the offline timeout, or the message's own expiry if sooner.
+
+    The expiry hint (``urn:carewire:expiry:0``, docs/retention.md) is put on by
+    the server, so an expired message leaves offline storage with everything else.
+    """
+    hint = stanza.find(f"{{{ns.EXPIRY}}}expires")
+    if hint is None:
+        return kept_until
+    try:
+        at = datetime.fromisoformat(hint.get("at", "").replace("Z", "+00:00"))
+    except ValueError:
+        return kept_until
+    return min(kept_until, at) if at.tzinfo is not None else kept_until
 
 
 class OfflineMessages:
@@ -77,7 +94,7 @@ class OfflineMessages:
                 owner,
                 serialize(stored, None),
                 stamp=now,
-                expires_at=now + self.ttl(),
+                expires_at=_expires_at(event.stanza, now + self.ttl()),
             )
         except NotFoundError:
             # RFC 6121 §8.5.2.2.1: no such account → service-unavailable.

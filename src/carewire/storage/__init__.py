@@ -17,6 +17,7 @@ from carewire.storage.accounts import SqlAccountStore
 from carewire.storage.blocking import SqlBlockingStore
 from carewire.storage.busy import SqlBusyStore
 from carewire.storage.database import Database, Transaction
+from carewire.storage.expiry import SqlExpiryStore
 from carewire.storage.held import SqlHeldStore
 from carewire.storage.login_audit import SqlLoginAuditStore
 from carewire.storage.muc import SqlMucStore
@@ -41,4 +42,5 @@ def build_stores(db: Database) -> Stores:
         blocking=SqlBlockingStore(db),
         login_audit=SqlLoginAuditStore(db),
         muc=SqlMucStore(db),
+        expiry=SqlExpiryStore(db),
     )

@@ -151,6 +151,18 @@ busy_periods = Table(
     sqlite_autoincrement=True,
 )
 
+#: Messages still to expire (one row per tracked message, deleted once it expired).
+message_expiry = Table(
+    "message_expiry",
+    metadata,
+    Column("uuid", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # chat or groupchat
+    Column("sender", String(JID_LENGTH), nullable=True),  # bare JID; None: a system message
+    Column("peer", String(JID_LENGTH), nullable=False),  # the recipient's or the room's bare JID
+    Column("client_id", String(255), nullable=True),  # origin-id or id the sender gave it
+)
+
 vcards = Table(
     "vcards",
     metadata,

@@ -36,3 +36,6 @@ CARBONS = "urn:xmpp:carbons:2"  # XEP-0280
 FORWARD = "urn:xmpp:forward:0"  # XEP-0297
 HINTS = "urn:xmpp:hints"  # XEP-0334
 ACK = "urn:carewire:ack:0"  # acknowledgeable messages (docs/tracking.md)
+EXPIRY = "urn:carewire:expiry:0"  # a message's expiry hint (docs/retention.md)
+RETRACT = "urn:xmpp:message-retract:1"  # XEP-0424
+MODERATE = "urn:xmpp:message-moderate:1"  # XEP-0425

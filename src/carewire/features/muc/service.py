@@ -43,6 +43,7 @@ from carewire.xmpp.jid import JID, InvalidJID, normalize_localpart
 from carewire.xmpp.xml import serialize
 
 log = logging.getLogger(__name__)
+_SID = "{urn:xmpp:sid:0}stanza-id"
 
 X_USER = f"{{{MUC_USER}}}x"
 STABLE_ID = "{urn:xmpp:sid:0}stanza-id"
@@ -423,6 +424,25 @@ class MucService:
         self.broadcast(room, message)
         return message
 
+    def forget_messages(self, room: JID, uuids: set[str]) -> int:
+        """Drop messages (by the stanza id the room gave them) from the history joiners get."""
+        found = self.find(room)
+        if found is None:
+            return 0
+        sid, by = "{urn:xmpp:sid:0}stanza-id", str(room.bare)
+        kept = [
+            e
+            for e in found.history
+            if not any(
+                c.tag == sid and c.get("by") == by and c.get("id") in uuids for c in e.stanza
+            )
+        ]
+        dropped = len(found.history) - len(kept)
+        if dropped:
+            found.history.clear()
+            found.history.extend(kept)
+        return dropped
+
     def broadcast(self, room: Room, message: Element) -> None:
         """Send a copy of ``message`` to every occupant session."""
         for occupant in list(room.occupants.values()):
@@ -572,3 +592,7 @@ class MucService:
     async def destroy(self, room: JID, *, reason: str = "") -> None:
         """Destroy the room: occupants are told, the stored room is deleted."""
         await self.destroy_room(self.room(room), reason=reason)
+
+
+def _sid(stanza: Element, by: str) -> str | None:
+    return next((c.get("id") for c in stanza if c.tag == _SID and c.get("by") == by), None)

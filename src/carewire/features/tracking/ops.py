@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from carewire.core.stores import ExpiryEntry
+
 #: A conversation's key: two bare JIDs sorted, or (room bare JID, ``ROOM``).
 ConvKey = tuple[str, str]
 
@@ -47,6 +49,7 @@ class MessageOp:
     sent_at: datetime
     is_acknowledgeable: bool = False
     acknowledges: str | None = None  # uuid of the message this one acknowledges
+    expiry: ExpiryEntry | None = None  # when it expires (queued with the record)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from carewire.core.stores import ExpiryEntry, ExpiryStore
 from carewire.datasets.model import Origin, Record, RecordId
 from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import Batch, DatasetService
@@ -94,6 +95,7 @@ class Staged:
     messages: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     uuids: set[str] = field(default_factory=set)
     deliveries: list[StagedDelivery] = field(default_factory=list)
+    expiries: list[ExpiryEntry] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -121,9 +123,10 @@ class RecentCaches:
 class Recorder:
     """Applies tracking ops to the datasets through the :class:`DatasetService`."""
 
-    def __init__(self, svc: DatasetService, domain: str) -> None:
+    def __init__(self, svc: DatasetService, domain: str, queue: ExpiryStore | None = None) -> None:
         self.svc = svc
         self.domain = domain
+        self.queue = queue  # the expiry queue, written in the same transaction as the messages
         self.cache = RecentCaches()
         self._new = Caches()  # entries made by the transaction in progress
         self.statements = 0  # writes issued (for the benchmark)
@@ -354,6 +357,9 @@ class Recorder:
         }
         if op.sender is not None:
             values["from"] = await self.identity(b, op.sender)
+        if op.expiry is not None:
+            values["expires_at"] = op.expiry.expires_at
+            staged.expiries.append(op.expiry)
         if op.acknowledges is not None:
             target = await self.message_id(op.acknowledges)
             if target is not None:
@@ -376,11 +382,14 @@ class Recorder:
             for (uid, _), rec in zip(staged.messages, recs, strict=True):
                 self._new.messages[uid] = rec.id
             self.statements += len(recs)
+        if staged.expiries and self.queue is not None:
+            await self.queue.add_many(staged.expiries)  # joins the batch's transaction
         if staged.deliveries:
             await self._write_deliveries(b, staged.deliveries)
         staged.messages.clear()
         staged.uuids.clear()
         staged.deliveries.clear()
+        staged.expiries.clear()
 
     async def _write_deliveries(self, b: Batch, items: Sequence[StagedDelivery]) -> None:
         """Create or complete MESSAGE_DELIVERIES records; the first time of each field counts."""

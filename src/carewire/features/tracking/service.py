@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
 from carewire.core.feature import FeatureContext
+from carewire.core.stores import ExpiryEntry
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.service import DatasetService
 from carewire.errors import NotFoundError, ValidationError
@@ -41,6 +42,15 @@ from carewire.xmpp.jid import JID, InvalidJID
 log = logging.getLogger(__name__)
 
 EXPIRY_PAGE = 500
+#: A message's lifetime when no expiry policy is in use (the seed's default, 7 days).
+DEFAULT_MESSAGE_LIFETIME = timedelta(days=7)
+
+#: How long a sender's messages live on clients: the sender's bare JID (None: system) → duration.
+LifetimePolicy = Callable[[str | None], timedelta]
+
+
+def _fixed_lifetime(_sender: str | None) -> timedelta:
+    return DEFAULT_MESSAGE_LIFETIME
 
 
 @dataclass(slots=True)
@@ -60,7 +70,8 @@ class MessageTracker:
         self.ctx = ctx
         self.svc = svc
         self.domain = ctx.hosts.domain
-        self.recorder = Recorder(svc, self.domain)
+        self.recorder = Recorder(svc, self.domain, ctx.stores.expiry)
+        self.lifetime: LifetimePolicy = _fixed_lifetime
         self.writer: BatchWriter[Op] = BatchWriter(self.recorder.commit, name="tracking-writer")
         self.recent: Lru[str, Sent] = Lru(RECENT)
         self.client_ids: Lru[tuple[str, str, str], str] = Lru(RECENT)
@@ -101,6 +112,10 @@ class MessageTracker:
             now = self._last_stamp + timedelta(microseconds=1)
         self._last_stamp = now
         return now
+
+    def use_lifetime_policy(self, policy: LifetimePolicy) -> None:
+        """Give each message sent from now on the lifetime ``policy`` says (the expiry feature)."""
+        self.lifetime = policy
 
     # -- the service API ----------------------------------------------------
 
@@ -205,6 +220,8 @@ class MessageTracker:
     ) -> None:
         """Queue a message and remember it for deliveries, receipts and markers."""
         received = self.now_unique()
+        expiry = self._expiry(key, sender, recipients, stanza, uid, received)
+        stanzas.add_expiry_hint(stanza, expiry.expires_at)
         body, elements = stanzas.body_and_elements(stanza)
         self.writer.put(
             MessageOp(
@@ -220,10 +237,36 @@ class MessageTracker:
                 sent_at=stanzas.sent_stamp(stanza) or received,
                 is_acknowledgeable=is_acknowledgeable,
                 acknowledges=acknowledges,
+                expiry=expiry,
             )
         )
         self.recent.put(uid, Sent(key, sender, frozenset(recipients)))
         self.last_activity[key] = received
+
+    def _expiry(
+        self,
+        key: ConvKey,
+        sender: str | None,
+        recipients: tuple[str, ...],
+        stanza: Element,
+        uid: str,
+        received: datetime,
+    ) -> ExpiryEntry:
+        """When a message expires: its time plus its sender's lifetime, fixed now (send time)."""
+        expires_at = received + self.lifetime(sender)
+        if key[1] == ROOM:
+            return ExpiryEntry(
+                uuid=uid, expires_at=expires_at, kind="groupchat", sender=sender, peer=key[0]
+            )
+        peer = recipients[0] if recipients else (key[1] if key[0] == sender else key[0])
+        return ExpiryEntry(
+            uuid=uid,
+            expires_at=expires_at,
+            kind="chat",
+            sender=sender,
+            peer=peer,
+            client_id=stanzas.retraction_id(stanza),
+        )
 
     def delivered(self, uid: str, recipient: str, mark: str, *, is_verified: bool = True) -> None:
         """Queue a MESSAGE_DELIVERIES timestamp (``sent_at`` or a :class:`stanzas.Mark`)."""

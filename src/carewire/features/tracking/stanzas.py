@@ -9,7 +9,7 @@ import enum
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from carewire.xmpp import ns
 from carewire.xmpp.errors import RemoteProtocolError
@@ -23,6 +23,8 @@ MARKERS = "urn:xmpp:chat-markers:0"
 ACK = "urn:carewire:ack:0"
 #: Carewire: conversation notifications (``<expired/>``).
 CONVERSATION = "urn:carewire:conversation:0"
+#: The expiry hint on every tracked message (docs/retention.md).
+EXPIRY = ns.EXPIRY
 
 STANZA_ID = f"{{{SID}}}stanza-id"
 ORIGIN_ID = f"{{{SID}}}origin-id"
@@ -107,6 +109,22 @@ def client_ids(stanza: Element) -> list[str]:
         if c.tag == ORIGIN_ID and c.get("id"):
             out.append(c.get("id", ""))
     return out
+
+
+def retraction_id(stanza: Element) -> str | None:
+    """The id a retraction names a two-person message by (XEP-0424): origin-id, else 'id'."""
+    for c in stanza:
+        if c.tag == ORIGIN_ID and c.get("id"):
+            return c.get("id")
+    return stanza.get("id") or None
+
+
+def add_expiry_hint(stanza: Element, at: datetime) -> None:
+    """Put ``<expires xmlns='urn:carewire:expiry:0' at=…/>`` on a message (replacing any)."""
+    for c in list(stanza):
+        if c.tag == f"{{{EXPIRY}}}expires":
+            stanza.remove(c)
+    SubElement(stanza, f"{{{EXPIRY}}}expires", {"at": format_datetime(at)})
 
 
 def marks(stanza: Element) -> list[tuple[Mark, str]]:
