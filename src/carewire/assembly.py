@@ -57,6 +57,7 @@ from carewire.datasets.paths import PathResolver
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
+from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
@@ -76,6 +77,7 @@ from carewire.storage.console import SqlConsoleStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
+from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.web.api.deps import ApiServices
@@ -271,6 +273,7 @@ class Assembly:
         directory: The organisation directory (provided to the features).
         coverage: Busy users and held messages for administrators (attached to
             the running coverage feature by :meth:`load_features`).
+        retention: The retention purge (nightly in the server, ``carewire purge``).
     """
 
     core: Core
@@ -288,6 +291,7 @@ class Assembly:
     responder: AlertResponder
     directory: DirectoryService
     coverage: CoverageDesk
+    retention: RetentionPurge
 
     @property
     def db(self) -> Database:
@@ -452,6 +456,9 @@ async def _platform(options: Options, core: Core) -> Assembly:
         ),
         directory=directory,
         coverage=CoverageDesk(core.stores, clock, audit),
+        retention=RetentionPurge(
+            SqlRetentionStore(db), directory, audit, clock, domain=options.domain
+        ),
     )
 
 

@@ -70,6 +70,8 @@ PORTS_FILE = "run/ports.json"
 #: The adapters' health and counters, rewritten every few seconds for ``carewire adapter show``.
 ADAPTERS_FILE = "run/adapters.json"
 ADAPTERS_FILE_INTERVAL = 5.0
+#: Seconds between checks whether an organisation's nightly retention purge is due.
+RETENTION_CHECK_INTERVAL = 60.0
 CERTIFICATE_CHECK_INTERVAL = 24 * 3600.0  # seconds
 
 
@@ -156,7 +158,7 @@ class Server:
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
         self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
-        for job in [*a.kernel.ctx.jobs, self._certificate_job()]:
+        for job in [*a.kernel.ctx.jobs, self._certificate_job(), self._retention_job()]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
             "Carewire serving %s: c2s %d, c2s-tls %d, https %s (open files limit %d)",
@@ -348,6 +350,16 @@ class Server:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(path)
+
+    def _retention_job(self) -> PeriodicJob:
+        """The nightly retention purge: checked every minute, run per organisation at 02:00."""
+        assert self.assembly is not None
+        purge = self.assembly.retention
+
+        async def run() -> None:
+            await purge.run_scheduled()
+
+        return PeriodicJob("retention-purge", RETENTION_CHECK_INTERVAL, run)
 
     async def _run_job(self, job: PeriodicJob) -> None:
         while True:

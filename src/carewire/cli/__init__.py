@@ -30,6 +30,7 @@ from carewire.cli import (
     demo,
     groups,
     org,
+    purge,
     rules,
     setup,
     users,
@@ -57,6 +58,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     rules,
     certs,
     audit,
+    purge,
     coverage,
     console,
 )
