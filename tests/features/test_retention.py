@@ -1,4 +1,4 @@
-"""The retention purge (carewire.directory.retention) on the whole assembly, SQLite and PostgreSQL."""
+"""The retention purge (carewire.directory.retention) on the assembly, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -118,8 +118,17 @@ async def test_an_interrupted_purge_resumes_where_it_stopped(d: Directory) -> No
         def __init__(self) -> None:
             self.calls = 0
 
-        def __getattr__(self, name: str) -> object:
-            return getattr(real.store, name)
+        async def conversation_starters(self) -> dict[int, str | None]:
+            return await real.store.conversation_starters()
+
+        async def count_bodies(self, conversations: Sequence[int], before: datetime) -> int:
+            return await real.store.count_bodies(conversations, before)
+
+        async def count_offline(self, owners: Sequence[str], before: datetime) -> int:
+            return await real.store.count_offline(owners, before)
+
+        async def purge_offline(self, owners: Sequence[str], before: datetime) -> int:
+            return await real.store.purge_offline(owners, before)
 
         async def purge_bodies(
             self, conversations: Sequence[int], before: datetime, *, limit: int

@@ -56,7 +56,7 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
         sub.add_parser(
             "purge",
             help="purge message content past the retention period",
-            description=cmd_purge.__doc__
+            description=(cmd_purge.__doc__ or "")
             + " Counts are per organisation and store: message bodies (the clinical record and"
             " the archive) and offline copies. Safe to interrupt: run it again to finish.",
         )

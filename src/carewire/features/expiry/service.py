@@ -206,6 +206,7 @@ class Expirer:
             return 0
         forgotten = muc.forget_messages(jid, {e.uuid for e in entries})
         found = muc.find(jid)
-        for entry in entries if found is not None else ():
-            muc.broadcast(found, stanzas.room_retraction(entry))
+        if found is not None:
+            for entry in entries:
+                muc.broadcast(found, stanzas.room_retraction(entry))
         return forgotten
