@@ -47,16 +47,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 35
+    assert len(TABLES) == 36  # message_expiry (0012_expiry) included
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0010_busy_periods"
+    assert await migrate.current(db_url) == "0012_expiry"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0010_busy_periods"
+    assert await migrate.current(db_url) == "0012_expiry"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
