@@ -17,6 +17,7 @@ from carewire.security.audit import (
     Channel,
     Outcome,
 )
+from carewire.security.audit_key import AuditKey
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 
@@ -112,8 +113,9 @@ async def test_concurrent_appends_keep_one_chain(store: SqlAuditStore) -> None:
 async def test_two_processes_keep_one_chain(migrated: str) -> None:
     """Two Database objects (as the server and the CLI would have) append at once."""
     one, two = await Database.open(migrated), await Database.open(migrated)
+    key = AuditKey.generate()  # one installation: one key
     try:
-        trails = [AuditTrail(SqlAuditStore(db), FakeClock(START)) for db in (one, two)]
+        trails = [AuditTrail(SqlAuditStore(db, key), FakeClock(START)) for db in (one, two)]
         await asyncio.gather(
             *(trails[i % 2].record(ev(f"p{i % 2}", "record.create", str(i))) for i in range(20)),
             trails[0].record_many([(START, ev("xmpp:a", "login")) for _ in range(10)]),

@@ -7,10 +7,13 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
+from carewire.clock import FakeClock
+from carewire.security.audit import AuditEvent, AuditTrail, Channel
 from carewire.storage import Database, migrate
+from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import ALL_TABLES, accounts, metadata
 
 TABLES = {t.name for t in ALL_TABLES}
@@ -47,16 +50,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 36  # message_expiry (0012_expiry) included
+    assert len(TABLES) == 37  # message_expiry (0012_expiry) and audit_mac_epochs included
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0012_expiry"
+    assert await migrate.current(db_url) == "0013_audit_mac"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0012_expiry"
+    assert await migrate.current(db_url) == "0013_audit_mac"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
@@ -110,3 +113,30 @@ async def _columns(db_url: str) -> dict[str, set[str]]:
             return await conn.run_sync(run)
     finally:
         await db.close()
+
+
+async def test_audit_mac_migration_down_and_up_keeps_entries(db_url: str) -> None:
+    """0013 down to 0010 drops the MACs and markers only; the entries stay, and up again."""
+    await migrate.upgrade(db_url)
+    db = await Database.open(db_url)
+    try:
+        trail = AuditTrail(SqlAuditStore(db), FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
+        await trail.record(AuditEvent(actor="cli", channel=Channel.CLI, action="rule.create"))
+    finally:
+        await db.close()
+    await migrate.downgrade(db_url, "0010_busy_periods")
+    names, _ = await _inspect(db_url)
+    assert "audit_mac_epochs" not in names and "audit_log" in names
+    db = await Database.open(db_url)
+    try:
+        async with db.read("t") as conn:
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("audit_log")}
+            )
+            count = (await conn.execute(text("SELECT count(*) FROM audit_log"))).scalar_one()
+        assert "mac" not in columns and count == 1
+    finally:
+        await db.close()
+    await migrate.upgrade(db_url)
+    names, diff = await _inspect(db_url)
+    assert "audit_mac_epochs" in names and diff == []

@@ -1,9 +1,13 @@
-"""The audit trail: an append-only, hash-chained record of every access and administrative act.
+"""The audit trail: an append-only, hash-chained, authenticated record of every act and access.
 
 Each entry's ``hash`` is SHA-256 over the previous entry's hash and this
 entry's canonical JSON, so changing, removing or reordering any entry breaks
-every later link; :meth:`AuditTrail.verify` walks the chain. Entries hold
-identifiers only: never message bodies, patient data, passwords or tokens.
+every later link; each entry's ``mac`` is HMAC-SHA-256 of that hash under the
+audit key held outside the database (:mod:`carewire.security.audit_key`), so
+whoever can write the database but not read the key cannot recompute the
+chain after an edit. :meth:`AuditTrail.verify` walks both
+(:mod:`carewire.security.audit_verify`). Entries hold identifiers only:
+never message bodies, patient data, passwords or tokens.
 
 Theory of operation: the store appends an entry by reading the last hash and
 inserting the new row in one exclusive transaction, so writers in different
@@ -11,8 +15,16 @@ processes (the server and the CLI) keep one chain. Verification re-reads every
 row in id order and recomputes each hash from the stored columns; the first
 row whose contents do not match its hash (edited) or whose ``prev_hash`` is not
 the hash of the row before it (removed, reordered or forged) is reported.
-Removing entries at the very end leaves no broken link: compare the last hash
-with one noted earlier (every export carries each entry's hash).
+
+MACs begin at an *epoch marker* (table ``audit_mac_epochs``): the first
+append made with a key that is not the latest marker's writes a marker, itself
+MAC'd, recording the key's id and the id and hash of the entry before it.
+Entries before the first marker of the key a verifier holds (an installation's
+entries from before MACs existed, or under a lost key) are checked by hash
+only, and that marker anchors them: rewriting them changes the hash it
+recorded. Removing entries at the very end leaves no broken link: the signed
+checkpoints kept outside the database (:mod:`carewire.security.audit_checkpoint`)
+reveal it.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
 from carewire.clock import Clock
+from carewire.security.audit_key import AuditKey
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +128,7 @@ class AuditEntry:
         event: What was recorded.
         prev_hash: The previous entry's hash.
         hash: This entry's hash.
+        mac: HMAC-SHA-256 of ``hash`` under the audit key (empty before MACs began).
     """
 
     id: int
@@ -122,6 +136,29 @@ class AuditEntry:
     event: AuditEvent
     prev_hash: str
     hash: str
+    mac: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MacEpoch:
+    """Where entries authenticated with one audit key begin.
+
+    Attributes:
+        id: Position among the markers.
+        key_id: The key's id (:attr:`AuditKey.key_id`).
+        after_id: The id of the last entry before the epoch (0 for none).
+        after_hash: That entry's hash (:data:`GENESIS` for none): it anchors every
+            entry before the epoch.
+        at: When the epoch began (UTC).
+        mac: HMAC-SHA-256 of :func:`epoch_input` under the key.
+    """
+
+    id: int
+    key_id: str
+    after_id: int
+    after_hash: str
+    at: datetime
+    mac: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,14 +168,20 @@ class VerifyResult:
     Attributes:
         ok: Whether every link holds.
         checked: How many entries were read (up to and including the first bad one).
-        first_bad_id: The id of the first entry that breaks the chain, if any.
+        first_bad_id: The id of the first entry that breaks the chain, if any
+            (None when ``ok``, or when what is wrong is not one entry).
         reason: Why it breaks the chain (empty when ``ok``).
+        authenticated: How many of the checked entries carry a MAC checked with the key.
+        notes: What the operator should know that is not tampering (entries
+            checked by hash only, and why).
     """
 
     ok: bool
     checked: int
     first_bad_id: int | None = None
     reason: str = ""
+    authenticated: int = 0
+    notes: tuple[str, ...] = ()
 
 
 def entry_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
@@ -159,6 +202,16 @@ def entry_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
         default=str,
     )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def mac_input(entry_hash: str) -> bytes:
+    """What an entry's MAC covers: its hash (which covers its contents and the chain)."""
+    return f"carewire-audit-entry\n{entry_hash}".encode()
+
+
+def epoch_input(key_id: str, after_id: int, after_hash: str, at: datetime) -> bytes:
+    """What an epoch marker's MAC covers."""
+    return f"carewire-audit-epoch\n{key_id}\n{after_id}\n{after_hash}\n{at.isoformat()}".encode()
 
 
 def _redact(value: object) -> object:
@@ -224,6 +277,22 @@ def entry_row(entry: AuditEntry) -> dict[str, object]:
 class AuditStore(Protocol):
     """Storage for the trail (see :mod:`carewire.storage.audit`)."""
 
+    @property
+    def key(self) -> AuditKey:
+        """The key the store authenticates new entries with."""
+
+    async def epochs(self) -> list[MacEpoch]:
+        """Every epoch marker, in order."""
+
+    async def latest_epoch_key(self) -> str | None:
+        """The key id of the latest epoch marker (None: none yet)."""
+
+    async def head(self) -> tuple[int, str, int]:
+        """The last entry's id and hash and the number of entries (``(0, GENESIS, 0)``: none)."""
+
+    async def hashes(self, ids: Sequence[int]) -> dict[int, str]:
+        """The hashes of the entries with ``ids`` that exist."""
+
     async def append(self, at: datetime, event: AuditEvent) -> AuditEntry:
         """Append one entry, chaining it to the last one atomically."""
 
@@ -272,22 +341,54 @@ class AuditTrail:
         if items:
             await self._store.append_many(items)
 
+    async def ensure_epoch(self) -> None:
+        """Begin MACs with this process's key now, unless the latest epoch is already its.
+
+        The server calls it at start, so that the point where an upgraded
+        installation's MACs begin (or a replaced key takes over) is recorded
+        by an entry of its own (``audit.key``) rather than by the next act.
+        """
+        key_id = self._store.key.key_id
+        if await self._store.latest_epoch_key() != key_id:
+            await self.record(
+                AuditEvent(
+                    actor="system",
+                    channel=Channel.SYSTEM,
+                    action="audit.key",
+                    target=key_id,
+                    details={"note": "entries from this one on are authenticated with this key"},
+                )
+            )
+
     async def verify(self, batch: int = 1000) -> VerifyResult:
-        """Walk the whole trail and report the first entry that breaks the chain."""
-        checked, prev = 0, GENESIS
+        """Walk the whole trail and report the first entry that breaks the chain or its MAC."""
+        from carewire.security.audit_verify import ChainChecker  # it builds on this module
+
+        checker = ChainChecker(self._store.key, await self._store.epochs())
+        if checker.problem:
+            return VerifyResult(ok=False, checked=0, reason=checker.problem)
+        checked = 0
         page: list[AuditEntry] = []
         async for entry in self._store.iterate(batch=batch):
             page.append(entry)
             if len(page) < batch:
                 continue
-            bad = check_chain(page, prev)
+            bad = checker.feed(page)
             if bad is not None:
-                return _broken(page, bad, checked)
-            checked, prev, page = checked + len(page), page[-1].hash, []
-        bad = check_chain(page, prev)
+                return _broken(page, bad, checked, checker.authenticated)
+            checked, page = checked + len(page), []
+        bad = checker.feed(page)
         if bad is not None:
-            return _broken(page, bad, checked)
-        return VerifyResult(ok=True, checked=checked + len(page))
+            return _broken(page, bad, checked, checker.authenticated)
+        checked += len(page)
+        problem = checker.finish()
+        return VerifyResult(
+            ok=not problem,
+            checked=checked,
+            reason=problem,
+            authenticated=checker.authenticated,
+            notes=checker.notes(),
+        )
 
     async def export(
         self,
@@ -328,8 +429,14 @@ class AuditTrail:
         return count
 
 
-def _broken(page: list[AuditEntry], bad: tuple[int, str], checked: int) -> VerifyResult:
+def _broken(
+    page: list[AuditEntry], bad: tuple[int, str], checked: int, authenticated: int
+) -> VerifyResult:
     index, reason = bad
     return VerifyResult(
-        ok=False, checked=checked + index + 1, first_bad_id=page[index].id, reason=reason
+        ok=False,
+        checked=checked + index + 1,
+        first_bad_id=page[index].id,
+        reason=reason,
+        authenticated=authenticated,
     )

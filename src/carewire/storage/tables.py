@@ -316,6 +316,20 @@ audit_log = Table(
     Column("details", Text, nullable=False),  # JSON: before/after, reason (no PHI)
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    Column("mac", String(64), nullable=True),  # HMAC-SHA-256 of hash; NULL before MACs began
+    sqlite_autoincrement=True,
+)
+
+# Where entries authenticated with one audit key begin (see carewire.security.audit).
+audit_mac_epochs = Table(
+    "audit_mac_epochs",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False),
+    Column("after_id", _BIG_ID, nullable=False),  # the last entry before the epoch (0: none)
+    Column("after_hash", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("mac", String(64), nullable=False),
     sqlite_autoincrement=True,
 )
 
