@@ -67,6 +67,7 @@ from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
 from carewire.rules.store import StoredRuleUsage
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.audit_key import AuditKey, load_key
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.console_auth import ConsoleAccounts
 from carewire.security.tokens import TokenService
@@ -102,6 +103,8 @@ class Options:
             library's recommended costs unless given; tests pass cheaper ones).
         tls: Builds a TLS context with the server's certificate, for adapters'
             own listeners (HL7 over MLLP); None where there is no certificate.
+        audit_key: Authenticates the audit trail (read from outside the database by
+            :func:`options_from_config`; a fresh in-memory key unless given, for tests).
     """
 
     url: str
@@ -115,6 +118,7 @@ class Options:
     mailer: Mailer = field(default_factory=MemoryMailer)
     secret_hasher: PasswordHasher | None = None
     tls: Callable[[], ssl.SSLContext] | None = None
+    audit_key: AuditKey = field(default_factory=AuditKey.generate)
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -197,6 +201,9 @@ def options_from_config(
         directory=directory_config(cfg),
         mailer=mailer_from_config(cfg),
         tls=partial(server_context, cfg.cert_file, cfg.key_file),
+        # Only the server creates a missing key (at its first start after an upgrade): a
+        # CLI command must not replace a lost one behind the operator's back.
+        audit_key=load_key(cfg.audit_key_file, create=is_server),
     )
 
 
@@ -385,7 +392,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
     resolver = PathResolver(registry, store)
     actions = ActionRegistry()
     rule_store = SqlRuleStore(db)
-    audit = AuditTrail(SqlAuditStore(db), clock)
+    audit = AuditTrail(SqlAuditStore(db, options.audit_key), clock)
     adapters = AdapterManager(
         SqlAdapterStore(db), registry, actions, clock, rule_usage=StoredRuleUsage(rule_store)
     )

@@ -140,6 +140,16 @@ class MailSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AuditSection:
+    """[audit]: the audit key and the signed checkpoints, both kept outside the data directory."""
+
+    key_file: str = ""  # empty: <data dir>-keys/audit.key beside the data directory
+    checkpoint_dir: str = ""  # empty: <data dir>-audit/ beside the data directory
+    checkpoint_interval: str = "15m"  # the server signs the chain's head this often
+    checkpoint_log: bool = True  # also write each checkpoint to the log
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -159,6 +169,7 @@ class Config:
     console: ConsoleSection = field(default_factory=ConsoleSection)
     directory: DirectorySection = field(default_factory=DirectorySection)
     mail: MailSection = field(default_factory=MailSection)
+    audit: AuditSection = field(default_factory=AuditSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -190,6 +201,20 @@ class Config:
         """Absolute path of the private key PEM."""
         return self.data_dir / self.tls.key
 
+    @property
+    def audit_key_file(self) -> Path:
+        """The audit key's file (``audit.key_file``, relative to the data directory's parent)."""
+        if not self.audit.key_file:
+            return self.data_dir.parent / f"{self.data_dir.name}-keys" / "audit.key"
+        return (self.data_dir.parent / self.audit.key_file).resolve()
+
+    @property
+    def audit_checkpoint_dir(self) -> Path:
+        """Where checkpoints are appended (``audit.checkpoint_dir``, relative as the key file)."""
+        if not self.audit.checkpoint_dir:
+            return self.data_dir.parent / f"{self.data_dir.name}-audit"
+        return (self.data_dir.parent / self.audit.checkpoint_dir).resolve()
+
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
@@ -200,6 +225,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "console": ConsoleSection,
     "directory": DirectorySection,
     "mail": MailSection,
+    "audit": AuditSection,
     "log": LogSection,
 }
 
@@ -292,6 +318,7 @@ def _validate(cfg: Config) -> None:
     _validate_console(cfg)
     _validate_directory(cfg)
     _validate_mail(cfg)
+    _validate_audit(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -327,6 +354,22 @@ def _validate_directory(cfg: Config) -> None:
         ttl = parse_duration(value, f"directory.{key}").total_seconds()
         if not low <= ttl <= high:
             raise ConfigError(f"directory.{key}: must be between {text}, got {value!r}")
+
+
+def _validate_audit(cfg: Config) -> None:
+    for key, path in (
+        ("audit.key_file", cfg.audit_key_file),
+        ("audit.checkpoint_dir", cfg.audit_checkpoint_dir),
+    ):
+        if path.resolve().is_relative_to(cfg.data_dir):
+            # Whoever copies or can write the data directory must not find the key beside it.
+            raise ConfigError(f"{key}: {path} must be outside the data directory {cfg.data_dir}")
+    interval = parse_duration(cfg.audit.checkpoint_interval, "audit.checkpoint_interval")
+    if not 1 <= interval.total_seconds() <= 86_400:
+        raise ConfigError(
+            f"audit.checkpoint_interval: must be between 1s and 24h, "
+            f"got {cfg.audit.checkpoint_interval!r}"
+        )
 
 
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", re.IGNORECASE)
@@ -427,6 +470,12 @@ smtp_starttls = true
 smtp_user = ""
 smtp_password = ""
 sender = "carewire@{domain}"
+
+[audit]
+key_file = ""                # empty: the data directory's name + "-keys/audit.key", beside it
+checkpoint_dir = ""          # empty: the data directory's name + "-audit/", beside it
+checkpoint_interval = "15m"  # the server signs the audit trail's head this often
+checkpoint_log = true        # and writes each checkpoint to the log too
 
 [log]
 level = "info"

@@ -45,6 +45,7 @@ from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
+from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.web.api import create_api
@@ -125,6 +126,7 @@ class Server:
         self.net: NetContext | None = None
         self.ports: dict[str, int] = {}
         self._auditor: LoginAuditor | None = None
+        self._checkpointer: Checkpointer | None = None
         self._listeners: list[asyncio.Server] = []
         self._https: _EmbeddedUvicorn | None = None
         self.certificates: CertificateManager | None = None
@@ -142,6 +144,11 @@ class Server:
         cfg = self.config
         nofile = raise_open_files_limit()
         self.assembly = a = await assemble(options_from_config(cfg, clock=self.clock))
+        await a.audit.ensure_epoch()  # an upgraded installation's MACs begin here
+        self._checkpointer = Checkpointer(
+            a.audit.store, cfg.audit_checkpoint_dir, a.clock, to_log=cfg.audit.checkpoint_log
+        )
+        await self._checkpointer.tick(force=True)
         self.certificates = await self._check_certificate()
         await a.ensure_default_adapters(cfg.server.domain)
         await self._ensure_console_admin()
@@ -158,7 +165,8 @@ class Server:
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
         self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
-        for job in [*a.kernel.ctx.jobs, self._certificate_job(), self._retention_job()]:
+        jobs = [self._certificate_job(), self._retention_job(), self._checkpoint_job()]
+        for job in [*a.kernel.ctx.jobs, *jobs]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
             "Carewire serving %s: c2s %d, c2s-tls %d, https %s (open files limit %d)",
@@ -288,6 +296,17 @@ class Server:
 
         return PeriodicJob("certificate-check", CERTIFICATE_CHECK_INTERVAL, run)
 
+    def _checkpoint_job(self) -> PeriodicJob:
+        """Sign the audit trail's head every ``audit.checkpoint_interval`` (when it moved)."""
+        checkpointer, cfg = self._checkpointer, self.config
+        assert checkpointer is not None
+        interval = parse_duration(cfg.audit.checkpoint_interval, "audit.checkpoint_interval")
+
+        async def run() -> None:
+            await checkpointer.tick()
+
+        return PeriodicJob("audit-checkpoint", interval.total_seconds(), run)
+
     def _reload_tls(self) -> None:
         """Use the certificate files for new connections; existing ones keep their TLS state.
 
@@ -404,6 +423,11 @@ class Server:
             await asyncio.gather(*self.net.tasks, return_exceptions=True)
         if self._auditor is not None:
             await self._auditor.close()
+        if self._checkpointer is not None:
+            try:
+                await self._checkpointer.tick()
+            except Exception:  # supervisor: stopping goes on; the next start takes one
+                log.exception("could not take the audit checkpoint at stop")
         if self.assembly is not None:
             await self.assembly.close()
         for name in (PORTS_FILE, ADAPTERS_FILE):

@@ -116,7 +116,7 @@ async def _columns(db_url: str) -> dict[str, set[str]]:
 
 
 async def test_audit_mac_migration_down_and_up_keeps_entries(db_url: str) -> None:
-    """0013 down to 0010 drops the MACs and markers only; the entries stay, and up again."""
+    """0013 down to 0012 drops the MACs and markers only; the entries stay, and up again."""
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
     try:
@@ -124,7 +124,7 @@ async def test_audit_mac_migration_down_and_up_keeps_entries(db_url: str) -> Non
         await trail.record(AuditEvent(actor="cli", channel=Channel.CLI, action="rule.create"))
     finally:
         await db.close()
-    await migrate.downgrade(db_url, "0010_busy_periods")
+    await migrate.downgrade(db_url, "0012_expiry")
     names, _ = await _inspect(db_url)
     assert "audit_mac_epochs" not in names and "audit_log" in names
     db = await Database.open(db_url)

@@ -1,4 +1,4 @@
-"""``carewire audit``: verify the audit trail's chain, export a period's report, list entries.
+"""``carewire audit``: verify the trail, take a checkpoint, export a period's report, list entries.
 
 The CLI's own acts are recorded through :mod:`carewire.cli.audit_trail`; an
 export is itself recorded, as done by ``cli:<OS user>``.
@@ -7,15 +7,18 @@ export is itself recorded, as done by ``cli:<OS user>``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from carewire.cli.audit_trail import cli_actor
-from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
+from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, run_with_platform
 from carewire.errors import ValidationError
+from carewire.security import audit_checkpoint as checkpoints
 from carewire.security.audit import Channel, ExportFormat, Outcome
+from carewire.security.audit_key import ENV_VAR, load_key
 
 #: The period ``audit export`` reports on when no dates are given.
 DEFAULT_DAYS = 30
@@ -47,18 +50,73 @@ def period(first: str | None, last: str | None, today: date) -> tuple[datetime, 
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check every entry's hash and link; exit 1 naming the first entry that breaks the chain."""
+    """Check every entry's hash, link and MAC, and the signed checkpoints against the trail.
+
+    Exit 0 when everything holds, 1 when tampering is found (each finding on its
+    own line: which entry or checkpoint, what is wrong).
+    """
+    directory = config(args).audit_checkpoint_dir
 
     async def work(p: Services) -> int:
         result = await p.audit.verify()
+        key_id = p.audit.store.key.key_id
         if result.ok:
-            print(f"{result.checked} entries, chain intact")
-            return 0
-        print(f"chain broken at entry {result.first_bad_id}: {result.reason}")
-        print(f"{result.checked} entries checked", file=sys.stderr)
-        return 1
+            print(
+                f"{result.checked} entries, chain intact "
+                f"({result.authenticated} authenticated with audit key {key_id})"
+            )
+        elif result.first_bad_id is not None:
+            print(f"chain broken at entry {result.first_bad_id}: {result.reason}")
+        else:
+            print(f"chain not trustworthy: {result.reason}")
+        for note in result.notes:
+            print(f"note: {note}")
+        report = await checkpoints.check(p.audit.store, directory)
+        for problem in report.problems:
+            print(f"checkpoint: {problem}")
+        for note in report.notes:
+            print(f"note: {note}")
+        print(
+            f"{report.checked} checkpoints in {directory / checkpoints.FILE_NAME} checked",
+            file=sys.stderr,
+        )
+        if not result.ok:
+            print(f"{result.checked} entries checked", file=sys.stderr)
+        return 0 if result.ok and not report.problems else 1
 
     return run_with_platform(args, work)
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    """Sign the trail's head now and append the checkpoint outside the database."""
+    cfg = config(args)
+
+    async def work(p: Services) -> int:
+        cp = await checkpoints.take(
+            p.audit.store,
+            cfg.audit_checkpoint_dir,
+            datetime.now(UTC),
+            to_log=cfg.audit.checkpoint_log,
+        )
+        where = cfg.audit_checkpoint_dir / checkpoints.FILE_NAME
+        print(f"checkpoint: entry {cp.entry_id} ({cp.entries} entries), hash {cp.hash}")
+        print(f"signed with audit key {cp.key_id}, appended to {where}")
+        return 0
+
+    return run_with_platform(args, work)
+
+
+def cmd_audit_key(args: argparse.Namespace) -> int:
+    """Show the audit key's id, where it is read from, and its public key for checkpoints."""
+    cfg = config(args)
+    from_env = bool(os.environ.get(ENV_VAR))
+    key = load_key(cfg.audit_key_file, create=False)
+    print(f"audit key {key.key_id}")
+    print(f"read from {'$' + ENV_VAR if from_env else cfg.audit_key_file}")
+    print(f"checkpoints in {cfg.audit_checkpoint_dir / checkpoints.FILE_NAME}")
+    if args.public:
+        print(key.public_pem(), end="")
+    return 0
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
@@ -113,13 +171,24 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
-    """Register ``audit verify|export|list`` under the top-level parser."""
+    """Register ``audit verify|checkpoint|key|export|list`` under the top-level parser."""
     audit = sub.add_parser("audit", help="the audit trail", description="The audit trail.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     verify = with_data_dir(
         asub.add_parser("verify", help="check the chain", description=cmd_audit_verify.__doc__)
     )
     verify.set_defaults(func=cmd_audit_verify)
+    cp = with_data_dir(
+        asub.add_parser(
+            "checkpoint", help="sign the trail's head now", description=cmd_audit_checkpoint.__doc__
+        )
+    )
+    cp.set_defaults(func=cmd_audit_checkpoint)
+    key = with_data_dir(
+        asub.add_parser("key", help="the audit key's id", description=cmd_audit_key.__doc__)
+    )
+    key.add_argument("--public", action="store_true", help="print the public key (PEM) too")
+    key.set_defaults(func=cmd_audit_key)
     exp = with_data_dir(
         asub.add_parser("export", help="a period's report", description=cmd_audit_export.__doc__)
     )

@@ -53,6 +53,7 @@ def _write_config(where: Path, domain: str) -> Config:
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
+    from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
     from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
 
@@ -63,6 +64,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     cfg = _write_config(where, domain)
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
     server_secret(where)
+    key_file = cfg.audit_key_file
+    is_new_key = not os.environ.get(ENV_VAR) and not key_file.exists()
+    audit_key = create_key_file(key_file) if is_new_key else load_key(key_file, create=False)
     password = secrets.token_urlsafe(12)
 
     async def create_admin(accounts: AccountService, _audit: CliAudit) -> None:
@@ -76,6 +80,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  chat domain    {domain}  (rooms: chat.{domain})")
     print(f"  certificate    {cfg.cert_file} (self-signed, until {cert.not_after:%Y-%m-%d})")
     print(f"  database       {cfg.database_url}")
+    where_key = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(cfg.audit_key_file)
+    print(f"  audit key      {audit_key.key_id} in {where_key}")
+    print("                 (back it up apart from the database: it authenticates the audit trail)")
     print(f"  administrator  {ADMIN_LOGIN}@{domain}")
     print(f"  password       {password}")
     print(f"  (also in {pw_file}, readable only by you: change it with")

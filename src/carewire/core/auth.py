@@ -5,9 +5,13 @@ attempts, [the system] locks the user account. After the 5th failure, the
 system also enforces a three-minute wait between each successive login
 attempt." Attempts refused during the wait are audited but do not count.
 Every attempt — success or failure — is written to the login audit (who,
-when, from where, outcome); writes are batched off the login path and
-flushed on shutdown. Each written batch is also handed to an optional sink
-(the server passes one that appends it to the audit trail).
+when, from where, outcome). Successes are batched off the login path and
+flushed on shutdown. A failure is written before its answer leaves the
+server (:meth:`LoginAuditor.record_durably`), so a crash right after failed
+logins — the moment an attacker would arrange one — loses none of them;
+failures arriving together share one transaction (group commit). Each
+written batch is also handed to an optional sink (the server passes one that
+appends it to the audit trail), which a failure awaits too.
 """
 
 from __future__ import annotations
@@ -98,12 +102,33 @@ class LoginAuditor:
         self._max = max_batch
         self._wake = asyncio.Event()
         self._closed = False
+        self._lock = asyncio.Lock()  # one flush at a time: the group commit of failures
+        self._recorded = 0  # rows queued since the start
+        self._done = 0  # rows written and handed to the sink (both queues are FIFO)
 
     def record(self, attempt: LoginAttempt) -> None:
         """Queue one row (never blocks the login)."""
         self._pending.append(attempt)
+        self._recorded += 1
         if len(self._pending) >= self._max:
             self._wake.set()
+
+    async def record_durably(self, attempt: LoginAttempt) -> None:
+        """Queue one row and return once it is written (with everything queued before it).
+
+        Concurrent callers share flushes: whoever holds the lock writes every
+        row queued so far, and the others find theirs written. A failing
+        write is logged and the row stays queued for the background writer:
+        the login's answer is not held back by a broken database.
+        """
+        self.record(attempt)
+        mine = self._recorded
+        try:
+            async with self._lock:
+                if self._done < mine:
+                    await self._flush_locked()
+        except Exception:  # supervisor: the rows stay queued; flush logged the cause
+            return
 
     async def flush(self) -> None:
         """Write everything queued, then hand it to the sink.
@@ -111,6 +136,10 @@ class LoginAuditor:
         Each stage keeps its own retry queue, so a failing sink never writes
         a row to the login audit twice.
         """
+        async with self._lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             try:
@@ -121,6 +150,8 @@ class LoginAuditor:
                 raise
             if self._sink is not None:
                 self._unsunk += batch
+            else:
+                self._done += len(batch)
         while self._unsunk and self._sink is not None:
             batch, self._unsunk = self._unsunk[: self._max], self._unsunk[self._max :]
             try:
@@ -129,6 +160,7 @@ class LoginAuditor:
                 log.exception("login audit sink failed; %d rows kept for retry", len(batch))
                 self._unsunk[:0] = batch
                 raise
+            self._done += len(batch)
 
     async def run(self) -> None:
         """The background writer (owned by the server's task group)."""
@@ -231,7 +263,10 @@ class Authenticator:
                 log.warning(
                     "account locked after %d failed logins: %s", account.failed_logins, login
                 )
-        self._audit(login, remote_ip, transport, mechanism, outcome, reason)
+        # Written before the answer goes out (see the module docstring).
+        await self.auditor.record_durably(
+            self._attempt(login, remote_ip, transport, mechanism, outcome, reason)
+        )
         return account
 
     def _audit(
@@ -243,14 +278,23 @@ class Authenticator:
         outcome: LoginOutcome,
         reason: str,
     ) -> None:
-        self.auditor.record(
-            LoginAttempt(
-                at=self.clock.now(),
-                login=login[:1023],
-                remote_ip=remote_ip,
-                transport=transport,
-                mechanism=mechanism,
-                outcome=outcome,
-                reason=reason[:255],
-            )
+        self.auditor.record(self._attempt(login, remote_ip, transport, mechanism, outcome, reason))
+
+    def _attempt(
+        self,
+        login: str,
+        remote_ip: str,
+        transport: str,
+        mechanism: str,
+        outcome: LoginOutcome,
+        reason: str,
+    ) -> LoginAttempt:
+        return LoginAttempt(
+            at=self.clock.now(),
+            login=login[:1023],
+            remote_ip=remote_ip,
+            transport=transport,
+            mechanism=mechanism,
+            outcome=outcome,
+            reason=reason[:255],
         )

@@ -131,12 +131,6 @@ def parse_key(text: str, where: str) -> AuditKey:
     return AuditKey.from_seed(seed)
 
 
-def default_key_file(data_dir: Path) -> Path:
-    """Where the key lives unless configured: ``<data dir>-keys/audit.key`` beside the data dir."""
-    data_dir = data_dir.resolve()
-    return data_dir.parent / f"{data_dir.name}-keys" / "audit.key"
-
-
 def create_key_file(path: Path) -> AuditKey:
     """Write a new random key to ``path`` (0600; its directory made 0700).
 
@@ -168,7 +162,10 @@ def read_key_file(path: Path) -> AuditKey:
         mode = path.stat().st_mode & 0o777
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: audit key not found") from None
+        raise ConfigError(
+            f"{path}: audit key not found (the server creates it at its first start; "
+            f"restore a lost one from its backup, or set {ENV_VAR})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the audit key ({exc})") from None
     if mode & 0o077:
