@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -15,7 +17,7 @@ from carewire import storage
 from carewire.clock import FakeClock
 from carewire.core.accounts import AccountInput, AccountService
 from carewire.core.auth import Admission, Authenticator, LockoutPolicy, LoginAuditor, admission
-from carewire.core.stores import Account, LoginOutcome, Stores
+from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
 from carewire.storage import migrate
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -138,3 +140,51 @@ async def test_a_disabled_account_gets_no_keys(stores: Stores) -> None:
     await stores.accounts.set_disabled("nurse", False)
     decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256")
     assert decision is Admission.ALLOW and keys is not None
+
+
+# -- failures are written before they are answered ------------------------------------
+
+
+class _SlowLoginAudit:
+    """Counts transactions; each takes a moment, so concurrent failures must share them."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.fail_next = False
+
+    async def append_many(self, attempts: Sequence[LoginAttempt]) -> None:
+        await asyncio.sleep(0.01)
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("database unavailable")
+        self.batches.append(len(attempts))
+
+
+def _failure(n: int) -> LoginAttempt:
+    return LoginAttempt(
+        at=datetime(2026, 3, 1, tzinfo=UTC),
+        login=f"u{n}",
+        remote_ip="192.0.2.9",
+        transport="c2s",
+        mechanism="PLAIN",
+        outcome=LoginOutcome.FAILURE,
+        reason="not-authorized",
+    )
+
+
+async def test_record_durably_returns_once_written_and_groups_commits() -> None:
+    store = _SlowLoginAudit()
+    auditor = LoginAuditor(cast(Stores, SimpleNamespace(login_audit=store)))
+    await asyncio.gather(*(auditor.record_durably(_failure(n)) for n in range(20)))
+    assert sum(store.batches) == 20  # every one written before its call returned
+    assert len(store.batches) < 20  # … in shared transactions
+
+
+async def test_record_durably_survives_a_failing_write() -> None:
+    store = _SlowLoginAudit()
+    auditor = LoginAuditor(cast(Stores, SimpleNamespace(login_audit=store)))
+    store.fail_next = True
+    await auditor.record_durably(_failure(1))  # logged, not raised: the login is still answered
+    assert store.batches == []
+    await auditor.flush()  # kept for the background writer's retry
+    assert store.batches == [1]
