@@ -121,3 +121,32 @@ def test_durations(value: object, seconds: int) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ConfigError, match="k:"):
         parse_duration(value, "k")
+
+
+def test_audit_section_defaults_and_paths(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = load(write(data, render_default("h.example")), env={})
+    assert cfg.audit.checkpoint_interval == "15m" and cfg.audit.checkpoint_log is True
+    assert cfg.audit_key_file == tmp_path / "data-keys" / "audit.key"
+    assert cfg.audit_checkpoint_dir == tmp_path / "data-audit"
+    env = {"CAREWIRE_AUDIT_KEY_FILE": "/srv/keys/audit.key", "CAREWIRE_AUDIT_CHECKPOINT_DIR": "cp"}
+    cfg = load(data, env=env)
+    assert cfg.audit_key_file == Path("/srv/keys/audit.key")
+    assert cfg.audit_checkpoint_dir == tmp_path / "cp"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CAREWIRE_AUDIT_KEY_FILE": "data/audit.key"}, "audit.key_file: "),
+        ({"CAREWIRE_AUDIT_CHECKPOINT_DIR": "data/cp"}, "audit.checkpoint_dir: "),
+        ({"CAREWIRE_AUDIT_CHECKPOINT_INTERVAL": "2d"}, "audit.checkpoint_interval: must be"),
+    ],
+)
+def test_audit_section_errors(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    (tmp_path / "data").mkdir()
+    data = write(tmp_path / "data", render_default("h.example"))
+    with pytest.raises(ConfigError, match=message) as err:
+        load(data, env=env)
+    assert "outside the data directory" in str(err.value) or "between" in str(err.value)
