@@ -4,7 +4,8 @@ Appends ``--entries`` entries one by one (as an administrative act is
 recorded) and the same number in batches of ``--batch`` (as the login audit
 hands its batches to the trail), on a fresh SQLite file and, with ``--pg URL``,
 a fresh PostgreSQL database; then verifies the chain. Prints entries/s and the
-CPU time of this process per entry (the figure to compare on a busy machine). No server, no network beyond a loopback PostgreSQL.
+CPU time of this process per entry (the figure to compare on a busy machine).
+No server, no network beyond a loopback PostgreSQL.
 """
 
 from __future__ import annotations
