@@ -176,3 +176,27 @@ async def test_the_nightly_purge_runs_once_after_two_in_the_organisations_zone(
     assert await purge(d).run_scheduled() == []  # once a day
     clock.advance(DAY)
     assert len(await purge(d).run_scheduled()) == 1  # the next night
+
+
+async def test_a_room_is_purged_by_the_organisation_of_its_first_message_sender(
+    d: Directory,
+) -> None:
+    from tests.features.test_muc_helpers import CHAT, join, make_room
+
+    abelard, _ = await setup_chat(d)
+    # A room records no member on its conversation's first history row: the sender of its
+    # first message (alice, of Abelard) started it, whoever spoke after.
+    alice, _ = await make_room(d.h, "alice", "ward5")
+    bob, _ = await d.h.login("bob")
+    await join(d.h, bob, "ward5", "bob")
+    for session, body in ((alice, "room 1"), (bob, "room 2")):
+        await d.h.send(
+            session, f"<message to='ward5@{CHAT}' type='groupchat'><body>{body}</body></message>"
+        )
+    await d.settle()
+    d.h.clock.advance(11 * DAY)
+    (plan,) = await purge(d).dry_run()
+    assert (plan.organisation_id, plan.messages) == (abelard.id, 13)  # 10 + "new" + the room's
+    await purge(d).run()
+    bodies = {str(m["message"]) for m in await messages(d)}
+    assert not bodies & {"room 1", "room 2"} and "kept" in bodies

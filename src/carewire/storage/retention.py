@@ -35,6 +35,7 @@ _MESSAGES = table(
     table_name("MESSAGES"),
     column("id", BigInteger()),
     column(ref_column("conversation"), BigInteger()),
+    column(ref_column("from"), BigInteger()),
     column("received_at", UTCDateTime()),
     column("message", Text()),
     column("elements", Text()),
@@ -69,7 +70,11 @@ class SqlRetentionStore:
         self._db = db
 
     async def conversation_starters(self) -> dict[int, str | None]:
-        """Each conversation's starter: the bare JID on its first CONVERSATION_HISTORY row."""
+        """Each conversation's starter: the bare JID on its first CONVERSATION_HISTORY row.
+
+        A room's conversation is opened with a history row that names nobody
+        (the room made it); its starter is the sender of its first message.
+        """
         first = select(func.min(_H.id)).group_by(_H[_CONV]).scalar_subquery()
         query = (
             select(_H[_CONV], _I.name)
@@ -77,7 +82,20 @@ class SqlRetentionStore:
             .where(_H.id.in_(first))
         )
         async with self._db.read("retention_conversation_starters") as conn:
-            return {int(r[0]): r[1] for r in await conn.execute(query) if r[0] is not None}
+            starters = {int(r[0]): r[1] for r in await conn.execute(query) if r[0] is not None}
+            unnamed = sorted(conv for conv, name in starters.items() if name is None)
+            for start in range(0, len(unnamed), CHUNK):
+                chunk = unnamed[start : start + CHUNK]
+                firsts = (
+                    select(func.min(_M.id)).where(_M[_CONV].in_(chunk)).group_by(_M[_CONV])
+                ).scalar_subquery()
+                senders = (
+                    select(_M[_CONV], _I.name)
+                    .select_from(_MESSAGES.join(_IDENTITIES, _I.id == _M[ref_column("from")]))
+                    .where(_M.id.in_(firsts))
+                )
+                starters.update({int(r[0]): r[1] for r in await conn.execute(senders)})
+        return starters
 
     async def count_bodies(self, conversations: Sequence[int], before: datetime) -> int:
         """Messages of these conversations received before ``before`` that still have a body."""
