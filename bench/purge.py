@@ -217,9 +217,11 @@ class TimedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def purge_bodies(self, conversations: Any, before: datetime, *, limit: int) -> int:
+    async def purge_bodies(
+        self, conversations: Any, before: datetime, *, limit: int, after: int = 0
+    ) -> tuple[int, int]:
         t = time.perf_counter()
-        done = await self.store.purge_bodies(conversations, before, limit=limit)
+        done = await self.store.purge_bodies(conversations, before, limit=limit, after=after)
         self.batches.append(time.perf_counter() - t)
         return done
 

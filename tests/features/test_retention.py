@@ -131,12 +131,12 @@ async def test_an_interrupted_purge_resumes_where_it_stopped(d: Directory) -> No
             return await real.store.purge_offline(owners, before)
 
         async def purge_bodies(
-            self, conversations: Sequence[int], before: datetime, *, limit: int
-        ) -> int:
+            self, conversations: Sequence[int], before: datetime, *, limit: int, after: int = 0
+        ) -> tuple[int, int]:
             self.calls += 1
             if self.calls == 3:
                 raise Interrupted
-            return await real.store.purge_bodies(conversations, before, limit=limit)
+            return await real.store.purge_bodies(conversations, before, limit=limit, after=after)
 
     broken = RetentionPurge(
         FailingStore(), real.directory, real.audit, real.clock, domain=d.domain, batch=3

@@ -20,6 +20,7 @@ with its counts per organisation (counts and ids only).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 PURGE_AT = time(2, 0)
 #: Messages purged per transaction.
 BATCH = 1000
+#: Conversations a batch's statement names at most (far below every bind limit).
+CONVERSATIONS_PER_PASS = 500
+#: Seconds between two batches, so the server's own writes get the database in between.
+PAUSE = 0.01
 
 
 class RetentionStore(Protocol):
@@ -56,9 +61,12 @@ class RetentionStore(Protocol):
         """Messages of these conversations received before ``before`` with a body."""
 
     async def purge_bodies(
-        self, conversations: Sequence[int], before: datetime, *, limit: int
-    ) -> int:
-        """Purge at most ``limit`` of them in one transaction; how many."""
+        self, conversations: Sequence[int], before: datetime, *, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Purge at most ``limit`` of them with ids above ``after`` in one transaction.
+
+        Returns how many, and the id the next batch starts after.
+        """
 
     async def count_offline(self, owners: Sequence[str], before: datetime) -> int:
         """Offline copies for these logins stored before ``before``."""
@@ -122,6 +130,7 @@ class RetentionPurge:
         *,
         domain: str,
         batch: int = BATCH,
+        pause: float = PAUSE,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -129,6 +138,7 @@ class RetentionPurge:
         self.clock = clock
         self.domain = domain
         self.batch = batch
+        self.pause = pause
         self._last_run: dict[OrganisationId, date] = {}
 
     async def _scopes(self, now: datetime, only: set[int] | None) -> list[_Scope]:
@@ -204,19 +214,25 @@ class RetentionPurge:
 
     async def _purge(self, s: _Scope) -> PurgeCount:
         messages = batches = 0
-        while True:
-            done = await self.store.purge_bodies(s.conversations, s.cutoff, limit=self.batch)
-            messages += done
-            batches += 1
-            if done:
-                log.info(
-                    "retention purge: organisation %d, batch %d, %d message bodies so far",
-                    s.org.id,
-                    batches,
-                    messages,
+        for start in range(0, len(s.conversations), CONVERSATIONS_PER_PASS):
+            chunk = s.conversations[start : start + CONVERSATIONS_PER_PASS]
+            after = 0
+            while True:
+                done, after = await self.store.purge_bodies(
+                    chunk, s.cutoff, limit=self.batch, after=after
                 )
-            if done < self.batch:
-                break
+                messages += done
+                batches += 1
+                if done:
+                    log.info(
+                        "retention purge: organisation %d, batch %d, %d message bodies so far",
+                        s.org.id,
+                        batches,
+                        messages,
+                    )
+                if done < self.batch:
+                    break
+                await asyncio.sleep(self.pause)  # let the server's own writes between batches
         offline = await self.store.purge_offline(s.owners, s.cutoff)
         log.info(
             "retention purge: organisation %d done: %d message bodies, %d offline copies",

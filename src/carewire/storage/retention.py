@@ -2,9 +2,10 @@
 
 Bodies are purged in place: ``MESSAGES.message`` and ``MESSAGES.elements``
 become NULL, every other column (who, to whom, when, state, the deliveries)
-stays. Each batch is one ``UPDATE … WHERE id IN (SELECT … LIMIT n)`` in its
-own transaction, selected by conversation, time and "still has a body", so a
-purge interrupted anywhere resumes by running again. Nothing here reads a
+stays. Each batch is a ``SELECT id … ORDER BY id LIMIT n`` and an ``UPDATE`` of those ids in its
+own transaction, selected by conversation, time and "still has a body" and
+walking the ids upwards from the previous batch (keyset), so a purge reads
+each row once and one interrupted anywhere resumes by running again. Nothing here reads a
 body. The dataset tables are named by :mod:`.dataset_tables`.
 """
 
@@ -108,20 +109,34 @@ class SqlRetentionStore:
         return total
 
     async def purge_bodies(
-        self, conversations: Sequence[int], before: datetime, *, limit: int
-    ) -> int:
-        """Purge the bodies of at most ``limit`` such messages, in one transaction; how many."""
+        self, conversations: Sequence[int], before: datetime, *, limit: int, after: int = 0
+    ) -> tuple[int, int]:
+        """Purge the bodies of at most ``limit`` such messages with ids above ``after``.
+
+        One transaction. Returns how many were purged and the highest id
+        purged (``after`` when none): the next batch starts there, so each
+        batch reads only rows no earlier batch has seen (the purge stays linear
+        in the table's size; a body-less row is never read twice).
+        """
         if not conversations:
-            return 0
-        ids = select(_M.id).where(*_has_body(conversations, before)).limit(limit)
-        statement = (
-            update(_MESSAGES)
-            .where(_M.id.in_(ids.scalar_subquery()))
-            .values(message=None, elements=None)
+            return 0, after
+        ids = (
+            select(_M.id)
+            .where(_M.id > after, *_has_body(conversations, before))
+            .order_by(_M.id)
+            .limit(limit)
         )
         async with self._db.transaction("retention_purge_bodies") as txn:
-            result = await txn.conn.execute(statement)
-        return int(result.rowcount)
+            chosen = [int(r[0]) for r in await txn.conn.execute(ids)]
+            if not chosen:
+                return 0, after
+            statement = (
+                update(_MESSAGES)
+                .where(_M.id.in_(bindparam("ids", expanding=True)))
+                .values(message=None, elements=None)
+            )
+            await txn.conn.execute(statement, {"ids": chosen})
+        return len(chosen), chosen[-1]
 
     async def count_offline(self, owners: Sequence[str], before: datetime) -> int:
         """Offline copies for these owners stored before ``before``."""
