@@ -26,6 +26,7 @@ packages together. Theory of operation:
 
 from __future__ import annotations
 
+import os
 import ssl
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -70,11 +71,15 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.audit_key import AuditKey, load_key
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.envelope import Keyring
+from carewire.security.keyring import KeyService
+from carewire.security.keys import ConfiguredKek, KekSource, ProcessKek
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, build_stores, migrate
 from carewire.storage.adapters import SqlAdapterStore
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
+from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
@@ -105,6 +110,10 @@ class Options:
             own listeners (HL7 over MLLP); None where there is no certificate.
         audit_key: Authenticates the audit trail (read from outside the database by
             :func:`options_from_config`; a fresh in-memory key unless given, for tests).
+        kek: Where the key-encryption key is read (a per-process key unless
+            given: fine for tests, nothing written survives the process).
+        encrypt_at_rest: False only to measure the cost of encryption.
+        key_refresh: Seconds between the server's reloads of stored keys.
     """
 
     url: str
@@ -119,6 +128,9 @@ class Options:
     secret_hasher: PasswordHasher | None = None
     tls: Callable[[], ssl.SSLContext] | None = None
     audit_key: AuditKey = field(default_factory=AuditKey.generate)
+    kek: KekSource = field(default_factory=ProcessKek)
+    encrypt_at_rest: bool = True
+    key_refresh: float = 30.0
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -204,6 +216,11 @@ def options_from_config(
         # Only the server creates a missing key (at its first start after an upgrade): a
         # CLI command must not replace a lost one behind the operator's back.
         audit_key=load_key(cfg.audit_key_file, create=is_server),
+        kek=ConfiguredKek(key_file=cfg.kek_file, env=os.environ),
+        encrypt_at_rest=cfg.encryption.enabled,
+        key_refresh=parse_duration(
+            cfg.encryption.refresh_interval, "encryption.refresh_interval"
+        ).total_seconds(),
     )
 
 
@@ -216,12 +233,19 @@ class Core:
         stores: The kernel's stores on ``db``.
         clock: The clock.
         kernel: The XMPP kernel (features loaded by :meth:`load_features`).
+        keys: The data keys (the keyring every store encrypts through).
     """
 
     db: Database
     stores: Stores
     clock: Clock
     kernel: Kernel
+    keys: KeyService
+
+    @property
+    def keyring(self) -> Keyring:
+        """Encrypts and decrypts values at rest; also keys the blind indexes."""
+        return self.keys.keyring
 
     @property
     def accounts(self) -> AccountService:
@@ -243,11 +267,23 @@ async def open_core(options: Options) -> Core:
     if options.upgrade:
         await migrate.upgrade(options.url)
     db = await Database.open(options.url)
-    return _core(options, db)
+    try:
+        keys = KeyService(
+            SqlDataKeyStore(db),
+            options.kek,
+            options.clock,
+            encrypt_new=options.encrypt_at_rest,
+            refresh_interval=options.key_refresh,
+        )
+        await keys.load()
+    except BaseException:
+        await db.close()
+        raise
+    return _core(options, db, keys)
 
 
-def _core(options: Options, db: Database) -> Core:
-    stores = build_stores(db)
+def _core(options: Options, db: Database, keys: KeyService) -> Core:
+    stores = build_stores(db, keys.keyring)
     kernel = Kernel(
         domain=options.domain,
         stores=stores,
@@ -255,7 +291,7 @@ def _core(options: Options, db: Database) -> Core:
         clock=options.clock,
         scram_iterations=options.scram_iterations,
     )
-    return Core(db=db, stores=stores, clock=options.clock, kernel=kernel)
+    return Core(db=db, stores=stores, clock=options.clock, kernel=kernel, keys=keys)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -325,6 +361,17 @@ class Assembly:
         """The clock every service reads."""
         return self.core.clock
 
+    @property
+    def keyring(self) -> Keyring:
+        """Encrypts and decrypts values at rest; also keys the blind indexes.
+
+        Services that store PHI take it from here: ``keyring.encrypt(data,
+        aad=...)``, ``keyring.decrypt(blob, aad=...)``, ``keyring.seal_text``/
+        ``open_text`` for text columns and ``keyring.blind_index(value,
+        context=...)`` for equality lookups (docs/encryption.md).
+        """
+        return self.core.keyring
+
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
         """Provide the platform and the door to the kernel, load ``names``, attach the gateway.
 
@@ -385,7 +432,7 @@ async def assemble(options: Options) -> Assembly:
 
 async def _platform(options: Options, core: Core) -> Assembly:
     db, clock = core.db, options.clock
-    store = SqlDatasetStore(db)
+    store = SqlDatasetStore(db, core.keyring)
     registry = Registry(store)
     await registry.load()
     datasets = DatasetService(registry, store, clock)

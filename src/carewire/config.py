@@ -150,6 +150,15 @@ class AuditSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EncryptionSection:
+    """[encryption]: message bodies and stored stanzas encrypted at rest (docs/encryption.md)."""
+
+    enabled: bool = True  # false only to measure the cost: new values are then written in clear
+    key_file: str = ""  # the key-encryption key; empty: <data dir>-keys/kek beside the data dir
+    refresh_interval: str = "30s"  # how often a running server loads keys a rotation made
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -170,6 +179,7 @@ class Config:
     directory: DirectorySection = field(default_factory=DirectorySection)
     mail: MailSection = field(default_factory=MailSection)
     audit: AuditSection = field(default_factory=AuditSection)
+    encryption: EncryptionSection = field(default_factory=EncryptionSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -215,6 +225,13 @@ class Config:
             return self.data_dir.parent / f"{self.data_dir.name}-audit"
         return (self.data_dir.parent / self.audit.checkpoint_dir).resolve()
 
+    @property
+    def kek_file(self) -> Path:
+        """The key-encryption key's file (``encryption.key_file``, relative as the audit key)."""
+        if not self.encryption.key_file:
+            return self.data_dir.parent / f"{self.data_dir.name}-keys" / "kek"
+        return (self.data_dir.parent / Path(self.encryption.key_file).expanduser()).resolve()
+
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
@@ -226,6 +243,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "directory": DirectorySection,
     "mail": MailSection,
     "audit": AuditSection,
+    "encryption": EncryptionSection,
     "log": LogSection,
 }
 
@@ -319,6 +337,7 @@ def _validate(cfg: Config) -> None:
     _validate_directory(cfg)
     _validate_mail(cfg)
     _validate_audit(cfg)
+    _validate_encryption(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -369,6 +388,21 @@ def _validate_audit(cfg: Config) -> None:
         raise ConfigError(
             f"audit.checkpoint_interval: must be between 1s and 24h, "
             f"got {cfg.audit.checkpoint_interval!r}"
+        )
+
+
+def _validate_encryption(cfg: Config) -> None:
+    e = cfg.encryption
+    interval = parse_duration(e.refresh_interval, "encryption.refresh_interval").total_seconds()
+    if not 1 <= interval <= 3600:
+        raise ConfigError(
+            f"encryption.refresh_interval: must be between 1s and 1h, got {e.refresh_interval!r}"
+        )
+    if cfg.kek_file.is_relative_to(cfg.data_dir):
+        # A copy or backup of the data directory must not carry the key that opens it.
+        raise ConfigError(
+            f"encryption.key_file: {cfg.kek_file} is inside the data directory; keep the key"
+            " outside it (the default is <data dir>-keys/kek)"
         )
 
 
@@ -476,6 +510,11 @@ key_file = ""                # empty: the data directory's name + "-keys/audit.k
 checkpoint_dir = ""          # empty: the data directory's name + "-audit/", beside it
 checkpoint_interval = "15m"  # the server signs the audit trail's head this often
 checkpoint_log = true        # and writes each checkpoint to the log too
+
+[encryption]
+enabled = true               # message bodies and stored stanzas encrypted at rest
+key_file = ""                # empty: the data directory's name + "-keys/kek", beside it
+refresh_interval = "30s"     # a running server picks up `carewire keys rotate` this often
 
 [log]
 level = "info"

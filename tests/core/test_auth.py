@@ -18,6 +18,7 @@ from carewire.clock import FakeClock
 from carewire.core.accounts import AccountInput, AccountService
 from carewire.core.auth import Admission, Authenticator, LockoutPolicy, LoginAuditor, admission
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import migrate
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -70,7 +71,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
     await migrate.upgrade(url)
     db = await storage.Database.open(url)
-    s = storage.build_stores(db)
+    s = storage.build_stores(db, ephemeral_keyring())
     await AccountService(s).create(AccountInput(login="nurse", password="pw"))
     yield s
     await db.close()

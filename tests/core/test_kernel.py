@@ -20,6 +20,7 @@ from carewire.core.kernel import (
     Kernel,
 )
 from carewire.errors import ConfigError
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import migrate
 
 DOMAIN = "example.test"
@@ -31,7 +32,7 @@ async def kernel(tmp_path: Path) -> AsyncIterator[Kernel]:
     await migrate.upgrade(url)
     db = await storage.Database.open(url)
     try:
-        yield Kernel(domain=DOMAIN, stores=storage.build_stores(db))
+        yield Kernel(domain=DOMAIN, stores=storage.build_stores(db, ephemeral_keyring()))
     finally:
         await db.close()
 

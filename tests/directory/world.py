@@ -33,6 +33,7 @@ from carewire.directory.service import DirectoryService
 from carewire.mail import MemoryMailer, SentMail
 from carewire.security.audit import AuditTrail, Channel
 from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
@@ -151,7 +152,7 @@ async def open_world(url: str) -> World:
     await migrate.upgrade(url)
     db = await Database.open(url)
     clock = FakeClock(START)
-    stores = build_stores(db)
+    stores = build_stores(db, ephemeral_keyring())
     accounts = AccountService(stores)
     record_store = SqlDatasetStore(db)
     registry = Registry(record_store)

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from carewire.core.stores import Stores
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, migrate
 from tests.conftest import pg_base_url
 from tests.storage.factories import new_account
@@ -63,7 +64,7 @@ async def opened(db_url: str) -> AsyncIterator[tuple[Database, Stores]]:
     """A migrated database and its stores; closed afterwards."""
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
-    stores = build_stores(db)
+    stores = build_stores(db, ephemeral_keyring())
     try:
         yield db, stores
     finally:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from carewire.core.stores import RosterItem, Stores
 from carewire.errors import ConfigError
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, dialects, migrate
 from carewire.storage.tables import UTCDateTime, accounts, metadata
 from tests.storage.factories import new_account, utc
@@ -211,7 +212,8 @@ async def test_two_handles_on_one_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     await migrate.upgrade(url)
     db1, db2 = await Database.open(url), await Database.open(url)
-    s1, s2 = build_stores(db1), build_stores(db2)
+    ring = ephemeral_keyring()
+    s1, s2 = build_stores(db1, ring), build_stores(db2, ring)
     try:
         await s1.accounts.create(new_account("alice"))
         at = utc(2024, 1, 1)
@@ -230,7 +232,7 @@ async def test_in_memory_sqlite() -> None:
     try:
         async with db.transaction("create_schema") as txn:
             await txn.conn.run_sync(metadata.create_all)
-        stores = build_stores(db)
+        stores = build_stores(db, ephemeral_keyring())
         await stores.accounts.create(new_account("alice"))
         assert await stores.roster.set_item("alice", RosterItem(contact="b@x")) == 1
         await asyncio.gather(*(stores.accounts.get("alice") for _ in range(20)))
@@ -243,7 +245,7 @@ async def test_point_reads_only_on_file_sqlite(db_url: str, tmp_path: Path) -> N
     """File SQLite reads point lookups inline (and sees committed writes); others do not."""
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
-    stores = build_stores(db)
+    stores = build_stores(db, ephemeral_keyring())
     try:
         assert db.has_point_reads is db_url.startswith("sqlite")
         await stores.accounts.create(new_account("nurse"))

@@ -13,6 +13,7 @@ Modules: :mod:`.database` (engines, named transactions), :mod:`.dialects`
 from __future__ import annotations
 
 from carewire.core.stores import Stores
+from carewire.security.envelope import Keyring
 from carewire.storage.accounts import SqlAccountStore
 from carewire.storage.blocking import SqlBlockingStore
 from carewire.storage.busy import SqlBusyStore
@@ -29,18 +30,18 @@ from carewire.storage.vcards import SqlVCardStore
 __all__ = ["Database", "Transaction", "build_stores"]
 
 
-def build_stores(db: Database) -> Stores:
-    """Every store, backed by ``db``."""
+def build_stores(db: Database, keyring: Keyring) -> Stores:
+    """Every store, backed by ``db``; message content sealed with ``keyring``."""
     return Stores(
         accounts=SqlAccountStore(db),
         roster=SqlRosterStore(db),
-        offline=SqlOfflineStore(db),
-        held=SqlHeldStore(db),
+        offline=SqlOfflineStore(db, keyring),
+        held=SqlHeldStore(db, keyring),
         busy=SqlBusyStore(db),
         vcards=SqlVCardStore(db),
         private=SqlPrivateStore(db),
         blocking=SqlBlockingStore(db),
         login_audit=SqlLoginAuditStore(db),
-        muc=SqlMucStore(db),
+        muc=SqlMucStore(db, keyring),
         expiry=SqlExpiryStore(db),
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
+
+from carewire.security.envelope import Keyring
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,3 +41,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted at rest: written sealed (``cw1:…``), read back in clear.
+
+    The associated data names the column (``b"MESSAGES.message"``), so a
+    value copied into another column does not decrypt. ``None`` and ``""``
+    are stored as they are (they say nothing). A value written before
+    encryption (no ``cw1:`` prefix) reads as it is. Such a column can only be
+    tested for emptiness in SQL: equality needs a blind index.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, keyring: Keyring, aad: bytes) -> None:
+        """Seal values with ``keyring`` under ``aad``."""
+        super().__init__()
+        self.keyring = keyring
+        self.aad = aad
+
+    def process_bind_param(self, value: object, dialect: Dialect) -> str | None:
+        """Seal a value for storage."""
+        if value is None or value == "":
+            return None if value is None else ""
+        return self.keyring.seal_text(str(value), aad=self.aad)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        """Open a stored value (plaintext from before encryption passes through)."""
+        if value is None:
+            return None
+        return self.keyring.open_text(value, aad=self.aad)

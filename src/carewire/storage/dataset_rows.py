@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Table, Text, and_, or_, select
+from sqlalchemy import Table, Text, and_, literal_column, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from carewire.datasets.model import Cardinality, Dataset, Link, Record, RecordId, holds_reference
 from carewire.datasets.query import Filter, FilterOp
+from carewire.errors import ValidationError
+from carewire.storage.columns import EncryptedText
 from carewire.storage.dataset_tables import DatasetSchema, ref_column
 
 CHUNK = 500  # ids per IN (...) list
@@ -100,6 +102,9 @@ async def fetch_links(
 def condition(ds: Dataset, table: Table, f: Filter) -> ColumnElement[bool]:
     """The SQL condition of one (typed) filter."""
     col = table.c[ref_column(f.field) if ds.link(f.field) else f.field]  # or "id"
+    if isinstance(col.type, EncryptedText) and f.op not in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
+        # A sealed value differs from every other sealing of the same text.
+        raise ValidationError(f"{ds.name}.{f.field} is encrypted: it can only be tested for empty")
     match f.op:
         case FilterOp.EQ:
             return col.is_(None) if f.value is None else col == f.value
@@ -119,8 +124,10 @@ def condition(ds: Dataset, table: Table, f: Filter) -> ColumnElement[bool]:
         case FilterOp.CONTAINS:
             return col.contains(str(f.value), autoescape=True)
         case FilterOp.EMPTY:
-            return or_(col.is_(None), col == "") if isinstance(col.type, Text) else col.is_(None)
+            if isinstance(col.type, Text | EncryptedText):
+                return or_(col.is_(None), col == literal_column("''"))
+            return col.is_(None)
         case FilterOp.NOT_EMPTY:
-            if isinstance(col.type, Text):
-                return and_(col.is_not(None), col != "")
+            if isinstance(col.type, Text | EncryptedText):
+                return and_(col.is_not(None), col != literal_column("''"))
             return col.is_not(None)

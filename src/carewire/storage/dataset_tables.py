@@ -9,6 +9,10 @@ over the key columns. Each m:n pair shares one join table ``dsj_x_<link>``
 (``left_id`` → the owning side, ``right_id`` → the other). 1:n links have no
 column: they are the reverse of an n:1 and are read from the other table.
 
+Attributes holding message content (:data:`ENCRYPTED_ATTRIBUTES`) are
+:class:`~carewire.storage.columns.EncryptedText` columns when the schema is
+given a keyring: written sealed, read in clear, never compared in SQL.
+
 :func:`create_missing` creates what is missing and never drops; an existing
 column whose type no longer matches its definition is refused.
 """
@@ -50,10 +54,23 @@ from carewire.datasets.model import (
     holds_reference,
     owns_join_table,
 )
+from carewire.security.envelope import Keyring
+from carewire.storage.columns import EncryptedText
 from carewire.storage.tables import NAMING_CONVENTION, UTCDateTime
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 _MAX_IDENT = 63  # PostgreSQL's identifier length
+
+#: (dataset, attribute) pairs encrypted at rest: the bodies and raw XML of
+#: messages (the archive, room history and alert texts all live there).
+ENCRYPTED_ATTRIBUTES: frozenset[tuple[str, str]] = frozenset(
+    {("MESSAGES", "message"), ("MESSAGES", "elements")}
+)
+
+
+def is_encrypted(ds: Dataset, attr: Attribute) -> bool:
+    """Whether ``attr`` of ``ds`` is stored encrypted."""
+    return (ds.name, attr.name) in ENCRYPTED_ATTRIBUTES
 
 
 def table_name(dataset: str) -> str:
@@ -104,7 +121,10 @@ def _type_family(sql_type: TypeEngine[Any]) -> AttrType | None:
     return None
 
 
-def _attribute_column(attr: Attribute) -> Column[Any]:
+def _attribute_column(ds: Dataset, attr: Attribute, keyring: Keyring | None) -> Column[Any]:
+    if keyring is not None and attr.type is AttrType.STRING and is_encrypted(ds, attr):
+        aad = f"{ds.name}.{attr.name}".encode()
+        return Column(attr.name, EncryptedText(keyring, aad), nullable=True)
     return Column(attr.name, _column_type(attr.type), nullable=True)
 
 
@@ -145,7 +165,8 @@ class DatasetSchema:
         joins: Each m:n link's join table, by (dataset, link), from both sides.
     """
 
-    def __init__(self, datasets: Sequence[Dataset]) -> None:
+    def __init__(self, datasets: Sequence[Dataset], keyring: Keyring | None = None) -> None:
+        self.keyring = keyring
         self.metadata = MetaData(naming_convention=NAMING_CONVENTION)
         self.datasets: dict[str, Dataset] = {ds.name: ds for ds in datasets}
         self.tables: dict[str, Table] = {}
@@ -162,7 +183,7 @@ class DatasetSchema:
         columns: list[Any] = [Column("id", _ID, primary_key=True, autoincrement=True)]
         key: list[str] = []
         for attr in ds.attributes:
-            columns.append(_attribute_column(attr))
+            columns.append(_attribute_column(ds, attr, self.keyring))
             if attr.is_key:
                 key.append(attr.name)
         for link in ds.links:

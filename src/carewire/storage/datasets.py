@@ -38,6 +38,7 @@ from carewire.datasets.definitions import dataset_from_dict, dataset_to_dict
 from carewire.datasets.model import Dataset, DatasetName, Link, Record, RecordId, holds_reference
 from carewire.datasets.query import Page, Query
 from carewire.errors import ConflictError
+from carewire.security.envelope import Keyring
 from carewire.storage.database import Database, Transaction
 from carewire.storage.dataset_rows import (
     CHUNK,
@@ -66,9 +67,11 @@ log = logging.getLogger(__name__)
 class SqlDatasetStore:
     """The record store and schema store on one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keyring: Keyring | None = None) -> None:
+        """Store records in ``db``; message bodies are encrypted with ``keyring`` when given."""
         self._db = db
-        self._schema = DatasetSchema([])
+        self._keyring = keyring
+        self._schema = DatasetSchema([], keyring)
 
     # --- schema -----------------------------------------------------------
 
@@ -83,7 +86,7 @@ class SqlDatasetStore:
 
     async def apply(self, datasets: Sequence[Dataset], changed: Sequence[DatasetName]) -> None:
         """Save ``changed`` definitions and create missing tables and columns, atomically."""
-        schema = DatasetSchema(datasets)
+        schema = DatasetSchema(datasets, self._keyring)
         now = datetime.now(UTC)
         async with self._db.transaction("apply_dataset_definitions") as txn:
             await txn.conn.run_sync(create_missing, schema)

@@ -1,7 +1,8 @@
 """Messages held for busy users (:class:`HeldStore`, interruption control).
 
 A held message is committed before :meth:`SqlHeldStore.hold` returns, so a
-message the server took is never lost to a restart while it waits.
+message the server took is never lost to a restart while it waits. Stanzas
+are sealed with the keyring, bound to their owner.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carewire.core.stores import HeldMessage
 from carewire.errors import NotFoundError
+from carewire.security.envelope import Keyring
 from carewire.storage.database import Database
 from carewire.storage.tables import accounts, held_messages
 
@@ -33,12 +35,18 @@ _DELETE = delete(held_messages).where(
 _OWNERS = select(_M.owner, func.count()).group_by(_M.owner)
 
 
+def stanza_aad(owner: str) -> bytes:
+    """The associated data of a held stanza: its table, column and owner."""
+    return b"held_messages.stanza|" + owner.encode()
+
+
 class SqlHeldStore:
     """:class:`carewire.core.stores.HeldStore` on SQLAlchemy Core."""
 
-    def __init__(self, db: Database) -> None:
-        """Use ``db`` for every operation."""
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        """Use ``db`` for every operation; seal stanzas with ``keyring``."""
         self._db = db
+        self._keyring = keyring
 
     async def hold(self, owner: str, stanza: str, *, stamp: datetime, reason: str) -> int:
         """Persist one held message durably; returns its id.
@@ -46,7 +54,8 @@ class SqlHeldStore:
         Raises:
             NotFoundError: ``owner`` has no account.
         """
-        params = {"owner": owner, "stanza": stanza, "stamp": stamp, "reason": reason}
+        sealed = self._keyring.seal_text(stanza, aad=stanza_aad(owner))
+        params = {"owner": owner, "stanza": sealed, "stamp": stamp, "reason": reason}
         try:
             async with self._db.transaction("hold_message") as txn:
                 found = await txn.conn.execute(_OWNER_EXISTS, {"owner": owner})
@@ -59,11 +68,18 @@ class SqlHeldStore:
     async def fetch(self, owner: str) -> list[HeldMessage]:
         """The messages held for ``owner``, oldest first (not removed)."""
         async with self._db.read("fetch_held_messages") as conn:
-            rows = await conn.execute(_FETCH, {"owner": owner})
-            return [
-                HeldMessage(id=r[0], owner=owner, stanza=r[1], stamp=r[2], reason=r[3])
-                for r in rows
-            ]
+            rows = (await conn.execute(_FETCH, {"owner": owner})).all()
+        aad = stanza_aad(owner)
+        return [
+            HeldMessage(
+                id=r[0],
+                owner=owner,
+                stanza=self._keyring.open_text(r[1], aad=aad),
+                stamp=r[2],
+                reason=r[3],
+            )
+            for r in rows
+        ]
 
     async def delete(self, owner: str, ids: Sequence[int]) -> None:
         """Remove released messages (ids of other owners are left alone)."""

@@ -1,4 +1,8 @@
-"""Persistent multi-user chat rooms (:class:`MucStore`, XEP-0045)."""
+"""Persistent multi-user chat rooms (:class:`MucStore`, XEP-0045).
+
+A room's configuration (its name and description may name a patient) and
+subject are sealed with the keyring, bound to the room.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, delete, select
 
 from carewire.core.stores import StoredRoom
+from carewire.security.envelope import Keyring
 from carewire.storage import dialects
 from carewire.storage.database import Database
 from carewire.storage.tables import muc_affiliations, muc_rooms
@@ -22,12 +27,17 @@ _CLEAR_AFFILIATIONS = delete(muc_affiliations).where(_A.room == bindparam("room"
 _DELETE = delete(muc_rooms).where(_R.name == bindparam("name"))
 
 
+def _aad(column: str, room: str) -> bytes:
+    return f"muc_rooms.{column}|".encode() + room.encode()
+
+
 class SqlMucStore:
     """:class:`carewire.core.stores.MucStore` on SQLAlchemy Core."""
 
-    def __init__(self, db: Database) -> None:
-        """Prepare statements for ``db``'s dialect."""
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        """Prepare statements for ``db``'s dialect; seal with ``keyring``."""
         self._db = db
+        self._keyring = keyring
         self._upsert = dialects.upsert(db.dialect, muc_rooms, ["name"])
         self._rooms = _ROOMS.order_by(dialects.binary_order(db.dialect, _R.name))
 
@@ -39,11 +49,12 @@ class SqlMucStore:
         affiliations: dict[str, dict[str, str]] = {}
         for room, jid, affiliation in links:
             affiliations.setdefault(room, {})[jid] = affiliation
+        ring = self._keyring
         return [
             StoredRoom(
                 name=name,
-                config=config,
-                subject=subject,
+                config=ring.open_text(config, aad=_aad("config", name)),
+                subject=ring.open_text(subject, aad=_aad("subject", name)),
                 subject_by=subject_by,
                 affiliations=affiliations.get(name, {}),
             )
@@ -54,8 +65,8 @@ class SqlMucStore:
         """Insert or replace the room and all of its affiliations, in one transaction."""
         params = {
             "name": room.name,
-            "config": room.config,
-            "subject": room.subject,
+            "config": self._keyring.seal_text(room.config, aad=_aad("config", room.name)),
+            "subject": self._keyring.seal_text(room.subject, aad=_aad("subject", room.name)),
             "subject_by": room.subject_by,
             "updated_at": datetime.now(UTC),
         }

@@ -3,7 +3,8 @@
 A stored message is committed before :meth:`SqlOfflineStore.store` returns,
 so the sender's server may acknowledge it. Expired messages are invisible
 to :meth:`~SqlOfflineStore.fetch` and deleted by
-:meth:`~SqlOfflineStore.purge_expired`.
+:meth:`~SqlOfflineStore.purge_expired`. Stanzas are sealed with the keyring,
+bound to their owner (a stanza moved to another owner's rows does not decrypt).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carewire.core.stores import OfflineMessage
 from carewire.errors import NotFoundError
+from carewire.security.envelope import Keyring
 from carewire.storage.database import Database
 from carewire.storage.tables import UTCDateTime, accounts, offline_messages
 
@@ -41,12 +43,18 @@ _OWNERS = select(_M.owner).distinct()
 _PURGE = delete(offline_messages).where(_M.expires_at <= bindparam("now", type_=UTCDateTime()))
 
 
+def stanza_aad(owner: str) -> bytes:
+    """The associated data of an offline stanza: its table, column and owner."""
+    return b"offline_messages.stanza|" + owner.encode()
+
+
 class SqlOfflineStore:
     """:class:`carewire.core.stores.OfflineStore` on SQLAlchemy Core."""
 
-    def __init__(self, db: Database) -> None:
-        """Use ``db`` for every operation."""
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        """Use ``db`` for every operation; seal stanzas with ``keyring``."""
         self._db = db
+        self._keyring = keyring
 
     async def store(self, owner: str, stanza: str, *, stamp: datetime, expires_at: datetime) -> int:
         """Persist one message durably; returns its id.
@@ -54,7 +62,8 @@ class SqlOfflineStore:
         Raises:
             NotFoundError: ``owner`` has no account.
         """
-        params = {"owner": owner, "stanza": stanza, "stamp": stamp, "expires_at": expires_at}
+        sealed = self._keyring.seal_text(stanza, aad=stanza_aad(owner))
+        params = {"owner": owner, "stanza": sealed, "stamp": stamp, "expires_at": expires_at}
         try:
             async with self._db.transaction("store_offline_message") as txn:
                 found = await txn.conn.execute(_OWNER_EXISTS, {"owner": owner})
@@ -68,11 +77,18 @@ class SqlOfflineStore:
     async def fetch(self, owner: str, *, now: datetime) -> list[OfflineMessage]:
         """Unexpired messages for ``owner``, oldest first (not removed)."""
         async with self._db.read("fetch_offline_messages") as conn:
-            rows = await conn.execute(_FETCH, {"owner": owner, "now": now})
-            return [
-                OfflineMessage(id=r[0], owner=owner, stanza=r[1], stamp=r[2], expires_at=r[3])
-                for r in rows
-            ]
+            rows = (await conn.execute(_FETCH, {"owner": owner, "now": now})).all()
+        aad = stanza_aad(owner)
+        return [
+            OfflineMessage(
+                id=r[0],
+                owner=owner,
+                stanza=self._keyring.open_text(r[1], aad=aad),
+                stamp=r[2],
+                expires_at=r[3],
+            )
+            for r in rows
+        ]
 
     async def delete(self, owner: str, ids: Sequence[int]) -> None:
         """Remove delivered messages (ids of other owners are left alone)."""

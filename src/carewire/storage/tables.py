@@ -612,3 +612,17 @@ affiliation_permission_groups = Table(
 
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
+
+# Data keys and the blind-index key, each wrapped by the key-encryption key
+# (which never enters the database); see carewire.security.envelope.
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("purpose", String(16), nullable=False),
+    Column("kek_id", String(255), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("active_from", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
