@@ -83,6 +83,7 @@ from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
+from carewire.storage.reseal import count_values, seal_plaintext
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -252,6 +253,14 @@ class Core:
         """XMPP accounts (creating one derives SCRAM keys; removing one ends its sessions)."""
         return self.kernel.accounts
 
+    async def seal_plaintext(self) -> dict[str, int]:
+        """Seal message values stored in plaintext (before encryption); counts per column."""
+        return await seal_plaintext(self.db, self.keyring)
+
+    async def value_counts(self) -> dict[str, tuple[int, int]]:
+        """Per encrypted column: (sealed, still plaintext) value counts."""
+        return await count_values(self.db)
+
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
         """Load standard XMPP features (no data platform: default chat settings)."""
         self.kernel.ctx.provide(FixedChatSettings(), as_type=ChatSettingsSource)
@@ -363,13 +372,7 @@ class Assembly:
 
     @property
     def keyring(self) -> Keyring:
-        """Encrypts and decrypts values at rest; also keys the blind indexes.
-
-        Services that store PHI take it from here: ``keyring.encrypt(data,
-        aad=...)``, ``keyring.decrypt(blob, aad=...)``, ``keyring.seal_text``/
-        ``open_text`` for text columns and ``keyring.blind_index(value,
-        context=...)`` for equality lookups (docs/encryption.md).
-        """
+        """Encrypts and decrypts values at rest, keys blind indexes (docs/encryption.md)."""
         return self.core.keyring
 
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:

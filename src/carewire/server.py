@@ -48,6 +48,7 @@ from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_po
 from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
+from carewire.security.filemodes import restrict_umask, tighten, write_private
 from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
@@ -80,7 +81,7 @@ def server_secret(data_dir: Path) -> bytes:
     """A per-installation secret (fake SCRAM salts must be stable across restarts)."""
     path = data_dir / SECRET_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
@@ -143,6 +144,8 @@ class Server:
         """Assemble the services, load features, bind every listener, write ``run/ports.json``."""
         cfg = self.config
         nofile = raise_open_files_limit()
+        restrict_umask()
+        tighten(cfg.data_dir)  # a data directory from before modes were enforced
         self.assembly = a = await assemble(options_from_config(cfg, clock=self.clock))
         await a.audit.ensure_epoch()  # an upgraded installation's MACs begin here
         self._checkpointer = Checkpointer(
@@ -165,6 +168,8 @@ class Server:
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
         self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
+        self._tasks.append(asyncio.create_task(a.core.keys.run(), name="key-refresh"))
+        self._tasks.append(asyncio.create_task(self._seal_plaintext(), name="seal-plaintext"))
         jobs = [self._certificate_job(), self._retention_job(), self._checkpoint_job()]
         for job in [*a.kernel.ctx.jobs, *jobs]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
@@ -336,11 +341,20 @@ class Server:
             ssl_object.context = self._https_tls
 
     def _write_ports(self) -> None:
-        path = self.config.data_dir / PORTS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.ports, "pid": os.getpid()}))
-        tmp.replace(path)
+        write_private(
+            self.config.data_dir / PORTS_FILE, json.dumps({**self.ports, "pid": os.getpid()})
+        )
+
+    async def _seal_plaintext(self) -> None:
+        """Seal message values stored in plaintext before encryption (once, at start)."""
+        assert self.assembly is not None
+        try:
+            counts = await self.assembly.core.seal_plaintext()
+        except Exception:  # supervisor: the server keeps serving; the next start retries
+            log.exception("sealing plaintext values failed")
+            return
+        if counts:
+            log.info("sealed %d plaintext values stored before encryption", sum(counts.values()))
 
     async def _adapters_status(self) -> None:
         """Keep ``run/adapters.json`` (health and counters of every adapter) fresh."""
@@ -364,11 +378,7 @@ class Server:
                 for name, h in self.assembly.adapters.health_all().items()
             },
         }
-        path = self.config.data_dir / ADAPTERS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body, indent=2))
-        tmp.replace(path)
+        write_private(self.config.data_dir / ADAPTERS_FILE, json.dumps(body, indent=2))
 
     def _retention_job(self) -> PeriodicJob:
         """The nightly retention purge: checked every minute, run per organisation at 02:00."""

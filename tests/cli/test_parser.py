@@ -26,6 +26,7 @@ TOP_LEVEL = [
     "adapter",
     "cert",
     "audit",
+    "keys",
     "purge",
     "coverage",
     "console",

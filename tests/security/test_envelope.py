@@ -159,3 +159,14 @@ def test_local_kek_wraps_and_names_itself_without_revealing_the_key() -> None:
         LocalKek(generate_key()).unwrap(wrapped, aad=wrap_aad(Purpose.DATA))
     with pytest.raises(EncryptionError):
         LocalKek(b"0" * 16)
+
+
+def test_a_clock_behind_the_keys_still_has_an_active_key() -> None:
+    ring = Keyring()
+    later = T0 + timedelta(days=1)
+    ring.add(KeyInfo(key_id=3, purpose=Purpose.DATA, active_from=later), generate_key())
+    ring.add(
+        KeyInfo(key_id=4, purpose=Purpose.DATA, active_from=later + timedelta(1)), generate_key()
+    )
+    assert ring.activate(T0) == 3
+    assert ring.activate(later + timedelta(days=2)) == 4

@@ -29,6 +29,7 @@ from carewire.cli import (
     data,
     demo,
     groups,
+    keys,
     org,
     purge,
     rules,
@@ -37,6 +38,7 @@ from carewire.cli import (
 )
 from carewire.cli.runtime import Subparsers, WithDataDir, add_data_dir
 from carewire.errors import CarewireError
+from carewire.security.filemodes import restrict_umask
 
 
 class CommandGroup(Protocol):
@@ -58,6 +60,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     rules,
     certs,
     audit,
+    keys,
     purge,
     coverage,
     console,
@@ -79,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carewire`` command."""
     args = build_parser().parse_args(argv)
+    restrict_umask()  # every file a command writes is the owner's alone (0600 / 0700)
     try:
         return int(args.func(args))
     except CarewireError as exc:

@@ -25,6 +25,7 @@ from carewire.cli.runtime import (
 )
 from carewire.config import CONFIG_FILE, Config, load, render_default
 from carewire.errors import ConfigError
+from carewire.security.keys import ConfiguredKek
 
 if TYPE_CHECKING:
     from carewire.cli.audit_trail import CliAudit
@@ -62,6 +63,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise ConfigError(f"{where} is already initialised ({CONFIG_FILE} exists)")
     domain = args.domain.strip().lower().rstrip(".")
     cfg = _write_config(where, domain)
+    kek = ConfiguredKek(key_file=cfg.kek_file, env=os.environ)
+    kek_created = kek.ensure()
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
     server_secret(where)
     key_file = cfg.audit_key_file
@@ -83,6 +86,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     where_key = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else str(cfg.audit_key_file)
     print(f"  audit key      {audit_key.key_id} in {where_key}")
     print("                 (back it up apart from the database: it authenticates the audit trail)")
+    if kek_created:
+        print(f"  encryption key {cfg.kek_file}")
+        print("                 (back it up apart from the data: without it the data is lost)")
+    else:
+        print(f"  encryption key {kek.name}")
     print(f"  administrator  {ADMIN_LOGIN}@{domain}")
     print(f"  password       {password}")
     print(f"  (also in {pw_file}, readable only by you: change it with")

@@ -229,18 +229,21 @@ class Keyring:
     def activate(self, now: datetime) -> int | None:
         """Choose the data key for new values: the newest whose ``active_from`` has passed.
 
+        When none has passed yet (a clock behind the one that stored the keys),
+        the earliest one: a keyring with data keys always has an active one.
+
         Returns:
-            Its id, or None when no data key is usable yet.
+            Its id, or None when no data key is loaded.
         """
-        ready = [
-            i
-            for i in self._infos.values()
-            if i.purpose == Purpose.DATA and i.active_from <= now and i.key_id in self._aeads
-        ]
-        if not ready:
+        data = [i for i in self._infos.values() if i.purpose == Purpose.DATA]
+        if not data:
             self._active = None
             return None
-        best = max(ready, key=lambda i: (i.active_from, i.key_id)).key_id
+        ready = [i for i in data if i.active_from <= now]
+        if ready:
+            best = max(ready, key=lambda i: (i.active_from, i.key_id)).key_id
+        else:
+            best = min(data, key=lambda i: (i.active_from, i.key_id)).key_id
         self._active = (best, self._aeads[best])
         return best
 

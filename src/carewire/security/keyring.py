@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from carewire.clock import Clock
@@ -43,6 +43,8 @@ from carewire.security.envelope import (
 from carewire.security.keys import KekSource
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,9 +172,18 @@ class KeyService:
     async def load(self) -> Keyring:
         """Load every stored key; on a new installation make the first data key and index key.
 
+        A new installation (no stored key) without a KEK gets one made by the
+        source (the key file is created); once keys are stored, a missing
+        KEK is an error, never replaced: the data would be lost.
+
         Raises:
             EncryptionError: The KEK is missing, unreadable, or does not open the stored keys.
         """
+        if not await self._store.list() and self._source.ensure():
+            log.warning(
+                "created a new key-encryption key in %s: back it up apart from the data",
+                self._source.name,
+            )
         self._read_keks()
         await self.refresh()
         purposes = {i.purpose for i in self.keyring.keys}
@@ -180,7 +191,8 @@ class KeyService:
         made = False
         for purpose in (Purpose.DATA, Purpose.INDEX):
             if purpose not in purposes:
-                await self._add(purpose, now=now, active_from=now)
+                # The first key has nothing to wait for: active from the start of time.
+                await self._add(purpose, now=now, active_from=_EPOCH)
                 made = True
         if made:
             await self.refresh()

@@ -47,6 +47,17 @@ def parse_keys(text: str, source: str) -> list[LocalKek]:
         EncryptionError: No key, or one that is not base64 of 32 bytes (``malformed``);
             the message names ``source`` but never shows a key.
     """
+    keks = []
+    for n, raw in enumerate(parse_raw_keys(text, source), start=1):
+        try:
+            keks.append(LocalKek(raw))
+        except EncryptionError as exc:
+            raise EncryptionError(f"{source}: key {n}: {exc.message}", code="malformed") from None
+    return keks
+
+
+def parse_raw_keys(text: str, source: str) -> list[bytes]:
+    """The keys' bytes in a key file's text or the variable's value (see :func:`parse_keys`)."""
     items = [
         item.strip()
         for line in text.splitlines()
@@ -55,17 +66,23 @@ def parse_keys(text: str, source: str) -> list[LocalKek]:
     ]
     if not items:
         raise EncryptionError(f"{source}: holds no key", code="malformed")
-    keks = []
+    out = []
     for n, item in enumerate(items, start=1):
         try:
-            raw = base64.b64decode(item, validate=True)
+            out.append(base64.b64decode(item, validate=True))
         except (binascii.Error, ValueError):
             raise EncryptionError(f"{source}: key {n} is not base64", code="malformed") from None
-        try:
-            keks.append(LocalKek(raw))
-        except EncryptionError as exc:
-            raise EncryptionError(f"{source}: key {n}: {exc.message}", code="malformed") from None
-    return keks
+    return out
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    """The keys of a key file, current first (for a rotation, which rewrites the file).
+
+    Raises:
+        EncryptionError: The file others may read, or a malformed one.
+    """
+    check_private(path)
+    return parse_raw_keys(path.read_text(encoding="ascii"), str(path))
 
 
 def check_private(path: Path) -> None:
@@ -130,6 +147,10 @@ class KekSource(Protocol):
         """
         ...
 
+    def ensure(self) -> bool:
+        """Make a KEK where none exists yet (a new installation); True if one was made."""
+        ...
+
 
 #: One random KEK per process, for :class:`ProcessKek`.
 _PROCESS_KEY = generate_key()
@@ -147,6 +168,10 @@ class ProcessKek:
     def load(self) -> list[LocalKek]:
         """The process's one KEK."""
         return [LocalKek(_PROCESS_KEY)]
+
+    def ensure(self) -> bool:
+        """Nothing to make: the key exists as long as the process."""
+        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +195,10 @@ class ConfiguredKek:
     def name(self) -> str:
         """What to call the source in messages (never the key)."""
         return f"${KEK_ENV}" if self.is_env else str(self.key_file)
+
+    def ensure(self) -> bool:
+        """Create the key file unless it exists or the environment holds the KEK."""
+        return False if self.is_env else create_key_file(self.key_file)
 
     def load(self) -> list[LocalKek]:
         """The KEKs, current first.

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Insert, Table, event, pool
+from sqlalchemy import ColumnElement, Connection, Engine, Insert, Table, event, pool
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
@@ -232,6 +232,9 @@ def _sqlite_pragmas(role: Role) -> list[str]:
         # Schema changes may rebuild tables; SQLite's own procedure for that
         # runs with foreign keys off (see migrate.py for the final check).
         "PRAGMA foreign_keys=OFF" if role is Role.MIGRATE else "PRAGMA foreign_keys=ON",
+        # Deleted and overwritten content is zeroed, so a purged or re-sealed
+        # message body does not linger in free pages of the file.
+        "PRAGMA secure_delete=ON",
     ]
     if role is Role.READER:
         pragmas.append("PRAGMA query_only=ON")
@@ -293,6 +296,13 @@ async def sqlite_in_transaction(conn: AsyncConnection) -> bool:
     """
     raw = await conn.get_raw_connection()
     return bool(getattr(raw.driver_connection, "in_transaction", False))
+
+
+def table_names(conn: Connection) -> list[str]:
+    """The tables of the connected database (a synchronous connection, via ``run_sync``)."""
+    from sqlalchemy import inspect
+
+    return list(inspect(conn).get_table_names())
 
 
 def binary_order(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:

@@ -27,7 +27,8 @@ _CLEAR_AFFILIATIONS = delete(muc_affiliations).where(_A.room == bindparam("room"
 _DELETE = delete(muc_rooms).where(_R.name == bindparam("name"))
 
 
-def _aad(column: str, room: str) -> bytes:
+def value_aad(column: str, room: str) -> bytes:
+    """The associated data of a room's ``config`` or ``subject``: table, column and room."""
     return f"muc_rooms.{column}|".encode() + room.encode()
 
 
@@ -53,8 +54,8 @@ class SqlMucStore:
         return [
             StoredRoom(
                 name=name,
-                config=ring.open_text(config, aad=_aad("config", name)),
-                subject=ring.open_text(subject, aad=_aad("subject", name)),
+                config=ring.open_text(config, aad=value_aad("config", name)),
+                subject=ring.open_text(subject, aad=value_aad("subject", name)),
                 subject_by=subject_by,
                 affiliations=affiliations.get(name, {}),
             )
@@ -65,8 +66,8 @@ class SqlMucStore:
         """Insert or replace the room and all of its affiliations, in one transaction."""
         params = {
             "name": room.name,
-            "config": self._keyring.seal_text(room.config, aad=_aad("config", room.name)),
-            "subject": self._keyring.seal_text(room.subject, aad=_aad("subject", room.name)),
+            "config": self._keyring.seal_text(room.config, aad=value_aad("config", room.name)),
+            "subject": self._keyring.seal_text(room.subject, aad=value_aad("subject", room.name)),
             "subject_by": room.subject_by,
             "updated_at": datetime.now(UTC),
         }

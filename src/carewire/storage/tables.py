@@ -613,8 +613,7 @@ affiliation_permission_groups = Table(
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
 
-# Data keys and the blind-index key, each wrapped by the key-encryption key
-# (which never enters the database); see carewire.security.envelope.
+# Data keys and the blind-index key, wrapped by the KEK (never stored): security/envelope.py.
 data_keys = Table(
     "data_keys",
     metadata,
