@@ -11,6 +11,7 @@ from carewire.clock import FakeClock
 from carewire.datasets.model import RecordChanged
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, migrate
 from carewire.storage.datasets import SqlDatasetStore
 from tests.storage.conftest import db_url  # noqa: F401
@@ -34,7 +35,7 @@ async def platform(db_url: str) -> AsyncIterator[Platform]:  # noqa: F811
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
     try:
-        store = SqlDatasetStore(db)
+        store = SqlDatasetStore(db, ephemeral_keyring())
         registry = Registry(store)
         await registry.load()
         clock = FakeClock()

@@ -62,9 +62,10 @@ _ID = BigInteger().with_variant(Integer(), "sqlite")
 _MAX_IDENT = 63  # PostgreSQL's identifier length
 
 #: (dataset, attribute) pairs encrypted at rest: the bodies and raw XML of
-#: messages (the archive, room history and alert texts all live there).
+#: messages (the archive, room history and alert texts all live there) and
+#: conversations' topics (a room's subject).
 ENCRYPTED_ATTRIBUTES: frozenset[tuple[str, str]] = frozenset(
-    {("MESSAGES", "message"), ("MESSAGES", "elements")}
+    {("MESSAGES", "message"), ("MESSAGES", "elements"), ("CONVERSATIONS", "topic")}
 )
 
 
