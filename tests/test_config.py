@@ -35,6 +35,18 @@ def test_defaults_and_rendered_file(tmp_path: Path) -> None:
     assert cfg.cert_file == tmp_path.resolve() / "certs/xmpp.pem"
 
 
+def test_encryption_key_outside_the_data_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = load(write(data, render_default("hospital.example")), env={})
+    assert cfg.encryption.enabled is True
+    assert cfg.kek_file == tmp_path.resolve() / "data-keys" / "kek"
+    cfg = load(data, env={"CAREWIRE_ENCRYPTION_KEY_FILE": "/etc/carewire/kek"})
+    assert cfg.kek_file == Path("/etc/carewire/kek")
+    cfg = load(data, env={"CAREWIRE_ENCRYPTION_KEY_FILE": "../vault/kek"})
+    assert cfg.kek_file == tmp_path.resolve() / "vault" / "kek"
+
+
 def test_env_overrides(tmp_path: Path) -> None:
     env = {
         "CAREWIRE_SERVER_C2S_PORT": "15222",
@@ -102,6 +114,9 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[directory]\ninvitation_link_ttl = '5m'\n", {}, "directory.invitation_link_ttl"),
         ("[directory]\naffiliation_link_ttl = 'never'\n", {}, "directory.affiliation_link_ttl"),
         ("", {"CAREWIRE_DIRECTORY_PIN_RESET_LINK_TTL": "30d"}, "directory.pin_reset_link_ttl"),
+        ("[encryption]\nrefresh_interval = '0s'\n", {}, "encryption.refresh_interval"),
+        ("[encryption]\nkey_file = 'keys/kek'\n", {}, "encryption.key_file: "),
+        ("[encryption]\nenabled = 'no'\n", {}, "encryption.enabled: expected true or false"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

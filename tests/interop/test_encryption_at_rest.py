@@ -195,3 +195,42 @@ async def test_no_marker_at_rest_and_everything_still_reads(tmp_path: Path, slix
         r = server.cli("keys", "status")
         assert r.returncode == 0, r.stderr
         assert "offline_messages.stanza" in r.stdout and "MESSAGES.message" in r.stdout
+
+
+async def test_rotation_while_the_server_runs(tmp_path: Path, slix: Slix) -> None:
+    """``keys rotate --new-data-key`` beside a running server: it follows, nothing is lost."""
+    data_dir = tmp_path / "data"
+    env = server_env({"CAREWIRE_ENCRYPTION_REFRESH_INTERVAL": "1s"})
+    init_data_dir(data_dir, accounts=2, env=env)
+    kek_file = tmp_path / "data-keys" / "kek"
+    before_rotation = kek_file.read_text()
+    with serving(data_dir, accounts=2, env=env) as server:
+        alice = await slix(server, "user0", "pw-user0", configure=_plugins)
+        await _online(alice)
+        alice.xmpp.send_message(mto=JID(server.jid("user1")), mbody="before", mtype="chat")
+        await alice.xmpp.plugin["xep_0199"].ping(timeout=TIMEOUT)
+
+        where = ("--data-dir", str(data_dir))
+        r = cli("keys", "rotate", "--new-data-key", *where, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "re-wrapped 2 stored key(s)" in r.stdout and "new data key 3" in r.stdout
+        assert kek_file.read_text() != before_rotation
+        assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
+        await asyncio.sleep(3)  # two refreshes: the server now encrypts with key 3
+        alice.xmpp.send_message(mto=JID(server.jid("user1")), mbody="after", mtype="chat")
+        await alice.xmpp.plugin["xep_0199"].ping(timeout=TIMEOUT)
+        status = cli("keys", "status", *where, env=env)
+        assert status.returncode == 0, status.stderr
+        [active] = [line for line in status.stdout.splitlines() if "encrypts new values" in line]
+        assert active.split()[0] == "3"
+        assert "offline_messages.stanza" in status.stdout
+        await alice.disconnect()
+
+    assert "re-wrapped" not in (data_dir / "serve.log").read_text()  # the CLI did it
+    with serving(data_dir, accounts=2, env=env) as server:
+        bob = await slix(server, "user1", "pw-user1", configure=_plugins)
+        await _online(bob)
+        for body in ("before", "after"):
+            await bob.next_matching(bob.messages, lambda m, b=body: m["body"] == b)
+    log = (data_dir / "serve.log").read_text()
+    assert "data key 3 now encrypts new values" in log

@@ -613,9 +613,8 @@ affiliation_permission_groups = Table(
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
 
-# Data keys and the blind-index key, wrapped by the KEK (never stored): security/envelope.py.
 data_keys = Table(
-    "data_keys",
+    "data_keys",  # data keys and the index key, wrapped by the KEK (security/envelope.py)
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("purpose", String(16), nullable=False),
