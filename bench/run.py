@@ -107,6 +107,8 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CAREWIRE_LOG_LEVEL", args.server_log_level)
     env["CAREWIRE_XMPP_SCRAM_ITERATIONS"] = str(args.scram_iterations)
+    # Encryption at rest: off only to measure its cost side by side (docs/encryption.md).
+    env["CAREWIRE_ENCRYPTION_ENABLED"] = "true" if args.encryption == "on" else "false"
     env.pop("CAREWIRE_DATA_DIR", None)
     return env
 
@@ -594,6 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scram-iterations", type=int, default=4096, help="SCRAM iterations of the accounts (4096)"
+    )
+    p.add_argument(
+        "--encryption",
+        choices=["on", "off"],
+        default="on",
+        help="message content encrypted at rest (on); off only to measure its cost",
     )
     p.add_argument(
         "--server-log-level", default="warning", choices=["debug", "info", "warning", "error"]

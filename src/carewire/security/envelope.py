@@ -364,7 +364,8 @@ def text_blob(value: str) -> bytes:
         EncryptionError: Not valid base64 after the prefix (``malformed``).
     """
     try:
-        return base64.b64decode(value[len(TEXT_PREFIX) :], validate=True)
+        # Not validated character by character: AES-GCM's tag rejects any change anyway.
+        return binascii.a2b_base64(value[len(TEXT_PREFIX) :])
     except (binascii.Error, ValueError):
         raise EncryptionError("a sealed value is not valid base64", code="malformed") from None
 
