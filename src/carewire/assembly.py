@@ -83,7 +83,6 @@ from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
-from carewire.storage.reseal import count_values, seal_plaintext
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -111,9 +110,8 @@ class Options:
             own listeners (HL7 over MLLP); None where there is no certificate.
         audit_key: Authenticates the audit trail (read from outside the database by
             :func:`options_from_config`; a fresh in-memory key unless given, for tests).
-        kek: Where the key-encryption key is read (a per-process key unless
-            given: fine for tests, nothing written survives the process).
-        encrypt_at_rest: False only to measure the cost of encryption.
+        kek: Where the key-encryption key is read (a per-process key unless given, for tests).
+        encrypt_at_rest: False only to measure the cost of encryption (``[encryption]``).
         key_refresh: Seconds between the server's reloads of stored keys.
     """
 
@@ -244,22 +242,9 @@ class Core:
     keys: KeyService
 
     @property
-    def keyring(self) -> Keyring:
-        """Encrypts and decrypts values at rest; also keys the blind indexes."""
-        return self.keys.keyring
-
-    @property
     def accounts(self) -> AccountService:
         """XMPP accounts (creating one derives SCRAM keys; removing one ends its sessions)."""
         return self.kernel.accounts
-
-    async def seal_plaintext(self) -> dict[str, int]:
-        """Seal message values stored in plaintext (before encryption); counts per column."""
-        return await seal_plaintext(self.db, self.keyring)
-
-    async def value_counts(self) -> dict[str, tuple[int, int]]:
-        """Per encrypted column: (sealed, still plaintext) value counts."""
-        return await count_values(self.db)
 
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
         """Load standard XMPP features (no data platform: default chat settings)."""
@@ -373,7 +358,7 @@ class Assembly:
     @property
     def keyring(self) -> Keyring:
         """Encrypts and decrypts values at rest, keys blind indexes (docs/encryption.md)."""
-        return self.core.keyring
+        return self.core.keys.keyring
 
     def load_features(self, names: Sequence[str] = DEFAULT_FEATURES) -> None:
         """Provide the platform and the door to the kernel, load ``names``, attach the gateway.
@@ -435,7 +420,7 @@ async def assemble(options: Options) -> Assembly:
 
 async def _platform(options: Options, core: Core) -> Assembly:
     db, clock = core.db, options.clock
-    store = SqlDatasetStore(db, core.keyring)
+    store = SqlDatasetStore(db, core.keys.keyring)
     registry = Registry(store)
     await registry.load()
     datasets = DatasetService(registry, store, clock)

@@ -49,6 +49,7 @@ from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.security.filemodes import restrict_umask, tighten, write_private
+from carewire.storage.reseal import seal_plaintext
 from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
@@ -349,7 +350,7 @@ class Server:
         """Seal message values stored in plaintext before encryption (once, at start)."""
         assert self.assembly is not None
         try:
-            counts = await self.assembly.core.seal_plaintext()
+            counts = await seal_plaintext(self.assembly.db, self.assembly.keyring)
         except Exception:  # supervisor: the server keeps serving; the next start retries
             log.exception("sealing plaintext values failed")
             return

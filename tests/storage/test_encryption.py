@@ -20,6 +20,7 @@ from carewire.core.stores import StoredRoom
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.errors import ValidationError
 from carewire.security.envelope import TEXT_PREFIX, EncryptionError
+from carewire.storage.reseal import count_values, seal_plaintext
 from tests.storage.factories import new_account
 
 NOW = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
@@ -120,17 +121,18 @@ async def test_plaintext_from_before_reads_and_is_sealed_by_the_pass(p: Assembly
     # Readable as they are …
     assert (await p.datasets.get("MESSAGES", message_id)).values["message"] == "old body in clear"
     assert [m.stanza for m in await p.stores.offline.fetch("bob", now=NOW)] == [STANZA]
-    counts = await p.core.value_counts()
+    counts = await count_values(p.db)
     assert counts["MESSAGES.message"] == (0, 1) and counts["offline_messages.stanza"] == (0, 1)
 
     # … then sealed, once: running the pass again finds nothing.
-    assert await p.core.seal_plaintext() == {"offline_messages.stanza": 1, "MESSAGES.message": 1}
-    assert await p.core.seal_plaintext() == {}
+    sealed = await seal_plaintext(p.db, p.keyring)
+    assert sealed == {"offline_messages.stanza": 1, "MESSAGES.message": 1}
+    assert await seal_plaintext(p.db, p.keyring) == {}
     [(body,)] = await _raw(p, "SELECT message FROM ds_messages")
     assert str(body).startswith(TEXT_PREFIX) and "clear" not in str(body)
     assert (await p.datasets.get("MESSAGES", message_id)).values["message"] == "old body in clear"
     assert [m.stanza for m in await p.stores.offline.fetch("bob", now=NOW)] == [STANZA]
-    assert (await p.core.value_counts())["offline_messages.stanza"] == (1, 0)
+    assert (await count_values(p.db))["offline_messages.stanza"] == (1, 0)
 
 
 async def test_encrypted_attributes_are_tested_for_empty_only(p: Assembly) -> None:

@@ -14,7 +14,14 @@ import argparse
 import os
 
 from carewire.cli.audit_trail import record
-from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, run_with_platform
+from carewire.cli.runtime import (
+    Services,
+    Subparsers,
+    WithDataDir,
+    config,
+    run_with_platform,
+    sealed_counts,
+)
 from carewire.errors import ConfigError
 from carewire.security.envelope import LocalKek, generate_key
 from carewire.security.keys import (
@@ -51,7 +58,7 @@ def cmd_keys_status(args: argparse.Namespace) -> int:
                 f"{_when(row.created_at)}  {_when(row.active_from)}{mark}"
             )
         print("values (sealed / plaintext):")
-        for column, (sealed, plain) in (await p.core.value_counts()).items():
+        for column, (sealed, plain) in (await sealed_counts(p)).items():
             print(f"  {column:<28} {sealed:>9} / {plain}")
         return 0
 

@@ -172,3 +172,10 @@ def running_status(args: argparse.Namespace) -> dict[str, object] | None:
     except PermissionError:
         pass  # alive, owned by another user
     return dict(body)
+
+
+async def sealed_counts(services: Services) -> dict[str, tuple[int, int]]:
+    """Per encrypted column: how many values are sealed and how many still plaintext."""
+    from carewire.storage.reseal import count_values
+
+    return await count_values(services.db)
