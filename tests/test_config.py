@@ -35,6 +35,12 @@ def test_defaults_and_rendered_file(tmp_path: Path) -> None:
     assert cfg.cert_file == tmp_path.resolve() / "certs/xmpp.pem"
 
 
+def test_rendered_file_shows_template_syntax_literally() -> None:
+    text = render_default("hospital.example")
+    assert "Ellipsis" not in text
+    assert "#{...} templates" in text
+
+
 def test_env_overrides(tmp_path: Path) -> None:
     env = {
         "CAREWIRE_SERVER_C2S_PORT": "15222",

@@ -452,7 +452,7 @@ version_visible = false      # XEP-0092 answers only when true
 
 [rules]
 max_depth = 8                # rule-caused writes in a chain before it is stopped (cycles)
-time_zone = "UTC"            # zone for times in #{...} templates, e.g. "America/New_York"
+time_zone = "UTC"            # zone for times in #{{...}} templates, e.g. "America/New_York"
 
 [console]
 session_timeout = "20m"      # web console: signed out after this long without activity
