@@ -249,6 +249,27 @@ async def test_csv_export_of_a_period(t: Trail) -> None:
     assert datetime.fromisoformat(first["at"]) == since
 
 
+async def test_csv_export_neutralises_formulas(t: Trail) -> None:
+    await t.trail.record(
+        AuditEvent(
+            actor="=cmd|' /C calc'!A0",
+            channel=Channel.CONSOLE,
+            action="login",
+            target="@SUM(1+1)",
+            outcome=Outcome.FAILURE,
+            remote_ip="10.0.0.7",
+        )
+    )
+    out = io.StringIO()
+    until = START + timedelta(days=1)
+    await t.trail.export(
+        START - timedelta(days=1), until, ExportFormat.CSV, out, actor="cli", channel=Channel.CLI
+    )
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["actor"] == "'=cmd|' /C calc'!A0" and row["target"] == "'@SUM(1+1)"
+    assert row["action"] == "login" and row["remote_ip"] == "10.0.0.7"
+
+
 async def test_json_export_and_export_is_audited(t: Trail) -> None:
     await fill(t, 4)
     out = io.StringIO()

@@ -29,7 +29,6 @@ reveal it.
 
 from __future__ import annotations
 
-import csv
 import enum
 import hashlib
 import json
@@ -41,6 +40,7 @@ from typing import Protocol, TextIO
 
 from carewire.clock import Clock
 from carewire.security.audit_key import AuditKey
+from carewire.security.csv_export import SafeDictWriter
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ class AuditTrail:
 
         The export itself is recorded (``audit.export``) once it is written.
         """
-        writer = csv.DictWriter(out, EXPORT_COLUMNS) if fmt is ExportFormat.CSV else None
+        writer = SafeDictWriter(out, EXPORT_COLUMNS) if fmt is ExportFormat.CSV else None
         if writer is not None:
             writer.writeheader()
         count = 0
