@@ -58,6 +58,16 @@ class ServerSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HttpsSection:
+    """[https]: limits of the HTTPS port (console, REST API, WebSocket)."""
+
+    header_timeout: str = "10s"  # a request head must arrive within this …
+    body_timeout: str = "30s"  # … and its body within this, or the connection is closed
+    max_body_bytes: int = 1_048_576  # JSON and form bodies; larger ones get 413
+    max_upload_bytes: int = 16_777_216  # multipart uploads (CSV and certificate files)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSection:
     """[storage]: the database URL (SQLite file in the data directory by default)."""
 
@@ -162,6 +172,7 @@ class Config:
 
     data_dir: Path
     server: ServerSection = field(default_factory=ServerSection)
+    https: HttpsSection = field(default_factory=HttpsSection)
     storage: StorageSection = field(default_factory=StorageSection)
     tls: TlsSection = field(default_factory=TlsSection)
     xmpp: XmppSection = field(default_factory=XmppSection)
@@ -218,6 +229,7 @@ class Config:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
+    "https": HttpsSection,
     "storage": StorageSection,
     "tls": TlsSection,
     "xmpp": XmppSection,
@@ -315,6 +327,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
         ) from None
+    _validate_https(cfg)
     _validate_console(cfg)
     _validate_directory(cfg)
     _validate_mail(cfg)
@@ -327,6 +340,20 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
         )
+
+
+def _validate_https(cfg: Config) -> None:
+    h = cfg.https
+    for key in ("header_timeout", "body_timeout"):
+        seconds = parse_duration(getattr(h, key), f"https.{key}").total_seconds()
+        if not 1 <= seconds <= 600:
+            raise ConfigError(f"https.{key}: must be between 1s and 10m, got {getattr(h, key)!r}")
+    if not 1024 <= h.max_body_bytes <= h.max_upload_bytes:
+        raise ConfigError(
+            "https.max_body_bytes: must be at least 1024 and at most max_upload_bytes"
+        )
+    if h.max_upload_bytes > 1 << 30:
+        raise ConfigError("https.max_upload_bytes: must be at most 1 GiB")
 
 
 def _validate_console(cfg: Config) -> None:
@@ -437,6 +464,12 @@ c2s_port = 5222              # XMPP clients, STARTTLS required
 c2s_tls_port = 5223          # XMPP clients, direct TLS (XEP-0368)
 s2s_port = 5269              # federation (not enabled yet)
 https_port = 8443            # HTTPS: /xmpp-websocket, /healthz
+
+[https]
+header_timeout = "10s"       # a request head must arrive within this, or the connection closes
+body_timeout = "30s"         # the same for the request body
+max_body_bytes = 1048576     # larger JSON and form bodies are refused (413)
+max_upload_bytes = 16777216  # larger file uploads are refused (413)
 
 [storage]
 url = "sqlite:///carewire.db"   # or postgresql://user@host/db

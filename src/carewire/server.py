@@ -43,6 +43,7 @@ from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.errors import ConfigError
 from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
+from carewire.net.https import protocol as https_protocol
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
 from carewire.security.audit_checkpoint import Checkpointer
@@ -51,6 +52,7 @@ from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
+from carewire.web.guard import BodyLimits
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -231,8 +233,16 @@ class Server:
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
         console = create_console(console_services(cfg, self.assembly, self.certificates))
+        h = cfg.https
+        limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uv_config = uvicorn.Config(
-            create_app(self.net, api, console),
+            create_app(self.net, api, console, limits=limits),
+            http=https_protocol(
+                header_timeout=parse_duration(
+                    h.header_timeout, "https.header_timeout"
+                ).total_seconds(),
+                body_timeout=parse_duration(h.body_timeout, "https.body_timeout").total_seconds(),
+            ),
             ssl_certfile=str(cfg.cert_file),
             ssl_keyfile=str(cfg.key_file),
             log_level="warning",

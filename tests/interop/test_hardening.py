@@ -1,0 +1,126 @@
+"""The security review's findings, on a real server: HTTPS read deadlines, body caps, headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.interop.helpers import own_server
+from tests.interop.rawclient import client_tls_context
+from tests.serverproc import RunningServer
+
+pytestmark = pytest.mark.interop
+
+MAX_BODY = 65_536
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    env = {
+        "CAREWIRE_HTTPS_HEADER_TIMEOUT": "1s",
+        "CAREWIRE_HTTPS_BODY_TIMEOUT": "1s",
+        "CAREWIRE_HTTPS_MAX_BODY_BYTES": str(MAX_BODY),
+    }
+    with own_server(tmp_path_factory, "hardening", env, accounts=20) as server:
+        yield server
+
+
+@pytest.fixture
+async def admin(hard: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    r = hard.cli("token", "create", f"t{time.monotonic_ns()}", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    base = f"https://127.0.0.1:{hard.ports['https']}"
+    async with httpx.AsyncClient(
+        base_url=base,
+        verify=False,
+        timeout=10,
+        headers={"Authorization": f"Bearer {r.stdout.strip()}"},
+    ) as client:
+        yield client
+
+
+async def _tls(server: RunningServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(
+        "127.0.0.1",
+        server.ports["https"],
+        ssl=client_tls_context(),
+        server_hostname=server.domain,
+    )
+
+
+async def _closed_after(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, trickle: list[bytes]
+) -> float:
+    """Send ``trickle`` a piece every 0.2 s; the seconds until the server closes."""
+    started = time.monotonic()
+
+    async def drip() -> None:
+        for piece in trickle:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.2)
+
+    dripping = asyncio.create_task(drip())
+    try:
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        dripping.cancel()
+        writer.close()
+    assert b"200 OK" not in data
+    return time.monotonic() - started
+
+
+async def test_trickled_headers_are_cut_off(hard: RunningServer) -> None:
+    reader, writer = await _tls(hard)
+    head = [b"GET /healthz HTTP/1.1\r\n", *[f"X-Slow-{i}: x\r\n".encode() for i in range(40)]]
+    elapsed = await _closed_after(reader, writer, head)
+    assert 0.8 < elapsed < 4, elapsed
+
+
+async def test_trickled_body_is_cut_off(hard: RunningServer) -> None:
+    reader, writer = await _tls(hard)
+    head = b"POST /api/v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    elapsed = await _closed_after(reader, writer, [head, *[b"x" * 2] * 40])
+    assert 0.8 < elapsed < 4, elapsed
+
+
+async def test_a_prompt_client_is_served_on_a_kept_alive_connection(
+    admin: httpx.AsyncClient,
+) -> None:
+    for _ in range(2):
+        assert (await admin.get("/healthz")).status_code == 200
+        await asyncio.sleep(0.6)  # under the deadline each time, over it in total
+
+
+async def test_bodies_over_the_cap_get_413(admin: httpx.AsyncClient) -> None:
+    big = b'{"name": "' + b"x" * MAX_BODY + b'"}'
+    for kwargs in (
+        {"content": big, "headers": {"content-type": "application/json"}},
+        # Without a Content-Length: counted as it arrives.
+        {"content": (big[i : i + 8192] async for i in _offsets(len(big)))},
+    ):
+        r = await admin.post("/api/v1/datasets", **kwargs)  # type: ignore[arg-type]
+        assert r.status_code == 413, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        body = r.json()
+        assert body["code"] == "payload-too-large" and str(MAX_BODY) in body["detail"]
+    # The server is fine and a body under the cap is handled as usual.
+    r = await admin.post("/api/v1/datasets", json={"name": "x"})
+    assert r.status_code == 422, r.text
+
+
+async def _offsets(total: int) -> AsyncIterator[int]:
+    for i in range(0, total, 8192):
+        yield i
+
+
+async def test_security_headers_on_api_health_and_console(admin: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/datasets", "/api/v1/nowhere", "/healthz", "/signin"):
+        r = await admin.get(path)
+        assert r.headers["cache-control"] == "no-store", path
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["strict-transport-security"].startswith("max-age=31536000"), path
