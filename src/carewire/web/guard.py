@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -131,6 +132,121 @@ async def _too_large(send: Send, cap: int) -> None:
                 (b"connection", b"close"),
                 (b"cache-control", b"no-store"),
                 *RESPONSE_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# A JSON escape of a UTF-16 surrogate (paired or lone) or of NUL.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+
+
+class InputText:
+    """ASGI middleware: query strings and JSON bodies that are not storable text get a 422.
+
+    JSON can spell a lone UTF-16 surrogate (``"\\ud800"``), which is no
+    Unicode character and cannot be encoded to UTF-8 for a database, a log
+    or a response; and NUL (``"\\u0000"``), which PostgreSQL text refuses.
+    Both are refused here (NUL in the query string too), before any handler
+    sees them. The check costs
+    one regular-expression scan of bodies; only those with such an escape are
+    parsed twice.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the query, read the body, check it, hand it on unchanged."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if b"%00" in scope.get("query_string", b""):
+            await _unprocessable(send, "a query parameter contains NUL (%00)")
+            return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        problem = text_problem(body) if _SUSPECT_ESCAPE.search(body) else None
+        if problem is not None:
+            await _unprocessable(send, problem)
+            return
+        replay = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, _replay([replay], receive), send)
+
+
+def text_problem(body: bytes) -> str | None:
+    """What makes the strings of a JSON ``body`` unstorable (None: nothing, or not JSON)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None  # the application answers malformed JSON itself
+    return _bad_text(value)
+
+
+def _bad_text(value: object) -> str | None:
+    strings: list[str] = []
+    stack = [value]
+    while stack:  # iterative: a deeply nested body must not exhaust the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, dict):
+            strings += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    for text in strings:
+        if "\x00" in text:
+            return "a string in the request body contains NUL (\\u0000)"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return (
+                "a string in the request body contains a lone UTF-16 surrogate "
+                "(such as \\ud800): text must be valid Unicode"
+            )
+    return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replayed() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _unprocessable(send: Send, detail: str) -> None:
+    body = json.dumps(
+        {
+            "type": "urn:carewire:problem:invalid-text",
+            "title": "Unprocessable Content",
+            "status": 422,
+            "detail": detail,
+            "code": "invalid-text",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
             ],
         }
     )

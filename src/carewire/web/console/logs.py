@@ -67,9 +67,11 @@ def parse_day(value: str, *, end: bool = False) -> datetime | None:
         return None
     try:
         day = datetime.fromisoformat(value.strip()[:10]).replace(tzinfo=UTC)
+        return day + timedelta(days=1) if end else day
     except ValueError:
         raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-    return day + timedelta(days=1) if end else day
+    except OverflowError:  # the day after 9999-12-31
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _csv(rows: Sequence[Mapping[str, object]], columns: Sequence[str], name: str) -> Response:
