@@ -107,6 +107,8 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CAREWIRE_LOG_LEVEL", args.server_log_level)
     env["CAREWIRE_XMPP_SCRAM_ITERATIONS"] = str(args.scram_iterations)
+    # Every simulated phone connects from this one address, thousands at once.
+    env["CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS"] = "0"
     env.pop("CAREWIRE_DATA_DIR", None)
     return env
 

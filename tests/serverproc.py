@@ -138,4 +138,10 @@ def running_server(
 
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a test server runs with."""
-    return {**os.environ, "CAREWIRE_LOG_LEVEL": "info", **(extra or {})}
+    return {
+        **os.environ,
+        "CAREWIRE_LOG_LEVEL": "info",
+        # Tests log many clients in at once, all from 127.0.0.1.
+        "CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": "256",
+        **(extra or {}),
+    }

@@ -100,6 +100,7 @@ class XmppSection:
     max_send_buffer: int = 1_048_576
     max_read_rate: int = 262_144  # bytes/s per connection, 0 = unlimited
     max_read_burst: int = 1_048_576
+    max_unauthenticated_per_address: int = 32  # connections not yet signed in, per address
     scram_iterations: int = 4096
     login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
@@ -299,6 +300,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_read_rate: must be 0 (unlimited) or a positive byte rate")
     if x.max_read_burst < x.max_stanza_bytes:
         raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
+    if x.max_unauthenticated_per_address < 0:
+        raise ConfigError(
+            "xmpp.max_unauthenticated_per_address: must be 0 (no cap) or a positive number"
+        )
     if x.register_limit < 1:
         raise ConfigError("xmpp.register_limit: must be at least 1")
     if parse_duration(x.account_check_interval, "xmpp.account_check_interval").total_seconds() < 1:

@@ -211,6 +211,7 @@ class Server:
                 read_rate=x.max_read_rate,
                 read_burst=x.max_read_burst,
                 auth_timeout=parse_duration(x.auth_timeout, "xmpp.auth_timeout").total_seconds(),
+                max_unauthenticated_per_address=x.max_unauthenticated_per_address,
             ),
         )
 

@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
-from tests.interop.helpers import own_server
+from tests.interop.helpers import assert_healthy, own_server, raw_login
 from tests.interop.rawclient import client_tls_context
+from tests.interop.wsclient import WsXmpp
 from tests.serverproc import RunningServer
 
 pytestmark = pytest.mark.interop
 
 MAX_BODY = 65_536
+MAX_UNAUTHENTICATED = 3
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +27,9 @@ def hard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "CAREWIRE_HTTPS_HEADER_TIMEOUT": "1s",
         "CAREWIRE_HTTPS_BODY_TIMEOUT": "1s",
         "CAREWIRE_HTTPS_MAX_BODY_BYTES": str(MAX_BODY),
+        "CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": str(MAX_UNAUTHENTICATED),
     }
-    with own_server(tmp_path_factory, "hardening", env, accounts=20) as server:
+    with own_server(tmp_path_factory, "hardening", env, accounts=12) as server:
         yield server
 
 
@@ -124,3 +128,52 @@ async def test_security_headers_on_api_health_and_console(admin: httpx.AsyncClie
         assert r.headers["cache-control"] == "no-store", path
         assert r.headers["x-content-type-options"] == "nosniff", path
         assert r.headers["strict-transport-security"].startswith("max-age=31536000"), path
+
+
+# -- unauthenticated connections per address --------------------------------------------
+
+
+async def _idle(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _is_refused(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closed the connection without a word (within 3 s)."""
+    try:
+        return await asyncio.wait_for(reader.read(1), 3) == b""
+    except ConnectionError:
+        return True
+
+
+async def test_unauthenticated_connections_per_address_are_capped(hard: RunningServer) -> None:
+    idle = [await _idle(hard.ports["c2s"]) for _ in range(MAX_UNAUTHENTICATED)]
+    try:
+        await asyncio.sleep(0.2)
+        for port in (hard.ports["c2s"], hard.ports["c2s_tls"]):
+            reader, writer = await _idle(port)
+            assert await _is_refused(reader), port
+            writer.close()
+        with pytest.raises(InvalidStatus):
+            async with WsXmpp.connect(hard):
+                pass
+    finally:
+        for _, writer in idle:
+            writer.close()
+    await asyncio.sleep(0.3)
+    # Once they are gone, clients sign in; a bound session no longer counts.
+    signed_in = [await raw_login(hard) for _ in range(MAX_UNAUTHENTICATED + 1)]
+    try:
+        extra = [await _idle(hard.ports["c2s"]) for _ in range(MAX_UNAUTHENTICATED)]
+        await asyncio.sleep(0.2)
+        reader, writer = extra[0]
+        writer.write(b"<?xml version='1.0'?>")
+        await writer.drain()
+        with pytest.raises(TimeoutError):  # held open, waiting for the stream header
+            await asyncio.wait_for(reader.read(1), 0.5)
+        for _, w in extra:
+            w.close()
+        for client in signed_in:
+            await assert_healthy(client)
+    finally:
+        for client in signed_in:
+            await client.aclose()
