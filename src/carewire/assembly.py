@@ -49,11 +49,18 @@ from carewire.adapters.xmpp.settings import EnabledAdapterSettings
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
-from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
+from carewire.core.auth import (
+    Authenticator,
+    EnrolledCheck,
+    LockoutPolicy,
+    LoginAuditor,
+    LoginSink,
+)
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
 from carewire.datasets.paths import PathResolver
+from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
@@ -70,6 +77,8 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.audit_key import AuditKey, load_key
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.lockout_notify import LockoutNotifier
+from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, build_stores, migrate
 from carewire.storage.adapters import SqlAdapterStore
@@ -83,6 +92,7 @@ from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.web.api.deps import ApiServices
 from carewire.web.console import ConsoleServices, console_config
+from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +115,7 @@ class Options:
             own listeners (HL7 over MLLP); None where there is no certificate.
         audit_key: Authenticates the audit trail (read from outside the database by
             :func:`options_from_config`; a fresh in-memory key unless given, for tests).
+        throttle: The failed-authentication limit per source address.
     """
 
     url: str
@@ -112,13 +123,14 @@ class Options:
     clock: Clock = field(default_factory=SystemClock)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    scram_iterations: int = 4096
+    scram_iterations: int = DEFAULT_ITERATIONS
     upgrade: bool = True
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     mailer: Mailer = field(default_factory=MemoryMailer)
     secret_hasher: PasswordHasher | None = None
     tls: Callable[[], ssl.SSLContext] | None = None
     audit_key: AuditKey = field(default_factory=AuditKey.generate)
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -204,6 +216,10 @@ def options_from_config(
         # Only the server creates a missing key (at its first start after an upgrade): a
         # CLI command must not replace a lost one behind the operator's back.
         audit_key=load_key(cfg.audit_key_file, create=is_server),
+        throttle=ThrottlePolicy(
+            max_failures=cfg.throttle.max_failures,
+            window=parse_duration(cfg.throttle.window, "throttle.window"),
+        ),
     )
 
 
@@ -281,6 +297,8 @@ class Assembly:
         coverage: Busy users and held messages for administrators (attached to
             the running coverage feature by :meth:`load_features`).
         retention: The retention purge (nightly in the server, ``carewire purge``).
+        throttle: Failed authentications per source address (XMPP, API, console).
+        lockouts: Records and reports accounts locked by failed sign-ins.
     """
 
     core: Core
@@ -299,6 +317,8 @@ class Assembly:
     directory: DirectoryService
     coverage: CoverageDesk
     retention: RetentionPurge
+    throttle: AuthThrottle
+    lockouts: LockoutNotifier
 
     @property
     def db(self) -> Database:
@@ -362,6 +382,8 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        await self.throttle.flush()
+        await self.lockouts.drain()
         await self.directory.close()
         await self.adapters.stop()
         await self.engine.stop()
@@ -428,7 +450,12 @@ async def _platform(options: Options, core: Core) -> Assembly:
         config=options.engine,
     )
     engine.attach()
-    console = ConsoleAccounts(SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher)
+    throttle = AuthThrottle(clock, audit, options.throttle)
+    console = ConsoleAccounts(
+        SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher, throttle=throttle
+    )
+    lockouts = LockoutNotifier(audit, options.mailer, console.list_users)
+    console.on_locked = lockouts.locked
     directory = DirectoryService(
         store=build_directory_store(db),
         accounts=core.accounts,
@@ -466,6 +493,8 @@ async def _platform(options: Options, core: Core) -> Assembly:
         retention=RetentionPurge(
             SqlRetentionStore(db), directory, audit, clock, domain=options.domain
         ),
+        throttle=throttle,
+        lockouts=lockouts,
     )
 
 
@@ -522,7 +551,42 @@ def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authe
         delay=parse_duration(x.login_delay, "xmpp.login_delay"),
         lock_after=x.lockout_after,
     )
-    return auditor, Authenticator(assembly.stores, assembly.clock, auditor, policy)
+    authenticator = Authenticator(
+        assembly.stores,
+        assembly.clock,
+        auditor,
+        policy,
+        throttle=assembly.throttle,
+        enrolled=enrolled_device_check(assembly.datasets),
+        on_locked=assembly.lockouts.locked,
+    )
+    return auditor, authenticator
+
+
+def enrolled_device_check(datasets: DatasetService) -> EnrolledCheck:
+    """Whether a user has a device at an address: a DEVICES record of theirs, not wiped,
+    whose ``ip_address`` (its last session's) is that address."""
+
+    async def check(login: str, remote_ip: str) -> bool:
+        users = await datasets.query(
+            "USERS", Query(filters=(Filter(field="login", op=FilterOp.EQ, value=login),), limit=1)
+        )
+        if not users.records:
+            return False
+        devices = await datasets.query(
+            "DEVICES",
+            Query(
+                filters=(
+                    Filter(field="usr", op=FilterOp.EQ, value=int(users.records[0].id)),
+                    Filter(field="ip_address", op=FilterOp.EQ, value=remote_ip),
+                    Filter(field="wipe_requested_at", op=FilterOp.EMPTY),
+                ),
+                limit=1,
+            ),
+        )
+        return bool(devices.records) and devices.records[0].values.get("status") != "Unregistered"
+
+    return check
 
 
 def api_services(assembly: Assembly, certificates: CertificateManager | None) -> ApiServices:
@@ -539,6 +603,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         chat=assembly.chat,
         directory=assembly.directory,
         coverage=assembly.coverage,
+        throttle=assembly.throttle,
     )
 
 

@@ -68,6 +68,14 @@ class HttpsSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ThrottleSection:
+    """[throttle]: failed authentications per source address (XMPP, REST API, console)."""
+
+    max_failures: int = 20  # after this many failures from one address …
+    window: str = "10m"  # … within this period, its attempts are refused until it passes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSection:
     """[storage]: the database URL (SQLite file in the data directory by default)."""
 
@@ -101,7 +109,7 @@ class XmppSection:
     max_read_rate: int = 262_144  # bytes/s per connection, 0 = unlimited
     max_read_burst: int = 1_048_576
     max_unauthenticated_per_address: int = 32  # connections not yet signed in, per address
-    scram_iterations: int = 4096
+    scram_iterations: int = 10_000  # PBKDF2 rounds of new and changed XMPP passwords
     login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
     lockout_after: int = 10  # security policy: locked after 10 failures until unlocked
@@ -174,6 +182,7 @@ class Config:
     data_dir: Path
     server: ServerSection = field(default_factory=ServerSection)
     https: HttpsSection = field(default_factory=HttpsSection)
+    throttle: ThrottleSection = field(default_factory=ThrottleSection)
     storage: StorageSection = field(default_factory=StorageSection)
     tls: TlsSection = field(default_factory=TlsSection)
     xmpp: XmppSection = field(default_factory=XmppSection)
@@ -231,6 +240,7 @@ class Config:
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
     "https": HttpsSection,
+    "throttle": ThrottleSection,
     "storage": StorageSection,
     "tls": TlsSection,
     "xmpp": XmppSection,
@@ -333,6 +343,7 @@ def _validate(cfg: Config) -> None:
             f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
         ) from None
     _validate_https(cfg)
+    _validate_throttle(cfg)
     _validate_console(cfg)
     _validate_directory(cfg)
     _validate_mail(cfg)
@@ -359,6 +370,17 @@ def _validate_https(cfg: Config) -> None:
         )
     if h.max_upload_bytes > 1 << 30:
         raise ConfigError("https.max_upload_bytes: must be at most 1 GiB")
+
+
+def _validate_throttle(cfg: Config) -> None:
+    t = cfg.throttle
+    if not 1 <= t.max_failures <= 10_000:
+        raise ConfigError(
+            f"throttle.max_failures: must be between 1 and 10000, got {t.max_failures}"
+        )
+    window = parse_duration(t.window, "throttle.window").total_seconds()
+    if not 1 <= window <= 86_400:
+        raise ConfigError(f"throttle.window: must be between 1s and 24h, got {t.window!r}")
 
 
 def _validate_console(cfg: Config) -> None:

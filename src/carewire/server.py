@@ -76,6 +76,7 @@ ADAPTERS_FILE_INTERVAL = 5.0
 #: Seconds between checks whether an organisation's nightly retention purge is due.
 RETENTION_CHECK_INTERVAL = 60.0
 CERTIFICATE_CHECK_INTERVAL = 24 * 3600.0  # seconds
+THROTTLE_FLUSH_INTERVAL = 60.0  # seconds
 
 
 def server_secret(data_dir: Path) -> bytes:
@@ -167,7 +168,12 @@ class Server:
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._tasks.append(asyncio.create_task(self._auditor.run(), name="login-audit"))
         self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
-        jobs = [self._certificate_job(), self._retention_job(), self._checkpoint_job()]
+        jobs = [
+            self._certificate_job(),
+            self._retention_job(),
+            self._checkpoint_job(),
+            self._throttle_job(),
+        ]
         for job in [*a.kernel.ctx.jobs, *jobs]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
@@ -317,6 +323,16 @@ class Server:
             await checkpointer.tick()
 
         return PeriodicJob("audit-checkpoint", interval.total_seconds(), run)
+
+    def _throttle_job(self) -> PeriodicJob:
+        """Record the ended throttle periods of source addresses (one entry per period)."""
+        assert self.assembly is not None
+        throttle = self.assembly.throttle
+
+        async def run() -> None:
+            await throttle.flush()
+
+        return PeriodicJob("auth-throttle", THROTTLE_FLUSH_INTERVAL, run)
 
     def _reload_tls(self) -> None:
         """Use the certificate files for new connections; existing ones keep their TLS state.
