@@ -122,7 +122,8 @@ async def test_preauth_get_returns_the_form(h: Harness) -> None:
 
 async def test_preauth_set_creates_the_account(h: Harness) -> None:
     result = await preauth(h)(
-        register_iq("set", "<username>Nurse.Joy</username><password>s3cret!-s3cret!</password>"), "::1"
+        register_iq("set", "<username>Nurse.Joy</username><password>s3cret!-s3cret!</password>"),
+        "::1",
     )
     assert result is None
     assert await h.kernel.stores.accounts.exists("nurse.joy")
