@@ -253,6 +253,7 @@ async def test_unknown_and_known_accounts_answer_alike(hard: RunningServer) -> N
     assert len({salt for salt, _ in firsts[unknown]}) == 1
     assert {rounds for _, rounds in firsts[known]} == {rounds for _, rounds in firsts[unknown]}
     assert {rounds for _, rounds in firsts[known]} == {"10000"}
+    assert {len(salt) for salt, _ in firsts[known]} == {len(salt) for salt, _ in firsts[unknown]}
 
 
 async def test_a_lock_is_mailed_to_the_administrators(hard: RunningServer) -> None:

@@ -129,7 +129,9 @@ def fake_keys(username: str, secret: bytes, iterations: int = DEFAULT_ITERATIONS
     a known account's.
     """
     digest = hmac.new(secret, username.encode("utf-8"), "sha256").digest()
-    return StoredKeys(salt=digest[:16], iterations=iterations, stored_key=digest, server_key=digest)
+    # As long as a real salt (32 bytes, as derive_keys makes them), so its length tells nothing.
+    salt = hmac.new(secret, b"salt\x00" + username.encode("utf-8"), "sha256").digest()
+    return StoredKeys(salt=salt, iterations=iterations, stored_key=digest, server_key=digest)
 
 
 def _unescape_saslname(value: str) -> str | None:
