@@ -35,6 +35,16 @@ def test_defaults_and_rendered_file(tmp_path: Path) -> None:
     assert cfg.cert_file == tmp_path.resolve() / "certs/xmpp.pem"
 
 
+def test_hardening_defaults(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("hospital.example")), env={})
+    assert (cfg.https.header_timeout, cfg.https.body_timeout) == ("10s", "30s")
+    assert (cfg.https.max_body_bytes, cfg.https.max_upload_bytes) == (1 << 20, 16 << 20)
+    assert (cfg.throttle.max_failures, cfg.throttle.window) == (20, "10m")
+    assert cfg.xmpp.max_unauthenticated_per_address == 32
+    assert cfg.xmpp.scram_iterations == 10_000
+    assert load(write(tmp_path, ""), env={}).xmpp.scram_iterations == 10_000
+
+
 def test_rendered_file_shows_template_syntax_literally() -> None:
     text = render_default("hospital.example")
     assert "Ellipsis" not in text
@@ -108,6 +118,17 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("[directory]\ninvitation_link_ttl = '5m'\n", {}, "directory.invitation_link_ttl"),
         ("[directory]\naffiliation_link_ttl = 'never'\n", {}, "directory.affiliation_link_ttl"),
         ("", {"CAREWIRE_DIRECTORY_PIN_RESET_LINK_TTL": "30d"}, "directory.pin_reset_link_ttl"),
+        ("[https]\nheader_timeout = '0s'\n", {}, "https.header_timeout: must be between"),
+        ("[https]\nbody_timeout = '1h'\n", {}, "https.body_timeout: must be between"),
+        ("[https]\nmax_body_bytes = 10\n", {}, "https.max_body_bytes: must be at least"),
+        ("[https]\nmax_upload_bytes = 1024\n", {}, "https.max_body_bytes: must be at least"),
+        ("[throttle]\nmax_failures = 0\n", {}, "throttle.max_failures: must be between"),
+        ("[throttle]\nwindow = '2d'\n", {}, "throttle.window: must be between"),
+        (
+            "",
+            {"CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": "-1"},
+            "xmpp.max_unauthenticated_per_address",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

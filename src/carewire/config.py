@@ -509,6 +509,12 @@ key = "certs/xmpp.key"
 offline_message_timeout = "7d"
 register_enabled = false     # XEP-0077 in-band registration
 version_visible = false      # XEP-0092 answers only when true
+scram_iterations = 10000     # PBKDF2 rounds of new and changed passwords
+max_unauthenticated_per_address = 32  # connections not yet signed in, per address
+
+[throttle]
+max_failures = 20            # failed sign-ins from one address (XMPP, API, console) …
+window = "10m"               # … within this period: its attempts are refused until it passes
 
 [rules]
 max_depth = 8                # rule-caused writes in a chain before it is stopped (cycles)
