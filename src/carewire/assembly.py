@@ -49,18 +49,11 @@ from carewire.adapters.xmpp.settings import EnabledAdapterSettings
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
-from carewire.core.auth import (
-    Authenticator,
-    EnrolledCheck,
-    LockoutPolicy,
-    LoginAuditor,
-    LoginSink,
-)
+from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
 from carewire.datasets.paths import PathResolver
-from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
@@ -77,6 +70,7 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.audit_key import AuditKey, load_key
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.enrolled import enrolled_device_check
 from carewire.security.lockout_notify import LockoutNotifier
 from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.security.tokens import TokenService
@@ -561,32 +555,6 @@ def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authe
         on_locked=assembly.lockouts.locked,
     )
     return auditor, authenticator
-
-
-def enrolled_device_check(datasets: DatasetService) -> EnrolledCheck:
-    """Whether a user has a device at an address: a DEVICES record of theirs, not wiped,
-    whose ``ip_address`` (its last session's) is that address."""
-
-    async def check(login: str, remote_ip: str) -> bool:
-        users = await datasets.query(
-            "USERS", Query(filters=(Filter(field="login", op=FilterOp.EQ, value=login),), limit=1)
-        )
-        if not users.records:
-            return False
-        devices = await datasets.query(
-            "DEVICES",
-            Query(
-                filters=(
-                    Filter(field="usr", op=FilterOp.EQ, value=int(users.records[0].id)),
-                    Filter(field="ip_address", op=FilterOp.EQ, value=remote_ip),
-                    Filter(field="wipe_requested_at", op=FilterOp.EMPTY),
-                ),
-                limit=1,
-            ),
-        )
-        return bool(devices.records) and devices.records[0].values.get("status") != "Unregistered"
-
-    return check
 
 
 def api_services(assembly: Assembly, certificates: CertificateManager | None) -> ApiServices:

@@ -15,11 +15,12 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from carewire.assembly import Assembly, Options, api_services, assemble, enrolled_device_check
+from carewire.assembly import Assembly, Options, api_services, assemble
 from carewire.clock import FakeClock
 from carewire.mail import SmtpMailer
 from carewire.security.audit import Channel
 from carewire.security.console_auth import Role, SignInError
+from carewire.security.enrolled import enrolled_device_check
 from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.security.tokens import Role as TokenRole
 from carewire.web.api import create_api
