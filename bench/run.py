@@ -109,6 +109,8 @@ def server_env(args: argparse.Namespace) -> dict[str, str]:
     env["CAREWIRE_XMPP_SCRAM_ITERATIONS"] = str(args.scram_iterations)
     # Encryption at rest: off only to measure its cost side by side (docs/encryption.md).
     env["CAREWIRE_ENCRYPTION_ENABLED"] = "true" if args.encryption == "on" else "false"
+    # Every simulated phone connects from this one address, thousands at once.
+    env["CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS"] = "0"
     env.pop("CAREWIRE_DATA_DIR", None)
     return env
 

@@ -138,4 +138,12 @@ def running_server(
 
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a test server runs with."""
-    return {**os.environ, "CAREWIRE_LOG_LEVEL": "info", **(extra or {})}
+    return {
+        **os.environ,
+        "CAREWIRE_LOG_LEVEL": "info",
+        # Tests log many clients in at once, all from 127.0.0.1.
+        "CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": "256",
+        # Hundreds of accounts are provisioned per server: the RFC's minimum keeps that quick.
+        "CAREWIRE_XMPP_SCRAM_ITERATIONS": "4096",
+        **(extra or {}),
+    }

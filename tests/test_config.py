@@ -49,6 +49,22 @@ def test_encryption_key_outside_the_data_directory(tmp_path: Path) -> None:
         load(data, env={"CAREWIRE_ENCRYPTION_KEY_FILE": "data/kek"})
 
 
+def test_hardening_defaults(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("hospital.example")), env={})
+    assert (cfg.https.header_timeout, cfg.https.body_timeout) == ("10s", "30s")
+    assert (cfg.https.max_body_bytes, cfg.https.max_upload_bytes) == (1 << 20, 16 << 20)
+    assert (cfg.throttle.max_failures, cfg.throttle.window) == (20, "10m")
+    assert cfg.xmpp.max_unauthenticated_per_address == 32
+    assert cfg.xmpp.scram_iterations == 10_000
+    assert load(write(tmp_path, ""), env={}).xmpp.scram_iterations == 10_000
+
+
+def test_rendered_file_shows_template_syntax_literally() -> None:
+    text = render_default("hospital.example")
+    assert "Ellipsis" not in text
+    assert "#{...} templates" in text
+
+
 def test_env_overrides(tmp_path: Path) -> None:
     env = {
         "CAREWIRE_SERVER_C2S_PORT": "15222",
@@ -118,6 +134,17 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
         ("", {"CAREWIRE_DIRECTORY_PIN_RESET_LINK_TTL": "30d"}, "directory.pin_reset_link_ttl"),
         ("[encryption]\nrefresh_interval = '0s'\n", {}, "encryption.refresh_interval"),
         ("[encryption]\nenabled = 'no'\n", {}, "encryption.enabled: expected true or false"),
+        ("[https]\nheader_timeout = '0s'\n", {}, "https.header_timeout: must be between"),
+        ("[https]\nbody_timeout = '1h'\n", {}, "https.body_timeout: must be between"),
+        ("[https]\nmax_body_bytes = 10\n", {}, "https.max_body_bytes: must be at least"),
+        ("[https]\nmax_upload_bytes = 1024\n", {}, "https.max_body_bytes: must be at least"),
+        ("[throttle]\nmax_failures = 0\n", {}, "throttle.max_failures: must be between"),
+        ("[throttle]\nwindow = '2d'\n", {}, "throttle.window: must be between"),
+        (
+            "",
+            {"CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": "-1"},
+            "xmpp.max_unauthenticated_per_address",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:

@@ -42,3 +42,42 @@ def test_setup_installs_one_redacting_handler() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "alice\n2026-01-01 00:00:00 INFO    [-] carewire: admin signed in",
+        "alice\r\nforged",
+        "alice\rforged",
+        "alice\x1b[2Kforged",
+        "alice\u2028forged",
+        "alice\x85forged",
+        "alice\x00forged",
+    ],
+)
+def test_control_characters_cannot_forge_a_line(hostile: str) -> None:
+    import io
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(cw_log.RedactingFilter())
+    logger = logging.getLogger("carewire.test.forge")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("authentication failed for %s", hostile)
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    line = text[:-1]
+    assert line.isprintable(), line
+    assert line.startswith("WARNING authentication failed for alice\\")
+    assert "forged" in line or "admin signed in" in line
+
+
+def test_escape_controls_keeps_ordinary_text() -> None:
+    assert cw_log.escape_controls("Zoë O'Neil <b> é 😀 tab") == "Zoë O'Neil <b> é 😀 tab"
+    assert cw_log.escape_controls("a\tb\nc") == "a\\tb\\nc"

@@ -50,10 +50,9 @@ from carewire.adapters.xmpp.settings import EnabledAdapterSettings
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
-from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
-from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
+from carewire.core.stores import Stores
 from carewire.datasets.paths import PathResolver
 from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
@@ -67,13 +66,14 @@ from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
 from carewire.rules.store import StoredRuleUsage
-from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.audit import AuditTrail
 from carewire.security.audit_key import AuditKey, load_key
-from carewire.security.cert_manager import CertificateManager
 from carewire.security.console_auth import ConsoleAccounts
 from carewire.security.envelope import Keyring
 from carewire.security.keyring import KeyService
 from carewire.security.keys import ConfiguredKek, KekSource, ProcessKek
+from carewire.security.lockout_notify import LockoutNotifier
+from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, build_stores, migrate
 from carewire.storage.adapters import SqlAdapterStore
@@ -86,8 +86,7 @@ from carewire.storage.hl7 import SqlControlIdStore
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
-from carewire.web.api.deps import ApiServices
-from carewire.web.console import ConsoleServices, console_config
+from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +112,7 @@ class Options:
         kek: Where the key-encryption key is read (a per-process key unless given, for tests).
         encrypt_at_rest: False only to measure the cost of encryption (``[encryption]``).
         key_refresh: Seconds between the server's reloads of stored keys.
+        throttle: The failed-authentication limit per source address.
     """
 
     url: str
@@ -120,7 +120,7 @@ class Options:
     clock: Clock = field(default_factory=SystemClock)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    scram_iterations: int = 4096
+    scram_iterations: int = DEFAULT_ITERATIONS
     upgrade: bool = True
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     mailer: Mailer = field(default_factory=MemoryMailer)
@@ -130,6 +130,7 @@ class Options:
     kek: KekSource = field(default_factory=ProcessKek)
     encrypt_at_rest: bool = True
     key_refresh: float = 30.0
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -220,6 +221,10 @@ def options_from_config(
         key_refresh=parse_duration(
             cfg.encryption.refresh_interval, "encryption.refresh_interval"
         ).total_seconds(),
+        throttle=ThrottlePolicy(
+            max_failures=cfg.throttle.max_failures,
+            window=parse_duration(cfg.throttle.window, "throttle.window"),
+        ),
     )
 
 
@@ -311,6 +316,8 @@ class Assembly:
         coverage: Busy users and held messages for administrators (attached to
             the running coverage feature by :meth:`load_features`).
         retention: The retention purge (nightly in the server, ``carewire purge``).
+        throttle: Failed authentications per source address (XMPP, API, console).
+        lockouts: Records and reports accounts locked by failed sign-ins.
     """
 
     core: Core
@@ -329,6 +336,8 @@ class Assembly:
     directory: DirectoryService
     coverage: CoverageDesk
     retention: RetentionPurge
+    throttle: AuthThrottle
+    lockouts: LockoutNotifier
 
     @property
     def db(self) -> Database:
@@ -397,6 +406,8 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        await self.throttle.flush()
+        await self.lockouts.drain()
         await self.directory.close()
         await self.adapters.stop()
         await self.engine.stop()
@@ -463,7 +474,12 @@ async def _platform(options: Options, core: Core) -> Assembly:
         config=options.engine,
     )
     engine.attach()
-    console = ConsoleAccounts(SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher)
+    throttle = AuthThrottle(clock, audit, options.throttle)
+    console = ConsoleAccounts(
+        SqlConsoleStore(db), clock, audit, hasher=options.secret_hasher, throttle=throttle
+    )
+    lockouts = LockoutNotifier(audit, options.mailer, console.list_users)
+    console.on_locked = lockouts.locked
     directory = DirectoryService(
         store=build_directory_store(db),
         accounts=core.accounts,
@@ -501,97 +517,6 @@ async def _platform(options: Options, core: Core) -> Assembly:
         retention=RetentionPurge(
             SqlRetentionStore(db), directory, audit, clock, domain=options.domain
         ),
-    )
-
-
-# -- what the server builds around the assembly ------------------------------------------------
-
-
-def certificate_manager(cfg: Config, assembly: Assembly) -> CertificateManager:
-    """The chat domain's certificate manager (its changes go to the audit trail)."""
-    return CertificateManager(
-        cfg.data_dir,
-        cfg.server.domain,
-        assembly.clock,
-        assembly.audit,
-        cert_file=cfg.cert_file,
-        key_file=cfg.key_file,
-    )
-
-
-def login_event(attempt: LoginAttempt) -> AuditEvent:
-    """The audit-trail event of one XMPP login attempt (``login`` by ``xmpp:<login>``)."""
-    details = {
-        "mechanism": attempt.mechanism,
-        "transport": attempt.transport,
-        "result": LoginOutcome(attempt.outcome).value,
-    }
-    if attempt.reason:
-        details["reason"] = attempt.reason
-    return AuditEvent(
-        actor=f"xmpp:{attempt.login}",
-        channel=Channel.XMPP,
-        action="login",
-        target=attempt.login,
-        outcome=Outcome.SUCCESS if attempt.outcome is LoginOutcome.SUCCESS else Outcome.FAILURE,
-        remote_ip=attempt.remote_ip,
-        details=details,
-    )
-
-
-def login_sink(audit: AuditTrail) -> LoginSink:
-    """The login auditor's sink: each written batch is appended to the audit trail too."""
-
-    async def sink(attempts: Sequence[LoginAttempt]) -> None:
-        await audit.record_many([(a.at, login_event(a)) for a in attempts])
-
-    return sink
-
-
-def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authenticator]:
-    """The batched login audit and the authenticator under the configured lockout policy."""
-    x = cfg.xmpp
-    auditor = LoginAuditor(assembly.stores, sink=login_sink(assembly.audit))
-    policy = LockoutPolicy(
-        delay_after=x.login_delay_after,
-        delay=parse_duration(x.login_delay, "xmpp.login_delay"),
-        lock_after=x.lockout_after,
-    )
-    return auditor, Authenticator(assembly.stores, assembly.clock, auditor, policy)
-
-
-def api_services(assembly: Assembly, certificates: CertificateManager | None) -> ApiServices:
-    """What the REST API calls."""
-    return ApiServices(
-        registry=assembly.registry,
-        datasets=assembly.datasets,
-        tokens=assembly.tokens,
-        adapters=assembly.adapters,
-        rules=assembly.rules,
-        engine=assembly.engine,
-        audit=assembly.audit,
-        certificates=certificates,
-        chat=assembly.chat,
-        directory=assembly.directory,
-        coverage=assembly.coverage,
-    )
-
-
-def console_services(
-    cfg: Config, assembly: Assembly, certificates: CertificateManager | None
-) -> ConsoleServices:
-    """What the web console's pages call."""
-    return ConsoleServices(
-        accounts=assembly.console,
-        audit=assembly.audit,
-        mailer=mailer_from_config(cfg),
-        config=console_config(cfg),
-        registry=assembly.registry,
-        datasets=assembly.datasets,
-        adapters=assembly.adapters,
-        rules=assembly.rules,
-        engine=assembly.engine,
-        certificates=certificates,
-        directory=assembly.directory,
-        coverage=assembly.coverage,
+        throttle=throttle,
+        lockouts=lockouts,
     )

@@ -58,6 +58,24 @@ class ServerSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HttpsSection:
+    """[https]: limits of the HTTPS port (console, REST API, WebSocket)."""
+
+    header_timeout: str = "10s"  # a request head must arrive within this …
+    body_timeout: str = "30s"  # … and its body within this, or the connection is closed
+    max_body_bytes: int = 1_048_576  # JSON and form bodies; larger ones get 413
+    max_upload_bytes: int = 16_777_216  # multipart uploads (CSV and certificate files)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThrottleSection:
+    """[throttle]: failed authentications per source address (XMPP, REST API, console)."""
+
+    max_failures: int = 20  # after this many failures from one address …
+    window: str = "10m"  # … within this period, its attempts are refused until it passes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSection:
     """[storage]: the database URL (SQLite file in the data directory by default)."""
 
@@ -90,7 +108,8 @@ class XmppSection:
     max_send_buffer: int = 1_048_576
     max_read_rate: int = 262_144  # bytes/s per connection, 0 = unlimited
     max_read_burst: int = 1_048_576
-    scram_iterations: int = 4096
+    max_unauthenticated_per_address: int = 32  # connections not yet signed in, per address
+    scram_iterations: int = 10_000  # PBKDF2 rounds of new and changed XMPP passwords
     login_delay_after: int = 5  # security policy: after the 5th consecutive failure …
     login_delay: str = "3m"  # … a three-minute wait between attempts
     lockout_after: int = 10  # security policy: locked after 10 failures until unlocked
@@ -171,6 +190,8 @@ class Config:
 
     data_dir: Path
     server: ServerSection = field(default_factory=ServerSection)
+    https: HttpsSection = field(default_factory=HttpsSection)
+    throttle: ThrottleSection = field(default_factory=ThrottleSection)
     storage: StorageSection = field(default_factory=StorageSection)
     tls: TlsSection = field(default_factory=TlsSection)
     xmpp: XmppSection = field(default_factory=XmppSection)
@@ -235,6 +256,8 @@ class Config:
 
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
+    "https": HttpsSection,
+    "throttle": ThrottleSection,
     "storage": StorageSection,
     "tls": TlsSection,
     "xmpp": XmppSection,
@@ -305,6 +328,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_read_rate: must be 0 (unlimited) or a positive byte rate")
     if x.max_read_burst < x.max_stanza_bytes:
         raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
+    if x.max_unauthenticated_per_address < 0:
+        raise ConfigError(
+            "xmpp.max_unauthenticated_per_address: must be 0 (no cap) or a positive number"
+        )
     if x.register_limit < 1:
         raise ConfigError("xmpp.register_limit: must be at least 1")
     if parse_duration(x.account_check_interval, "xmpp.account_check_interval").total_seconds() < 1:
@@ -333,6 +360,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"rules.time_zone: {r.time_zone!r} is not a known time zone (e.g. America/New_York)"
         ) from None
+    _validate_https(cfg)
+    _validate_throttle(cfg)
     _validate_console(cfg)
     _validate_directory(cfg)
     _validate_mail(cfg)
@@ -346,6 +375,31 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
         )
+
+
+def _validate_https(cfg: Config) -> None:
+    h = cfg.https
+    for key in ("header_timeout", "body_timeout"):
+        seconds = parse_duration(getattr(h, key), f"https.{key}").total_seconds()
+        if not 1 <= seconds <= 600:
+            raise ConfigError(f"https.{key}: must be between 1s and 10m, got {getattr(h, key)!r}")
+    if not 1024 <= h.max_body_bytes <= h.max_upload_bytes:
+        raise ConfigError(
+            "https.max_body_bytes: must be at least 1024 and at most max_upload_bytes"
+        )
+    if h.max_upload_bytes > 1 << 30:
+        raise ConfigError("https.max_upload_bytes: must be at most 1 GiB")
+
+
+def _validate_throttle(cfg: Config) -> None:
+    t = cfg.throttle
+    if not 1 <= t.max_failures <= 10_000:
+        raise ConfigError(
+            f"throttle.max_failures: must be between 1 and 10000, got {t.max_failures}"
+        )
+    window = parse_duration(t.window, "throttle.window").total_seconds()
+    if not 1 <= window <= 86_400:
+        raise ConfigError(f"throttle.window: must be between 1s and 24h, got {t.window!r}")
 
 
 def _validate_console(cfg: Config) -> None:
@@ -472,6 +526,12 @@ c2s_tls_port = 5223          # XMPP clients, direct TLS (XEP-0368)
 s2s_port = 5269              # federation (not enabled yet)
 https_port = 8443            # HTTPS: /xmpp-websocket, /healthz
 
+[https]
+header_timeout = "10s"       # a request head must arrive within this, or the connection closes
+body_timeout = "30s"         # the same for the request body
+max_body_bytes = 1048576     # larger JSON and form bodies are refused (413)
+max_upload_bytes = 16777216  # larger file uploads are refused (413)
+
 [storage]
 url = "sqlite:///carewire.db"   # or postgresql://user@host/db
 
@@ -483,10 +543,16 @@ key = "certs/xmpp.key"
 offline_message_timeout = "7d"
 register_enabled = false     # XEP-0077 in-band registration
 version_visible = false      # XEP-0092 answers only when true
+scram_iterations = 10000     # PBKDF2 rounds of new and changed passwords
+max_unauthenticated_per_address = 32  # connections not yet signed in, per address
+
+[throttle]
+max_failures = 20            # failed sign-ins from one address (XMPP, API, console) …
+window = "10m"               # … within this period: its attempts are refused until it passes
 
 [rules]
 max_depth = 8                # rule-caused writes in a chain before it is stopped (cycles)
-time_zone = "UTC"            # zone for times in #{...} templates, e.g. "America/New_York"
+time_zone = "UTC"            # zone for times in #{{...}} templates, e.g. "America/New_York"
 
 [console]
 session_timeout = "20m"      # web console: signed out after this long without activity

@@ -2,7 +2,10 @@
 
 Code never logs message bodies or credentials in the first place; the filter
 here masks anything that still looks like one (``<body>…</body>``,
-``password=…``) before it reaches a handler.
+``password=…``) before it reaches a handler. It also escapes control
+characters (CR, LF, ESC, …, and the Unicode line separators), so that text a
+client chose (a login, a resource, a header) can never start a forged line of
+its own in a log file.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ _PATTERNS = [
 ]
 
 
+# C0 and C1 controls, DEL, and the characters some viewers break lines at.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    r"""``text`` with each control character written as an escape (``\n``, ``\x1b``)."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 class ContextFilter(logging.Filter):
     """Adds ``%(conn)s``: the id of the connection the work belongs to."""
 
@@ -31,13 +47,14 @@ class ContextFilter(logging.Filter):
 
 
 class RedactingFilter(logging.Filter):
-    """Masks bodies and credentials in the formatted message."""
+    """Masks bodies and credentials in the formatted message and escapes control characters."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         redacted = msg
         for pattern, repl in _PATTERNS:
             redacted = pattern.sub(repl, redacted)
+        redacted = escape_controls(redacted)
         if redacted != msg:
             record.msg, record.args = redacted, None
         return True

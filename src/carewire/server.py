@@ -25,14 +25,12 @@ from typing import Any
 
 import uvicorn
 
-from carewire.assembly import (
-    Assembly,
+from carewire.assembly import Assembly, assemble, options_from_config
+from carewire.assembly_services import (
     api_services,
-    assemble,
     certificate_manager,
     console_services,
     login_services,
-    options_from_config,
 )
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
@@ -43,6 +41,7 @@ from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.errors import ConfigError
 from carewire.mail import mailer_from_config
 from carewire.net.context import NetContext, NetLimits
+from carewire.net.https import protocol as https_protocol
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
 from carewire.security.audit_checkpoint import Checkpointer
@@ -53,6 +52,7 @@ from carewire.storage.reseal import seal_plaintext
 from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
+from carewire.web.guard import BodyLimits
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -76,6 +76,7 @@ ADAPTERS_FILE_INTERVAL = 5.0
 #: Seconds between checks whether an organisation's nightly retention purge is due.
 RETENTION_CHECK_INTERVAL = 60.0
 CERTIFICATE_CHECK_INTERVAL = 24 * 3600.0  # seconds
+THROTTLE_FLUSH_INTERVAL = 60.0  # seconds
 
 
 def server_secret(data_dir: Path) -> bytes:
@@ -171,7 +172,12 @@ class Server:
         self._tasks.append(asyncio.create_task(self._adapters_status(), name="adapters-status"))
         self._tasks.append(asyncio.create_task(a.core.keys.run(), name="key-refresh"))
         self._tasks.append(asyncio.create_task(self._seal_plaintext(), name="seal-plaintext"))
-        jobs = [self._certificate_job(), self._retention_job(), self._checkpoint_job()]
+        jobs = [
+            self._certificate_job(),
+            self._retention_job(),
+            self._checkpoint_job(),
+            self._throttle_job(),
+        ]
         for job in [*a.kernel.ctx.jobs, *jobs]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
         log.info(
@@ -215,6 +221,7 @@ class Server:
                 read_rate=x.max_read_rate,
                 read_burst=x.max_read_burst,
                 auth_timeout=parse_duration(x.auth_timeout, "xmpp.auth_timeout").total_seconds(),
+                max_unauthenticated_per_address=x.max_unauthenticated_per_address,
             ),
         )
 
@@ -237,8 +244,16 @@ class Server:
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
         console = create_console(console_services(cfg, self.assembly, self.certificates))
+        h = cfg.https
+        limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uv_config = uvicorn.Config(
-            create_app(self.net, api, console),
+            create_app(self.net, api, console, limits=limits),
+            http=https_protocol(
+                header_timeout=parse_duration(
+                    h.header_timeout, "https.header_timeout"
+                ).total_seconds(),
+                body_timeout=parse_duration(h.body_timeout, "https.body_timeout").total_seconds(),
+            ),
             ssl_certfile=str(cfg.cert_file),
             ssl_keyfile=str(cfg.key_file),
             log_level="warning",
@@ -312,6 +327,16 @@ class Server:
             await checkpointer.tick()
 
         return PeriodicJob("audit-checkpoint", interval.total_seconds(), run)
+
+    def _throttle_job(self) -> PeriodicJob:
+        """Record the ended throttle periods of source addresses (one entry per period)."""
+        assert self.assembly is not None
+        throttle = self.assembly.throttle
+
+        async def run() -> None:
+            await throttle.flush()
+
+        return PeriodicJob("auth-throttle", THROTTLE_FLUSH_INTERVAL, run)
 
     def _reload_tls(self) -> None:
         """Use the certificate files for new connections; existing ones keep their TLS state.

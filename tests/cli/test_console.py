@@ -10,8 +10,9 @@ import pytest
 
 from carewire.cli import console
 from carewire.cli.runtime import Services
-from carewire.config import render_default
+from carewire.config import load, render_default
 from carewire.mail import OutboxMailer
+from carewire.security.audit_key import create_key_file
 from tests.cli.conftest import OnPlatform
 
 
@@ -31,6 +32,7 @@ def run(data_dir: Path, *argv: str) -> int:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     (tmp_path / "carewire.toml").write_text(render_default("h.example"))
+    create_key_file(load(tmp_path).audit_key_file)  # as carewire init makes it
     return tmp_path
 
 

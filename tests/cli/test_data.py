@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -312,6 +313,27 @@ def test_tokens(data: Path, run: Run, verify: Callable[[Path, str], TokenInfo]) 
     assert "revoked" in next(line for line in out.splitlines() if line.startswith("gateway"))
     with pytest.raises(Exception, match="revoked"):
         verify(data, token)
+
+
+def test_a_token_with_an_expiry(
+    data: Path, run: Run, verify: Callable[[Path, str], TokenInfo]
+) -> None:
+    d = ("--data-dir", str(data))
+    code, out, err = run("token", "create", "temp", "--role", "admin", "--expires", "90d", *d)
+    assert code == 0 and "valid until" in err
+    info = verify(data, out.strip())
+    assert info.expires_at is not None
+    assert timedelta(days=89) < info.expires_at - info.created_at <= timedelta(days=90)
+    assert run("token", "create", "forever", *d)[0] == 0
+    code, out, _ = run("token", "list", *d)
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0][-1] == "EXPIRES"
+    assert rows[1][0] == "forever" and rows[1][-1] == "never"
+    assert rows[2][0] == "temp" and rows[2][-3] == "active"  # the expiry is a date and a time
+    code, _, err = run("token", "create", "bad", "--expires", "soon", *d)
+    assert code == 2 and "--expires" in one_error_line(err)
+    code, _, err = run("token", "create", "bad", "--expires", "30s", *d)
+    assert code == 2 and "between 1 minute and 5 years" in one_error_line(err)
 
 
 @pytest.mark.parametrize(

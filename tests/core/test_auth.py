@@ -19,6 +19,7 @@ from carewire.core.accounts import AccountInput, AccountService
 from carewire.core.auth import Admission, Authenticator, LockoutPolicy, LoginAuditor, admission
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
 from carewire.security.envelope import ephemeral_keyring
+from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.storage import migrate
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -189,3 +190,93 @@ async def test_record_durably_survives_a_failing_write() -> None:
     assert store.batches == []
     await auditor.flush()  # kept for the background writer's retry
     assert store.batches == [1]
+
+
+# -- hardening: unknown logins, the per-address throttle, enrolled devices, lock notices ----
+
+
+async def _fail(auth: Authenticator, login: str, ip: str, times: int) -> None:
+    for _ in range(times):
+        decision, _ = await auth.lookup(login, "SCRAM-SHA-256", remote_ip=ip)
+        if decision is Admission.ALLOW:
+            await auth.failed(login, remote_ip=ip, transport="c2s", mechanism="SCRAM-SHA-256")
+
+
+async def test_unknown_logins_answer_like_known_ones(stores: Stores) -> None:
+    clock = FakeClock(NOW)
+    auth = Authenticator(stores, clock, LoginAuditor(stores))
+    seen: dict[str, list[Admission]] = {"nurse": [], "nobody": []}
+    for _ in range(12):
+        for login, decisions in seen.items():
+            decision, _ = await auth.lookup(login, "SCRAM-SHA-256", remote_ip="10.0.0.1")
+            decisions.append(decision)
+            if decision is Admission.ALLOW:
+                await auth.failed(
+                    login, remote_ip="10.0.0.1", transport="c2s", mechanism="SCRAM-SHA-256"
+                )
+        clock.advance(181)  # past each delay, so the failures go on counting
+    assert seen["nobody"] == seen["nurse"]
+    assert seen["nurse"][-1] is Admission.LOCKED and Admission.ALLOW in seen["nurse"]
+    # Inside the delay, both are delayed alike.
+    auth2 = Authenticator(stores, FakeClock(NOW), LoginAuditor(stores))
+    await stores.accounts.unlock("nurse")
+    await _fail(auth2, "nurse", "10.0.0.2", 5)
+    await _fail(auth2, "ghost", "10.0.0.2", 5)
+    for login in ("nurse", "ghost"):
+        assert (await auth2.lookup(login, "SCRAM-SHA-256"))[0] is Admission.DELAYED
+
+
+async def test_a_throttled_address_is_refused_before_any_lookup(stores: Stores) -> None:
+    clock = FakeClock(NOW)
+    throttle = AuthThrottle(
+        clock, policy=ThrottlePolicy(max_failures=4, window=timedelta(minutes=5))
+    )
+    auth = Authenticator(stores, clock, LoginAuditor(stores), throttle=throttle)
+    for n in range(4):  # four different accounts guessed from one address
+        await _fail(auth, f"user{n}", "203.0.113.9", 1)
+    decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="203.0.113.9")
+    assert decision is Admission.THROTTLED and keys is None
+    # Nothing counted against the account; another address is not affected.
+    acct = await stores.accounts.get("nurse")
+    assert acct is not None and acct.failed_logins == 0
+    assert (await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="198.51.100.1"))[0] is (
+        Admission.ALLOW
+    )
+    clock.advance(301)
+    assert (await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="203.0.113.9"))[0] is (
+        Admission.ALLOW
+    )
+
+
+async def test_a_locked_account_admits_its_enrolled_device(stores: Stores) -> None:
+    clock = FakeClock(NOW)
+    devices = {("nurse", "10.1.1.7")}
+    locks: list[tuple[str, str, str, int]] = []
+
+    async def enrolled(login: str, ip: str) -> bool:
+        return (login, ip) in devices
+
+    async def on_locked(login: str, where: str, ip: str, failures: int) -> None:
+        locks.append((login, where, ip, failures))
+
+    auth = Authenticator(
+        stores, clock, LoginAuditor(stores), enrolled=enrolled, on_locked=on_locked
+    )
+    for _ in range(10):  # an attacker elsewhere locks the account
+        await _fail(auth, "nurse", "203.0.113.9", 1)
+        clock.advance(181)
+    assert locks == [("nurse", "c2s", "203.0.113.9", 10)]
+    assert (await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="203.0.113.9"))[0] is (
+        Admission.LOCKED
+    )
+    decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="10.1.1.7")
+    assert decision is Admission.ALLOW and keys is not None
+    # Failures from the device's own address take the exception away.
+    await auth.failed("nurse", remote_ip="10.1.1.7", transport="c2s", mechanism="PLAIN")
+    assert (await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="10.1.1.7"))[0] is (
+        Admission.LOCKED
+    )
+    # An address that is no device of the user's gets no exception.
+    assert (await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="10.1.1.8"))[0] is (
+        Admission.LOCKED
+    )

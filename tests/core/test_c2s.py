@@ -220,10 +220,10 @@ async def test_registration_before_authentication(h: Harness, auth: Authenticato
     assert "<service-unavailable" in text
     text = await c.feed(
         "<iq type='set' id='r3'><query xmlns='jabber:iq:register'>"
-        "<username>carol</username><password>pw</password></query></iq>"
+        "<username>carol</username><password>pw-long-enough</password></query></iq>"
     )
     assert 'type="result"' in text
-    cred = base64.b64encode(b"\0carol\0pw").decode()
+    cred = base64.b64encode(b"\0carol\0pw-long-enough").decode()
     assert "<success" in await c.feed(f"<auth xmlns='{ns.SASL}' mechanism='PLAIN'>{cred}</auth>")
 
 

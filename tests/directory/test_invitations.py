@@ -20,7 +20,7 @@ from carewire.directory.model import (
     UnknownInvitationError,
     UnknownOrganisationError,
 )
-from carewire.storage.tables import directory_groups, invitations
+from carewire.storage.tables_directory import directory_groups, invitations
 from tests.directory.world import AUDITOR, SYSADMIN, World
 
 

@@ -24,7 +24,7 @@ from carewire.directory.model import (
     RetentionUnit,
     UnknownOrganisationError,
 )
-from carewire.storage.tables import invitations, organisations
+from carewire.storage.tables_directory import invitations, organisations
 from tests.directory.world import AUDITOR, SYSADMIN, World
 
 ADMIN = AdminInvitee(email="pat@practice.org", first_name="Pat", last_name="Lee")

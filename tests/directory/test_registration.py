@@ -20,7 +20,8 @@ from carewire.directory.model import (
     StaffType,
 )
 from carewire.security.console_auth import Role
-from carewire.storage.tables import accounts, console_users, directory_pins, directory_users
+from carewire.storage.tables import accounts, console_users
+from carewire.storage.tables_directory import directory_pins, directory_users
 from tests.directory.world import PASSWORD, SYSADMIN, World
 
 CSV = "Email,First Name,Last Name,Department\njdoe@example.org,Jane,Doe,Cardiology\n"

@@ -33,7 +33,8 @@ from carewire.directory.model import (
     UserUpdate,
 )
 from carewire.errors import ConflictError
-from carewire.storage.tables import accounts, directory_group_members, directory_users
+from carewire.storage.tables import accounts
+from carewire.storage.tables_directory import directory_group_members, directory_users
 from tests.directory.world import AUDITOR, PASSWORD, SYSADMIN, World
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
 
-from carewire.assembly import Assembly, Options, assemble, console_services
+from carewire.assembly import Assembly, Options, assemble
+from carewire.assembly_services import console_services
 from carewire.config import Config
 from carewire.datasets.model import Origin
 from carewire.datasets.query import Filter, FilterOp, Query

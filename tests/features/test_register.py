@@ -122,7 +122,8 @@ async def test_preauth_get_returns_the_form(h: Harness) -> None:
 
 async def test_preauth_set_creates_the_account(h: Harness) -> None:
     result = await preauth(h)(
-        register_iq("set", "<username>Nurse.Joy</username><password>s3cret!</password>"), "::1"
+        register_iq("set", "<username>Nurse.Joy</username><password>s3cret!-s3cret!</password>"),
+        "::1",
     )
     assert result is None
     assert await h.kernel.stores.accounts.exists("nurse.joy")
@@ -131,7 +132,7 @@ async def test_preauth_set_creates_the_account(h: Harness) -> None:
 async def test_preauth_set_conflict(h: Harness) -> None:
     await h.account("alice")
     err = await preauth_error(
-        h, register_iq("set", "<username>alice</username><password>pw</password>")
+        h, register_iq("set", "<username>alice</username><password>pw-long-enough</password>")
     )
     assert err.condition.value == "conflict"
 
@@ -140,9 +141,9 @@ async def test_preauth_set_conflict(h: Harness) -> None:
     "inner",
     [
         "<username>bob</username>",
-        "<password>pw</password>",
+        "<password>pw-long-enough</password>",
         "<username>bob</username><password/>",
-        "<username> </username><password>pw</password>",
+        "<username> </username><password>pw-long-enough</password>",
     ],
 )
 async def test_preauth_set_with_missing_data_is_not_acceptable(h: Harness, inner: str) -> None:
@@ -153,7 +154,7 @@ async def test_preauth_set_with_missing_data_is_not_acceptable(h: Harness, inner
 
 async def test_preauth_set_with_invalid_login_is_not_acceptable(h: Harness) -> None:
     err = await preauth_error(
-        h, register_iq("set", "<username>dr house</username><password>pw</password>")
+        h, register_iq("set", "<username>dr house</username><password>pw-long-enough</password>")
     )
     assert err.condition.value == "not-acceptable"
     assert "invalid login" in err.text
@@ -165,6 +166,18 @@ async def test_preauth_set_with_unusable_password_is_not_acceptable(h: Harness) 
     )
     assert err.condition.value == "not-acceptable"
     assert "password" in err.text
+    assert not await h.kernel.stores.accounts.exists("bob")
+
+
+@pytest.mark.parametrize("password", ["pw", "elevenchars"])
+async def test_preauth_set_with_a_short_password_is_not_acceptable(
+    h: Harness, password: str
+) -> None:
+    err = await preauth_error(
+        h, register_iq("set", f"<username>bob</username><password>{password}</password>")
+    )
+    assert err.condition.value == "not-acceptable"
+    assert "at least 12 characters" in err.text
     assert not await h.kernel.stores.accounts.exists("bob")
 
 
@@ -201,7 +214,7 @@ async def test_password_change(h: Harness, to: str) -> None:
     await h.send(
         session,
         f"<iq type='set' id='r2'{to}><query xmlns='{ns.REGISTER}'>"
-        "<username>alice</username><password>n3w-secret</password></query></iq>",
+        "<username>alice</username><password>n3w-secret-phrase</password></query></iq>",
     )
     (reply,) = sink.take()
     assert reply.get("type") == "result"
@@ -212,11 +225,12 @@ async def test_password_change(h: Harness, to: str) -> None:
 @pytest.mark.parametrize(
     ("inner", "condition"),
     [
-        ("<username>bob</username><password>pw</password>", "forbidden"),
-        ("<username>not valid</username><password>pw</password>", "forbidden"),
+        ("<username>bob</username><password>pw-long-enough</password>", "forbidden"),
+        ("<username>not valid</username><password>pw-long-enough</password>", "forbidden"),
         ("<username>alice</username><password/>", "bad-request"),
-        ("<password>pw</password>", "bad-request"),
+        ("<password>pw-long-enough</password>", "bad-request"),
         (f"<username>alice</username><password>{'p' * 2000}</password>", "not-acceptable"),
+        ("<username>alice</username><password>elevenchars</password>", "not-acceptable"),
     ],
 )
 async def test_password_change_errors(h: Harness, inner: str, condition: str) -> None:
@@ -284,9 +298,9 @@ async def test_registrations_per_address_are_limited(tmp_path: Path) -> None:
     try:
         handler = preauth(h)
         for n in range(2):
-            iq = register_iq("set", f"<username>u{n}</username><password>pw</password>")
+            iq = register_iq("set", f"<username>u{n}</username><password>pw-long-enough</password>")
             assert await handler(iq, "198.51.100.1") is None
-        third = register_iq("set", "<username>u2</username><password>pw</password>")
+        third = register_iq("set", "<username>u2</username><password>pw-long-enough</password>")
         with pytest.raises(StanzaError) as info:
             await handler(third, "198.51.100.1")
         assert info.value.condition is StanzaCondition.NOT_ACCEPTABLE
@@ -295,7 +309,7 @@ async def test_registrations_per_address_are_limited(tmp_path: Path) -> None:
         # Another address is not affected, and the window passes.
         assert await handler(third, "198.51.100.2") is None
         h.clock.advance(61)
-        iq = register_iq("set", "<username>u3</username><password>pw</password>")
+        iq = register_iq("set", "<username>u3</username><password>pw-long-enough</password>")
         assert await handler(iq, "198.51.100.1") is None
     finally:
         await h.close()

@@ -336,9 +336,10 @@ async def test_registration_is_off_by_default(server: RunningServer) -> None:
 
 
 async def test_in_band_registration(options_server: RunningServer) -> None:
-    """XEP-0077: the form, a new account that can log in, and a conflict for a taken name."""
+    """XEP-0077: the form, a new account that can log in, a conflict for a taken name, and a
+    password shorter than the console's minimum refused."""
     server = options_server
-    login, password = f"reg{uuid.uuid4().hex[:8]}", "Secret-pw-1"
+    login, password = f"reg{uuid.uuid4().hex[:8]}", "Secret-pw-1234"
     client = await RawClient.connect(server.ports["c2s"], domain=server.domain)
     await client.open_stream()
     features = await client.starttls()
@@ -350,9 +351,15 @@ async def test_in_band_registration(options_server: RunningServer) -> None:
     taken = await client.iq(
         "set",
         "<query xmlns='jabber:iq:register'><username>user0</username>"
-        "<password>whatever-1</password></query>",
+        "<password>whatever-1234</password></query>",
     )
     assert error_condition(taken) == "conflict", taken
+    short = await client.iq(
+        "set",
+        f"<query xmlns='jabber:iq:register'><username>{login}x</username>"
+        "<password>Short-pw-1</password></query>",
+    )
+    assert error_condition(short) == "not-acceptable" and "at least 12" in short, short
     await client.aclose()
     new = await RawClient.login(
         server.ports["c2s"], login, password, domain=server.domain, mechanism="SCRAM-SHA-256"

@@ -19,7 +19,7 @@ from typing import cast
 import pytest
 from sqlalchemy import insert, text
 
-from carewire.assembly import login_sink
+from carewire.assembly_services import login_sink
 from carewire.clock import FakeClock
 from carewire.core.auth import LoginAuditor
 from carewire.core.stores import LoginAttempt, LoginOutcome, Stores
@@ -36,6 +36,7 @@ from carewire.security.audit import (
     check_chain,
     entry_hash,
 )
+from carewire.security.audit_verify import verify_trail
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import audit_log
@@ -113,21 +114,21 @@ async def test_fifty_entries_verify(t: Trail) -> None:
     entries = await fill(t)
     assert entries[0].prev_hash == GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert result.ok and result.checked == 50 and result.first_bad_id is None, result
     # Small batches walk the same chain across page boundaries.
-    assert (await t.trail.verify(batch=7)).checked == 50
+    assert (await verify_trail(t.trail, batch=7)).checked == 50
 
 
 async def test_empty_trail_verifies(t: Trail) -> None:
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert result.ok and result.checked == 0
 
 
 async def test_edited_field_is_found(t: Trail) -> None:
     entries = await fill(t)
     await sql(t, f"UPDATE audit_log SET target = 'CALLS/999' WHERE id = {entries[24].id}")
-    result = await t.trail.verify(batch=10)
+    result = await verify_trail(t.trail, batch=10)
     assert not result.ok and result.first_bad_id == entries[24].id, result
     assert "edited" in result.reason and result.checked == 25
 
@@ -135,14 +136,14 @@ async def test_edited_field_is_found(t: Trail) -> None:
 async def test_edited_details_are_found(t: Trail) -> None:
     entries = await fill(t, 5)
     await sql(t, f"UPDATE audit_log SET details = '{{}}' WHERE id = {entries[2].id}")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[2].id
 
 
 async def test_deleted_row_is_found(t: Trail) -> None:
     entries = await fill(t)
     await sql(t, f"DELETE FROM audit_log WHERE id = {entries[20].id}")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[21].id, result
     assert "removed" in result.reason
 
@@ -150,7 +151,7 @@ async def test_deleted_row_is_found(t: Trail) -> None:
 async def test_deleted_first_row_is_found(t: Trail) -> None:
     entries = await fill(t, 5)
     await sql(t, f"DELETE FROM audit_log WHERE id = {entries[0].id}")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[1].id
 
 
@@ -163,7 +164,7 @@ async def test_reordered_pair_is_found(t: Trail) -> None:
         f"UPDATE audit_log SET id = {a} WHERE id = {b}",
         f"UPDATE audit_log SET id = {b} WHERE id = -1",
     )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == a, result
 
 
@@ -186,7 +187,7 @@ async def test_forged_row_is_found(t: Trail) -> None:
                 hash=entry_hash(wrong_prev, t.clock.now(), forged),
             )
         )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[-1].id + 1, result
     assert result.checked == 51
 
@@ -206,7 +207,7 @@ async def test_stored_form_keeps_the_hash(t: Trail) -> None:
             },
         )
     )
-    assert (await t.trail.verify()).ok
+    assert (await verify_trail(t.trail)).ok
     [entry], total = await t.trail.store.entries()
     assert total == 1 and len(entry.event.actor) == 200 and len(entry.event.target) == 300
     assert entry.event.details["token"] == REDACTED
@@ -222,7 +223,7 @@ async def test_non_utc_time_is_stored_as_utc(t: Trail) -> None:
 
     local = START.astimezone(ZoneInfo("Europe/Berlin"))
     await t.trail.record_many([(local, event(1)), (local + timedelta(seconds=1), event(2))])
-    assert (await t.trail.verify()).ok
+    assert (await verify_trail(t.trail)).ok
     entries, _ = await t.trail.store.entries()
     assert [e.at for e in entries] == [START + timedelta(seconds=1), START]
 
@@ -249,6 +250,27 @@ async def test_csv_export_of_a_period(t: Trail) -> None:
     assert datetime.fromisoformat(first["at"]) == since
 
 
+async def test_csv_export_neutralises_formulas(t: Trail) -> None:
+    await t.trail.record(
+        AuditEvent(
+            actor="=cmd|' /C calc'!A0",
+            channel=Channel.CONSOLE,
+            action="login",
+            target="@SUM(1+1)",
+            outcome=Outcome.FAILURE,
+            remote_ip="10.0.0.7",
+        )
+    )
+    out = io.StringIO()
+    until = START + timedelta(days=1)
+    await t.trail.export(
+        START - timedelta(days=1), until, ExportFormat.CSV, out, actor="cli", channel=Channel.CLI
+    )
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["actor"] == "'=cmd|' /C calc'!A0" and row["target"] == "'@SUM(1+1)"
+    assert row["action"] == "login" and row["remote_ip"] == "10.0.0.7"
+
+
 async def test_json_export_and_export_is_audited(t: Trail) -> None:
     await fill(t, 4)
     out = io.StringIO()
@@ -270,7 +292,7 @@ async def test_json_export_and_export_is_audited(t: Trail) -> None:
     assert last.event.action == "audit.export" and last.event.actor == "api:auditor"
     assert last.event.details == {"format": "json", "entries": 4}
     assert last.event.remote_ip == "10.1.1.1"
-    assert (await t.trail.verify()).ok
+    assert (await verify_trail(t.trail)).ok
 
 
 async def test_empty_export_still_audited(t: Trail) -> None:
@@ -331,7 +353,7 @@ async def test_login_sink_records_every_attempt(t: Trail) -> None:
         "reason": "not-authorized",
     }
     assert entries[1].event.details["result"] == "locked"
-    assert (await t.trail.verify()).ok
+    assert (await verify_trail(t.trail)).ok
 
 
 async def test_failing_sink_retries_without_duplicating_the_login_audit() -> None:

@@ -28,7 +28,7 @@ from carewire.security.audit import (
     storable,
 )
 from carewire.security.audit_key import AuditKey
-from carewire.security.audit_verify import ChainChecker
+from carewire.security.audit_verify import ChainChecker, verify_trail
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import audit_log
@@ -108,7 +108,7 @@ async def test_entries_carry_macs_and_verify(t: Trail) -> None:
     assert all(len(e.mac) == 64 for e in entries)
     epochs = await t.trail.store.epochs()
     assert [(e.key_id, e.after_id, e.after_hash) for e in epochs] == [(t.key.key_id, 0, GENESIS)]
-    result = await t.trail.verify(batch=7)
+    result = await verify_trail(t.trail, batch=7)
     assert result.ok and result.checked == 20 and result.authenticated == 20, result
     assert result.notes == ()
 
@@ -118,7 +118,7 @@ async def test_rechained_edit_is_found(t: Trail) -> None:
     entries = await fill(t)
     await sql(t, f"UPDATE audit_log SET target = 'rule-x' WHERE id = {entries[9].id}")
     await rechain_from(t, entries[9].id)
-    result = await t.trail.verify(batch=4)
+    result = await verify_trail(t.trail, batch=4)
     assert not result.ok and result.first_bad_id == entries[9].id, result
     assert "MAC does not match" in result.reason and result.checked == 10
 
@@ -127,7 +127,7 @@ async def test_rechained_deletion_is_found(t: Trail) -> None:
     entries = await fill(t)
     await sql(t, f"DELETE FROM audit_log WHERE id = {entries[5].id}")
     await rechain_from(t, entries[6].id)
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[6].id
     assert "MAC does not match" in result.reason
 
@@ -144,7 +144,7 @@ async def test_inserted_entry_is_found(t: Trail) -> None:
         f" 'rule.update', 'rule-99', 'success', '10.0.0.7', '{json.dumps(forged.details)}',"
         f" '{entries[-1].hash}', '{digest}', '{'0' * 64}')",
     )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[-1].id + 1, result
     assert "MAC does not match" in result.reason
 
@@ -158,14 +158,14 @@ async def test_reordered_entries_are_found(t: Trail) -> None:
         f"UPDATE audit_log SET id = {a} WHERE id = {b}",
         f"UPDATE audit_log SET id = {b} WHERE id = -1",
     )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == a and "removed, reordered" in result.reason
 
 
 async def test_stripped_mac_is_found(t: Trail) -> None:
     entries = await fill(t, 5)
     await sql(t, f"UPDATE audit_log SET mac = NULL WHERE id = {entries[3].id}")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[3].id
     assert "carries no MAC" in result.reason
 
@@ -174,7 +174,7 @@ async def test_removed_markers_are_found(t: Trail) -> None:
     """Without the markers nothing would say MACs were in force: that itself is a finding."""
     await fill(t, 5)
     await sql(t, "DELETE FROM audit_mac_epochs", "UPDATE audit_log SET mac = NULL")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id is None
     assert "no entry is authenticated" in result.reason and t.key.key_id in result.reason
 
@@ -183,7 +183,7 @@ async def test_moved_marker_is_found(t: Trail) -> None:
     """Moving where MACs begin (to pass rewritten entries off as older ones) breaks its MAC."""
     await fill(t, 5)
     await sql(t, "UPDATE audit_mac_epochs SET after_id = 3")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and "forged or edited" in result.reason
 
 
@@ -197,14 +197,14 @@ async def test_a_marker_for_an_unknown_key_is_found(t: Trail) -> None:
         "INSERT INTO audit_mac_epochs (key_id, after_id, after_hash, at, mac) VALUES "
         f"('{other.key_id}', {entries[2].id}, '{entries[2].hash}', '{START.isoformat()}', '{mac}')",
     )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and "does not hold" in result.reason and other.key_id in result.reason
 
 
 async def test_another_key_cannot_verify(t: Trail) -> None:
     await fill(t, 3)
     stranger = AuditTrail(SqlAuditStore(t.db, AuditKey.generate()), t.clock)
-    result = await stranger.verify()
+    result = await verify_trail(stranger)
     assert not result.ok and "no entry is authenticated" in result.reason
 
 
@@ -213,7 +213,7 @@ async def test_truncation_before_the_marker_is_found(t: Trail) -> None:
     legacy = [await insert_legacy(t, n) for n in range(1, 4)]
     await fill(t, 2)
     await sql(t, f"DELETE FROM audit_log WHERE id > {legacy[1]}")
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and "removed from the end" in result.reason
 
 
@@ -254,7 +254,7 @@ async def test_upgraded_trail_verifies_and_anchors_the_old_chain(t: Trail) -> No
     assert epoch.after_id == legacy[-1] and epoch.key_id == t.key.key_id
     first_new = (await rows(t))[10]
     assert first_new.event.action == "audit.key" and first_new.event.target == t.key.key_id
-    result = await t.trail.verify(batch=4)
+    result = await verify_trail(t.trail, batch=4)
     assert result.ok and result.checked == 16 and result.authenticated == 6, result
     assert result.notes and "10 entries before entry" in result.notes[0]
     await t.trail.ensure_epoch()  # the same key: no second marker, no entry
@@ -267,7 +267,7 @@ async def test_rewritten_old_chain_breaks_the_anchor(t: Trail) -> None:
     entries = await fill(t, 3)
     await sql(t, f"UPDATE audit_log SET target = 'rule-x' WHERE id = {legacy[4]}")
     await rechain_from(t, legacy[4])
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[0].id, result
     # Re-chaining stopped at the marker is the anchor; re-chaining on through it, a MAC.
     assert "recorded when MACs began" in result.reason or "MAC does not match" in result.reason
@@ -292,7 +292,7 @@ async def test_rewritten_old_chain_up_to_the_marker_breaks_the_anchor(t: Trail) 
             .where(_A.id == first.id)
             .values(prev_hash=prev, hash=entry_hash(prev, first.at, first.event))
         )
-    result = await t.trail.verify()
+    result = await verify_trail(t.trail)
     assert not result.ok and result.first_bad_id == entries[0].id
     assert "recorded when MACs began" in result.reason
 
@@ -304,11 +304,11 @@ async def test_a_replaced_key_keeps_the_old_entries_verifiable(t: Trail) -> None
     new = AuditTrail(SqlAuditStore(t.db, new_key), t.clock)
     await new.ensure_epoch()
     await new.record(event(50))
-    result = await new.verify()
+    result = await verify_trail(new)
     assert result.ok and result.checked == 6 and result.authenticated == 2, result
     assert result.notes and "4 entries" in result.notes[0]
     # The old key still verifies its own epoch, but not the new key's entries.
-    old = await t.trail.verify()
+    old = await verify_trail(t.trail)
     assert not old.ok and "does not hold" in old.reason
 
 

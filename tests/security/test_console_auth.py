@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from carewire.errors import ConflictError, NotFoundError, ValidationError
 from carewire.security.console_auth import (
@@ -16,8 +16,9 @@ from carewire.security.console_auth import (
     SessionExpired,
     SignInError,
     check_password,
+    digest,
 )
-from carewire.storage.tables import console_users
+from carewire.storage.tables import console_users, password_resets
 from tests.security.console_accounts import CONFIG, GOOD, Opened
 
 TIMEOUT = timedelta(minutes=20)
@@ -248,6 +249,49 @@ async def test_reset_link_single_use_and_ends_sessions(opened: Opened) -> None:
     assert ("password.reset.request", "failure") in actions
     assert ("password.reset.request", "success") in actions
     assert ("password.reset.complete", "success") in actions
+
+
+async def test_a_new_reset_link_voids_the_older_ones(opened: Opened) -> None:
+    a = opened.accounts
+    await a.create_user("noa", Role.ORG_ADMIN, email="noa@h.example", password=GOOD)
+    await a.create_user("otto", Role.ORG_ADMIN, email="otto@h.example", password=GOOD)
+    links = []
+    for login in ("noa", "noa", "otto", "noa"):
+        reset = await a.request_reset(login, config=CONFIG)
+        assert reset is not None
+        links.append(reset.url.rsplit("/", 1)[1])
+        opened.clock.advance(60)
+    first, second, others, latest = links
+    for old in (first, second):
+        with pytest.raises(ResetLinkError):
+            await a.check_reset(old)
+        with pytest.raises(ResetLinkError):
+            await a.complete_reset(old, "a brand new password")
+    await a.check_reset(others)  # another user's link is not touched
+    await a.complete_reset(latest, "a brand new password")
+    await a.sign_in("noa", "a brand new password")
+
+
+async def test_completing_a_reset_voids_every_other_link(opened: Opened) -> None:
+    a = opened.accounts
+    await a.create_user("pia", Role.ORG_ADMIN, email="pia@h.example", password=GOOD)
+    reset = await a.request_reset("pia", config=CONFIG)
+    assert reset is not None
+    link = reset.url.rsplit("/", 1)[1]
+    # A second live link (as a request racing the first could leave) is voided too.
+    async with opened.db.transaction("test_link") as txn:
+        await txn.conn.execute(
+            insert(password_resets).values(
+                token_hash=digest("x" * 43),
+                user_id=reset.user.id,
+                created_at=opened.clock.now(),
+                expires_at=opened.clock.now() + timedelta(minutes=30),
+            )
+        )
+    await a.check_reset("x" * 43)
+    await a.complete_reset(link, "a brand new password")
+    with pytest.raises(ResetLinkError):
+        await a.check_reset("x" * 43)
 
 
 async def test_reset_link_expires(opened: Opened) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -176,3 +177,27 @@ async def test_tokens_never_reach_the_log(tokens: Tokens, caplog: pytest.LogCapt
     text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("carewire"))
     assert "logged" in text
     assert plaintext not in text and token_digest(plaintext) not in text
+
+
+async def test_a_token_may_expire(tokens: Tokens) -> None:
+    s = tokens.service
+    info, plaintext = await s.create("temp", Role.ADMIN, expires_in=timedelta(hours=12))
+    assert info.expires_at == tokens.clock.now() + timedelta(hours=12)
+    assert (await s.verify(plaintext)).name == "temp"
+    _, forever = await s.create("forever", Role.READ_ONLY)
+    tokens.clock.advance(12 * 3600 - 1)
+    await s.verify(plaintext)
+    tokens.clock.advance(1)
+    with pytest.raises(AuthError, match="expired"):
+        await s.verify(plaintext)
+    assert (await s.verify(forever)).expires_at is None
+    listed = {t.name: t for t in await s.list()}
+    assert listed["temp"].is_expired(tokens.clock.now())
+    assert not listed["forever"].is_expired(tokens.clock.now())
+
+
+@pytest.mark.parametrize("expires_in", [timedelta(seconds=59), timedelta(days=5 * 366 + 1)])
+async def test_token_expiry_bounds(tokens: Tokens, expires_in: timedelta) -> None:
+    with pytest.raises(ValidationError, match="between 1 minute and 5 years"):
+        await tokens.service.create("bad", Role.ADMIN, expires_in=expires_in)
+    assert await tokens.service.list() == []

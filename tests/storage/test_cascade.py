@@ -68,6 +68,8 @@ DATA_PLATFORM_TABLES = {
     "password_resets",
     "muc_rooms",  # rooms outlive their creators; affiliations name JIDs, not accounts
     "muc_affiliations",
+    "audit_mac_epochs",  # where the audit trail's MACs begin (security/audit_verify.py)
+    "message_expiry",  # the expiry queue names JIDs, not accounts: a message outlives its sender
 }
 # The directory's tables: its profiles, PINs and memberships cascade from accounts too, tested
 # with the directory's store (tests/storage/test_directory.py).

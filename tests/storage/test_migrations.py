@@ -12,9 +12,11 @@ from sqlalchemy.engine import Connection
 
 from carewire.clock import FakeClock
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
+from carewire.security.tokens import Role
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
-from carewire.storage.tables import ALL_TABLES, accounts, metadata
+from carewire.storage.tables import ALL_TABLES, accounts, api_tokens, metadata
+from carewire.storage.tokens import SqlTokenStore
 
 TABLES = {t.name for t in ALL_TABLES}
 DIRECTORY_TABLES = {
@@ -140,3 +142,40 @@ async def test_audit_mac_migration_down_and_up_keeps_entries(db_url: str) -> Non
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert "audit_mac_epochs" in names and diff == []
+
+
+async def test_token_expiry_migration_down_and_up_keeps_tokens(db_url: str) -> None:
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    await migrate.upgrade(db_url, "0013_audit_mac")
+    db = await Database.open(db_url)
+    try:
+        async with db.transaction("old_token") as txn:
+            await txn.conn.execute(
+                insert(api_tokens).values(
+                    name="old", token_hash="a" * 64, role="admin", created_at=at
+                )
+            )
+    finally:
+        await db.close()
+    await migrate.upgrade(db_url, "0014_hardening")
+    db = await Database.open(db_url)
+    try:
+        store = SqlTokenStore(db)
+        (old,) = await store.list()
+        assert old.name == "old" and old.expires_at is None
+        new = await store.add(
+            name="new", token_hash="b" * 64, role=Role.ADMIN, created_at=at, expires_at=at
+        )
+        assert new.expires_at == at
+        found = await store.find_by_hash("b" * 64)
+        assert found is not None and found.expires_at == at
+    finally:
+        await db.close()
+    await migrate.downgrade(db_url, "0013_audit_mac")
+    await migrate.upgrade(db_url, "head")
+    db = await Database.open(db_url)
+    try:
+        names = sorted(t.name for t in await SqlTokenStore(db).list())
+        assert names == ["new", "old"]
+    finally:
+        await db.close()

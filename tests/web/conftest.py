@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
@@ -55,7 +55,7 @@ class Api:
     events: list[RecordChanged]
 
 
-def client(app: Starlette, token: str | None = None) -> httpx.AsyncClient:
+def client(app: ASGIApp, token: str | None = None) -> httpx.AsyncClient:
     """A client talking to ``app`` in process, with ``token`` as its bearer token."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(

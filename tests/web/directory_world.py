@@ -1,7 +1,7 @@
 """A world for the directory API tests: a platform, the API as the server wires it, and tokens.
 
 ``world`` opens on SQLite and (with ``CAREWIRE_TEST_PG_URL``) PostgreSQL; its API
-is built by ``assembly.api_services`` (so the directory and the audit trail are
+is built by ``assembly_services.api_services`` (so the directory and the audit trail are
 wired in as ``server.py`` does), its mail is kept in memory, and requests come
 from ``CLIENT_IP``. ``system`` sends an admin token of every organisation (a
 system administrator), ``auditor`` a read-only one; :meth:`World.client` makes
@@ -20,7 +20,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from carewire.assembly import Assembly, Options, api_services, assemble
+from carewire.assembly import Assembly, Options, assemble
+from carewire.assembly_services import api_services
 from carewire.clock import FakeClock
 from carewire.directory.model import (
     SYSTEM_CALLER,

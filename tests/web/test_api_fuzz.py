@@ -31,7 +31,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from starlette.types import Receive, Scope, Send
 
-from carewire.assembly import Assembly, Options, api_services, assemble
+from carewire.assembly import Assembly, Options, assemble
+from carewire.assembly_services import api_services
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
 from carewire.core.kernel import DEFAULT_FEATURES

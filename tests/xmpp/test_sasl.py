@@ -156,3 +156,46 @@ def test_derive_keys_rejects_what_saslprep_forbids() -> None:
         sasl.derive_keys("bad\u0007password", "SCRAM-SHA-256")
     with pytest.raises(ValueError):
         sasl.derive_keys("pw", "SCRAM-SHA-256", iterations=10)
+
+
+def _server_first(name: str, stored: sasl.StoredKeys | None, rounds: int) -> dict[str, str]:
+    client = ScramClient(["SCRAM-SHA-256"], name, "pw")
+    server = sasl.ScramServerMechanism(
+        "SCRAM-SHA-256", channel_binding=None, fake_secret=SECRET, fake_iterations=rounds
+    )
+    server.start(client.get_client_first().encode())
+    step = server.credentials(stored)
+    assert isinstance(step, sasl.Challenge)
+    return dict(part.split("=", 1) for part in step.data.decode().split(","))
+
+
+def test_unknown_users_get_the_iteration_count_new_accounts_get() -> None:
+    assert sasl.DEFAULT_ITERATIONS >= 10_000
+    known = _server_first("alice", sasl.derive_keys("pw", "SCRAM-SHA-256"), 10_000)
+    unknown = _server_first("ghost", None, 10_000)
+    assert known["i"] == unknown["i"] == str(sasl.DEFAULT_ITERATIONS)
+    assert unknown["s"] == _server_first("ghost", None, 10_000)["s"]
+    assert len(unknown["s"]) == len(known["s"])  # both 16 bytes of salt
+
+
+def test_plain_does_the_same_work_for_unknown_users() -> None:
+    """Loosely timed: both paths derive a key with the same count (no tight timing assert)."""
+    import time
+
+    rounds = 150_000
+    stored = sasl.derive_keys("right password", "SCRAM-SHA-256", rounds)
+
+    def attempt(keys: sasl.StoredKeys | None) -> float:
+        mech = sasl.PlainServerMechanism(
+            domain="example.test", fake_secret=SECRET, fake_iterations=rounds
+        )
+        assert isinstance(mech.start(b"\0alice\0wrong password"), sasl.NeedCredentials)
+        started = time.perf_counter()
+        step = mech.credentials(keys)
+        assert isinstance(step, sasl.Failure) and step.condition == "not-authorized"
+        return time.perf_counter() - started
+
+    known = min(attempt(stored) for _ in range(3))
+    unknown = min(attempt(None) for _ in range(3))
+    # Without the fake derivation the unknown path is ~1000 times faster.
+    assert unknown > known / 4, (known, unknown)

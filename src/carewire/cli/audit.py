@@ -19,6 +19,7 @@ from carewire.errors import ValidationError
 from carewire.security import audit_checkpoint as checkpoints
 from carewire.security.audit import Channel, ExportFormat, Outcome
 from carewire.security.audit_key import ENV_VAR, load_key
+from carewire.security.audit_verify import verify_trail
 
 #: The period ``audit export`` reports on when no dates are given.
 DEFAULT_DAYS = 30
@@ -58,7 +59,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     directory = config(args).audit_checkpoint_dir
 
     async def work(p: Services) -> int:
-        result = await p.audit.verify()
+        result = await verify_trail(p.audit)
         key_id = p.audit.store.key.key_id
         if result.ok:
             print(

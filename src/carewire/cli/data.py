@@ -18,6 +18,7 @@ from datetime import datetime
 
 from carewire.cli.audit_trail import cli_caller, record, record_write
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
+from carewire.config import parse_duration
 from carewire.datasets.model import Dataset, Origin, Record, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
 from carewire.datasets.values import to_json
@@ -234,12 +235,15 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         if args.organisation is not None:  # an unknown organisation is an error, not a token
             await p.directory.organisations.get(cli_caller(), args.organisation)
+        expires_in = None if args.expires is None else parse_duration(args.expires, "--expires")
         info, plaintext = await p.tokens.create(
-            args.name, Role(args.role), organisation_id=args.organisation
+            args.name, Role(args.role), organisation_id=args.organisation, expires_in=expires_in
         )
         details: dict[str, object] = {"role": info.role.value}
         if info.organisation_id is not None:
             details["organisation"] = info.organisation_id
+        if info.expires_at is not None:
+            details["expires_at"] = info.expires_at.isoformat()
         await record(p, "token.create", info.name, details=details)
         print(plaintext)
         scope = (
@@ -247,9 +251,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             if info.organisation_id is None
             else f"organisation {info.organisation_id}"
         )
+        until = "" if info.expires_at is None else f", valid until {_when(info.expires_at)}"
         print(
-            f"created {info.role.value} API token {info.name!r} for {scope}: copy it now, "
-            "it cannot be shown again (only its digest is stored)",
+            f"created {info.role.value} API token {info.name!r} for {scope}{until}: copy it "
+            "now, it cannot be shown again (only its digest is stored)",
             file=sys.stderr,
         )
         return 0
@@ -264,22 +269,31 @@ def _when(at: datetime | None) -> str:
 def cmd_token_list(args: argparse.Namespace) -> int:
     """List API tokens (names and roles; the tokens themselves are not stored).
 
-    The ORGANISATION column appears once a token is for one directory organisation.
+    The ORGANISATION column appears once a token is for one directory organisation,
+    the EXPIRES column once a token has an expiry.
     """
 
     async def work(p: Services) -> int:
         tokens = await p.tokens.list()
+        now = p.clock.now()
         rows: list[tuple[object, ...]] = [
             (
                 t.name,
                 t.role.value,
                 _when(t.created_at),
                 _when(t.last_used_at) or "never",
-                f"revoked {_when(t.revoked_at)}" if t.is_revoked else "active",
+                f"revoked {_when(t.revoked_at)}"
+                if t.is_revoked
+                else "expired"
+                if t.is_expired(now)
+                else "active",
             )
             for t in tokens
         ]
         header: tuple[str, ...] = ("NAME", "ROLE", "CREATED", "LAST USED", "STATE")
+        if any(t.expires_at is not None for t in tokens):
+            rows = [(*r, _when(t.expires_at) or "never") for r, t in zip(rows, tokens, strict=True)]
+            header = (*header, "EXPIRES")
         if any(t.organisation_id is not None for t in tokens):
             rows = [(*r, t.organisation_id or "all") for r, t in zip(rows, tokens, strict=True)]
             header = (*header, "ORGANISATION")
@@ -395,6 +409,11 @@ def _add_tokens(sub: Subparsers, with_data_dir: WithDataDir) -> None:
         "--organisation",
         type=int,
         help="for one directory organisation (without: every organisation)",
+    )
+    create.add_argument(
+        "--expires",
+        metavar="DURATION",
+        help="stop working this long after creation, e.g. 90d or 12h (without: never)",
     )
     _command(tsub, with_data_dir, "list", cmd_token_list)
     revoke = _command(tsub, with_data_dir, "revoke", cmd_token_revoke)

@@ -18,7 +18,7 @@ from carewire.core.stores import Account, NewAccount, ScramCredential, Stores
 from carewire.errors import ValidationError
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.jid import InvalidJID, normalize_localpart
-from carewire.xmpp.sasl import SCRAM_MECHANISMS, derive_keys
+from carewire.xmpp.sasl import DEFAULT_ITERATIONS, SCRAM_MECHANISMS, derive_keys
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ def normalize_login(login: str) -> str:
         raise ValidationError(f"invalid login {login!r}: {exc}", code="invalid-login") from None
 
 
-def derive_credentials(password: str, iterations: int = 4096) -> list[ScramCredential]:
+def derive_credentials(
+    password: str, iterations: int = DEFAULT_ITERATIONS
+) -> list[ScramCredential]:
     """SCRAM keys for every supported hash; raises ValidationError for unusable passwords."""
     if not password:
         raise ValidationError("the password must not be empty", code="invalid-password")
@@ -76,7 +78,7 @@ class AccountService:
         *,
         hooks: HookBus | None = None,
         sessions: SessionManager | None = None,
-        iterations: int = 4096,
+        iterations: int = DEFAULT_ITERATIONS,
     ) -> None:
         self.stores = stores
         self.hooks = hooks

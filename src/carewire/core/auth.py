@@ -12,6 +12,20 @@ logins — the moment an attacker would arrange one — loses none of them;
 failures arriving together share one transaction (group commit). Each
 written batch is also handed to an optional sink (the server passes one that
 appends it to the audit trail), which a failure awaits too.
+
+Hardening against guessing and floods:
+
+- failures are counted per source address too (:mod:`carewire.security.throttle`):
+  a throttled address is refused before any account is looked up, like an
+  account inside its delay, and its refusals are aggregated in the audit trail;
+- an unknown login gets the same answers as a known one after repeated
+  failures (the delay, then "locked"): its failures are counted in memory;
+- a locked or delayed account still admits its owner from the address of one
+  of their enrolled devices (the DEVICES record's ``ip_address``), unless
+  failures of that account came from that address: a source elsewhere cannot
+  lock a clinician out of their phone;
+- an account that becomes locked is reported (``on_locked``: the server
+  mails the system administrators).
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +42,8 @@ from enum import StrEnum
 from carewire.clock import Clock
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
 from carewire.errors import NotFoundError
+from carewire.security.audit import Channel
+from carewire.security.throttle import AuthThrottle
 from carewire.xmpp.jid import InvalidJID, normalize_localpart
 from carewire.xmpp.sasl import StoredKeys
 
@@ -56,6 +73,15 @@ class Admission(StrEnum):
     DELAYED = "delayed"
     LOCKED = "locked"
     DISABLED = "disabled"
+    THROTTLED = "throttled"  # the source address is over its failure limit
+
+
+#: Whether ``login`` has an enrolled device at ``remote_ip`` (bound by the composition root).
+EnrolledCheck = Callable[[str, str], Awaitable[bool]]
+#: Told when an account becomes locked: (login, channel, remote address, failures).
+LockNotice = Callable[[str, str, str, int], Awaitable[None]]
+#: How many unknown logins' failures are remembered (the oldest are forgotten first).
+MAX_UNKNOWN_TRACKED = 50_000
 
 
 def admission(account: Account | None, now: datetime, policy: LockoutPolicy) -> Admission:
@@ -189,13 +215,24 @@ class Authenticator:
         clock: Clock,
         auditor: LoginAuditor,
         policy: LockoutPolicy | None = None,
+        *,
+        throttle: AuthThrottle | None = None,
+        enrolled: EnrolledCheck | None = None,
+        on_locked: LockNotice | None = None,
     ) -> None:
         self.stores = stores
         self.clock = clock
         self.auditor = auditor
         self.policy = policy or LockoutPolicy()
+        self.throttle = throttle
+        self.enrolled = enrolled
+        self.on_locked = on_locked
         # Logins whose last lookup showed failures: only they need a reset on success.
         self._had_failures: set[str] = set()
+        # Unknown logins' (failures, last failure), so they answer as known ones do.
+        self._unknown: OrderedDict[str, tuple[int, datetime]] = OrderedDict()
+        # The addresses each login's counted failures came from.
+        self._failure_sources: OrderedDict[str, set[str]] = OrderedDict()
 
     @staticmethod
     def login_of(username: str, domain: str) -> str | None:
@@ -208,12 +245,24 @@ class Authenticator:
         except InvalidJID:
             return None
 
-    async def lookup(self, login: str, mechanism: str) -> tuple[Admission, StoredKeys | None]:
+    async def lookup(
+        self, login: str, mechanism: str, *, remote_ip: str = ""
+    ) -> tuple[Admission, StoredKeys | None]:
         """The admission decision and the stored keys (None for unknown accounts)."""
+        if self.throttle is not None and not await self.throttle.admit(remote_ip, Channel.XMPP):
+            return Admission.THROTTLED, None
         account, cred = await self.stores.accounts.get_for_login(login, mechanism)
-        decision = admission(account, self.clock.now(), self.policy)
-        if account is not None and account.failed_logins:
+        now = self.clock.now()
+        if account is None:
+            return self._unknown_admission(login, now), None
+        decision = admission(account, now, self.policy)
+        if account.failed_logins:
             self._had_failures.add(login)
+        if decision in (Admission.LOCKED, Admission.DELAYED) and await self._is_owner_device(
+            login, remote_ip
+        ):
+            log.info("%s login admitted from an enrolled device despite the lockout", login)
+            decision = Admission.ALLOW
         if account is None or decision is not Admission.ALLOW or cred is None:
             return decision, None
         keys = StoredKeys(
@@ -224,10 +273,50 @@ class Authenticator:
         )
         return decision, keys
 
+    def _unknown_admission(self, login: str, now: datetime) -> Admission:
+        """What a known account with the same failures would be told."""
+        failures, last = self._unknown.get(login, (0, None))
+        if failures >= self.policy.lock_after:
+            return Admission.LOCKED
+        if (
+            failures >= self.policy.delay_after
+            and last is not None
+            and now - last < self.policy.delay
+        ):
+            return Admission.DELAYED
+        return Admission.ALLOW
+
+    async def _is_owner_device(self, login: str, remote_ip: str) -> bool:
+        if self.enrolled is None or not remote_ip:
+            return False
+        if remote_ip in self._failure_sources.get(login, ()):
+            return False  # the failures came from there: no exception for it
+        return await self.enrolled(login, remote_ip)
+
+    def _note_failure_source(self, login: str, remote_ip: str) -> None:
+        sources = self._failure_sources.get(login)
+        if sources is None:
+            sources = self._failure_sources[login] = set()
+            while len(self._failure_sources) > MAX_UNKNOWN_TRACKED:
+                self._failure_sources.popitem(last=False)
+        if len(sources) < 64:
+            sources.add(remote_ip)
+
+    def _note_unknown_failure(self, login: str) -> None:
+        failures, _ = self._unknown.pop(login, (0, None))
+        self._unknown[login] = (failures + 1, self.clock.now())
+        while len(self._unknown) > MAX_UNKNOWN_TRACKED:
+            self._unknown.popitem(last=False)
+
+    async def throttled(self, login: str, *, remote_ip: str, transport: str) -> None:
+        """A refusal of a throttled address: counted by the throttle, not audited per attempt."""
+        log.debug("attempt for %s from throttled %s (%s)", login, remote_ip, transport)
+
     async def succeeded(
         self, login: str, *, remote_ip: str, transport: str, mechanism: str
     ) -> None:
         """Clear the failure counter (only if there were failures) and audit the success."""
+        self._failure_sources.pop(login, None)
         if login in self._had_failures:
             self._had_failures.discard(login)
             await self.stores.accounts.reset_failures(login)
@@ -247,14 +336,18 @@ class Authenticator:
         """Audit a failure; count it toward the lockout when it says the password was wrong."""
         account = None
         if counts and outcome is LoginOutcome.FAILURE:
+            if self.throttle is not None:
+                await self.throttle.failed(remote_ip, Channel.XMPP)
             try:
                 account = await self.stores.accounts.record_failure(
                     login, self.clock.now(), lock_after=self.policy.lock_after
                 )
             except NotFoundError:
                 account = None
+                self._note_unknown_failure(login)
             else:
                 self._had_failures.add(login)
+                self._note_failure_source(login, remote_ip)
             if (
                 account is not None
                 and account.is_locked
@@ -263,6 +356,8 @@ class Authenticator:
                 log.warning(
                     "account locked after %d failed logins: %s", account.failed_logins, login
                 )
+                if self.on_locked is not None:
+                    await self.on_locked(login, transport, remote_ip, account.failed_logins)
         # Written before the answer goes out (see the module docstring).
         await self.auditor.record_durably(
             self._attempt(login, remote_ip, transport, mechanism, outcome, reason)

@@ -156,11 +156,18 @@ class ClientConnection:
 
     def _mechanism(self, name: str) -> sasl.Mechanism:
         if name == "PLAIN":
-            return sasl.PlainServerMechanism(domain=self.kernel.hosts.domain)
+            return sasl.PlainServerMechanism(
+                domain=self.kernel.hosts.domain,
+                fake_secret=self.fake_secret,
+                fake_iterations=self.kernel.accounts.iterations,
+            )
         # The binding data goes to the non-PLUS mechanisms too: a client flag 'y'
         # then reveals a downgrade attack (RFC 5802 §6).
         return sasl.ScramServerMechanism(
-            name, channel_binding=self.info.channel_binding, fake_secret=self.fake_secret
+            name,
+            channel_binding=self.info.channel_binding,
+            fake_secret=self.fake_secret,
+            fake_iterations=self.kernel.accounts.iterations,
         )
 
     async def _sasl_step(self, step: sasl.Step) -> None:
@@ -170,7 +177,9 @@ class ClientConnection:
             if login is None:
                 await self._sasl_failed(step.username, "not-authorized", "", counts=False)
                 return
-            decision, keys = await self.auth.lookup(login, step.mechanism)
+            decision, keys = await self.auth.lookup(
+                login, step.mechanism, remote_ip=self.info.remote_ip
+            )
             if decision is not Admission.ALLOW:
                 await self._refuse(login, decision)
                 return
@@ -213,6 +222,13 @@ class ClientConnection:
         mech_name = self._mech.name if self._mech is not None else ""
         self._mech = None
         reason = decision.value
+        if decision is Admission.THROTTLED:
+            # The answer of an account inside its delay: nothing to tell the two apart.
+            self.stream.sasl_failure("temporary-auth-failure", HARD_LIMIT_TEXT)
+            await self.auth.throttled(
+                login, remote_ip=self.info.remote_ip, transport=self.info.transport
+            )
+            return
         if decision is Admission.LOCKED:
             self.stream.sasl_failure("account-disabled", LOCKED_TEXT)
             outcome = LoginOutcome.LOCKED

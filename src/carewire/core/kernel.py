@@ -28,6 +28,7 @@ from carewire.core.router import Router
 from carewire.core.sessions import SessionManager
 from carewire.core.stores import Stores
 from carewire.errors import ConfigError
+from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Kernel:
         stores: Stores,
         config: FeatureConfig | None = None,
         clock: Clock | None = None,
-        scram_iterations: int = 4096,
+        scram_iterations: int = DEFAULT_ITERATIONS,
     ) -> None:
         self.hosts = Hosts(domain=domain)
         self.hooks = HookBus()

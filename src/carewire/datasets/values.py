@@ -7,7 +7,7 @@ raises a :class:`RecordError` naming the dataset, record and attribute.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from carewire.datasets.model import Attribute, AttrType
 from carewire.errors import ValidationError
@@ -121,6 +121,11 @@ def _datetime(value: object) -> datetime:
         raise TypeError("expected an ISO 8601 date and time")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a time zone is required, e.g. 2026-01-31T08:00:00Z")
+    try:
+        # Stored in UTC: 9999-12-31T23:59:59-14:00 is past the calendar's last day there.
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range: the time in UTC is outside years 1 to 9999") from None
     return value
 
 

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,10 +45,11 @@ log = logging.getLogger(__name__)
 #: When the nightly purge runs, in each organisation's time zone (the seed: 2:00 AM).
 PURGE_AT = time(2, 0)
 #: Messages purged per transaction.
-BATCH = 1000
+BATCH = 500
 #: Conversations a batch's statement names at most (far below every bind limit).
 CONVERSATIONS_PER_PASS = 500
-#: Seconds between two batches, so the server's own writes get the database in between.
+#: Least seconds between two batches (a batch also waits as long as the previous one took),
+#: so the server's own writes get the database in between.
 PAUSE = 0.01
 
 
@@ -218,9 +220,11 @@ class RetentionPurge:
             chunk = s.conversations[start : start + CONVERSATIONS_PER_PASS]
             after = 0
             while True:
+                started = monotonic()
                 done, after = await self.store.purge_bodies(
                     chunk, s.cutoff, limit=self.batch, after=after
                 )
+                took = monotonic() - started
                 messages += done
                 batches += 1
                 if done:
@@ -232,7 +236,10 @@ class RetentionPurge:
                     )
                 if done < self.batch:
                     break
-                await asyncio.sleep(self.pause)  # let the server's own writes between batches
+                # Yield the database to the server's own writes (tracking, offline
+                # storage) for at least as long as the batch held it: a purge takes at
+                # most about half of the writer's time, however busy the server is.
+                await asyncio.sleep(max(self.pause, took))
         offline = await self.store.purge_offline(s.owners, s.cutoff)
         log.info(
             "retention purge: organisation %d done: %d message bodies, %d offline copies",

@@ -27,6 +27,7 @@ from carewire.core.accounts import AccountInput, normalize_login
 from carewire.core.events import IqRequest
 from carewire.core.feature import FeatureContext, IqTarget, StreamPhase
 from carewire.errors import ConflictError, NotFoundError, ValidationError
+from carewire.security.console_model import MIN_PASSWORD_LENGTH
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.xml import child
@@ -106,6 +107,7 @@ class Registration:
             # requested information during registration ... then the server or
             # service MUST return a <not-acceptable/> error".
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "username and password are required")
+        _check_length(password)
         self._check_rate(remote_ip)
         try:
             account = await self.ctx.accounts.create(
@@ -172,6 +174,7 @@ class Registration:
             same = False
         if not same:
             raise StanzaError(StanzaCondition.FORBIDDEN, "only your own password can be changed")
+        _check_length(password)
         try:
             await self.ctx.accounts.set_password(login, password)
         except ValidationError as exc:
@@ -214,3 +217,12 @@ def setup(ctx: FeatureContext) -> None:
     targets = (IqTarget.HOST, IqTarget.ACCOUNT)
     ctx.iq.register(QUERY, registration.account_get, types=("get",), targets=targets)
     ctx.iq.register(QUERY, registration.account_set, types=("set",), targets=targets)
+
+
+def _check_length(password: str) -> None:
+    """The console's password policy holds for XMPP passwords too (at least 12 characters)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StanzaError(
+            StanzaCondition.NOT_ACCEPTABLE,
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
+        )

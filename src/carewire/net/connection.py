@@ -80,6 +80,7 @@ class XmppConnection(asyncio.Protocol):
         self._held = bytearray()  # received beyond the rate, processed as tokens refill
         self._is_closing = False
         self.remote_ip = ""
+        self._is_counted = False  # in net.unauthenticated until bound or closed
         # Protocol factories run inside the loop; looking it up per stanza is a syscall on 3.11.
         self._loop = asyncio.get_running_loop()
 
@@ -92,6 +93,15 @@ class XmppConnection(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         self.remote_ip = str(peer[0]) if peer else ""
         log.debug("connection %s from %s", self.conn_id, self.remote_ip)
+        if not self.net.admit(self.remote_ip):
+            log.warning(
+                "connection from %s refused: too many unauthenticated connections from there",
+                self.remote_ip,
+            )
+            self._is_closing = True
+            self.transport.abort()
+            return
+        self._is_counted = True
         info = ConnectionInfo(
             remote_ip=self.remote_ip,
             transport="c2s-tls" if self.direct_tls else "c2s",
@@ -158,8 +168,14 @@ class XmppConnection(asyncio.Protocol):
             self._throttle.cancel()
             self._throttle = None
         self.net.connections.discard(self)
+        self._uncount()
         if self.client is not None:
             self.net.spawn(self._finish(), "c2s-close")
+
+    def _uncount(self) -> None:
+        if self._is_counted:
+            self._is_counted = False
+            self.net.release(self.remote_ip)
 
     def pause_writing(self) -> None:
         """The kernel buffer is full; :meth:`_flush` enforces the hard bound."""
@@ -330,6 +346,7 @@ class XmppConnection(asyncio.Protocol):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
             self._auth_timer = None
+        self._uncount()
 
     def _auth_timed_out(self) -> None:
         self._auth_timer = None

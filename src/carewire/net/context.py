@@ -28,6 +28,7 @@ class NetLimits:
     tcp_keepalive_idle: int = 60  # half-open TCP detection (seconds)
     tcp_keepalive_interval: int = 10
     tcp_keepalive_count: int = 3
+    max_unauthenticated_per_address: int = 32  # streams not yet bound, per address (0: no cap)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -43,8 +44,31 @@ class NetContext:
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     limits: NetLimits = field(default_factory=NetLimits)
     connections: set[Any] = field(default_factory=set)
+    #: Streams not yet bound, per remote address (see :meth:`admit`).
+    unauthenticated: dict[str, int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
+
+    def admit(self, remote_ip: str) -> bool:
+        """Count a new connection from ``remote_ip`` until it binds; False: over the cap.
+
+        A source that opens connections and never signs in would otherwise
+        hold sockets and parser state until each one's ``auth_timeout``.
+        """
+        cap = self.limits.max_unauthenticated_per_address
+        held = self.unauthenticated.get(remote_ip, 0)
+        if cap and held >= cap:
+            return False
+        self.unauthenticated[remote_ip] = held + 1
+        return True
+
+    def release(self, remote_ip: str) -> None:
+        """A counted connection bound a session or closed."""
+        held = self.unauthenticated.get(remote_ip, 0) - 1
+        if held > 0:
+            self.unauthenticated[remote_ip] = held
+        else:
+            self.unauthenticated.pop(remote_ip, None)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a task this context owns (cancelled at shutdown)."""

@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from carewire import log as log_context
 from carewire.core.c2s import ClientConnection, ConnectionInfo, stream_config
+from carewire.core.sessions import Session
 from carewire.net.context import NetContext
 from carewire.xmpp.errors import RemoteProtocolError, StreamCondition
 from carewire.xmpp.stream import C2SStream, Framing, StreamEnded
@@ -70,9 +72,32 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
     if SUBPROTOCOL not in ws.scope.get("subprotocols", []):
         await ws.close(code=1002, reason="the 'xmpp' sub-protocol is required (RFC 7395)")
         return
+    client_addr = ws.client.host if ws.client else ""
+    if not net.admit(client_addr):
+        log.warning(
+            "WebSocket from %s refused: too many unauthenticated connections from there",
+            client_addr,
+        )
+        await ws.close(code=1008, reason="too many unauthenticated connections")
+        return
+    counted = [True]
+
+    def bound(_session: Session) -> None:
+        if counted.pop(0):
+            net.release(client_addr)
+
+    try:
+        await _serve(ws, net, client_addr, bound)
+    finally:
+        if counted:
+            net.release(client_addr)
+
+
+async def _serve(
+    ws: WebSocket, net: NetContext, client_addr: str, on_bound: Callable[[Session], None]
+) -> None:
     await ws.accept(subprotocol=SUBPROTOCOL)
     log_context.connection_id.set(f"ws{next(_ids)}")
-    client_addr = ws.client.host if ws.client else ""
     info = ConnectionInfo(
         remote_ip=client_addr, transport="websocket", framing=Framing.WEBSOCKET, is_tls_active=True
     )
@@ -87,6 +112,7 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
         sink=sink,
         info=info,
         fake_secret=net.fake_secret,
+        on_bound=on_bound,
     )
     writer = net.spawn(_writer(ws, sink), "ws-writer")
     try:

@@ -5,7 +5,7 @@ entry's canonical JSON, so changing, removing or reordering any entry breaks
 every later link; each entry's ``mac`` is HMAC-SHA-256 of that hash under the
 audit key held outside the database (:mod:`carewire.security.audit_key`), so
 whoever can write the database but not read the key cannot recompute the
-chain after an edit. :meth:`AuditTrail.verify` walks both
+chain after an edit. :func:`~carewire.security.audit_verify.verify_trail` walks both
 (:mod:`carewire.security.audit_verify`). Entries hold identifiers only:
 never message bodies, patient data, passwords or tokens.
 
@@ -29,7 +29,6 @@ reveal it.
 
 from __future__ import annotations
 
-import csv
 import enum
 import hashlib
 import json
@@ -41,6 +40,7 @@ from typing import Protocol, TextIO
 
 from carewire.clock import Clock
 from carewire.security.audit_key import AuditKey
+from carewire.security.csv_export import SafeDictWriter
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class MacEpoch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifyResult:
-    """The outcome of :meth:`AuditTrail.verify`.
+    """The outcome of :func:`~carewire.security.audit_verify.verify_trail`.
 
     Attributes:
         ok: Whether every link holds.
@@ -242,8 +242,8 @@ def storable(at: datetime, event: AuditEvent) -> tuple[datetime, AuditEvent]:
 def check_chain(entries: Sequence[AuditEntry], prev_hash: str) -> tuple[int, str] | None:
     """The position and reason of the first entry not chained to ``prev_hash``, or None.
 
-    A pure step of :meth:`AuditTrail.verify`: ``prev_hash`` is the hash of the
-    entry before ``entries[0]`` (:data:`GENESIS` at the start of the trail).
+    A pure step of :func:`~carewire.security.audit_verify.verify_trail`: ``prev_hash`` is
+    the hash of the entry before ``entries[0]`` (:data:`GENESIS` at the start of the trail).
     """
     for i, entry in enumerate(entries):
         if entry.prev_hash != prev_hash:
@@ -360,36 +360,6 @@ class AuditTrail:
                 )
             )
 
-    async def verify(self, batch: int = 1000) -> VerifyResult:
-        """Walk the whole trail and report the first entry that breaks the chain or its MAC."""
-        from carewire.security.audit_verify import ChainChecker  # it builds on this module
-
-        checker = ChainChecker(self._store.key, await self._store.epochs())
-        if checker.problem:
-            return VerifyResult(ok=False, checked=0, reason=checker.problem)
-        checked = 0
-        page: list[AuditEntry] = []
-        async for entry in self._store.iterate(batch=batch):
-            page.append(entry)
-            if len(page) < batch:
-                continue
-            bad = checker.feed(page)
-            if bad is not None:
-                return _broken(page, bad, checked, checker.authenticated)
-            checked, page = checked + len(page), []
-        bad = checker.feed(page)
-        if bad is not None:
-            return _broken(page, bad, checked, checker.authenticated)
-        checked += len(page)
-        problem = checker.finish()
-        return VerifyResult(
-            ok=not problem,
-            checked=checked,
-            reason=problem,
-            authenticated=checker.authenticated,
-            notes=checker.notes(),
-        )
-
     async def export(
         self,
         since: datetime,
@@ -405,7 +375,7 @@ class AuditTrail:
 
         The export itself is recorded (``audit.export``) once it is written.
         """
-        writer = csv.DictWriter(out, EXPORT_COLUMNS) if fmt is ExportFormat.CSV else None
+        writer = SafeDictWriter(out, EXPORT_COLUMNS) if fmt is ExportFormat.CSV else None
         if writer is not None:
             writer.writeheader()
         count = 0
@@ -427,16 +397,3 @@ class AuditTrail:
             )
         )
         return count
-
-
-def _broken(
-    page: list[AuditEntry], bad: tuple[int, str], checked: int, authenticated: int
-) -> VerifyResult:
-    index, reason = bad
-    return VerifyResult(
-        ok=False,
-        checked=checked + index + 1,
-        first_bad_id=page[index].id,
-        reason=reason,
-        authenticated=authenticated,
-    )

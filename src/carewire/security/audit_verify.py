@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from carewire.security.audit import (
     GENESIS,
     AuditEntry,
+    AuditTrail,
     MacEpoch,
+    VerifyResult,
     check_chain,
     epoch_input,
     mac_input,
@@ -164,3 +166,45 @@ class ChainChecker:
             "before MACs began (or under a key no longer held): checked by hash, anchored "
             "by the MAC'd marker",
         )
+
+
+async def verify_trail(trail: AuditTrail, batch: int = 1000) -> VerifyResult:
+    """Walk the whole trail and report the first entry that breaks the chain or its MAC."""
+    checker = ChainChecker(trail.store.key, await trail.store.epochs())
+    if checker.problem:
+        return VerifyResult(ok=False, checked=0, reason=checker.problem)
+    checked = 0
+    page: list[AuditEntry] = []
+    async for entry in trail.store.iterate(batch=batch):
+        page.append(entry)
+        if len(page) < batch:
+            continue
+        bad = checker.feed(page)
+        if bad is not None:
+            return _broken(page, bad, checked, checker.authenticated)
+        checked, page = checked + len(page), []
+    bad = checker.feed(page)
+    if bad is not None:
+        return _broken(page, bad, checked, checker.authenticated)
+    checked += len(page)
+    problem = checker.finish()
+    return VerifyResult(
+        ok=not problem,
+        checked=checked,
+        reason=problem,
+        authenticated=checker.authenticated,
+        notes=checker.notes(),
+    )
+
+
+def _broken(
+    page: list[AuditEntry], bad: tuple[int, str], checked: int, authenticated: int
+) -> VerifyResult:
+    index, reason = bad
+    return VerifyResult(
+        ok=False,
+        checked=checked + index + 1,
+        first_bad_id=page[index].id,
+        reason=reason,
+        authenticated=authenticated,
+    )

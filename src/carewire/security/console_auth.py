@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import NoReturn
@@ -58,6 +59,7 @@ from carewire.security.console_model import (
     normalize_email,
     normalize_username,
 )
+from carewire.security.throttle import AuthThrottle
 
 __all__ = [
     "CLI",
@@ -98,13 +100,21 @@ class ConsoleAccounts:
         *,
         hasher: PasswordHasher | None = None,
         policy: LockoutPolicy | None = None,
+        throttle: AuthThrottle | None = None,
     ) -> None:
-        """Keep users in ``store``; ``hasher`` defaults to argon2id's recommended costs."""
+        """Keep users in ``store``; ``hasher`` defaults to argon2id's recommended costs.
+
+        ``throttle`` counts failed sign-ins per address (with the XMPP and API
+        ones) and refuses addresses over its limit.
+        """
         self._store = store
         self._clock = clock
         self._audit = audit
         self._hasher = hasher or PasswordHasher()
         self.policy = policy or LockoutPolicy()
+        self.throttle = throttle
+        #: Told when a user becomes locked: (username, "console", address, failures).
+        self.on_locked: Callable[[str, str, str, int], Awaitable[None]] | None = None
         self._dummy_hash: str | None = None
 
     # -- passwords ---------------------------------------------------------------
@@ -303,6 +313,9 @@ class ConsoleAccounts:
             SignInError: Always with the same message; ``reason`` is for tests and the audit.
         """
         key = login.strip().lower()
+        if self.throttle is not None and not await self.throttle.admit(remote_ip, Channel.CONSOLE):
+            await self._burn(password)  # counted by the throttle, not audited one by one
+            raise SignInError("throttled")
         found = await self._store.find(key) if key else None
         now = self._clock.now()
         if found is None:
@@ -321,6 +334,8 @@ class ConsoleAccounts:
             )
             if after.is_locked and after.failed_logins == self.policy.lock_after:
                 log.warning("console user locked after %d failed sign-ins", after.failed_logins)
+                if self.on_locked is not None:
+                    await self.on_locked(user.username, "console", remote_ip, after.failed_logins)
             await self._fail(user.username, remote_ip, "wrong-password", after.failed_logins)
         if user.failed_logins:
             await self._store.reset_failures(user.id)
@@ -356,6 +371,8 @@ class ConsoleAccounts:
         details: dict[str, object] = {"reason": reason}
         if failures:
             details["failed_logins"] = failures
+        if self.throttle is not None:
+            await self.throttle.failed(remote_ip, Channel.CONSOLE)
         await self._record(
             _console(username, remote_ip), "login", username, Outcome.FAILURE, **details
         )

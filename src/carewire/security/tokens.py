@@ -43,6 +43,9 @@ TOKEN_BYTES = 32
 MAX_NAME_LENGTH = 200
 #: ``last_used_at`` is written at most this often per token (one write per request is waste).
 TOUCH_INTERVAL = timedelta(minutes=1)
+#: The shortest and longest lifetimes a token may be given.
+MIN_EXPIRY = timedelta(minutes=1)
+MAX_EXPIRY = timedelta(days=5 * 366)
 
 # token_urlsafe(32) is 43 characters of the URL-safe base64 alphabet, without padding.
 _TOKEN = re.compile(rf"^{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}$")
@@ -61,7 +64,7 @@ class Role(enum.StrEnum):
 
 
 class AuthError(CarewireError):
-    """The request carries no valid token (missing, unknown, revoked or malformed)."""
+    """The request carries no valid token (missing, unknown, revoked, expired or malformed)."""
 
     code = "unauthorized"
 
@@ -79,6 +82,7 @@ class TokenInfo:
         revoked_at: When it was revoked (None: still valid).
         organisation_id: The directory organisation it acts for (None: every
             organisation, as a system administrator or a global auditor).
+        expires_at: When it stops working by itself (None: never).
     """
 
     id: int
@@ -88,11 +92,16 @@ class TokenInfo:
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
     organisation_id: int | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_revoked(self) -> bool:
-        """Whether the token no longer works."""
+        """Whether the token was revoked."""
         return self.revoked_at is not None
+
+    def is_expired(self, now: datetime) -> bool:
+        """Whether the token's expiry has passed at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class TokenStore(Protocol):
@@ -106,6 +115,7 @@ class TokenStore(Protocol):
         role: Role,
         created_at: datetime,
         organisation_id: int | None = None,
+        expires_at: datetime | None = None,
     ) -> TokenInfo:
         """Save a new token.
 
@@ -152,25 +162,36 @@ class TokenService:
         self._clock = clock
 
     async def create(
-        self, name: str, role: Role, *, organisation_id: int | None = None
+        self,
+        name: str,
+        role: Role,
+        *,
+        organisation_id: int | None = None,
+        expires_in: timedelta | None = None,
     ) -> tuple[TokenInfo, str]:
         """Create a token (for one directory organisation when ``organisation_id`` is given).
+
+        With ``expires_in`` the token stops working that long after its creation.
 
         Returns:
             (what is stored, the token itself: show it once, it cannot be read back).
 
         Raises:
-            ValidationError: The name is not valid.
+            ValidationError: The name or the expiry is not valid.
             ConflictError: A token of that name exists.
         """
         check_name(name)
+        if expires_in is not None and not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
+            raise ValidationError("a token expires between 1 minute and 5 years after creation")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        now = self._clock.now()
         info = await self._store.add(
             name=name,
             token_hash=token_digest(plaintext),
             role=Role(role),
-            created_at=self._clock.now(),
+            created_at=now,
             organisation_id=organisation_id,
+            expires_at=None if expires_in is None else now + expires_in,
         )
         log.info("API token %r created (%s)", name, info.role.value)
         return info, plaintext
@@ -179,7 +200,7 @@ class TokenService:
         """The token ``plaintext`` names, if it is valid; notes that it was used.
 
         Raises:
-            AuthError: The token is malformed, unknown or revoked.
+            AuthError: The token is malformed, unknown, revoked or expired.
         """
         if not _TOKEN.match(plaintext):
             raise AuthError("the token is malformed")
@@ -189,6 +210,8 @@ class TokenService:
         if info.is_revoked:
             raise AuthError("the token has been revoked")
         now = self._clock.now()
+        if info.is_expired(now):
+            raise AuthError("the token has expired")
         if info.last_used_at is None or now - info.last_used_at >= TOUCH_INTERVAL:
             await self._store.touch(info.id, now)
             info = replace(info, last_used_at=now)

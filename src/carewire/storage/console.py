@@ -281,6 +281,12 @@ class SqlConsoleStore:
             "expires_at": expires_at,
         }
         async with self._db.transaction("add_password_reset") as txn:
+            # A new link supersedes the user's older ones: only the latest mail works.
+            await txn.conn.execute(
+                update(password_resets)
+                .where(_R.user_id == user_id, _R.used_at.is_(None))
+                .values(used_at=at)
+            )
             await txn.conn.execute(insert(password_resets).values(values))
 
     async def get_reset(self, token_hash: str) -> ResetLink | None:
@@ -333,4 +339,10 @@ class SqlConsoleStore:
             )
             user = _user((await txn.conn.execute(changed)).one())
             await txn.conn.execute(delete(console_sessions).where(_S.user_id == user_id))
+            # Any other link of the user's is void now too.
+            await txn.conn.execute(
+                update(password_resets)
+                .where(_R.user_id == user_id, _R.used_at.is_(None))
+                .values(used_at=at)
+            )
         return user

@@ -42,7 +42,7 @@ from carewire.storage.database import Database
 from carewire.storage.directory_groups import SqlGroupStore
 from carewire.storage.directory_invitations import SqlInvitationStore
 from carewire.storage.directory_users import SqlUserStore, like_pattern
-from carewire.storage.tables import (
+from carewire.storage.tables_directory import (
     affiliation_permission_groups,
     affiliation_permissions,
     affiliations,

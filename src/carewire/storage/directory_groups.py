@@ -25,7 +25,7 @@ from carewire.directory.model import (
 from carewire.storage import dialects
 from carewire.storage.database import Database
 from carewire.storage.directory_users import like_pattern, user_from_row, user_select
-from carewire.storage.tables import (
+from carewire.storage.tables_directory import (
     affiliation_permission_groups,
     directory_group_members,
     directory_groups,

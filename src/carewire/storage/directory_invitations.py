@@ -26,7 +26,7 @@ from carewire.directory.model import (
 from carewire.directory.store import NewInvitation, StoredInvitation
 from carewire.storage.database import Database
 from carewire.storage.directory_users import like_pattern
-from carewire.storage.tables import invitations
+from carewire.storage.tables_directory import invitations
 
 _I = invitations.c
 #: Rows per multi-row INSERT.

@@ -40,8 +40,8 @@ from carewire.directory.model import (
 from carewire.directory.store import PinReset, StoredPin
 from carewire.storage import dialects
 from carewire.storage.database import Database
-from carewire.storage.tables import (
-    accounts,
+from carewire.storage.tables import accounts
+from carewire.storage.tables_directory import (
     directory_pins,
     directory_sequences,
     directory_users,

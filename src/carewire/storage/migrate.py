@@ -16,6 +16,7 @@ from typing import TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -76,6 +77,14 @@ async def downgrade(url: str, revision: str) -> None:
 
     await _run(url, run)
     log.info("database schema downgraded to %s", revision)
+
+
+def head() -> str:
+    """The newest revision of the migrations shipped with this version."""
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if revision is None:  # pragma: no cover - the package always ships migrations
+        raise CarewireError("no database migrations found")
+    return revision
 
 
 async def current(url: str) -> str | None:

@@ -25,6 +25,7 @@ _COLUMNS = (
     _T.last_used_at,
     _T.revoked_at,
     _T.organisation_id,
+    _T.expires_at,
 )
 _BY_HASH = select(*_COLUMNS).where(_T.token_hash == bindparam("token_hash"))
 _BY_NAME = select(*_COLUMNS).where(_T.name == bindparam("name"))
@@ -51,6 +52,7 @@ def _info(row: Any) -> TokenInfo:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
         organisation_id=None if row.organisation_id is None else int(row.organisation_id),
+        expires_at=row.expires_at,
     )
 
 
@@ -69,6 +71,7 @@ class SqlTokenStore:
         role: Role,
         created_at: datetime,
         organisation_id: int | None = None,
+        expires_at: datetime | None = None,
     ) -> TokenInfo:
         """Save a new token.
 
@@ -81,6 +84,7 @@ class SqlTokenStore:
             "role": role.value,
             "created_at": created_at,
             "organisation_id": organisation_id,
+            "expires_at": expires_at,
         }
         try:
             async with self._db.transaction("add_api_token") as txn:
@@ -99,6 +103,7 @@ class SqlTokenStore:
             role=role,
             created_at=created_at,
             organisation_id=organisation_id,
+            expires_at=expires_at,
         )
 
     async def find_by_hash(self, token_hash: str) -> TokenInfo | None:

@@ -1,4 +1,8 @@
-"""The HTTPS application: XMPP over WebSocket, health, the REST API and the web console."""
+"""The HTTPS application: XMPP over WebSocket, health, the REST API and the web console.
+
+The whole application sits behind the guards of :mod:`carewire.web.guard`:
+a request body cap and the security headers on every response.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,21 @@ from starlette.websockets import WebSocket
 
 from carewire.net.context import NetContext
 from carewire.net.websocket import serve_websocket
+from carewire.web.guard import BodyLimit, BodyLimits, ResponseHeaders
 
 
 def create_app(
-    net: NetContext, api: FastAPI | None = None, console: ASGIApp | None = None
-) -> Starlette:
+    net: NetContext,
+    api: FastAPI | None = None,
+    console: ASGIApp | None = None,
+    *,
+    limits: BodyLimits | None = None,
+) -> ASGIApp:
     """The app served on the HTTPS port.
 
     ``api``, when given, is mounted at ``/api/v1``; ``console`` at ``/``, last,
-    so that every path not taken by the others is the console's.
+    so that every path not taken by the others is the console's. Request
+    bodies are capped by ``limits`` (the defaults when None).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -45,4 +55,4 @@ def create_app(
         routes.append(Mount("/api/v1", app=api))
     if console is not None:
         routes.append(Mount("/", app=console))
-    return Starlette(routes=routes)
+    return ResponseHeaders(BodyLimit(Starlette(routes=routes), limits or BodyLimits()))

@@ -20,6 +20,11 @@ from scramp import ScramException, ScramMechanism
 from scramp.utils import saslprep
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+#: PBKDF2 rounds for new and changed passwords. They cost the *client* (and an
+#: attacker holding a copy of the keys) at every login; the server stores the
+#: derived StoredKey and ServerKey and checks a SCRAM proof with two HMACs and a
+#: hash, whatever this number is (RFC 5802 §3). Only PLAIN derives on the server.
+DEFAULT_ITERATIONS = 10_000
 PLUS_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
 _HASHES = {"SCRAM-SHA-1": "sha1", "SCRAM-SHA-256": "sha256"}
 
@@ -89,7 +94,7 @@ class Mechanism(Protocol):
         """A client ``<response/>``."""
 
 
-def derive_keys(password: str, mechanism: str, iterations: int = 4096) -> StoredKeys:
+def derive_keys(password: str, mechanism: str, iterations: int = DEFAULT_ITERATIONS) -> StoredKeys:
     """Salted keys for ``password`` (RFC 5802 §3); the password itself is not kept.
 
     Raises:
@@ -116,10 +121,17 @@ def check_password(password: str, mechanism: str, keys: StoredKeys) -> bool:
     return hmac.compare_digest(hashlib.new(hf, client_key).digest(), keys.stored_key)
 
 
-def fake_keys(username: str, secret: bytes, iterations: int = 4096) -> StoredKeys:
-    """Deterministic keys for a non-existent account (no user enumeration)."""
+def fake_keys(username: str, secret: bytes, iterations: int = DEFAULT_ITERATIONS) -> StoredKeys:
+    """Deterministic keys for a non-existent account (no user enumeration).
+
+    The salt is stable per name and the iteration count is the one new
+    accounts get, so the server-first message of an unknown name looks like
+    a known account's.
+    """
     digest = hmac.new(secret, username.encode("utf-8"), "sha256").digest()
-    return StoredKeys(salt=digest[:16], iterations=iterations, stored_key=digest, server_key=digest)
+    # As long as a real salt (32 bytes, as derive_keys makes them), so its length tells nothing.
+    salt = hmac.new(secret, b"salt\x00" + username.encode("utf-8"), "sha256").digest()
+    return StoredKeys(salt=salt, iterations=iterations, stored_key=digest, server_key=digest)
 
 
 def _unescape_saslname(value: str) -> str | None:
@@ -143,8 +155,16 @@ def _username_of_client_first(message: str) -> str | None:
 class ScramServerMechanism:
     """SCRAM-SHA-1/-256 and their -PLUS variants, on top of scramp."""
 
-    def __init__(self, name: str, *, channel_binding: bytes | None, fake_secret: bytes) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        channel_binding: bytes | None,
+        fake_secret: bytes,
+        fake_iterations: int = DEFAULT_ITERATIONS,
+    ) -> None:
         self.name = name
+        self._fake_iterations = fake_iterations
         self.base = name.removesuffix("-PLUS")
         self._cb = channel_binding
         self._fake_secret = fake_secret
@@ -170,7 +190,7 @@ class ScramServerMechanism:
     def credentials(self, keys: StoredKeys | None) -> Step:
         self._is_unknown = keys is None
         if keys is None:
-            keys = fake_keys(self._username, self._fake_secret)
+            keys = fake_keys(self._username, self._fake_secret, self._fake_iterations)
         auth = (keys.salt, keys.stored_key, keys.server_key, keys.iterations)
         cb = ("tls-server-end-point", self._cb) if self._cb is not None else None
         try:
@@ -211,8 +231,16 @@ class PlainServerMechanism:
 
     name = "PLAIN"
 
-    def __init__(self, *, domain: str) -> None:
+    def __init__(
+        self,
+        *,
+        domain: str,
+        fake_secret: bytes = b"",
+        fake_iterations: int = DEFAULT_ITERATIONS,
+    ) -> None:
         self._domain = domain
+        self._fake_secret = fake_secret
+        self._fake_iterations = fake_iterations
         self._username = ""
         self._password = ""
 
@@ -244,6 +272,11 @@ class PlainServerMechanism:
 
     def credentials(self, keys: StoredKeys | None) -> Step:
         password, self._password = self._password, ""
-        if keys is None or not check_password(password, "SCRAM-SHA-256", keys):
+        if keys is None:
+            # The same derivation as for a real account, so the answer takes as long.
+            fake = fake_keys(self._username, self._fake_secret, self._fake_iterations)
+            check_password(password, "SCRAM-SHA-256", fake)
+            return Failure("not-authorized", "", self._username)
+        if not check_password(password, "SCRAM-SHA-256", keys):
             return Failure("not-authorized", "", self._username)
         return Success(self._username, None)

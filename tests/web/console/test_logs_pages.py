@@ -124,3 +124,24 @@ async def test_audit_csv_is_recorded(full: Full) -> None:
     everything = rows_of(await auditor.get("/audit.csv"))
     assert [row["action"] for row in everything][-1] == "audit.export"
     assert int(everything[0]["id"]) < int(everything[-1]["id"])
+
+
+async def test_csv_exports_neutralise_formulas(full: Full) -> None:
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+    for n, text in enumerate(hostile, start=1):
+        await full.platform.datasets.create(
+            "DELIVERIES",
+            {
+                "status": "Error",
+                "triggered_at": datetime(2026, 3, n, 9, 0, tzinfo=UTC),
+                "rule": text,
+                "interface_name": "XMPP",
+                "status_text": text,
+                "source": f"DEVICES/{n}",
+            },
+        )
+    auditor = await full.user("audrey", Role.AUDITOR)
+    rows = rows_of(await auditor.get("/deliveries.csv"))
+    assert sorted(r["status_text"] for r in rows) == sorted("'" + t for t in hostile)
+    assert all(r["rule"] == r["status_text"] for r in rows)
+    assert all(r["source"].startswith("DEVICES/") for r in rows)  # ordinary text unchanged

@@ -33,6 +33,7 @@ from carewire.web.api import (
     users,
 )
 from carewire.web.api.deps import ApiServices
+from carewire.web.guard import InputText, ResponseHeaders
 
 __all__ = ["ROUTERS", "ApiServices", "create_api"]
 
@@ -71,6 +72,9 @@ def create_api(services: ApiServices) -> FastAPI:
         redoc_url=None,
     )
     api.state.services = services
+    # The HTTPS app adds them too; here they also hold where the API is served alone.
+    api.add_middleware(InputText)
+    api.add_middleware(ResponseHeaders)
     problems.install(api)
     for router in ROUTERS:
         api.include_router(router)

@@ -5,7 +5,10 @@ revoked or malformed token is a 401 with ``WWW-Authenticate: Bearer``; a
 read-only token may only use the safe methods (GET, HEAD, OPTIONS), anything
 else is a 403. Both refusals are recorded in the audit trail (``api.auth``,
 failure, with the caller's address), and handlers record every write they
-complete through :data:`Audit`.
+complete through :data:`Audit`. Invalid tokens count toward the caller's
+address in the authentication throttle (:mod:`carewire.security.throttle`):
+an address over its limit gets 429 without its token being looked at, and
+those refusals are aggregated in the audit trail instead of one row each.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager
+from carewire.security.throttle import AuthThrottle, ThrottledError
 from carewire.security.tokens import AuthError, ForbiddenError, TokenInfo, TokenService
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class ApiServices:
         chat: Where the running XMPP server's gateway is attached (presence of users).
         directory: The organisation directory (None: its resources answer 503).
         coverage: Busy users and held messages (None: ``/coverage`` answers 503).
+        throttle: Failed authentications per address (None: no throttling).
     """
 
     registry: Registry
@@ -74,6 +79,7 @@ class ApiServices:
     chat: GatewaySlot | None = None
     directory: DirectoryService | None = None
     coverage: CoverageDesk | None = None
+    throttle: AuthThrottle | None = None
 
 
 def get_services(request: Request) -> ApiServices:
@@ -94,13 +100,19 @@ async def authorize(
     Raises:
         AuthError: No bearer token, or not a valid one.
         ForbiddenError: A read-only token on a method that writes.
+        ThrottledError: The caller's address failed too often lately.
     """
+    throttle = services.throttle
+    if throttle is not None and not await throttle.admit(remote_ip(request), Channel.API):
+        raise ThrottledError("too many failed authentications from this address; try later")
     try:
         if credentials is None:
             raise AuthError("this API needs an 'Authorization: Bearer <token>' header")
         token = await services.tokens.verify(credentials.credentials)
     except AuthError as exc:
         log.info("API request refused: %s", exc.message)
+        if throttle is not None:
+            await throttle.failed(remote_ip(request), Channel.API)
         await _refused(request, services, "api", exc.message)
         raise
     if request.method not in SAFE_METHODS and not token.role.can_write:

@@ -34,6 +34,7 @@ from carewire.errors import (
 from carewire.mail import MailError
 from carewire.rules.service import RuleError
 from carewire.rules.settings import SettingsError
+from carewire.security.throttle import ThrottledError
 from carewire.security.tokens import AuthError, ForbiddenError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ _STATUSES: tuple[tuple[type[CarewireError], int], ...] = (
     (InvalidTransitionError, 409),
     (GoneError, 410),
     (ValidationError, 422),
+    (ThrottledError, 429),
     (MailError, 502),
     (UnavailableError, 503),
 )
@@ -112,6 +114,8 @@ async def carewire_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, RecordError | InvalidFieldError) and exc.field is not None:
         extra["field"] = exc.field
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": "60"}
     return problem(status, exc.code, exc.message or str(exc), extra=extra, headers=headers)
 
 

@@ -9,7 +9,6 @@ export is itself recorded (``audit.export``).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from carewire.security.audit import (
     entry_row,
 )
 from carewire.security.console_auth import Role
+from carewire.security.csv_export import SafeDictWriter
 from carewire.web.console.auth import ANY_ROLE, remote_ip, require_role
 from carewire.web.console.data import Paging, display, kept, need, paging_params, services
 from carewire.web.console.render import render
@@ -67,14 +67,16 @@ def parse_day(value: str, *, end: bool = False) -> datetime | None:
         return None
     try:
         day = datetime.fromisoformat(value.strip()[:10]).replace(tzinfo=UTC)
+        return day + timedelta(days=1) if end else day
     except ValueError:
         raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-    return day + timedelta(days=1) if end else day
+    except OverflowError:  # the day after 9999-12-31
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _csv(rows: Sequence[Mapping[str, object]], columns: Sequence[str], name: str) -> Response:
     out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore")
+    writer = SafeDictWriter(out, columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return Response(

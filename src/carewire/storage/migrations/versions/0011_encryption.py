@@ -1,7 +1,7 @@
 """Encryption at rest: the wrapped data keys.
 
 Revision ID: 0011_encryption
-Revises: 0013_audit_mac
+Revises: 0014_hardening
 Create Date: 2026-12-10
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_encryption"
-down_revision: str | None = "0013_audit_mac"
+down_revision: str | None = "0014_hardening"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
