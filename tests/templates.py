@@ -23,9 +23,11 @@ import tempfile
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from carewire.assembly import Options, assemble
+from carewire.storage.tables import data_keys
 
 _sqlite_template: Path | None = None
 _pg_template: tuple[str, str] | None = None  # (server DSN, template database name)
@@ -33,7 +35,14 @@ _pg_template: tuple[str, str] | None = None  # (server DSN, template database na
 
 async def _build(url: str) -> None:
     services = await assemble(Options(url=url))
-    await services.close()
+    try:
+        # The data keys were wrapped by this process's throw-away KEK: a copy starts
+        # without them, so whatever opens it (a server with its configured key file)
+        # makes its own, as on a new installation.
+        async with services.db.transaction("template_forget_data_keys") as txn:
+            await txn.conn.execute(delete(data_keys))
+    finally:
+        await services.close()
 
 
 async def _sqlite(path: Path) -> None:
