@@ -20,7 +20,10 @@ from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.demo_data import BACKUP_AFTER, bed_of, load_demo_data
 from carewire.features.coverage import Coverage
 from carewire.features.coverage import stanzas as cs
+from carewire.features.tracking.stanzas import add_expiry_hint
 from carewire.xmpp import alert as al
+from carewire.xmpp.parser import parse_document
+from carewire.xmpp.xml import serialize
 from tests.features.harness import Harness, RecordingSink, error_condition, make_harness
 
 NURSE, BACKUP, DOC = "nurse.adams", "nurse.baker", "dr.chen"
@@ -135,6 +138,26 @@ async def test_resume_releases_in_order_and_status_reports(h: Harness) -> None:
     assert (status.get("busy"), status.get("reason"), status.get("held")) == ("true", "dnd", "3")
     await h.send(backup, f"<iq type='set' id='r1'><resume xmlns='{cs.NS}'/></iq>")
     assert _bodies(backup_sink) == ["m0", "m1", "m2"]
+
+
+async def test_a_message_that_expired_while_held_is_dropped_at_release(h: Harness) -> None:
+    backup, backup_sink = await h.login(BACKUP)
+    await _dnd(h, backup, cs.format_time(h.clock.now() + timedelta(hours=1)))
+    past = h.clock.now() - timedelta(minutes=1)
+    future = h.clock.now() + timedelta(days=1)
+    for text, at in (("gone", past), ("kept", future)):
+        stanza = parse_document(
+            f"<message xmlns='jabber:client' type='chat' to='{BACKUP}@{h.domain}'>"
+            f"<body>{text}</body></message>"
+        )
+        add_expiry_hint(stanza, at)
+        await h.kernel.stores.held.hold(
+            BACKUP, serialize(stanza, None), stamp=h.clock.now(), reason="dnd"
+        )
+    _coverage(h).held[BACKUP] = 2
+    await h.send(backup, f"<iq type='set' id='r1'><resume xmlns='{cs.NS}'/></iq>")
+    assert _bodies(backup_sink) == ["kept"]
+    assert await h.kernel.stores.held.fetch(BACKUP) == []  # the expired one is gone too
 
 
 async def test_presence_dnd_holds_and_available_releases(h: Harness) -> None:

@@ -251,11 +251,17 @@ class Coverage:
             return 0  # they wait for the user's next initial presence
         held = await self.ctx.stores.held.fetch(login)
         who = f"{login}@{self.ctx.hosts.domain}"
+        now = self.ctx.clock.now()
+        expired = 0
         for message in held:
             try:
                 stanza = parse_document(message.stanza)
             except Exception:  # a corrupt row must not block the rest
                 log.exception("held message %d could not be read", message.id)
+                continue
+            expires_at = ts.expiry_of(stanza)
+            if expires_at is not None and expires_at <= now:
+                expired += 1  # expired while held (docs/retention.md): it never reaches a client
                 continue
             for session in targets:
                 self.ctx.router.deliver(session, stanza)
@@ -264,8 +270,10 @@ class Coverage:
                 self.tracker.delivered(uid, who, "released_at")
         await self.ctx.stores.held.delete(login, [m.id for m in held])
         self.held.pop(login, None)
+        if expired:
+            log.info("dropped %d held messages to %s that expired while held", expired, login)
         if held:
-            log.info("released %d held messages to %s", len(held), login)
+            log.info("released %d held messages to %s", len(held) - expired, login)
             await self._audit("system", "coverage.released", who, count=len(held))
         return len(held)
 

@@ -119,6 +119,14 @@ def retraction_id(stanza: Element) -> str | None:
     return stanza.get("id") or None
 
 
+def expiry_of(stanza: Element) -> datetime | None:
+    """When a message expires, from its expiry hint; None without one."""
+    for c in stanza:
+        if c.tag == f"{{{EXPIRY}}}expires":
+            return parse_datetime(c.get("at", ""))
+    return None
+
+
 def add_expiry_hint(stanza: Element, at: datetime) -> None:
     """Put ``<expires xmlns='urn:carewire:expiry:0' at=…/>`` on a message (replacing any)."""
     for c in list(stanza):
