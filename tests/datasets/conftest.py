@@ -31,7 +31,7 @@ class Platform:
 
 @pytest.fixture
 async def platform(db_url: str) -> AsyncIterator[Platform]:  # noqa: F811
-    """A migrated database with every built-in dataset loaded; closed afterwards."""
+    """A migrated database with every built-in dataset loaded (PHI sealed); closed afterwards."""
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
     try:

@@ -204,8 +204,12 @@ async def test_query_typed_filters(platform: Platform) -> None:
     svc = platform.service
     for mrn, dob in (("1", "1950-06-01"), ("2", "1990-01-15"), ("3", None)):
         await svc.create("PATIENTS", {"mrn": mrn, "dob": dob})
-    page = await svc.query("PATIENTS", Query(filters=(parse_filter("dob:lt:1980-01-01"),)))
+    # dob is PHI: a typed equality goes through its blind index, a range is refused.
+    page = await svc.query("PATIENTS", Query(filters=(parse_filter("dob:eq:1950-06-01"),)))
     assert [r.values["mrn"] for r in page.records] == ["1"]
+    with pytest.raises(RecordError) as refused:
+        await svc.query("PATIENTS", Query(filters=(parse_filter("dob:lt:1980-01-01"),)))
+    assert refused.value.code == "phi-field"
     for ms in (50, 150, 250):
         await svc.create(
             "DELIVERIES", {"status": "Delivered", "triggered_at": T0, "processing_time": ms}

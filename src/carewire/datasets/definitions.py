@@ -71,7 +71,7 @@ def dataset_from_dict(name: str, data: Mapping[str, object], *, is_builtin: bool
 
 
 def attribute_from_dict(data: Mapping[str, object]) -> Attribute:
-    """An :class:`Attribute` from ``{"name", "type", "key"?, "required"?, "description"?}``.
+    """An :class:`Attribute` from ``{"name", "type", "key"?, "required"?, "phi"?, "description"?}``.
 
     Raises:
         KeyError, ValueError: A field is missing or ``type`` is unknown.
@@ -82,6 +82,7 @@ def attribute_from_dict(data: Mapping[str, object]) -> Attribute:
         is_key=_flag(data, "key"),
         is_required=_flag(data, "required"),
         description=str(data.get("description") or ""),
+        is_phi=_flag(data, "phi"),
     )
 
 
@@ -116,6 +117,8 @@ def attribute_to_dict(attr: Attribute) -> dict[str, object]:
         out["key"] = True
     if attr.is_required:
         out["required"] = True
+    if attr.is_phi:
+        out["phi"] = True
     if attr.description:
         out["description"] = attr.description
     return out

@@ -78,6 +78,9 @@ class Attribute:
         is_key: Part of the dataset's unique key (implies required).
         is_required: A record must have a value.
         description: What it stores, for people.
+        is_phi: Protected health information: stored encrypted, compared
+            only for equality (through a keyed blind index), and every read
+            of a record holding it is audited (docs/phi.md).
     """
 
     name: str
@@ -85,6 +88,7 @@ class Attribute:
     is_key: bool = False
     is_required: bool = False
     description: str = ""
+    is_phi: bool = False
 
     @property
     def must_have_value(self) -> bool:
@@ -161,6 +165,16 @@ class Dataset:
     def key_links(self) -> tuple[Link, ...]:
         """Links that are part of the key."""
         return tuple(ln for ln in self.links if ln.is_key)
+
+    @property
+    def phi_attributes(self) -> tuple[Attribute, ...]:
+        """Attributes marked as protected health information."""
+        return tuple(a for a in self.attributes if a.is_phi)
+
+    @property
+    def has_phi(self) -> bool:
+        """Whether any attribute holds protected health information."""
+        return any(a.is_phi for a in self.attributes)
 
     @property
     def has_key(self) -> bool:

@@ -34,6 +34,18 @@ class FilterOp(enum.StrEnum):
     NOT_EMPTY = "not_empty"
 
 
+#: The operators a PHI attribute can be filtered with: they compare blind indexes.
+PHI_OPS = frozenset({FilterOp.EQ, FilterOp.NE, FilterOp.IN, FilterOp.EMPTY, FilterOp.NOT_EMPTY})
+
+
+def phi_refusal(what: str) -> str:
+    """Why a PHI attribute cannot be filtered with ``what`` (or sorted), after its name."""
+    return (
+        f"is PHI, stored encrypted: it cannot be used with {what!r}; "
+        "only eq, ne, in, empty and not_empty filters work on it"
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Filter:
     """One condition on a field.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from carewire.datasets.definitions import (
     DefinitionError,
@@ -141,6 +142,38 @@ class Registry:
         await self._apply({ds.name: new})
         return self._datasets[ds.name]
 
+    async def set_phi(self, name: str, attribute: str, *, is_phi: bool) -> Dataset:
+        """Mark an attribute as PHI or not; the store encrypts or decrypts its values.
+
+        Every existing value is converted in the same transaction as the
+        definition change (docs/phi.md), so the new flag holds for every
+        record once this returns.
+
+        Raises:
+            UnknownDatasetError: No such dataset.
+            DefinitionError: No such attribute, or a built-in PHI attribute
+                would be unmarked (the built-in PHI set is a floor).
+        """
+        ds = self.get(name)
+        attr = ds.attribute(attribute)
+        if attr is None:
+            raise DefinitionError([f"{name}.{attribute}: no such attribute"])
+        if attr.is_phi == is_phi:
+            return ds
+        if not is_phi and _is_builtin_phi(ds.name, attr.name):
+            raise DefinitionError(
+                [f"{name}.{attribute}: a built-in PHI attribute stays marked as PHI"]
+            )
+        new = Dataset(
+            name=ds.name,
+            description=ds.description,
+            attributes=tuple(replace(a, is_phi=is_phi) if a is attr else a for a in ds.attributes),
+            links=ds.links,
+            is_builtin=ds.is_builtin,
+        )
+        await self._apply({ds.name: new})
+        return self._datasets[ds.name]
+
     async def add_link(self, name: str, link: Link) -> Dataset:
         """Add a link to a dataset and its reverse to the target.
 
@@ -211,18 +244,34 @@ def _add_reverse(target: Dataset, source: Dataset, link: Link) -> Dataset:
 
 
 def _with_missing_fields(saved: Dataset, builtin: Dataset) -> Dataset:
-    """``saved`` plus the built-in attributes and links it lacks (a newer release's)."""
+    """``saved`` plus the built-in attributes and links it lacks (a newer release's).
+
+    A built-in attribute marked PHI is marked in ``saved`` too (an existing
+    installation's values are then encrypted by the store at this start).
+    """
+    phi = {a.name for a in builtin.attributes if a.is_phi}
+    marked = tuple(
+        replace(a, is_phi=True) if a.name in phi and not a.is_phi else a for a in saved.attributes
+    )
     attrs = [a for a in builtin.attributes if saved.attribute(a.name) is None]
     links = [ln for ln in builtin.links if saved.link(ln.name) is None]
-    if not attrs and not links:
+    if not attrs and not links and marked == saved.attributes:
         return saved
     return Dataset(
         name=saved.name,
         description=saved.description,
-        attributes=(*saved.attributes, *attrs),
+        attributes=(*marked, *attrs),
         links=(*saved.links, *links),
         is_builtin=True,
     )
+
+
+def _is_builtin_phi(dataset: str, attribute: str) -> bool:
+    for builtin in builtin_datasets():
+        if builtin.name == dataset:
+            attr = builtin.attribute(attribute)
+            return attr is not None and attr.is_phi
+    return False
 
 
 def names(datasets: Iterable[Dataset]) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import cast
 
 from carewire.datasets.model import Dataset, holds_reference
-from carewire.datasets.query import Filter, FilterOp, Query
+from carewire.datasets.query import PHI_OPS, Filter, FilterOp, Query, phi_refusal
 from carewire.datasets.values import RecordError, coerce, is_record_id
 
 
@@ -32,6 +32,9 @@ def typed_query(ds: Dataset, query: Query) -> Query:
         link = ds.link(s.field)
         if link is not None and not holds_reference(ds.name, link):
             raise RecordError(ds.name, f"cannot sort by the to-many link {s.field!r}")
+        attr = ds.attribute(s.field)
+        if attr is not None and attr.is_phi:
+            raise RecordError(ds.name, phi_refusal("sort"), field=s.field, code="phi-field")
     return Query(filters=filters, sort=query.sort, offset=query.offset, limit=query.limit)
 
 
@@ -47,6 +50,10 @@ def typed_filter(ds: Dataset, f: Filter) -> Filter:
             raise RecordError(ds.name, f"cannot filter the record id with {f.op.value!r}")
         return _reference_filter(ds, f)
     attr = ds.attribute(f.field)
+    if attr is not None and attr.is_phi and f.op not in PHI_OPS:
+        # Ranges and substrings would need the values themselves: a PHI
+        # attribute is stored sealed, and compared through its blind index.
+        raise RecordError(ds.name, phi_refusal(f.op.value), field=f.field, code="phi-field")
     if attr is not None:
         if f.op in (FilterOp.EMPTY, FilterOp.NOT_EMPTY):
             return f

@@ -74,6 +74,29 @@ def is_encrypted(ds: Dataset, attr: Attribute) -> bool:
     return (ds.name, attr.name) in ENCRYPTED_ATTRIBUTES
 
 
+def sealed_column(attr: str) -> str:
+    """The text column holding a PHI attribute's sealed value (``mrn`` → ``mrn__phi``).
+
+    Attribute names never contain ``__``, so these names cannot clash with one.
+    """
+    return _ident(f"{attr}__phi")
+
+
+def index_column(attr: str) -> str:
+    """The column holding a PHI attribute's blind index (``mrn`` → ``mrn__bi``)."""
+    return _ident(f"{attr}__bi")
+
+
+def phi_key_index_name(table: str) -> str:
+    """The unique index over a key that includes PHI attributes (by their blind indexes)."""
+    return _ident(f"uq_{table}_key_bi")
+
+
+def phi_index_name(table: str, attr: str) -> str:
+    """The index on the blind index of a PHI attribute that is not part of the key."""
+    return _ident(f"ix_{table}__{attr}__bi")
+
+
 def table_name(dataset: str) -> str:
     """The table of a dataset (``BEDS`` → ``ds_beds``)."""
     return _ident(f"ds_{dataset.lower()}")
@@ -127,6 +150,19 @@ def _attribute_column(ds: Dataset, attr: Attribute, keyring: Keyring | None) -> 
         aad = f"{ds.name}.{attr.name}".encode()
         return Column(attr.name, EncryptedText(keyring, aad), nullable=True)
     return Column(attr.name, _column_type(attr.type), nullable=True)
+
+
+def _phi_columns(table: str, attr: Attribute) -> list[Any]:
+    """The sealed value and blind index columns of a PHI attribute (and the index's index)."""
+    out: list[Any] = [
+        Column(sealed_column(attr.name), Text(), nullable=True),
+        Column(index_column(attr.name), Text(), nullable=True),
+    ]
+    if not attr.is_key:
+        out.append(
+            Index(phi_index_name(table, attr.name), index_column(attr.name), info={"phi": True})
+        )
+    return out
 
 
 def _reference_column(link: Link) -> Column[Any]:
@@ -183,10 +219,15 @@ class DatasetSchema:
         name = table_name(ds.name)
         columns: list[Any] = [Column("id", _ID, primary_key=True, autoincrement=True)]
         key: list[str] = []
+        sealed_key: list[str] = []
         for attr in ds.attributes:
             columns.append(_attribute_column(ds, attr, self.keyring))
+            if self.keyring is not None and attr.is_phi:
+                columns += _phi_columns(name, attr)
             if attr.is_key:
                 key.append(attr.name)
+                is_sealed = self.keyring is not None and attr.is_phi
+                sealed_key.append(index_column(attr.name) if is_sealed else attr.name)
         for link in ds.links:
             if holds_reference(ds.name, link):
                 col = ref_column(link.name)
@@ -194,8 +235,15 @@ class DatasetSchema:
                 columns.append(_reference_index(name, link))
                 if link.is_key:
                     key.append(col)
+                    sealed_key.append(col)
         if key:
             columns.append(UniqueConstraint(*key, name=_ident(f"uq_{name}_key")))
+        if sealed_key != key:
+            # The plain key columns of PHI attributes stay NULL: the blind
+            # indexes keep the key unique instead.
+            columns.append(
+                Index(phi_key_index_name(name), *sealed_key, unique=True, info={"phi": True})
+            )
         return Table(name, self.metadata, *columns, sqlite_autoincrement=True)
 
     def _join_table(self, ds: Dataset, link: Link) -> None:
@@ -214,8 +262,11 @@ class DatasetSchema:
         self.joins[(link.target, link.reverse)] = JoinSide(table, "right_id", "left_id")
 
 
-def create_missing(conn: Connection, schema: DatasetSchema) -> None:
+def create_missing(conn: Connection, schema: DatasetSchema) -> dict[str, set[str]]:
     """Create missing tables, then missing columns; refuse type changes first.
+
+    Returns the columns each table that existed had before (the PHI
+    conversion, :func:`carewire.storage.dataset_phi.convert`, needs them).
 
     Runs inside the transaction. Everything is checked before the first DDL
     statement, so a refused change leaves no trace even on SQLite (where
@@ -226,19 +277,17 @@ def create_missing(conn: Connection, schema: DatasetSchema) -> None:
     existing = set(inspector.get_table_names())
     missing: list[tuple[Table, Column[Any], Link | None]] = []
     problems: list[str] = []
+    before: dict[str, set[str]] = {}
     for ds_name, table in schema.tables.items():
         if table.name not in existing:
             continue
         have = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+        before[table.name] = set(have)
         ds = schema.datasets[ds_name]
         for column in table.columns:
             attr = ds.attribute(column.name)
             if column.name not in have:
-                link = (
-                    None
-                    if attr
-                    else next(ln for ln in ds.links if ref_column(ln.name) == column.name)
-                )
+                link = next((ln for ln in ds.links if ref_column(ln.name) == column.name), None)
                 missing.append((table, column, link))
             elif attr is not None and _type_family(have[column.name]) is not attr.type:
                 problems.append(
@@ -251,6 +300,21 @@ def create_missing(conn: Connection, schema: DatasetSchema) -> None:
     schema.metadata.create_all(conn, tables=to_create)
     for table, column, link in missing:
         _add_column(conn, table, column, link)
+    for table in schema.tables.values():
+        if table.name in existing:
+            _add_phi_indexes(conn, inspector, table)
+    return before
+
+
+def _add_phi_indexes(conn: Connection, inspector: Any, table: Table) -> None:
+    """Create the blind-index indexes of attributes marked PHI since the table was made."""
+    wanted = [ix for ix in table.indexes if ix.info.get("phi")]
+    if not wanted:
+        return
+    have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    for index in wanted:
+        if index.name not in have:
+            index.create(conn)
 
 
 def _add_column(conn: Connection, table: Table, column: Column[Any], link: Link | None) -> None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Table,
     and_,
     bindparam,
@@ -36,10 +37,11 @@ from sqlalchemy.exc import IntegrityError
 
 from carewire.datasets.definitions import dataset_from_dict, dataset_to_dict
 from carewire.datasets.model import Dataset, DatasetName, Link, Record, RecordId, holds_reference
-from carewire.datasets.query import Page, Query
-from carewire.errors import ConflictError
+from carewire.datasets.query import Page, Query, phi_refusal
+from carewire.errors import ConflictError, ValidationError
 from carewire.security.envelope import Keyring
 from carewire.storage.database import Database, Transaction
+from carewire.storage.dataset_phi import PhiCodec, convert
 from carewire.storage.dataset_rows import (
     CHUNK,
     chunks,
@@ -47,8 +49,11 @@ from carewire.storage.dataset_rows import (
     fetch_by_key,
     fetch_links,
     fetch_many,
+    key_column,
+    key_value,
     record_of,
     row_values,
+    sealed_values,
 )
 from carewire.storage.dataset_tables import (
     DatasetSchema,
@@ -68,9 +73,10 @@ class SqlDatasetStore:
     """The record store and schema store on one database."""
 
     def __init__(self, db: Database, keyring: Keyring | None = None) -> None:
-        """Store records in ``db``; message bodies are encrypted with ``keyring`` when given."""
+        """Store records in ``db``; message bodies and PHI are encrypted with ``keyring``."""
         self._db = db
         self._keyring = keyring
+        self._phi = None if keyring is None else PhiCodec(keyring)
         self._schema = DatasetSchema([], keyring)
 
     # --- schema -----------------------------------------------------------
@@ -89,7 +95,7 @@ class SqlDatasetStore:
         schema = DatasetSchema(datasets, self._keyring)
         now = datetime.now(UTC)
         async with self._db.transaction("apply_dataset_definitions") as txn:
-            await txn.conn.run_sync(create_missing, schema)
+            await txn.conn.run_sync(_create_and_convert, schema)
             for name in changed:
                 ds = schema.datasets[name]
                 await self._save_definition(txn, ds, now)
@@ -125,12 +131,12 @@ class SqlDatasetStore:
     async def get_many(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
         """Records by id (missing ones are left out)."""
         async with self._db.read("get_records") as conn:
-            return await fetch_many(conn, ds, self._table(ds), ids)
+            return await fetch_many(conn, ds, self._table(ds), ids, self._phi)
 
     async def find_by_key(self, ds: Dataset, key: Mapping[str, object]) -> Record | None:
         """The record whose key fields equal ``key``."""
         async with self._db.read("find_record_by_key") as conn:
-            return await fetch_by_key(conn, ds, self._table(ds), key)
+            return await fetch_by_key(conn, ds, self._table(ds), key, self._phi)
 
     async def follow(
         self, ds: Dataset, link: Link, ids: Sequence[RecordId]
@@ -147,9 +153,12 @@ class SqlDatasetStore:
     async def query(self, ds: Dataset, query: Query) -> Page:
         """One page of matching records and the total count."""
         table = self._table(ds)
-        where = and_(true(), *(condition(ds, table, f) for f in query.filters))
+        where = and_(true(), *(condition(ds, table, f, self._phi) for f in query.filters))
         order = []
         for s in query.sort:
+            attr = ds.attribute(s.field)
+            if attr is not None and attr.is_phi and self._phi is not None:
+                raise ValidationError(f"{ds.name}.{s.field} {phi_refusal('sort')}")
             col = table.c[ref_column(s.field) if ds.link(s.field) else s.field]
             order.append(col.desc() if s.is_descending else col.asc())
         order.append(table.c.id.asc())
@@ -159,7 +168,7 @@ class SqlDatasetStore:
             total = (
                 await conn.execute(select(func.count()).select_from(table).where(where))
             ).scalar_one()
-        return Page(records=tuple(record_of(ds, r) for r in rows), total=int(total))
+        return Page(records=tuple(record_of(ds, r, self._phi) for r in rows), total=int(total))
 
     # --- writes -----------------------------------------------------------
 
@@ -168,7 +177,7 @@ class SqlDatasetStore:
         """Open a named write transaction."""
         try:
             async with self._db.transaction(name) as txn:
-                yield SqlRecordWriter(txn, self._schema)
+                yield SqlRecordWriter(txn, self._schema, self._phi)
         except IntegrityError as exc:
             log.info("write %s refused by the database: %s", name, type(exc.orig).__name__)
             raise ConflictError(
@@ -177,13 +186,19 @@ class SqlDatasetStore:
             ) from None
 
 
+def _create_and_convert(conn: Connection, schema: DatasetSchema) -> None:
+    """Create what is missing, then bring the PHI attributes' rows in line with their flags."""
+    convert(conn, schema, create_missing(conn, schema))
+
+
 class SqlRecordWriter:
     """Statements inside one write transaction."""
 
-    def __init__(self, txn: Transaction, schema: DatasetSchema) -> None:
+    def __init__(self, txn: Transaction, schema: DatasetSchema, phi: PhiCodec | None) -> None:
         self._txn = txn
         self._conn = txn.conn
         self._schema = schema
+        self._phi = phi
 
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the transaction committed."""
@@ -197,19 +212,27 @@ class SqlRecordWriter:
             .mappings()
             .first()
         )
-        return None if row is None else record_of(ds, row)
+        return None if row is None else record_of(ds, row, self._phi)
 
     async def find_by_key(self, ds: Dataset, key: Mapping[str, object]) -> Record | None:
         """The record whose key fields equal ``key``."""
-        return await fetch_by_key(self._conn, ds, self._schema.tables[ds.name], key)
+        return await fetch_by_key(self._conn, ds, self._schema.tables[ds.name], key, self._phi)
 
     async def insert(self, ds: Dataset, values: Mapping[str, object]) -> RecordId:
         """Insert a record; returns its id."""
         table = self._schema.tables[ds.name]
-        result = await self._conn.execute(insert(table).values(row_values(ds, values)))
+        result = await self._conn.execute(insert(table).values(row_values(ds, values, self._phi)))
         pk = result.inserted_primary_key
         assert pk is not None
-        return RecordId(int(pk[0]))
+        record_id = RecordId(int(pk[0]))
+        if self._phi is not None and ds.has_phi:
+            # The sealed values are bound to the record id, known only now.
+            sealed = sealed_values(ds, values, self._phi, record_id)
+            if sealed:
+                await self._conn.execute(
+                    update(table).where(table.c.id == record_id).values(sealed)
+                )
+        return record_id
 
     async def update(self, ds: Dataset, record_id: RecordId, values: Mapping[str, object]) -> None:
         """Change some fields of a record."""
@@ -217,7 +240,9 @@ class SqlRecordWriter:
             return
         table = self._schema.tables[ds.name]
         await self._conn.execute(
-            update(table).where(table.c.id == record_id).values(row_values(ds, values))
+            update(table)
+            .where(table.c.id == record_id)
+            .values(row_values(ds, values, self._phi, record_id))
         )
 
     async def delete(self, ds: Dataset, record_id: RecordId) -> None:
@@ -271,7 +296,7 @@ class SqlRecordWriter:
 
     async def get_many(self, ds: Dataset, ids: Sequence[RecordId]) -> dict[RecordId, Record]:
         """Records by id as this transaction sees them (missing ones are left out)."""
-        return await fetch_many(self._conn, ds, self._schema.tables[ds.name], ids)
+        return await fetch_many(self._conn, ds, self._schema.tables[ds.name], ids, self._phi)
 
     async def find_many_by_key(
         self, ds: Dataset, keys: Sequence[Mapping[str, object]]
@@ -281,16 +306,20 @@ class SqlRecordWriter:
             return []
         table = self._schema.tables[ds.name]
         names = list(keys[0])
-        cols = [table.c[ref_column(n) if ds.link(n) else n] for n in names]
+        phi = self._phi
+        cols = [key_column(ds, table, n, phi) for n in names]
         target: Any = cols[0] if len(cols) == 1 else tuple_(*cols)
         out: list[Record] = []
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             wanted: list[Any] = [
-                key[names[0]] if len(cols) == 1 else tuple(key[n] for n in names) for key in chunk
+                key_value(ds, names[0], key[names[0]], phi)
+                if len(cols) == 1
+                else tuple(key_value(ds, n, key[n], phi) for n in names)
+                for key in chunk
             ]
             rows = await self._conn.execute(select(table).where(target.in_(wanted)))
-            out.extend(record_of(ds, row) for row in rows.mappings())
+            out.extend(record_of(ds, row, phi) for row in rows.mappings())
         return out
 
     async def insert_many(
@@ -300,7 +329,7 @@ class SqlRecordWriter:
         if not rows:
             return []
         table = self._schema.tables[ds.name]
-        params = [row_values(ds, r) for r in rows]
+        params = [row_values(ds, r, self._phi) for r in rows]
         columns = list(dict.fromkeys(c for p in params for c in p))
         full = [{c: p.get(c) for c in columns} for p in params]
         # One multi-row INSERT … VALUES … RETURNING id per page of rows. Both databases
@@ -312,7 +341,29 @@ class SqlRecordWriter:
         result = await self._conn.execute(insert(table).returning(table.c.id), full)
         ids = sorted(RecordId(int(i)) for i in result.scalars().all())
         assert len(ids) == len(rows), "INSERT … RETURNING returned a wrong number of ids"
+        if self._phi is not None and ds.has_phi:
+            await self._seal_inserted(ds, table, list(zip(ids, rows, strict=True)))
         return ids
+
+    async def _seal_inserted(
+        self, ds: Dataset, table: Table, rows: Sequence[tuple[RecordId, Mapping[str, object]]]
+    ) -> None:
+        """Seal the PHI values of just inserted rows (their ids are in the associated data)."""
+        assert self._phi is not None
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        for record_id, values in rows:
+            sealed = sealed_values(ds, values, self._phi, record_id)
+            if sealed:
+                cols = tuple(sealed)
+                params = {f"v{i}": sealed[c] for i, c in enumerate(cols)}
+                groups.setdefault(cols, []).append({"rid": record_id, **params})
+        for cols, params_list in groups.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("rid"))
+                .values({c: bindparam(f"v{i}") for i, c in enumerate(cols)})
+            )
+            await self._conn.execute(stmt, params_list)
 
     async def update_many(
         self, ds: Dataset, changes: Sequence[tuple[RecordId, Mapping[str, object]]]
@@ -321,7 +372,7 @@ class SqlRecordWriter:
         table = self._schema.tables[ds.name]
         groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
         for record_id, values in changes:
-            row = row_values(ds, values)
+            row = row_values(ds, values, self._phi, record_id)
             if not row:
                 continue
             cols = tuple(row)
