@@ -73,11 +73,13 @@ from carewire.security.envelope import Keyring
 from carewire.security.keyring import KeyService
 from carewire.security.keys import ConfiguredKek, KekSource, ProcessKek
 from carewire.security.lockout_notify import LockoutNotifier
+from carewire.security.phi_access import PatientAccess
 from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.security.tokens import TokenService
 from carewire.storage import Database, build_stores, migrate
 from carewire.storage.adapters import SqlAdapterStore
 from carewire.storage.audit import SqlAuditStore
+from carewire.storage.break_glass import SqlBreakGlassStore
 from carewire.storage.console import SqlConsoleStore
 from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
@@ -318,6 +320,7 @@ class Assembly:
         retention: The retention purge (nightly in the server, ``carewire purge``).
         throttle: Failed authentications per source address (XMPP, API, console).
         lockouts: Records and reports accounts locked by failed sign-ins.
+        phi_access: PHI read audit, care-team rule, break the glass (given to features).
     """
 
     core: Core
@@ -338,6 +341,7 @@ class Assembly:
     retention: RetentionPurge
     throttle: AuthThrottle
     lockouts: LockoutNotifier
+    phi_access: PatientAccess
 
     @property
     def db(self) -> Database:
@@ -384,6 +388,7 @@ class Assembly:
         ctx.provide(self.directory)
         ctx.provide(self.audit)
         ctx.provide(self.coverage)
+        ctx.provide(self.phi_access)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -492,6 +497,8 @@ async def _platform(options: Options, core: Core) -> Assembly:
         pin_hasher=options.secret_hasher,
     )
     await directory.load()
+    bg = SqlBreakGlassStore(db, core.keys.keyring)
+    phi = PatientAccess(registry=registry, resolver=resolver, store=bg, audit=audit, clock=clock)
     return Assembly(
         core=core,
         audit=audit,
@@ -519,4 +526,5 @@ async def _platform(options: Options, core: Core) -> Assembly:
         ),
         throttle=throttle,
         lockouts=lockouts,
+        phi_access=phi,
     )

@@ -58,10 +58,10 @@ async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0011_encryption"
+    assert await migrate.current(db_url) == "0015_phi"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0011_encryption"
+    assert await migrate.current(db_url) == "0015_phi"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)

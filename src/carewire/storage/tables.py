@@ -379,3 +379,22 @@ data_keys = Table(
     Column("active_from", UTCDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
+
+# Break-the-glass grants: a clinician off a patient's care team read the
+# patient's details for a stated reason (carewire.security.phi_access). The
+# reason is sealed by the store (it may name the patient).
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("login", String(LOGIN_LENGTH), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("record_id", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("remote_ip", String(64), nullable=False),
+    Column("granted_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_break_glass_login_record", "login", "dataset", "record_id"),
+    Index("ix_break_glass_granted_at", "granted_at"),
+    sqlite_autoincrement=True,
+)

@@ -10,7 +10,9 @@ Three IQ gets answered by the server (``to`` the domain, or no ``to``):
 * ``<roster xmlns='urn:carewire:roster:0'/>``: units, their locations and,
   per functional role, the users with an active assignment there.
 * ``<patient xmlns='urn:carewire:patient:0' mrn='…'/>``: a patient's default
-  and configured details and location.
+  and configured details and location, for the patient's care team only
+  (others get ``forbidden``); ``<break-glass mrn='…'><reason>…</reason></break-glass>``
+  (a set) grants a clinician off the team a bounded, audited read (docs/phi.md).
 
 Theory of operation: the adapter's settings are edited in the console and the
 API and reach this feature through the XMPP adapter's door
@@ -36,6 +38,7 @@ from carewire.datasets.paths import PathResolver
 from carewire.datasets.service import DatasetService
 from carewire.features.client_settings.handlers import ClientSettingsFeature
 from carewire.features.client_settings.model import (
+    BREAK_GLASS,
     DEFAULT_DETAILS,
     MAX_MRN,
     NS_PATIENT,
@@ -59,6 +62,7 @@ from carewire.features.client_settings.xml import (
     roster_element,
     settings_element,
 )
+from carewire.security.phi_access import PatientAccess
 
 __all__ = [
     "DEFAULT_DETAILS",
@@ -97,10 +101,11 @@ def setup(ctx: FeatureContext) -> None:
             domain=ctx.hosts.domain,
         )
     )
-    feature = ClientSettingsFeature(ctx, service)
+    feature = ClientSettingsFeature(ctx, service, ctx.require(PatientAccess))
     targets = (IqTarget.HOST, IqTarget.ACCOUNT)
     ctx.iq.register(SETTINGS, feature.settings, types=("get",), targets=targets)
     ctx.iq.register(ROSTER, feature.roster, types=("get",), targets=targets)
     ctx.iq.register(PATIENT, feature.patient, types=("get",), targets=targets)
+    ctx.iq.register(BREAK_GLASS, feature.break_glass, types=("set",), targets=targets)
     for var in (NS_SETTINGS, NS_ROSTER, NS_PATIENT):
         ctx.disco.add_server_feature(var)

@@ -20,6 +20,8 @@ NS_PATIENT = "urn:carewire:patient:0"
 SETTINGS = f"{{{NS_SETTINGS}}}settings"
 ROSTER = f"{{{NS_ROSTER}}}roster"
 PATIENT = f"{{{NS_PATIENT}}}patient"
+#: ``<break-glass mrn='…'><reason>…</reason></break-glass>``: read a patient off the care team.
+BREAK_GLASS = f"{{{NS_PATIENT}}}break-glass"
 
 #: The patient attributes always reported first: (label, attribute path).
 DEFAULT_DETAILS = (

@@ -28,7 +28,23 @@ class AttributeBody(BaseModel):
     type: AttrType
     key: bool = Field(False, description="Part of the dataset's unique key (implies required).")
     required: bool = False
+    phi: bool = Field(
+        False,
+        description="Protected health information: stored encrypted, filtered by equality "
+        "only, every read audited (docs/phi.md).",
+    )
     description: str = ""
+
+
+class AttributeChange(BaseModel):
+    """What can change on an existing attribute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phi: bool = Field(
+        description="Mark (true) or unmark (false) as PHI; existing values are encrypted or "
+        "decrypted before the answer. Built-in PHI attributes cannot be unmarked."
+    )
 
 
 class LinkBody(BaseModel):
@@ -132,6 +148,17 @@ async def add_attribute(
     ds = await services.registry.add_attribute(
         name, attribute_from_dict(body.model_dump(mode="json"))
     )
+    await audit("dataset.update", ds.name, details=changes(before, dataset_to_dict(ds)))
+    return _out(ds)
+
+
+@router.patch("/{name}/attributes/{attribute}", summary="Change an attribute's PHI flag")
+async def change_attribute(
+    name: str, attribute: str, body: AttributeChange, services: Services, audit: Audit
+) -> DatasetOut:
+    """Mark an attribute as PHI or not; returns the dataset's new definition."""
+    before = dataset_to_dict(services.registry.get(name))
+    ds = await services.registry.set_phi(name, attribute, is_phi=body.phi)
     await audit("dataset.update", ds.name, details=changes(before, dataset_to_dict(ds)))
     return _out(ds)
 

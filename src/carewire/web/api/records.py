@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from carewire.datasets import query as q
-from carewire.datasets.model import Record
+from carewire.datasets.model import Dataset, Record
 from carewire.datasets.values import to_json
+from carewire.security.phi_access import holds_phi, read_details, read_target
 from carewire.web.api.deps import Audit, CurrentToken, Services, authorize, origin_of
 
 router = APIRouter(
@@ -78,6 +79,7 @@ async def list_records(
     *,
     name: str,
     services: Services,
+    audit: Audit,
     filters: Annotated[
         list[str],
         Query(
@@ -98,15 +100,24 @@ async def list_records(
         limit=limit,
     )
     page = await services.datasets.query(name, query)
+    await _audit_read(audit, services.registry.get(name), [r.id for r in page.records])
     return RecordPage(
         total=page.total, offset=offset, limit=limit, records=[_out(r) for r in page.records]
     )
 
 
 @router.get("/{record_id}", summary="Read a record")
-async def get_record(name: str, record_id: int, services: Services) -> RecordOut:
+async def get_record(name: str, record_id: int, services: Services, audit: Audit) -> RecordOut:
     """One record by id."""
-    return _out(await services.datasets.get(name, record_id))
+    rec = await services.datasets.get(name, record_id)
+    await _audit_read(audit, services.registry.get(name), [rec.id])
+    return _out(rec)
+
+
+async def _audit_read(audit: Audit, ds: Dataset, ids: list[int]) -> None:
+    """One ``phi.read`` entry for a request that read PHI (dataset and ids, never values)."""
+    if holds_phi(ds):
+        await audit("phi.read", read_target(ds, ids), details=read_details(ds, ids))
 
 
 @router.post("", status_code=201, summary="Create a record")

@@ -70,6 +70,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     Route("/datasets", data.datasets, methods=["GET"]),
     Route("/datasets/{name}", data.dataset, methods=["GET"]),
     Route("/datasets/{name}/attributes", data.add_attribute, methods=["POST"]),
+    Route("/datasets/{name}/attributes/{attr}/phi", data.set_phi, methods=["POST"]),
     Route("/datasets/{name}/records", data.records, methods=["GET"]),
     Route("/datasets/{name}/records", data.save_record, methods=["POST"]),
     Route("/datasets/{name}/records/new", data.new_record, methods=["GET"]),

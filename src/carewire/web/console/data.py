@@ -26,6 +26,7 @@ from carewire.datasets.model import Attribute, AttrType, Dataset, Origin, holds_
 from carewire.datasets.query import FilterOp, Query, parse_filter, parse_sort
 from carewire.errors import ConflictError, NotFoundError, ValidationError
 from carewire.security.audit import AuditEvent, Channel
+from carewire.security.phi_access import holds_phi, read_details, read_target
 from carewire.web.console.auth import (
     ANY_ROLE,
     WRITERS,
@@ -205,7 +206,8 @@ def _show_dataset(
 async def dataset(request: Request) -> Response:
     """GET /datasets/{name}: attributes, links and the form to add an attribute."""
     signed_in = await require_role(request, *ANY_ROLE)
-    notice = "The attribute was added." if request.query_params.get("m") == "added" else ""
+    notices = {"added": "The attribute was added.", "phi": "The PHI flag was changed."}
+    notice = notices.get(request.query_params.get("m", ""), "")
     return _show_dataset(request, signed_in, _dataset(request), notice=notice)
 
 
@@ -220,6 +222,7 @@ async def add_attribute(request: Request) -> Response:
             type=AttrType(values["attr_type"]),
             is_required=form.get("required") == "on",
             description=values["description"],
+            is_phi=form.get("phi") == "on",
         )
         new = await need(services(request).registry).add_attribute(ds.name, attr)
     except DefinitionError as exc:
@@ -228,6 +231,19 @@ async def add_attribute(request: Request) -> Response:
         return _show_dataset(request, signed_in, ds, errors=[str(exc)], form=values)
     await audit(request, signed_in, "dataset.update", ds.name, {"added_attribute": attr.name})
     return RedirectResponse(f"/datasets/{new.name}?m=added", 303)
+
+
+async def set_phi(request: Request) -> Response:
+    """POST /datasets/{name}/attributes/{attr}/phi: mark (``phi=on``) or unmark an attribute."""
+    signed_in, form = await guarded_post(request)
+    ds = _dataset(request)
+    attr, is_phi = str(request.path_params["attr"]), form.get("phi") == "on"
+    try:
+        new = await need(services(request).registry).set_phi(ds.name, attr, is_phi=is_phi)
+    except DefinitionError as exc:
+        return _show_dataset(request, signed_in, ds, errors=exc.problems)
+    await audit(request, signed_in, "dataset.update", ds.name, {"attribute": attr, "phi": is_phi})
+    return RedirectResponse(f"/datasets/{new.name}?m=phi", 303)
 
 
 # --- records ----------------------------------------------------------------------
@@ -262,6 +278,7 @@ async def records(request: Request) -> Response:
         query = _query(ds, params)
         page = await need(services(request).datasets).query(ds.name, query)
         rows, total = [dict(r.values, id=r.id) for r in page.records], page.total
+        await _audit_read(request, signed_in, ds, [r.id for r in page.records])
     except ValidationError as exc:
         error = exc.message
     keep = kept(params, "filter", "field", "op", "value", "sort")
@@ -428,7 +445,14 @@ async def record(request: Request) -> Response:
         rec = await need(services(request).datasets).get(ds.name, record_id)
     except NotFoundError:
         raise HTTPException(404) from None
+    await _audit_read(request, signed_in, ds, [rec.id])
     return _show_record(request, signed_in, ds, record_id=record_id, values=rec.values)
+
+
+async def _audit_read(request: Request, signed_in: SignedIn, ds: Dataset, ids: list[int]) -> None:
+    """One ``phi.read`` entry for a page that shows PHI (dataset and ids, never values)."""
+    if holds_phi(ds):
+        await audit(request, signed_in, "phi.read", read_target(ds, ids), read_details(ds, ids))
 
 
 async def save_record(request: Request) -> Response:
