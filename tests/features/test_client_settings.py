@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
 import pytest
 
 from carewire.datasets.query import Query
+from carewire.datasets.service import Batch
 from carewire.errors import ConfigError
 from carewire.features.client_settings import (
     NS_PATIENT,
@@ -19,6 +22,7 @@ from carewire.features.client_settings import (
     UnknownPatientError,
 )
 from carewire.features.disco import ACK_FEATURE
+from carewire.security.audit import AuditEntry
 from carewire.xmpp import ns
 from tests.features.harness import DOMAIN, Harness, error_condition, make_harness
 
@@ -402,6 +406,15 @@ async def admit(h: Harness, *, with_bed: bool = True) -> None:
         if with_bed:
             values["bed"] = {"bed_number": "A", "room": room}
         await b.upsert("PATIENTS", values)
+        # alice, who asks in these tests, is on Jane's care team.
+        await assign(b, "alice", {"patient": {"mrn": "MRN-1"}})
+
+
+async def assign(b: Batch, login: str, target: dict[str, object], state: str = "active") -> None:
+    """An assignment of ``login`` (made a USERS record) to a patient or location."""
+    await b.upsert("USERS", {"login": login})
+    values = {"assignment_id": f"{login}-{len(str(target))}", "interface_id": "t", "level": "1"}
+    await b.upsert("ASSIGNMENTS", {**values, "state": state, "usr": {"login": login}, **target})
 
 
 def details(el: Element) -> list[tuple[str, str, str, str]]:
@@ -585,3 +598,101 @@ async def test_without_client_settings_nothing_is_answered(tmp_path: Path) -> No
         assert len(await h.kernel.stores.offline.fetch("bob", now=h.clock.now())) == 1
     finally:
         await h.close()
+
+
+# --- the care team and breaking the glass -------------------------------------------------
+
+
+async def _entries(h: Harness, action: str) -> list[AuditEntry]:
+    p = h.platform
+    assert p is not None
+    entries, _ = await p.audit.store.entries(action=action, limit=100)
+    return entries
+
+
+async def test_only_the_care_team_reads_a_patient_and_every_read_is_audited(h: Harness) -> None:
+    await admit(h)
+    el = await get_patient(h)  # alice: an active assignment for the patient
+    assert details(el)[0][2] == "Jane"
+    for who in ("bob", "carol", "dave", "erin"):
+        await h.account(who)
+    p = h.platform
+    assert p is not None
+    async with p.datasets.batch(name="teams") as b:
+        loc = await b.upsert("LOCATIONS", {"location_id": "L1", "facility": GENERAL})
+        [bed] = await b.find_many(
+            "BEDS", [{"bed_number": "A", "room": {"room_number": "101", "facility": GENERAL}}]
+        )
+        await b.link("BEDS", bed.id, "locs", [loc.id])
+        await assign(b, "bob", {"location": loc.id})  # the bed's location
+        await assign(b, "erin", {"patient": {"mrn": "MRN-1"}}, state="expired")
+        await b.upsert("USERS", {"login": "carol"})
+        conv = await b.create(
+            "CONVERSATIONS", {"jid1": "x", "jid2": "y", "ttl": 0, "patient": {"mrn": "MRN-1"}}
+        )
+        await b.link("CONVERSATIONS", conv.id, "members", [{"login": "carol"}])
+    assert details(await _patient_as(h, "bob"))[0][2] == "Jane"
+    assert details(await _patient_as(h, "carol"))[0][2] == "Jane"
+    for outsider in ("dave", "erin"):  # no assignment; an expired one
+        reply = await ask(
+            h, f"<patient xmlns='{NS_PATIENT}' mrn='MRN-1'/>", to=None, login=outsider
+        )
+        assert error_condition(reply) == "forbidden"
+        assert "break the glass" in ET.tostring(reply, encoding="unicode")
+
+    reads = await _entries(h, "phi.read")
+    assert [(e.event.actor, e.event.outcome.value) for e in reversed(reads)] == [
+        ("xmpp:alice", "success"),
+        ("xmpp:bob", "success"),
+        ("xmpp:carol", "success"),
+        ("xmpp:dave", "failure"),
+        ("xmpp:erin", "failure"),
+    ]
+    first = reads[-1].event
+    assert first.target.startswith("PATIENTS/") and first.details["basis"] == "care-team:assignment"
+    assert reads[-2].event.details["basis"] == "care-team:bed-assignment"
+    assert reads[-3].event.details["basis"] == "care-team:conversation"
+    assert "Jane" not in repr([e.event for e in reads]) and "MRN-1" not in repr(reads)
+
+
+async def _patient_as(h: Harness, login: str) -> Element:
+    reply = await ask(h, f"<patient xmlns='{NS_PATIENT}' mrn='MRN-1'/>", to=None, login=login)
+    return result(reply, f"{P}patient")
+
+
+def _glass(reason: str, mrn: str = "MRN-1") -> str:
+    inner = f"<reason>{reason}</reason>" if reason else ""
+    payload = f"<break-glass xmlns='{NS_PATIENT}' mrn='{mrn}'>{inner}</break-glass>"
+    return f"<iq type='set' id='bg'>{payload}</iq>"
+
+
+async def test_breaking_the_glass_grants_a_bounded_audited_read(h: Harness) -> None:
+    await admit(h)
+    await h.account("dave")
+    for bad in ("", "because"):  # no reason; too short
+        reply = await h.ask("dave", _glass(bad))
+        assert error_condition(reply) == "bad-request"
+    assert error_condition(await h.ask("dave", _glass("cardiac arrest call", "nobody"))) == (
+        "item-not-found"
+    )
+    reply = await h.ask("dave", _glass("cardiac arrest call in bay 4"))
+    assert reply.get("type") == "result", error_condition(reply)
+    grant = reply.find(f"{P}break-glass")
+    assert grant is not None and grant.get("grant") and grant.get("expires")
+    assert details(await _patient_as(h, "dave"))[0][2] == "Jane"
+
+    p = h.platform
+    assert p is not None
+    [glass] = await _entries(h, "phi.break-glass")
+    assert glass.event.actor == "xmpp:dave" and glass.event.details["grant"] == int(
+        grant.get("grant", "0")
+    )
+    assert "arrest" not in repr(glass.event)  # the reason stays in the grant, sealed
+    [read, *_] = await _entries(h, "phi.read")
+    assert read.event.details["basis"] == f"break-glass:{grant.get('grant')}"
+    report = await p.phi_access.grants(h.clock.now() - timedelta(days=1))
+    assert [(g.login, g.reason) for g in report] == [("dave", "cardiac arrest call in bay 4")]
+
+    h.clock.advance(3601)  # an hour later the grant is over
+    reply = await ask(h, f"<patient xmlns='{NS_PATIENT}' mrn='MRN-1'/>", to=None, login="dave")
+    assert error_condition(reply) == "forbidden"

@@ -17,7 +17,7 @@ from carewire.cli.audit_trail import cli_actor
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, run_with_platform
 from carewire.errors import ValidationError
 from carewire.security import audit_checkpoint as checkpoints
-from carewire.security.audit import Channel, ExportFormat, Outcome
+from carewire.security.audit import AuditEvent, Channel, ExportFormat, Outcome
 from carewire.security.audit_key import ENV_VAR, load_key
 from carewire.security.audit_verify import verify_trail
 
@@ -171,8 +171,40 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     return run_with_platform(args, work)
 
 
+def cmd_audit_break_glass(args: argparse.Namespace) -> int:
+    """List break-the-glass grants (who read which patient off the care team, and why).
+
+    Newest first, for the period ``--from``/``--to`` (the last 30 days by
+    default). Showing the reasons is itself recorded in the audit trail.
+    """
+    since, until = period(args.date_from, args.date_to, datetime.now(UTC).date())
+    if args.limit < 1:
+        raise ValidationError("--limit: expected a positive number")
+
+    async def work(p: Services) -> int:
+        grants = [g for g in await p.phi_access.grants(since, args.limit) if g.granted_at < until]
+        for g in grants:
+            print(
+                f"{g.id:>6}  {g.granted_at:%Y-%m-%d %H:%M:%S}Z  until {g.expires_at:%H:%M:%S}Z  "
+                f"{g.login:<20}  {g.dataset}/{g.record_id}  [{g.remote_ip}]  {g.reason}"
+            )
+        print(f"{len(grants)} grants", file=sys.stderr)
+        await p.audit.record(
+            AuditEvent(
+                actor=cli_actor(),
+                channel=Channel.CLI,
+                action="phi.break-glass-report",
+                target="break_glass",
+                details={"grants": [g.id for g in grants]},
+            )
+        )
+        return 0
+
+    return run_with_platform(args, work)
+
+
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
-    """Register ``audit verify|checkpoint|key|export|list`` under the top-level parser."""
+    """Register ``audit verify|checkpoint|key|export|list|break-glass`` under the top-level parser."""
     audit = sub.add_parser("audit", help="the audit trail", description="The audit trail.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     verify = with_data_dir(
@@ -206,3 +238,14 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     ls.add_argument("--actor", help="an actor, or all under it (cli matches cli:*)")
     ls.add_argument("--outcome", choices=[o.value for o in Outcome])
     ls.set_defaults(func=cmd_audit_list)
+    bg = with_data_dir(
+        asub.add_parser(
+            "break-glass",
+            help="who read patients off their care team, and why",
+            description=cmd_audit_break_glass.__doc__,
+        )
+    )
+    bg.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (UTC)")
+    bg.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (UTC, inclusive)")
+    bg.add_argument("--limit", type=int, default=1000, help="how many (default 1000)")
+    bg.set_defaults(func=cmd_audit_break_glass)
