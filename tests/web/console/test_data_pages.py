@@ -217,3 +217,53 @@ async def test_anonymous_is_sent_to_sign_in(full: Full) -> None:
         for path in ("/datasets", "/datasets/ROOMS", "/datasets/ROOMS/records"):
             r = await anonymous.get(path)
             assert (r.status_code, r.headers["location"]) == (303, "/signin"), path
+
+
+# --- PHI --------------------------------------------------------------------------------------
+
+
+async def test_phi_flag_on_the_dataset_page_and_audited_record_pages(full: Full) -> None:
+    await wards(full, count=2)
+    admin = await full.user("admin")
+    r = await admin.get("/datasets/PATIENTS")
+    assert "Unmark mrn as PHI" in r.text and "Mark sex as PHI" in r.text
+    r = await post(admin, "/datasets/WARDS", "/datasets/WARDS/attributes/level/phi", {"phi": "on"})
+    assert r.status_code == 303 and r.headers["location"] == "/datasets/WARDS?m=phi"
+    level = full.platform.registry.get("WARDS").attribute("level")
+    assert level is not None and level.is_phi
+    # A range on it is now refused, with the reason on the page.
+    r = await admin.get("/datasets/WARDS/records", params={"filter": "level:gt:0"})
+    assert r.status_code == 400 and "is PHI, stored encrypted" in r.text
+    r = await admin.get("/datasets/WARDS/records", params={"filter": "level:eq:1"})
+    assert r.status_code == 200 and "W01" in r.text and "W02" not in r.text
+    rec = await full.platform.datasets.create("WARDS", {"code": "W09", "level": 1})
+    assert (await admin.get(f"/datasets/WARDS/records/{rec.id}")).status_code == 200
+    r = await post(admin, "/datasets/PATIENTS", "/datasets/PATIENTS/attributes/mrn/phi", {})
+    assert r.status_code == 400 and "built-in PHI attribute stays" in r.text
+
+    entries, _ = await full.platform.audit.store.entries(action="phi.read", limit=10)
+    assert [(e.event.actor, e.event.target) for e in entries] == [
+        ("console:admin", f"WARDS/{rec.id}"),
+        ("console:admin", "WARDS/1"),  # the one record the search found
+    ]
+    assert entries[1].event.details["ids"] == [1]
+    changes, _ = await full.platform.audit.store.entries(action="dataset.update", limit=10)
+    assert changes[0].event.details == {"attribute": "level", "phi": True}
+    # Unmarking: the values are back in clear and ranges work again.
+    r = await post(admin, "/datasets/WARDS", "/datasets/WARDS/attributes/level/phi", {})
+    assert r.status_code == 303
+    r = await admin.get("/datasets/WARDS/records", params={"filter": "level:gt:0"})
+    assert r.status_code == 200 and "W09" in r.text
+
+
+async def test_phi_flag_needs_a_writer(full: Full) -> None:
+    await wards(full)
+    viewer = await full.user("viewer", Role.AUDITOR)
+    r = await viewer.get("/datasets/WARDS")
+    assert "Mark level as PHI" not in r.text
+    token = csrf_of((await viewer.get("/datasets/WARDS/records")).text)
+    r = await viewer.post(
+        "/datasets/WARDS/attributes/level/phi", data={"phi": "on", "csrf_token": token}
+    )
+    assert r.status_code == 403
+    assert not full.platform.registry.get("WARDS").attribute("level").is_phi  # type: ignore[union-attr]
