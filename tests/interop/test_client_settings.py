@@ -114,6 +114,18 @@ async def test_roster_and_patient_iqs(
         r = await admin.post(f"/datasets/{dataset}/records", json={"values": values})
         assert r.status_code == 201, r.text
     login, password = server.account()
+    # Patient details answer the patient's care team: an active assignment for the patient.
+    assignment = {
+        "assignment_id": f"iop-{login}",
+        "interface_id": "interop",
+        "level": "1",
+        "state": "active",
+        "usr": {"login": login},
+        "patient": {"mrn": "IOP-1"},
+    }
+    for dataset, values in [("USERS", {"login": login}), ("ASSIGNMENTS", assignment)]:
+        r = await admin.put(f"/datasets/{dataset}/records", json={"values": values})
+        assert r.status_code in (200, 201), r.text
     client = await slix(server, login, password)
 
     roster = await get(client, f"<roster xmlns='{NS_ROSTER}'/>", None)
