@@ -64,8 +64,19 @@ def test_dataset_show(data: Path, run: Run) -> None:
     assert code == 0
     assert out.startswith("BEDS (built-in): stores all information for beds")
     rows = [line.split() for line in out.splitlines()]
-    assert ["ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "DESCRIPTION"] in rows
-    assert ["bed_number", "String", "yes", "yes", "the", "number", "of", "the", "bed."] in rows
+    assert ["ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "PHI", "DESCRIPTION"] in rows
+    assert [
+        "bed_number",
+        "String",
+        "yes",
+        "yes",
+        "no",
+        "the",
+        "number",
+        "of",
+        "the",
+        "bed.",
+    ] in rows
     assert ["LINK", "CARDINALITY", "TARGET.REVERSE", "KEY", "DESCRIPTION"] in rows
     assert ["room", "n:1", "ROOMS.beds", "yes"] in rows
     assert ["locs", "m:n", "LOCATIONS.places"] in rows
@@ -371,3 +382,25 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
         assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--json-values" in out and "read-only" in out and "field:op:value" in out
+
+
+def test_records_reads_of_phi_are_audited(data: Path, run: Run) -> None:
+    d = ("--data-dir", str(data))
+    code, _, _ = run(
+        "records", "create", "PATIENTS", "--set", "mrn=M-1", "--set", "last_name=Roe", *d
+    )
+    assert code == 0
+    code, out, _ = run("records", "list", "PATIENTS", "--filter", "mrn:eq:M-1", *d)
+    assert code == 0 and "Roe" in out
+    code, out, _ = run("records", "get", "PATIENTS", "1", *d)
+    assert code == 0 and "M-1" in out
+    assert run("records", "list", "BEDS", *d)[0] == 0  # no PHI: no read entry
+    code, out, _ = run("audit", "list", "--action", "phi", *d)
+    assert code == 0
+    reads = [line.split() for line in out.splitlines()]
+    assert [(r[3], r[4], r[6], r[7]) for r in reads] == [
+        ("success", "cli", "phi.read", "PATIENTS/1"),
+        ("success", "cli", "phi.read", "PATIENTS/1"),
+    ]
+    assert all(r[5].startswith("cli") for r in reads)
+    assert "Roe" not in out

@@ -23,6 +23,7 @@ from carewire.datasets.model import Dataset, Origin, Record, holds_reference
 from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
 from carewire.datasets.values import to_json
 from carewire.errors import ValidationError
+from carewire.security.phi_access import holds_phi, read_details, read_target
 
 #: Who CLI writes are recorded as.
 CLI_ORIGIN = Origin(actor="cli")
@@ -82,10 +83,10 @@ def show_dataset(ds: Dataset) -> None:
     print()
     _table(
         [
-            (a.name, a.type, _YES[a.is_key], _YES[a.must_have_value], a.description)
+            (a.name, a.type, _YES[a.is_key], _YES[a.must_have_value], _YES[a.is_phi], a.description)
             for a in ds.attributes
         ],
-        ("ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "DESCRIPTION"),
+        ("ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "PHI", "DESCRIPTION"),
     )
     print()
     _table(
@@ -149,6 +150,7 @@ def cmd_records_list(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         ds = p.registry.get(args.dataset)
         page = await p.datasets.query(ds.name, query)
+        await _audit_read(p, ds, [r.id for r in page.records])
         if args.json:
             records = [_record_json(r) for r in page.records]
             body = dict(total=page.total, offset=query.offset, limit=query.limit, records=records)
@@ -165,11 +167,19 @@ def cmd_records_list(args: argparse.Namespace) -> int:
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
 
 
+async def _audit_read(p: Services, ds: Dataset, ids: list[int]) -> None:
+    """One ``phi.read`` entry when ``ds`` holds PHI (dataset and ids, never values)."""
+    if holds_phi(ds):
+        await record(p, "phi.read", read_target(ds, ids), details=read_details(ds, ids))
+
+
 def cmd_records_get(args: argparse.Namespace) -> int:
     """Show one record."""
 
     async def work(p: Services) -> int:
-        _print_record(await p.datasets.get(args.dataset, args.id), as_json=args.json)
+        rec = await p.datasets.get(args.dataset, args.id)
+        await _audit_read(p, p.registry.get(rec.dataset), [rec.id])
+        _print_record(rec, as_json=args.json)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
