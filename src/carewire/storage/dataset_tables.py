@@ -92,9 +92,6 @@ def phi_key_index_name(table: str) -> str:
     return _ident(f"uq_{table}_key_bi")
 
 
-def phi_index_name(table: str, attr: str) -> str:
-    """The index on the blind index of a PHI attribute that is not part of the key."""
-    return _ident(f"ix_{table}__{attr}__bi")
 
 
 def table_name(dataset: str) -> str:
@@ -152,17 +149,17 @@ def _attribute_column(ds: Dataset, attr: Attribute, keyring: Keyring | None) -> 
     return Column(attr.name, _column_type(attr.type), nullable=True)
 
 
-def _phi_columns(table: str, attr: Attribute) -> list[Any]:
-    """The sealed value and blind index columns of a PHI attribute (and the index's index)."""
-    out: list[Any] = [
+def _phi_columns(attr: Attribute) -> list[Any]:
+    """The sealed value and blind index columns of a PHI attribute.
+
+    Like the plain column of any attribute outside the key, a blind index
+    outside the key has no SQL index of its own (each would cost every
+    write of the attribute); a key's are covered by the key's unique index.
+    """
+    return [
         Column(sealed_column(attr.name), Text(), nullable=True),
         Column(index_column(attr.name), Text(), nullable=True),
     ]
-    if not attr.is_key:
-        out.append(
-            Index(phi_index_name(table, attr.name), index_column(attr.name), info={"phi": True})
-        )
-    return out
 
 
 def _reference_column(link: Link) -> Column[Any]:
@@ -223,7 +220,7 @@ class DatasetSchema:
         for attr in ds.attributes:
             columns.append(_attribute_column(ds, attr, self.keyring))
             if self.keyring is not None and attr.is_phi:
-                columns += _phi_columns(name, attr)
+                columns += _phi_columns(attr)
             if attr.is_key:
                 key.append(attr.name)
                 is_sealed = self.keyring is not None and attr.is_phi
