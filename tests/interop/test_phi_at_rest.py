@@ -74,8 +74,9 @@ async def _iq(client: SlixClient, kind: str, payload: str) -> ET.Element:
     iq = xmpp.make_iq_get() if kind == "get" else xmpp.make_iq_set()
     iq.xml.append(ET.fromstring(payload))
     reply = await iq.send(timeout=TIMEOUT)
-    [child] = list(reply.xml)
-    return child
+    children: list[ET.Element] = list(reply.xml)
+    assert len(children) == 1
+    return children[0]
 
 
 def _first_name(patient: ET.Element) -> str | None:
@@ -134,9 +135,9 @@ async def test_adt_patient_sealed_care_team_and_break_glass(tmp_path: Path, slix
 
     with serving(data_dir, accounts=2, env=env) as server:
         async with await _api(server) as api:
-            r = await api.get("/datasets/PATIENTS/records", params={"filter": f"mrn:eq:{mrn}"})
-            assert r.status_code == 200, r.text
-            [rec] = r.json()["records"]
+            reply = await api.get("/datasets/PATIENTS/records", params={"filter": f"mrn:eq:{mrn}"})
+            assert reply.status_code == 200, reply.text
+            [rec] = reply.json()["records"]
             assert (rec["values"]["last_name"], rec["values"]["dob"]) == (last, "1961-06-15")
             assert rec["values"]["bed"] is not None
         listed = server.cli("audit", "list", "--action", "phi", "--limit", "20")

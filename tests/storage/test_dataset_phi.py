@@ -90,7 +90,7 @@ async def test_equality_lookups_use_the_blind_index(db_url: str, ring: Keyring) 
         assert await mrns("mrn:eq:smith") == []
         found = await svc.store.find_by_key(svc.registry.get("PATIENTS"), {"mrn": "300"})
         assert found is not None and found.values["last_name"] == "Smith"
-        async with svc.batch("t") as b:
+        async with svc.batch(name="t") as b:
             many = await b.find_many("PATIENTS", [{"mrn": "100"}, {"mrn": "200"}, {"mrn": "x"}])
         assert sorted(str(r.values["mrn"]) for r in many) == ["100", "200"]
         updated = await svc.upsert("PATIENTS", {"mrn": "200", "first_name": "Ann"})

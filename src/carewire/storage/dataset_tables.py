@@ -92,8 +92,6 @@ def phi_key_index_name(table: str) -> str:
     return _ident(f"uq_{table}_key_bi")
 
 
-
-
 def table_name(dataset: str) -> str:
     """The table of a dataset (``BEDS`` → ``ds_beds``)."""
     return _ident(f"ds_{dataset.lower()}")
