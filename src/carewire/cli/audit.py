@@ -204,7 +204,7 @@ def cmd_audit_break_glass(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
-    """Register ``audit verify|checkpoint|key|export|list|break-glass`` under the top-level parser."""
+    """Register ``audit verify|checkpoint|key|export|list|break-glass`` under ``audit``."""
     audit = sub.add_parser("audit", help="the audit trail", description="The audit trail.")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     verify = with_data_dir(
