@@ -70,7 +70,6 @@ def test_dataset_show(data: Path, run: Run) -> None:
         "String",
         "yes",
         "yes",
-        "no",
         "the",
         "number",
         "of",
@@ -80,6 +79,9 @@ def test_dataset_show(data: Path, run: Run) -> None:
     assert ["LINK", "CARDINALITY", "TARGET.REVERSE", "KEY", "DESCRIPTION"] in rows
     assert ["room", "n:1", "ROOMS.beds", "yes"] in rows
     assert ["locs", "m:n", "LOCATIONS.places"] in rows
+    code, out, _ = run("dataset", "show", "PATIENTS", "--data-dir", str(data))
+    mrn = next(line.split() for line in out.splitlines() if line.startswith("mrn "))
+    assert mrn[:5] == ["mrn", "String", "yes", "yes", "yes"]  # key, required, PHI
 
 
 def test_dataset_show_unknown(data: Path, run: Run) -> None:

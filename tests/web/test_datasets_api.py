@@ -50,6 +50,7 @@ async def test_get(api: Api) -> None:
             "type": "String",
             "key": True,
             "required": False,
+            "phi": False,
             "description": "the number of the bed.",
         }
     ]
@@ -183,6 +184,7 @@ async def test_add_attribute(api: Api) -> None:
         "type": "Integer",
         "key": False,
         "required": False,
+        "phi": False,
         "description": "storey",
     }
     await api.admin.post("/datasets/FACILITIES/records", json={"values": {"name": "Main"}})
