@@ -11,9 +11,11 @@ The tables here must match the Alembic revisions under ``migrations/``
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
