@@ -121,6 +121,7 @@ async def test_the_openapi_document_is_public(sqlite_api: Api) -> None:
         "/datasets",
         "/datasets/{name}",
         "/datasets/{name}/attributes",
+        "/datasets/{name}/attributes/{attribute}",
         "/datasets/{name}/links",
         "/datasets/{name}/records",
         "/datasets/{name}/records/{record_id}",
