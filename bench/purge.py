@@ -415,7 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None if a.data_dir else tempfile.mkdtemp(prefix="carewire-purge-")
     data_dir = a.data_dir or Path(str(tmp))
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**server_env(argparse.Namespace(server_log_level="info", scram_iterations=4096))}
+    env = {
+        **server_env(
+            argparse.Namespace(server_log_level="info", scram_iterations=4096, encryption="on")
+        )
+    }
     env["CAREWIRE_LOG_LEVEL"] = "info"  # the purge's progress lines
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
