@@ -159,11 +159,11 @@ def test_communities_and_affiliations(data: Path, run: Run, on_platform: OnPlatf
     code, _, err = run("org", "affiliations", "accept", str(aff), "--token", "x" * 22, *d)
     assert code == 2 and "not valid any more" in err
     code, out, err = run(
-        "org", "affiliations", "accept", str(aff), "--token", token, "--new-group", "Liaisons", *d
+        "org", "affiliations", "accept", str(aff), f"--token={token}", "--new-group", "Liaisons", *d
     )
     assert code == 0, err
     assert "is active for the group Liaisons" in out
-    code, _, err = run("org", "affiliations", "accept", str(aff), "--token", token, *d)
+    code, _, err = run("org", "affiliations", "accept", str(aff), f"--token={token}", *d)
     assert code == 2 and "not valid any more" in err
     code, out, _ = run("org", "affiliations", "list", str(b), *d)
     assert re.search(r"Alpha\s+active\s+groups:\d+", out), out

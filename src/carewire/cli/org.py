@@ -411,7 +411,11 @@ def _add_affiliations(osub: Subparsers, with_data_dir: WithDataDir) -> None:
     invite.add_argument("invitee", type=int, help="the organisation invited")
     accept = _command(asub, with_data_dir, "accept", cmd_accept)
     accept.add_argument("affiliation", type=int)
-    accept.add_argument("--token", required=True, help="the token of the mailed link")
+    accept.add_argument(
+        "--token",
+        required=True,
+        help="the token of the mailed link (write --token=VALUE: a token may start with '-')",
+    )
     choice = accept.add_mutually_exclusive_group()
     choice.add_argument("--group", type=int, help="only this group's members")
     choice.add_argument("--new-group", help="only the members of a new group of this name")
