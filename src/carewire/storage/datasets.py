@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -349,30 +349,27 @@ class SqlRecordWriter:
         self, ds: Dataset, table: Table, rows: Sequence[tuple[RecordId, Mapping[str, object]]]
     ) -> None:
         """Seal the PHI values of just inserted rows (their ids are in the associated data)."""
-        assert self._phi is not None
-        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
-        for record_id, values in rows:
-            sealed = sealed_values(ds, values, self._phi, record_id)
-            if sealed:
-                cols = tuple(sealed)
-                params = {f"v{i}": sealed[c] for i, c in enumerate(cols)}
-                groups.setdefault(cols, []).append({"rid": record_id, **params})
-        for cols, params_list in groups.items():
-            stmt = (
-                update(table)
-                .where(table.c.id == bindparam("rid"))
-                .values({c: bindparam(f"v{i}") for i, c in enumerate(cols)})
-            )
-            await self._conn.execute(stmt, params_list)
+        phi = self._phi
+        assert phi is not None
+        await self._update_rows(
+            table, ((rid, sealed_values(ds, values, phi, rid)) for rid, values in rows)
+        )
 
     async def update_many(
         self, ds: Dataset, changes: Sequence[tuple[RecordId, Mapping[str, object]]]
     ) -> None:
         """Change records with one ``executemany`` per set of changed columns."""
         table = self._schema.tables[ds.name]
+        await self._update_rows(
+            table, ((rid, row_values(ds, values, self._phi, rid)) for rid, values in changes)
+        )
+
+    async def _update_rows(
+        self, table: Table, rows: Iterable[tuple[RecordId, Mapping[str, object]]]
+    ) -> None:
+        """Write column values by record id: one ``executemany`` per set of columns."""
         groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
-        for record_id, values in changes:
-            row = row_values(ds, values, self._phi, record_id)
+        for record_id, row in rows:
             if not row:
                 continue
             cols = tuple(row)
