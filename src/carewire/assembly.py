@@ -88,6 +88,8 @@ from carewire.storage.hl7 import SqlControlIdStore
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
+from carewire.storage.uploads import SqlUploadStore
+from carewire.uploads import UploadService, UploadSettings
 from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
 
@@ -115,6 +117,7 @@ class Options:
         encrypt_at_rest: False only to measure the cost of encryption (``[encryption]``).
         key_refresh: Seconds between the server's reloads of stored keys.
         throttle: The failed-authentication limit per source address.
+        upload: File sharing's settings (None: file sharing is off).
     """
 
     url: str
@@ -133,6 +136,21 @@ class Options:
     encrypt_at_rest: bool = True
     key_refresh: float = 30.0
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    upload: UploadSettings | None = None
+
+
+def upload_settings(cfg: Config) -> UploadSettings | None:
+    """File sharing's view of the configuration (``[upload]``; None when it is off)."""
+    u = cfg.upload
+    if not u.enabled:
+        return None
+    return UploadSettings(
+        directory=cfg.data_dir / "uploads",
+        max_file_size=u.max_file_size,
+        quota=u.quota,
+        slot_lifetime=parse_duration(u.slot_lifetime, "upload.slot_lifetime"),
+        public_url=u.public_url,
+    )
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -227,6 +245,7 @@ def options_from_config(
             max_failures=cfg.throttle.max_failures,
             window=parse_duration(cfg.throttle.window, "throttle.window"),
         ),
+        upload=upload_settings(cfg),
     )
 
 
@@ -321,6 +340,7 @@ class Assembly:
         throttle: Failed authentications per source address (XMPP, API, console).
         lockouts: Records and reports accounts locked by failed sign-ins.
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
+        uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
     """
 
     core: Core
@@ -342,6 +362,7 @@ class Assembly:
     throttle: AuthThrottle
     lockouts: LockoutNotifier
     phi_access: PatientAccess
+    uploads: UploadService | None = None
 
     @property
     def db(self) -> Database:
@@ -389,6 +410,8 @@ class Assembly:
         ctx.provide(self.audit)
         ctx.provide(self.coverage)
         ctx.provide(self.phi_access)
+        if self.uploads is not None:
+            ctx.provide(self.uploads)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -499,6 +522,11 @@ async def _platform(options: Options, core: Core) -> Assembly:
     await directory.load()
     bg = SqlBreakGlassStore(db, core.keys.keyring)
     phi = PatientAccess(registry=registry, resolver=resolver, store=bg, audit=audit, clock=clock)
+    uploads = None
+    if options.upload is not None:
+        uploads = UploadService(
+            SqlUploadStore(db), core.keys.keyring, clock, options.upload, audit=audit
+        )
     return Assembly(
         core=core,
         audit=audit,
@@ -522,9 +550,10 @@ async def _platform(options: Options, core: Core) -> Assembly:
         directory=directory,
         coverage=CoverageDesk(core.stores, clock, audit),
         retention=RetentionPurge(
-            SqlRetentionStore(db), directory, audit, clock, domain=options.domain
+            SqlRetentionStore(db), directory, audit, clock, domain=options.domain, files=uploads
         ),
         throttle=throttle,
         lockouts=lockouts,
         phi_access=phi,
+        uploads=uploads,
     )

@@ -53,6 +53,7 @@ from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
 from carewire.web.guard import BodyLimits
+from carewire.web.upload import create_upload_app
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -246,8 +247,17 @@ class Server:
         console = create_console(console_services(cfg, self.assembly, self.certificates))
         h = cfg.https
         limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
+        uploads = self.assembly.uploads
+        files = None
+        if uploads is not None:
+            files = create_upload_app(uploads)
+            if uploads.base_url is None:  # no upload.public_url: this listener, by domain
+                port = int(sock.getsockname()[1])
+                uploads.base_url = f"https://{cfg.server.domain}" + (
+                    "" if port == 443 else f":{port}"
+                )
         uv_config = uvicorn.Config(
-            create_app(self.net, api, console, limits=limits),
+            create_app(self.net, api, console, limits=limits, uploads=files),
             http=https_protocol(
                 header_timeout=parse_duration(
                     h.header_timeout, "https.header_timeout"

@@ -1,4 +1,5 @@
-"""The addresses this server answers for: DOMAIN and its chat., patients. and groups. services."""
+"""The addresses this server answers for: DOMAIN and its chat., patients., groups. and upload.
+services."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ class Hosts:
         return f"groups.{self.domain}"
 
     @property
+    def upload_domain(self) -> str:
+        """The file sharing service (XEP-0363 HTTP File Upload)."""
+        return f"upload.{self.domain}"
+
+    @property
     def domain_jid(self) -> JID:
         """The server's own JID."""
         return JID.parse(self.domain)
@@ -36,7 +42,9 @@ class Hosts:
     @property
     def subdomains(self) -> frozenset[str]:
         """Sub-services hosted here."""
-        return frozenset({self.chat_domain, self.patients_domain, self.groups_domain})
+        return frozenset(
+            {self.chat_domain, self.patients_domain, self.groups_domain, self.upload_domain}
+        )
 
     def is_local(self, domain: str) -> bool:
         """Whether ``domain`` is the chat domain or one of its sub-services."""

@@ -53,7 +53,8 @@ IM_FEATURES: tuple[str, ...] = (
     "muc",
 )
 #: The clinical features, built on the data platform and the XMPP adapter's door (the
-#: organisation directory's five last: its policy, roster, search, groups and PIN).
+#: organisation directory's five next: its policy, roster, search, groups and PIN; file
+#: sharing last, after the expiry feature whose lifetimes it reads).
 CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
@@ -68,6 +69,7 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "search",
     "groups",
     "pin",
+    "upload",
 )
 #: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
 #: provides, so :meth:`Kernel.load_features` always loads in this order.

@@ -15,7 +15,9 @@ The purge works in batches of :attr:`RetentionPurge.batch` messages, each its
 own transaction, chosen by time and "still has a body": stopping it anywhere
 and running it again finishes the job, and running it twice changes nothing.
 Progress goes to the log, and each run (not a dry run) is one audit entry
-with its counts per organisation (counts and ids only).
+with its counts per organisation (counts and ids only). Shared files
+(XEP-0363) its users uploaded before the cut-off go too, when file sharing
+is on.
 """
 
 from __future__ import annotations
@@ -77,6 +79,16 @@ class RetentionStore(Protocol):
         """Delete them; how many."""
 
 
+class FilePurge(Protocol):
+    """Shared files to purge with the messages (file sharing's service implements it)."""
+
+    async def count_created_before(self, owners: Sequence[str], before: datetime) -> int:
+        """Files these logins uploaded before ``before``."""
+
+    async def purge_created_before(self, owners: Sequence[str], before: datetime) -> int:
+        """Delete them (encrypted file and metadata); how many."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PurgeCount:
     """What a purge removes (or would) for one organisation.
@@ -87,6 +99,7 @@ class PurgeCount:
         cutoff: Content received before this goes.
         messages: Message bodies (MESSAGES; the archive reads them).
         offline: Offline copies.
+        files: Shared files its users uploaded (XEP-0363).
     """
 
     organisation_id: OrganisationId
@@ -94,6 +107,7 @@ class PurgeCount:
     cutoff: datetime
     messages: int
     offline: int
+    files: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,8 +147,10 @@ class RetentionPurge:
         domain: str,
         batch: int = BATCH,
         pause: float = PAUSE,
+        files: FilePurge | None = None,
     ) -> None:
         self.store = store
+        self.files = files
         self.directory = directory
         self.audit = audit
         self.clock = clock
@@ -178,6 +194,11 @@ class RetentionPurge:
                 cutoff=s.cutoff,
                 messages=await self.store.count_bodies(s.conversations, s.cutoff),
                 offline=await self.store.count_offline(s.owners, s.cutoff),
+                files=(
+                    await self.files.count_created_before(s.owners, s.cutoff)
+                    if self.files is not None
+                    else 0
+                ),
             )
             for s in await self._scopes(now, organisations)
         ]
@@ -200,12 +221,14 @@ class RetentionPurge:
                 details={
                     "messages": sum(c.messages for c in counts),
                     "offline": sum(c.offline for c in counts),
+                    "files": sum(c.files for c in counts),
                     "organisations": [
                         {
                             "id": c.organisation_id,
                             "cutoff": c.cutoff.isoformat(),
                             "messages": c.messages,
                             "offline": c.offline,
+                            "files": c.files,
                         }
                         for c in counts
                     ],
@@ -241,11 +264,16 @@ class RetentionPurge:
                 # most about half of the writer's time, however busy the server is.
                 await asyncio.sleep(max(self.pause, took))
         offline = await self.store.purge_offline(s.owners, s.cutoff)
+        files = 0
+        if self.files is not None:
+            files = await self.files.purge_created_before(s.owners, s.cutoff)
         log.info(
-            "retention purge: organisation %d done: %d message bodies, %d offline copies",
+            "retention purge: organisation %d done: %d message bodies, %d offline copies,"
+            " %d files",
             s.org.id,
             messages,
             offline,
+            files,
         )
         return PurgeCount(
             organisation_id=s.org.id,
@@ -253,6 +281,7 @@ class RetentionPurge:
             cutoff=s.cutoff,
             messages=messages,
             offline=offline,
+            files=files,
         )
 
     async def run_scheduled(self) -> list[PurgeCount]:

@@ -26,8 +26,9 @@ from sqlalchemy import (
     text,
 )
 
-# The directory's tables are defined in their own module; importing it registers them in metadata.
-import carewire.storage.tables_directory  # noqa: F401
+# The directory's and file sharing's tables are in their own modules; importing registers them.
+import carewire.storage.tables_directory
+import carewire.storage.tables_upload  # noqa: F401
 from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 from carewire.storage.schema_base import BIG_ID as _BIG_ID
 from carewire.storage.schema_base import JID_LENGTH as JID_LENGTH

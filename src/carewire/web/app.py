@@ -1,7 +1,10 @@
-"""The HTTPS application: XMPP over WebSocket, health, the REST API and the web console.
+"""The HTTPS application: XMPP over WebSocket, health, the REST API, the web console and
+file sharing.
 
 The whole application sits behind the guards of :mod:`carewire.web.guard`:
-a request body cap and the security headers on every response.
+a request body cap and the security headers on every response. File sharing
+(``/upload/``, :mod:`carewire.web.upload`) has the headers but not the body
+cap: the size of each upload's slot is its cap.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from carewire.net.context import NetContext
@@ -27,12 +30,14 @@ def create_app(
     console: ASGIApp | None = None,
     *,
     limits: BodyLimits | None = None,
+    uploads: ASGIApp | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
     ``api``, when given, is mounted at ``/api/v1``; ``console`` at ``/``, last,
     so that every path not taken by the others is the console's. Request
-    bodies are capped by ``limits`` (the defaults when None).
+    bodies are capped by ``limits`` (the defaults when None). ``uploads``, when
+    given, serves ``/upload/…`` (file sharing) outside the body cap.
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -55,4 +60,19 @@ def create_app(
         routes.append(Mount("/api/v1", app=api))
     if console is not None:
         routes.append(Mount("/", app=console))
-    return ResponseHeaders(BodyLimit(Starlette(routes=routes), limits or BodyLimits()))
+    app = ResponseHeaders(BodyLimit(Starlette(routes=routes), limits or BodyLimits()))
+    if uploads is None:
+        return app
+    files = ResponseHeaders(uploads)
+
+    async def by_path(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(UPLOAD_PREFIX):
+            await files(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return by_path
+
+
+#: Where file sharing's URLs live (:mod:`carewire.web.upload`).
+UPLOAD_PREFIX = "/upload/"
