@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from carewire.clock import Clock
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
-from carewire.security.envelope import Keyring
+from carewire.security.envelope import EncryptionError, Keyring
 from carewire.uploads import sealing
 from carewire.uploads.model import (
     Download,
@@ -349,7 +349,7 @@ class UploadService:
                     self.keyring, record.file_id, index, frame, is_final=is_final
                 )
             if handle.read(1):
-                raise sealing.EncryptionError("bytes after the last chunk", code="tampered")
+                raise EncryptionError("bytes after the last chunk", code="tampered")
 
     # -- deletion -----------------------------------------------------------------------------
 
