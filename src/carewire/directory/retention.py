@@ -268,8 +268,7 @@ class RetentionPurge:
         if self.files is not None:
             files = await self.files.purge_created_before(s.owners, s.cutoff)
         log.info(
-            "retention purge: organisation %d done: %d message bodies, %d offline copies,"
-            " %d files",
+            "retention purge: organisation %d done: %d message bodies, %d offline copies, %d files",
             s.org.id,
             messages,
             offline,

@@ -59,6 +59,7 @@ class ChunkSealer:
         self._index = 0
         self._buffer = bytearray()
         self._started = False
+        self._is_done = False
 
     @property
     def taken(self) -> int:
@@ -81,7 +82,8 @@ class ChunkSealer:
         while len(self._buffer) >= CHUNK and self._sent + CHUNK < self._size:
             yield self._seal(bytes(self._buffer[:CHUNK]), is_final=False)
             del self._buffer[:CHUNK]
-        if self._taken == self._size:
+        if self._taken == self._size and not self._is_done:
+            self._is_done = True
             yield self._seal(bytes(self._buffer), is_final=True)
             self._buffer.clear()
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import secrets
@@ -327,21 +326,17 @@ class UploadService:
         if record.state is not UploadState.STORED or record.expires_at <= self.clock.now():
             raise UploadError("no such file", code="not-found")
         path = self.path_of(record.file_id)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            raise UploadError("no such file", code="not-found") from None
+        if not path.is_file():  # deleted by a sweep since the row was read
+            raise UploadError("no such file", code="not-found")
         return Download(
             filename=filename,
             content_type=record.content_type,
             size=record.size,
-            chunks=self._plaintext(handle, record),
+            chunks=self._plaintext(path, record),
         )
 
-    async def _plaintext(
-        self, handle: io.BufferedReader, record: UploadRecord
-    ) -> AsyncGenerator[bytes, None]:
-        with handle:
+    async def _plaintext(self, path: Path, record: UploadRecord) -> AsyncGenerator[bytes, None]:
+        with path.open("rb") as handle:
             sealing.check_magic(handle.read(len(sealing.MAGIC)))
             for index, (frame_size, is_final) in enumerate(sealing.frame_sizes(record.size)):
                 frame = handle.read(frame_size)

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from carewire.security.envelope import EncryptionError
 from carewire.uploads import UploadError, UploadService
 from carewire.web.api.problems import problem
 
@@ -117,7 +118,12 @@ def create_upload_app(service: UploadService) -> Starlette:
         if request.method == "HEAD":
             await download.chunks.aclose()
             return Response(headers=headers, media_type=download.content_type)
-        first = await anext(download.chunks)  # a damaged file fails before the status is sent
+        try:
+            first = await anext(download.chunks)  # a damaged file fails before the status is sent
+        except EncryptionError as exc:
+            await download.chunks.aclose()
+            log.error("shared file does not decrypt (%s): not served", exc.code)
+            return problem(500, "damaged", "the file cannot be read", headers=_CORS)
         return StreamingResponse(
             _prepend(first, download.chunks), headers=headers, media_type=download.content_type
         )
