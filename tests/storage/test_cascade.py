@@ -70,6 +70,7 @@ DATA_PLATFORM_TABLES = {
     "muc_affiliations",
     "audit_mac_epochs",  # where the audit trail's MACs begin (security/audit_verify.py)
     "message_expiry",  # the expiry queue names JIDs, not accounts: a message outlives its sender
+    "uploads",  # shared files outlive their uploader until they expire (the sweep deletes them)
 }
 # The directory's tables: its profiles, PINs and memberships cascade from accounts too, tested
 # with the directory's store (tests/storage/test_directory.py).

@@ -52,16 +52,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 37  # message_expiry (0012_expiry) and audit_mac_epochs included
+    assert len(TABLES) == 38  # message_expiry, audit_mac_epochs and uploads (0017) included
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0015_phi"
+    assert await migrate.current(db_url) == "0017_upload"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0015_phi"
+    assert await migrate.current(db_url) == "0017_upload"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
@@ -179,3 +179,24 @@ async def test_token_expiry_migration_down_and_up_keeps_tokens(db_url: str) -> N
         assert names == ["new", "old"]
     finally:
         await db.close()
+
+
+async def test_upload_migration_down_and_up(db_url: str) -> None:
+    """0017 down to 0015 drops only ``uploads``; up again brings it back as tables.py has it."""
+    await migrate.upgrade(db_url)
+    db = await Database.open(db_url)
+    try:
+        async with db.transaction("seed") as txn:
+            await txn.conn.execute(
+                insert(accounts).values(login="old", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+            )
+    finally:
+        await db.close()
+    await migrate.downgrade(db_url, "0015_phi")
+    names, _ = await _inspect(db_url)
+    assert "uploads" not in names and "accounts" in names and "break_glass" in names
+    assert await migrate.current(db_url) == "0015_phi"
+    await migrate.upgrade(db_url)
+    names, diff = await _inspect(db_url)
+    assert "uploads" in names and diff == []
+    assert await migrate.current(db_url) == "0017_upload"

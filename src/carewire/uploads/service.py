@@ -340,6 +340,8 @@ class UploadService:
             sealing.check_magic(handle.read(len(sealing.MAGIC)))
             for index, (frame_size, is_final) in enumerate(sealing.frame_sizes(record.size)):
                 frame = handle.read(frame_size)
+                if len(frame) != frame_size:
+                    raise EncryptionError("the file is cut short", code="tampered")
                 yield sealing.open_chunk(
                     self.keyring, record.file_id, index, frame, is_final=is_final
                 )
