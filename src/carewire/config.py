@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from carewire.config_upload import UploadSection, validate_upload
 from carewire.errors import ConfigError
 
 CONFIG_FILE = "carewire.toml"
@@ -175,17 +176,6 @@ class EncryptionSection:
     enabled: bool = True  # false only to measure the cost: new values are then written in clear
     key_file: str = ""  # the key-encryption key; empty: <data dir>-keys/kek beside the data dir
     refresh_interval: str = "30s"  # how often a running server loads keys a rotation made
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UploadSection:
-    """[upload]: file sharing, XEP-0363 HTTP File Upload on the HTTPS port (docs/upload.md)."""
-
-    enabled: bool = True  # serve upload.<domain>; files go to <data dir>/uploads, encrypted
-    max_file_size: int = 52_428_800  # bytes per file (50 MiB); larger slot requests are refused
-    quota: int = 1_073_741_824  # bytes per user (1 GiB) of files not yet expired
-    slot_lifetime: str = "5m"  # a PUT URL works this long after the slot was given
-    public_url: str = ""  # empty: https://<domain>:<https_port>; else the base clients reach
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,7 +370,7 @@ def _validate(cfg: Config) -> None:
     _validate_mail(cfg)
     _validate_audit(cfg)
     _validate_encryption(cfg)
-    _validate_upload(cfg)
+    validate_upload(cfg.upload, parse_duration(cfg.upload.slot_lifetime, "upload.slot_lifetime"))
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -471,25 +461,6 @@ def _validate_encryption(cfg: Config) -> None:
         raise ConfigError(
             f"encryption.key_file: {cfg.kek_file} is inside the data directory; keep the key"
             " outside it (the default is <data dir>-keys/kek)"
-        )
-
-
-def _validate_upload(cfg: Config) -> None:
-    u = cfg.upload
-    if not 1 <= u.max_file_size <= 1 << 40:
-        raise ConfigError(
-            f"upload.max_file_size: must be between 1 byte and 1 TiB, got {u.max_file_size}"
-        )
-    if u.quota < u.max_file_size:
-        raise ConfigError("upload.quota: must be at least upload.max_file_size")
-    lifetime = parse_duration(u.slot_lifetime, "upload.slot_lifetime").total_seconds()
-    if not 10 <= lifetime <= 3600:
-        raise ConfigError(
-            f"upload.slot_lifetime: must be between 10s and 1h, got {u.slot_lifetime!r}"
-        )
-    if u.public_url and not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", u.public_url):
-        raise ConfigError(
-            f"upload.public_url: expected an https:// URL without query, got {u.public_url!r}"
         )
 
 
@@ -614,13 +585,6 @@ checkpoint_log = true        # and writes each checkpoint to the log too
 enabled = true               # message bodies and stored stanzas encrypted at rest
 key_file = ""                # empty: the data directory's name + "-keys/kek", beside it
 refresh_interval = "30s"     # a running server picks up `carewire keys rotate` this often
-
-[upload]
-enabled = true               # XEP-0363 file sharing (upload.<domain>), files encrypted at rest
-max_file_size = 52428800     # bytes per file (50 MiB)
-quota = 1073741824           # bytes per user of files not yet expired (1 GiB)
-slot_lifetime = "5m"         # a PUT URL works this long
-public_url = ""              # empty: https://<domain>:<https_port>
 
 [log]
 level = "info"
