@@ -18,7 +18,12 @@ import pytest
 from carewire.assembly import Options, assemble
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
-from carewire.directory.model import SYSTEM_CALLER, MessageExpiration, OrganisationUpdate
+from carewire.directory.model import (
+    SYSTEM_CALLER,
+    MessageExpiration,
+    OrganisationUpdate,
+    RetentionUnit,
+)
 from carewire.features.expiry import OrganisationLifetimes
 from carewire.features.upload import NS
 from carewire.uploads import UploadService, UploadSettings, UploadState
@@ -163,30 +168,26 @@ async def test_over_quota_is_a_resource_constraint_and_other_users_are_untouched
     slot_urls(await h.ask("alice", slot_request("a.png", 1000)))
 
 
-@pytest.mark.parametrize(
-    ("filename", "size", "content_type"),
-    [
-        ("a.png", "", "image/png"),
-        ("a.png", "-5", "image/png"),
-        ("a.png", "ten", "image/png"),
-        ("a.png", "0", "image/png"),
-        ("a.png", "9" * 19, "image/png"),
-        ("../etc/passwd", "10", "image/png"),
-        ("a\\b", "10", "image/png"),
-        ("", "10", "image/png"),
-        ("x" * 256, "10", "image/png"),
-        ("a.png", "10", "not a type"),
-        ("a.png", "10", "text/html\r\nX-Evil: 1"),
-    ],
-)
-async def test_malformed_requests_are_bad_requests(
-    h: Harness, filename: str, size: str, content_type: str
-) -> None:
-    reply = await h.ask(
-        "alice", slot_request(filename, size, content_type.replace("\r\n", "&#13;&#10;"))
-    )
-    condition, kind, _ = error_of(reply)
-    assert (condition, kind) == ("bad-request", "modify")
+MALFORMED = [
+    ("a.png", "", "image/png"),
+    ("a.png", "-5", "image/png"),
+    ("a.png", "ten", "image/png"),
+    ("a.png", "0", "image/png"),
+    ("a.png", "9" * 19, "image/png"),
+    ("../etc/passwd", "10", "image/png"),
+    ("a\\b", "10", "image/png"),
+    ("", "10", "image/png"),
+    ("x" * 256, "10", "image/png"),
+    ("a.png", "10", "not a type"),
+    ("a.png", "10", "text/html&#13;&#10;X-Evil: 1"),
+]
+
+
+async def test_malformed_requests_are_bad_requests(h: Harness) -> None:
+    for filename, size, content_type in MALFORMED:
+        reply = await h.ask("alice", slot_request(filename, size, content_type))
+        condition, kind, _ = error_of(reply)
+        assert (condition, kind) == ("bad-request", "modify"), (filename, size, content_type)
 
 
 async def test_missing_filename_and_other_payloads(h: Harness) -> None:
@@ -257,5 +258,35 @@ async def test_files_live_as_long_as_the_organisations_message_expiration(tmp_pa
             record = await service(h).store.by_token(token_hash(m.group(1)))
             assert record is not None
             assert record.expires_at - record.created_at == lifetime
+    finally:
+        await h.close()
+
+
+async def test_the_retention_purge_deletes_the_organisations_older_files(tmp_path: Path) -> None:
+    h = await upload_harness(tmp_path)
+    try:
+        assert h.platform is not None
+        d = Directory(h)
+        org = await d.hospital("Abelard Medical Center")
+        await d.user(org, "alice", "Alice", "Able")
+        settings = replace(org.settings, retention_value=1, retention_unit=RetentionUnit.DAYS)
+        await d.svc.organisations.update(
+            SYSTEM_CALLER, org.id, OrganisationUpdate(settings=settings)
+        )
+        urls = {}
+        for login in ("alice", "bob"):
+            put, _ = slot_urls(await h.ask(login, slot_request("a.png", 10)))
+            m = URL.match(put)
+            assert m is not None
+            urls[login] = m.group(1)
+        h.clock.advance(timedelta(days=2).total_seconds())
+        (plan,) = await h.platform.retention.dry_run()
+        assert plan.files == 1
+        (done,) = await h.platform.retention.run()
+        assert done.files == 1
+        assert await service(h).store.by_token(token_hash(urls["alice"])) is None
+        assert await service(h).store.by_token(token_hash(urls["bob"])) is not None
+        entries, _ = await h.platform.audit.store.entries(action="retention.purge")
+        assert entries[0].event.details["files"] == 1
     finally:
         await h.close()
