@@ -348,13 +348,14 @@ class Session:
         self.stream_error = data
         self.proto.lost = self.proto.lost or StreamError(_snippet(data))
 
-    async def iq(self, payload: str, type_: str = "get") -> bytes:
-        """Send an IQ and wait for its result or error (raw bytes)."""
+    async def iq(self, payload: str, type_: str = "get", *, to: str | None = None) -> bytes:
+        """Send an IQ (to the own account, or to ``to``) and wait for its result or error."""
         self._iq_seq += 1
         iq_id = f"q{self._iq_seq}"
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._iq[iq_id.encode()] = fut
-        self.send(f"<iq type='{type_}' id='{iq_id}'>{payload}</iq>".encode())
+        address = f" to='{to}'" if to else ""
+        self.send(f"<iq type='{type_}' id='{iq_id}'{address}>{payload}</iq>".encode())
         return await fut
 
     async def ping(self) -> bytes:
