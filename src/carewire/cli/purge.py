@@ -27,8 +27,11 @@ def _table(counts: list[PurgeCount], verb: str) -> None:
             f"{c.organisation[:40]:<40}  {c.cutoff:%Y-%m-%d %H:%M}Z{'':<3}  "
             f"{c.messages:>14}  {c.offline:>8}"
         )
-    total = sum(c.messages for c in counts), sum(c.offline for c in counts)
-    print(f"{verb}: {total[0]} message bodies, {total[1]} offline copies", file=sys.stderr)
+    total = [sum(getattr(c, k) for c in counts) for k in ("messages", "offline", "files")]
+    print(
+        f"{verb}: {total[0]} message bodies, {total[1]} offline copies, {total[2]} shared files",
+        file=sys.stderr,
+    )
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
