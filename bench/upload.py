@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,8 @@ async def transfer_all(
         if h.hexdigest() != digest:
             raise SystemExit("GET returned other bytes than were PUT")
 
-    puts = await asyncio.gather(*(timed(lambda u=u: put(u)) for u in urls))
-    gets = await asyncio.gather(*(timed(lambda u=u: get(u)) for u in urls))
+    puts = await asyncio.gather(*(timed(partial(put, u)) for u in urls))
+    gets = await asyncio.gather(*(timed(partial(get, u)) for u in urls))
     return {"put": list(puts), "get": list(gets)}
 
 

@@ -136,3 +136,22 @@ async def test_retention_deletes_the_owners_older_files_only(svc: UploadService)
     assert await read_all(svc, *old_b) == b"old"
     assert await read_all(svc, *new_a) == b"new"
     assert len([p for p in svc.settings.directory.rglob("*") if p.is_file()]) == 2
+
+
+async def test_an_upload_swept_while_it_arrived_leaves_nothing(svc: UploadService) -> None:
+    slot = await svc.request_slot(
+        owner="alice", filename="f.bin", size=20_000, content_type=None, lifetime=WEEK
+    )
+    token, name = parts(slot.put_url)
+    record = await svc.store.by_token(token_hash(token))
+    assert record is not None
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"x" * 10_000
+        await svc.store.delete([record.file_id])  # the sweep, while the PUT is under way
+        yield b"x" * 10_000
+
+    with pytest.raises(UploadError) as err:
+        await svc.receive(token, name, length=20_000, content_type=None, body=slow_body())
+    assert err.value.code == "expired"
+    assert not [p for p in svc.settings.directory.rglob("*") if p.is_file()]

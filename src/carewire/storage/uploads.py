@@ -128,15 +128,30 @@ class SqlUploadStore:
         async with self._db.transaction("release_upload_slot") as txn:
             await txn.conn.execute(statement)
 
-    async def mark_stored(self, file_id: str, *, sha256: str) -> None:
-        """``RECEIVING`` → ``STORED`` with the sealed digest."""
+    async def mark_stored(self, file_id: str, *, sha256: str) -> bool:
+        """``RECEIVING`` → ``STORED`` with the sealed digest; False if the row is gone."""
         statement = (
             update(uploads)
             .where(_U.file_id == file_id, _U.state == UploadState.RECEIVING.value)
             .values(state=UploadState.STORED.value, sha256=sha256)
         )
         async with self._db.transaction("store_upload") as txn:
-            await txn.conn.execute(statement)
+            result = await txn.conn.execute(statement)
+        return int(result.rowcount) == 1
+
+    async def count_created_before(self, owners: Sequence[str], before: datetime) -> int:
+        """How many uploads of ``owners`` were created before ``before``."""
+        total = 0
+        async with self._db.read("count_uploads_created_before") as conn:
+            for start in range(0, len(owners), _CHUNK):
+                chunk = list(owners[start : start + _CHUNK])
+                query = (
+                    select(func.count())
+                    .select_from(uploads)
+                    .where(_U.owner.in_(chunk), _U.created_at < before)
+                )
+                total += int((await conn.execute(query)).scalar_one())
+        return total
 
     async def expired(
         self, now: datetime, *, slots_before: datetime, limit: int

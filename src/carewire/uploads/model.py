@@ -148,8 +148,8 @@ class UploadStore(Protocol):
         """``RECEIVING`` → ``SLOT`` (a PUT failed)."""
         ...
 
-    async def mark_stored(self, file_id: str, *, sha256: str) -> None:
-        """``RECEIVING`` → ``STORED``, with its sealed digest."""
+    async def mark_stored(self, file_id: str, *, sha256: str) -> bool:
+        """``RECEIVING`` → ``STORED``, with its sealed digest; False if the row is gone."""
         ...
 
     async def expired(
@@ -163,6 +163,10 @@ class UploadStore(Protocol):
         self, owners: Sequence[str], before: datetime, *, limit: int
     ) -> list[UploadRecord]:
         """At most ``limit`` uploads of ``owners`` created before ``before`` (retention)."""
+        ...
+
+    async def count_created_before(self, owners: Sequence[str], before: datetime) -> int:
+        """How many uploads of ``owners`` were created before ``before``."""
         ...
 
     async def delete(self, file_ids: Sequence[str]) -> int:

@@ -128,6 +128,7 @@ class UploadService:
         self.settings = settings
         self.audit = audit
         self.base_url: str | None = settings.public_url.rstrip("/") or None
+        self._quota_lock = asyncio.Lock()
 
     # -- slots --------------------------------------------------------------------------------
 
@@ -182,9 +183,10 @@ class UploadService:
             expires_at=now + lifetime,
             sha256=None,
         )
-        held = await self.store.add_within_quota(
-            record, quota=self.settings.quota, now=now, slots_since=now - SLOT_GRACE
-        )
+        async with self._quota_lock:  # one check-and-insert at a time: the quota holds exactly
+            held = await self.store.add_within_quota(
+                record, quota=self.settings.quota, now=now, slots_since=now - SLOT_GRACE
+            )
         if held:
             raise UploadError(
                 f"Quota reached: {held} of {self.settings.quota} bytes in use",
@@ -265,10 +267,11 @@ class UploadService:
         except BaseException:
             await asyncio.shield(self.store.release(record.file_id))
             raise
-        await self.store.mark_stored(
-            record.file_id,
-            sha256=self.keyring.seal_text(digest, aad=self._aad("sha256", record.file_id)),
-        )
+        sealed_digest = self.keyring.seal_text(digest, aad=self._aad("sha256", record.file_id))
+        if not await self.store.mark_stored(record.file_id, sha256=sealed_digest):
+            # Swept while it arrived (a body slower than the slot's grace period): drop it.
+            await self._delete([record])
+            raise UploadError("this upload slot has expired", code="expired")
         log.info("upload %s stored (%d bytes)", record.file_id, record.size)
         if self.audit is not None:
             await self.audit.record(
@@ -378,7 +381,7 @@ class UploadService:
 
     async def count_created_before(self, owners: Sequence[str], before: datetime) -> int:
         """How many uploads :meth:`purge_created_before` would delete (a dry run)."""
-        return len(await self.store.created_before(owners, before, limit=1 << 30))
+        return await self.store.count_created_before(owners, before)
 
     async def _delete(self, records: Sequence[UploadRecord]) -> int:
         if not records:

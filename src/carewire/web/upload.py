@@ -124,6 +124,8 @@ def create_upload_app(service: UploadService) -> Starlette:
             await download.chunks.aclose()
             log.error("shared file does not decrypt (%s): not served", exc.code)
             return problem(500, "damaged", "the file cannot be read", headers=_CORS)
+        except FileNotFoundError:  # swept between the look-up and the read
+            return problem(404, "not-found", "no such file", headers=_CORS)
         return StreamingResponse(
             _prepend(first, download.chunks), headers=headers, media_type=download.content_type
         )
