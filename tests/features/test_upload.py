@@ -144,7 +144,9 @@ async def test_slot_gives_one_unguessable_url_kept_sealed(h: Harness) -> None:
 
 
 async def test_too_large_is_not_acceptable_with_max_file_size(h: Harness) -> None:
+    bob, bob_sink = await h.login("bob")
     reply = await h.ask("alice", slot_request("big.png", 1001))
+    assert bob_sink.take() == [] and h.kernel.sessions.get(bob.jid) is bob  # bob untouched
     condition, kind, err = error_of(reply)
     assert (condition, kind) == ("not-acceptable", "modify")
     assert err.findtext(f"{{{NS}}}file-too-large/{{{NS}}}max-file-size") == "1000"

@@ -40,6 +40,7 @@ from carewire.clock import Clock
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
 from carewire.security.envelope import EncryptionError, Keyring
 from carewire.uploads import sealing
+from carewire.uploads.checks import check_content_type, check_filename, check_put
 from carewire.uploads.model import (
     Download,
     Slot,
@@ -57,51 +58,11 @@ BATCH = 500
 #: How long after its PUT URL stopped working an unused slot still counts against the quota
 #: (a PUT that started just in time may still be arriving).
 SLOT_GRACE = timedelta(minutes=10)
-#: Longest filename accepted (bytes of UTF-8).
-MAX_FILENAME = 255
-DEFAULT_TYPE = "application/octet-stream"
-_FORBIDDEN_NAME = frozenset("/\\\x00")
 
 
 def token_hash(token: str) -> str:
     """What is stored of a URL's secret: its SHA-256 in hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def check_filename(name: str) -> str:
-    """``name`` if it is a usable file name.
-
-    Raises:
-        UploadError: Empty, too long, a path, or with control characters (``bad-request``).
-    """
-    if not name or name in (".", "..") or len(name.encode("utf-8")) > MAX_FILENAME:
-        raise UploadError("the filename must be 1 to 255 bytes", code="bad-request")
-    if any(c in _FORBIDDEN_NAME or ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise UploadError(
-            "the filename must not contain '/', '\\' or control characters", code="bad-request"
-        )
-    return name
-
-
-def check_content_type(value: str | None) -> str:
-    """The slot's Content-Type (``application/octet-stream`` when none is given).
-
-    Raises:
-        UploadError: Not a ``type/subtype`` token (``bad-request``).
-    """
-    if not value:
-        return DEFAULT_TYPE
-    value = value.strip().lower()
-    main, slash, rest = value.partition("/")
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789!#$&-^_.+;= ")
-    if not slash or not main or not rest or len(value) > 255 or not set(value) <= allowed | {"/"}:
-        raise UploadError(f"not a content type: {value[:64]!r}", code="bad-request")
-    return value
-
-
-def same_type(declared: str, slot: str) -> bool:
-    """Whether a PUT's Content-Type is the slot's (parameters and case aside)."""
-    return declared.split(";")[0].strip().lower() == slot.split(";")[0].strip().lower()
 
 
 class UploadService:
@@ -236,30 +197,13 @@ class UploadService:
             remote_ip: The client's address (for the audit trail).
 
         Raises:
-            UploadError: ``not-found`` (unknown or expired slot), ``conflict``
-                (used or in use), ``size-mismatch``, ``type-mismatch``, ``bad-request``.
+            UploadError: ``not-found`` (unknown slot or name), ``expired``,
+                ``conflict`` (used or in use), ``length-required``, ``too-large``,
+                ``size-mismatch``, ``type-mismatch``.
         """
         record = await self._slot_for(token, filename)
         now = self.clock.now()
-        if record.state is not UploadState.SLOT:
-            raise UploadError("this upload slot was used already", code="conflict")
-        if record.slot_expires_at <= now:
-            raise UploadError("this upload slot has expired", code="expired")
-        # XEP-0363 §5: "The upload service MUST reject the file upload if the
-        # Content-Length does not match the size of the slot request."
-        if length is None:
-            raise UploadError("a Content-Length is required", code="length-required")
-        if length != record.size:
-            raise UploadError(
-                f"Content-Length {length} is not the slot's size {record.size}",
-                code="too-large" if length > record.size else "size-mismatch",
-            )
-        # §5: "The service SHOULD reject the file if the Content-Type has been
-        # specified beforehand and does not match."
-        if not same_type(content_type or DEFAULT_TYPE, record.content_type):
-            raise UploadError(
-                f"Content-Type is not the slot's ({record.content_type})", code="type-mismatch"
-            )
+        check_put(record, now, length=length, content_type=content_type)
         if not await self.store.claim(record.token_hash, now):
             raise UploadError("this upload slot was used already", code="conflict")
         try:
