@@ -10,7 +10,10 @@ the test says.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,3 +230,37 @@ async def test_a_damaged_file_is_never_served(served: Served) -> None:
     got = await served.client.get(url)
     assert (got.status_code, got.json()["code"]) == (500, "damaged")
     assert data[:100] not in got.content
+
+
+async def test_a_client_gone_mid_body_frees_the_slot(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="carewire.web.upload")
+    data = os.urandom(200_000)
+    url = await served.slot(size=len(data))
+    path = urlsplit(url).path
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", served.server.ports["https"], ssl=context
+    )
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    writer.write(head.encode() + data[:100_000])
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await writer.wait_closed()
+    for _ in range(100):  # the server notices the end of the connection
+        if not list((served.server.config.data_dir / "uploads").rglob("*.part")):
+            break
+        await asyncio.sleep(0.05)
+    assert files_on_disk(served) == []
+    put = await served.client.put(url, content=data, headers={"Content-Type": "image/png"})
+    assert put.status_code == 201
+    assert (await served.client.get(url)).content == data
+    assert "upload PUT abandoned by the client" in caplog.messages
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -90,6 +90,10 @@ def create_upload_app(service: UploadService) -> Starlette:
                 body=request.stream(),
                 remote_ip=request.client.host if request.client else "",
             )
+        except ClientDisconnect:
+            # The client went away mid-body (a phone out of coverage): the slot is free again.
+            log.info("upload PUT abandoned by the client")
+            return Response(status_code=400, headers=_CORS)
         except UploadError as err:
             log.info("upload PUT refused: %s", err.code)
             response = _error(err)
