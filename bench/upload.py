@@ -226,7 +226,6 @@ def main(argv: list[str] | None = None) -> int:
         {
             "CAREWIRE_LOG_LEVEL": "warning",
             "CAREWIRE_XMPP_SCRAM_ITERATIONS": "4096",
-            "CAREWIRE_HTTPS_BODY_TIMEOUT": "10m",
         }
     )
     env.pop("CAREWIRE_DATA_DIR", None)

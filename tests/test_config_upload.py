@@ -28,6 +28,8 @@ def test_defaults_and_environment(tmp_path: Path) -> None:
         ({"quota": 10, "max_file_size": 11}, "upload.quota: must be at least upload.max_file_size"),
         ({"slot_lifetime": "5s"}, "upload.slot_lifetime: must be between 10s and 1h, got '5s'"),
         ({"slot_lifetime": "soon"}, "upload.slot_lifetime: expected a duration"),
+        ({"body_timeout": "0s"}, "upload.body_timeout: must be between 1s and 24h, got '0s'"),
+        ({"body_timeout": "2d"}, "upload.body_timeout: must be between 1s and 24h, got '2d'"),
         ({"public_url": "http://files.example"}, "upload.public_url: expected an https:// URL"),
         ({"public_url": "https://a/b?c"}, "upload.public_url: expected an https:// URL"),
     ],

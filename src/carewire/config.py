@@ -370,7 +370,7 @@ def _validate(cfg: Config) -> None:
     _validate_mail(cfg)
     _validate_audit(cfg)
     _validate_encryption(cfg)
-    validate_upload(cfg.upload, parse_duration(cfg.upload.slot_lifetime, "upload.slot_lifetime"))
+    validate_upload(cfg.upload, parse_duration)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"

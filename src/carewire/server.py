@@ -263,6 +263,9 @@ class Server:
                     h.header_timeout, "https.header_timeout"
                 ).total_seconds(),
                 body_timeout=parse_duration(h.body_timeout, "https.body_timeout").total_seconds(),
+                upload_body_timeout=parse_duration(
+                    cfg.upload.body_timeout, "upload.body_timeout"
+                ).total_seconds(),
             ),
             ssl_certfile=str(cfg.cert_file),
             ssl_keyfile=str(cfg.key_file),

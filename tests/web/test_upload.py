@@ -26,8 +26,9 @@ import pytest
 from carewire.clock import FakeClock
 from carewire.config import CONFIG_FILE, load, render_default
 from carewire.server import Server
-from carewire.uploads import UploadService
+from carewire.uploads import UploadService, UploadState
 from carewire.uploads.sealing import CHUNK
+from carewire.uploads.service import token_hash
 from tests.templates import prefill
 
 DOMAIN = "carewire.test"
@@ -66,8 +67,9 @@ class Served:
         return self.local(slot.put_url)
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, **https: object) -> AsyncIterator[Served]:
+    """A started server with file sharing (``LIMIT``-byte files) and these ``[https]`` values."""
     (tmp_path / CONFIG_FILE).write_text(render_default(DOMAIN), encoding="utf-8")
     await prefill(f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}")
     config = load(
@@ -75,6 +77,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         env={},
         overrides={
             "server": {"c2s_port": 0, "c2s_tls_port": 0, "https_port": 0},
+            "https": https,
             "upload": {"max_file_size": LIMIT, "quota": 3 * LIMIT},
         },
     )
@@ -86,6 +89,12 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
             yield Served(server, client, clock)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(tmp_path) as s:
+        yield s
 
 
 def files_on_disk(served: Served) -> list[Path]:
@@ -250,17 +259,41 @@ async def test_a_client_gone_mid_body_frees_the_slot(
     )
     writer.write(head.encode() + data[:100_000])
     await writer.drain()
-    await asyncio.sleep(0.2)
+    token = path.split("/")[2]
+
+    async def until(state: UploadState) -> None:
+        for _ in range(200):
+            record = await served.uploads.store.by_token(token_hash(token))
+            if record is not None and record.state is state:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the slot never became {state}")
+
+    await until(UploadState.RECEIVING)  # the server is reading the body
     writer.close()
     with contextlib.suppress(ConnectionError, ssl.SSLError):
         await writer.wait_closed()
-    for _ in range(100):  # the server notices the end of the connection
-        if not list((served.server.config.data_dir / "uploads").rglob("*.part")):
-            break
-        await asyncio.sleep(0.05)
+    await until(UploadState.SLOT)  # the client went away: the slot is free again
     assert files_on_disk(served) == []
     put = await served.client.put(url, content=data, headers={"Content-Type": "image/png"})
     assert put.status_code == 201
     assert (await served.client.get(url)).content == data
     assert "upload PUT abandoned by the client" in caplog.messages
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_an_upload_body_may_take_longer_than_other_bodies(tmp_path: Path) -> None:
+    """``https.body_timeout`` (1 s here) cuts slow forms; a PUT has ``upload.body_timeout``."""
+    async with serving(tmp_path, body_timeout="1s") as served:
+        data = os.urandom(100_000)
+        url = await served.slot(size=len(data))
+
+        async def slowly() -> AsyncIterator[bytes]:
+            yield data[:50_000]
+            await asyncio.sleep(1.5)
+            yield data[50_000:]
+
+        headers = {"Content-Type": "image/png", "Content-Length": str(len(data))}
+        put = await served.client.put(url, content=slowly(), headers=headers)
+        assert put.status_code == 201
+        assert (await served.client.get(url)).content == data

@@ -9,7 +9,8 @@ by what the client still owes us (h11's ``their_state``):
 - ``IDLE`` (a request head is due, on a new or a kept-alive connection): the
   whole head must have arrived within ``header_timeout``;
 - ``SEND_BODY`` (the head is in, the body is coming): the whole body must have
-  arrived within ``body_timeout``;
+  arrived within ``body_timeout`` (``upload_body_timeout`` for a file upload, a
+  request to :data:`UPLOAD_PREFIX`: files are larger than forms);
 - anything else (the request is complete and being answered, or the
   connection became a WebSocket): no deadline.
 
@@ -28,12 +29,16 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
 
+#: File uploads (XEP-0363, :mod:`carewire.web.upload`) have their own body deadline.
+UPLOAD_PREFIX = "/upload/"
+
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with header and body read deadlines (set by :func:`protocol`)."""
 
     header_timeout: float = 30.0
     body_timeout: float = 60.0
+    upload_body_timeout: float = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """As uvicorn's protocol; no deadline until the connection is made."""
@@ -70,7 +75,11 @@ class GuardedH11Protocol(H11Protocol):
         if state is h11.IDLE:
             self._deadline = self.loop.call_later(self.header_timeout, self._expired, "headers")
         elif state is h11.SEND_BODY:
-            self._deadline = self.loop.call_later(self.body_timeout, self._expired, "body")
+            path = str(self.scope.get("path", "")) if self.scope else ""
+            limit = (
+                self.upload_body_timeout if path.startswith(UPLOAD_PREFIX) else self.body_timeout
+            )
+            self._deadline = self.loop.call_later(limit, self._expired, "body")
 
     def _cancel(self) -> None:
         if self._deadline is not None:
@@ -86,10 +95,16 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def protocol(*, header_timeout: float, body_timeout: float) -> type[GuardedH11Protocol]:
+def protocol(
+    *, header_timeout: float, body_timeout: float, upload_body_timeout: float | None = None
+) -> type[GuardedH11Protocol]:
     """The protocol class for uvicorn's ``http`` setting, with these deadlines (seconds)."""
     return type(
         "GuardedH11",
         (GuardedH11Protocol,),
-        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+        {
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+            "upload_body_timeout": upload_body_timeout or body_timeout,
+        },
     )

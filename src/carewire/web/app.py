@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from carewire.net.context import NetContext
+from carewire.net.https import UPLOAD_PREFIX
 from carewire.net.websocket import serve_websocket
 from carewire.web.guard import BodyLimit, BodyLimits, ResponseHeaders
 
@@ -72,7 +73,3 @@ def create_app(
             await app(scope, receive, send)
 
     return by_path
-
-
-#: Where file sharing's URLs live (:mod:`carewire.web.upload`).
-UPLOAD_PREFIX = "/upload/"
