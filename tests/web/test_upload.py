@@ -282,6 +282,7 @@ async def test_a_client_gone_mid_body_frees_the_slot(
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
+@pytest.mark.slow  # its own server and a 1.5 s pause: about 3.5 s
 async def test_an_upload_body_may_take_longer_than_other_bodies(tmp_path: Path) -> None:
     """``https.body_timeout`` (1 s here) cuts slow forms; a PUT has ``upload.body_timeout``."""
     async with serving(tmp_path, body_timeout="1s") as served:
