@@ -32,6 +32,8 @@ from carewire.server import Server
 from tests.interop.slix import SlixClient, clients
 from tests.templates import prefill
 
+pytestmark = pytest.mark.interop
+
 DOMAIN = "carewire.test"
 PASSWORD = "correct horse battery"
 
