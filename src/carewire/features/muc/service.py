@@ -450,9 +450,26 @@ class MucService:
                 self.send(real, deepcopy(message))
 
     async def send_invitation(
-        self, room: Room, invitee: JID, *, inviter: JID | None, reason: str
+        self,
+        room: Room,
+        invitee: JID,
+        *,
+        inviter: JID | None,
+        reason: str,
+        has_body: bool = True,
     ) -> None:
-        """A mediated invitation (XEP-0045 §7.8.2) plus the XEP-0249 element, to the bare JID."""
+        """A mediated invitation (XEP-0045 §7.8.2) plus the XEP-0249 element, to the bare JID.
+
+        Args:
+            room: The room.
+            invitee: Who is invited.
+            inviter: Who invites (None: the server).
+            reason: Why (empty: no reason).
+            has_body: Whether to add a readable ``<body/>`` for clients that know
+                neither invitation. An invitation that accompanies a message
+                which already says it all (an alert) has none, so it is not
+                content of its own (not held, not a device's last message).
+        """
         msg = Element(
             st.MESSAGE, {"from": str(room.jid), "to": str(invitee), "id": secrets.token_hex(8)}
         )
@@ -462,7 +479,8 @@ class MucService:
             if inviter is not None
             else f"You were invited to the conversation {title}"
         )
-        SubElement(msg, f"{{{ns.CLIENT}}}body").text = f"{text}: {reason}" if reason else text
+        if has_body:
+            SubElement(msg, f"{{{ns.CLIENT}}}body").text = f"{text}: {reason}" if reason else text
         x = SubElement(msg, X_USER)
         invite = SubElement(x, f"{{{MUC_USER}}}invite", {"from": str(inviter)} if inviter else {})
         if reason:
