@@ -128,11 +128,18 @@ class MucService:
         is_unavailable: bool = False,
         new_nick: str | None = None,
         reason: str = "",
+        status: str = "",
     ) -> Element:
-        """An occupant's presence as ``viewer`` sees it (XEP-0045 §7.2.3)."""
+        """An occupant's presence as ``viewer`` sees it (XEP-0045 §7.2.3).
+
+        ``status`` is the text an occupant gave when leaving (§7.14: the exit
+        presence "MAY include a <status/> element", which the service passes on).
+        """
         presence = Element(st.PRESENCE, {"from": str(JID(room.name, self.domain, occupant.nick))})
         if is_unavailable:
             presence.set("type", "unavailable")
+            if status:
+                SubElement(presence, f"{{{ns.CLIENT}}}status").text = status
         else:
             presence.extend(deepcopy(c) for c in occupant.payload)
         x = SubElement(presence, X_USER)
@@ -158,6 +165,7 @@ class MucService:
         is_unavailable: bool = False,
         new_nick: str | None = None,
         reason: str = "",
+        status: str = "",
     ) -> None:
         """Send an occupant's presence to every occupant (itself too, with status 110)."""
         viewers = list(room.occupants.values())
@@ -177,6 +185,7 @@ class MucService:
                         is_unavailable=is_unavailable,
                         new_nick=new_nick,
                         reason=reason,
+                        status=status,
                     ),
                 )
 
@@ -242,9 +251,18 @@ class MucService:
         log.debug("%s entered %s", real, room.jid)
 
     async def leave(
-        self, room: Room, real: JID, *, codes: Sequence[int] = (), reason: str = ""
+        self,
+        room: Room,
+        real: JID,
+        *,
+        codes: Sequence[int] = (),
+        reason: str = "",
+        status: str = "",
     ) -> None:
-        """Remove one session from the room; the occupant leaves with its last session."""
+        """Remove one session from the room; the occupant leaves with its last session.
+
+        ``status`` is the occupant's own exit text, passed on to the others (§7.14).
+        """
         occupant = room.occupant_of(real)
         if occupant is None:
             return
@@ -259,12 +277,15 @@ class MucService:
                     codes=[110, *codes],
                     is_unavailable=True,
                     reason=reason,
+                    status=status,
                 ),
             )
             return
         occupant.sessions[real] = []  # so it receives its own unavailable presence
         del room.occupants[occupant.nick]
-        self.broadcast_presence(room, occupant, codes=codes, is_unavailable=True, reason=reason)
+        self.broadcast_presence(
+            room, occupant, codes=codes, is_unavailable=True, reason=reason, status=status
+        )
         occupant.sessions.clear()
         await self._dispose_if_empty(room)
 
