@@ -57,6 +57,7 @@ IM_FEATURES: tuple[str, ...] = (
 CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
+    "moderation",
     "expiry",
     "clinical_presence",
     "client_settings",
