@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serverproc import RunningServer, cli, init_data_dir, server_env, serving
+from tests.serverproc import RunningServer
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -113,19 +113,13 @@ def pane() -> Iterator[Pane]:
             )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    _tools()  # no server when there is no client to run
-    data_dir = tmp_path_factory.mktemp("profanity")
-    env = server_env()
-    init_data_dir(data_dir, accounts=0, env=env)
-    r = cli("demo", "--data-dir", str(data_dir), env=env)
-    assert r.returncode == 0, r.stderr
-    with serving(data_dir, accounts=0, env=env) as s:
-        yield s
+@pytest.fixture
+def server(pane: Pane, demo_server: RunningServer) -> RunningServer:
+    """The demo hospital's server (shared with test_alert_loop.py, which uses other staff)."""
+    return demo_server
 
 
-def _raise_call(server: RunningServer) -> None:
+def _raise_call(server: RunningServer) -> int:
     """A nurse call on Med-Surg 4-401A through the REST API (the demo's rule alerts the nurse)."""
     r = server.cli("token", "create", f"profanity-{time.monotonic_ns()}", "--role", "admin")
     assert r.returncode == 0, r.stderr
@@ -139,7 +133,7 @@ def _raise_call(server: RunningServer) -> None:
             "/datasets/NURSE_CALLS/records",
             json={
                 "values": {
-                    "call_id": "profanity-1",
+                    "call_id": f"profanity-{time.monotonic_ns()}",
                     "status": "Open",
                     "bed": {
                         "bed_number": "A",
@@ -149,6 +143,7 @@ def _raise_call(server: RunningServer) -> None:
             },
         )
     assert created.status_code == 201, created.text
+    return int(created.json()["id"])
 
 
 def test_profanity_shows_the_alert_text_and_the_invitation_apart(
@@ -161,8 +156,7 @@ def test_profanity_shows_the_alert_text_and_the_invitation_apart(
     pane.type(password)
     pane.wait_for("logged in successfully")
 
-    _raise_call(server)
-    room = f"nurse_calls-1@chat.{server.domain}"
+    room = f"nurse_calls-{_raise_call(server)}@chat.{server.domain}"
     console = pane.wait_for(f"<< chat message: {room} (win 2)")
     # The invitation is its own stanza: profanity shows it in the console as an invite.
     console = pane.wait_for(f"Use '/join {room}' to accept the invitation")
