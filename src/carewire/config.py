@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from carewire.config_contact import ContactSection, check_contact
 from carewire.errors import ConfigError
 
 CONFIG_FILE = "carewire.toml"
@@ -175,31 +176,6 @@ class EncryptionSection:
     enabled: bool = True  # false only to measure the cost: new values are then written in clear
     key_file: str = ""  # the key-encryption key; empty: <data dir>-keys/kek beside the data dir
     refresh_interval: str = "30s"  # how often a running server loads keys a rotation made
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContactSection:
-    """[contact]: the server's contact addresses, as URIs, in its disco#info (XEP-0157).
-
-    Each key is a list of URIs (``mailto:``, ``xmpp:``, ``https:``, ``tel:``…);
-    empty keys are not advertised.
-    """
-
-    abuse: tuple[str, ...] = ()
-    admin: tuple[str, ...] = ()
-    feedback: tuple[str, ...] = ()
-    sales: tuple[str, ...] = ()
-    security: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()
-    support: tuple[str, ...] = ()
-
-    def addresses(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """The XEP-0157 fields to advertise: (``abuse-addresses``, URIs), non-empty only."""
-        return tuple(
-            (f"{f.name}-addresses", getattr(self, f.name))
-            for f in fields(self)
-            if getattr(self, f.name)
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -394,7 +370,7 @@ def _validate(cfg: Config) -> None:
     _validate_mail(cfg)
     _validate_audit(cfg)
     _validate_encryption(cfg)
-    _validate_contact(cfg)
+    check_contact(cfg.contact)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -403,21 +379,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
         )
-
-
-#: A URI as XEP-0157 wants them: a scheme, a colon, and no white space (RFC 3986 §3.1).
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
-MAX_CONTACT_URI = 512
-
-
-def _validate_contact(cfg: Config) -> None:
-    for f in fields(cfg.contact):
-        for uri in getattr(cfg.contact, f.name):
-            if len(uri) > MAX_CONTACT_URI or not _URI.fullmatch(uri):
-                raise ConfigError(
-                    f"contact.{f.name}: {uri[:80]!r} is not a URI "
-                    "(e.g. mailto:it@example.org, xmpp:admin@example.org, https://…)"
-                )
 
 
 def _validate_https(cfg: Config) -> None:

@@ -21,8 +21,8 @@ from xml.etree.ElementTree import Element, SubElement
 from carewire.core import hook_names as H
 from carewire.core.events import RoomEvent, RoomMessageEvent
 from carewire.core.feature import FeatureContext
+from carewire.features.muc import stanzas
 from carewire.features.muc.model import (
-    CONFERENCE,
     MAX_ROOM_USERS,
     MEMBER_AFFILIATIONS,
     MUC_USER,
@@ -400,21 +400,9 @@ class MucService:
         """XEP-0045 §10.9: tell every occupant, then forget the room."""
         for occupant in list(room.occupants.values()):
             for real in list(occupant.sessions):
-                presence = Element(
-                    st.PRESENCE,
-                    {
-                        "type": "unavailable",
-                        "from": str(JID(room.name, self.domain, occupant.nick)),
-                    },
+                presence = stanzas.destroyed(
+                    JID(room.name, self.domain, occupant.nick), reason=reason, alternate=alternate
                 )
-                x = SubElement(presence, X_USER)
-                SubElement(x, f"{{{MUC_USER}}}item", {"affiliation": "none", "role": "none"})
-                destroy = SubElement(
-                    x, f"{{{MUC_USER}}}destroy", {"jid": alternate} if alternate else {}
-                )
-                if reason:
-                    SubElement(destroy, f"{{{MUC_USER}}}reason").text = reason
-                _status(x, [110])
                 self.send(real, presence)
                 self._forget_session(room, occupant, real)
         room.occupants.clear()
@@ -479,41 +467,8 @@ class MucService:
         reason: str,
         has_body: bool = True,
     ) -> None:
-        """A mediated invitation (XEP-0045 §7.8.2) plus the XEP-0249 element, to the bare JID.
-
-        Args:
-            room: The room.
-            invitee: Who is invited.
-            inviter: Who invites (None: the server).
-            reason: Why (empty: no reason).
-            has_body: Whether to add a readable ``<body/>`` for clients that know
-                neither invitation. An invitation that accompanies a message
-                which already says it all (an alert) has none, so it is not
-                content of its own (not held, not a device's last message).
-        """
-        msg = Element(
-            st.MESSAGE, {"from": str(room.jid), "to": str(invitee), "id": secrets.token_hex(8)}
-        )
-        title = room.config.name or room.name
-        text = (
-            f"{inviter.bare} invited you to the conversation {title}"
-            if inviter is not None
-            else f"You were invited to the conversation {title}"
-        )
-        if has_body:
-            SubElement(msg, f"{{{ns.CLIENT}}}body").text = f"{text}: {reason}" if reason else text
-        x = SubElement(msg, X_USER)
-        invite = SubElement(x, f"{{{MUC_USER}}}invite", {"from": str(inviter)} if inviter else {})
-        if reason:
-            SubElement(invite, f"{{{MUC_USER}}}reason").text = reason
-        if room.config.password:
-            SubElement(x, f"{{{MUC_USER}}}password").text = room.config.password
-        attrs = {"jid": str(room.jid)}
-        if reason:
-            attrs["reason"] = reason
-        if room.config.password:
-            attrs["password"] = room.config.password
-        SubElement(msg, f"{{{CONFERENCE}}}x", attrs)
+        """Send :func:`.stanzas.invitation` to the invitee's bare JID (stored if offline)."""
+        msg = stanzas.invitation(room, invitee, inviter=inviter, reason=reason, has_body=has_body)
         await self.ctx.router.route(msg, from_jid=room.jid, to_jid=invitee.bare)
 
     # -- the server-side API ----------------------------------------------------
