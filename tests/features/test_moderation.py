@@ -92,6 +92,13 @@ async def test_a_moderator_retracts_a_message_for_everyone_and_in_the_archive(h:
     assert moderated is not None and moderated.get("by") == f"{ROOM}/Alice"
     assert retracted.findtext(f"{{{RETRACT}}}reason") == "Wrong patient"
 
+    # The audit trail names the act, never the text or the reason.
+    assert h.platform is not None
+    entries, _ = await h.platform.audit.store.entries(action="muc.moderate")
+    [entry] = entries
+    assert (entry.event.actor, entry.event.target) == ("xmpp:alice", ROOM)
+    assert entry.event.details == {"message": sid, "moderator": f"{ROOM}/Alice", "archived": True}
+
     # Someone joining now does not get it in the history.
     carol, c_sink = await h.login("carol")
     await join(h, carol, "ward", "Carol")

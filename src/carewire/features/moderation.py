@@ -14,7 +14,9 @@ The room then (1) drops the message from the history it replays to joiners,
 (2) replaces it in the room's archive with a tombstone (XEP-0425 §4: its body
 and elements become ``<retracted/>`` holding ``<moderated by=''/>`` and the
 reason), so MAM never returns the text again, (3) broadcasts the moderated
-retraction to every occupant, and (4) answers with an empty result. Errors:
+retraction to every occupant, (4) records ``muc.moderate`` in the audit trail
+(room, message id, moderator; never the text or the reason), and (5) answers
+with an empty result. Errors:
 ``forbidden`` for anyone not a moderator of the room now, ``item-not-found``
 for an id that names no message of this room, ``bad-request`` without an id,
 ``feature-not-implemented`` for a moderation other than a retraction.
@@ -35,6 +37,7 @@ from carewire.features.muc.model import Role, Room
 from carewire.features.muc.service import MucService
 from carewire.features.tracking import MessageTracker, archive, stanzas
 from carewire.features.tracking.ops import room_key
+from carewire.security.audit import AuditEvent, AuditTrail, Channel
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
@@ -75,11 +78,16 @@ class Moderation:
     """The ``<moderate/>`` IQ handler of every room."""
 
     def __init__(
-        self, ctx: FeatureContext, muc: MucService, datasets: DatasetService | None
+        self,
+        ctx: FeatureContext,
+        muc: MucService,
+        datasets: DatasetService | None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.ctx = ctx
         self.muc = muc
         self.datasets = datasets
+        self.audit = audit
 
     async def moderate(self, iq: IqRequest) -> Element | None:
         """Retract a message of the room as its moderator (see the module's docstring)."""
@@ -94,12 +102,24 @@ class Moderation:
         moderator = self._moderator(room, iq.from_jid)
         reason = (iq.payload.findtext(f"{{{MODERATE}}}reason") or "").strip()
         reason = reason[:MAX_REASON_LENGTH]
-        in_archive = await self._tombstone(room.jid, target, by=moderator, reason=reason)
+        in_archive = await self._tombstone(
+            room.jid, target, by=moderator, reason=reason, login=iq.from_jid.localpart or ""
+        )
         in_history = self.muc.forget_messages(room.jid, {target}) > 0
         if not (in_archive or in_history):
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such message in this room")
         self.muc.broadcast(room, retraction(room.jid, target, by=moderator, reason=reason))
         log.info("room %s: a message was retracted by moderator %s", room.jid, moderator)
+        if self.audit is not None:
+            await self.audit.record(
+                AuditEvent(
+                    actor=f"xmpp:{iq.from_jid.localpart}",
+                    channel=Channel.XMPP,
+                    action="muc.moderate",
+                    target=str(room.jid),
+                    details={"message": target, "moderator": moderator, "archived": in_archive},
+                )
+            )
         return None
 
     def _moderator(self, room: Room, requester: JID) -> str:
@@ -112,7 +132,7 @@ class Moderation:
             )
         return str(JID(room.name, self.muc.domain, occupant.nick))
 
-    async def _tombstone(self, room: JID, target: str, *, by: str, reason: str) -> bool:
+    async def _tombstone(self, room: JID, target: str, *, by: str, reason: str, login: str) -> bool:
         """Replace the archived message with its tombstone; False if it is not archived here."""
         if self.datasets is None:
             return False
@@ -130,18 +150,15 @@ class Moderation:
             "message": "",
             "elements": serialize(tombstone(by=by, reason=reason, stamp=stamp), None),
         }
-        await self.datasets.update("MESSAGES", found.id, changes, origin=_origin(by))
+        origin = Origin(adapter=None, actor=f"xmpp:{login}", depth=0)
+        await self.datasets.update("MESSAGES", found.id, changes, origin=origin)
         return True
-
-
-def _origin(by: str) -> Origin:
-    return Origin(adapter=None, actor=f"xmpp:{by}", depth=0)
 
 
 def setup(ctx: FeatureContext) -> None:
     """Answer ``<moderate/>`` in every room and advertise it in the rooms' disco#info."""
     muc = ctx.require(MucService)
-    moderation = Moderation(ctx, muc, ctx.find(DatasetService))
+    moderation = Moderation(ctx, muc, ctx.find(DatasetService), ctx.find(AuditTrail))
     ctx.iq.register(
         f"{{{MODERATE}}}moderate", moderation.moderate, types=("set",), targets=(IqTarget.ROOM,)
     )
