@@ -85,7 +85,7 @@ class Pane:
 def pane() -> Iterator[Pane]:
     profanity, tmux = _tools()
     # A short directory: the tmux socket path must fit a sockaddr_un.
-    with tempfile.TemporaryDirectory(prefix="cw-prof-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cw-prof-", ignore_cleanup_errors=True) as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
         env = {
