@@ -53,6 +53,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+#: Modules that share a session server with another module run on its worker, so it starts once.
+_SHARED_GROUPS = {"interop/test_profanity.py": "interop/test_alert_loop.py"}  # the demo server
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark ``slow`` and ``e2e`` tests, and group server modules, by where they live.
 
@@ -69,7 +73,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     marker = _DIRECTORY_MARKERS.get(path.parts[0])
     if marker is not None:
         item.add_marker(marker)
-        item.add_marker(pytest.mark.xdist_group(module))
+        item.add_marker(pytest.mark.xdist_group(_SHARED_GROUPS.get(module, module)))
     name = item.originalname if isinstance(item, pytest.Function) else item.name
     if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
         item.add_marker("slow")

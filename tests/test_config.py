@@ -193,3 +193,32 @@ def test_audit_section_errors(tmp_path: Path, env: dict[str, str], message: str)
     with pytest.raises(ConfigError, match=message) as err:
         load(data, env=env)
     assert "outside the data directory" in str(err.value) or "between" in str(err.value)
+
+
+def test_contact_section(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, render_default("h.example")), env={})
+    assert cfg.contact.addresses() == ()
+    text = render_default("h.example") + (
+        "\n[contact]\nadmin = ['mailto:xmpp@h.example', 'xmpp:admin@h.example']\n"
+        "support = ['https://h.example/help']\n"
+    )
+    cfg = load(write(tmp_path, text), env={"CAREWIRE_CONTACT_ABUSE": "mailto:abuse@h.example"})
+    assert cfg.contact.addresses() == (
+        ("abuse-addresses", ("mailto:abuse@h.example",)),
+        ("admin-addresses", ("mailto:xmpp@h.example", "xmpp:admin@h.example")),
+        ("support-addresses", ("https://h.example/help",)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("admin = ['xmpp@h.example']", "contact.admin: 'xmpp@h.example' is not a URI"),
+        ("abuse = ['mailto: a@h.example']", "contact.abuse: 'mailto: a@h.example' is not a URI"),
+        ("support = 'https://h.example'", "contact.support: expected a list of strings"),
+        ("phone = ['tel:+15551234']", "contact.phone: unknown key"),
+    ],
+)
+def test_contact_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, render_default("h.example") + f"\n[contact]\n{text}\n"), env={})

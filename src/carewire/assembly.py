@@ -179,6 +179,7 @@ def feature_config(cfg: Config) -> FeatureConfig:
         expiry_check_interval=parse_duration(
             x.expiry_check_interval, "xmpp.expiry_check_interval"
         ).total_seconds(),
+        contact_addresses=cfg.contact.addresses(),
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from carewire.config_upload import UploadSection, validate_upload
+from carewire.config_contact import ContactSection, check_contact
 from carewire.errors import ConfigError
 
 CONFIG_FILE = "carewire.toml"
@@ -204,6 +205,7 @@ class Config:
     encryption: EncryptionSection = field(default_factory=EncryptionSection)
     upload: UploadSection = field(default_factory=UploadSection)
     log: LogSection = field(default_factory=LogSection)
+    contact: ContactSection = field(default_factory=ContactSection)
 
     @property
     def database_url(self) -> str:
@@ -271,6 +273,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "encryption": EncryptionSection,
     "upload": UploadSection,
     "log": LogSection,
+    "contact": ContactSection,
 }
 
 
@@ -371,6 +374,7 @@ def _validate(cfg: Config) -> None:
     _validate_audit(cfg)
     _validate_encryption(cfg)
     validate_upload(cfg.upload, parse_duration)
+    check_contact(cfg.contact)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"

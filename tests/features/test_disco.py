@@ -170,3 +170,42 @@ async def test_disco_set_is_not_supported(h: Harness) -> None:
         "alice", f"<iq type='set' id='d10' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
     )
     assert error_condition(reply) == "service-unavailable"
+
+
+async def test_server_info_carries_the_contact_addresses(tmp_path: Path) -> None:
+    """XEP-0157: the serverinfo form, from the [contact] settings."""
+    from carewire.core.feature import FeatureConfig
+    from carewire.features.disco import SERVERINFO
+
+    addresses = (
+        ("abuse-addresses", ("mailto:abuse@example.test",)),
+        ("admin-addresses", ("mailto:xmpp@example.test", "xmpp:admin@example.test")),
+    )
+    h = await make_harness(
+        tmp_path, features=["disco"], config=FeatureConfig(contact_addresses=addresses)
+    )
+    try:
+        reply = await h.ask(
+            "alice",
+            f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>",
+        )
+    finally:
+        await h.close()
+    [form] = reply.iter(f"{{{ns.DATA_FORMS}}}x")
+    assert form.get("type") == "result"
+    values = {
+        f.get("var"): [v.text for v in f.iter(f"{{{ns.DATA_FORMS}}}value")]
+        for f in form.iter(f"{{{ns.DATA_FORMS}}}field")
+    }
+    assert values == {
+        "FORM_TYPE": [SERVERINFO],
+        "abuse-addresses": ["mailto:abuse@example.test"],
+        "admin-addresses": ["mailto:xmpp@example.test", "xmpp:admin@example.test"],
+    }
+
+
+async def test_server_info_has_no_form_without_contact_addresses(h: Harness) -> None:
+    reply = await h.ask(
+        "alice", f"<iq type='get' id='d1' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+    )
+    assert list(reply.iter(f"{{{ns.DATA_FORMS}}}x")) == []

@@ -341,3 +341,49 @@ async def test_archive_sees_messages_routed_just_before(h: Harness) -> None:
     results, _ = await mam(h, alice)
     assert bodies(results) == ["just now"]
     assert len(await records(h, "MESSAGES")) == 1
+
+
+async def _page_back_one_by_one(
+    h: Harness, session: Session, to: str = ""
+) -> tuple[list[str], list[str | None]]:
+    """Page backwards with max=1 from the end (``<before/>``) until ``complete='true'``.
+
+    Returns the bodies, oldest first, and each page's ``<first index=''/>`` in request order.
+    """
+    got: list[str] = []
+    indexes: list[str | None] = []
+    before = ""
+    for _ in range(20):
+        results, reply = await mam(h, session, rsm(max="1", before=before), to=to)
+        assert reply.get("type") == "result", reply
+        assert len(results) == 1, bodies(results)
+        got[:0] = bodies(results)
+        s = fin_set(reply)
+        result = results[0].find(RESULT)
+        assert result is not None
+        # A one-message page: <first/> and <last/> both name it.
+        assert s.findtext(f"{{{RSM}}}first") == s.findtext(f"{{{RSM}}}last") == result.get("id")
+        indexes.append(s.find(f"{{{RSM}}}first").get("index"))  # type: ignore[union-attr]
+        assert s.findtext(f"{{{RSM}}}count") == "7"
+        fin = reply.find(f"{{{MAM}}}fin")
+        assert fin is not None
+        if fin.get("complete") == "true":
+            return got, indexes
+        before = str(s.findtext(f"{{{RSM}}}first"))
+    raise AssertionError(f"paging never completed: {got}")
+
+
+@pytest.mark.parametrize("apart", [0, 1])
+async def test_paging_backwards_one_message_at_a_time_returns_each_message(
+    h: Harness, apart: int
+) -> None:
+    alice, _ = await h.login("alice")
+    await h.login("bob")
+    texts = [f"n{i}" for i in range(7)]
+    for i, text in enumerate(texts):
+        await chat(h, "alice" if i % 2 == 0 else "bob", "bob" if i % 2 == 0 else "alice", text)
+        h.clock.advance(apart)  # 0: a burst, every message received in the same instant
+    got, indexes = await _page_back_one_by_one(h, alice)
+    assert got == texts
+    # The last page has no index: slixmpp would take "6 + 1 == count" for the end (COMPAT #14).
+    assert indexes == [None, "5", "4", "3", "2", "1", "0"]

@@ -8,12 +8,35 @@ import pytest
 
 from tests.interop.rawclient import close_leftover_clients
 from tests.interop.slix import SlixClient, clients
-from tests.serverproc import RunningServer, running_server
+from tests.serverproc import (
+    RunningServer,
+    cli,
+    init_data_dir,
+    running_server,
+    server_env,
+    serving,
+)
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("server"), accounts=400) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server with ``carewire demo`` loaded (the hospital, its staff and nurse-call rules).
+
+    Shared by the alert tests of several modules (test_alert_loop, test_profanity): each uses
+    staff and beds of its own, and reads room names from what it created.
+    """
+    data_dir = tmp_path_factory.mktemp("demo")
+    env = server_env()
+    init_data_dir(data_dir, accounts=0, env=env)
+    r = cli("demo", "--data-dir", str(data_dir), env=env)
+    assert r.returncode == 0, r.stderr
+    with serving(data_dir, accounts=0, env=env) as s:
         yield s
 
 

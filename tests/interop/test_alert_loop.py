@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from slixmpp.xmlstream import ET
 
 from tests.interop.helpers import log_tail
 from tests.interop.slix import SlixClient
-from tests.serverproc import RunningServer, cli, init_data_dir, server_env, serving
+from tests.serverproc import RunningServer
 
 pytestmark = pytest.mark.interop
 
@@ -39,15 +39,10 @@ ON_SHIFT_NURSE, OFF_SHIFT_DOCTOR = "nurse.evans", "dr.garcia"
 DND_NURSE, DND_SENDER = "nurse.foster", "dr.hughes"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("alert-loop")
-    env = server_env()
-    init_data_dir(data_dir, accounts=0, env=env)
-    r = cli("demo", "--data-dir", str(data_dir), env=env)
-    assert r.returncode == 0, r.stderr
-    with serving(data_dir, accounts=0, env=env) as s:
-        yield s
+@pytest.fixture
+def server(demo_server: RunningServer) -> RunningServer:
+    """The demo hospital's server (shared with test_profanity.py, which uses other staff)."""
+    return demo_server
 
 
 @pytest.fixture

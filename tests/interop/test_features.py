@@ -11,13 +11,14 @@ import asyncio
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.interop.helpers import own_server, raw_login
 from tests.interop.rawclient import RawClient
+from tests.interop.slix import SlixClient
 from tests.serverproc import RunningServer
 
 pytestmark = pytest.mark.interop
@@ -283,11 +284,12 @@ async def test_version_is_hidden_by_default(server: RunningServer) -> None:
 
 @pytest.fixture(scope="module")
 def options_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """Registration on, version visible, offline messages kept only 2 s."""
+    """Registration on, version visible, offline messages kept only 2 s, contact addresses."""
     env = {
         "CAREWIRE_XMPP_REGISTER_ENABLED": "true",
         "CAREWIRE_XMPP_VERSION_VISIBLE": "true",
         "CAREWIRE_XMPP_OFFLINE_MESSAGE_TIMEOUT": "2s",
+        "CAREWIRE_CONTACT_ADMIN": "mailto:xmpp@carewire.test,xmpp:admin@carewire.test",
     }
     with own_server(tmp_path_factory, "options", env, accounts=10) as server:
         yield server
@@ -368,3 +370,21 @@ async def test_in_band_registration(options_server: RunningServer) -> None:
     await new.end_stream()
     listed = await asyncio.to_thread(server.cli, "user", "list")
     assert f"{login}@{server.domain}" in listed.stdout, listed.stdout
+
+
+async def test_contact_addresses_in_the_server_disco(
+    options_server: RunningServer, slix: Callable[..., Awaitable[SlixClient]]
+) -> None:
+    """XEP-0157: slixmpp reads the serverinfo form the [contact] settings make."""
+    login, password = options_server.account()
+    client = await slix(options_server, login, password)
+    info = await client.plugin["xep_0030"].get_info(jid=options_server.domain, timeout=10)
+    [form] = info.xml.iter("{jabber:x:data}x")
+    values = {
+        f.get("var"): [v.text for v in f.iter("{jabber:x:data}value")]
+        for f in form.iter("{jabber:x:data}field")
+    }
+    assert values == {
+        "FORM_TYPE": ["http://jabber.org/network/serverinfo"],
+        "admin-addresses": ["mailto:xmpp@carewire.test", "xmpp:admin@carewire.test"],
+    }

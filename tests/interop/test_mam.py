@@ -142,3 +142,19 @@ async def _queue(client: SlixClient, event: str) -> Any:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     client.xmpp.add_event_handler(event, queue.put_nowait)
     return queue
+
+
+async def test_paging_backwards_one_message_at_a_time(server: RunningServer, slix: Slix) -> None:
+    """slixmpp's reverse iteration with max=1 (``<before/>``, then ``<before>FIRST</before>``)."""
+    a_login, a_pw = server.account()
+    b_login, b_pw = server.account()
+    alice = await slix(server, a_login, a_pw, configure=_plugins)
+    bob = await slix(server, b_login, b_pw, configure=_plugins)
+    for c in (alice, bob):
+        await _online(c)
+    texts = [f"back {i}" for i in range(7)]
+    for text in texts:
+        alice.xmpp.send_message(mto=JID(bob.jid.bare), mbody=text, mtype="chat")
+    await bob.next_matching(bob.messages, _has_body(texts[-1]))
+    newest_first = await _archive(alice, reverse=True, rsm={"max": 1})
+    assert [_body(r) for r in newest_first] == texts[::-1]

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 import slixmpp
 from slixmpp import JID
+from slixmpp.xmlstream import ET
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.interop.rawclient import HOST
 from tests.interop.slix import SlixClient
@@ -171,3 +174,47 @@ async def test_aioxmpp_join_and_message(
     assert member.nick == "Alice"
     await asyncio.wait_for(b_room.leave(), TIMEOUT)
     await asyncio.wait_for(a_room.leave(), TIMEOUT)
+
+
+async def test_slixmpp_moderation_and_exit_status(server: RunningServer, slix: Factory) -> None:
+    """XEP-0425: the owner retracts bob's message for everyone; bob's exit status reaches her."""
+    a_login, a_pw = server.account()
+    b_login, b_pw = server.account()
+    alice = await slix(server, a_login, a_pw, configure=_muc_plugins)
+    bob = await slix(server, b_login, b_pw, configure=_muc_plugins)
+    room = _room(server)
+    muc_a, muc_b = alice.plugin["xep_0045"], bob.plugin["xep_0045"]
+    await muc_a.join_muc_wait(room, "Alice", timeout=TIMEOUT)
+    submit = alice.xmpp.plugin["xep_0004"].make_form(ftype="submit")  # type: ignore[no-untyped-call]
+    await muc_a.set_room_config(room, submit, timeout=TIMEOUT)
+    a_messages = await _events(alice, "groupchat_message")
+    # slixmpp's message events need a body: catch retractions with a handler of our own.
+    retractions: asyncio.Queue[Any] = asyncio.Queue()
+    bob.xmpp.register_handler(
+        Callback(
+            "retractions",
+            MatchXPath("{jabber:client}message/{urn:xmpp:message-retract:1}retract"),
+            retractions.put_nowait,
+        )
+    )
+    await muc_b.join_muc_wait(room, "Bob", timeout=TIMEOUT)
+    bob.xmpp.send_message(mto=room, mbody="bed 4: wrong chart", mtype="groupchat")
+    said = await alice.next_matching(a_messages, lambda m: m["body"] == "bed 4: wrong chart")
+    sid = said.xml.find("{urn:xmpp:sid:0}stanza-id")
+    assert sid is not None and sid.get("by") == str(room)
+
+    iq = alice.xmpp.Iq(stype="set", sto=room)
+    moderate = ET.SubElement(iq.xml, "{urn:xmpp:message-moderate:1}moderate", {"id": sid.get("id")})
+    ET.SubElement(moderate, "{urn:xmpp:message-retract:1}retract")
+    ET.SubElement(moderate, "{urn:xmpp:message-moderate:1}reason").text = "wrong patient"
+    assert (await iq.send(timeout=TIMEOUT))["type"] == "result"  # type: ignore[no-untyped-call]
+    retraction = await bob.next(retractions)
+    retract = retraction.xml.find("{urn:xmpp:message-retract:1}retract")
+    assert retract.get("id") == sid.get("id")
+    moderated = retract.find("{urn:xmpp:message-moderate:1}moderated")
+    assert moderated is not None and moderated.get("by") == f"{room}/Alice"
+
+    presences = await _events(alice, f"muc::{room}::presence")
+    muc_b.leave_muc(room, "Bob", msg="off to theatre")
+    gone = await alice.next_matching(presences, lambda p: p["type"] == "unavailable")
+    assert gone["status"] == "off to theatre"

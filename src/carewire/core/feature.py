@@ -160,6 +160,8 @@ class FeatureConfig:
     smacks_max_unacked: int = 1000  # unacknowledged stanzas kept per session, at most
     csi_max_held: int = 500  # XEP-0352: stanzas held back for an inactive client, at most
     expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
+    # XEP-0157: (field var, URIs) of the serverinfo form in the server's disco#info.
+    contact_addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(slots=True)

@@ -58,6 +58,7 @@ IM_FEATURES: tuple[str, ...] = (
 CLINICAL_FEATURES: tuple[str, ...] = (
     "tracking",
     "mam",
+    "moderation",
     "expiry",
     "clinical_presence",
     "client_settings",

@@ -37,6 +37,8 @@ _DISCO_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS)
 #: The acknowledgement feature, hidden while the XMPP adapter disables acknowledgements
 #: (kept as a name of this module for its importers).
 ACK_FEATURE = ns.ACK
+#: XEP-0157's FORM_TYPE for the server's contact addresses.
+SERVERINFO = "http://jabber.org/network/serverinfo"
 
 
 def _info(identities: Iterable[tuple[str, str, str]], features: Iterable[str]) -> Element:
@@ -49,6 +51,24 @@ def _info(identities: Iterable[tuple[str, str, str]], features: Iterable[str]) -
     for var in sorted(set(features)):
         SubElement(query, f"{{{ns.DISCO_INFO}}}feature", {"var": var})
     return query
+
+
+def serverinfo_form(addresses: Iterable[tuple[str, tuple[str, ...]]]) -> Element:
+    """XEP-0157: the contact addresses as an XEP-0128 form in the server's disco#info.
+
+    "This information MUST be scoped using a FORM_TYPE of
+    "http://jabber.org/network/serverinfo"".
+    """
+    form = Element(f"{{{ns.DATA_FORMS}}}x", {"type": "result"})
+    form_type = SubElement(
+        form, f"{{{ns.DATA_FORMS}}}field", {"var": "FORM_TYPE", "type": "hidden"}
+    )
+    SubElement(form_type, f"{{{ns.DATA_FORMS}}}value").text = SERVERINFO
+    for var, uris in addresses:
+        field = SubElement(form, f"{{{ns.DATA_FORMS}}}field", {"var": var, "type": "list-multi"})
+        for uri in uris:
+            SubElement(field, f"{{{ns.DATA_FORMS}}}value").text = uri
+    return form
 
 
 def _check_node(req: IqRequest) -> None:
@@ -73,7 +93,10 @@ class Disco:
         _check_node(req)
         identities = [("server", "im", self.ctx.config.server_name)]
         identities.extend(self.ctx.disco.server_identities)
-        return _info(identities, self._visible(self.ctx.disco.server_features))
+        query = _info(identities, self._visible(self.ctx.disco.server_features))
+        if self.ctx.config.contact_addresses:
+            query.append(serverinfo_form(self.ctx.config.contact_addresses))
+        return query
 
     async def server_items(self, req: IqRequest) -> Element | None:
         """disco#items to the server: the sub-services that answer (chat.DOMAIN for rooms)."""

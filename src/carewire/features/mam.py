@@ -169,7 +169,7 @@ class Archive:
         paging = await self._paging(iq.payload, f)
         page = await archive.fetch(self.svc, f, paging)
         await self._send(iq, page, convs, is_room=is_room)
-        return self._fin(page)
+        return self._fin(page, is_backward=paging.is_backward)
 
     def _with(self, values: dict[str, list[str]]) -> str | None:
         text = _single(values, "with")
@@ -305,11 +305,11 @@ class Archive:
         return self._content(make(f"{{{ns.CLIENT}}}message", attrs), rec)
 
     @staticmethod
-    def _fin(page: ArchivePage) -> Element:
+    def _fin(page: ArchivePage, *, is_backward: bool) -> Element:
         rsm = make(f"{{{RSM}}}set")
         if page.records:
             first = make(f"{{{RSM}}}first", None, text=str(page.records[0].get("uuid")))
-            if page.first_index is not None:
+            if page.first_index is not None and not _ends_the_set(page, is_backward):
                 first.set("index", str(page.first_index))
             rsm.append(first)
             rsm.append(make(f"{{{RSM}}}last", None, text=str(page.records[-1].get("uuid"))))
@@ -377,6 +377,21 @@ class Archive:
             make(f"{{{MAM}}}always"),
             make(f"{{{MAM}}}never"),
         )
+
+
+def _ends_the_set(page: ArchivePage, is_backward: bool) -> bool:
+    """Whether a page paged backwards ends at the end of the result set (its index is left out).
+
+    COMPAT(#14): XEP-0059 §2.4 says the index "SHOULD" be there, and for the last
+    page "SHOULD be the specified count minus the number of items in the last
+    page"; a client paging backwards (slixmpp's ResultIterator, used by poezio)
+    reads exactly that as "the set is exhausted" and stops after the first page
+    of ``<before/>``. The spec allows the attribute to be left out ("MAY be
+    omitted"), so on that page only it is: clients then page on until the page
+    that reaches the start (``complete='true'``, index 0) or an empty page.
+    """
+    index = page.first_index
+    return is_backward and index is not None and index + len(page.records) >= page.count
 
 
 def _muc_decision(ctx: FeatureContext, room: JID, requester: JID) -> bool | None:

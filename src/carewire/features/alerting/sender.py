@@ -6,10 +6,13 @@ nurse's room and sees what happened there (a mass alert gets a room of its
 own). The alert is recorded once, as a MESSAGES record of that room whose
 uuid is the alert id, and committed before anyone can see (and answer) it;
 each recipient to be notified then gets a direct message from the room
-carrying the readable text, the ``urn:carewire:alert:0`` element
-(:mod:`carewire.xmpp.alert`), an invitation to the room and the alert's
+carrying the readable text as an ordinary ``<body/>``, the
+``urn:carewire:alert:0`` element (:mod:`carewire.xmpp.alert`) and the alert's
 stanza-id, so delivery to each recipient (sent, received, displayed,
-acknowledged) is tracked like any message. Without Re-Alert, recipients who
+acknowledged) is tracked like any message; then the invitation to the room,
+as a stanza of its own. The invitation is not in the alert message because
+ordinary clients that see an invitation (XEP-0249 or XEP-0045 mediated) in a
+message show the invitation and not the body (issue 14). Without Re-Alert, recipients who
 were already alerted for the record are not notified again. Last, the
 firing's DELIVERIES record is linked to the alert's MESSAGES record, which
 is how a response finds the rule that sent the alert.
@@ -43,7 +46,6 @@ from carewire.xmpp.xml import make
 
 log = logging.getLogger(__name__)
 
-CONFERENCE_NS = "jabber:x:conference"
 MARKERS_NS = "urn:xmpp:chat-markers:0"
 HINTS_NS = "urn:xmpp:hints"
 
@@ -107,9 +109,13 @@ class AlertSender:
         )
         await self.tracker.flush()  # recorded before anyone can see (and answer) it
         await self._describe_conversation(room, request)
+        invitation_room = self.muc.room(room)
         for user in notify:
             message = self._message(room, user, alert_id, body, element)
             await self.ctx.router.route(message, from_jid=room, to_jid=user)
+            await self.muc.send_invitation(
+                invitation_room, user, inviter=None, reason=request.subject, has_body=False
+            )
         if self.coverage is not None and alert.offered:
             await self.coverage.alerted(
                 [u.localpart for u in notify if u.localpart is not None],
@@ -265,7 +271,6 @@ class AlertSender:
         )
         msg.append(make(f"{{{ns.CLIENT}}}body", text=body))
         msg.append(deepcopy(alert))
-        msg.append(make(f"{{{CONFERENCE_NS}}}x", {"jid": str(room)}))
         msg.append(make(f"{{{MARKERS_NS}}}markable"))
         msg.append(make(f"{{{HINTS_NS}}}store"))
         stanzas.stamp(msg, str(room), alert_id)

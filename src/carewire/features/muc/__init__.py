@@ -3,7 +3,8 @@
 Modules: :mod:`.model` (room state, pure), :mod:`.forms` (muc#roomconfig and
 muc#roominfo forms), :mod:`.service` (state changes, delivery and the
 server-side :class:`MucService` API), :mod:`.handlers` (presence and messages)
-and :mod:`.admin` (IQs: disco, muc#owner, muc#admin). XEP-0249 direct
+and :mod:`.admin` (IQs: disco, muc#owner, muc#admin); :mod:`.stanzas` builds invitations
+and the destruction presence. XEP-0249 direct
 invitations go from user to user and need nothing from the service beyond
 making the invitee a member.
 """

@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from carewire.features.muc.model import (
     MAX_NICK_LENGTH,
+    MAX_STATUS_LENGTH,
     MEMBER_AFFILIATIONS,
     MUC,
     MUC_USER,
@@ -98,9 +99,18 @@ class StanzaHandlers:
         """Join, presence update, nick change or exit (XEP-0045 §7.2, §7.6, §7.14)."""
         ptype = stanza.get("type")
         room = self.svc.find(to)
-        if ptype in ("unavailable", "error"):
+        if ptype == "unavailable":
             if room is not None and real in room.by_real:
-                await self.svc.leave(room, real)
+                # §7.14: the exit presence "MAY include a <status/> element" for the others.
+                status = (stanza.findtext(f"{{{ns.CLIENT}}}status") or "").strip()
+                await self.svc.leave(room, real, status=status[:MAX_STATUS_LENGTH])
+            return
+        if ptype == "error":
+            if room is not None and real in room.by_real:
+                # The occupant's client bounced a presence the room sent it: it is gone.
+                # Status 333 (XEP-0045, status code registry): "Inform users that a user was removed
+                # because of an error reply".
+                await self.svc.leave(room, real, codes=[333])
             return
         if ptype is not None:
             return  # subscriptions and probes mean nothing to a room

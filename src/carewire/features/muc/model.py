@@ -32,6 +32,8 @@ LIMIT_TEXT: Final = f"A conversation is limited to {MAX_ROOM_USERS} users"
 # XEP-0045 §7.2.15 (discussion history): the service keeps the last messages in memory.
 HISTORY_SIZE: Final = 20
 MAX_NICK_LENGTH: Final = 64
+#: The longest exit status text passed on to the other occupants (longer ones are cut).
+MAX_STATUS_LENGTH: Final = 1024
 
 
 class Affiliation(StrEnum):

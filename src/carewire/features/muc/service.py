@@ -21,8 +21,8 @@ from xml.etree.ElementTree import Element, SubElement
 from carewire.core import hook_names as H
 from carewire.core.events import RoomEvent, RoomMessageEvent
 from carewire.core.feature import FeatureContext
+from carewire.features.muc import stanzas
 from carewire.features.muc.model import (
-    CONFERENCE,
     MAX_ROOM_USERS,
     MEMBER_AFFILIATIONS,
     MUC_USER,
@@ -128,11 +128,18 @@ class MucService:
         is_unavailable: bool = False,
         new_nick: str | None = None,
         reason: str = "",
+        status: str = "",
     ) -> Element:
-        """An occupant's presence as ``viewer`` sees it (XEP-0045 §7.2.3)."""
+        """An occupant's presence as ``viewer`` sees it (XEP-0045 §7.2.3).
+
+        ``status`` is the text an occupant gave when leaving (§7.14: the exit
+        presence "MAY include a <status/> element", which the service passes on).
+        """
         presence = Element(st.PRESENCE, {"from": str(JID(room.name, self.domain, occupant.nick))})
         if is_unavailable:
             presence.set("type", "unavailable")
+            if status:
+                SubElement(presence, f"{{{ns.CLIENT}}}status").text = status
         else:
             presence.extend(deepcopy(c) for c in occupant.payload)
         x = SubElement(presence, X_USER)
@@ -158,6 +165,7 @@ class MucService:
         is_unavailable: bool = False,
         new_nick: str | None = None,
         reason: str = "",
+        status: str = "",
     ) -> None:
         """Send an occupant's presence to every occupant (itself too, with status 110)."""
         viewers = list(room.occupants.values())
@@ -177,6 +185,7 @@ class MucService:
                         is_unavailable=is_unavailable,
                         new_nick=new_nick,
                         reason=reason,
+                        status=status,
                     ),
                 )
 
@@ -242,9 +251,18 @@ class MucService:
         log.debug("%s entered %s", real, room.jid)
 
     async def leave(
-        self, room: Room, real: JID, *, codes: Sequence[int] = (), reason: str = ""
+        self,
+        room: Room,
+        real: JID,
+        *,
+        codes: Sequence[int] = (),
+        reason: str = "",
+        status: str = "",
     ) -> None:
-        """Remove one session from the room; the occupant leaves with its last session."""
+        """Remove one session from the room; the occupant leaves with its last session.
+
+        ``status`` is the occupant's own exit text, passed on to the others (§7.14).
+        """
         occupant = room.occupant_of(real)
         if occupant is None:
             return
@@ -259,12 +277,15 @@ class MucService:
                     codes=[110, *codes],
                     is_unavailable=True,
                     reason=reason,
+                    status=status,
                 ),
             )
             return
         occupant.sessions[real] = []  # so it receives its own unavailable presence
         del room.occupants[occupant.nick]
-        self.broadcast_presence(room, occupant, codes=codes, is_unavailable=True, reason=reason)
+        self.broadcast_presence(
+            room, occupant, codes=codes, is_unavailable=True, reason=reason, status=status
+        )
         occupant.sessions.clear()
         await self._dispose_if_empty(room)
 
@@ -379,21 +400,9 @@ class MucService:
         """XEP-0045 §10.9: tell every occupant, then forget the room."""
         for occupant in list(room.occupants.values()):
             for real in list(occupant.sessions):
-                presence = Element(
-                    st.PRESENCE,
-                    {
-                        "type": "unavailable",
-                        "from": str(JID(room.name, self.domain, occupant.nick)),
-                    },
+                presence = stanzas.destroyed(
+                    JID(room.name, self.domain, occupant.nick), reason=reason, alternate=alternate
                 )
-                x = SubElement(presence, X_USER)
-                SubElement(x, f"{{{MUC_USER}}}item", {"affiliation": "none", "role": "none"})
-                destroy = SubElement(
-                    x, f"{{{MUC_USER}}}destroy", {"jid": alternate} if alternate else {}
-                )
-                if reason:
-                    SubElement(destroy, f"{{{MUC_USER}}}reason").text = reason
-                _status(x, [110])
                 self.send(real, presence)
                 self._forget_session(room, occupant, real)
         room.occupants.clear()
@@ -450,31 +459,16 @@ class MucService:
                 self.send(real, deepcopy(message))
 
     async def send_invitation(
-        self, room: Room, invitee: JID, *, inviter: JID | None, reason: str
+        self,
+        room: Room,
+        invitee: JID,
+        *,
+        inviter: JID | None,
+        reason: str,
+        has_body: bool = True,
     ) -> None:
-        """A mediated invitation (XEP-0045 §7.8.2) plus the XEP-0249 element, to the bare JID."""
-        msg = Element(
-            st.MESSAGE, {"from": str(room.jid), "to": str(invitee), "id": secrets.token_hex(8)}
-        )
-        title = room.config.name or room.name
-        text = (
-            f"{inviter.bare} invited you to the conversation {title}"
-            if inviter is not None
-            else f"You were invited to the conversation {title}"
-        )
-        SubElement(msg, f"{{{ns.CLIENT}}}body").text = f"{text}: {reason}" if reason else text
-        x = SubElement(msg, X_USER)
-        invite = SubElement(x, f"{{{MUC_USER}}}invite", {"from": str(inviter)} if inviter else {})
-        if reason:
-            SubElement(invite, f"{{{MUC_USER}}}reason").text = reason
-        if room.config.password:
-            SubElement(x, f"{{{MUC_USER}}}password").text = room.config.password
-        attrs = {"jid": str(room.jid)}
-        if reason:
-            attrs["reason"] = reason
-        if room.config.password:
-            attrs["password"] = room.config.password
-        SubElement(msg, f"{{{CONFERENCE}}}x", attrs)
+        """Send :func:`.stanzas.invitation` to the invitee's bare JID (stored if offline)."""
+        msg = stanzas.invitation(room, invitee, inviter=inviter, reason=reason, has_body=has_body)
         await self.ctx.router.route(msg, from_jid=room.jid, to_jid=invitee.bare)
 
     # -- the server-side API ----------------------------------------------------
