@@ -161,6 +161,11 @@ def feature_config(cfg: Config) -> FeatureConfig:
         expiry_check_interval=parse_duration(
             x.expiry_check_interval, "xmpp.expiry_check_interval"
         ).total_seconds(),
+        pep_item_max_bytes=cfg.pep.item_max_bytes,
+        pep_avatar_max_bytes=cfg.pep.avatar_max_bytes,
+        pep_max_items=cfg.pep.max_items,
+        e2e_encryption=cfg.pep.e2e_encryption,
+        e2e_reason=cfg.pep.e2e_reason,
     )
 
 

@@ -178,6 +178,17 @@ class EncryptionSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PepSection:
+    """[pep]: personal eventing (docs/pep.md)."""
+
+    item_max_bytes: int = 65_536  # one published item's payload, serialised
+    avatar_max_bytes: int = 196_608  # an avatar image item (base64), below xmpp.max_stanza_bytes
+    max_items: int = 256  # items per node at most ('max' in publish-options means this)
+    e2e_encryption: str = "refuse"  # OMEMO device lists and bundles: "allow" or "refuse"
+    e2e_reason: str = ""  # what refused clients are told; empty: the built-in reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -201,6 +212,7 @@ class Config:
     mail: MailSection = field(default_factory=MailSection)
     audit: AuditSection = field(default_factory=AuditSection)
     encryption: EncryptionSection = field(default_factory=EncryptionSection)
+    pep: PepSection = field(default_factory=PepSection)
     log: LogSection = field(default_factory=LogSection)
 
     @property
@@ -267,6 +279,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mail": MailSection,
     "audit": AuditSection,
     "encryption": EncryptionSection,
+    "pep": PepSection,
     "log": LogSection,
 }
 
@@ -313,6 +326,15 @@ def _section(name: str, raw: dict[str, Any], env: dict[str, str]) -> Any:
     return cls(**values)
 
 
+def _validate_pep(cfg: Config) -> None:
+    p = cfg.pep
+    if p.e2e_encryption not in ("allow", "refuse"):
+        raise ConfigError(f"pep.e2e_encryption: expected allow or refuse, got {p.e2e_encryption!r}")
+    for key in ("item_max_bytes", "avatar_max_bytes", "max_items"):
+        if getattr(p, key) < 1:
+            raise ConfigError(f"pep.{key}: must be at least 1")
+
+
 def _validate(cfg: Config) -> None:
     s = cfg.server
     for key in ("c2s_port", "c2s_tls_port", "s2s_port", "https_port"):
@@ -328,6 +350,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_read_rate: must be 0 (unlimited) or a positive byte rate")
     if x.max_read_burst < x.max_stanza_bytes:
         raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
+    _validate_pep(cfg)
     if x.max_unauthenticated_per_address < 0:
         raise ConfigError(
             "xmpp.max_unauthenticated_per_address: must be 0 (no cap) or a positive number"

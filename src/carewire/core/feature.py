@@ -126,6 +126,9 @@ class DiscoRegistry:
     server_features: set[str] = field(default_factory=set)
     account_features: set[str] = field(default_factory=set)
     server_identities: list[tuple[str, str, str]] = field(default_factory=list)
+    account_identities: list[tuple[str, str, str]] = field(default_factory=list)
+    # XEP-0128 extensions of an account's disco#info, built at request time.
+    account_forms: list[Callable[[], Element]] = field(default_factory=list)
 
     def add_server_feature(self, var: str) -> None:
         """Advertise a feature of the server (disco#info to DOMAIN)."""
@@ -138,6 +141,14 @@ class DiscoRegistry:
     def add_server_identity(self, category: str, type_: str, name: str = "") -> None:
         """Advertise an identity of the server."""
         self.server_identities.append((category, type_, name))
+
+    def add_account_identity(self, category: str, type_: str, name: str = "") -> None:
+        """Advertise an identity of every account (XEP-0163: pubsub/pep)."""
+        self.account_identities.append((category, type_, name))
+
+    def add_account_form(self, build: Callable[[], Element]) -> None:
+        """Add an XEP-0128 data form to every account's disco#info."""
+        self.account_forms.append(build)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +171,12 @@ class FeatureConfig:
     smacks_max_unacked: int = 1000  # unacknowledged stanzas kept per session, at most
     csi_max_held: int = 500  # XEP-0352: stanzas held back for an inactive client, at most
     expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
+    # PEP (docs/pep.md): item size limits, items per node, the OMEMO policy.
+    pep_item_max_bytes: int = 65_536
+    pep_avatar_max_bytes: int = 196_608
+    pep_max_items: int = 256
+    e2e_encryption: str = "refuse"  # or "allow"
+    e2e_reason: str = ""  # empty: the default text of features/pep/omemo.py
 
 
 @dataclass(slots=True)

@@ -96,9 +96,11 @@ class Disco:
         if not await self._exists(req):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         _check_node(req)
-        return _info(
-            [("account", "registered", "")], self._visible(self.ctx.disco.account_features)
-        )
+        identities = [("account", "registered", ""), *self.ctx.disco.account_identities]
+        query = _info(identities, self._visible(self.ctx.disco.account_features))
+        for build in self.ctx.disco.account_forms:
+            query.append(build())
+        return query
 
     async def account_items(self, req: IqRequest) -> Element | None:
         """disco#items to an account's bare JID: nothing is published.

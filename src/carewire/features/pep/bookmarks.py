@@ -1,0 +1,144 @@
+"""XEP-0402 §5.3 compatibility: PEP bookmarks (``urn:xmpp:bookmarks:1``) and private-storage
+bookmarks (XEP-0048 in XEP-0049 ``storage:bookmarks``) kept as one list.
+
+A client that writes ``<storage xmlns='storage:bookmarks'/>`` through
+``jabber:iq:private`` has its conferences published as ``urn:xmpp:bookmarks:1``
+items (one per room, the room's JID as item id; removed rooms are retracted), so
+PEP clients are notified; a PEP publish, retract or node deletion rewrites the
+private-storage copy. Each conversion is marked internal so it does not convert
+back. Listeners (:meth:`BookmarkSync.on_rooms`) hear the room list after a PEP
+change — the clinical bookmarks feature keeps CONVERSATIONS.bookmarked_users
+from it, as it does from private-storage writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from xml.etree.ElementTree import Element, SubElement
+
+from carewire.core.feature import FeatureContext
+from carewire.features.pep.service import BOOKMARKS, PepChange, PepService
+from carewire.xmpp.errors import RemoteProtocolError, StanzaError
+from carewire.xmpp.jid import JID, InvalidJID
+from carewire.xmpp.parser import parse_document
+from carewire.xmpp.xml import serialize
+
+log = logging.getLogger(__name__)
+
+LEGACY = "storage:bookmarks"
+LEGACY_STORAGE = f"{{{LEGACY}}}storage"
+COMPAT_FEATURE = f"{BOOKMARKS}#compat"
+#: XEP-0402 §4 (Example 2): the options a bookmarks node is published with.
+NODE_OPTIONS: dict[str, list[str]] = {
+    "FORM_TYPE": ["http://jabber.org/protocol/pubsub#publish-options"],
+    "pubsub#persist_items": ["true"],
+    "pubsub#max_items": ["max"],
+    "pubsub#send_last_published_item": ["never"],
+    "pubsub#access_model": ["whitelist"],
+}
+_B = f"{{{BOOKMARKS}}}"
+_L = f"{{{LEGACY}}}"
+_TRUE = ("1", "true")
+
+RoomsListener = Callable[[str, list[str]], None]
+
+
+def to_pep(conference: Element, extensions: Element | None = None) -> tuple[str, Element] | None:
+    """A legacy ``<conference/>`` as (room JID, XEP-0402 ``<conference/>``), or None if bad."""
+    try:
+        room = str(JID.parse(conference.get("jid", "")).bare)
+    except InvalidJID:
+        return None
+    attrs = {}
+    if conference.get("name"):
+        attrs["name"] = conference.get("name", "")
+    if conference.get("autojoin", "false").lower() in _TRUE:
+        attrs["autojoin"] = "true"
+    out = Element(f"{_B}conference", attrs)
+    for child in ("nick", "password"):
+        text = conference.findtext(f"{_L}{child}")
+        if text:
+            SubElement(out, f"{_B}{child}").text = text
+    if extensions is not None:
+        out.append(extensions)
+    return room, out
+
+
+def to_legacy(room: str, conference: Element) -> Element:
+    """A XEP-0402 item as a legacy ``<conference/>`` (extensions stay in PEP only)."""
+    attrs = {"jid": room, "autojoin": "true" if conference.get("autojoin") in _TRUE else "false"}
+    if conference.get("name"):
+        attrs["name"] = conference.get("name", "")
+    out = Element(f"{_L}conference", attrs)
+    for child in ("nick", "password"):
+        text = conference.findtext(f"{_B}{child}")
+        if text:
+            SubElement(out, f"{_L}{child}").text = text
+    return out
+
+
+class BookmarkSync:
+    """Keeps the two bookmark stores of each account in step."""
+
+    def __init__(self, ctx: FeatureContext, service: PepService) -> None:
+        self.ctx = ctx
+        self.service = service
+        self._rooms_listeners: list[RoomsListener] = []
+
+    def on_rooms(self, listener: RoomsListener) -> None:
+        """Call ``listener(login, room JIDs)`` after a PEP change of a user's bookmarks."""
+        self._rooms_listeners.append(listener)
+
+    async def from_private(self, login: str, element: Element) -> None:
+        """Private storage listener: publish the stored conferences to PEP."""
+        if element.tag != LEGACY_STORAGE:
+            return
+        current = {i.item_id: i for i in await self.ctx.stores.pep.items(login, BOOKMARKS)}
+        wanted: dict[str, Element] = {}
+        for conference in element.findall(f"{_L}conference"):
+            old = current.get(conference.get("jid", ""))
+            extensions = _extensions(old.payload) if old is not None else None
+            converted = to_pep(conference, extensions)
+            if converted is not None:
+                wanted[converted[0]] = converted[1]
+        node_exists = await self.ctx.stores.pep.get_node(login, BOOKMARKS) is not None
+        try:
+            for room, conference in wanted.items():
+                old = current.get(room)
+                if old is not None and old.payload == serialize(conference, None):
+                    continue
+                options = None if node_exists else NODE_OPTIONS
+                await self.service.publish(
+                    login, BOOKMARKS, room, conference, options=options, internal=True
+                )
+                node_exists = True
+            for room in current.keys() - wanted.keys():
+                await self.service.retract(login, BOOKMARKS, room, notify=True, internal=True)
+        except StanzaError as exc:  # e.g. an item over the size limit: the PEP copy lags
+            log.warning("bookmarks of a user not converted to PEP: %s", exc.condition.value)
+
+    async def from_pep(self, change: PepChange) -> None:
+        """PEP listener: rewrite the private-storage copy from the node's items."""
+        if change.internal:
+            return
+        items = await self.ctx.stores.pep.items(change.owner, BOOKMARKS)
+        storage = Element(LEGACY_STORAGE)
+        rooms = []
+        for item in reversed(items):
+            try:
+                payload = parse_document(item.payload)
+            except RemoteProtocolError:
+                continue
+            storage.append(to_legacy(item.item_id, payload))
+            rooms.append(item.item_id)
+        await self.ctx.stores.private.set(change.owner, LEGACY_STORAGE, serialize(storage, None))
+        for listener in self._rooms_listeners:
+            listener(change.owner, rooms)
+
+
+def _extensions(payload: str) -> Element | None:
+    try:
+        return parse_document(payload).find(f"{_B}extensions")
+    except RemoteProtocolError:
+        return None
