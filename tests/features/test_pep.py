@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import pytest
 
@@ -36,6 +37,14 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await make_harness(tmp_path, features=FEATURES, config=config)
     yield harness
     await harness.close()
+
+
+def owner_iq(kind: str, inner: str) -> str:
+    return f"<iq type='{kind}' id='o'><pubsub xmlns='{PUBSUB_OWNER}'>{inner}</pubsub></iq>"
+
+
+def item_ids(reply: Element) -> list[str | None]:
+    return [i.get("id") for i in reply.findall(f"{P}pubsub/{P}items/{P}item")]
 
 
 def geo(text: str) -> str:
@@ -96,7 +105,7 @@ async def test_max_items_and_item_ids(h: Harness) -> None:
                 publish(TUNE, f"<tune xmlns='{TUNE}'><title>{n}</title></tune>", f"t{n}", options),
             )
         ).get("type") == "result"
-    ids = lambda r: [i.get("id") for i in r.findall(f"{P}pubsub/{P}items/{P}item")]  # noqa: E731
+    ids = item_ids
     assert ids(await h.ask("ana", items_query(TUNE))) == ["t1", "t2", "t3"]
     assert ids(await h.ask("ana", items_query(TUNE, extra=" max_items='2'"))) == ["t2", "t3"]
     assert ids(
@@ -114,8 +123,8 @@ async def test_max_items_and_item_ids(h: Harness) -> None:
 async def test_notifications_follow_presence_subscription_and_notify(h: Harness) -> None:
     ana, asink = await online(h, "ana", "phone", notify(GEO))
     bob, bsink = await online(h, "bob", "phone", notify(GEO))
-    bob2, b2sink = await online(h, "bob", "desk", notify(TUNE))  # no +notify for geoloc
-    carl, csink = await online(h, "carl", "phone", notify(GEO))  # not subscribed to ana
+    _bob2, b2sink = await online(h, "bob", "desk", notify(TUNE))  # no +notify for geoloc
+    _carl, csink = await online(h, "carl", "phone", notify(GEO))  # not subscribed to ana
     await befriend(h, ana, bob)
     for sink in (asink, bsink, b2sink, csink):
         sink.take()
@@ -172,7 +181,10 @@ async def settle_after_answer(
     queries = [s for s in sink.take() if s.find(f"{{{ns.DISCO_INFO}}}query") is not None]
     assert bool(queries) is expect_query
     for q in queries:
-        reply = f"<iq type='result' id='{q.get('id')}' to='{h.domain}'><query xmlns='{ns.DISCO_INFO}'><feature var='{GEO}+notify'/></query></iq>"
+        reply = (
+            f"<iq type='result' id='{q.get('id')}' to='{h.domain}'>"
+            f"<query xmlns='{ns.DISCO_INFO}'><feature var='{GEO}+notify'/></query></iq>"
+        )
         await h.send(session, reply)  # type: ignore[arg-type]
     await settle(h)
 
@@ -184,10 +196,10 @@ async def test_access_models(h: Harness) -> None:
     await h.send(ana, publish(GEO, geo("x"), "p"))  # presence (default)
     await h.send(
         ana,
-        publish("private", f"<secret xmlns='urn:t'/>", "w", {"pubsub#access_model": "whitelist"}),
+        publish("private", "<secret xmlns='urn:t'/>", "w", {"pubsub#access_model": "whitelist"}),
     )
     await h.send(
-        ana, publish("public", f"<notice xmlns='urn:t'/>", "o", {"pubsub#access_model": "open"})
+        ana, publish("public", "<notice xmlns='urn:t'/>", "o", {"pubsub#access_model": "open"})
     )
     ana_jid = f"ana@{h.domain}"
     assert (await h.ask("bob", items_query(GEO, ana_jid))).get("type") == "result"
@@ -212,7 +224,7 @@ async def test_configure_delete_and_purge(h: Harness) -> None:
         )
     reply = await h.ask(
         "ana",
-        f"<iq type='get' id='c'><pubsub xmlns='{PUBSUB_OWNER}'><configure node='{TUNE}'/></pubsub></iq>",
+        owner_iq("get", f"<configure node='{TUNE}'/>"),
     )
     values = {
         f.get("var"): f.findtext(f"{{{ns.DATA_FORMS}}}value")
@@ -227,7 +239,7 @@ async def test_configure_delete_and_purge(h: Harness) -> None:
     )
     reply = await h.ask(
         "ana",
-        f"<iq type='set' id='c'><pubsub xmlns='{PUBSUB_OWNER}'><configure node='{TUNE}'>{form}</configure></pubsub></iq>",
+        owner_iq("set", f"<configure node='{TUNE}'>{form}</configure>"),
     )
     assert reply.get("type") == "result"
     items = (await h.ask("ana", items_query(TUNE))).findall(f"{P}pubsub/{P}items/{P}item")
@@ -235,13 +247,13 @@ async def test_configure_delete_and_purge(h: Harness) -> None:
     asink.take()
     reply = await h.ask(
         "ana",
-        f"<iq type='set' id='x'><pubsub xmlns='{PUBSUB_OWNER}'><purge node='{TUNE}'/></pubsub></iq>",
+        owner_iq("set", f"<purge node='{TUNE}'/>"),
     )
     assert reply.get("type") == "result"
     assert (await h.ask("ana", items_query(TUNE))).findall(f"{P}pubsub/{P}items/{P}item") == []
     reply = await h.ask(
         "ana",
-        f"<iq type='set' id='x'><pubsub xmlns='{PUBSUB_OWNER}'><delete node='{TUNE}'/></pubsub></iq>",
+        owner_iq("set", f"<delete node='{TUNE}'/>"),
     )
     assert reply.get("type") == "result"
     kinds = [e.find(EVENT)[0].tag.rpartition("}")[2] for e in events(asink)]  # type: ignore[index]
@@ -249,7 +261,7 @@ async def test_configure_delete_and_purge(h: Harness) -> None:
     assert error_condition(await h.ask("ana", items_query(TUNE))) == "item-not-found"
     reply = await h.ask(
         "ana",
-        f"<iq type='set' id='x'><pubsub xmlns='{PUBSUB_OWNER}'><delete node='{TUNE}'/></pubsub></iq>",
+        owner_iq("set", f"<delete node='{TUNE}'/>"),
     )
     assert error_condition(reply) == "item-not-found"
     reply = await h.ask(

@@ -90,7 +90,7 @@ async def test_private_storage_bookmarks_become_pep_items(h: Harness) -> None:
         ),
     )
     got = asink.take()
-    assert [s for s in got if s.get("id") == "priv"][0].get("type") == "result"
+    assert next(s for s in got if s.get("id") == "priv").get("type") == "result"
     [event] = [s for s in got if s.find(EVENT) is not None]  # PEP clients are told
     item = event.find(f"{EVENT}/{E}items/{E}item")
     assert item is not None and item.get("id") == room
@@ -115,7 +115,8 @@ async def test_pep_bookmarks_are_written_to_private_storage(h: Harness) -> None:
     assert (await h.ask("ana", pep_bookmark(other, "ER"))).get("type") == "result"
     reply = await h.ask(
         "ana",
-        "<iq type='get' id='g'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>",
+        "<iq type='get' id='g'><query xmlns='jabber:iq:private'>"
+        "<storage xmlns='storage:bookmarks'/></query></iq>",
     )
     confs = reply.findall(
         "{jabber:iq:private}query/{storage:bookmarks}storage/{storage:bookmarks}conference"
@@ -125,7 +126,10 @@ async def test_pep_bookmarks_are_written_to_private_storage(h: Harness) -> None:
         (other, "ER", "true"),
     ]
     assert confs[0].findtext("{storage:bookmarks}nick") == "Dr A"
-    retract = f"<iq type='set' id='r'><pubsub xmlns='{PUBSUB}'><retract node='{BM}' notify='true'><item id='{room}'/></retract></pubsub></iq>"
+    retract = (
+        f"<iq type='set' id='r'><pubsub xmlns='{PUBSUB}'><retract node='{BM}' notify='true'>"
+        f"<item id='{room}'/></retract></pubsub></iq>"
+    )
     assert (await h.ask("ana", retract)).get("type") == "result"
     stored = await h.kernel.stores.private.get("ana", "{storage:bookmarks}storage")
     assert stored is not None and room not in stored and other in stored
@@ -146,7 +150,7 @@ async def _publish_avatar(h: Harness, login: str) -> None:
 
 
 async def test_a_pep_avatar_becomes_the_vcard_photo_and_the_presence_hash(h: Harness) -> None:
-    ana, asink = await online(h, "ana", "phone", notify())
+    ana, _ = await online(h, "ana", "phone", notify())
     bob, bsink = await online(h, "bob", "phone", notify(META))
     await befriend(h, ana, bob)
     await h.kernel.stores.vcards.set("ana", f"<vCard xmlns='{ns.VCARD}'><FN>Ana</FN></vCard>")
@@ -190,7 +194,10 @@ async def test_a_vcard_photo_is_published_as_a_pep_avatar(h: Harness) -> None:
     bob, bsink = await online(h, "bob", "phone", notify(META))
     await befriend(h, ana, bob)
     bsink.take()
-    vcard = f"<vCard xmlns='{ns.VCARD}'><FN>Ana</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>{IMAGE_B64}</BINVAL></PHOTO></vCard>"
+    vcard = (
+        f"<vCard xmlns='{ns.VCARD}'><FN>Ana</FN><PHOTO><TYPE>image/png</TYPE>"
+        f"<BINVAL>{IMAGE_B64}</BINVAL></PHOTO></vCard>"
+    )
     assert (await h.ask("ana", f"<iq type='set' id='v'>{vcard}</iq>")).get("type") == "result"
     [note] = events(bsink)
     info = note.find(f"{EVENT}/{E}items/{E}item/{{{META}}}metadata/{{{META}}}info")
@@ -203,7 +210,7 @@ async def test_a_vcard_photo_is_published_as_a_pep_avatar(h: Harness) -> None:
 # -- OMEMO policy (XEP-0384 nodes) ---------------------------------------------------------
 
 
-DEVICES = f"<list xmlns='eu.siacs.conversations.axolotl'><device id='1234'/></list>"
+DEVICES = "<list xmlns='eu.siacs.conversations.axolotl'><device id='1234'/></list>"
 
 
 async def test_refused_omemo_publishes_get_not_allowed_with_the_reason(h: Harness) -> None:
@@ -222,7 +229,8 @@ async def test_refused_omemo_publishes_get_not_allowed_with_the_reason(h: Harnes
         reply = await h.ask("ana", publish(node, payload, "current"))
         assert error_condition(reply) == "not-allowed", node
         assert error_text(reply) == DEFAULT_REASON
-    create = f"<iq type='set' id='c'><pubsub xmlns='{PUBSUB}'><create node='{DEVICELIST}'/></pubsub></iq>"
+    create = f"<pubsub xmlns='{PUBSUB}'><create node='{DEVICELIST}'/></pubsub>"
+    create = f"<iq type='set' id='c'>{create}</iq>"
     assert error_condition(await h.ask("ana", create)) == "not-allowed"
     assert await h.kernel.stores.pep.list_nodes("ana") == []
     # The account's disco#info says so.
