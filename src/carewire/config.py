@@ -184,6 +184,7 @@ class PepSection:
     item_max_bytes: int = 65_536  # one published item's payload, serialised
     avatar_max_bytes: int = 196_608  # an avatar image item (base64), below xmpp.max_stanza_bytes
     max_items: int = 256  # items per node at most ('max' in publish-options means this)
+    max_nodes: int = 256  # nodes per account at most
     e2e_encryption: str = "refuse"  # OMEMO device lists and bundles: "allow" or "refuse"
     e2e_reason: str = ""  # what refused clients are told; empty: the built-in reason
 
@@ -330,7 +331,7 @@ def _validate_pep(cfg: Config) -> None:
     p = cfg.pep
     if p.e2e_encryption not in ("allow", "refuse"):
         raise ConfigError(f"pep.e2e_encryption: expected allow or refuse, got {p.e2e_encryption!r}")
-    for key in ("item_max_bytes", "avatar_max_bytes", "max_items"):
+    for key in ("item_max_bytes", "avatar_max_bytes", "max_items", "max_nodes"):
         if getattr(p, key) < 1:
             raise ConfigError(f"pep.{key}: must be at least 1")
 

@@ -21,7 +21,9 @@ P = f"{{{PUBSUB}}}"
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    config = FeatureConfig(pep_item_max_bytes=200, pep_avatar_max_bytes=400, pep_max_items=5)
+    config = FeatureConfig(
+        pep_item_max_bytes=200, pep_avatar_max_bytes=400, pep_max_items=5, pep_max_nodes=3
+    )
     harness = await make_harness(tmp_path, features=FEATURES, config=config)
     yield harness
     await harness.close()
@@ -90,6 +92,8 @@ BAD_INPUT = [
         "invalid-options",
     ),
     (items_query(NODE, extra=" max_items='0'"), "bad-request", None),
+    (publish("n" * 1024, status("a"), "a"), "not-acceptable", None),
+    (publish(NODE, status("a"), "i" * 1024), "not-acceptable", None),
     (items_query(NODE, extra=" max_items='many'"), "bad-request", None),
     (
         _set(f"<configure node='{NODE}'/>", PUBSUB_OWNER).replace(
@@ -151,3 +155,16 @@ async def test_the_avatar_data_node_takes_bigger_items(h: Harness) -> None:
         "ana", publish(AVATAR_DATA, f"<data xmlns='{AVATAR_DATA}'>{'A' * 500}</data>", "b")
     )
     assert error_condition(reply) == "not-acceptable" and app_error(reply) == "payload-too-big"
+
+
+async def test_an_account_has_a_bounded_number_of_nodes(h: Harness) -> None:
+    for n in range(3):
+        assert (await h.ask("ana", publish(f"urn:n:{n}", status("a"), "a"))).get("type") == "result"
+    reply = await h.ask("ana", publish("urn:n:3", status("a"), "a"))
+    assert error_condition(reply) == "resource-constraint"
+    create = (
+        f"<iq type='set' id='c'><pubsub xmlns='{PUBSUB}'><create node='urn:n:4'/></pubsub></iq>"
+    )
+    assert error_condition(await h.ask("ana", create)) == "resource-constraint"
+    # Existing nodes still take items.
+    assert (await h.ask("ana", publish("urn:n:0", status("b"), "b"))).get("type") == "result"

@@ -175,6 +175,7 @@ class FeatureConfig:
     pep_item_max_bytes: int = 65_536
     pep_avatar_max_bytes: int = 196_608
     pep_max_items: int = 256
+    pep_max_nodes: int = 256
     e2e_encryption: str = "refuse"  # or "allow"
     e2e_reason: str = ""  # empty: the default text of features/pep/omemo.py
 

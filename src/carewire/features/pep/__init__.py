@@ -163,6 +163,7 @@ def _limits(ctx: FeatureContext) -> Limits:
         item_max_bytes=c.pep_item_max_bytes,
         avatar_max_bytes=c.pep_avatar_max_bytes,
         max_items=c.pep_max_items,
+        max_nodes=c.pep_max_nodes,
     )
 
 

@@ -13,6 +13,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core.events import IqRequest
 from carewire.features.pep.model import (
+    MAX_ID_LENGTH,
     NODE_CONFIG,
     PUBLISH_OPTIONS,
     PUBSUB,
@@ -44,9 +45,18 @@ def _local(el: Element) -> str:
 def _node(el: Element) -> str:
     node = el.get("node")
     if not node:
-        # XEP-0060 §7.1.3.3 / §6.5.9.?: a request without a NodeID.
+        # XEP-0060 §7.1.3.3: a request without a NodeID.
         raise pubsub_error(StanzaCondition.BAD_REQUEST, "nodeid-required", "a node is required")
+    if len(node) > MAX_ID_LENGTH:
+        raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "the node id is too long")
     return node
+
+
+def _item_id(el: Element) -> str | None:
+    item_id = el.get("id") or None
+    if item_id is not None and len(item_id) > MAX_ID_LENGTH:
+        raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "the item id is too long")
+    return item_id
 
 
 def _form(parent: Element | None, form_type: str) -> dict[str, list[str]]:
@@ -119,7 +129,7 @@ class PepHandlers:
                 StanzaCondition.BAD_REQUEST, "invalid-payload", "one payload per item"
             )
         item_id = await self.service.publish(
-            login, node, items[0].get("id") or None, payloads[0], options=options
+            login, node, _item_id(items[0]), payloads[0], options=options
         )
         out = Element(QUERY)
         SubElement(
@@ -132,7 +142,7 @@ class PepHandlers:
     async def _retract(self, login: str, retract: Element) -> None:
         node = _node(retract)
         items = retract.findall(f"{{{PUBSUB}}}item")
-        item_id = items[0].get("id") if len(items) == 1 else None
+        item_id = _item_id(items[0]) if len(items) == 1 else None
         if not item_id:
             # XEP-0060 §7.2.3.3: "<bad-request/> ... <item-required/>".
             raise pubsub_error(StanzaCondition.BAD_REQUEST, "item-required", "name one item id")
@@ -150,7 +160,7 @@ class PepHandlers:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "only items can be fetched")
         items_el = children[0]
         node = _node(items_el)
-        ids = [i.get("id", "") for i in items_el.findall(f"{{{PUBSUB}}}item")] or None
+        ids = [_item_id(i) or "" for i in items_el.findall(f"{{{PUBSUB}}}item")] or None
         max_items = items_el.get("max_items")
         limit: int | None = None
         if max_items is not None:

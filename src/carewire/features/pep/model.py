@@ -56,6 +56,11 @@ class Limits:
     item_max_bytes: int = 65_536
     avatar_max_bytes: int = 196_608  # the avatar data node: base64 image bytes
     max_items: int = 256  # items per node, at most (``max_items='max'`` means this)
+    max_nodes: int = 256  # nodes per account, at most
+
+
+#: Longest node id and item id kept (the store's columns).
+MAX_ID_LENGTH = 1023
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -139,6 +139,8 @@ class PepService:
                 check_preconditions(options, config, self.limits)
         else:
             config = apply_form(options or {}, self.default_config(node), self.limits)
+            if not internal:
+                await self._check_room(owner)
         item = PepItem(
             item_id=item_id or secrets.token_hex(8),
             payload=xml,
@@ -171,6 +173,14 @@ class PepService:
             )
         )
         return item.item_id
+
+    async def _check_room(self, owner: str) -> None:
+        """A new node must fit under the per-account limit."""
+        if len(await self.store.list_nodes(owner)) >= self.limits.max_nodes:
+            raise StanzaError(
+                StanzaCondition.RESOURCE_CONSTRAINT,
+                f"an account may have at most {self.limits.max_nodes} nodes",
+            )
 
     def _check_size(self, node: str, xml: str) -> None:
         limit = self.limits.avatar_max_bytes if node == AVATAR_DATA else self.limits.item_max_bytes
@@ -214,6 +224,7 @@ class PepService:
         """
         omemo.check(self.policy, node)
         config = apply_form(options, self.default_config(node), self.limits)
+        await self._check_room(owner)
         try:
             await self.store.create_node(owner, node, config.to_json())
         except ConflictError:
