@@ -606,6 +606,10 @@ enabled = true               # message bodies and stored stanzas encrypted at re
 key_file = ""                # empty: the data directory's name + "-keys/kek", beside it
 refresh_interval = "30s"     # a running server picks up `carewire keys rotate` this often
 
+[pep]
+e2e_encryption = "refuse"    # OMEMO end-to-end encryption: "refuse" (default) or "allow"
+e2e_reason = ""              # what refused clients are told; empty: the built-in reason
+
 [log]
 level = "info"
 """
