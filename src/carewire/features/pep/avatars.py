@@ -140,7 +140,7 @@ class AvatarSync:
         data = decode(b64) if b64 else None
         # §3.1: "Services SHOULD verify that the SHA-1 hash of the image matches the id."
         if data is None or sha1_hex(data) != image_id:
-            log.info("an avatar's metadata names no matching image; the vCard is unchanged")
+            log.debug("an avatar's metadata names no matching image; the vCard is unchanged")
             return
         self._hashes[change.owner] = image_id
         await self._save_vcard(change.owner, info.get("type"), base64.b64encode(data).decode())
