@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from carewire.config_pep import PepSection
 from carewire.errors import ConfigError
 
 CONFIG_FILE = "carewire.toml"
@@ -178,18 +179,6 @@ class EncryptionSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PepSection:
-    """[pep]: personal eventing (docs/pep.md)."""
-
-    item_max_bytes: int = 65_536  # one published item's payload, serialised
-    avatar_max_bytes: int = 196_608  # an avatar image item (base64), below xmpp.max_stanza_bytes
-    max_items: int = 256  # items per node at most ('max' in publish-options means this)
-    max_nodes: int = 256  # nodes per account at most
-    e2e_encryption: str = "refuse"  # OMEMO device lists and bundles: "allow" or "refuse"
-    e2e_reason: str = ""  # what refused clients are told; empty: the built-in reason
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -327,15 +316,6 @@ def _section(name: str, raw: dict[str, Any], env: dict[str, str]) -> Any:
     return cls(**values)
 
 
-def _validate_pep(cfg: Config) -> None:
-    p = cfg.pep
-    if p.e2e_encryption not in ("allow", "refuse"):
-        raise ConfigError(f"pep.e2e_encryption: expected allow or refuse, got {p.e2e_encryption!r}")
-    for key in ("item_max_bytes", "avatar_max_bytes", "max_items", "max_nodes"):
-        if getattr(p, key) < 1:
-            raise ConfigError(f"pep.{key}: must be at least 1")
-
-
 def _validate(cfg: Config) -> None:
     s = cfg.server
     for key in ("c2s_port", "c2s_tls_port", "s2s_port", "https_port"):
@@ -351,7 +331,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("xmpp.max_read_rate: must be 0 (unlimited) or a positive byte rate")
     if x.max_read_burst < x.max_stanza_bytes:
         raise ConfigError("xmpp.max_read_burst: must be at least xmpp.max_stanza_bytes")
-    _validate_pep(cfg)
     if x.max_unauthenticated_per_address < 0:
         raise ConfigError(
             "xmpp.max_unauthenticated_per_address: must be 0 (no cap) or a positive number"
