@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from carewire.core.stores import PepItem, Stores
 from carewire.errors import ConflictError, NotFoundError
@@ -100,3 +100,16 @@ async def test_migration_0018_down_and_up(db_url: str) -> None:
         assert len(await stores.pep.items("ana", "n")) == 1
     finally:
         await db.close()
+
+
+async def test_payloads_are_sealed_at_rest(opened: tuple[Database, Stores]) -> None:
+    db, stores = opened
+    await stores.accounts.create(new_account("ana"))
+    await stores.pep.publish("ana", "n", _item("a", 7), config="{}", max_items=1)
+    async with db.read("raw") as conn:
+        raw = (await conn.execute(text("SELECT payload FROM pep_items"))).scalar_one()
+    assert raw.startswith("cw1:") and "urn:t" not in raw
+    [item] = await stores.pep.items("ana", "n")
+    assert item.payload == "<p xmlns='urn:t'>7</p>"
+    [(_, last)] = await stores.pep.last_items(["ana"], ["n"])
+    assert last.payload == item.payload

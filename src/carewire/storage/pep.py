@@ -1,9 +1,14 @@
-"""PEP nodes and persistent items (:class:`PepStore`, XEP-0163 and XEP-0223)."""
+"""PEP nodes and persistent items (:class:`PepStore`, XEP-0163 and XEP-0223).
+
+Item payloads are sealed with the keyring (docs/encryption.md), bound to their
+owner, node and item id; node configurations are not (they hold no user content).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from carewire.core.stores import PepItem, PepNode, PepPublished
 from carewire.errors import ConflictError, NotFoundError
+from carewire.security.envelope import Keyring
 from carewire.storage.database import Database
 from carewire.storage.tables_pep import pep_items, pep_nodes
 
@@ -24,6 +30,11 @@ _NODE = select(_N.id, _N.owner, _N.node, _N.config).where(
     _N.owner == bindparam("owner"), _N.node == bindparam("node")
 )
 _ITEM_COLS = (_I.item_id, _I.payload, _I.publisher, _I.published_at)
+
+
+def payload_aad(owner: str, node: str, item_id: str) -> bytes:
+    """The associated data a payload is sealed with (moving it elsewhere breaks it)."""
+    return "\x1f".join(("pep_items.payload", owner, node, item_id)).encode("utf-8")
 
 
 def _node(row: Sequence[Any]) -> PepNode:
@@ -53,9 +64,15 @@ async def _trim(conn: AsyncConnection, node_id: int, max_items: int) -> list[str
 class SqlPepStore:
     """:class:`carewire.core.stores.PepStore` on SQLAlchemy Core."""
 
-    def __init__(self, db: Database) -> None:
-        """Use ``db``."""
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        """Use ``db``; seal payloads with ``keyring``."""
         self._db = db
+        self._keyring = keyring
+
+    def _open(self, owner: str, node: str, row: Sequence[Any]) -> PepItem:
+        item = _item(row)
+        aad = payload_aad(owner, node, item.item_id)
+        return replace(item, payload=self._keyring.open_text(item.payload, aad=aad))
 
     async def get_node(self, owner: str, node: str) -> PepNode | None:
         """The node or None."""
@@ -165,7 +182,9 @@ class SqlPepStore:
                 node_id=node_id,
                 item_id=item.item_id,
                 seq=seq,
-                payload=item.payload,
+                payload=self._keyring.seal_text(
+                    item.payload, aad=payload_aad(owner, node, item.item_id)
+                ),
                 publisher=item.publisher,
                 published_at=item.published_at,
             )
@@ -189,7 +208,7 @@ class SqlPepStore:
             query = query.limit(limit)
         async with self._db.read("get_pep_items") as conn:
             rows = await conn.execute(query)
-        return [_item(r) for r in rows.all()]
+        return [self._open(owner, node, r) for r in rows.all()]
 
     async def retract(self, owner: str, node: str, item_id: str) -> bool:
         """Remove one item; False if there was none."""
@@ -234,4 +253,8 @@ class SqlPepStore:
         )
         async with self._db.read("last_pep_items") as conn:
             rows = await conn.execute(query)
-        return [(_node(r[:4]), _item(r[4:])) for r in rows.all()]
+        out = []
+        for r in rows.all():
+            node = _node(r[:4])
+            out.append((node, self._open(node.owner, node.node, r[4:])))
+        return out
