@@ -232,7 +232,9 @@ def apply_form(values: dict[str, list[str]], config: NodeConfig, limits: Limits)
         elif var == "pubsub#send_last_published_item":
             changes["send_last_published_item"] = _send_last(vals)
         elif var in ("pubsub#title", "pubsub#type"):
-            changes[var.removeprefix("pubsub#")] = _one(var, vals) if vals else ""
+            if len(vals) > 1:
+                raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, f"{var} takes one value")
+            changes[var.removeprefix("pubsub#")] = vals[0] if vals else ""
         elif var in (
             "pubsub#persist_items",
             "pubsub#notify_retract",
