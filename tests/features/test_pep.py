@@ -273,3 +273,13 @@ async def test_configure_delete_and_purge(h: Harness) -> None:
     )
     assert error_condition(reply) == "conflict"
     await h.send(ana, "<presence type='unavailable'/>")
+
+
+async def test_a_new_subscriber_gets_the_last_items(h: Harness) -> None:
+    ana, _ = await online(h, "ana", "phone", notify())
+    bob, bsink = await online(h, "bob", "phone", notify(GEO))
+    await h.send(ana, publish(GEO, geo("lab"), "g"))
+    assert events(bsink) == []  # not subscribed yet
+    await befriend(h, ana, bob)  # ana approves bob's request: bob now sees ana's presence
+    got = events(bsink)
+    assert [e.get("from") for e in got] == [f"ana@{h.domain}"]

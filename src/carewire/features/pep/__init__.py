@@ -22,7 +22,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from carewire.core import hook_names as H
-from carewire.core.events import StanzaEvent
+from carewire.core.events import StanzaEvent, SubscriptionEvent
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.core.sessions import Session
 from carewire.features.pep import omemo
@@ -128,9 +128,18 @@ class PepFeature:
         await self._send_last(session, nodes - before)
 
     async def _send_last(self, session: Session, nodes: frozenset[str]) -> None:
-        if session.presence is None and self.ctx.sessions.get(session.jid) is not session:
-            return
+        if self.ctx.sessions.get(session.jid) is not session:
+            return  # gone meanwhile
         await self.service.notifier.send_last_items(session, nodes)
+
+    async def on_subscribed(self, event: SubscriptionEvent) -> None:
+        """XEP-0163 §4.3.2: a new subscriber's resources get the account's last items."""
+        subscriber = event.contact.localpart
+        if subscriber is None or event.contact.domain != self.ctx.hosts.domain:
+            return
+        for session in self.ctx.sessions.available_of_user(subscriber):
+            nodes = notify_set(session)
+            await self.service.notifier.send_last_items(session, nodes, owners=[event.login])
 
     async def sweep_e2e(self, _payload: object = None) -> None:
         """While the policy refuses, empty stored OMEMO device lists and drop key bundles."""
@@ -205,6 +214,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.iq.register(OWNER_QUERY, handlers.owner_set, types=("set",), targets=own)
     ctx.iq.register(OWNER_QUERY, handlers.forbidden, types=("get", "set"), targets=bare)
     ctx.hooks.on(H.PRE_PRESENCE, feature.on_presence, priority=_PRIORITY)
+    ctx.hooks.on(H.PRESENCE_SUBSCRIBED, feature.on_subscribed)
     ctx.hooks.on(H.SERVER_STARTED, feature.sweep_e2e)
     ctx.hooks.on(H.SERVER_STOPPING, feature.settle)
     _advertise(ctx, policy)

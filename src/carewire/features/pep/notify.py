@@ -107,18 +107,21 @@ class Notifier:
                     sent += 1
         return sent
 
-    async def send_last_items(self, session: Session, nodes: frozenset[str]) -> int:
+    async def send_last_items(
+        self, session: Session, nodes: frozenset[str], *, owners: list[str] | None = None
+    ) -> int:
         """XEP-0163 §4.3.2: the last item of each of ``nodes`` of the session's user and of
-        the contacts whose presence the user receives; how many were sent."""
+        the contacts whose presence the user receives (or of ``owners``); how many were sent."""
         if not nodes:
             return 0
         login = session.username
-        roster = await self.rosters.get(login)
-        owners = [login]
-        for contact in roster.contacts(lambda s: s.has_to):
-            other = self._local(contact)
-            if other is not None and other != login:
-                owners.append(other)
+        if owners is None:
+            owners = [login]
+            roster = await self.rosters.get(login)
+            for contact in roster.contacts(lambda s: s.has_to):
+                other = self._local(contact)
+                if other is not None and other != login:
+                    owners.append(other)
         sent = 0
         for node, item in await self.ctx.stores.pep.last_items(owners, sorted(nodes)):
             config = NodeConfig.from_json(node.config)
