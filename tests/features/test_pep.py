@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -9,9 +10,11 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from carewire.core.feature import FeatureConfig
+from carewire.core.sessions import Session
 from carewire.features.pep.model import PUBSUB, PUBSUB_OWNER
+from carewire.features.pep.notify import notify_set
 from carewire.xmpp import ns
-from tests.features.harness import Harness, error_condition, make_harness
+from tests.features.harness import Harness, RecordingSink, error_condition, make_harness
 from tests.features.pep_helpers import (
     EVENT,
     app_error,
@@ -169,13 +172,8 @@ async def test_caps_that_do_not_match_their_hash_are_not_cached(h: Harness) -> N
 
 
 async def settle_after_answer(
-    h: Harness, session: object, sink: object, *, expect_query: bool = True
+    h: Harness, session: Session, sink: RecordingSink, *, expect_query: bool = True
 ) -> None:
-    import asyncio
-
-    from tests.features.harness import RecordingSink
-
-    assert isinstance(sink, RecordingSink)
     for _ in range(3):
         await asyncio.sleep(0)
     queries = [s for s in sink.take() if s.find(f"{{{ns.DISCO_INFO}}}query") is not None]
@@ -185,7 +183,7 @@ async def settle_after_answer(
             f"<iq type='result' id='{q.get('id')}' to='{h.domain}'>"
             f"<query xmlns='{ns.DISCO_INFO}'><feature var='{GEO}+notify'/></query></iq>"
         )
-        await h.send(session, reply)  # type: ignore[arg-type]
+        await h.send(session, reply)
     await settle(h)
 
 
@@ -283,3 +281,30 @@ async def test_a_new_subscriber_gets_the_last_items(h: Harness) -> None:
     await befriend(h, ana, bob)  # ana approves bob's request: bob now sees ana's presence
     got = events(bsink)
     assert [e.get("from") for e in got] == [f"ana@{h.domain}"]
+
+
+async def test_a_client_that_does_not_answer_its_caps_query_gets_no_notifications(
+    tmp_path: Path,
+) -> None:
+    h = await make_harness(tmp_path, features=FEATURES, config=FeatureConfig(ping_timeout=0.05))
+    try:
+        silent, sink = await online(h, "bob", "silent", notify(GEO), answer=False)
+        assert any(s.find(f"{{{ns.DISCO_INFO}}}query") is not None for s in sink.take())
+        refusing, rsink = await h.bind("bob", "refusing")
+        await h.send(refusing, caps_presence(notify(GEO)))
+        await settle_after_error(h, refusing, rsink)
+        assert notify_set(silent) == frozenset() and notify_set(refusing) == frozenset()
+    finally:
+        await h.close()
+
+
+async def settle_after_error(h: Harness, session: Session, sink: RecordingSink) -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+    for q in [s for s in sink.take() if s.find(f"{{{ns.DISCO_INFO}}}query") is not None]:
+        error = (
+            f"<iq type='error' id='{q.get('id')}' to='{h.domain}'><error type='cancel'>"
+            "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        )
+        await h.send(session, error)
+    await settle(h)

@@ -88,7 +88,13 @@ class PepFeature:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        # The owner of these tasks is their supervisor: a failure is our bug, logged.
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("PEP presence work failed", exc_info=task.exception())
 
     async def settle(self, _payload: object = None) -> None:
         """Let pending capability look-ups and deliveries finish (server stopping; tests)."""
