@@ -221,6 +221,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.iq.register(OWNER_QUERY, handlers.forbidden, types=("get", "set"), targets=bare)
     ctx.hooks.on(H.PRE_PRESENCE, feature.on_presence, priority=_PRIORITY)
     ctx.hooks.on(H.PRESENCE_SUBSCRIBED, feature.on_subscribed)
+    ctx.hooks.on(H.ACCOUNT_REMOVED, avatars.forget)
     ctx.hooks.on(H.SERVER_STARTED, feature.sweep_e2e)
     ctx.hooks.on(H.SERVER_STOPPING, feature.settle)
     _advertise(ctx, policy)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 from xml.etree.ElementTree import Element, SubElement
 
+from carewire.core.events import AccountEvent
 from carewire.core.feature import FeatureContext
 from carewire.features.pep.service import (
     AVATAR_DATA,
@@ -76,6 +77,10 @@ class AvatarSync:
         self.ctx = ctx
         self.service = service
         self._hashes: dict[str, str] = {}  # login → SHA-1 hex, "" for no avatar
+
+    def forget(self, event: AccountEvent) -> None:
+        """An account was removed: drop its cached hash."""
+        self._hashes.pop(event.login, None)
 
     async def current_hash(self, login: str) -> str:
         """The SHA-1 of ``login``'s avatar ("" if none), from memory or the metadata node."""

@@ -11,6 +11,7 @@ model lets it read, and the resource's entity capabilities list ``NODE+notify``
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from xml.etree.ElementTree import Element, SubElement
@@ -65,7 +66,8 @@ def delete_event(node: str) -> Element:
 
 def event_message(owner: JID, to: JID, child: Element, *, stamp: datetime | None = None) -> Element:
     """The headline message carrying one event from ``owner``'s PEP service."""
-    msg = make(MESSAGE, {"type": "headline", "from": str(owner), "to": str(to)})
+    attrs = {"type": "headline", "from": str(owner), "to": str(to), "id": secrets.token_hex(6)}
+    msg = make(MESSAGE, attrs)
     event = SubElement(msg, EVENT)
     event.append(deep_copy(child))
     if stamp is not None:  # last-item delivery: when it was published (XEP-0203)
