@@ -78,6 +78,8 @@ async def test_account_disco_says_pep(h: Harness) -> None:
         f"{PUBSUB}#config-node-max",
         f"{PUBSUB}#item-ids",
         "urn:xmpp:bookmarks:1#compat",
+        "urn:xmpp:bookmarks:1#compat-pep",
+        "urn:xmpp:bookmarks-conversion:0",
         "urn:xmpp:pep-vcard-conversion:0",
     ):
         assert var in features, var

@@ -31,6 +31,7 @@ from tests.features.test_presence import befriend
 
 FEATURES = ["roster", "presence", "disco", "vcard", "private", "pep"]
 BM = "urn:xmpp:bookmarks:1"
+LEGACY = "storage:bookmarks"
 DATA = "urn:xmpp:avatar:data"
 META = "urn:xmpp:avatar:metadata"
 DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
@@ -134,6 +135,33 @@ async def test_pep_bookmarks_are_written_to_private_storage(h: Harness) -> None:
     stored = await h.kernel.stores.private.get("ana", "{storage:bookmarks}storage")
     assert stored is not None and room not in stored and other in stored
     await h.send(ana, "<presence type='unavailable'/>")
+
+
+async def test_xep_0411_the_storage_bookmarks_node_is_a_third_view(h: Harness) -> None:
+    ana, asink = await online(h, "ana", "phone", notify(LEGACY))
+    asink.take()
+    room, other = f"lab@chat.{h.domain}", f"pharmacy@chat.{h.domain}"
+    # Private storage → the storage:bookmarks node (its +notify resources are told).
+    await h.send(ana, private_bookmarks(f"<conference jid='{room}' name='Lab' autojoin='true'/>"))
+    [event] = [s for s in asink.take() if s.find(EVENT) is not None]
+    assert event.find(f"{EVENT}/{E}items/{E}item/{{storage:bookmarks}}storage") is not None
+    # A XEP-0048-over-PEP client publishes the list: private storage and XEP-0402 follow.
+    storage = (
+        f"<storage xmlns='storage:bookmarks'><conference jid='{other}' name='Pharmacy' "
+        "autojoin='false'><nick>Ana</nick></conference></storage>"
+    )
+    assert (await h.ask("ana", publish(LEGACY, storage, "current"))).get("type") == "result"
+    stored = await h.kernel.stores.private.get("ana", "{storage:bookmarks}storage")
+    assert stored is not None and other in stored and room not in stored
+    items = (await h.ask("ana", items_query(BM))).findall(f"{P}pubsub/{P}items/{P}item")
+    assert [i.get("id") for i in items] == [other]
+    # A XEP-0402 publish rewrites the storage:bookmarks node.
+    await h.ask("ana", pep_bookmark(room, "Lab"))
+    [current] = await h.kernel.stores.pep.items("ana", LEGACY)
+    assert room in current.payload and other in current.payload
+    # Only its owner reads it (XEP-0411 §6).
+    reply = await h.ask("bob", items_query(LEGACY, f"ana@{h.domain}"))
+    assert error_condition(reply) == "not-allowed"
 
 
 # -- avatars (XEP-0084, XEP-0398) -------------------------------------------------------

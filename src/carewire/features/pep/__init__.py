@@ -27,7 +27,7 @@ from carewire.core.feature import FeatureContext, IqTarget
 from carewire.core.sessions import Session
 from carewire.features.pep import omemo
 from carewire.features.pep.avatars import CONVERSION_FEATURE, AvatarSync
-from carewire.features.pep.bookmarks import COMPAT_FEATURE, BookmarkSync
+from carewire.features.pep.bookmarks import CONVERSION_FEATURES, LEGACY, BookmarkSync
 from carewire.features.pep.caps import CapsCache, CapsRef, caps_of, notify_nodes
 from carewire.features.pep.handlers import OWNER_QUERY, QUERY, PepHandlers
 from carewire.features.pep.model import PUBSUB, Limits
@@ -190,7 +190,7 @@ def _policy(ctx: FeatureContext) -> omemo.E2EPolicy:
 def _advertise(ctx: FeatureContext, policy: omemo.E2EPolicy) -> None:
     # XEP-0163 §6: "an account MUST advertise ... an identity of "pubsub/pep""
     ctx.disco.add_account_identity("pubsub", "pep")
-    for var in (*PUBSUB_FEATURES, PUBSUB, COMPAT_FEATURE, CONVERSION_FEATURE):
+    for var in (*PUBSUB_FEATURES, PUBSUB, *CONVERSION_FEATURES, CONVERSION_FEATURE):
         ctx.disco.add_account_feature(var)
     ctx.disco.add_account_form(lambda: omemo.disco_form(policy))
 
@@ -205,6 +205,7 @@ def setup(ctx: FeatureContext) -> None:
     feature = ctx.provide(PepFeature(ctx, service, avatars, caps))
     bookmarks = ctx.provide(BookmarkSync(ctx, service))
     service.listen(BOOKMARKS, bookmarks.from_pep)
+    service.listen(LEGACY, bookmarks.from_legacy_pep)
     service.listen(AVATAR_METADATA, avatars.from_pep)
     private = ctx.find(PrivateStorage)
     if private is not None:

@@ -1,14 +1,16 @@
-"""XEP-0402 §5.3 compatibility: PEP bookmarks (``urn:xmpp:bookmarks:1``) and private-storage
-bookmarks (XEP-0048 in XEP-0049 ``storage:bookmarks``) kept as one list.
+"""XEP-0402 compatibility and XEP-0411: PEP bookmarks (``urn:xmpp:bookmarks:1``), private-storage
+bookmarks (XEP-0048 in XEP-0049 ``storage:bookmarks``) and the XEP-0048 PEP node
+``storage:bookmarks`` kept as one list.
 
 A client that writes ``<storage xmlns='storage:bookmarks'/>`` through
 ``jabber:iq:private`` has its conferences published as ``urn:xmpp:bookmarks:1``
-items (one per room, the room's JID as item id; removed rooms are retracted), so
-PEP clients are notified; a PEP publish, retract or node deletion rewrites the
-private-storage copy. Each conversion is marked internal so it does not convert
-back. Listeners (:meth:`BookmarkSync.on_rooms`) hear the room list after a PEP
-change — the clinical bookmarks feature keeps CONVERSATIONS.bookmarked_users
-from it, as it does from private-storage writes.
+items (one per room, the room's JID as item id; removed rooms are retracted) and
+as the ``storage:bookmarks`` node's ``current`` item (XEP-0411), so PEP clients are
+notified; a PEP publish, retract or node deletion rewrites the other two copies.
+Each conversion is marked internal so it does not convert back. Listeners
+(:meth:`BookmarkSync.on_rooms`) hear the room list after a PEP change — the clinical
+bookmarks feature keeps CONVERSATIONS.bookmarked_users from it, as it does from
+private-storage writes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core.feature import FeatureContext
-from carewire.features.pep.service import BOOKMARKS, PepChange, PepService
+from carewire.features.pep.service import BOOKMARKS, ChangeKind, PepChange, PepService
 from carewire.xmpp.errors import RemoteProtocolError, StanzaError
 from carewire.xmpp.jid import JID, InvalidJID
 from carewire.xmpp.parser import parse_document
@@ -28,7 +30,6 @@ log = logging.getLogger(__name__)
 
 LEGACY = "storage:bookmarks"
 LEGACY_STORAGE = f"{{{LEGACY}}}storage"
-COMPAT_FEATURE = f"{BOOKMARKS}#compat"
 #: XEP-0402 §4 (Example 2): the options a bookmarks node is published with.
 NODE_OPTIONS: dict[str, list[str]] = {
     "FORM_TYPE": ["http://jabber.org/protocol/pubsub#publish-options"],
@@ -37,6 +38,16 @@ NODE_OPTIONS: dict[str, list[str]] = {
     "pubsub#send_last_published_item": ["never"],
     "pubsub#access_model": ["whitelist"],
 }
+#: XEP-0411 §6: "the user is the only one who has access to that node".
+LEGACY_NODE_OPTIONS: dict[str, list[str]] = {
+    "FORM_TYPE": ["http://jabber.org/protocol/pubsub#publish-options"],
+    "pubsub#access_model": ["whitelist"],
+}
+CONVERSION_FEATURES = (
+    f"{BOOKMARKS}#compat",
+    f"{BOOKMARKS}#compat-pep",
+    "urn:xmpp:bookmarks-conversion:0",
+)
 _B = f"{{{BOOKMARKS}}}"
 _L = f"{{{LEGACY}}}"
 _TRUE = ("1", "true")
@@ -91,12 +102,48 @@ class BookmarkSync:
         self._rooms_listeners.append(listener)
 
     async def from_private(self, login: str, element: Element) -> None:
-        """Private storage listener: publish the stored conferences to PEP."""
+        """Private storage listener: publish the stored conferences to PEP (both nodes)."""
         if element.tag != LEGACY_STORAGE:
             return
+        await self._to_bookmarks2(login, element)
+        await self._to_legacy_pep(login, element)
+
+    async def from_legacy_pep(self, change: PepChange) -> None:
+        """XEP-0411 listener: a client published ``storage:bookmarks`` to PEP."""
+        if change.internal or change.kind is not ChangeKind.PUBLISHED or change.payload is None:
+            return
+        storage = change.payload
+        if storage.tag != LEGACY_STORAGE:
+            return
+        await self.ctx.stores.private.set(change.owner, LEGACY_STORAGE, serialize(storage, None))
+        await self._to_bookmarks2(change.owner, storage)
+        rooms = [c.get("jid", "") for c in storage.findall(f"{_L}conference")]
+        for listener in self._rooms_listeners:
+            listener(change.owner, rooms)
+
+    async def from_pep(self, change: PepChange) -> None:
+        """XEP-0402 listener: rewrite the private-storage and XEP-0411 copies from the items."""
+        if change.internal:
+            return
+        items = await self.ctx.stores.pep.items(change.owner, BOOKMARKS)
+        storage = Element(LEGACY_STORAGE)
+        rooms = []
+        for item in reversed(items):
+            try:
+                payload = parse_document(item.payload)
+            except RemoteProtocolError:
+                continue
+            storage.append(to_legacy(item.item_id, payload))
+            rooms.append(item.item_id)
+        await self.ctx.stores.private.set(change.owner, LEGACY_STORAGE, serialize(storage, None))
+        await self._to_legacy_pep(change.owner, storage)
+        for listener in self._rooms_listeners:
+            listener(change.owner, rooms)
+
+    async def _to_bookmarks2(self, login: str, storage: Element) -> None:
         current = {i.item_id: i for i in await self.ctx.stores.pep.items(login, BOOKMARKS)}
         wanted: dict[str, Element] = {}
-        for conference in element.findall(f"{_L}conference"):
+        for conference in storage.findall(f"{_L}conference"):
             old = current.get(conference.get("jid", ""))
             extensions = _extensions(old.payload) if old is not None else None
             converted = to_pep(conference, extensions)
@@ -118,23 +165,20 @@ class BookmarkSync:
         except StanzaError as exc:  # e.g. an item over the size limit: the PEP copy lags
             log.warning("bookmarks of a user not converted to PEP: %s", exc.condition.value)
 
-    async def from_pep(self, change: PepChange) -> None:
-        """PEP listener: rewrite the private-storage copy from the node's items."""
-        if change.internal:
-            return
-        items = await self.ctx.stores.pep.items(change.owner, BOOKMARKS)
-        storage = Element(LEGACY_STORAGE)
-        rooms = []
-        for item in reversed(items):
-            try:
-                payload = parse_document(item.payload)
-            except RemoteProtocolError:
-                continue
-            storage.append(to_legacy(item.item_id, payload))
-            rooms.append(item.item_id)
-        await self.ctx.stores.private.set(change.owner, LEGACY_STORAGE, serialize(storage, None))
-        for listener in self._rooms_listeners:
-            listener(change.owner, rooms)
+    async def _to_legacy_pep(self, login: str, storage: Element) -> None:
+        """XEP-0411 §4: the ``storage:bookmarks`` node follows; its subscribers are told."""
+        exists = await self.ctx.stores.pep.get_node(login, LEGACY) is not None
+        try:
+            await self.service.publish(
+                login,
+                LEGACY,
+                "current",
+                storage,
+                options=None if exists else LEGACY_NODE_OPTIONS,
+                internal=True,
+            )
+        except StanzaError as exc:
+            log.warning("bookmarks of a user not converted to PEP: %s", exc.condition.value)
 
 
 def _extensions(payload: str) -> Element | None:
