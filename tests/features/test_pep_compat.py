@@ -164,6 +164,22 @@ async def test_xep_0411_the_storage_bookmarks_node_is_a_third_view(h: Harness) -
     assert error_condition(reply) == "not-allowed"
 
 
+async def test_bookmarks_stored_before_pep_are_converted_at_start(h: Harness) -> None:
+    from carewire.features.pep import BookmarkSync
+
+    await h.account("ana")
+    await h.account("bob")
+    room = f"old@chat.{h.domain}"
+    legacy = f"<storage xmlns='storage:bookmarks'><conference jid='{room}' name='Old'/></storage>"
+    await h.kernel.stores.private.set("ana", "{storage:bookmarks}storage", legacy)
+    await h.kernel.stores.private.set("bob", "{storage:bookmarks}storage", "<oops")
+    sync = h.kernel.ctx.require(BookmarkSync)
+    assert await sync.convert_stored() == 1
+    [item] = await h.kernel.stores.pep.items("ana", BM)
+    assert item.item_id == room
+    assert await sync.convert_stored() == 0  # once
+
+
 # -- avatars (XEP-0084, XEP-0398) -------------------------------------------------------
 
 

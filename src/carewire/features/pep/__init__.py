@@ -224,5 +224,6 @@ def setup(ctx: FeatureContext) -> None:
     ctx.hooks.on(H.PRESENCE_SUBSCRIBED, feature.on_subscribed)
     ctx.hooks.on(H.ACCOUNT_REMOVED, avatars.forget)
     ctx.hooks.on(H.SERVER_STARTED, feature.sweep_e2e)
+    ctx.hooks.on(H.SERVER_STARTED, bookmarks.on_started)
     ctx.hooks.on(H.SERVER_STOPPING, feature.settle)
     _advertise(ctx, policy)

@@ -108,6 +108,29 @@ class BookmarkSync:
         await self._to_bookmarks2(login, element)
         await self._to_legacy_pep(login, element)
 
+    async def on_started(self, _payload: object = None) -> None:
+        """Hook ``server/started``: :meth:`convert_stored`."""
+        await self.convert_stored()
+
+    async def convert_stored(self) -> int:
+        """XEP-0411 §5: private-storage bookmarks stored before PEP had them are published
+        (at start-up, for accounts without a XEP-0402 node), so PEP-only clients see them."""
+        converted = {n.owner for n in await self.ctx.stores.pep.nodes_named(BOOKMARKS)}
+        count = 0
+        for login, xml in (await self.ctx.stores.private.get_all(LEGACY_STORAGE)).items():
+            if login in converted:
+                continue
+            try:
+                storage = parse_document(xml)
+            except RemoteProtocolError:
+                continue
+            if storage.tag == LEGACY_STORAGE and storage.find(f"{_L}conference") is not None:
+                await self.from_private(login, storage)
+                count += 1
+        if count:
+            log.info("bookmarks of %d accounts converted to PEP", count)
+        return count
+
     async def from_legacy_pep(self, change: PepChange) -> None:
         """XEP-0411 listener: a client published ``storage:bookmarks`` to PEP."""
         if change.internal or change.kind is not ChangeKind.PUBLISHED or change.payload is None:
