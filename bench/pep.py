@@ -29,11 +29,11 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from bench.stats import self_cpu_seconds, summary_ms
-from carewire.assembly import Options, open_core
+from carewire.assembly import Core, Options, open_core
 from carewire.clock import SystemClock
 from carewire.core.accounts import AccountInput
 from carewire.core.kernel import IM_FEATURES
-from carewire.core.sessions import Session
+from carewire.core.sessions import Session, SessionManager
 from carewire.core.stores import RosterItem, Subscription
 from carewire.features.pep import PepService
 from carewire.features.pep.notify import NOTIFY_KEY
@@ -67,12 +67,12 @@ def _publish_iq(n: int) -> Element:
     )
 
 
-def _online(kernel_sessions: object, login: str, resource: str) -> tuple[Session, CountingSink]:
+def _online(sessions: SessionManager, login: str, resource: str) -> tuple[Session, CountingSink]:
     sink = CountingSink()
     session = Session(jid=JID.parse(f"{login}@{DOMAIN}/{resource}"), sink=sink)
     session.presence = Element("{jabber:client}presence")
     session.data[NOTIFY_KEY] = frozenset({META})
-    kernel_sessions.add(session)  # type: ignore[attr-defined]
+    sessions.add(session)
     return session, sink
 
 
@@ -89,8 +89,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await core.close()
 
 
-async def _measure(core: object, args: argparse.Namespace) -> dict[str, object]:
-    kernel = core.kernel  # type: ignore[attr-defined]
+async def _measure(core: Core, args: argparse.Namespace) -> dict[str, object]:
+    kernel = core.kernel
     stores = kernel.stores
     logins = ["pub", *(f"c{i:05d}" for i in range(args.contacts))]
     for login in logins:
