@@ -11,6 +11,7 @@ from carewire.core.stores import PepItem, Stores
 from carewire.errors import ConflictError, NotFoundError
 from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, migrate
+from carewire.storage.reseal import count_values, seal_plaintext
 from tests.storage.factories import new_account
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -113,3 +114,24 @@ async def test_payloads_are_sealed_at_rest(opened: tuple[Database, Stores]) -> N
     assert item.payload == "<p xmlns='urn:t'>7</p>"
     [(_, last)] = await stores.pep.last_items(["ana"], ["n"])
     assert last.payload == item.payload
+
+
+async def test_the_plaintext_sealing_pass_seals_items_written_in_clear(db_url: str) -> None:
+    await migrate.upgrade(db_url)
+    db = await Database.open(db_url)
+    try:
+        keyring = ephemeral_keyring()
+        stores = build_stores(db, keyring)
+        await stores.accounts.create(new_account("ana"))
+        await stores.pep.publish("ana", "n", _item("a", 5), config="{}", max_items=1)
+        async with db.transaction("clear") as txn:  # as if written while encryption was off
+            await txn.conn.execute(
+                text("UPDATE pep_items SET payload = '<p xmlns=''urn:t''>5</p>'")
+            )
+        assert (await count_values(db))["pep_items.payload"] == (0, 1)
+        assert await seal_plaintext(db, keyring) == {"pep_items.payload": 1}
+        assert (await count_values(db))["pep_items.payload"] == (1, 0)
+        [item] = await stores.pep.items("ana", "n")
+        assert item.payload == "<p xmlns='urn:t'>5</p>"
+    finally:
+        await db.close()

@@ -1,7 +1,7 @@
 """PEP nodes and persistent items (:class:`PepStore`, XEP-0163 and XEP-0223).
 
 Item payloads are sealed with the keyring (docs/encryption.md), bound to their
-owner, node and item id; node configurations are not (they hold no user content).
+node and item id; node configurations are not (they hold no user content).
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ _I = pep_items.c
 _NODE = select(_N.id, _N.owner, _N.node, _N.config).where(
     _N.owner == bindparam("owner"), _N.node == bindparam("node")
 )
-_ITEM_COLS = (_I.item_id, _I.payload, _I.publisher, _I.published_at)
+_ITEM_COLS = (_I.item_id, _I.payload, _I.publisher, _I.published_at, _I.node_id)
 
 
-def payload_aad(owner: str, node: str, item_id: str) -> bytes:
-    """The associated data a payload is sealed with (moving it elsewhere breaks it)."""
-    return "\x1f".join(("pep_items.payload", owner, node, item_id)).encode("utf-8")
+def payload_aad(node_id: int, item_id: str) -> bytes:
+    """The associated data a payload is sealed with (moved to another node or id, it
+    no longer opens); the node's row id stands for its owner and name."""
+    return f"pep_items.payload|{node_id}|{item_id}".encode()
 
 
 def _node(row: Sequence[Any]) -> PepNode:
@@ -69,9 +70,9 @@ class SqlPepStore:
         self._db = db
         self._keyring = keyring
 
-    def _open(self, owner: str, node: str, row: Sequence[Any]) -> PepItem:
+    def _open(self, row: Sequence[Any]) -> PepItem:
         item = _item(row)
-        aad = payload_aad(owner, node, item.item_id)
+        aad = payload_aad(int(row[4]), item.item_id)
         return replace(item, payload=self._keyring.open_text(item.payload, aad=aad))
 
     async def get_node(self, owner: str, node: str) -> PepNode | None:
@@ -183,7 +184,7 @@ class SqlPepStore:
                 item_id=item.item_id,
                 seq=seq,
                 payload=self._keyring.seal_text(
-                    item.payload, aad=payload_aad(owner, node, item.item_id)
+                    item.payload, aad=payload_aad(node_id, item.item_id)
                 ),
                 publisher=item.publisher,
                 published_at=item.published_at,
@@ -208,7 +209,7 @@ class SqlPepStore:
             query = query.limit(limit)
         async with self._db.read("get_pep_items") as conn:
             rows = await conn.execute(query)
-        return [self._open(owner, node, r) for r in rows.all()]
+        return [self._open(r) for r in rows.all()]
 
     async def retract(self, owner: str, node: str, item_id: str) -> bool:
         """Remove one item; False if there was none."""
@@ -253,8 +254,4 @@ class SqlPepStore:
         )
         async with self._db.read("last_pep_items") as conn:
             rows = await conn.execute(query)
-        out = []
-        for r in rows.all():
-            node = _node(r[:4])
-            out.append((node, self._open(node.owner, node.node, r[4:])))
-        return out
+        return [(_node(r[:4]), self._open(r[4:])) for r in rows.all()]

@@ -29,21 +29,19 @@ pep_nodes = Table(
     sqlite_autoincrement=True,
 )
 
-# The items of a node; ``seq`` orders them (the highest is the last published).
+# The items of a node; ``seq`` orders them (the highest is the last published). ``payload``
+# is sealed (storage/pep.py); the surrogate ``id`` lets the plaintext sealing pass walk it.
 pep_items = Table(
     "pep_items",
     metadata,
-    Column(
-        "node_id",
-        BIG_ID,
-        ForeignKey("pep_nodes.id", ondelete="CASCADE"),
-        primary_key=True,
-        nullable=False,
-    ),
-    Column("item_id", String(ITEM_ID_LENGTH), primary_key=True, nullable=False),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    Column("node_id", BIG_ID, ForeignKey("pep_nodes.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", String(ITEM_ID_LENGTH), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),
     Column("publisher", String(JID_LENGTH), nullable=False),
     Column("published_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("node_id", "item_id"),
     Index("ix_pep_items_node_seq", "node_id", "seq"),
+    sqlite_autoincrement=True,
 )

@@ -42,6 +42,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "pep_items",
+        sa.Column("id", _ID, nullable=False, autoincrement=True),
         sa.Column("node_id", _ID, nullable=False),
         sa.Column("item_id", sa.String(_NODE), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
@@ -51,7 +52,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["node_id"], ["pep_nodes.id"], name="fk_pep_items_node_id_pep_nodes", ondelete="CASCADE"
         ),
-        sa.PrimaryKeyConstraint("node_id", "item_id", name="pk_pep_items"),
+        sa.PrimaryKeyConstraint("id", name="pk_pep_items"),
+        sa.UniqueConstraint("node_id", "item_id", name="uq_pep_items_node_id"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_pep_items_node_seq", "pep_items", ["node_id", "seq"])
 
