@@ -48,6 +48,19 @@ async def test_publish_replace_trim_and_read(stores: Stores) -> None:
     assert node is not None and node.config == '{"x":2}'
 
 
+async def test_concurrent_first_publishes_both_land(stores: Stores) -> None:
+    import asyncio
+
+    await stores.accounts.create(new_account("ana"))
+    await asyncio.gather(
+        *(
+            stores.pep.publish("ana", "n", _item(f"i{k}"), config="{}", max_items=9)
+            for k in range(4)
+        )
+    )
+    assert len(await stores.pep.items("ana", "n")) == 4
+
+
 async def test_nodes_create_delete_and_last_items(stores: Stores) -> None:
     for login in ("ana", "bob"):
         await stores.accounts.create(new_account(login))

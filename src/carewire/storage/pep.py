@@ -145,11 +145,16 @@ class SqlPepStore:
         Raises:
             NotFoundError: ``owner`` has no account.
         """
-        try:
-            async with self._db.transaction("publish_pep_item") as txn:
-                return await self._publish(txn.conn, owner, node, item, config, max_items)
-        except IntegrityError as exc:
-            raise NotFoundError(f"no account {owner!r}") from exc
+        # A conflict is a missing account, or another publish that created the node (or
+        # the item) first: the second attempt finds them.
+        for attempt in (1, 2):
+            try:
+                async with self._db.transaction("publish_pep_item") as txn:
+                    return await self._publish(txn.conn, owner, node, item, config, max_items)
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise NotFoundError(f"no account {owner!r}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _publish(
         self,
