@@ -214,6 +214,15 @@ async def test_access_models(h: Harness) -> None:
     assert (await h.ask("carl", items_query("public", ana_jid))).get("type") == "result"
     reply = await h.ask("bob", items_query("nothing-here", ana_jid))
     assert error_condition(reply) == "item-not-found"
+    # disco#items lists the nodes each may read (XEP-0060 §5.2).
+    for who, nodes in (
+        ("ana", ["private", "public", GEO]),
+        ("bob", ["public", GEO]),
+        ("carl", ["public"]),
+    ):
+        query = f"<iq type='get' id='i' to='{ana_jid}'><query xmlns='{ns.DISCO_ITEMS}'/></iq>"
+        found = (await h.ask(who, query)).iter(f"{{{ns.DISCO_ITEMS}}}item")
+        assert sorted(i.get("node", "") for i in found) == sorted(nodes), who
 
 
 async def test_configure_delete_and_purge(h: Harness) -> None:

@@ -26,6 +26,7 @@ from carewire.core.router import Router
 from carewire.core.sessions import Session, SessionManager, StanzaSink
 from carewire.core.stores import Stores
 from carewire.errors import ConfigError
+from carewire.xmpp.jid import JID
 from carewire.xmpp.stream import C2SStream
 
 __all__ = [
@@ -129,6 +130,10 @@ class DiscoRegistry:
     account_identities: list[tuple[str, str, str]] = field(default_factory=list)
     # XEP-0128 extensions of an account's disco#info, built at request time.
     account_forms: list[Callable[[], Element]] = field(default_factory=list)
+    # Items of an account's disco#items (e.g. its PEP nodes): (requester, account login).
+    account_items: list[Callable[[JID, str], Awaitable[list[Element]]]] = field(
+        default_factory=list
+    )
 
     def add_server_feature(self, var: str) -> None:
         """Advertise a feature of the server (disco#info to DOMAIN)."""
@@ -149,6 +154,10 @@ class DiscoRegistry:
     def add_account_form(self, build: Callable[[], Element]) -> None:
         """Add an XEP-0128 data form to every account's disco#info."""
         self.account_forms.append(build)
+
+    def add_account_items(self, items: Callable[[JID, str], Awaitable[list[Element]]]) -> None:
+        """Add to every account's disco#items what ``items(requester, login)`` lists."""
+        self.account_items.append(items)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -194,12 +194,13 @@ def _policy(ctx: FeatureContext) -> omemo.E2EPolicy:
     return omemo.E2EPolicy(mode=mode, reason=ctx.config.e2e_reason or omemo.DEFAULT_REASON)
 
 
-def _advertise(ctx: FeatureContext, policy: omemo.E2EPolicy) -> None:
+def _advertise(ctx: FeatureContext, service: PepService, policy: omemo.E2EPolicy) -> None:
     # XEP-0163 §6: "an account MUST advertise ... an identity of "pubsub/pep""
     ctx.disco.add_account_identity("pubsub", "pep")
     for var in (*PUBSUB_FEATURES, PUBSUB, *CONVERSION_FEATURES, CONVERSION_FEATURE):
         ctx.disco.add_account_feature(var)
     ctx.disco.add_account_form(lambda: omemo.disco_form(policy))
+    ctx.disco.add_account_items(service.visible_nodes)
 
 
 def setup(ctx: FeatureContext) -> None:
@@ -233,4 +234,4 @@ def setup(ctx: FeatureContext) -> None:
     ctx.hooks.on(H.SERVER_STARTED, feature.sweep_e2e)
     ctx.hooks.on(H.SERVER_STARTED, bookmarks.on_started)
     ctx.hooks.on(H.SERVER_STOPPING, feature.settle)
-    _advertise(ctx, policy)
+    _advertise(ctx, service, policy)

@@ -32,6 +32,7 @@ from carewire.features.pep.model import (
 )
 from carewire.features.pep.notify import Notifier, delete_event, items_event, retract_event
 from carewire.features.roster import Rosters
+from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
 from carewire.xmpp.parser import parse_document
@@ -296,6 +297,18 @@ class PepService:
                 "presence-subscription-required",
                 "the node is for the owner's presence subscribers",
             )
+
+    async def visible_nodes(self, requester: JID, owner: str) -> list[Element]:
+        """XEP-0060 §5.2: the owner's nodes ``requester`` may read, as disco#items items."""
+        items = []
+        jid = f"{owner}@{self.ctx.hosts.domain}"
+        for node in await self.store.list_nodes(owner):
+            try:
+                await self.check_read(requester, owner, NodeConfig.from_json(node.config))
+            except StanzaError:
+                continue
+            items.append(Element(f"{{{ns.DISCO_ITEMS}}}item", {"jid": jid, "node": node.node}))
+        return items
 
     async def read(
         self,
