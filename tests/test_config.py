@@ -145,6 +145,8 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
             {"CAREWIRE_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS": "-1"},
             "xmpp.max_unauthenticated_per_address",
         ),
+        ("[pep]\ne2e_encryption = 'maybe'\n", {}, "pep.e2e_encryption: expected allow or refuse"),
+        ("", {"CAREWIRE_PEP_MAX_ITEMS": "0"}, "pep.max_items: must be at least 1"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -222,3 +224,14 @@ def test_contact_section(tmp_path: Path) -> None:
 def test_contact_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, render_default("h.example") + f"\n[contact]\n{text}\n"), env={})
+
+
+def test_pep_section_reaches_the_features(tmp_path: Path) -> None:
+    from carewire.assembly import feature_config
+
+    text = "[pep]\ne2e_encryption = 'allow'\nitem_max_bytes = 1000\nmax_nodes = 9\n"
+    cfg = load(write(tmp_path, text), env={"CAREWIRE_PEP_E2E_REASON": "ask IT"})
+    features = feature_config(cfg)
+    assert features.e2e_encryption == "allow" and features.e2e_reason == "ask IT"
+    assert features.pep_item_max_bytes == 1000 and features.pep_max_nodes == 9
+    assert features.pep_avatar_max_bytes == 196_608 and features.pep_max_items == 256

@@ -180,6 +180,12 @@ def feature_config(cfg: Config) -> FeatureConfig:
             x.expiry_check_interval, "xmpp.expiry_check_interval"
         ).total_seconds(),
         contact_addresses=cfg.contact.addresses(),
+        pep_item_max_bytes=cfg.pep.item_max_bytes,
+        pep_avatar_max_bytes=cfg.pep.avatar_max_bytes,
+        pep_max_items=cfg.pep.max_items,
+        pep_max_nodes=cfg.pep.max_nodes,
+        e2e_encryption=cfg.pep.e2e_encryption,
+        e2e_reason=cfg.pep.e2e_reason,
     )
 
 

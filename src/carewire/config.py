@@ -18,6 +18,7 @@ from typing import Any
 
 from carewire.config_upload import UploadSection, validate_upload
 from carewire.config_contact import ContactSection, check_contact
+from carewire.config_pep import PepSection
 from carewire.errors import ConfigError
 
 CONFIG_FILE = "carewire.toml"
@@ -204,6 +205,7 @@ class Config:
     audit: AuditSection = field(default_factory=AuditSection)
     encryption: EncryptionSection = field(default_factory=EncryptionSection)
     upload: UploadSection = field(default_factory=UploadSection)
+    pep: PepSection = field(default_factory=PepSection)
     log: LogSection = field(default_factory=LogSection)
     contact: ContactSection = field(default_factory=ContactSection)
 
@@ -272,6 +274,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "audit": AuditSection,
     "encryption": EncryptionSection,
     "upload": UploadSection,
+    "pep": PepSection,
     "log": LogSection,
     "contact": ContactSection,
 }
@@ -589,6 +592,10 @@ checkpoint_log = true        # and writes each checkpoint to the log too
 enabled = true               # message bodies and stored stanzas encrypted at rest
 key_file = ""                # empty: the data directory's name + "-keys/kek", beside it
 refresh_interval = "30s"     # a running server picks up `carewire keys rotate` this often
+
+[pep]
+e2e_encryption = "refuse"    # OMEMO end-to-end encryption: "refuse" (default) or "allow"
+e2e_reason = ""              # what refused clients are told; empty: the built-in reason
 
 [log]
 level = "info"

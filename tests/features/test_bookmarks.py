@@ -66,3 +66,25 @@ async def test_bookmarks_follow_the_private_storage(h: Harness) -> None:
     assert await _bookmarked(h, "ana") == [b]
     await h.send(session, _storage(h))
     assert await _bookmarked(h, "ana") == []
+
+
+async def test_pep_bookmarks_feed_the_same_link(h: Harness) -> None:
+    """XEP-0402: a PEP bookmark publish and retract set CONVERSATIONS.bookmarked_users too."""
+    from carewire.features.muc.service import MucService
+    from tests.features.pep_helpers import publish
+
+    muc = h.kernel.ctx.require(MucService)
+    room = str(await muc.create_room(name="pharmacy", subject="Pharmacy"))
+    await h.kernel.ctx.durability.flush()
+    session, sink = await h.login("ana")
+    payload = "<conference xmlns='urn:xmpp:bookmarks:1' name='Pharmacy' autojoin='true'/>"
+    await h.send(session, publish("urn:xmpp:bookmarks:1", payload, room))
+    [reply] = [m for m in sink.take() if m.get("id") == "pub"]
+    assert reply.get("type") == "result"
+    assert await _bookmarked(h, "ana") == [room]
+    retract = (
+        "<iq type='set' id='r'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+        f"<retract node='urn:xmpp:bookmarks:1'><item id='{room}'/></retract></pubsub></iq>"
+    )
+    await h.send(session, retract)
+    assert await _bookmarked(h, "ana") == []

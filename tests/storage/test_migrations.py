@@ -52,16 +52,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 38  # message_expiry, audit_mac_epochs and uploads (0017) included
+    assert len(TABLES) == 40  # message_expiry, audit_mac_epochs, uploads (0017), pep_* (0018)
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0017_upload"
+    assert await migrate.current(db_url) == "0018_pep"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0017_upload"
+    assert await migrate.current(db_url) == "0018_pep"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
@@ -199,4 +199,4 @@ async def test_upload_migration_down_and_up(db_url: str) -> None:
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert "uploads" in names and diff == []
-    assert await migrate.current(db_url) == "0017_upload"
+    assert await migrate.current(db_url) == migrate.head()

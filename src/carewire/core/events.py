@@ -52,6 +52,14 @@ class AccountEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionEvent:
+    """``contact`` now receives ``login``'s presence (RFC 6121 §3.1.5: 'from' gained)."""
+
+    login: str
+    contact: JID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IqRequest:
     """An IQ get/set for a handler: the stanza, its single payload child, its addresses."""
 

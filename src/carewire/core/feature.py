@@ -26,6 +26,7 @@ from carewire.core.router import Router
 from carewire.core.sessions import Session, SessionManager, StanzaSink
 from carewire.core.stores import Stores
 from carewire.errors import ConfigError
+from carewire.xmpp.jid import JID
 from carewire.xmpp.stream import C2SStream
 
 __all__ = [
@@ -126,6 +127,13 @@ class DiscoRegistry:
     server_features: set[str] = field(default_factory=set)
     account_features: set[str] = field(default_factory=set)
     server_identities: list[tuple[str, str, str]] = field(default_factory=list)
+    account_identities: list[tuple[str, str, str]] = field(default_factory=list)
+    # XEP-0128 extensions of an account's disco#info, built at request time.
+    account_forms: list[Callable[[], Element]] = field(default_factory=list)
+    # Items of an account's disco#items (e.g. its PEP nodes): (requester, account login).
+    account_items: list[Callable[[JID, str], Awaitable[list[Element]]]] = field(
+        default_factory=list
+    )
 
     def add_server_feature(self, var: str) -> None:
         """Advertise a feature of the server (disco#info to DOMAIN)."""
@@ -138,6 +146,18 @@ class DiscoRegistry:
     def add_server_identity(self, category: str, type_: str, name: str = "") -> None:
         """Advertise an identity of the server."""
         self.server_identities.append((category, type_, name))
+
+    def add_account_identity(self, category: str, type_: str, name: str = "") -> None:
+        """Advertise an identity of every account (XEP-0163: pubsub/pep)."""
+        self.account_identities.append((category, type_, name))
+
+    def add_account_form(self, build: Callable[[], Element]) -> None:
+        """Add an XEP-0128 data form to every account's disco#info."""
+        self.account_forms.append(build)
+
+    def add_account_items(self, items: Callable[[JID, str], Awaitable[list[Element]]]) -> None:
+        """Add to every account's disco#items what ``items(requester, login)`` lists."""
+        self.account_items.append(items)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +182,13 @@ class FeatureConfig:
     expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
     # XEP-0157: (field var, URIs) of the serverinfo form in the server's disco#info.
     contact_addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # PEP (docs/pep.md): item size limits, items per node, the OMEMO policy.
+    pep_item_max_bytes: int = 65_536
+    pep_avatar_max_bytes: int = 196_608
+    pep_max_items: int = 256
+    pep_max_nodes: int = 256
+    e2e_encryption: str = "refuse"  # or "allow"
+    e2e_reason: str = ""  # empty: the default text of features/pep/omemo.py
 
 
 @dataclass(slots=True)

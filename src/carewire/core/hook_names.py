@@ -58,6 +58,10 @@ SESSION_RESUMED: Final = "session/resumed"
 # A clinician's response to an alert was recorded. Payload: AlertResponded.
 ALERT_RESPONDED: Final = "alert/responded"
 
+# A contact was granted a subscription to an account's presence (the account's
+# side gained 'from'). Payload: SubscriptionEvent.
+PRESENCE_SUBSCRIBED: Final = "presence/subscribed"
+
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"
 

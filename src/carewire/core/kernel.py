@@ -51,6 +51,7 @@ IM_FEATURES: tuple[str, ...] = (
     "csi",
     "smacks",
     "muc",
+    "pep",
 )
 #: The clinical features, built on the data platform and the XMPP adapter's door (the
 #: organisation directory's five next: its policy, roster, search, groups and PIN; file

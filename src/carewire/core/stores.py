@@ -340,6 +340,79 @@ class PrivateStore(Protocol):
         """Every owner's element stored under ``key`` (one read, for start-up caches)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PepNode:
+    """One node of an account's PEP service (XEP-0163); ``config`` is its JSON configuration."""
+
+    owner: str
+    node: str
+    config: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PepItem:
+    """One persistent item of a PEP node (XEP-0223); ``payload`` is its serialised XML."""
+
+    item_id: str
+    payload: str
+    publisher: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PepPublished:
+    """What a publish did: whether it created the node, and the items it pushed out."""
+
+    config: str  # the node's configuration after the publish
+    created: bool
+    evicted: tuple[str, ...] = ()
+
+
+class PepStore(Protocol):
+    """PEP nodes and items (XEP-0163 with XEP-0223 persistence)."""
+
+    async def get_node(self, owner: str, node: str) -> PepNode | None:
+        """The node or None."""
+
+    async def list_nodes(self, owner: str) -> list[PepNode]:
+        """Every node of ``owner``."""
+
+    async def nodes_named(self, node: str) -> list[PepNode]:
+        """Every account's node called ``node`` (policy sweeps)."""
+
+    async def create_node(self, owner: str, node: str, config: str) -> None:
+        """Create a node; ``ConflictError`` if it exists, ``NotFoundError`` without account."""
+
+    async def set_config(self, owner: str, node: str, config: str, *, max_items: int) -> list[str]:
+        """Replace the configuration and trim to ``max_items``; the ids removed."""
+
+    async def delete_node(self, owner: str, node: str) -> bool:
+        """Delete the node and its items; False if there was none."""
+
+    async def publish(
+        self, owner: str, node: str, item: PepItem, *, config: str, max_items: int
+    ) -> PepPublished:
+        """Store ``item`` (replacing one of the same id) as the newest, creating the node
+        with ``config`` if needed and keeping at most ``max_items``; ``NotFoundError``
+        without account."""
+
+    async def items(
+        self, owner: str, node: str, *, ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[PepItem]:
+        """Items newest first, only ``ids`` if given, at most ``limit``."""
+
+    async def retract(self, owner: str, node: str, item_id: str) -> bool:
+        """Remove one item; False if there was none."""
+
+    async def purge(self, owner: str, node: str) -> None:
+        """Remove every item of the node."""
+
+    async def last_items(
+        self, owners: Sequence[str], nodes: Sequence[str]
+    ) -> list[tuple[PepNode, PepItem]]:
+        """The last published item of each of ``nodes`` of each of ``owners`` that has one."""
+
+
 class BlockingStore(Protocol):
     """Block lists (XEP-0191)."""
 
@@ -410,3 +483,4 @@ class Stores:
     login_audit: LoginAuditStore
     muc: MucStore
     expiry: ExpiryStore
+    pep: PepStore

@@ -1,4 +1,5 @@
-"""Room bookmarks (XEP-0048 in private XML storage) recorded as CONVERSATIONS.bookmarked_users.
+"""Room bookmarks (XEP-0048 in private XML storage, XEP-0402 in PEP) recorded as
+CONVERSATIONS.bookmarked_users.
 
 A client that stores its bookmarks with XEP-0049 (``<storage xmlns='storage:bookmarks'>`` in
 ``jabber:iq:private``) still has them stored as-is by :mod:`carewire.features.private`; this
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from carewire.core import hook_names as H
 from carewire.core.events import StanzaEvent
@@ -20,6 +23,7 @@ from carewire.datasets.model import Origin
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.service import DatasetService
 from carewire.errors import CarewireError
+from carewire.features.pep.bookmarks import BookmarkSync
 from carewire.xmpp import ns
 from carewire.xmpp.jid import JID, InvalidJID
 
@@ -60,13 +64,28 @@ class Bookmarks:
                 rooms.append(str(jid))
         return rooms
 
+    def observe_rooms(self, login: str, jids: list[str]) -> None:
+        """A PEP bookmarks change (XEP-0402, :mod:`carewire.features.pep.bookmarks`)."""
+        rooms: list[str] = []
+        for value in jids[:MAX_BOOKMARKS]:
+            try:
+                jid = JID.parse(value).bare
+            except InvalidJID:
+                continue
+            if jid.domain == self.ctx.hosts.chat_domain and jid.localpart:
+                rooms.append(str(jid))
+        self._spawn(self.record(login, rooms))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def observe(self, event: StanzaEvent) -> bool:
         """``pre-iq``: note bookmark writes (the private storage feature still stores them)."""
         rooms = self.rooms_of(event)
         if rooms is not None and event.origin is not None:
-            task = asyncio.create_task(self.record(event.origin.username, rooms))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.record(event.origin.username, rooms))
         return False
 
     async def record(self, login: str, rooms: list[str]) -> None:
@@ -100,4 +119,8 @@ def setup(ctx: FeatureContext) -> None:
     """Watch bookmark writes (recorded as CONVERSATIONS.bookmarked_users)."""
     bookmarks = ctx.provide(Bookmarks(ctx, ctx.require(DatasetService)))
     ctx.hooks.on(H.PRE_IQ, bookmarks.observe, priority=100)
+    # XEP-0402: PEP bookmarks feed the same link (when the pep feature is loaded).
+    sync = ctx.find(BookmarkSync)
+    if sync is not None:
+        sync.on_rooms(bookmarks.observe_rooms)
     ctx.hooks.on(H.SERVER_STOPPING, bookmarks.settle)

@@ -119,20 +119,26 @@ class Disco:
         if not await self._exists(req):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         _check_node(req)
-        return _info(
-            [("account", "registered", "")], self._visible(self.ctx.disco.account_features)
-        )
+        identities = [("account", "registered", ""), *self.ctx.disco.account_identities]
+        query = _info(identities, self._visible(self.ctx.disco.account_features))
+        for build in self.ctx.disco.account_forms:
+            query.append(build())
+        return query
 
     async def account_items(self, req: IqRequest) -> Element | None:
-        """disco#items to an account's bare JID: nothing is published.
+        """disco#items to an account's bare JID: what features list (PEP nodes), if anything.
 
         XEP-0030 §8: "In response to a disco#items request, the server MUST
         return an empty result set if ... The target entity does not exist (no
         matter if the request specifies a node or not)".
         """
-        if await self._exists(req):
+        query = Element(ITEMS_QUERY)
+        login = req.to_jid.localpart
+        if login is not None and await self._exists(req):
             _check_node(req)
-        return Element(ITEMS_QUERY)
+            for items in self.ctx.disco.account_items:
+                query.extend(await items(req.from_jid, login))
+        return query
 
     def _visible(self, features: set[str]) -> set[str]:
         """The features to advertise now (the adapter's settings may hide some)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
-from carewire.core.events import AccountEvent, SessionEvent, StanzaEvent
+from carewire.core.events import AccountEvent, SessionEvent, StanzaEvent, SubscriptionEvent
 from carewire.core.feature import FeatureContext, StreamPhase
 from carewire.core.sessions import Session
 from carewire.core.stores import RosterItem
@@ -379,6 +379,10 @@ class Presence:
             # §3.1.5: "the contact's server MUST then also send current presence to
             # the user from each of the contact's available resources".
             await self.rosters.send_presence_to(login, contact, available=True)
+            # XEP-0163 §4.3.2 and others follow the new subscription.
+            await self.ctx.hooks.fire(
+                H.PRESENCE_SUBSCRIBED, SubscriptionEvent(login=login, contact=contact)
+            )
         elif t.from_lost:
             # §3.2.2/§3.3.3: the side whose presence is no longer wanted sends
             # unavailable presence from all of its available resources.

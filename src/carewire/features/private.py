@@ -8,6 +8,7 @@ wrote (e.g. ``<storage xmlns='storage:bookmarks'/>``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from xml.etree.ElementTree import Element
 
 from carewire.core.events import IqRequest
@@ -24,6 +25,8 @@ QUERY = f"{{{ns.PRIVATE}}}query"
 # Namespaces a fragment may not be stored in (XEP-0049 §2.3 "reserved").
 RESERVED_NAMESPACES = frozenset({ns.PRIVATE, ns.CLIENT, ns.SERVER})
 MAX_FRAGMENT_BYTES = 64 * 1024
+#: Called after a client stored a fragment: (login, the stored element).
+StoredListener = Callable[[str, Element], Awaitable[None]]
 
 
 def _namespace(el: Element) -> str | None:
@@ -57,6 +60,11 @@ class PrivateStorage:
 
     def __init__(self, ctx: FeatureContext) -> None:
         self.ctx = ctx
+        self._listeners: list[StoredListener] = []
+
+    def on_stored(self, listener: StoredListener) -> None:
+        """Call ``listener`` after each fragment a client stores (XEP-0402 conversion)."""
+        self._listeners.append(listener)
 
     async def get(self, req: IqRequest) -> Element | None:
         """Return the stored fragment, or the requested element empty if none is stored."""
@@ -78,6 +86,7 @@ class PrivateStorage:
         children = _fragments(req.payload)
         login = _owner(req)
         fragments: dict[str, str] = {}
+        stored: dict[str, Element] = {}
         for c in children:
             xml = serialize(c, None)
             if len(xml.encode("utf-8")) > MAX_FRAGMENT_BYTES:
@@ -86,11 +95,15 @@ class PrivateStorage:
                     f"a private XML fragment may be at most {MAX_FRAGMENT_BYTES} bytes",
                 )
             fragments[c.tag] = xml
+            stored[c.tag] = c
         try:
             for key, xml in fragments.items():
                 await self.ctx.stores.private.set(login, key, xml)
         except NotFoundError:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such account") from None
+        for element in stored.values():
+            for listener in self._listeners:
+                await listener(login, element)
         return None
 
     async def other(self, req: IqRequest) -> Element | None:
@@ -119,7 +132,7 @@ def _parse(xml: str, tag: str, login: str) -> Element | None:
 
 def setup(ctx: FeatureContext) -> None:
     """Register the jabber:iq:private handlers."""
-    storage = PrivateStorage(ctx)
+    storage = ctx.provide(PrivateStorage(ctx))
     ctx.disco.add_server_feature(ns.PRIVATE)
     ctx.iq.register(QUERY, storage.get, types=("get",), targets=(IqTarget.ACCOUNT,))
     ctx.iq.register(QUERY, storage.set, types=("set",), targets=(IqTarget.ACCOUNT,))

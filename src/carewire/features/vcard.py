@@ -8,6 +8,7 @@ updates), at most :data:`MAX_VCARD_BYTES` long.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from xml.etree.ElementTree import Element
 
 from carewire.core.events import IqRequest
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 VCARD = f"{{{ns.VCARD}}}vCard"
 MAX_VCARD_BYTES = 64 * 1024
+#: Called after a user set their vCard: (login, the vCard element).
+SetListener = Callable[[str, Element], Awaitable[None]]
 
 
 class VCards:
@@ -29,6 +32,15 @@ class VCards:
 
     def __init__(self, ctx: FeatureContext) -> None:
         self.ctx = ctx
+        self._listeners: list[SetListener] = []
+
+    def on_set(self, listener: SetListener) -> None:
+        """Call ``listener`` after each vCard a user sets (XEP-0398 conversion)."""
+        self._listeners.append(listener)
+
+    async def load(self, login: str) -> Element | None:
+        """The stored vCard of ``login``, or None."""
+        return await self._load(login)
 
     async def _load(self, login: str) -> Element | None:
         xml = await self.ctx.stores.vcards.get(login)
@@ -79,6 +91,8 @@ class VCards:
         except NotFoundError:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such account") from None
         log.debug("vCard of %s updated (%d bytes)", login, size)
+        for listener in self._listeners:
+            await listener(login, req.payload)
         return None
 
     async def set_other(self, req: IqRequest) -> Element | None:
@@ -91,7 +105,7 @@ class VCards:
 
 def setup(ctx: FeatureContext) -> None:
     """Register the vCard handlers and advertise vcard-temp."""
-    vcards = VCards(ctx)
+    vcards = ctx.provide(VCards(ctx))
     # XEP-0054 §4: "If an entity supports the vcard-temp protocol, it MUST
     # report that by including a service discovery feature of "vcard-temp"".
     ctx.disco.add_server_feature(ns.VCARD)

@@ -23,6 +23,7 @@ from carewire.storage.held import SqlHeldStore
 from carewire.storage.login_audit import SqlLoginAuditStore
 from carewire.storage.muc import SqlMucStore
 from carewire.storage.offline import SqlOfflineStore
+from carewire.storage.pep import SqlPepStore
 from carewire.storage.private import SqlPrivateStore
 from carewire.storage.roster import SqlRosterStore
 from carewire.storage.vcards import SqlVCardStore
@@ -44,4 +45,5 @@ def build_stores(db: Database, keyring: Keyring) -> Stores:
         login_audit=SqlLoginAuditStore(db),
         muc=SqlMucStore(db, keyring),
         expiry=SqlExpiryStore(db),
+        pep=SqlPepStore(db, keyring),
     )

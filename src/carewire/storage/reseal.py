@@ -24,6 +24,7 @@ from carewire.storage.dataset_tables import ENCRYPTED_ATTRIBUTES, table_name
 from carewire.storage.held import stanza_aad as held_aad
 from carewire.storage.muc import value_aad as muc_aad
 from carewire.storage.offline import stanza_aad as offline_aad
+from carewire.storage.pep import payload_aad as pep_aad
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,18 @@ def _targets(existing: set[str]) -> list[_Target]:
             ("owner",),
         ),
     ]
+    out.append(
+        _Target(
+            "pep_items.payload",
+            table(
+                "pep_items", column("id"), column("node_id"), column("item_id"), column("payload")
+            ),
+            "id",
+            "payload",
+            lambda r: pep_aad(int(str(r["node_id"])), str(r["item_id"])),
+            ("node_id", "item_id"),
+        )
+    )
     for col in ("config", "subject"):
         out.append(
             _Target(

@@ -26,8 +26,9 @@ from sqlalchemy import (
     text,
 )
 
-# The directory's and file sharing's tables are in their own modules; importing registers them.
+# The directory's, PEP's and file sharing's tables are in their own modules; importing registers them.
 import carewire.storage.tables_directory
+import carewire.storage.tables_pep
 import carewire.storage.tables_upload  # noqa: F401
 from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 from carewire.storage.schema_base import BIG_ID as _BIG_ID
