@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-# The directory's, PEP's and file sharing's tables are in their own modules; importing registers them.
+# The directory's, PEP's and file sharing's tables live in their own modules (imported to register).
 import carewire.storage.tables_directory
 import carewire.storage.tables_pep
 import carewire.storage.tables_upload  # noqa: F401
