@@ -104,6 +104,45 @@ class NonzaRegistry:
         return True
 
 
+#: A Bind2 inline handler (XEP-0386): enable a feature for a session being bound;
+#: returns what goes into ``<bound/>`` (XEP-0198 ``<enabled/>``), or None.
+InlineHandler = Callable[[Session, Element], Awaitable[Element | None]]
+
+
+class InlineRegistry:
+    """The features a client may enable inside a XEP-0386 ``<bind/>``, by element tag."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, InlineHandler] = {}
+        self._vars: list[str] = []
+
+    def register(self, var: str, tags: tuple[str, ...], handler: InlineHandler) -> None:
+        """Advertise ``var`` as a Bind2 inline feature; its ``tags`` go to ``handler``."""
+        if var not in self._vars:
+            self._vars.append(var)
+        for tag in tags:
+            self._handlers[tag] = handler
+
+    @property
+    def vars(self) -> tuple[str, ...]:
+        """The inline features advertised (their namespaces)."""
+        return tuple(self._vars)
+
+    def lookup(self, tag: str) -> InlineHandler | None:
+        """The handler of an inline element, or None (unadvertised: ignored)."""
+        return self._handlers.get(tag)
+
+
+class PinGate(Protocol):
+    """The directory PIN that unlocks a device's FAST token (provided by the PIN feature)."""
+
+    async def is_required(self, login: str) -> bool:
+        """Whether a FAST login of ``login`` must present the PIN (the user has one)."""
+
+    async def matches(self, login: str, pin: str) -> bool:
+        """Whether ``pin`` is the user's PIN (nothing counted: the caller counts)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionLost:
     """Payload of ``session/connection-lost``: the connection of a bound session ended."""
@@ -160,6 +199,9 @@ class FeatureConfig:
     smacks_max_unacked: int = 1000  # unacknowledged stanzas kept per session, at most
     csi_max_held: int = 500  # XEP-0352: stanzas held back for an inactive client, at most
     expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
+    sasl2_enabled: bool = True  # XEP-0388 SASL2 with Bind2 (XEP-0386)
+    fast_token_lifetime: timedelta = timedelta(days=14)  # XEP-0484; zero: FAST off
+    fast_require_pin: bool = True  # a FAST login of a user with a directory PIN needs it
 
 
 @dataclass(slots=True)
@@ -191,6 +233,7 @@ class FeatureContext:
     )
     jobs: list[PeriodicJob] = field(default_factory=list)
     nonzas: NonzaRegistry = field(default_factory=NonzaRegistry)
+    bind2: InlineRegistry = field(default_factory=InlineRegistry)
     services: dict[type[Any], Any] = field(default_factory=dict)
     loading: str = ""  # the feature whose setup runs now (named in errors)
 

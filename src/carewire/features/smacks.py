@@ -51,10 +51,12 @@ from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaErr
 from carewire.xmpp.jid import JID, InvalidJID
 from carewire.xmpp.stream import (
     SM,
+    Nonza,
     SmAckReceived,
     SmAckRequested,
     SmEnableRequested,
     SmResumeRequested,
+    nonza_event,
 )
 from carewire.xmpp.xml import deep_copy, make
 
@@ -158,6 +160,10 @@ class ClientStreams:
         if session is None or session.sm is not None:
             send_failed(link, StanzaCondition.UNEXPECTED_REQUEST)
             return
+        link.stream.send_nonza(self._enabled(session, event))
+
+    def _enabled(self, session: Session, event: SmEnableRequested) -> Element:
+        """Give ``session`` its state; the ``<enabled/>`` that says so."""
         config = self.ctx.config
         sm = session.sm = StreamManagement(max_unacked=config.smacks_max_unacked)
         enabled = Element(f"{{{SM}}}enabled")
@@ -169,8 +175,14 @@ class ClientStreams:
             enabled.set("id", self.ctx.sessions.make_resumable(session))
             enabled.set("resume", "true")
             enabled.set("max", str(max(1, math.ceil(timeout))))
-        link.stream.send_nonza(enabled)
         log.debug("stream management enabled for %s", session.jid)
+        return enabled
+
+    async def enable_inline(self, session: Session, element: Element) -> Element | None:
+        """XEP-0386: "The <bound/> response MUST contain the resulting XEP-0198 <enabled/>"."""
+        event = nonza_event(Nonza.SM_ENABLE, element)
+        assert isinstance(event, SmEnableRequested)
+        return self._enabled(session, event)
 
     async def ack_requested(self, link: ClientLink, _event: SmAckRequested) -> None:
         """``<r/>``: answer with the count of handled stanzas (§4)."""
@@ -327,6 +339,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.nonzas.register(SM, SmResumeRequested, streams.resume)
     ctx.nonzas.register(SM, SmAckRequested, streams.ack_requested)
     ctx.nonzas.register(SM, SmAckReceived, streams.ack_received)
+    ctx.bind2.register(SM, (f"{{{SM}}}enable",), streams.enable_inline)
     ctx.hooks.on(H.SESSION_CONNECTION_LOST, streams.on_connection_lost)
     ctx.hooks.on(H.SESSION_CLOSED, sessions.on_closed, priority=REROUTE_PRIORITY)
     ctx.hooks.on(H.SERVER_STOPPING, sessions.on_stopping)

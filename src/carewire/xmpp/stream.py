@@ -114,6 +114,7 @@ __all__ = [
     "StreamConfig",
     "StreamEnded",
     "StreamStarted",
+    "nonza_event",
     "parse_seq",
 ]
 
