@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from carewire.core import hook_names as H
+from carewire.core import sasl2 as sasl2_login
 from carewire.core.auth import (
     DISABLED_REASON,
     DISABLED_TEXT,
@@ -33,7 +34,6 @@ from carewire.core.auth import (
     Admission,
     Authenticator,
 )
-from carewire.core import sasl2 as sasl2_login
 from carewire.core.events import SessionEvent
 from carewire.core.fast import FastTokens
 from carewire.core.feature import ConnectionLost, StreamPhase

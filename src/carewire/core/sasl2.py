@@ -47,7 +47,11 @@ FAST_FAILURES: dict[Verdict, tuple[str, str, bool]] = {
     # XEP-0484: "If the server no longer trusts a token, it MUST instead fail the
     # authentication (returning the SASL 'credentials-expired' error condition)".
     Verdict.EXPIRED: ("credentials-expired", "the token has expired", False),
-    Verdict.REPLAYED: ("credentials-expired", "token replayed: this device's tokens are revoked", True),
+    Verdict.REPLAYED: (
+        "credentials-expired",
+        "token replayed: this device's tokens are revoked",
+        True,
+    ),
     Verdict.STALE_COUNT: ("not-authorized", "replayed count", True),
 }
 PIN_REQUIRED = "this account needs its PIN with a FAST token"

@@ -77,7 +77,7 @@ class ClientState:
             await self.change(link.session, is_active=event.is_active)
 
     async def on_inline(self, session: Session, element: Element) -> Element | None:
-        """XEP-0386: with ``<active/>`` or ``<inactive/>`` "the session must begin in that state"."""
+        """XEP-0386 inline ``<active/>``/``<inactive/>``: "the session must begin in that state"."""
         await self.change(session, is_active=element.tag == f"{{{CSI}}}active")
         return None
 

@@ -394,9 +394,9 @@ class C2SStream:
         if inp is In.AUTH and self.authenticated_as is not None:
             # RFC 6120 §6.4.6 / XEP-0388: authentication happens once per stream.
             return self._fail(StreamCondition.POLICY_VIOLATION, "already authenticated")
-        if inp in (In.RESPONSE, In.ABORT) and self.state is S.SASL:
-            if (element.tag in _SASL2) != self.is_sasl2:
-                return self._fail(StreamCondition.POLICY_VIOLATION, "mixed SASL profiles")
+        is_mixed = (element.tag in _SASL2) != self.is_sasl2
+        if inp in (In.RESPONSE, In.ABORT) and self.state is S.SASL and is_mixed:
+            return self._fail(StreamCondition.POLICY_VIOLATION, "mixed SASL profiles")
         if self._step(inp) is None:
             return self._refuse(inp)
         if inp is In.STANZA:
