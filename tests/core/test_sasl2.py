@@ -342,3 +342,11 @@ async def test_abort_and_wrong_password(h: Harness, auth: Authenticator) -> None
     assert failure_of(text) == ("not-authorized", "")
     account = await h.kernel.stores.accounts.get("alice")
     assert account is not None and account.failed_logins == 1
+
+
+async def test_a_password_change_revokes_fast_tokens(h: Harness, auth: Authenticator) -> None:
+    token = token_of(
+        await Client(h, auth).scram("alice", "wonderland", AGENT_XML + REQUEST_TOKEN)
+    )
+    await h.kernel.accounts.set_password("alice", "looking-glass")
+    assert failure_of(await Client(h, auth).fast("alice", token))[0] == "not-authorized"
