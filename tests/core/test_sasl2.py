@@ -345,8 +345,36 @@ async def test_abort_and_wrong_password(h: Harness, auth: Authenticator) -> None
 
 
 async def test_a_password_change_revokes_fast_tokens(h: Harness, auth: Authenticator) -> None:
-    token = token_of(
-        await Client(h, auth).scram("alice", "wonderland", AGENT_XML + REQUEST_TOKEN)
-    )
+    token = token_of(await Client(h, auth).scram("alice", "wonderland", AGENT_XML + REQUEST_TOKEN))
     await h.kernel.accounts.set_password("alice", "looking-glass")
     assert failure_of(await Client(h, auth).fast("alice", token))[0] == "not-authorized"
+
+
+async def test_sm_resume_inline_then_failed_resume_binds(h: Harness, auth: Authenticator) -> None:
+    c = Client(h, auth)
+    text = await c.scram("alice", "wonderland", AGENT_XML + BIND)
+    bound = element(text, "success").find(f"{{{BIND2}}}bound")
+    assert bound is not None
+    enabled = bound.find(f"{{{ns.SM}}}enabled")
+    assert enabled is not None
+    previd = enabled.get("id", "")
+    session = c.conn.session
+    assert session is not None
+    await c.conn.closed()  # the connection broke: the session waits, detached
+    assert h.kernel.sessions.of_user("alice") == [session]
+    resume = f"<resume xmlns='{ns.SM}' previd='{previd}' h='0'/>"
+    d = Client(h, auth)
+    text = await d.scram("alice", "wonderland", AGENT_XML + resume + BIND)
+    success = element(text, "success")
+    resumed = success.find(f"{{{ns.SM}}}resumed")
+    assert resumed is not None and resumed.get("previd") == previd
+    assert success.find(f"{{{BIND2}}}bound") is None  # XEP-0386: the bind is ignored
+    assert success.findtext(f"{{{SASL2}}}authorization-identifier") == str(session.jid)
+    assert d.conn.session is session and d.stream.state is State.ESTABLISHED
+    # An unknown id: <failed/> in the success, and a new session is bound.
+    e = Client(h, auth)
+    bad = f"<resume xmlns='{ns.SM}' previd='nope' h='0'/>"
+    success = element(await e.scram("alice", "wonderland", bad + BIND), "success")
+    failed = success.find(f"{{{ns.SM}}}failed")
+    assert failed is not None and failed.find(f"{{{ns.STANZAS_ERR}}}item-not-found") is not None
+    assert success.find(f"{{{BIND2}}}bound") is not None and e.conn.session is not None

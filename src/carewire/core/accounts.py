@@ -105,7 +105,7 @@ class AccountService:
         return await self.stores.accounts.create_many(items)
 
     async def set_password(self, login: str, password: str) -> None:
-        """Replace the account's keys and revoke its FAST tokens; NotFoundError for unknown logins."""
+        """Replace the account's keys, revoke its FAST tokens; NotFoundError for unknown logins."""
         login = normalize_login(login)
         await self.stores.accounts.set_credentials(
             login, derive_credentials(password, self.iterations)

@@ -36,7 +36,7 @@ from carewire.core.auth import (
 )
 from carewire.core.events import SessionEvent
 from carewire.core.fast import FastTokens
-from carewire.core.feature import ConnectionLost, StreamPhase
+from carewire.core.feature import ConnectionLost, InlineResume, StreamPhase
 from carewire.core.kernel import Kernel
 from carewire.core.sessions import Session, StanzaSink
 from carewire.core.stores import LoginOutcome
@@ -91,6 +91,7 @@ def stream_config(
             mechanisms=tuple(mechs),
             fast=fast,
             bind_inline=kernel.ctx.bind2.vars,
+            is_sm_inline=kernel.ctx.find(InlineResume) is not None,  # type: ignore[type-abstract]
             channel_bindings=("tls-server-end-point",) if info.channel_binding else (),
         )
     return StreamConfig(

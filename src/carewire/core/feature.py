@@ -133,6 +133,16 @@ class InlineRegistry:
         return self._handlers.get(tag)
 
 
+class InlineResume(Protocol):
+    """XEP-0198 resumption inside SASL2 ``<authenticate/>`` (provided by stream management)."""
+
+    async def prepare(self, login: str, element: Element) -> tuple[Session | None, Element]:
+        """The session ``<resume/>`` names (None: not resumable) and the answer for the success."""
+
+    async def complete(self, link: ClientLink, session: Session) -> None:
+        """After the success was sent: move the session to ``link``'s stream."""
+
+
 class PinGate(Protocol):
     """The directory PIN that unlocks a device's FAST token (provided by the PIN feature)."""
 

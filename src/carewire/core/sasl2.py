@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 
 from carewire.core.auth import Admission
 from carewire.core.fast import Issued, Verdict
-from carewire.core.feature import PinGate
+from carewire.core.feature import InlineResume, PinGate
 from carewire.core.sessions import Session
 from carewire.xmpp import sasl2
 from carewire.xmpp.jid import JID, InvalidJID, normalize_resource
@@ -163,18 +163,27 @@ async def succeed(
         assert request.agent_id is not None
         issued = await conn.fast.issue(login, request.agent_id, request.request_token, now)
     extra: list[Element] = []
-    session = old = None
-    if request.bind is not None:
+    session = old = resumed = None
+    resumer = conn.kernel.ctx.find(InlineResume)  # type: ignore[type-abstract]
+    if request.resume is not None and resumer is not None:
+        # XEP-0386: "If the client included a <resume/> element ... that MUST be
+        # processed first"; if it fails, the <failed/> is included and binding goes on.
+        resumed, answer = await resumer.prepare(login, request.resume)
+        extra.append(answer)
+    if request.bind is not None and resumed is None:
         session, old = conn.new_session(_bind_jid(conn, login, request))
         extra.append(await _inline(conn, session, request.bind))
     if issued is not None:
         expiry = issued.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # XEP-0082 DateTime
         extra.append(sasl2.token_element(issued.token, expiry))
-    identifier = str(session.jid) if session else f"{login}@{conn.kernel.hosts.domain}"
+    bound = session or resumed
+    identifier = str(bound.jid) if bound else f"{login}@{conn.kernel.hosts.domain}"
     success = sasl2.success_element(identifier, additional, extra)
-    conn.stream.sasl2_success(login, success, is_bound=session is not None)
+    conn.stream.sasl2_success(login, success, is_bound=bound is not None)
     log.info("authenticated %s via %s (SASL2) from %s", login, conn.mech_name, conn.info.remote_ip)
-    if session is not None:
+    if resumed is not None and resumer is not None:
+        await resumer.complete(conn, resumed)
+    elif session is not None:
         await conn.after_bind(session, old)
 
 
