@@ -161,6 +161,10 @@ def feature_config(cfg: Config) -> FeatureConfig:
         expiry_check_interval=parse_duration(
             x.expiry_check_interval, "xmpp.expiry_check_interval"
         ).total_seconds(),
+        sasl2_enabled=x.sasl2_enabled,
+        fast_token_lifetime=parse_duration(x.fast_token_lifetime, "xmpp.fast_token_lifetime"),
+        fast_rotate_after=parse_duration(x.fast_rotate_after, "xmpp.fast_rotate_after"),
+        fast_require_pin=x.fast_require_pin,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,10 @@ from tests.features.harness import Harness, make_harness
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    # Tokens rotate at every use here (the default waits a day: test_rotation_when_due).
+    config = FeatureConfig(fast_rotate_after=timedelta(0))
     harness = await make_harness(
-        tmp_path, features=["c2s", "message", "carbons", "csi", "smacks"], config=FeatureConfig()
+        tmp_path, features=["c2s", "message", "carbons", "csi", "smacks"], config=config
     )
     await harness.account("alice", "wonderland")
     yield harness
@@ -378,3 +381,24 @@ async def test_sm_resume_inline_then_failed_resume_binds(h: Harness, auth: Authe
     failed = success.find(f"{{{ns.SM}}}failed")
     assert failed is not None and failed.find(f"{{{ns.STANZAS_ERR}}}item-not-found") is not None
     assert success.find(f"{{{BIND2}}}bound") is not None and e.conn.session is not None
+
+
+async def test_rotation_when_due(tmp_path: Path) -> None:
+    h = await make_harness(tmp_path, features=["c2s", "smacks"], config=FeatureConfig())
+    try:
+        await h.account("alice", "wonderland")
+        auth = Authenticator(h.kernel.stores, h.clock, LoginAuditor(h.kernel.stores))
+        text = await Client(h, auth).scram("alice", "wonderland", AGENT_XML + REQUEST_TOKEN)
+        t1 = token_of(text)
+        # Within a day the token is used as it is ('new' becomes 'current'): no new token.
+        for _ in range(2):
+            text = await Client(h, auth).fast("alice", t1)
+            assert element(text, "success").find(f"{{{FAST}}}token") is None
+        h.clock.advance(86400)
+        t2 = token_of(await Client(h, auth).fast("alice", t1))  # due: the next token
+        assert t2 != t1
+        assert "<success" in await Client(h, auth).fast("alice", t2)
+        # t1 is retired now: presenting it again is a replay.
+        assert failure_of(await Client(h, auth).fast("alice", t1))[0] == "credentials-expired"
+    finally:
+        await h.close()

@@ -150,10 +150,15 @@ class ClientConnection:
         self.mech_name = ""
         # The SASL2 request of the exchange in progress (None: legacy SASL, RFC 6120).
         self.request: sasl2.Authenticate | None = None
-        lifetime = kernel.ctx.config.fast_token_lifetime
+        config = kernel.ctx.config
         self.fast = (
-            FastTokens(kernel.stores.fast, fake_secret, lifetime)
-            if kernel.ctx.config.sasl2_enabled and lifetime.total_seconds() > 0
+            FastTokens(
+                kernel.stores.fast,
+                fake_secret,
+                config.fast_token_lifetime,
+                config.fast_rotate_after,
+            )
+            if config.sasl2_enabled and config.fast_token_lifetime.total_seconds() > 0
             else None
         )
 

@@ -15,9 +15,12 @@ meant to beat.
 Each account's client (the SASL2 ``<user-agent id>``) has one record with
 the two slots of XEP-0484 §7.1, ``current`` and ``new``, and the last token
 rotated out (``retired``). Tokens are bound to the FAST mechanism they were
-requested for. Every successful FAST login rotates: the token used becomes
-``current`` and a fresh token goes to ``new`` (sent in the success); the
-previous ``current``, once the client used ``new``, is retired. Presenting
+requested for. A successful FAST login rotates when the token is due
+(XEP-0484 §token-rotation; ``rotate_after`` since it was issued, zero: at
+every use) or was 'new': the token used becomes ``current`` and a fresh
+token goes to ``new`` (sent in the success); the previous ``current``, once
+the client used ``new``, is retired. Logins between rotations write nothing,
+which is what makes them cheaper than SCRAM logins. Presenting
 the retired token again is a replay — a stolen token used after its owner
 moved on, or the other way round — and invalidates every token of that
 client. A ``count`` (XEP-0484 0-RTT replay counter) must grow per token.
@@ -41,6 +44,8 @@ from carewire.xmpp.sasl2 import ht_initiator, ht_responder
 
 #: XEP-0484 leaves the lifetime to the deployment; 14 days unless configured.
 DEFAULT_LIFETIME = timedelta(days=14)
+#: A token used this long after it was issued is replaced by a fresh one.
+DEFAULT_ROTATE_AFTER = timedelta(days=1)
 SEED_BYTES = 32
 
 
@@ -115,12 +120,28 @@ def check(
     return Verdict.WRONG, None
 
 
+def is_due(
+    record: FastRecord, *, now: datetime, lifetime: timedelta, rotate_after: timedelta
+) -> bool:
+    """Whether the 'current' token was issued ``rotate_after`` ago or more (zero: always)."""
+    expires = record.current_expires_at
+    return expires is None or now - (expires - lifetime) >= rotate_after
+
+
 def rotated(
-    record: FastRecord, slot: Slot, *, count: int | None, now: datetime, lifetime: timedelta
-) -> tuple[FastRecord, bytes]:
-    """The record after a successful use of ``slot``, with a fresh 'new' seed (returned too)."""
-    seed = secrets.token_bytes(SEED_BYTES)
-    expires = now + lifetime
+    record: FastRecord,
+    slot: Slot,
+    *,
+    count: int | None,
+    now: datetime,
+    lifetime: timedelta,
+    rotate_after: timedelta,
+) -> tuple[FastRecord, bytes | None]:
+    """The record after a successful use of ``slot``, and the seed of a fresh token if due.
+
+    The first use of the 'new' token makes it 'current' and retires the
+    former one; a 'current' token that is due gets a fresh 'new' one.
+    """
     if slot is Slot.NEW:
         record = replace(
             record,
@@ -128,13 +149,18 @@ def rotated(
             current_seed=record.new_seed,
             current_expires_at=record.new_expires_at,
             current_count=count or 0,
+            new_seed=None,
+            new_expires_at=None,
         )
     elif count is not None:
         record = replace(record, current_count=count)
-    # XEP-0484: "upon providing a new token to the client, the server SHOULD
-    # invalidate any tokens previously generated that have not been used".
-    record = replace(record, new_seed=seed, new_expires_at=expires, updated_at=now)
-    return record, seed
+    seed = None
+    if is_due(record, now=now, lifetime=lifetime, rotate_after=rotate_after):
+        # XEP-0484: "upon providing a new token to the client, the server SHOULD
+        # invalidate any tokens previously generated that have not been used".
+        seed = secrets.token_bytes(SEED_BYTES)
+        record = replace(record, new_seed=seed, new_expires_at=now + lifetime)
+    return replace(record, updated_at=now), seed
 
 
 def server_proof(secret: bytes, seed: bytes, cb_data: bytes) -> bytes:
@@ -146,11 +172,16 @@ class FastTokens:
     """FAST tokens of every account's clients, on a :class:`FastTokenStore`."""
 
     def __init__(
-        self, store: FastTokenStore, secret: bytes, lifetime: timedelta = DEFAULT_LIFETIME
+        self,
+        store: FastTokenStore,
+        secret: bytes,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        rotate_after: timedelta = DEFAULT_ROTATE_AFTER,
     ) -> None:
         self.store = store
         self._secret = secret
         self.lifetime = lifetime
+        self.rotate_after = rotate_after
 
     async def verify(
         self,
@@ -186,10 +217,21 @@ class FastTokens:
 
     async def consume(
         self, record: FastRecord, slot: Slot, *, count: int | None, now: datetime
-    ) -> Issued:
-        """Rotate after a successful login; returns the next token for the client."""
-        record, seed = rotated(record, slot, count=count, now=now, lifetime=self.lifetime)
+    ) -> Issued | None:
+        """After a successful login: promote, rotate if due; the next token, or None.
+
+        A use of a 'current' token that is not due, without a count, writes nothing.
+        """
+        lifetime, rotate_after = self.lifetime, self.rotate_after
+        due = is_due(record, now=now, lifetime=lifetime, rotate_after=rotate_after)
+        if slot is Slot.CURRENT and count is None and not due:
+            return None
+        record, seed = rotated(
+            record, slot, count=count, now=now, lifetime=lifetime, rotate_after=rotate_after
+        )
         await self.store.put(record)
+        if seed is None:
+            return None
         assert record.new_expires_at is not None
         return Issued(token=derive_token(self._secret, seed), expires_at=record.new_expires_at)
 

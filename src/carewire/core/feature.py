@@ -211,6 +211,7 @@ class FeatureConfig:
     expiry_check_interval: float = 60.0  # longest wait before the next expiry is re-read
     sasl2_enabled: bool = True  # XEP-0388 SASL2 with Bind2 (XEP-0386)
     fast_token_lifetime: timedelta = timedelta(days=14)  # XEP-0484; zero: FAST off
+    fast_rotate_after: timedelta = timedelta(days=1)  # a token this old is replaced at use
     fast_require_pin: bool = True  # a FAST login of a user with a directory PIN needs it
 
 
