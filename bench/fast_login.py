@@ -24,6 +24,11 @@ the figures are the server's; with ``--one-core`` server and generator share
 one CPU and the cache is emptied before each SCRAM phase, so every SCRAM
 login pays the client's key derivation too (``--scram-iterations`` rounds),
 as a phone that does not keep its salted password does.
+
+``--in-process`` measures the protocol and the server's work without TLS and
+sockets: the real kernel on SQLite (the feature tests' harness) and the
+simulated SASL2 client of the tests, both on the calling core; every SCRAM
+login derives the client's keys with scramp (``--scram-iterations``).
 """
 
 from __future__ import annotations
@@ -215,6 +220,55 @@ async def run(args: argparse.Namespace, ports: dict[str, int], domain: str) -> d
     return out
 
 
+async def in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """SCRAM logins/s and FAST logins/s through the real kernel, no sockets, one core."""
+    from tests.core.sasl2_client import AGENT_XML, REQUEST_TOKEN, Client, token_of
+    from tests.features.harness import make_harness
+
+    from carewire.core.auth import Authenticator, LoginAuditor
+    from carewire.core.feature import FeatureConfig
+
+    bind = BIND
+    h = await make_harness(
+        Path(tempfile.mkdtemp(prefix="carewire-fast-")),
+        features=["c2s", "message", "presence", "carbons", "csi", "smacks"],
+        config=FeatureConfig(),
+    )
+    try:
+        h.kernel.accounts.iterations = args.scram_iterations
+        logins = account_names(args.accounts)
+        for login in logins:
+            await h.account(login, DEFAULT_PASSWORD)
+        auth = Authenticator(h.kernel.stores, h.clock, LoginAuditor(h.kernel.stores))
+        tokens = {}
+        for login in logins:
+            text = await Client(h, auth).scram(login, DEFAULT_PASSWORD, AGENT_XML + REQUEST_TOKEN)
+            tokens[login] = token_of(text)
+        out: dict[str, Any] = {}
+        for _ in range(args.rounds):
+            for phase in ("scram", "fast"):
+                start = time.perf_counter()
+                for login in logins:
+                    client = Client(h, auth)
+                    if phase == "scram":
+                        text = await client.scram(login, DEFAULT_PASSWORD, AGENT_XML + bind)
+                    else:
+                        text = await client.fast(login, tokens[login], bind)
+                    if "<success" not in text:
+                        raise XmppError(f"{phase}: {text[:300]}")
+                wall = time.perf_counter() - start
+                out.setdefault(phase, []).append(
+                    {
+                        "phase": phase,
+                        "wall_s": round(wall, 3),
+                        "logins_per_s": round(len(logins) / wall, 1),
+                    }
+                )
+        return out
+    finally:
+        await h.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare a data directory, start the server on one core, run the phases, print."""
     p = argparse.ArgumentParser(prog="python -m bench.fast_login", description=__doc__)
@@ -234,7 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         help="server and generator on --server-cpu, client key derivation in every SCRAM login",
     )
     p.add_argument("--rotate-after", default="1d", help="xmpp.fast_rotate_after (1d; 0s: always)")
+    p.add_argument(
+        "--in-process", action="store_true", help="no TLS or sockets: the kernel and the client"
+    )
     args = p.parse_args(argv)
+    if args.in_process:
+        print(f"• {pin_self(args.server_cpu)}", flush=True)
+        result = asyncio.run(in_process(args))
+        print(json.dumps(result, indent=2))
+        return _summary(result, "in process, one core, client key derivation included")
     if args.one_core:
         args.client_cpu = args.server_cpu
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="carewire-fast-"))
@@ -250,13 +312,18 @@ def main(argv: list[str] | None = None) -> int:
         result_stop = server.stop()
     result["server_stop"] = result_stop
     print(json.dumps(result, indent=2))
+    how = f"server on cpu {args.server_cpu}, generator on cpu {args.client_cpu}"
+    if args.one_core:
+        how += " (one core, client key derivation included)"
+    return _summary(result, f"{how}, TLS, rotate after {args.rotate_after}")
+
+
+def _summary(result: dict[str, Any], how: str) -> int:
     best = {k: max(r["logins_per_s"] for r in result[k]) for k in ("scram", "fast")}
     ratio = best["fast"] / best["scram"] if best["scram"] else 0.0
     print(
         f"\nSCRAM logins/s {best['scram']:.0f}, FAST reconnects/s {best['fast']:.0f} "
-        f"(x{ratio:.2f}), server on cpu {args.server_cpu}, generator on cpu {args.client_cpu}"
-        f"{' (one core, client key derivation included)' if args.one_core else ''}, "
-        f"rotate after {args.rotate_after}"
+        f"(x{ratio:.2f}); {how}"
     )
     return 0
 

@@ -94,7 +94,7 @@ class Pins(Facet):
 
     async def has_pin(self, login: str) -> bool:
         """Whether the user has a PIN (which then unlocks the device's FAST token)."""
-        return await self._ctx.store.users.get_pin(login.strip().lower()) is not None
+        return await self._ctx.store.users.has_pin(login.strip().lower())
 
     async def matches(self, login: str, pin: str) -> bool:
         """Whether ``pin`` is the user's PIN, counting nothing.

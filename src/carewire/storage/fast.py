@@ -7,7 +7,7 @@ secret, which is not in the database (:mod:`carewire.core.fast`).
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from carewire.core.stores import FastRecord
 from carewire.storage import dialects
@@ -15,6 +15,9 @@ from carewire.storage.database import Database
 from carewire.storage.tables import fast_tokens
 
 _F = fast_tokens.c
+_GET = select(fast_tokens).where(
+    _F.owner == bindparam("owner"), _F.agent_id == bindparam("agent_id")
+)
 _COLUMNS = (
     "mechanism",
     "current_seed",
@@ -37,9 +40,9 @@ class SqlFastTokenStore:
 
     async def get(self, owner: str, agent_id: str) -> FastRecord | None:
         """The record of one client, or None."""
-        query = select(fast_tokens).where(_F.owner == owner, _F.agent_id == agent_id)
-        async with self._db.read("get_fast_tokens") as conn:
-            row = (await conn.execute(query)).one_or_none()
+        params = {"owner": owner, "agent_id": agent_id}
+        # The FAST login's hot path: an inline primary-key lookup on file SQLite.
+        row = await self._db.fetch("get_fast_tokens", lambda c: c.execute(_GET, params).first())
         if row is None:
             return None
         values = {name: getattr(row, name) for name in _COLUMNS}
