@@ -207,17 +207,15 @@ async def run(args: argparse.Namespace, ports: dict[str, int], domain: str) -> d
 
     primed = await storm("priming", phones, args.concurrency, prime, args.login_timeout)
     phones = [p for p in phones if p.token]
-    out = {"priming": primed, "accounts_with_token": len(phones)}
+    runs: dict[str, list[dict[str, Any]]] = {"scram": [], "fast": []}
     for _ in range(args.rounds):
         if args.one_core:
             scram_keys.cache_clear()  # every SCRAM login derives the client's keys
-        out.setdefault("scram", []).append(
+        runs["scram"].append(
             await storm("scram", phones, args.concurrency, scram, args.login_timeout)
         )
-        out.setdefault("fast", []).append(
-            await storm("fast", phones, args.concurrency, fast, args.login_timeout)
-        )
-    return out
+        runs["fast"].append(await storm("fast", phones, args.concurrency, fast, args.login_timeout))
+    return {"priming": primed, "accounts_with_token": len(phones), **runs}
 
 
 async def in_process(args: argparse.Namespace) -> dict[str, Any]:
