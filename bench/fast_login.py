@@ -223,6 +223,7 @@ async def in_process(args: argparse.Namespace) -> dict[str, Any]:
     from tests.core.sasl2_client import AGENT_XML, REQUEST_TOKEN, Client, token_of
     from tests.features.harness import make_harness
 
+    from carewire.config import parse_duration
     from carewire.core.auth import Authenticator, LoginAuditor
     from carewire.core.feature import FeatureConfig
 
@@ -230,7 +231,7 @@ async def in_process(args: argparse.Namespace) -> dict[str, Any]:
     h = await make_harness(
         Path(tempfile.mkdtemp(prefix="carewire-fast-")),
         features=["c2s", "message", "presence", "carbons", "csi", "smacks"],
-        config=FeatureConfig(),
+        config=FeatureConfig(fast_rotate_after=parse_duration(args.rotate_after, "rotate-after")),
     )
     try:
         h.kernel.accounts.iterations = args.scram_iterations
