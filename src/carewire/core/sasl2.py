@@ -23,21 +23,65 @@ import base64
 import hashlib
 import hmac
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
-from carewire.core.auth import Admission
-from carewire.core.fast import Issued, Verdict
-from carewire.core.feature import InlineResume, PinGate
+from carewire.core.auth import Admission, Authenticator
+from carewire.core.fast import FastTokens, Issued, Verdict
+from carewire.core.feature import ClientLink, InlineResume, PinGate
+from carewire.core.kernel import Kernel
 from carewire.core.sessions import Session
 from carewire.xmpp import sasl2
 from carewire.xmpp.jid import JID, InvalidJID, normalize_resource
 from carewire.xmpp.stream import StreamConfig
 
-if TYPE_CHECKING:
-    from carewire.core.c2s import ClientConnection
-
 log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What this module reads of the connection's transport facts (``ConnectionInfo``)."""
+
+    @property
+    def remote_ip(self) -> str:
+        """The client's address."""
+
+    @property
+    def transport(self) -> str:
+        """``c2s``, ``c2s-tls`` or ``websocket``."""
+
+    @property
+    def channel_binding(self) -> bytes | None:
+        """tls-server-end-point data, if any."""
+
+
+class ClientConnection(ClientLink, Protocol):
+    """The connection a SASL2 login runs on (:class:`carewire.core.c2s.ClientConnection`)."""
+
+    kernel: Kernel
+    auth: Authenticator
+    fake_secret: bytes
+    fast: FastTokens | None
+    mech_name: str
+    request: sasl2.Authenticate | None
+
+    @property
+    def info(self) -> Transport:
+        """The transport facts."""
+
+    async def sasl_failed(
+        self, username: str | None, condition: str, text: str, *, counts: bool, reason: str = ""
+    ) -> None:
+        """Answer and audit a failure."""
+
+    async def refuse(self, login: str, decision: Admission) -> None:
+        """Answer and audit an attempt the lockout policy refuses."""
+
+    def new_session(self, jid: JID) -> tuple[Session, Session | None]:
+        """Bind ``jid`` to the connection."""
+
+    async def after_bind(self, session: Session, old: Session | None) -> None:
+        """End the replaced session, announce the new one."""
+
 
 #: The answer to each failed FAST verdict: (condition, text, counts toward the lockout).
 FAST_FAILURES: dict[Verdict, tuple[str, str, bool]] = {

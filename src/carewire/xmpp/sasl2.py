@@ -138,6 +138,21 @@ def parse_authenticate(element: Element) -> Authenticate:
     )
 
 
+def parse_offered(element: Element, offer: Offer) -> Authenticate:
+    """:func:`parse_authenticate`, and the mechanism must be one ``offer`` announced.
+
+    Raises:
+        MalformedAuthenticate: as :func:`parse_authenticate`; ``invalid-mechanism``
+            for a mechanism not offered.
+    """
+    request = parse_authenticate(element)
+    # XEP-0388: "If the mechanism ... [is] not previously announced by the
+    # server in the stream feature, the server MUST fail the authentication."
+    if request.mechanism not in offer.mechanisms and request.mechanism not in offer.fast:
+        raise MalformedAuthenticate("invalid-mechanism", "")
+    return request
+
+
 def _bind(bind: Element | None) -> BindRequest | None:
     if bind is None:
         return None

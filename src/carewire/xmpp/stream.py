@@ -36,7 +36,6 @@ the events and the nonza vocabulary, re-exported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from xml.etree.ElementTree import Element
 
@@ -67,7 +66,9 @@ from carewire.xmpp._events import (
 )
 from carewire.xmpp._framing import (
     BIND,
+    Framing,
     Reader,
+    StreamConfig,
     Writer,
     bind_features,
     decode_sasl,
@@ -81,7 +82,7 @@ from carewire.xmpp.errors import (
     StreamCondition,
     stream_error_element,
 )
-from carewire.xmpp.parser import ElementReceived, ParserEvent, ParserLimits, StreamOpened
+from carewire.xmpp.parser import ElementReceived, ParserEvent, StreamOpened
 
 __all__ = [
     "CSI",
@@ -231,31 +232,6 @@ NONZA_STATES: dict[Nonza, frozenset[State]] = {
     Nonza.CSI_ACTIVE: _AFTER_BIND,
     Nonza.CSI_INACTIVE: _AFTER_BIND,
 }
-
-
-class Framing(StrEnum):
-    """How the stream is carried."""
-
-    TCP = "tcp"  # RFC 6120: one long XML document per direction
-    WEBSOCKET = "websocket"  # RFC 7395: one element per WebSocket message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamConfig:
-    """What the machine advertises; decided by the server, fixed per connection."""
-
-    domain: str
-    framing: Framing = Framing.TCP
-    is_tls_active: bool = False  # direct TLS (XEP-0368) and WebSocket over HTTPS
-    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
-    pre_auth_features: tuple[Element, ...] = ()
-    post_auth_features: tuple[Element, ...] = ()
-    allow_preauth_iq: bool = False
-    limits: ParserLimits = field(default_factory=ParserLimits)
-    # Namespaces whose nonzas the stream accepts (SM, CSI): only what the server advertises.
-    nonza_namespaces: frozenset[str] = frozenset()
-    # XEP-0388: what <authentication/> offers; None: SASL2 is neither offered nor accepted.
-    sasl2_offer: sasl2.Offer | None = None
 
 
 class C2SStream:
@@ -445,19 +421,12 @@ class C2SStream:
 
     def _on_authenticate(self, element: Element) -> Event | None:
         """XEP-0388 ``<authenticate/>``: a mechanism offered by SASL2 or FAST."""
-        offer = self.config.sasl2_offer
-        assert offer is not None
+        assert self.config.sasl2_offer is not None
         try:
-            request = sasl2.parse_authenticate(element)
+            request = sasl2.parse_offered(element, self.config.sasl2_offer)
         except sasl2.MalformedAuthenticate as exc:
             self.state = S.AWAIT_AUTH
             self._failure(exc.condition, exc.text)
-            return None
-        # XEP-0388: "If the mechanism ... [is] not previously announced by the
-        # server in the stream feature, the server MUST fail the authentication."
-        if request.mechanism not in offer.mechanisms and request.mechanism not in offer.fast:
-            self.state = S.AWAIT_AUTH
-            self._failure("invalid-mechanism", "")
             return None
         return AuthRequested(
             mechanism=request.mechanism, initial_response=request.initial_response, sasl2=request
