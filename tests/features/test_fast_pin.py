@@ -61,6 +61,13 @@ async def test_fast_needs_the_pin_and_a_wrong_pin_counts(d: Directory, auth: Aut
         (LoginOutcome.FAILURE, HT_NONE, "wrong-pin", "c2s-tls"),
         (LoginOutcome.FAILURE, HT_NONE, "no pin", "c2s-tls"),
     ]
+    # The directory's own record of PIN checks has it too.
+    assert d.h.platform is not None
+    entries, _ = await d.h.platform.audit.store.entries(action="directory.pin.verify")
+    assert [(e.event.details.get("reason"), e.event.details.get("via")) for e in entries] == [
+        ("wrong-pin", "fast")
+    ]
+    assert all("1397" not in str(e.event.details) for e in entries)  # no PIN in the trail
 
 
 async def test_a_pin_alone_is_never_a_credential(d: Directory, auth: Authenticator) -> None:

@@ -149,7 +149,7 @@ class PinGate(Protocol):
     async def is_required(self, login: str) -> bool:
         """Whether a FAST login of ``login`` must present the PIN (the user has one)."""
 
-    async def matches(self, login: str, pin: str) -> bool:
+    async def matches(self, login: str, pin: str, *, remote_ip: str = "") -> bool:
         """Whether ``pin`` is the user's PIN (nothing counted: the caller counts)."""
 
 

@@ -183,7 +183,7 @@ async def _pin_unlocks(conn: ClientConnection, login: str, request: sasl2.Authen
     if request.pin is None:
         await conn.sasl_failed(login, "not-authorized", PIN_REQUIRED, counts=False, reason="no pin")
         return False
-    if not await gate.matches(login, request.pin):
+    if not await gate.matches(login, request.pin, remote_ip=conn.info.remote_ip):
         await conn.sasl_failed(login, "not-authorized", WRONG_PIN, counts=True, reason="wrong-pin")
         return False
     return True

@@ -115,11 +115,9 @@ class DirectoryPinGate:
         """Every directory user with a PIN must give it with a FAST token."""
         return await self.pins.has_pin(login)
 
-    async def matches(self, login: str, pin: str) -> bool:
-        """Whether ``pin`` is right (argon2id, off the event loop); nothing is counted here."""
-        if not pin or len(pin) > MAX_PIN:
-            return False
-        return await self.pins.matches(login, pin)
+    async def matches(self, login: str, pin: str, *, remote_ip: str = "") -> bool:
+        """Whether ``pin`` is right (argon2id, off the event loop); a wrong one is audited."""
+        return await self.pins.matches(login, pin[:MAX_PIN], remote_ip=remote_ip)
 
 
 def _remote_ip(req: IqRequest) -> str:
