@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from carewire.core.auth import HARD_LIMIT_TEXT, Authenticator, LoginAuditor
+from carewire.core.auth import HARD_LIMIT_TEXT, LOCKED_TEXT, Authenticator, LoginAuditor
 from carewire.core.sasl2 import PIN_REQUIRED, WRONG_PIN
 from carewire.core.stores import LoginOutcome
 from carewire.xmpp.sasl2 import HT_NONE, PIN
@@ -112,3 +112,22 @@ async def test_wrong_pins_reach_the_lockout_delay(d: Directory, auth: Authentica
     assert answer.get("type") == "error"
     d.h.clock.advance(181)
     assert "<success" in await Client(d.h, auth).fast("alice", t, pin("2580"))
+
+
+async def test_ten_wrong_pins_lock_and_end_the_sessions(d: Directory, auth: Authenticator) -> None:
+    org = await d.hospital("Abelard Medical Center")
+    await d.user(org, "alice", "Alice", "Able", pin="2580")
+    await d.user(org, "bob", "Bob", "Baker", pin="4826")
+    _, alice_desk = await d.h.bind("alice", "desk")
+    _, bob_desk = await d.h.bind("bob", "desk")
+    t = await token(d, auth)
+    for i in range(10):
+        if i >= 5:
+            d.h.clock.advance(181)  # past each delay, as a patient attacker would wait
+        text = await Client(d.h, auth).fast("alice", t, pin("1397"))
+        assert failure_of(text) == ("not-authorized", WRONG_PIN)
+    assert await failures(d) == 10
+    assert alice_desk.closed is not None and alice_desk.closed[1] == LOCKED_TEXT
+    assert bob_desk.closed is None  # other users are untouched
+    text = await Client(d.h, auth).fast("alice", t, pin("2580"))
+    assert failure_of(text) == ("account-disabled", LOCKED_TEXT)

@@ -26,7 +26,7 @@ import logging
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
-from carewire.core.auth import Admission, Authenticator
+from carewire.core.auth import LOCKED_TEXT, Admission, Authenticator
 from carewire.core.fast import FastTokens, Issued, Verdict
 from carewire.core.feature import ClientLink, InlineResume, PinGate
 from carewire.core.kernel import Kernel
@@ -185,6 +185,11 @@ async def _pin_unlocks(conn: ClientConnection, login: str, request: sasl2.Authen
         return False
     if not await gate.matches(login, request.pin, remote_ip=conn.info.remote_ip):
         await conn.sasl_failed(login, "not-authorized", WRONG_PIN, counts=True, reason="wrong-pin")
+        account = await conn.kernel.stores.accounts.get(login)
+        if account is not None and account.is_locked:
+            # As the PIN IQ does (docs/pin.md): a lock by wrong PINs ends the user's sessions.
+            log.info("account %s locked after repeated wrong PINs: ending its sessions", login)
+            conn.kernel.ctx.accounts.end_sessions(login, text=LOCKED_TEXT)
         return False
     return True
 
