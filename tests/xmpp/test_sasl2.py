@@ -83,6 +83,15 @@ def test_malformed_parts(xml: str, condition: str) -> None:
     assert refused.value.condition == condition
 
 
+def test_a_minimal_authenticate() -> None:
+    element = parse_document(
+        f"<authenticate xmlns='{SASL2}' mechanism='PLAIN'><user-agent id='ua'/></authenticate>"
+    )
+    request = parse_authenticate(element)
+    assert (request.agent_id, request.software, request.device) == ("ua", "", "")
+    assert request.initial_response is None and request.bind is None and request.fast is None
+
+
 def test_ht_messages() -> None:
     proof = ht_initiator(b"token", b"cb")
     assert proof != ht_initiator(b"token") and proof != ht_responder(b"token", b"cb")
