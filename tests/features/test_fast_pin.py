@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from carewire.core.auth import HARD_LIMIT_TEXT, LOCKED_TEXT, Authenticator, LoginAuditor
@@ -13,7 +15,12 @@ from tests.features import directory_setup
 from tests.features.directory_setup import PASSWORD, Directory
 
 directory_fixture = directory_setup.directory_fixture
-db_url = directory_setup.db_url
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only: the PIN and lockout stores run on both databases in tests/storage."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"
 
 
 def pin(value: str) -> str:
