@@ -186,6 +186,10 @@ def feature_config(cfg: Config) -> FeatureConfig:
         pep_max_nodes=cfg.pep.max_nodes,
         e2e_encryption=cfg.pep.e2e_encryption,
         e2e_reason=cfg.pep.e2e_reason,
+        sasl2_enabled=x.sasl2_enabled,
+        fast_token_lifetime=parse_duration(x.fast_token_lifetime, "xmpp.fast_token_lifetime"),
+        fast_rotate_after=parse_duration(x.fast_rotate_after, "xmpp.fast_rotate_after"),
+        fast_require_pin=x.fast_require_pin,
     )
 
 

@@ -82,6 +82,10 @@ class XmppSection:
     smacks_max_unacked: int = 1000
     csi_max_held: int = 500
     expiry_check_interval: str = "60s"  # longest wait before message expiry re-reads its queue
+    sasl2_enabled: bool = True  # XEP-0388 SASL2 + XEP-0386 Bind2 (docs/sasl2.md)
+    fast_token_lifetime: str = "14d"  # XEP-0484 FAST tokens; "0s" turns FAST off
+    fast_rotate_after: str = "1d"  # a token used this long after it was issued is replaced
+    fast_require_pin: bool = True  # a FAST login of a user with a directory PIN must give it
     features: tuple[str, ...] = ()
 
 

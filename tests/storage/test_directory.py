@@ -150,7 +150,9 @@ async def test_pins_resets_and_the_account_cascade(
 ) -> None:
     o = await org(store)
     await user(store, stores, o, "ann")
+    assert not await store.users.has_pin("ann")
     await store.users.set_pin("ann", StoredPin(pin_hash="h1", is_temporary=True, set_at=NOW))
+    assert await store.users.has_pin("ann")
     await store.users.set_pin("ann", StoredPin(pin_hash="h2", is_temporary=False, set_at=NOW))
     assert (await store.users.get_pin("ann")) == StoredPin(
         pin_hash="h2", is_temporary=False, set_at=NOW
@@ -176,6 +178,7 @@ async def test_pins_resets_and_the_account_cascade(
     assert (await store.users.get("ann")).can_login is False  # type: ignore[union-attr]
     assert await store.users.remove("ann")
     assert await store.users.get("ann") is None and await store.users.get_pin("ann") is None
+    assert not await store.users.has_pin("ann")
     assert await store.users.get_pin_reset("d" * 64) is None
     assert await store.groups.member_logins(g.id) == []
 

@@ -52,16 +52,17 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 40  # message_expiry, audit_mac_epochs, uploads (0017), pep_* (0018)
+    # message_expiry, audit_mac_epochs, uploads (0017), pep_* (0018), fast_tokens (0019) included
+    assert len(TABLES) == 41
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0018_pep"
+    assert await migrate.current(db_url) == migrate.head() == "0019_fast"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0018_pep"
+    assert await migrate.current(db_url) == migrate.head()
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)

@@ -293,6 +293,7 @@ LOCAL_CALLS: dict[Input, Callable[[C2SStream], None]] = {
     Input.TLS_DONE: lambda s: s.tls_established(),
     Input.CHALLENGE: lambda s: s.sasl_challenge(b"c"),
     Input.SUCCESS: lambda s: s.sasl_success("alice"),
+    Input.SUCCESS2: lambda s: s.sasl2_success("alice", Element("x"), is_bound=False),
     Input.FAILURE: lambda s: s.sasl_failure("not-authorized"),
     Input.BOUND: lambda s: s.bind_success("q", f"alice@{DOMAIN}/r"),
     Input.BIND_FAILED: lambda s: s.bind_failure("q", "conflict"),

@@ -105,11 +105,13 @@ class AccountService:
         return await self.stores.accounts.create_many(items)
 
     async def set_password(self, login: str, password: str) -> None:
-        """Replace the account's keys; NotFoundError for unknown logins."""
+        """Replace the account's keys, revoke its FAST tokens; NotFoundError for unknown logins."""
         login = normalize_login(login)
         await self.stores.accounts.set_credentials(
             login, derive_credentials(password, self.iterations)
         )
+        # A new password ends what the old one vouched for (XEP-0484 tokens, docs/sasl2.md).
+        await self.stores.fast.delete_owner(login)
         log.info("password changed: %s", login)
 
     async def remove(self, login: str) -> bool:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from carewire.core import hook_names as H
+from carewire.core import sasl2 as sasl2_login
 from carewire.core.auth import (
     DISABLED_REASON,
     DISABLED_TEXT,
@@ -34,11 +35,12 @@ from carewire.core.auth import (
     Authenticator,
 )
 from carewire.core.events import SessionEvent
-from carewire.core.feature import ConnectionLost, StreamPhase
+from carewire.core.fast import FastTokens
+from carewire.core.feature import ConnectionLost, InlineResume, StreamPhase
 from carewire.core.kernel import Kernel
 from carewire.core.sessions import Session, StanzaSink
 from carewire.core.stores import LoginOutcome
-from carewire.xmpp import sasl
+from carewire.xmpp import sasl, sasl2
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import LocalProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID, normalize_resource
@@ -79,6 +81,19 @@ def stream_config(
     if info.channel_binding is not None:
         mechs += list(sasl.PLUS_MECHANISMS)
     mechs += [*sasl.SCRAM_MECHANISMS, "PLAIN"]
+    config = kernel.ctx.config
+    offer = None
+    if config.sasl2_enabled:
+        fast: tuple[str, ...] = ()
+        if config.fast_token_lifetime.total_seconds() > 0:
+            fast = ((sasl2.HT_ENDP,) if info.channel_binding is not None else ()) + (sasl2.HT_NONE,)
+        offer = sasl2.Offer(
+            mechanisms=tuple(mechs),
+            fast=fast,
+            bind_inline=kernel.ctx.bind2.vars,
+            is_sm_inline=kernel.ctx.find(InlineResume) is not None,  # type: ignore[type-abstract]
+            channel_bindings=("tls-server-end-point",) if info.channel_binding else (),
+        )
     return StreamConfig(
         domain=kernel.hosts.domain,
         framing=info.framing,
@@ -90,6 +105,7 @@ def stream_config(
         limits=limits,
         # The stream accepts the nonzas that features handle (smacks, csi).
         nonza_namespaces=kernel.ctx.nonzas.namespaces,
+        sasl2_offer=offer,
     )
 
 
@@ -100,9 +116,12 @@ class ClientConnection:
         "_mech",
         "auth",
         "fake_secret",
+        "fast",
         "info",
         "kernel",
+        "mech_name",
         "on_bound",
+        "request",
         "session",
         "sink",
         "stream",
@@ -128,6 +147,20 @@ class ClientConnection:
         self.on_bound = on_bound
         self.session: Session | None = None
         self._mech: sasl.Mechanism | None = None
+        self.mech_name = ""
+        # The SASL2 request of the exchange in progress (None: legacy SASL, RFC 6120).
+        self.request: sasl2.Authenticate | None = None
+        config = kernel.ctx.config
+        self.fast = (
+            FastTokens(
+                kernel.stores.fast,
+                fake_secret,
+                config.fast_token_lifetime,
+                config.fast_rotate_after,
+            )
+            if config.sasl2_enabled and config.fast_token_lifetime.total_seconds() > 0
+            else None
+        )
 
     async def handle(self, event: Event) -> None:
         """Act on one stream event (events of one connection are handled in order)."""
@@ -136,6 +169,13 @@ class ClientConnection:
         if isinstance(event, StanzaReceived):
             await self._stanza(event)
         elif isinstance(event, AuthRequested):
+            self.request = event.sasl2
+            self.mech_name = event.mechanism
+            if event.sasl2 is not None and not await sasl2_login.admissible(self, event.sasl2):
+                return
+            if event.mechanism in sasl2.HT_BINDINGS and event.sasl2 is not None:
+                await sasl2_login.fast_login(self, event.sasl2)
+                return
             self._mech = self._mechanism(event.mechanism)
             await self._sasl_step(self._mech.start(event.initial_response))
         elif isinstance(event, SaslResponse):
@@ -168,20 +208,21 @@ class ClientConnection:
             channel_binding=self.info.channel_binding,
             fake_secret=self.fake_secret,
             fake_iterations=self.kernel.accounts.iterations,
+            ssdp=sasl2_login.ssdp_of(self.stream.config, name) if self.request else None,
         )
 
     async def _sasl_step(self, step: sasl.Step) -> None:
-        mech_name = self._mech.name if self._mech is not None else ""
+        mech_name = self.mech_name
         while isinstance(step, sasl.NeedCredentials):
             login = self.auth.login_of(step.username, self.kernel.hosts.domain)
             if login is None:
-                await self._sasl_failed(step.username, "not-authorized", "", counts=False)
+                await self.sasl_failed(step.username, "not-authorized", "", counts=False)
                 return
             decision, keys = await self.auth.lookup(
                 login, step.mechanism, remote_ip=self.info.remote_ip
             )
             if decision is not Admission.ALLOW:
-                await self._refuse(login, decision)
+                await self.refuse(login, decision)
                 return
             assert self._mech is not None
             step = self._mech.credentials(keys)
@@ -190,6 +231,9 @@ class ClientConnection:
         elif isinstance(step, sasl.Success):
             login = self.auth.login_of(step.username, self.kernel.hosts.domain) or step.username
             self._mech = None
+            if self.request is not None:
+                await sasl2_login.succeed(self, login, step.data, issued=None)
+                return
             self.stream.sasl_success(login, step.data)
             await self.auth.succeeded(
                 login,
@@ -199,13 +243,15 @@ class ClientConnection:
             )
             log.info("authenticated %s via %s from %s", login, mech_name, self.info.remote_ip)
         else:
-            await self._sasl_failed(step.username, step.condition, step.text, counts=step.counts)
+            await self.sasl_failed(step.username, step.condition, step.text, counts=step.counts)
 
-    async def _sasl_failed(
-        self, username: str | None, condition: str, text: str, *, counts: bool
+    async def sasl_failed(
+        self, username: str | None, condition: str, text: str, *, counts: bool, reason: str = ""
     ) -> None:
-        mech_name = self._mech.name if self._mech is not None else ""
+        """Answer a failed attempt, audit it, and count it toward the lockout when ``counts``."""
+        mech_name = self.mech_name
         self._mech = None
+        self.request = None
         self.stream.sasl_failure(condition, text)
         login = self.auth.login_of(username, self.kernel.hosts.domain) if username else None
         await self.auth.failed(
@@ -213,14 +259,16 @@ class ClientConnection:
             remote_ip=self.info.remote_ip,
             transport=self.info.transport,
             mechanism=mech_name,
-            reason=condition,
+            reason=reason or condition,
             counts=counts and login is not None,
         )
-        log.info("authentication failed (%s) from %s", condition, self.info.remote_ip)
+        log.info("authentication failed (%s) from %s", reason or condition, self.info.remote_ip)
 
-    async def _refuse(self, login: str, decision: Admission) -> None:
-        mech_name = self._mech.name if self._mech is not None else ""
+    async def refuse(self, login: str, decision: Admission) -> None:
+        """Refuse an attempt the lockout policy does not admit (answered and audited)."""
+        mech_name = self.mech_name
         self._mech = None
+        self.request = None
         reason = decision.value
         if decision is Admission.THROTTLED:
             # The answer of an account inside its delay: nothing to tell the two apart.
@@ -268,12 +316,22 @@ class ClientConnection:
             # RFC 6120 §7.7.2.1: a resourcepart that violates the format is bad-request.
             self.stream.bind_failure(event.iq_id, "bad-request", "modify")
             return
+        session, old = self.new_session(jid)
+        self.stream.bind_success(event.iq_id, str(jid))
+        await self.after_bind(session, old)
+
+    def new_session(self, jid: JID) -> tuple[Session, Session | None]:
+        """Bind ``jid`` to this connection; returns the session and the one it replaces."""
         session = Session(
             jid=jid, sink=self.sink, remote_ip=self.info.remote_ip, transport=self.info.transport
         )
         old = self.kernel.sessions.add(session)
         self.session = session
-        self.stream.bind_success(event.iq_id, str(jid))
+        return session, old
+
+    async def after_bind(self, session: Session, old: Session | None) -> None:
+        """Once the client was told: end the replaced session, announce the new one."""
+        jid = session.jid
         if old is not None:
             log.info("resource conflict: replacing %s", jid)
             old.sink.close(

@@ -105,6 +105,55 @@ class NonzaRegistry:
         return True
 
 
+#: A Bind2 inline handler (XEP-0386): enable a feature for a session being bound;
+#: returns what goes into ``<bound/>`` (XEP-0198 ``<enabled/>``), or None.
+InlineHandler = Callable[[Session, Element], Awaitable[Element | None]]
+
+
+class InlineRegistry:
+    """The features a client may enable inside a XEP-0386 ``<bind/>``, by element tag."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, InlineHandler] = {}
+        self._vars: list[str] = []
+
+    def register(self, var: str, tags: tuple[str, ...], handler: InlineHandler) -> None:
+        """Advertise ``var`` as a Bind2 inline feature; its ``tags`` go to ``handler``."""
+        if var not in self._vars:
+            self._vars.append(var)
+        for tag in tags:
+            self._handlers[tag] = handler
+
+    @property
+    def vars(self) -> tuple[str, ...]:
+        """The inline features advertised (their namespaces)."""
+        return tuple(self._vars)
+
+    def lookup(self, tag: str) -> InlineHandler | None:
+        """The handler of an inline element, or None (unadvertised: ignored)."""
+        return self._handlers.get(tag)
+
+
+class InlineResume(Protocol):
+    """XEP-0198 resumption inside SASL2 ``<authenticate/>`` (provided by stream management)."""
+
+    async def prepare(self, login: str, element: Element) -> tuple[Session | None, Element]:
+        """The session ``<resume/>`` names (None: not resumable) and the answer for the success."""
+
+    async def complete(self, link: ClientLink, session: Session) -> None:
+        """After the success was sent: move the session to ``link``'s stream."""
+
+
+class PinGate(Protocol):
+    """The directory PIN that unlocks a device's FAST token (provided by the PIN feature)."""
+
+    async def is_required(self, login: str) -> bool:
+        """Whether a FAST login of ``login`` must present the PIN (the user has one)."""
+
+    async def matches(self, login: str, pin: str, *, remote_ip: str = "") -> bool:
+        """Whether ``pin`` is the user's PIN (nothing counted: the caller counts)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionLost:
     """Payload of ``session/connection-lost``: the connection of a bound session ended."""
@@ -189,6 +238,10 @@ class FeatureConfig:
     pep_max_nodes: int = 256
     e2e_encryption: str = "refuse"  # or "allow"
     e2e_reason: str = ""  # empty: the default text of features/pep/omemo.py
+    sasl2_enabled: bool = True  # XEP-0388 SASL2 with Bind2 (XEP-0386)
+    fast_token_lifetime: timedelta = timedelta(days=14)  # XEP-0484; zero: FAST off
+    fast_rotate_after: timedelta = timedelta(days=1)  # a token this old is replaced at use
+    fast_require_pin: bool = True  # a FAST login of a user with a directory PIN needs it
 
 
 @dataclass(slots=True)
@@ -220,6 +273,7 @@ class FeatureContext:
     )
     jobs: list[PeriodicJob] = field(default_factory=list)
     nonzas: NonzaRegistry = field(default_factory=NonzaRegistry)
+    bind2: InlineRegistry = field(default_factory=InlineRegistry)
     services: dict[type[Any], Any] = field(default_factory=dict)
     loading: str = ""  # the feature whose setup runs now (named in errors)
 

@@ -469,6 +469,38 @@ class LoginAuditStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FastRecord:
+    """XEP-0484 FAST token seeds of one account's client (see :mod:`carewire.core.fast`)."""
+
+    owner: str
+    agent_id: str
+    mechanism: str
+    current_seed: bytes | None = None
+    current_expires_at: datetime | None = None
+    current_count: int = 0
+    new_seed: bytes | None = None
+    new_expires_at: datetime | None = None
+    retired_seed: bytes | None = None
+    updated_at: datetime
+
+
+class FastTokenStore(Protocol):
+    """The FAST token seeds, one record per account and client."""
+
+    async def get(self, owner: str, agent_id: str) -> FastRecord | None:
+        """The record of one client, or None."""
+
+    async def put(self, record: FastRecord) -> None:
+        """Insert or replace the record of ``(owner, agent_id)``."""
+
+    async def delete(self, owner: str, agent_id: str) -> bool:
+        """Forget one client's tokens; False if there were none."""
+
+    async def delete_owner(self, owner: str) -> int:
+        """Forget every client's tokens of an account; how many clients had some."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stores:
     """Everything persistent the kernel and features may use."""
 
@@ -484,3 +516,4 @@ class Stores:
     muc: MucStore
     expiry: ExpiryStore
     pep: PepStore
+    fast: FastTokenStore

@@ -92,6 +92,23 @@ class Pins(Facet):
             **details,
         )
 
+    async def has_pin(self, login: str) -> bool:
+        """Whether the user has a PIN (which then unlocks the device's FAST token)."""
+        return await self._ctx.store.users.has_pin(login.strip().lower())
+
+    async def matches(self, login: str, pin: str, *, remote_ip: str = "") -> bool:
+        """Whether ``pin`` is the user's PIN; a wrong one is audited but not counted here.
+
+        For the FAST login (docs/sasl2.md), whose caller counts a wrong PIN
+        as a failed login of the account (the same lockout as here).
+        """
+        login = login.strip().lower()
+        stored = await self._ctx.store.users.get_pin(login)
+        if stored is not None and await self._ctx.pin_matches(stored.pin_hash, pin):
+            return True
+        await self._audit(login, Outcome.FAILURE, remote_ip, reason="wrong-pin", via="fast")
+        return False
+
     async def verify(self, login: str, pin: str, *, remote_ip: str = "") -> PinCheck:
         """Check a user's PIN (the XMPP PIN IQ); failures count toward the lockout.
 

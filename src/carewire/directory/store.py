@@ -194,6 +194,9 @@ class UserStore(Protocol):
     async def get_pin(self, login: str) -> StoredPin | None:
         """The user's PIN hash."""
 
+    async def has_pin(self, login: str) -> bool:
+        """Whether the user has a PIN (an inline point read: the FAST login's hot path)."""
+
     async def set_pin(self, login: str, pin: StoredPin) -> None:
         """Set (or replace) the user's PIN."""
 

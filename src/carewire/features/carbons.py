@@ -116,6 +116,12 @@ class Carbons:
         return None
 
     @staticmethod
+    async def enable_inline(session: Session, _element: Element) -> Element | None:
+        """XEP-0386 inline ``<enable/>``: "As this operation MUST succeed, no response"."""
+        session.data[ENABLED] = True
+        return None
+
+    @staticmethod
     def _origin(req: IqRequest) -> Session:
         if req.origin is None:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "carbons are a per-resource setting")
@@ -171,6 +177,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.iq.register(f"{{{CARBONS}}}enable", carbons.enable, types=("set",), targets=targets)
     ctx.iq.register(f"{{{CARBONS}}}disable", carbons.disable, types=("set",), targets=targets)
     ctx.disco.add_server_feature(CARBONS)
+    ctx.bind2.register(CARBONS, (f"{{{CARBONS}}}enable",), carbons.enable_inline)
     ctx.hooks.on(H.PRE_MESSAGE, carbons.on_sent, priority=SENT_PRIORITY)
     ctx.hooks.on(H.MESSAGE_BARE, carbons.on_bare, priority=RECEIVED_PRIORITY)
     ctx.hooks.on(H.MESSAGE_FULL, carbons.on_full, priority=RECEIVED_PRIORITY)

@@ -76,6 +76,11 @@ class ClientState:
         if link.session is not None:
             await self.change(link.session, is_active=event.is_active)
 
+    async def on_inline(self, session: Session, element: Element) -> Element | None:
+        """XEP-0386 inline ``<active/>``/``<inactive/>``: "the session must begin in that state"."""
+        await self.change(session, is_active=element.tag == f"{{{CSI}}}active")
+        return None
+
     async def on_resumed(self, event: SessionEvent) -> None:
         """Hook ``session/resumed``: XEP-0352 §4.2 "A stream always begins in 'active' state"."""
         if event.session.data.get(CSI_STATE) == "inactive":
@@ -131,6 +136,7 @@ def setup(ctx: FeatureContext) -> None:
     state = ClientState(ctx)
     ctx.add_stream_feature(StreamPhase.POST_AUTH, lambda: make(f"{{{CSI}}}csi"))
     ctx.nonzas.register(CSI, ClientStateChanged, state.on_nonza)
+    ctx.bind2.register(CSI, (f"{{{CSI}}}active", f"{{{CSI}}}inactive"), state.on_inline)
     ctx.hooks.on(H.SESSION_RESUMED, state.on_resumed)
     ctx.hooks.on(H.SESSION_DELIVER, state.on_deliver, priority=DELIVER_PRIORITY)
     ctx.hooks.on(H.SESSION_CLIENT_STATE, state.on_state)

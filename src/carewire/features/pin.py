@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 
 from carewire.core.auth import LOCKED_TEXT, Admission
 from carewire.core.events import IqRequest
-from carewire.core.feature import FeatureContext, IqTarget
+from carewire.core.feature import FeatureContext, IqTarget, PinGate
 from carewire.directory.model import (
     AccountRefusedError,
     PinPolicyError,
@@ -105,13 +105,30 @@ class PinService:
         self.ctx.accounts.end_sessions(login, text=LOCKED_TEXT)
 
 
+class DirectoryPinGate:
+    """:class:`~carewire.core.feature.PinGate` on the directory: the PIN unlocks FAST tokens."""
+
+    def __init__(self, directory: DirectoryService) -> None:
+        self.pins = directory.pins
+
+    async def is_required(self, login: str) -> bool:
+        """Every directory user with a PIN must give it with a FAST token."""
+        return await self.pins.has_pin(login)
+
+    async def matches(self, login: str, pin: str, *, remote_ip: str = "") -> bool:
+        """Whether ``pin`` is right (argon2id, off the event loop); a wrong one is audited."""
+        return await self.pins.matches(login, pin[:MAX_PIN], remote_ip=remote_ip)
+
+
 def _remote_ip(req: IqRequest) -> str:
     return req.origin.remote_ip if req.origin is not None else ""
 
 
 def setup(ctx: FeatureContext) -> None:
     """Register the PIN IQs (to the server or the user's own account) and advertise them."""
-    service = PinService(ctx, ctx.require(DirectoryService))
+    directory = ctx.require(DirectoryService)
+    service = PinService(ctx, directory)
+    ctx.provide(DirectoryPinGate(directory), as_type=PinGate)  # type: ignore[type-abstract]
     targets = (IqTarget.HOST, IqTarget.ACCOUNT)
     ctx.iq.register(VERIFY, service.verify, types=("set",), targets=targets)
     ctx.iq.register(CHANGE, service.change, types=("set",), targets=targets)

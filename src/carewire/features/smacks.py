@@ -43,7 +43,13 @@ from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent
-from carewire.core.feature import ClientLink, ConnectionLost, FeatureContext, StreamPhase
+from carewire.core.feature import (
+    ClientLink,
+    ConnectionLost,
+    FeatureContext,
+    InlineResume,
+    StreamPhase,
+)
 from carewire.core.sessions import SM_REQUEST, Session, StreamManagement
 from carewire.xmpp import ns
 from carewire.xmpp import stanza as st
@@ -51,10 +57,12 @@ from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaErr
 from carewire.xmpp.jid import JID, InvalidJID
 from carewire.xmpp.stream import (
     SM,
+    Nonza,
     SmAckReceived,
     SmAckRequested,
     SmEnableRequested,
     SmResumeRequested,
+    nonza_event,
 )
 from carewire.xmpp.xml import deep_copy, make
 
@@ -158,6 +166,10 @@ class ClientStreams:
         if session is None or session.sm is not None:
             send_failed(link, StanzaCondition.UNEXPECTED_REQUEST)
             return
+        link.stream.send_nonza(self._enabled(session, event))
+
+    def _enabled(self, session: Session, event: SmEnableRequested) -> Element:
+        """Give ``session`` its state; the ``<enabled/>`` that says so."""
         config = self.ctx.config
         sm = session.sm = StreamManagement(max_unacked=config.smacks_max_unacked)
         enabled = Element(f"{{{SM}}}enabled")
@@ -169,8 +181,14 @@ class ClientStreams:
             enabled.set("id", self.ctx.sessions.make_resumable(session))
             enabled.set("resume", "true")
             enabled.set("max", str(max(1, math.ceil(timeout))))
-        link.stream.send_nonza(enabled)
         log.debug("stream management enabled for %s", session.jid)
+        return enabled
+
+    async def enable_inline(self, session: Session, element: Element) -> Element | None:
+        """XEP-0386: "The <bound/> response MUST contain the resulting XEP-0198 <enabled/>"."""
+        event = nonza_event(Nonza.SM_ENABLE, element)
+        assert isinstance(event, SmEnableRequested)
+        return self._enabled(session, event)
 
     async def ack_requested(self, link: ClientLink, _event: SmAckRequested) -> None:
         """``<r/>``: answer with the count of handled stanzas (§4)."""
@@ -199,17 +217,54 @@ class ClientStreams:
         if event.h is None:
             send_failed(link, StanzaCondition.BAD_REQUEST)
             return
-        # Ids are unguessable and only the account that enabled one may use it.
-        session = self.ctx.sessions.resumable(event.previd, login)
-        if session is None or session.sm is None:
+        session = self._resumable(login, event.previd)
+        if session is None:
             send_failed(link, StanzaCondition.ITEM_NOT_FOUND)
             return
-        sm = session.sm
-        if not sm.ack(event.h):
-            handled_count_too_high(link, sm, event.h)
+        assert session.sm is not None
+        if not session.sm.ack(event.h):
+            handled_count_too_high(link, session.sm, event.h)
             return
         await self.ctx.durability.flush()  # <resumed h/> acknowledges too
-        link.stream.sm_resumed(event.previd, sm.handled)
+        link.stream.sm_resumed(event.previd, session.sm.handled)
+        await self.complete(link, session)
+
+    def _resumable(self, login: str, previd: str) -> Session | None:
+        # Ids are unguessable and only the account that enabled one may use it.
+        session = self.ctx.sessions.resumable(previd, login)
+        return session if session is not None and session.sm is not None else None
+
+    async def prepare(self, login: str, element: Element) -> tuple[Session | None, Element]:
+        """XEP-0198 ``<resume/>`` inside SASL2 ``<authenticate/>``: the session and the answer.
+
+        The answer (``<resumed/>`` or ``<failed/>``) goes into the SASL2
+        ``<success/>``; on ``<failed/>`` the login goes on to bind a new session.
+        """
+        event = nonza_event(Nonza.SM_RESUME, element)
+        assert isinstance(event, SmResumeRequested)
+        session = self._resumable(login, event.previd)
+        failed = Element(f"{{{SM}}}failed")
+        if event.h is None or session is None:
+            condition = (
+                StanzaCondition.BAD_REQUEST if event.h is None else StanzaCondition.ITEM_NOT_FOUND
+            )
+            SubElement(failed, f"{{{ns.STANZAS_ERR}}}{condition.value}")
+            return None, failed
+        assert session.sm is not None
+        if not session.sm.ack(event.h):
+            # Inline there is no stream to fail yet: the session is not resumed.
+            SubElement(failed, f"{{{ns.STANZAS_ERR}}}{StanzaCondition.UNEXPECTED_REQUEST.value}")
+            return None, failed
+        await self.ctx.durability.flush()
+        resumed = Element(
+            f"{{{SM}}}resumed", {"h": str(session.sm.handled), "previd": event.previd}
+        )
+        return session, resumed
+
+    async def complete(self, link: ClientLink, session: Session) -> None:
+        """The client was told it resumed: adopt the session, retransmit, announce."""
+        sm = session.sm
+        assert sm is not None
         previous = link.adopt(session)
         sm.resume_deadline = None
         if not isinstance(previous, DetachedSink):
@@ -327,6 +382,8 @@ def setup(ctx: FeatureContext) -> None:
     ctx.nonzas.register(SM, SmResumeRequested, streams.resume)
     ctx.nonzas.register(SM, SmAckRequested, streams.ack_requested)
     ctx.nonzas.register(SM, SmAckReceived, streams.ack_received)
+    ctx.bind2.register(SM, (f"{{{SM}}}enable",), streams.enable_inline)
+    ctx.provide(streams, as_type=InlineResume)  # type: ignore[type-abstract]
     ctx.hooks.on(H.SESSION_CONNECTION_LOST, streams.on_connection_lost)
     ctx.hooks.on(H.SESSION_CLOSED, sessions.on_closed, priority=REROUTE_PRIORITY)
     ctx.hooks.on(H.SERVER_STOPPING, sessions.on_stopping)

@@ -19,6 +19,7 @@ from carewire.storage.blocking import SqlBlockingStore
 from carewire.storage.busy import SqlBusyStore
 from carewire.storage.database import Database, Transaction
 from carewire.storage.expiry import SqlExpiryStore
+from carewire.storage.fast import SqlFastTokenStore
 from carewire.storage.held import SqlHeldStore
 from carewire.storage.login_audit import SqlLoginAuditStore
 from carewire.storage.muc import SqlMucStore
@@ -46,4 +47,5 @@ def build_stores(db: Database, keyring: Keyring) -> Stores:
         muc=SqlMucStore(db, keyring),
         expiry=SqlExpiryStore(db),
         pep=SqlPepStore(db, keyring),
+        fast=SqlFastTokenStore(db),
     )

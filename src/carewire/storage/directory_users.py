@@ -346,6 +346,12 @@ class SqlUserStore:
             pin_hash=row.pin_hash, is_temporary=bool(row.is_temporary), set_at=row.set_at
         )
 
+    async def has_pin(self, login: str) -> bool:
+        """Whether the user has a PIN (an inline point read: the FAST login's hot path)."""
+        query = select(_P.login).where(_P.login == login)
+        row = await self._db.fetch("has_pin", lambda c: c.execute(query).first())
+        return row is not None
+
     async def set_pin(self, login: str, pin: StoredPin) -> None:
         """Set or replace the user's PIN."""
         values = {

@@ -369,6 +369,24 @@ password_resets = Table(
     Column("used_at", UTCDateTime(), nullable=True),
 )
 
+#: XEP-0484 FAST tokens: one row per account and client (the SASL2 user-agent id),
+#: with the 'current' and 'new' slots of XEP-0484 §7.1 and the last rotated-out
+#: token (replay detection). Seeds only: tokens are derived with the server secret.
+fast_tokens = Table(
+    "fast_tokens",
+    metadata,
+    _owner(primary_key=True),
+    Column("agent_id", String(128), primary_key=True),
+    Column("mechanism", String(32), nullable=False),
+    Column("current_seed", LargeBinary, nullable=True),
+    Column("current_expires_at", UTCDateTime(), nullable=True),
+    Column("current_count", Integer, nullable=False, server_default="0"),
+    Column("new_seed", LargeBinary, nullable=True),
+    Column("new_expires_at", UTCDateTime(), nullable=True),
+    Column("retired_seed", LargeBinary, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 #: Tables in creation order (parents first).
 ALL_TABLES = tuple(metadata.sorted_tables)
 

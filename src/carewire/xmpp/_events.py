@@ -13,6 +13,7 @@ from enum import StrEnum
 from xml.etree.ElementTree import Element
 
 from carewire.xmpp.errors import StreamCondition
+from carewire.xmpp.sasl2 import Authenticate
 
 SM = "urn:xmpp:sm:3"  # XEP-0198
 CSI = "urn:xmpp:csi:0"  # XEP-0352
@@ -33,10 +34,11 @@ class StartTlsRequested:
 
 @dataclass(frozen=True, slots=True)
 class AuthRequested:
-    """SASL ``<auth/>`` with its mechanism and optional initial response."""
+    """SASL ``<auth/>`` (or SASL2 ``<authenticate/>``, then ``sasl2`` says what else it asks)."""
 
     mechanism: str
     initial_response: bytes | None
+    sasl2: Authenticate | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,11 @@ import base64
 import binascii
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from xml.etree.ElementTree import Element, SubElement
 
-from carewire.xmpp import ns
+from carewire.xmpp import ns, sasl2
 from carewire.xmpp.errors import RemoteProtocolError, StreamCondition
 from carewire.xmpp.parser import (
     ElementReceived,
@@ -46,6 +48,32 @@ from carewire.xmpp.parser import (
     parse_document,
 )
 from carewire.xmpp.xml import framing_close, framing_open, serialize, stream_header
+
+
+class Framing(StrEnum):
+    """How the stream is carried."""
+
+    TCP = "tcp"  # RFC 6120: one long XML document per direction
+    WEBSOCKET = "websocket"  # RFC 7395: one element per WebSocket message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamConfig:
+    """What the machine advertises; decided by the server, fixed per connection."""
+
+    domain: str
+    framing: Framing = Framing.TCP
+    is_tls_active: bool = False  # direct TLS (XEP-0368) and WebSocket over HTTPS
+    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+    pre_auth_features: tuple[Element, ...] = ()
+    post_auth_features: tuple[Element, ...] = ()
+    allow_preauth_iq: bool = False
+    limits: ParserLimits = field(default_factory=ParserLimits)
+    # Namespaces whose nonzas the stream accepts (SM, CSI): only what the server advertises.
+    nonza_namespaces: frozenset[str] = frozenset()
+    # XEP-0388: what <authentication/> offers; None: SASL2 is neither offered nor accepted.
+    sasl2_offer: sasl2.Offer | None = None
+
 
 STREAM_ROOT = f"{{{ns.STREAM}}}stream"
 FRAMING_OPEN = f"{{{ns.FRAMING}}}open"

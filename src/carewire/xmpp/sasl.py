@@ -162,8 +162,10 @@ class ScramServerMechanism:
         channel_binding: bytes | None,
         fake_secret: bytes,
         fake_iterations: int = DEFAULT_ITERATIONS,
+        ssdp: str | None = None,
     ) -> None:
         self.name = name
+        self._ssdp = ssdp  # XEP-0474 downgrade protection: the 'h' attribute of server-first
         self._fake_iterations = fake_iterations
         self.base = name.removesuffix("-PLUS")
         self._cb = channel_binding
@@ -199,6 +201,11 @@ class ScramServerMechanism:
             first: str = server.get_server_first()
         except ScramException as exc:
             return Failure("not-authorized", _scram_text(exc), self._username, counts=False)
+        if self._ssdp is not None:
+            # RFC 5802 §7 allows extensions after i=; the AuthMessage signs them, so
+            # the attribute must be in the server-first scramp verifies the proof with.
+            first = f"{first},h={self._ssdp}"
+            server.server_first = first
         self._server = server
         return Challenge(first.encode("utf-8"))
 

@@ -19,6 +19,8 @@ goes to ``CLOSED``. Local inputs missing from the table raise
     OPEN_PLAIN --open--> AWAIT_STARTTLS --starttls--> TLS_HANDSHAKE --tls done--> OPEN_TLS
     OPEN_TLS --open--> AWAIT_AUTH --auth--> SASL --success--> OPEN_AUTHED
     OPEN_AUTHED --open--> AWAIT_BIND --bind--> BINDING --bound--> ESTABLISHED
+    AWAIT_AUTH --authenticate (SASL2)--> SASL --success2--> AWAIT_BIND (no restart, XEP-0388)
+    AWAIT_BIND --bound (Bind2 inline, XEP-0386)--> ESTABLISHED
     AWAIT_BIND --resume (XEP-0198), then bound--> ESTABLISHED
 
 Nonzas (XEP-0198 stream management, XEP-0352 client state) are top-level
@@ -34,11 +36,10 @@ the events and the nonza vocabulary, re-exported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from xml.etree.ElementTree import Element
 
-from carewire.xmpp import ns
+from carewire.xmpp import ns, sasl2
 from carewire.xmpp._events import (
     CSI,
     MAX_SEQ,
@@ -65,7 +66,9 @@ from carewire.xmpp._events import (
 )
 from carewire.xmpp._framing import (
     BIND,
+    Framing,
     Reader,
+    StreamConfig,
     Writer,
     bind_features,
     decode_sasl,
@@ -79,7 +82,7 @@ from carewire.xmpp.errors import (
     StreamCondition,
     stream_error_element,
 )
-from carewire.xmpp.parser import ElementReceived, ParserEvent, ParserLimits, StreamOpened
+from carewire.xmpp.parser import ElementReceived, ParserEvent, StreamOpened
 
 __all__ = [
     "CSI",
@@ -112,6 +115,7 @@ __all__ = [
     "StreamConfig",
     "StreamEnded",
     "StreamStarted",
+    "nonza_event",
     "parse_seq",
 ]
 
@@ -153,6 +157,7 @@ class Input(StrEnum):
     TLS_DONE = "tls-done"
     CHALLENGE = "challenge"
     SUCCESS = "success"
+    SUCCESS2 = "success2"  # XEP-0388: no stream restart
     FAILURE = "failure"
     BOUND = "bound"
     BIND_FAILED = "bind-failed"
@@ -164,6 +169,12 @@ _NEGOTIATION = {
     f"{{{ns.SASL}}}auth": Input.AUTH,
     f"{{{ns.SASL}}}response": Input.RESPONSE,
     f"{{{ns.SASL}}}abort": Input.ABORT,
+}
+# XEP-0388 SASL2: the same moves, only when the server offers it.
+_SASL2 = {
+    sasl2.AUTHENTICATE: Input.AUTH,
+    sasl2.RESPONSE: Input.RESPONSE,
+    sasl2.ABORT: Input.ABORT,
 }
 
 
@@ -181,6 +192,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (S.SASL, In.ABORT): S.AWAIT_AUTH,
     (S.SASL, In.CHALLENGE): S.SASL,
     (S.SASL, In.SUCCESS): S.OPEN_AUTHED,
+    (S.SASL, In.SUCCESS2): S.AWAIT_BIND,
     (S.SASL, In.FAILURE): S.AWAIT_AUTH,
     (S.OPEN_AUTHED, In.OPEN): S.AWAIT_BIND,
     (S.AWAIT_BIND, In.BIND): S.BINDING,
@@ -194,7 +206,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (S.ESTABLISHED, In.BIND): S.ESTABLISHED,
 }
 LOCAL_INPUTS = frozenset(
-    {In.TLS_DONE, In.CHALLENGE, In.SUCCESS, In.FAILURE, In.BOUND, In.BIND_FAILED}
+    {In.TLS_DONE, In.CHALLENGE, In.SUCCESS, In.SUCCESS2, In.FAILURE, In.BOUND, In.BIND_FAILED}
 )
 REMOTE_INPUTS = frozenset(Input) - LOCAL_INPUTS
 # The stream error for a remote input the table does not allow, by state.
@@ -222,29 +234,6 @@ NONZA_STATES: dict[Nonza, frozenset[State]] = {
 }
 
 
-class Framing(StrEnum):
-    """How the stream is carried."""
-
-    TCP = "tcp"  # RFC 6120: one long XML document per direction
-    WEBSOCKET = "websocket"  # RFC 7395: one element per WebSocket message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamConfig:
-    """What the machine advertises; decided by the server, fixed per connection."""
-
-    domain: str
-    framing: Framing = Framing.TCP
-    is_tls_active: bool = False  # direct TLS (XEP-0368) and WebSocket over HTTPS
-    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
-    pre_auth_features: tuple[Element, ...] = ()
-    post_auth_features: tuple[Element, ...] = ()
-    allow_preauth_iq: bool = False
-    limits: ParserLimits = field(default_factory=ParserLimits)
-    # Namespaces whose nonzas the stream accepts (SM, CSI): only what the server advertises.
-    nonza_namespaces: frozenset[str] = frozenset()
-
-
 class C2SStream:
     """The server side of one client stream."""
 
@@ -253,6 +242,7 @@ class C2SStream:
         self.state = S.OPEN_TLS if config.is_tls_active else S.OPEN_PLAIN
         self.is_tls_active = config.is_tls_active
         self.authenticated_as: str | None = None
+        self.is_sasl2 = False  # the current (or last) exchange is XEP-0388's
         # How the stream ended: the client's closing tag, or the condition of our stream error.
         self.is_closed_by_peer = False
         self.end_condition: StreamCondition | None = None
@@ -351,6 +341,8 @@ class C2SStream:
         tag = element.tag
         if tag in _NEGOTIATION:
             return _NEGOTIATION[tag]
+        if tag in _SASL2 and self.config.sasl2_offer is not None:
+            return _SASL2[tag]
         if tag in _STANZAS:
             if (
                 tag == _IQ
@@ -375,6 +367,12 @@ class C2SStream:
             return nonza_event(nonza, element)
         inp = self._classify(element)
         prev = self.state
+        if inp is In.AUTH and self.authenticated_as is not None:
+            # RFC 6120 §6.4.6 / XEP-0388: authentication happens once per stream.
+            return self._fail(StreamCondition.POLICY_VIOLATION, "already authenticated")
+        is_mixed = (element.tag in _SASL2) != self.is_sasl2
+        if inp in (In.RESPONSE, In.ABORT) and self.state is S.SASL and is_mixed:
+            return self._fail(StreamCondition.POLICY_VIOLATION, "mixed SASL profiles")
         if self._step(inp) is None:
             return self._refuse(inp)
         if inp is In.STANZA:
@@ -386,15 +384,18 @@ class C2SStream:
             if prev is S.AWAIT_STARTTLS:
                 self._writer.sasl_failure("encryption-required", "STARTTLS is required first")
                 return None
+            self.is_sasl2 = element.tag == sasl2.AUTHENTICATE
+            if self.is_sasl2:
+                return self._on_authenticate(element)
             return self._on_auth(element)
         if inp is In.RESPONSE:
-            data = decode_sasl(element.text)
+            data = sasl2.decode_b64(element.text) if self.is_sasl2 else decode_sasl(element.text)
             if data is None:
                 self._sasl_bad_encoding()
                 return None
             return SaslResponse(data)
         if inp is In.ABORT:
-            self._writer.sasl_failure("aborted", "")
+            self._failure("aborted", "")
             return SaslAborted()
         if inp is In.BIND:
             res = element[0].find(f"{{{ns.BIND}}}resource")
@@ -418,9 +419,28 @@ class C2SStream:
             return None
         return AuthRequested(mechanism=mechanism, initial_response=data)
 
+    def _on_authenticate(self, element: Element) -> Event | None:
+        """XEP-0388 ``<authenticate/>``: a mechanism offered by SASL2 or FAST."""
+        assert self.config.sasl2_offer is not None
+        try:
+            request = sasl2.parse_offered(element, self.config.sasl2_offer)
+        except sasl2.MalformedAuthenticate as exc:
+            self.state = S.AWAIT_AUTH
+            self._failure(exc.condition, exc.text)
+            return None
+        return AuthRequested(
+            mechanism=request.mechanism, initial_response=request.initial_response, sasl2=request
+        )
+
+    def _failure(self, condition: str, text: str) -> None:
+        if self.is_sasl2:
+            self._writer.element(sasl2.failure_element(condition, text))
+        else:
+            self._writer.sasl_failure(condition, text)
+
     def _sasl_bad_encoding(self) -> None:
         self.state = S.AWAIT_AUTH
-        self._writer.sasl_failure("incorrect-encoding", "")
+        self._failure("incorrect-encoding", "")
 
     # -- local decisions ------------------------------------------------------
 
@@ -433,7 +453,10 @@ class C2SStream:
     def sasl_challenge(self, data: bytes) -> None:
         """Send a SASL challenge."""
         self._step(In.CHALLENGE)
-        self._writer.sasl_challenge(data)
+        if self.is_sasl2:
+            self._writer.element(sasl2.challenge_element(data))
+        else:
+            self._writer.sasl_challenge(data)
 
     def sasl_success(self, username: str, data: bytes | None = None) -> None:
         """Authentication succeeded: send ``<success/>`` and expect a new stream (§6.4.6)."""
@@ -445,7 +468,22 @@ class C2SStream:
     def sasl_failure(self, condition: str, text: str = "") -> None:
         """Authentication failed with a SASL condition (§6.5); the client may retry."""
         self._step(In.FAILURE)
-        self._writer.sasl_failure(condition, text)
+        self._failure(condition, text)
+
+    def sasl2_success(self, username: str, success: Element, *, is_bound: bool) -> None:
+        """XEP-0388 ``<success/>``, then the new features; no stream restart.
+
+        ``is_bound``: a resource was bound inline (XEP-0386), the stream is
+        established and the features no longer offer resource binding.
+        """
+        self._step(In.SUCCESS2)
+        self.authenticated_as = username
+        self._writer.element(success)
+        if is_bound:
+            self._step(In.BOUND)
+            self._writer.features(self.config.post_auth_features)
+        else:
+            self._writer.features(bind_features(self.config.post_auth_features))
 
     def bind_success(self, iq_id: str, full_jid: str) -> None:
         """Resource binding succeeded (RFC 6120 §7.6.1)."""
@@ -533,7 +571,10 @@ class C2SStream:
         if self.state is S.AWAIT_STARTTLS:
             return starttls_features()
         if self.state is S.AWAIT_AUTH:
-            return sasl_features(self.config.mechanisms, self.config.pre_auth_features)
+            extra = list(self.config.pre_auth_features)
+            if self.config.sasl2_offer is not None:
+                extra += sasl2.offer_features(self.config.sasl2_offer)
+            return sasl_features(self.config.mechanisms, extra)
         return bind_features(self.config.post_auth_features)
 
     def _fail(
