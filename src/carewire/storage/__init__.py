@@ -45,5 +45,5 @@ def build_stores(db: Database, keyring: Keyring) -> Stores:
         login_audit=SqlLoginAuditStore(db),
         muc=SqlMucStore(db, keyring),
         expiry=SqlExpiryStore(db),
-        fast=SqlFastTokenStore(db),
+        fast=SqlFastTokenStore(db, keyring),
     )
