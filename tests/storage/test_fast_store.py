@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from carewire.core.stores import FastRecord, Stores
+from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, migrate
 from carewire.storage.fast import SqlFastTokenStore
-from carewire.storage.tables import accounts
+from carewire.storage.tables import accounts, fast_tokens
 
 AT = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)
 
@@ -62,7 +63,7 @@ async def test_migration_down_and_up(db_url: str) -> None:
     try:
         async with db.transaction("account") as txn:
             await txn.conn.execute(insert(accounts).values(login="alice", created_at=AT))
-        await SqlFastTokenStore(db).put(record("alice"))
+        await SqlFastTokenStore(db, ephemeral_keyring()).put(record("alice"))
     finally:
         await db.close()
     await migrate.downgrade(db_url, "0015_phi")
@@ -71,9 +72,39 @@ async def test_migration_down_and_up(db_url: str) -> None:
     assert await migrate.current(db_url) == "0019_fast"
     db = await Database.open(db_url)
     try:
-        store = SqlFastTokenStore(db)
+        store = SqlFastTokenStore(db, ephemeral_keyring())
         assert await store.get("alice", "phone-1") is None  # the downgrade dropped them
         await store.put(record("alice"))
         assert await store.get("alice", "phone-1") == record("alice")
+    finally:
+        await db.close()
+
+
+async def test_seeds_are_sealed_and_bound_to_their_client(db_url: str) -> None:
+    """The database holds no seed in clear; a sealed seed moved to another client does not open."""
+    await migrate.upgrade(db_url, "head")
+    db = await Database.open(db_url)
+    try:
+        async with db.transaction("account") as txn:
+            await txn.conn.execute(insert(accounts).values(login="alice", created_at=AT))
+        store = SqlFastTokenStore(db, ephemeral_keyring())
+        await store.put(record("alice", current_seed=b"\x07" * 32))
+        await store.put(record("alice", "tablet"))
+        async with db.read("raw") as conn:
+            rows = (await conn.execute(select(fast_tokens))).all()
+        for row in rows:
+            assert row.new_seed != b"\x01" * 32 and b"\x01" * 8 not in bytes(row.new_seed)
+        phone = next(r for r in rows if r.agent_id == "phone-1")
+        assert b"\x07" * 8 not in bytes(phone.current_seed)
+        assert await store.get("alice", "phone-1") == record("alice", current_seed=b"\x07" * 32)
+        # A seed copied from one client's row to another's does not open: no token at all.
+        async with db.transaction("move") as txn:
+            await txn.conn.execute(
+                update(fast_tokens)
+                .where(fast_tokens.c.agent_id == "tablet")
+                .values(new_seed=phone.current_seed)
+            )
+        assert await store.get("alice", "tablet") is None
+        assert await store.get("alice", "phone-1") is not None
     finally:
         await db.close()

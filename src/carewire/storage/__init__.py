@@ -47,5 +47,5 @@ def build_stores(db: Database, keyring: Keyring) -> Stores:
         muc=SqlMucStore(db, keyring),
         expiry=SqlExpiryStore(db),
         pep=SqlPepStore(db, keyring),
-        fast=SqlFastTokenStore(db),
+        fast=SqlFastTokenStore(db, keyring),
     )

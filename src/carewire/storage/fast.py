@@ -2,17 +2,26 @@
 
 One row per account and client (the SASL2 user-agent id). The rows hold
 random seeds, never tokens: a token is derived from its seed with the server
-secret, which is not in the database (:mod:`carewire.core.fast`).
+secret, which is not in the database (:mod:`carewire.core.fast`). The seeds
+are also encrypted at rest with the data keys (docs/encryption.md), bound to
+their column, account and client: the server secret sits in the data
+directory, so a copy of the data directory with its database must not be
+enough to rebuild tokens; the key-encryption key, kept outside it, is needed too.
 """
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import bindparam, delete, select
 
 from carewire.core.stores import FastRecord
+from carewire.security.envelope import EncryptionError, Keyring
 from carewire.storage import dialects
 from carewire.storage.database import Database
 from carewire.storage.tables import fast_tokens
+
+log = logging.getLogger(__name__)
 
 _F = fast_tokens.c
 _GET = select(fast_tokens).where(
@@ -28,14 +37,23 @@ _COLUMNS = (
     "retired_seed",
     "updated_at",
 )
+_SEEDS = ("current_seed", "new_seed", "retired_seed")
+#: A seed in clear (written while encryption at rest was off) is exactly this long.
+SEED_BYTES = 32
+
+
+def seed_aad(column: str, owner: str, agent_id: str) -> bytes:
+    """The associated data of a sealed seed: its table, column, account and client."""
+    return f"fast_tokens.{column}|{owner}|{agent_id}".encode()
 
 
 class SqlFastTokenStore:
     """:class:`carewire.core.stores.FastTokenStore` on SQLAlchemy Core."""
 
-    def __init__(self, db: Database) -> None:
-        """Use ``db`` for every operation."""
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        """Use ``db`` for every operation and ``keyring`` to seal and open the seeds."""
         self._db = db
+        self._keyring = keyring
         self._put = dialects.upsert(db.dialect, fast_tokens, ["owner", "agent_id"])
 
     async def get(self, owner: str, agent_id: str) -> FastRecord | None:
@@ -46,11 +64,24 @@ class SqlFastTokenStore:
         if row is None:
             return None
         values = {name: getattr(row, name) for name in _COLUMNS}
+        try:
+            for name in _SEEDS:
+                values[name] = self._open(values[name], seed_aad(name, owner, agent_id))
+        except EncryptionError as err:
+            # Altered, moved between rows, or sealed under a key no longer loaded: the
+            # client's tokens are unusable and it signs in with its password again.
+            log.warning("FAST tokens of one client do not decrypt (%s): ignored", err.code)
+            return None
         return FastRecord(owner=row.owner, agent_id=row.agent_id, **values)
 
     async def put(self, record: FastRecord) -> None:
         """Insert or replace the record of ``(owner, agent_id)``."""
         row = {name: getattr(record, name) for name in ("owner", "agent_id", *_COLUMNS)}
+        for name in _SEEDS:
+            seed = row[name]
+            if seed is not None:
+                aad = seed_aad(name, record.owner, record.agent_id)
+                row[name] = self._keyring.seal(seed, aad=aad)
         async with self._db.transaction("put_fast_tokens") as txn:
             await txn.conn.execute(self._put, row)
 
@@ -66,3 +97,9 @@ class SqlFastTokenStore:
         async with self._db.transaction("delete_account_fast_tokens") as txn:
             result = await txn.conn.execute(delete(fast_tokens).where(_F.owner == owner))
         return int(result.rowcount)
+
+    def _open(self, blob: bytes | None, aad: bytes) -> bytes | None:
+        """A stored seed in clear; one written in clear (encryption off) as it is."""
+        if blob is None or len(blob) == SEED_BYTES:
+            return blob
+        return self._keyring.decrypt(bytes(blob), aad=aad)
