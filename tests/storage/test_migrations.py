@@ -52,16 +52,16 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    assert len(TABLES) == 37  # message_expiry (0012_expiry) and audit_mac_epochs included
+    assert len(TABLES) == 40  # message_expiry (0012_expiry) and audit_mac_epochs included
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == "0015_phi"
+    assert await migrate.current(db_url) == "0016_push"
 
     await migrate.upgrade(db_url)  # idempotent
-    assert await migrate.current(db_url) == "0015_phi"
+    assert await migrate.current(db_url) == "0016_push"
 
     await migrate.downgrade(db_url, "base")
     names, _ = await _inspect(db_url)
