@@ -62,6 +62,10 @@ from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
 from carewire.net.tls import server_context
+from carewire.push.appserver import PushAppServer
+from carewire.push.devices import DirectoryDevicePolicy
+from carewire.push.providers import build_providers
+from carewire.push.settings import PushSettings, settings_from_config
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -85,6 +89,7 @@ from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
+from carewire.storage.push import SqlPushStore
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -115,6 +120,7 @@ class Options:
         encrypt_at_rest: False only to measure the cost of encryption (``[encryption]``).
         key_refresh: Seconds between the server's reloads of stored keys.
         throttle: The failed-authentication limit per source address.
+        push: The push app server's settings (``[push]``); None: no push notifications.
     """
 
     url: str
@@ -133,6 +139,7 @@ class Options:
     encrypt_at_rest: bool = True
     key_refresh: float = 30.0
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    push: PushSettings | None = None
 
 
 def feature_config(cfg: Config) -> FeatureConfig:
@@ -227,6 +234,7 @@ def options_from_config(
             max_failures=cfg.throttle.max_failures,
             window=parse_duration(cfg.throttle.window, "throttle.window"),
         ),
+        push=settings_from_config(cfg) if is_server else None,
     )
 
 
@@ -321,6 +329,7 @@ class Assembly:
         throttle: Failed authentications per source address (XMPP, API, console).
         lockouts: Records and reports accounts locked by failed sign-ins.
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
+        push: The push app server (None when ``[push]`` is not enabled).
     """
 
     core: Core
@@ -342,6 +351,7 @@ class Assembly:
     throttle: AuthThrottle
     lockouts: LockoutNotifier
     phi_access: PatientAccess
+    push: PushAppServer | None = None
 
     @property
     def db(self) -> Database:
@@ -389,6 +399,8 @@ class Assembly:
         ctx.provide(self.audit)
         ctx.provide(self.coverage)
         ctx.provide(self.phi_access)
+        if self.push is not None:
+            ctx.provide(self.push)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -396,6 +408,8 @@ class Assembly:
         """Start the rules engine (and its scheduler) and the adapters' runtimes."""
         await self.engine.start(scheduler=scheduler)
         await self.adapters.start()
+        if self.push is not None:
+            await self.push.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
         """On a new installation, create the XMPP adapter (for ``domain``), a DataUpdate one and
@@ -411,6 +425,8 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        if self.push is not None:
+            await self.push.close()
         await self.throttle.flush()
         await self.lockouts.drain()
         await self.directory.close()
@@ -527,4 +543,26 @@ async def _platform(options: Options, core: Core) -> Assembly:
         throttle=throttle,
         lockouts=lockouts,
         phi_access=phi,
+        push=_push(options, core, audit=audit, datasets=datasets, directory=directory),
+    )
+
+
+def _push(
+    options: Options,
+    core: Core,
+    *,
+    audit: AuditTrail,
+    datasets: DatasetService,
+    directory: DirectoryService,
+) -> PushAppServer | None:
+    """The push app server, when configured (its workers start with the assembly)."""
+    if options.push is None:
+        return None
+    return PushAppServer(
+        SqlPushStore(core.db, core.keys.keyring),
+        build_providers(options.push),
+        options.push,
+        options.clock,
+        devices=DirectoryDevicePolicy(datasets, directory),
+        audit=audit,
     )

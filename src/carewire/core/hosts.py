@@ -1,4 +1,4 @@
-"""The addresses this server answers for: DOMAIN and its chat., patients. and groups. services."""
+"""The addresses this server answers for: DOMAIN and its chat, patients, groups, push services."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ class Hosts:
         return f"groups.{self.domain}"
 
     @property
+    def push_domain(self) -> str:
+        """The server's own push app server (XEP-0357 §5, docs/push.md)."""
+        return f"push.{self.domain}"
+
+    @property
     def domain_jid(self) -> JID:
         """The server's own JID."""
         return JID.parse(self.domain)
@@ -36,7 +41,9 @@ class Hosts:
     @property
     def subdomains(self) -> frozenset[str]:
         """Sub-services hosted here."""
-        return frozenset({self.chat_domain, self.patients_domain, self.groups_domain})
+        return frozenset(
+            {self.chat_domain, self.patients_domain, self.groups_domain, self.push_domain}
+        )
 
     def is_local(self, domain: str) -> bool:
         """Whether ``domain`` is the chat domain or one of its sub-services."""

@@ -68,6 +68,7 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "search",
     "groups",
     "pin",
+    "push",
 )
 #: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
 #: provides, so :meth:`Kernel.load_features` always loads in this order.

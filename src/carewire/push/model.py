@@ -202,7 +202,7 @@ def apns_request(
         "apns-expiration": str(expiration),
         "apns-collapse-id": "carewire",
     }
-    body = {
+    body: dict[str, object] = {
         "aps": aps,
         "carewire": {"id": note.opaque_id, "count": note.count, "priority": note.priority.value},
     }
@@ -256,7 +256,9 @@ def classify_fcm(outcome: Outcome) -> Decision:
     return Decision.GIVE_UP
 
 
-def backoff(attempt: int, *, base: float, cap: float, jitter: float, retry_after: float | None) -> float:
+def backoff(
+    attempt: int, *, base: float, cap: float, jitter: float, retry_after: float | None
+) -> float:
     """Seconds before try ``attempt + 1``: exponential with full jitter, or the provider's wish.
 
     Args:
@@ -268,5 +270,5 @@ def backoff(attempt: int, *, base: float, cap: float, jitter: float, retry_after
     """
     if retry_after is not None and retry_after >= 0:
         return min(retry_after, cap)
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
     return ceiling / 2 + ceiling / 2 * jitter

@@ -107,7 +107,9 @@ class ApnsProvider:
 
     def _load_key(self) -> ec.EllipticCurvePrivateKey:
         if self.apns.key_file is None or not self.apns.key_id or not self.apns.team_id:
-            raise ConfigError("push.apns_auth = token needs apns_key_file, apns_key_id, apns_team_id")
+            raise ConfigError(
+                "push.apns_auth = token needs apns_key_file, apns_key_id, apns_team_id"
+            )
         try:
             pem = self.apns.key_file.read_bytes()
         except OSError as exc:
@@ -211,7 +213,9 @@ class FcmProvider:
             self.token_uri = str(account["token_uri"])
             key = jwt.load_key(str(account["private_key"]).encode(), "push.fcm_service_account")
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"push.fcm_service_account: unusable ({type(exc).__name__})") from None
+            raise ConfigError(
+                f"push.fcm_service_account: unusable ({type(exc).__name__})"
+            ) from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigError("push.fcm_service_account: the private key must be RSA")
         self._key = key
@@ -253,7 +257,9 @@ class FcmProvider:
         try:
             bearer = await self.access_token()
         except httpx.HTTPStatusError as exc:
-            log.error("FCM: the token endpoint refused the service account (%d)", exc.response.status_code)
+            log.error(
+                "FCM: the token endpoint refused the service account (%d)", exc.response.status_code
+            )
             return Outcome(status=401, reason="UNAUTHENTICATED")
         except (TimeoutError, httpx.HTTPError, ValueError, KeyError, OSError) as exc:
             log.info("FCM token request failed: %s", type(exc).__name__)

@@ -118,8 +118,14 @@ class PushStore(Protocol):
         """Every enable (the feature keeps them in memory)."""
 
     async def add_attempt(
-        self, registration: Registration | None, *, login: str, device: str, priority: PushPriority,
-        opaque_id: str, at: datetime,
+        self,
+        registration: Registration | None,
+        *,
+        login: str,
+        device: str,
+        priority: PushPriority,
+        opaque_id: str,
+        at: datetime,
     ) -> int:
         """Record a queued attempt; its id."""
 

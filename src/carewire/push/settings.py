@@ -6,12 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from carewire.config import Config, parse_duration
+from carewire.errors import ConfigError
+
 APNS_PRODUCTION: Final = "https://api.push.apple.com"
 APNS_DEVELOPMENT: Final = "https://api.sandbox.push.apple.com"
 FCM_ENDPOINT: Final = "https://fcm.googleapis.com"
 CERTIFICATE: Final = "certificate"
 TOKEN: Final = "token"
 URGENT_LEVELS: Final = ("time-sensitive", "critical")
+#: Where the certificate manager keeps uploaded push certificates (security/cert_manager.py).
+APNS_CERTIFICATE_DIR: Final = "certs/apns"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,3 +82,60 @@ class PushSettings:
     retry_cap: float = 300.0
     workers: int = 16
     ttl: int = 86_400
+
+
+def settings_from_config(cfg: Config) -> PushSettings | None:
+    """The app server's settings from ``[push]``; None when push is not enabled.
+
+    Raises:
+        ConfigError: A setting out of range or a required one missing.
+    """
+    p = cfg.push
+    if not p.enabled:
+        return None
+    if not (p.apns or p.fcm):
+        raise ConfigError("push.enabled: enable push.apns, push.fcm or both")
+    apns = None
+    if p.apns:
+        if p.apns_auth not in (CERTIFICATE, TOKEN):
+            raise ConfigError(f"push.apns_auth: 'certificate' or 'token', got {p.apns_auth!r}")
+        if p.apns_urgent_level not in URGENT_LEVELS:
+            raise ConfigError("push.apns_urgent_level: 'time-sensitive' or 'critical'")
+        if p.apns_certificate not in ("legacy", "next-gen"):
+            raise ConfigError("push.apns_certificate: 'legacy' or 'next-gen'")
+        if not p.apns_topic:
+            raise ConfigError("push.apns_topic: the app's bundle id is required")
+        apns = ApnsSettings(
+            endpoint=p.apns_endpoint.rstrip("/"),
+            topic=p.apns_topic,
+            auth=p.apns_auth,
+            certificate_dir=cfg.data_dir / APNS_CERTIFICATE_DIR,
+            certificate_slot=p.apns_certificate,
+            key_file=cfg.data_dir / p.apns_key_file if p.apns_key_file else None,
+            key_id=p.apns_key_id,
+            team_id=p.apns_team_id,
+            urgent_level=p.apns_urgent_level,
+        )
+    fcm = None
+    if p.fcm:
+        if not p.fcm_service_account:
+            raise ConfigError("push.fcm_service_account: the service account JSON is required")
+        fcm = FcmSettings(
+            service_account_file=cfg.data_dir / p.fcm_service_account,
+            endpoint=p.fcm_endpoint.rstrip("/"),
+        )
+    if not 1 <= p.max_attempts <= 20:
+        raise ConfigError("push.max_attempts: must be between 1 and 20")
+    if not 1 <= p.workers <= 256:
+        raise ConfigError("push.workers: must be between 1 and 256")
+    return PushSettings(
+        apns=apns,
+        fcm=fcm,
+        ca_file=cfg.data_dir / p.ca_file if p.ca_file else None,
+        timeout=parse_duration(p.timeout, "push.timeout").total_seconds(),
+        max_attempts=p.max_attempts,
+        retry_base=parse_duration(p.retry_base, "push.retry_base").total_seconds(),
+        retry_cap=parse_duration(p.retry_cap, "push.retry_cap").total_seconds(),
+        workers=p.workers,
+        ttl=int(parse_duration(p.ttl, "push.ttl").total_seconds()),
+    )

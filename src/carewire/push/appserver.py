@@ -1,0 +1,334 @@
+"""The push app server (XEP-0357 §5): registrations, publishes, sends with retries, attempts.
+
+Theory of operation
+-------------------
+A device registers its provider token (:meth:`PushAppServer.register`) and
+gets a node and a secret; only the secret's SHA-256 is kept (it is 256
+random bits), and a publish must present the secret (compared in constant
+time). :meth:`PushAppServer.submit` is synchronous: it queues the publish
+and returns, so routing never waits for a provider. A fixed pool of workers
+(owned by the app server, started by :meth:`start`, cancelled by
+:meth:`close`) takes each publish: it records an attempt (``queued``),
+skips devices whose notifications are disabled, then tries the provider.
+The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
+model's transition table; a retry is re-queued after the back-off by a
+timer the app server owns (so a waiting retry holds no worker). A rejected
+token marks the registration invalid: it is never tried again, and the
+listeners (the XMPP side) drop the enables of its node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from carewire.clock import Clock
+from carewire.errors import UnavailableError
+from carewire.push.model import (
+    AttemptState,
+    Decision,
+    Notification,
+    Outcome,
+    PushService,
+    RegistrationState,
+    advance,
+    backoff,
+    check_registration,
+)
+from carewire.push.providers import Provider
+from carewire.push.records import AttemptChange, NewRegistration, PushStore, Registration
+from carewire.push.settings import PushSettings
+from carewire.security.audit import AuditEvent, AuditTrail, Channel
+
+log = logging.getLogger(__name__)
+
+InvalidListener = Callable[[Registration], Awaitable[None]]
+
+
+class DevicePolicy(Protocol):
+    """Whether a device may be pushed to (Disable Notification, wipe pending)."""
+
+    async def may_push(self, device: str) -> bool:
+        """False when an administrator disabled notifications or a wipe is pending."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publish:
+    """A XEP-0357 publish: the node, the secret from the publish-options, what to say."""
+
+    node: str
+    secret: str
+    note: Notification
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Retry:
+    attempt_id: int
+    registration: Registration
+    note: Notification
+    tries: int
+
+
+def secret_hash(secret: str) -> str:
+    """The stored form of a node's secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class PushAppServer:
+    """Registrations and publishes in, provider requests out, every attempt recorded."""
+
+    def __init__(
+        self,
+        store: PushStore,
+        providers: Mapping[PushService, Provider],
+        settings: PushSettings,
+        clock: Clock,
+        *,
+        devices: DevicePolicy | None = None,
+        audit: AuditTrail | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = dict(providers)
+        self.settings = settings
+        self.clock = clock
+        self.devices = devices
+        self.audit = audit
+        self.unhealthy: set[PushService] = set()
+        self.on_invalid: list[InvalidListener] = []
+        self._queue: asyncio.Queue[Publish | _Retry] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._random = random.SystemRandom()
+
+    @property
+    def services(self) -> frozenset[PushService]:
+        """The services configured here."""
+        return frozenset(self.providers)
+
+    # -- registration ---------------------------------------------------------------------
+
+    async def register(
+        self, login: str, resource: str, *, service: str, token: str, topic: str = ""
+    ) -> tuple[Registration, str]:
+        """Register a device token; the registration and its secret (shown once).
+
+        Raises:
+            ValidationError: ``unknown-service`` or ``bad-token``.
+            UnavailableError: The service is not configured on this server.
+            NotFoundError: No such account.
+        """
+        known = check_registration(service, token, topic)
+        if known not in self.providers:
+            raise UnavailableError(f"{known.value} is not configured on this server")
+        secret = secrets.token_urlsafe(32)
+        reg = await self.store.add_registration(
+            NewRegistration(
+                node=secrets.token_urlsafe(16),
+                secret_hash=secret_hash(secret),
+                login=login,
+                device=f"{login}/{resource}",
+                service=known,
+                token=token,
+                topic=topic,
+                at=self.clock.now(),
+            )
+        )
+        await self._audit(login, "push.register", reg, {"service": known.value})
+        log.info("push registration %d (%s) for %s", reg.id, known.value, reg.device)
+        return reg, secret
+
+    async def unregister(self, login: str, node: str) -> bool:
+        """Remove one of the account's registrations; False if it had none at ``node``."""
+        found = await self.store.registration(node)
+        if found is None or found[0].login != login:
+            return False
+        await self.store.delete_registration(login, node)
+        await self._audit(login, "push.unregister", found[0], {})
+        return True
+
+    async def check_secret(self, login: str, node: str, secret: str) -> Registration | None:
+        """The account's active registration at ``node`` if ``secret`` is its secret."""
+        found = await self.store.registration(node)
+        if found is None or found[0].login != login:
+            return None
+        if not hmac.compare_digest(found[1], secret_hash(secret)):
+            return None
+        return found[0]
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def submit(self, publish: Publish) -> None:
+        """Queue a publish (never waits; a worker sends it)."""
+        self._queue.put_nowait(publish)
+
+    async def start(self) -> None:
+        """Start the workers."""
+        if not self._workers:
+            for n in range(max(1, self.settings.workers)):
+                self._workers.append(asyncio.create_task(self._work(), name=f"push-{n}"))
+
+    async def drain(self) -> None:
+        """Wait until every queued publish and due retry has been handled (tests, shutdown)."""
+        while True:
+            await self._queue.join()
+            if not self._timers:
+                return
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        """Cancel pending retries and the workers; close the providers' connections."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        for provider in self.providers.values():
+            await provider.close()
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                if isinstance(job, Publish):
+                    await self._publish(job)
+                else:
+                    await self._try(job)
+            except Exception:  # a supervisor: one bad push must not stop the worker
+                log.exception("push worker failed")
+            finally:
+                self._queue.task_done()
+
+    async def _publish(self, job: Publish) -> None:
+        found = await self.store.registration(job.node)
+        if found is None or not hmac.compare_digest(found[1], secret_hash(job.secret)):
+            log.warning("push publish to an unknown node or with a wrong secret")
+            return
+        reg = found[0]
+        attempt_id = await self.store.add_attempt(
+            reg,
+            login=reg.login,
+            device=reg.device,
+            priority=job.note.priority,
+            opaque_id=job.note.opaque_id,
+            at=self.clock.now(),
+        )
+        if reg.state is RegistrationState.INVALID:
+            await self._record(attempt_id, Decision.INVALID_TOKEN, None, "registration invalid", 0)
+            return
+        if self.devices is not None and not await self.devices.may_push(reg.device):
+            await self._record(attempt_id, Decision.DISABLED, None, "notifications disabled", 0)
+            return
+        await self._try(_Retry(attempt_id=attempt_id, registration=reg, note=job.note, tries=0))
+
+    async def _try(self, job: _Retry) -> None:
+        reg = job.registration
+        provider = self.providers.get(reg.service)
+        if provider is None:
+            await self._record(job.attempt_id, Decision.GIVE_UP, None, "service not configured", 0)
+            return
+        outcome = await provider.send(reg.token, job.note, topic=reg.topic)
+        tries = job.tries + 1
+        decision = provider.classify(outcome)
+        if decision is Decision.RETRY and tries >= self.settings.max_attempts:
+            decision = Decision.EXHAUSTED
+        await self._record(
+            job.attempt_id,
+            decision,
+            outcome.status or None,
+            outcome.reason,
+            tries,
+            provider_id=outcome.provider_id,
+        )
+        await self._after(decision, job, outcome, tries)
+
+    async def _after(self, decision: Decision, job: _Retry, outcome: Outcome, tries: int) -> None:
+        reg = job.registration
+        if decision is Decision.DELIVERED:
+            self.unhealthy.discard(reg.service)
+        elif decision is Decision.RETRY:
+            delay = backoff(
+                tries,
+                base=self.settings.retry_base,
+                cap=self.settings.retry_cap,
+                jitter=self._random.random(),
+                retry_after=outcome.retry_after,
+            )
+            self._later(
+                delay,
+                _Retry(attempt_id=job.attempt_id, registration=reg, note=job.note, tries=tries),
+            )
+        elif decision is Decision.INVALID_TOKEN:
+            await self.store.mark_registration(
+                reg.id,
+                RegistrationState.INVALID,
+                outcome.reason or str(outcome.status),
+                self.clock.now(),
+            )
+            log.info("push registration %d: the %s token was rejected", reg.id, reg.service.value)
+            for listener in self.on_invalid:
+                await listener(reg)
+        elif decision is Decision.PROVIDER_AUTH:
+            self.unhealthy.add(reg.service)
+            log.error(
+                "%s refused our credentials (%d %s)",
+                reg.service.value,
+                outcome.status,
+                outcome.reason,
+            )
+
+    def _later(self, delay: float, job: _Retry) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            assert handle is not None
+            self._timers.discard(handle)
+            self._queue.put_nowait(job)
+
+        handle = loop.call_later(delay, due)
+        self._timers.add(handle)
+
+    async def _record(
+        self,
+        attempt_id: int,
+        decision: Decision,
+        status: int | None,
+        reason: str,
+        tries: int,
+        *,
+        provider_id: str = "",
+    ) -> None:
+        state = advance(AttemptState.QUEUED, decision)
+        change = AttemptChange(
+            state=state,
+            status=status,
+            reason=reason,
+            provider_id=provider_id,
+            tries=tries,
+            at=self.clock.now(),
+        )
+        await self.store.update_attempt(attempt_id, change)
+
+    async def _audit(
+        self, login: str, action: str, reg: Registration, details: dict[str, object]
+    ) -> None:
+        if self.audit is None:
+            return
+        await self.audit.record(
+            AuditEvent(
+                actor=f"xmpp:{login}",
+                channel=Channel.XMPP,
+                action=action,
+                target=reg.device,
+                details={"node": reg.node, **details},
+            )
+        )
