@@ -80,7 +80,9 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_certificate(folder: Path, cn: str, *, issuer: tuple[object, object] | None = None) -> tuple[Path, Path]:
+def make_certificate(
+    folder: Path, cn: str, *, issuer: tuple[object, object] | None = None
+) -> tuple[Path, Path]:
     """A key and certificate (self-signed, or signed by ``issuer``: (key, cert)); PEM paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
@@ -93,10 +95,19 @@ def make_certificate(folder: Path, cn: str, *, issuer: tuple[object, object] | N
         .not_valid_after(now + timedelta(days=2))
     )
     if issuer is None:
-        builder = builder.issuer_name(_name(cn)).add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
-            critical=False,
-        ).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        builder = (
+            builder.issuer_name(_name(cn))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        )
         cert = builder.sign(key, hashes.SHA256())
     else:
         issuer_key, issuer_cert = issuer
@@ -195,7 +206,9 @@ class PushServer:
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
         conn.initiate_connection()
         writer.write(conn.data_to_send())
         has_cert = writer.get_extra_info("peercert") not in (None, {})
@@ -207,13 +220,22 @@ class PushServer:
                     break
                 for event in conn.receive_data(data):
                     if isinstance(event, h2.events.RequestReceived):
-                        streams[event.stream_id] = ({str(k): str(v) for k, v in event.headers or ()}, bytearray())
+                        streams[event.stream_id] = (
+                            {str(k): str(v) for k, v in event.headers or ()},
+                            bytearray(),
+                        )
                     elif isinstance(event, h2.events.DataReceived):
                         streams[event.stream_id][1].extend(event.data or b"")
-                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
                     elif isinstance(event, h2.events.StreamEnded):
                         headers, body = streams.pop(event.stream_id)
-                        self._spawn(self._request(conn, writer, event.stream_id, headers, bytes(body), has_cert))
+                        self._spawn(
+                            self._request(
+                                conn, writer, event.stream_id, headers, bytes(body), has_cert
+                            )
+                        )
                 writer.write(conn.data_to_send())
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
@@ -239,7 +261,9 @@ class PushServer:
         has_cert: bool,
     ) -> None:
         path = headers.get(":path", "")
-        record = Recorded(headers.get(":method", ""), path, headers, body, has_cert, time.monotonic())
+        record = Recorded(
+            headers.get(":method", ""), path, headers, body, has_cert, time.monotonic()
+        )
         self.requests.append(record)
         async with self._arrived:
             self._arrived.notify_all()
@@ -317,7 +341,9 @@ class PushServer:
             head, claims, sig = bearer.removeprefix("bearer ").split(".")
             header = json.loads(_b64(head))
             raw = _b64(sig)
-            der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            )
             self.apns_key.verify(der, f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
         except (ValueError, InvalidSignature):
             return "InvalidProviderToken"
@@ -336,7 +362,9 @@ class PushServer:
         try:
             head, claims, sig = form.get("assertion", "").split(".")
             assert self.fcm_key is not None
-            self.fcm_key.verify(_b64(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            self.fcm_key.verify(
+                _b64(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
             scope = json.loads(_b64(claims)).get("scope", "")
         except (ValueError, InvalidSignature, AssertionError):
             return 400, {}, {"error": "invalid_grant"}
@@ -359,7 +387,11 @@ class PushServer:
             return 400, {}, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
         answer = self._answer(token)
         if answer == OK:
-            return 200, {}, {"name": f"projects/{self.fcm_project}/messages/{uuid.uuid4().int % 10**16}"}
+            return (
+                200,
+                {},
+                {"name": f"projects/{self.fcm_project}/messages/{uuid.uuid4().int % 10**16}"},
+            )
         if answer == BAD_TOKEN:
             return 400, {}, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
         if answer == UNREGISTERED:
@@ -378,6 +410,9 @@ def _fcm_error(code: int, status: str, error_code: str | None) -> dict[str, obje
     error: dict[str, object] = {"code": code, "message": status.lower(), "status": status}
     if error_code is not None:
         error["details"] = [
-            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code}
+            {
+                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                "errorCode": error_code,
+            }
         ]
     return {"error": error}

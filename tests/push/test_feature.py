@@ -68,9 +68,7 @@ def app(h: Harness) -> PushAppServer:
 def command(node: str, fields: dict[str, str] | None = None) -> str:
     form = ""
     if fields is not None:
-        form = "".join(
-            f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items()
-        )
+        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
         form = f"<x xmlns='jabber:x:data' type='submit'>{form}</x>"
     return (
         f"<iq type='set' id='c1' to='{PUSH_JID}'>"
@@ -97,7 +95,12 @@ def result_fields(reply: Element) -> dict[str, str]:
 
 
 async def register_and_enable(
-    h: Harness, login: str, resource: str = "phone", *, service: str = "apns", token: str = APNS_TOKEN
+    h: Harness,
+    login: str,
+    resource: str = "phone",
+    *,
+    service: str = "apns",
+    token: str = APNS_TOKEN,
 ) -> tuple[Session, RecordingSink, str]:
     """A device registers with push.DOMAIN and enables push; its session, sink and node."""
     session, sink = await h.bind(login, resource)
@@ -124,7 +127,9 @@ async def attempts(h: Harness) -> list[Attempt]:
     return list(await app(h).store.attempts())
 
 
-async def test_offline_message_becomes_a_push_without_phi(h: Harness, pushserver: PushServer) -> None:
+async def test_offline_message_becomes_a_push_without_phi(
+    h: Harness, pushserver: PushServer
+) -> None:
     session, _, node = await register_and_enable(h, "nurse")
     await h.unbind(session)
     await message(h, "nurse")
@@ -232,9 +237,7 @@ async def test_rejected_token_is_marked_and_never_retried(
     assert [r.path for r in pushserver.pushes()].count(f"/3/device/{APNS_TOKEN}") == 1
 
 
-async def test_server_errors_are_retried_with_back_off(
-    h: Harness, pushserver: PushServer
-) -> None:
+async def test_server_errors_are_retried_with_back_off(h: Harness, pushserver: PushServer) -> None:
     pushserver.script(APNS_TOKEN, fx.UNAVAILABLE, fx.THROTTLE, fx.OK)
     session, _, _ = await register_and_enable(h, "nurse")
     await h.unbind(session)
@@ -273,15 +276,35 @@ async def test_timeouts_give_up_after_max_attempts(
 async def test_registration_errors(h: Harness) -> None:
     session, sink = await h.bind("nurse", "phone")
     cases = [
-        (command("register-push-gcm", {"token": APNS_TOKEN}), "item-not-found", "unknown push service 'gcm'"),
-        (command("register-push-apns", {"token": "not-hex"}), "bad-request", "malformed apns device token"),
+        (
+            command("register-push-gcm", {"token": APNS_TOKEN}),
+            "item-not-found",
+            "unknown push service 'gcm'",
+        ),
+        (
+            command("register-push-apns", {"token": "not-hex"}),
+            "bad-request",
+            "malformed apns device token",
+        ),
         (command("register-push-fcm", {"token": "x"}), "bad-request", "malformed fcm device token"),
         (command("register-push-apns", {}), "bad-request", "malformed apns device token"),
         (command("unregister-push", {"node": "nope"}), "item-not-found", "no such registration"),
         (enable("nope", "bad"), "not-acceptable", "unknown node or wrong secret"),
-        (enable("n", "s", jid="push.elsewhere.example"), "not-acceptable", "push notifications go only to"),
-        (f"<iq type='set' id='d'><enable xmlns='{ps.PUSH}' node='n'/></iq>", "bad-request", "'jid' attribute"),
-        (f"<iq type='set' id='d'><disable xmlns='{ps.PUSH}' jid='a@@b'/></iq>", "jid-malformed", "malformed"),
+        (
+            enable("n", "s", jid="push.elsewhere.example"),
+            "not-acceptable",
+            "push notifications go only to",
+        ),
+        (
+            f"<iq type='set' id='d'><enable xmlns='{ps.PUSH}' node='n'/></iq>",
+            "bad-request",
+            "'jid' attribute",
+        ),
+        (
+            f"<iq type='set' id='d'><disable xmlns='{ps.PUSH}' jid='a@@b'/></iq>",
+            "jid-malformed",
+            "malformed",
+        ),
     ]
     for xml, condition, text in cases:
         await h.send(session, xml)
@@ -305,16 +328,23 @@ async def test_a_client_cannot_publish(h: Harness) -> None:
 
 async def test_disco_and_command_list(h: Harness) -> None:
     session, sink = await h.bind("nurse", "phone")
-    await h.send(session, "<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    await h.send(
+        session, "<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+    )
     (own,) = sink.take()
-    assert ps.PUSH in {f.get("var") for f in own.iter("{http://jabber.org/protocol/disco#info}feature")}
+    assert ps.PUSH in {
+        f.get("var") for f in own.iter("{http://jabber.org/protocol/disco#info}feature")
+    }
     await h.send(
         session,
         f"<iq type='get' id='j' to='{PUSH_JID}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
     )
     (info,) = sink.take()
     identity = info.find(".//{http://jabber.org/protocol/disco#info}identity")
-    assert identity is not None and (identity.get("category"), identity.get("type")) == ("pubsub", "push")
+    assert identity is not None and (identity.get("category"), identity.get("type")) == (
+        "pubsub",
+        "push",
+    )
     await h.send(
         session,
         f"<iq type='get' id='k' to='{PUSH_JID}'><query xmlns='http://jabber.org/protocol/disco#items'"
@@ -331,7 +361,9 @@ async def test_disco_and_command_list(h: Harness) -> None:
 
 async def test_disable_and_unregister_are_audited(h: Harness, pushserver: PushServer) -> None:
     session, sink, node = await register_and_enable(h, "nurse")
-    await h.send(session, f"<iq type='set' id='d'><disable xmlns='{ps.PUSH}' jid='{PUSH_JID}'/></iq>")
+    await h.send(
+        session, f"<iq type='set' id='d'><disable xmlns='{ps.PUSH}' jid='{PUSH_JID}'/></iq>"
+    )
     (ok,) = sink.take()
     assert ok.get("type") == "result"
     await h.send(session, command("unregister-push", {"node": node}))

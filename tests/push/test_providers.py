@@ -138,8 +138,16 @@ async def test_fcm_oauth_and_send(pushserver: PushServer, settings: PushSettings
     assert ok.status == 200 and ok.provider_id.startswith("projects/carewire-test/messages/")
     assert again.status == 200
     assert [r.path for r in pushserver.requests].count("/token") == 1  # the access token is reused
-    assert (dead.status, dead.reason, fcm.classify(dead)) == (404, "UNREGISTERED", Decision.INVALID_TOKEN)
-    assert (bad.status, bad.reason, fcm.classify(bad)) == (400, "INVALID_ARGUMENT", Decision.INVALID_TOKEN)
+    assert (dead.status, dead.reason, fcm.classify(dead)) == (
+        404,
+        "UNREGISTERED",
+        Decision.INVALID_TOKEN,
+    )
+    assert (bad.status, bad.reason, fcm.classify(bad)) == (
+        400,
+        "INVALID_ARGUMENT",
+        Decision.INVALID_TOKEN,
+    )
     assert (busy.status, busy.reason, fcm.classify(busy)) == (429, "QUOTA_EXCEEDED", Decision.RETRY)
     message = pushserver.pushes()[0].json()["message"]
     assert isinstance(message, dict)
