@@ -31,6 +31,7 @@ import ssl
 import time
 import urllib.parse
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -246,8 +247,8 @@ class PushServer:
                 await writer.wait_closed()
             self._tasks.discard(task)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -267,6 +268,7 @@ class PushServer:
         self.requests.append(record)
         async with self._arrived:
             self._arrived.notify_all()
+        answer: dict[str, object] | None
         if path == "/token":
             status, extra, answer = self._token(body)
         elif path.startswith("/3/device/"):

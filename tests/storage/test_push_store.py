@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,6 @@ from carewire.push.records import AttemptChange, NewRegistration, PushEnable
 from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, migrate
 from carewire.storage.push import SqlPushStore
-from tests.storage.factories import new_account
 
 AT = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 TOKEN = "ab" * 32
@@ -53,7 +53,7 @@ async def test_registrations_enables_attempts(db: Database, stores: Stores, alic
         login=alice, resource="phone", jid="push.x", node="n1", secret="s1", enabled_at=AT
     )
     await store.add_enable(enable)
-    await store.add_enable(PushEnable(**{**_fields(enable), "secret": "s2"}))  # the last one wins
+    await store.add_enable(replace(enable, secret="s2"))  # the last one wins
     (kept,) = await store.enables()
     assert kept.secret == "s2" and kept.enabled_at == AT
     assert await store.remove_enables(alice, "push.x", "other") == 0
@@ -87,10 +87,6 @@ async def test_registrations_enables_attempts(db: Database, stores: Stores, alic
     assert await stores.accounts.remove(alice)  # registrations and enables go with the account
     assert await store.registrations_of(alice) == [] and await store.enables() == []
     assert len(await store.attempts(login=alice)) == 2  # attempts are kept, like deliveries
-
-
-def _fields(enable: PushEnable) -> dict[str, object]:
-    return {f: getattr(enable, f) for f in enable.__dataclass_fields__}
 
 
 async def test_push_migration_down_and_up(db_url: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 # The directory's tables are defined in their own module; importing it registers them in metadata.
 import carewire.storage.tables_directory  # noqa: F401
-import carewire.storage.tables_push  # noqa: F401
+from carewire.storage import tables_push as tables_push  # registers the push tables too
 from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 from carewire.storage.schema_base import BIG_ID as _BIG_ID
 from carewire.storage.schema_base import JID_LENGTH as JID_LENGTH
