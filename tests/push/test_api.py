@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from carewire.push.model import AttemptState, PushPriority
@@ -13,6 +14,15 @@ from tests.push.conftest import APNS_TOKEN, ProviderKeys, push_settings
 from tests.push.pushserver import PushServer
 from tests.push.test_feature import push_harness
 from tests.web.conftest import client, services_of
+
+QUEUED = AttemptChange(
+    state=AttemptState.QUEUED,
+    status=None,
+    reason="",
+    provider_id="",
+    tries=0,
+    at=datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+)
 
 
 async def test_attempts_and_registrations(
@@ -30,7 +40,7 @@ async def test_attempts_and_registrations(
             device=reg.device,
             priority=PushPriority.URGENT,
             opaque_id="o1",
-            at=h.clock.now(),
+            change=QUEUED,
         )
         await p.push.store.update_attempt(
             attempt,

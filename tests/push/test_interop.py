@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import slixmpp
 
 from tests.interop.slix import TIMEOUT, SlixClient, clients
 from tests.push.conftest import APNS_TOKEN, KEY_ID, TEAM_ID, TOPIC, ProviderKeys
@@ -77,7 +78,9 @@ async def test_offline_message_reaches_the_local_apns_endpoint(
             await phone.disconnect()
             sender = await slix(server, doctor, doctor_pw)
             sender.xmpp.send_message(
-                mto=server.jid(nurse), mbody="Bed 4 Jane Roe needs review", mtype="chat"
+                mto=slixmpp.JID(server.jid(nurse)),
+                mbody="Bed 4 Jane Roe needs review",
+                mtype="chat",
             )
             (request,) = await pushserver.wait_for(1, timeout=15)
             log = server.log()
@@ -85,6 +88,6 @@ async def test_offline_message_reaches_the_local_apns_endpoint(
         assert request.headers["apns-topic"] == TOPIC
         assert b"Jane" not in request.body and nurse.encode() not in request.body
         assert request.json()["carewire"]["count"] == 1  # type: ignore[index]
-        assert APNS_TOKEN not in log and fields["secret"] not in log  # never logged
+        assert APNS_TOKEN not in log and str(fields["secret"]) not in log  # never logged
     finally:
         await asyncio.to_thread(manager.__exit__, None, None, None)

@@ -34,6 +34,16 @@ def new_reg(login: str = "alice", node: str = "n1") -> NewRegistration:
     )
 
 
+QUEUED = AttemptChange(
+    state=AttemptState.QUEUED,
+    status=None,
+    reason="",
+    provider_id="",
+    tries=0,
+    at=datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+)
+
+
 async def test_registrations_enables_attempts(db: Database, stores: Stores, alice: str) -> None:
     store = SqlPushStore(db, ephemeral_keyring())
     with pytest.raises(NotFoundError):
@@ -60,10 +70,20 @@ async def test_registrations_enables_attempts(db: Database, stores: Stores, alic
     assert await store.remove_enables(alice, "push.x", None) == 1
 
     first = await store.add_attempt(
-        reg, login=alice, device="alice/phone", priority=PushPriority.URGENT, opaque_id="o1", at=AT
+        reg,
+        login=alice,
+        device="alice/phone",
+        priority=PushPriority.URGENT,
+        opaque_id="o1",
+        change=QUEUED,
     )
     second = await store.add_attempt(
-        None, login=alice, device="alice/phone", priority=PushPriority.NORMAL, opaque_id="o2", at=AT
+        None,
+        login=alice,
+        device="alice/phone",
+        priority=PushPriority.NORMAL,
+        opaque_id="o2",
+        change=QUEUED,
     )
     later = AT + timedelta(seconds=3)
     change = AttemptChange(
@@ -95,7 +115,12 @@ async def test_push_migration_down_and_up(db_url: str) -> None:
     db = await Database.open(db_url)
     try:
         await SqlPushStore(db, ephemeral_keyring()).add_attempt(
-            None, login="a", device="a/b", priority=PushPriority.NORMAL, opaque_id="o", at=AT
+            None,
+            login="a",
+            device="a/b",
+            priority=PushPriority.NORMAL,
+            opaque_id="o",
+            change=QUEUED,
         )
     finally:
         await db.close()

@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from carewire.clock import Clock
@@ -70,7 +70,7 @@ class Publish:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Retry:
-    attempt_id: int
+    attempt_id: int | None  # None: not recorded yet (the first try records it)
     registration: Registration
     note: Notification
     tries: int
@@ -106,6 +106,7 @@ class PushAppServer:
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._random = random.SystemRandom()
+        self._registrations: dict[str, tuple[Registration, str]] = {}
 
     @property
     def services(self) -> frozenset[PushService]:
@@ -150,6 +151,7 @@ class PushAppServer:
         if found is None or found[0].login != login:
             return False
         await self.store.delete_registration(login, node)
+        self._registrations.pop(node, None)
         await self._audit(login, "push.unregister", found[0], {})
         return True
 
@@ -207,48 +209,49 @@ class PushAppServer:
             finally:
                 self._queue.task_done()
 
+    async def _registration(self, node: str) -> tuple[Registration, str] | None:
+        """The registration of ``node`` (kept in memory: this process alone changes them)."""
+        found = self._registrations.get(node)
+        if found is None:
+            found = await self.store.registration(node)
+            if found is not None:
+                self._registrations[node] = found
+        return found
+
     async def _publish(self, job: Publish) -> None:
-        found = await self.store.registration(job.node)
+        found = await self._registration(job.node)
         if found is None or not hmac.compare_digest(found[1], secret_hash(job.secret)):
             log.warning("push publish to an unknown node or with a wrong secret")
             return
         reg = found[0]
-        attempt_id = await self.store.add_attempt(
-            reg,
-            login=reg.login,
-            device=reg.device,
-            priority=job.note.priority,
-            opaque_id=job.note.opaque_id,
-            at=self.clock.now(),
-        )
+        first = _Retry(attempt_id=None, registration=reg, note=job.note, tries=0)
         if reg.state is RegistrationState.INVALID:
-            await self._record(attempt_id, Decision.INVALID_TOKEN, None, "registration invalid", 0)
+            await self._record(
+                first, Decision.INVALID_TOKEN, Outcome(status=0, reason="registration invalid"), 0
+            )
             return
         if self.devices is not None and not await self.devices.may_push(reg.device):
-            await self._record(attempt_id, Decision.DISABLED, None, "notifications disabled", 0)
+            await self._record(
+                first, Decision.DISABLED, Outcome(status=0, reason="notifications disabled"), 0
+            )
             return
-        await self._try(_Retry(attempt_id=attempt_id, registration=reg, note=job.note, tries=0))
+        await self._try(first)
 
     async def _try(self, job: _Retry) -> None:
         reg = job.registration
         provider = self.providers.get(reg.service)
         if provider is None:
-            await self._record(job.attempt_id, Decision.GIVE_UP, None, "service not configured", 0)
+            await self._record(
+                job, Decision.GIVE_UP, Outcome(status=0, reason="service not configured"), job.tries
+            )
             return
         outcome = await provider.send(reg.token, job.note, topic=reg.topic)
         tries = job.tries + 1
         decision = provider.classify(outcome)
         if decision is Decision.RETRY and tries >= self.settings.max_attempts:
             decision = Decision.EXHAUSTED
-        await self._record(
-            job.attempt_id,
-            decision,
-            outcome.status or None,
-            outcome.reason,
-            tries,
-            provider_id=outcome.provider_id,
-        )
-        await self._after(decision, job, outcome, tries)
+        attempt_id = await self._record(job, decision, outcome, tries)
+        await self._after(decision, replace(job, attempt_id=attempt_id), outcome, tries)
 
     async def _after(self, decision: Decision, job: _Retry, outcome: Outcome, tries: int) -> None:
         reg = job.registration
@@ -267,12 +270,10 @@ class PushAppServer:
                 _Retry(attempt_id=job.attempt_id, registration=reg, note=job.note, tries=tries),
             )
         elif decision is Decision.INVALID_TOKEN:
-            await self.store.mark_registration(
-                reg.id,
-                RegistrationState.INVALID,
-                outcome.reason or str(outcome.status),
-                self.clock.now(),
-            )
+            reason = outcome.reason or str(outcome.status)
+            now = self.clock.now()
+            await self.store.mark_registration(reg.id, RegistrationState.INVALID, reason, now)
+            self._registrations.pop(reg.node, None)
             log.info("push registration %d: the %s token was rejected", reg.id, reg.service.value)
             for listener in self.on_invalid:
                 await listener(reg)
@@ -297,26 +298,28 @@ class PushAppServer:
         handle = loop.call_later(delay, due)
         self._timers.add(handle)
 
-    async def _record(
-        self,
-        attempt_id: int,
-        decision: Decision,
-        status: int | None,
-        reason: str,
-        tries: int,
-        *,
-        provider_id: str = "",
-    ) -> None:
-        state = advance(AttemptState.QUEUED, decision)
+    async def _record(self, job: _Retry, decision: Decision, outcome: Outcome, tries: int) -> int:
+        """Record the attempt's new state: inserted at its first outcome, updated after."""
         change = AttemptChange(
-            state=state,
-            status=status,
-            reason=reason,
-            provider_id=provider_id,
+            state=advance(AttemptState.QUEUED, decision),
+            status=outcome.status or None,
+            reason=outcome.reason,
+            provider_id=outcome.provider_id,
             tries=tries,
             at=self.clock.now(),
         )
-        await self.store.update_attempt(attempt_id, change)
+        if job.attempt_id is not None:
+            await self.store.update_attempt(job.attempt_id, change)
+            return job.attempt_id
+        reg = job.registration
+        return await self.store.add_attempt(
+            reg,
+            login=reg.login,
+            device=reg.device,
+            priority=job.note.priority,
+            opaque_id=job.note.opaque_id,
+            change=change,
+        )
 
     async def _audit(
         self, login: str, action: str, reg: Registration, details: dict[str, object]

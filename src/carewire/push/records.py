@@ -125,9 +125,9 @@ class PushStore(Protocol):
         device: str,
         priority: PushPriority,
         opaque_id: str,
-        at: datetime,
+        change: AttemptChange,
     ) -> int:
-        """Record a queued attempt; its id."""
+        """Record an attempt in the state ``change`` gives; its id."""
 
     async def update_attempt(self, attempt_id: int, change: AttemptChange) -> None:
         """Record the outcome of a try."""

@@ -175,23 +175,23 @@ class SqlPushStore:
         device: str,
         priority: PushPriority,
         opaque_id: str,
-        at: datetime,
+        change: AttemptChange,
     ) -> int:
-        """Record a queued attempt; its id."""
+        """Record an attempt in the state ``change`` gives (one write per outcome); its id."""
         values = {
             "registration_id": None if registration is None else registration.id,
             "login": login,
             "device": device,
             "service": "" if registration is None else registration.service.value,
-            "state": AttemptState.QUEUED.value,
+            "state": change.state.value,
             "priority": priority.value,
             "opaque_id": opaque_id,
-            "provider_id": "",
-            "status": None,
-            "reason": "",
-            "tries": 0,
-            "created_at": at,
-            "updated_at": at,
+            "provider_id": change.provider_id[:255],
+            "status": change.status,
+            "reason": change.reason[:128],
+            "tries": change.tries,
+            "created_at": change.at,
+            "updated_at": change.at,
         }
         async with self._db.transaction("push_attempt") as txn:
             result = await txn.conn.execute(insert(push_attempts).returning(_A.id), values)
