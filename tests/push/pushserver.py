@@ -39,6 +39,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -143,6 +144,7 @@ class PushServer:
     cert_file: Path = field(init=False)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _connections: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -182,9 +184,14 @@ class PushServer:
         if self._server is not None:
             self._server.close()
         for writer in list(self._writers):
-            writer.close()
+            writer.close()  # each connection's read loop ends by itself
         for task in list(self._tasks):
-            task.cancel()
+            if task not in self._connections:
+                task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+        for task in list(self._tasks):
+            task.cancel()  # pragma: no cover - a connection that did not notice the close
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
@@ -206,6 +213,7 @@ class PushServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._connections.add(task)
         self._writers.add(writer)
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
@@ -238,7 +246,7 @@ class PushServer:
                             )
                         )
                 writer.write(conn.data_to_send())
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, h2.exceptions.ProtocolError):
             pass
         finally:
             self._writers.discard(writer)
@@ -246,6 +254,7 @@ class PushServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._tasks.discard(task)
+            self._connections.discard(task)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from carewire.push.model import AttemptState, PushPriority
-from carewire.push.records import AttemptChange
+from carewire.push.records import AttemptChange, NewAttempt
 from carewire.security.tokens import Role
 from carewire.web.api import create_api
 from tests.push.conftest import APNS_TOKEN, ProviderKeys, push_settings
@@ -34,25 +34,23 @@ async def test_attempts_and_registrations(
         assert p is not None and p.push is not None
         await h.account("nurse")
         reg, _ = await p.push.register("nurse", "phone", service="apns", token=APNS_TOKEN)
-        attempt = await p.push.store.add_attempt(
-            reg,
+        rejected = AttemptChange(
+            state=AttemptState.REJECTED,
+            status=410,
+            reason="Unregistered",
+            provider_id="A-1",
+            tries=1,
+            at=h.clock.now(),
+        )
+        new = NewAttempt(
+            registration=reg,
             login="nurse",
             device=reg.device,
             priority=PushPriority.URGENT,
             opaque_id="o1",
             change=QUEUED,
         )
-        await p.push.store.update_attempt(
-            attempt,
-            AttemptChange(
-                state=AttemptState.REJECTED,
-                status=410,
-                reason="Unregistered",
-                provider_id="A-1",
-                tries=1,
-                at=h.clock.now(),
-            ),
-        )
+        await p.push.store.save_attempts([new], [("o1", rejected)])
         _, token = await p.tokens.create("reader", Role.READ_ONLY)
         app = create_api(replace(services_of(p), push=p.push))
         async with client(app, token) as reader:

@@ -12,7 +12,13 @@ from sqlalchemy.engine import Connection
 from carewire.core.stores import Stores
 from carewire.errors import NotFoundError
 from carewire.push.model import AttemptState, PushPriority, PushService, RegistrationState
-from carewire.push.records import AttemptChange, NewRegistration, PushEnable
+from carewire.push.records import (
+    AttemptChange,
+    NewAttempt,
+    NewRegistration,
+    PushEnable,
+    Registration,
+)
 from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, migrate
 from carewire.storage.push import SqlPushStore
@@ -69,29 +75,25 @@ async def test_registrations_enables_attempts(db: Database, stores: Stores, alic
     assert await store.remove_enables(alice, "push.x", "other") == 0
     assert await store.remove_enables(alice, "push.x", None) == 1
 
-    first = await store.add_attempt(
-        reg,
-        login=alice,
-        device="alice/phone",
-        priority=PushPriority.URGENT,
-        opaque_id="o1",
-        change=QUEUED,
-    )
-    second = await store.add_attempt(
-        None,
-        login=alice,
-        device="alice/phone",
-        priority=PushPriority.NORMAL,
-        opaque_id="o2",
-        change=QUEUED,
-    )
+    def attempt(key: str, reg: Registration | None, priority: PushPriority) -> NewAttempt:
+        return NewAttempt(
+            registration=reg,
+            login=alice,
+            device="alice/phone",
+            priority=priority,
+            opaque_id=key,
+            change=QUEUED,
+        )
+
     later = AT + timedelta(seconds=3)
     change = AttemptChange(
         state=AttemptState.SENT, status=200, reason="", provider_id="id-1", tries=2, at=later
     )
-    await store.update_attempt(first, change)
+    # An insert and a change of it in one batch: the insert goes first.
+    await store.save_attempts([attempt("o1", reg, PushPriority.URGENT)], [("o1", change)])
+    await store.save_attempts([attempt("o2", None, PushPriority.NORMAL)], [])
     newest, oldest = await store.attempts(login=alice)
-    assert (newest.id, oldest.id) == (second, first)
+    assert (newest.opaque_id, oldest.opaque_id) == ("o2", "o1") and newest.id > oldest.id
     assert (oldest.state, oldest.status, oldest.tries, oldest.provider_id) == (
         AttemptState.SENT,
         200,
@@ -99,7 +101,7 @@ async def test_registrations_enables_attempts(db: Database, stores: Stores, alic
         "id-1",
     )
     assert oldest.updated_at == later and oldest.priority is PushPriority.URGENT
-    assert [a.id for a in await store.attempts(state=AttemptState.QUEUED)] == [second]
+    assert [a.opaque_id for a in await store.attempts(state=AttemptState.QUEUED)] == ["o2"]
     assert await store.delete_registration(alice, "n1") is True
     assert await store.delete_registration(alice, "n1") is False
     await store.add_registration(new_reg(node="n3"))
@@ -114,14 +116,15 @@ async def test_push_migration_down_and_up(db_url: str) -> None:
     await migrate.upgrade(db_url)
     db = await Database.open(db_url)
     try:
-        await SqlPushStore(db, ephemeral_keyring()).add_attempt(
-            None,
+        new = NewAttempt(
+            registration=None,
             login="a",
             device="a/b",
             priority=PushPriority.NORMAL,
             opaque_id="o",
             change=QUEUED,
         )
+        await SqlPushStore(db, ephemeral_keyring()).save_attempts([new], [])
     finally:
         await db.close()
     await migrate.downgrade(db_url, "0015_phi")

@@ -43,7 +43,13 @@ from carewire.push.model import (
     check_registration,
 )
 from carewire.push.providers import Provider
-from carewire.push.records import AttemptChange, NewRegistration, PushStore, Registration
+from carewire.push.records import (
+    AttemptChange,
+    NewAttempt,
+    NewRegistration,
+    PushStore,
+    Registration,
+)
 from carewire.push.settings import PushSettings
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
 
@@ -70,10 +76,52 @@ class Publish:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Retry:
-    attempt_id: int | None  # None: not recorded yet (the first try records it)
+    is_recorded: bool  # False until the first outcome is recorded
     registration: Registration
     note: Notification
     tries: int
+
+
+class _AttemptLog:
+    """Attempt writes, batched: what piles up while one commit runs goes in the next one."""
+
+    def __init__(self, store: PushStore) -> None:
+        self.store = store
+        self.new: list[NewAttempt] = []
+        self.changes: list[tuple[str, AttemptChange]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, attempt: NewAttempt) -> None:
+        """Record a new attempt (at the next commit)."""
+        self.new.append(attempt)
+        self._wake.set()
+        self._idle.clear()
+
+    def change(self, opaque_id: str, change: AttemptChange) -> None:
+        """Record a later outcome of an attempt (at the next commit)."""
+        self.changes.append((opaque_id, change))
+        self._wake.set()
+        self._idle.clear()
+
+    async def flushed(self) -> None:
+        """Wait until everything recorded so far is committed."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """The writer task: commit batches until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            new, self.new = self.new, []
+            changes, self.changes = self.changes, []
+            try:
+                await self.store.save_attempts(new, changes)
+            except Exception:  # a supervisor: the next batch must still be written
+                log.exception("recording %d push attempts failed", len(new) + len(changes))
+            if not self.new and not self.changes:
+                self._idle.set()
 
 
 def secret_hash(secret: str) -> str:
@@ -107,6 +155,8 @@ class PushAppServer:
         self._timers: set[asyncio.TimerHandle] = set()
         self._random = random.SystemRandom()
         self._registrations: dict[str, tuple[Registration, str]] = {}
+        self._log = _AttemptLog(store)
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def services(self) -> frozenset[PushService]:
@@ -173,6 +223,7 @@ class PushAppServer:
     async def start(self) -> None:
         """Start the workers."""
         if not self._workers:
+            self._writer = asyncio.create_task(self._log.run(), name="push-attempts")
             for n in range(max(1, self.settings.workers)):
                 self._workers.append(asyncio.create_task(self._work(), name=f"push-{n}"))
 
@@ -181,8 +232,10 @@ class PushAppServer:
         while True:
             await self._queue.join()
             if not self._timers:
-                return
+                break
             await asyncio.sleep(0.005)
+        if self._writer is not None:
+            await self._log.flushed()
 
     async def close(self) -> None:
         """Cancel pending retries and the workers; close the providers' connections."""
@@ -193,6 +246,11 @@ class PushAppServer:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        if self._writer is not None:
+            await self._log.flushed()  # what was tried is on record
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
         for provider in self.providers.values():
             await provider.close()
 
@@ -224,14 +282,17 @@ class PushAppServer:
             log.warning("push publish to an unknown node or with a wrong secret")
             return
         reg = found[0]
-        first = _Retry(attempt_id=None, registration=reg, note=job.note, tries=0)
+        note = job.note
+        if not note.opaque_id:
+            note = replace(note, opaque_id=secrets.token_hex(16))
+        first = _Retry(is_recorded=False, registration=reg, note=note, tries=0)
         if reg.state is RegistrationState.INVALID:
-            await self._record(
+            self._record(
                 first, Decision.INVALID_TOKEN, Outcome(status=0, reason="registration invalid"), 0
             )
             return
         if self.devices is not None and not await self.devices.may_push(reg.device):
-            await self._record(
+            self._record(
                 first, Decision.DISABLED, Outcome(status=0, reason="notifications disabled"), 0
             )
             return
@@ -241,7 +302,7 @@ class PushAppServer:
         reg = job.registration
         provider = self.providers.get(reg.service)
         if provider is None:
-            await self._record(
+            self._record(
                 job, Decision.GIVE_UP, Outcome(status=0, reason="service not configured"), job.tries
             )
             return
@@ -250,8 +311,8 @@ class PushAppServer:
         decision = provider.classify(outcome)
         if decision is Decision.RETRY and tries >= self.settings.max_attempts:
             decision = Decision.EXHAUSTED
-        attempt_id = await self._record(job, decision, outcome, tries)
-        await self._after(decision, replace(job, attempt_id=attempt_id), outcome, tries)
+        self._record(job, decision, outcome, tries)
+        await self._after(decision, replace(job, is_recorded=True), outcome, tries)
 
     async def _after(self, decision: Decision, job: _Retry, outcome: Outcome, tries: int) -> None:
         reg = job.registration
@@ -267,7 +328,7 @@ class PushAppServer:
             )
             self._later(
                 delay,
-                _Retry(attempt_id=job.attempt_id, registration=reg, note=job.note, tries=tries),
+                _Retry(is_recorded=True, registration=reg, note=job.note, tries=tries),
             )
         elif decision is Decision.INVALID_TOKEN:
             reason = outcome.reason or str(outcome.status)
@@ -298,8 +359,8 @@ class PushAppServer:
         handle = loop.call_later(delay, due)
         self._timers.add(handle)
 
-    async def _record(self, job: _Retry, decision: Decision, outcome: Outcome, tries: int) -> int:
-        """Record the attempt's new state: inserted at its first outcome, updated after."""
+    def _record(self, job: _Retry, decision: Decision, outcome: Outcome, tries: int) -> None:
+        """Record the attempt's new state: added at its first outcome, changed after."""
         change = AttemptChange(
             state=advance(AttemptState.QUEUED, decision),
             status=outcome.status or None,
@@ -308,17 +369,19 @@ class PushAppServer:
             tries=tries,
             at=self.clock.now(),
         )
-        if job.attempt_id is not None:
-            await self.store.update_attempt(job.attempt_id, change)
-            return job.attempt_id
+        if job.is_recorded:
+            self._log.change(job.note.opaque_id, change)
+            return
         reg = job.registration
-        return await self.store.add_attempt(
-            reg,
-            login=reg.login,
-            device=reg.device,
-            priority=job.note.priority,
-            opaque_id=job.note.opaque_id,
-            change=change,
+        self._log.add(
+            NewAttempt(
+                registration=reg,
+                login=reg.login,
+                device=reg.device,
+                priority=job.note.priority,
+                opaque_id=job.note.opaque_id,
+                change=change,
+            )
         )
 
     async def _audit(

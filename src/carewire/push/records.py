@@ -84,6 +84,18 @@ class AttemptChange:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAttempt:
+    """An attempt to record, in the state of its first outcome."""
+
+    registration: Registration | None
+    login: str
+    device: str
+    priority: PushPriority
+    opaque_id: str  # unique: later changes name the attempt by it
+    change: AttemptChange
+
+
 class PushStore(Protocol):
     """Registrations, enables and attempts."""
 
@@ -117,20 +129,10 @@ class PushStore(Protocol):
     async def enables(self) -> list[PushEnable]:
         """Every enable (the feature keeps them in memory)."""
 
-    async def add_attempt(
-        self,
-        registration: Registration | None,
-        *,
-        login: str,
-        device: str,
-        priority: PushPriority,
-        opaque_id: str,
-        change: AttemptChange,
-    ) -> int:
-        """Record an attempt in the state ``change`` gives; its id."""
-
-    async def update_attempt(self, attempt_id: int, change: AttemptChange) -> None:
-        """Record the outcome of a try."""
+    async def save_attempts(
+        self, new: Sequence[NewAttempt], changes: Sequence[tuple[str, AttemptChange]]
+    ) -> None:
+        """Insert ``new`` attempts, then apply ``changes`` (by opaque id), in one transaction."""
 
     async def attempts(
         self, *, login: str | None = None, state: AttemptState | None = None, limit: int = 100

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carewire.errors import NotFoundError
@@ -19,6 +19,7 @@ from carewire.push.model import AttemptState, PushPriority, PushService, Registr
 from carewire.push.records import (
     Attempt,
     AttemptChange,
+    NewAttempt,
     NewRegistration,
     PushEnable,
     Registration,
@@ -33,6 +34,31 @@ log = logging.getLogger(__name__)
 _R = push_registrations.c
 _E = push_enables.c
 _A = push_attempts.c
+
+
+_UPDATE = (
+    update(push_attempts)
+    .where(_A.opaque_id == bindparam("key"))
+    .values(
+        state=bindparam("state"),
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        provider_id=bindparam("provider_id"),
+        tries=bindparam("tries"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
+def _change(change: AttemptChange) -> dict[str, object]:
+    return {
+        "state": change.state.value,
+        "status": change.status,
+        "reason": change.reason[:128],
+        "provider_id": change.provider_id[:255],
+        "tries": change.tries,
+        "updated_at": change.at,
+    }
 
 
 def _aad(kind: str, login: str, node: str) -> bytes:
@@ -167,48 +193,29 @@ class SqlPushStore:
             for r in rows
         ]
 
-    async def add_attempt(
-        self,
-        registration: Registration | None,
-        *,
-        login: str,
-        device: str,
-        priority: PushPriority,
-        opaque_id: str,
-        change: AttemptChange,
-    ) -> int:
-        """Record an attempt in the state ``change`` gives (one write per outcome); its id."""
-        values = {
-            "registration_id": None if registration is None else registration.id,
-            "login": login,
-            "device": device,
-            "service": "" if registration is None else registration.service.value,
-            "state": change.state.value,
-            "priority": priority.value,
-            "opaque_id": opaque_id,
-            "provider_id": change.provider_id[:255],
-            "status": change.status,
-            "reason": change.reason[:128],
-            "tries": change.tries,
-            "created_at": change.at,
-            "updated_at": change.at,
-        }
-        async with self._db.transaction("push_attempt") as txn:
-            result = await txn.conn.execute(insert(push_attempts).returning(_A.id), values)
-            return int(result.scalar_one())
-
-    async def update_attempt(self, attempt_id: int, change: AttemptChange) -> None:
-        """Record the outcome of a try."""
-        values = {
-            "state": change.state.value,
-            "status": change.status,
-            "reason": change.reason[:128],
-            "provider_id": change.provider_id[:255],
-            "tries": change.tries,
-            "updated_at": change.at,
-        }
-        async with self._db.transaction("push_attempt_update") as txn:
-            await txn.conn.execute(update(push_attempts).where(_A.id == attempt_id), values)
+    async def save_attempts(
+        self, new: Sequence[NewAttempt], changes: Sequence[tuple[str, AttemptChange]]
+    ) -> None:
+        """Insert ``new`` attempts, then apply ``changes`` (by opaque id), in one transaction."""
+        rows = [
+            {
+                "registration_id": None if a.registration is None else a.registration.id,
+                "login": a.login,
+                "device": a.device,
+                "service": "" if a.registration is None else a.registration.service.value,
+                "priority": a.priority.value,
+                "opaque_id": a.opaque_id,
+                "created_at": a.change.at,
+                **_change(a.change),
+            }
+            for a in new
+        ]
+        updates = [{"key": key, **_change(change)} for key, change in changes]
+        async with self._db.transaction("push_attempts") as txn:
+            if rows:
+                await txn.conn.execute(insert(push_attempts), rows)
+            if updates:
+                await txn.conn.execute(_UPDATE, updates)
 
     async def attempts(
         self, *, login: str | None = None, state: AttemptState | None = None, limit: int = 100

@@ -64,5 +64,6 @@ push_attempts = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_push_attempts_login_created", "login", "created_at"),
     Index("ix_push_attempts_state", "state"),
+    UniqueConstraint("opaque_id", name="uq_push_attempts_opaque_id"),
     sqlite_autoincrement=True,
 )

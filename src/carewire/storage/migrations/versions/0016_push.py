@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_push_attempts"),
+        sa.UniqueConstraint("opaque_id", name="uq_push_attempts_opaque_id"),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_push_attempts_login_created", "push_attempts", ["login", "created_at"])
