@@ -130,7 +130,9 @@ async def run(devices: int, rounds: int, workers: int, *, detached: bool) -> dic
         out: Queue[object] = spawn.Queue()
         endpoint = spawn.Process(target=_endpoint, args=(tmp, public, orders, out), daemon=True)
         endpoint.start()
-        port, cert_file = out.get(timeout=60)  # type: ignore[misc]
+        ready = out.get(timeout=60)
+        assert isinstance(ready, tuple)
+        port, cert_file = int(ready[0]), str(ready[1])
         apns = ApnsSettings(
             endpoint=f"https://127.0.0.1:{port}",
             topic="org.carewire.bench",

@@ -246,7 +246,12 @@ class PushServer:
                             )
                         )
                 writer.write(conn.data_to_send())
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, h2.exceptions.ProtocolError):
+        except (
+            ConnectionError,
+            ssl.SSLError,
+            asyncio.IncompleteReadError,
+            h2.exceptions.ProtocolError,
+        ):
             pass
         finally:
             self._writers.discard(writer)
