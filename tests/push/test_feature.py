@@ -21,7 +21,7 @@ from carewire.core.sessions import Session, StreamManagement
 from carewire.features.csi import CSI_STATE
 from carewire.features.push import stanzas as ps
 from carewire.push.appserver import PushAppServer
-from carewire.push.model import AttemptState, RegistrationState
+from carewire.push.model import AttemptState, PushService, RegistrationState
 from carewire.push.records import Attempt
 from carewire.push.settings import PushSettings
 from tests.features.harness import DOMAIN, Harness, RecordingSink, error_condition
@@ -313,6 +313,7 @@ async def test_registration_errors(h: Harness) -> None:
         err_text = reply.find("{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}text")
         assert err_text is not None and text in (err_text.text or ""), xml
     assert await app(h).store.registrations_of("nurse") == []
+    assert sink.closed is None and not session.is_closed  # errors, not stream errors
 
 
 async def test_a_client_cannot_publish(h: Harness) -> None:
@@ -377,3 +378,40 @@ async def test_disable_and_unregister_are_audited(h: Harness, pushserver: PushSe
     actions = [e.event.action for e in entries if e.event.action.startswith("push.")]
     assert sorted(actions) == ["push.disable", "push.enable", "push.register", "push.unregister"]
     assert all(APNS_TOKEN not in str(e.event.details) for e in entries)
+
+
+async def test_refused_credentials_mark_the_provider_unhealthy(
+    tmp_path: Path, pushserver: PushServer, provider_keys: ProviderKeys
+) -> None:
+    from dataclasses import replace
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    wrong = tmp_path / "wrong.p8"
+    wrong.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = push_settings(pushserver, provider_keys)
+    assert settings.apns is not None
+    h = await push_harness(tmp_path, replace(settings, apns=replace(settings.apns, key_file=wrong)))
+    try:
+        session, _, _ = await register_and_enable(h, "nurse")
+        await h.unbind(session)
+        await message(h, "nurse")
+        (attempt,) = await attempts(h)
+        assert (attempt.state, attempt.status, attempt.reason, attempt.tries) == (
+            AttemptState.FAILED,
+            403,
+            "InvalidProviderToken",
+            1,
+        )
+        assert PushService.APNS in app(h).unhealthy
+        (reg,) = await app(h).store.registrations_of("nurse")
+        assert reg.state is RegistrationState.ACTIVE  # not the device's fault
+    finally:
+        await h.close()

@@ -47,12 +47,15 @@ async def test_apns_answers_are_classified(pushserver: PushServer, settings: Pus
         "b4" * 32: (ps.ERROR, 500, "InternalServerError", Decision.RETRY),
         "b5" * 32: (ps.HANG, 0, "TimeoutError", Decision.RETRY),
     }
+    pushserver.retry_after = "7"
     try:
         for token, (script, status, reason, decision) in cases.items():
             pushserver.script(token, script)
             outcome = await apns.send(token, NOTE, topic="")
             assert (outcome.status, outcome.reason) == (status, reason), token
             assert apns.classify(outcome) is decision
+            if status in (429, 500, 503):
+                assert outcome.retry_after == 7.0  # Retry-After, for the back-off
     finally:
         await apns.close()
 
