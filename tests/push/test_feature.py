@@ -197,17 +197,26 @@ async def test_detached_and_inactive_sessions_are_pushed(
 
 
 async def test_disable_notification_is_honoured(h: Harness, pushserver: PushServer) -> None:
-    class Off:
-        async def may_push(self, device: str) -> bool:
-            return device != "nurse/phone"
-
-    app(h).devices = Off()
+    assert h.platform is not None
+    datasets = h.platform.datasets
+    device = await datasets.create(
+        "DEVICES",
+        {"name": "nurse/phone", "status": "Registered", "vendor": "XMPP", "push_enabled": False},
+    )
     session, _, _ = await register_and_enable(h, "nurse")
     await h.unbind(session)
     await message(h, "nurse")
-    (attempt,) = await attempts(h)
-    assert attempt.state is AttemptState.SKIPPED and attempt.reason == "notifications disabled"
+    (skipped,) = await attempts(h)
+    assert (skipped.state, skipped.reason, skipped.tries) == (
+        AttemptState.SKIPPED,
+        "notifications disabled",
+        0,
+    )
     assert pushserver.pushes() == []
+    await datasets.update("DEVICES", device.id, {"push_enabled": True})  # Enable Notification
+    await message(h, "nurse")
+    sent, _ = await attempts(h)
+    assert sent.state is AttemptState.SENT and len(pushserver.pushes()) == 1
 
 
 async def test_rejected_token_is_marked_and_never_retried(
