@@ -8,6 +8,7 @@ provider — with a count, a priority and an opaque id, and nothing else.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -244,6 +245,30 @@ async def test_rejected_token_is_marked_and_never_retried(
     await message(h, "nurse")  # the node is disabled: nothing more is tried
     await app(h).drain()
     assert [r.path for r in pushserver.pushes()].count(f"/3/device/{APNS_TOKEN}") == 1
+    phone, sink = await h.bind("nurse", "tablet")
+    dead, secret = await app(h).register("nurse", "tablet", service="apns", token="e5" * 32)
+    await app(h).store.mark_registration(
+        dead.id, RegistrationState.INVALID, "Unregistered", h.clock.now()
+    )
+    await h.send(phone, enable(dead.node, secret))  # a rejected token cannot be enabled
+    (refused,) = sink.take()
+    assert error_condition(refused) == "not-acceptable"
+    assert "register again" in ET.tostring(refused, encoding="unicode")
+
+
+async def test_a_new_token_replaces_the_device_registration(
+    h: Harness, pushserver: PushServer
+) -> None:
+    await register_and_enable(h, "nurse", token="d4" * 32)
+    session, _, node = await register_and_enable(h, "nurse")  # the app's token changed
+    (reg,) = await app(h).store.registrations_of("nurse")
+    assert reg.node == node
+    assert [e.node for e in await app(h).store.enables()] == [node]
+    await h.unbind(session)
+    await message(h, "nurse")
+    (request,) = await pushserver.wait_for(1)
+    await app(h).drain()
+    assert request.path == f"/3/device/{APNS_TOKEN}" and len(pushserver.pushes()) == 1
 
 
 async def test_server_errors_are_retried_with_back_off(h: Harness, pushserver: PushServer) -> None:

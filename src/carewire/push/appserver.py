@@ -14,7 +14,8 @@ The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
 model's transition table; a retry is re-queued after the back-off by a
 timer the app server owns (so a waiting retry holds no worker). A rejected
 token marks the registration invalid: it is never tried again, and the
-listeners (the XMPP side) drop the enables of its node.
+listeners (the XMPP side) drop the enables of its node, as when a device
+registers a new token (replacing its older registration) or unregisters.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel
 
 log = logging.getLogger(__name__)
 
-InvalidListener = Callable[[Registration], Awaitable[None]]
+GoneListener = Callable[[Registration], Awaitable[None]]
 
 
 class DevicePolicy(Protocol):
@@ -149,7 +150,7 @@ class PushAppServer:
         self.devices = devices
         self.audit = audit
         self.unhealthy: set[PushService] = set()
-        self.on_invalid: list[InvalidListener] = []
+        self.on_gone: list[GoneListener] = []  # a registration was rejected, replaced or removed
         self._queue: asyncio.Queue[Publish | _Retry] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -193,6 +194,14 @@ class PushAppServer:
         )
         await self._audit(login, "push.register", reg, {"service": known.value})
         log.info("push registration %d (%s) for %s", reg.id, known.value, reg.device)
+        # A device holds one token per service: a new registration replaces its older ones
+        # (an app registers again when its token changes), so it is never pushed twice.
+        for old in await self.store.registrations_of(login):
+            if old.id != reg.id and old.device == reg.device and old.service is known:
+                await self.store.delete_registration(login, old.node)
+                self._registrations.pop(old.node, None)
+                for listener in self.on_gone:
+                    await listener(old)
         return reg, secret
 
     async def unregister(self, login: str, node: str) -> bool:
@@ -202,6 +211,8 @@ class PushAppServer:
             return False
         await self.store.delete_registration(login, node)
         self._registrations.pop(node, None)
+        for listener in self.on_gone:
+            await listener(found[0])
         await self._audit(login, "push.unregister", found[0], {})
         return True
 
@@ -336,7 +347,7 @@ class PushAppServer:
             await self.store.mark_registration(reg.id, RegistrationState.INVALID, reason, now)
             self._registrations.pop(reg.node, None)
             log.info("push registration %d: the %s token was rejected", reg.id, reg.service.value)
-            for listener in self.on_invalid:
+            for listener in self.on_gone:
                 await listener(reg)
         elif decision is Decision.PROVIDER_AUTH:
             self.unhealthy.add(reg.service)

@@ -41,7 +41,7 @@ from carewire.features.csi import CSI_STATE
 from carewire.features.push import stanzas as ps
 from carewire.features.push.service import PushAppService
 from carewire.push.appserver import PushAppServer
-from carewire.push.model import Notification, PushPriority
+from carewire.push.model import Notification, PushPriority, RegistrationState
 from carewire.push.records import PushEnable, PushStore, Registration
 from carewire.security.audit import AuditEvent, AuditTrail, Channel
 from carewire.xmpp import ns
@@ -114,8 +114,13 @@ class PushNotifier:
             raise StanzaError(
                 StanzaCondition.NOT_ACCEPTABLE, f"push notifications go only to {self.service.jid}"
             )
-        if await self.app.check_secret(login, enable.node, enable.secret) is None:
+        reg = await self.app.check_secret(login, enable.node, enable.secret)
+        if reg is None:
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "unknown node or wrong secret")
+        if reg.state is RegistrationState.INVALID:
+            raise StanzaError(
+                StanzaCondition.NOT_ACCEPTABLE, "the device token was rejected: register again"
+            )
         record = PushEnable(
             login=login,
             resource=req.from_jid.resource or "",
@@ -142,8 +147,8 @@ class PushNotifier:
         await self._audit(login, "push.disable", disable.node or "*")
         return None
 
-    async def on_invalid(self, reg: Registration) -> None:
-        """The provider rejected a token: XEP-0357 §7.1, the node is disabled."""
+    async def on_gone(self, reg: Registration) -> None:
+        """A registration was rejected by its provider (XEP-0357 §7.1), replaced or removed."""
         await self.store.remove_enables(reg.login, self.service.jid, reg.node)
         self.enables.get(reg.login, {}).pop((self.service.jid, reg.node), None)
         self.counts.pop((reg.login, reg.node), None)
@@ -217,7 +222,7 @@ def setup(ctx: FeatureContext) -> None:
         return
     service = PushAppService(ctx, app)
     notifier = ctx.provide(PushNotifier(ctx, app, service, ctx.find(AuditTrail)))
-    app.on_invalid.append(notifier.on_invalid)
+    app.on_gone.append(notifier.on_gone)
     ctx.router.add_service(ctx.hosts.push_domain, service)
     # XEP-0357 §4: "If a server supports push notifications, it MUST report that by
     # including 'urn:xmpp:push:0' in response to a service discovery information request".
