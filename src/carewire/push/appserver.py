@@ -26,7 +26,7 @@ import hmac
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from carewire.push.model import (
 )
 from carewire.push.providers import Provider
 from carewire.push.records import (
+    Attempt,
     AttemptChange,
     NewAttempt,
     NewRegistration,
@@ -224,6 +225,16 @@ class PushAppServer:
         if not hmac.compare_digest(found[1], secret_hash(secret)):
             return None
         return found[0]
+
+    async def attempts(
+        self, *, login: str | None = None, state: AttemptState | None = None, limit: int = 100
+    ) -> Sequence[Attempt]:
+        """Recent push attempts, newest first (what ``GET /push/attempts`` shows)."""
+        return await self.store.attempts(login=login, state=state, limit=limit)
+
+    async def registrations_of(self, login: str) -> list[Registration]:
+        """The account's registrations, oldest first."""
+        return await self.store.registrations_of(login)
 
     # -- publishing -----------------------------------------------------------------------
 

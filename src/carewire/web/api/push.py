@@ -69,7 +69,7 @@ async def list_attempts(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> list[AttemptOut]:
     """Attempts matching the filters, newest first."""
-    found = await _app(services).store.attempts(login=login, state=state, limit=limit)
+    found = await _app(services).attempts(login=login, state=state, limit=limit)
     return [
         AttemptOut(
             id=a.id,
@@ -93,7 +93,7 @@ async def list_attempts(
 @router.get("/registrations/{login}", summary="List a user's push registrations")
 async def list_registrations(login: str, services: Services) -> list[RegistrationOut]:
     """The devices of ``login`` registered for push, oldest first."""
-    found = await _app(services).store.registrations_of(login)
+    found = await _app(services).registrations_of(login)
     return [
         RegistrationOut(
             id=r.id,
