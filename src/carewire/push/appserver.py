@@ -218,8 +218,8 @@ class PushAppServer:
         return True
 
     async def check_secret(self, login: str, node: str, secret: str) -> Registration | None:
-        """The account's active registration at ``node`` if ``secret`` is its secret."""
-        found = await self.store.registration(node)
+        """The account's registration at ``node`` if ``secret`` is its secret (then kept)."""
+        found = await self._registration(node)
         if found is None or found[0].login != login:
             return None
         if not hmac.compare_digest(found[1], secret_hash(secret)):
