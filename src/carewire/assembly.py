@@ -47,6 +47,7 @@ from carewire.adapters.xmpp.gateway import (
 )
 from carewire.adapters.xmpp.responses import RuleResponder
 from carewire.adapters.xmpp.settings import EnabledAdapterSettings
+from carewire.assembly_push import push_app_server
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
@@ -62,6 +63,9 @@ from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
 from carewire.net.tls import server_context
+from carewire.push.appserver import PushAppServer
+from carewire.push.devices import DirectoryDevicePolicy
+from carewire.push.settings import PushSettings, settings_from_config
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -85,6 +89,7 @@ from carewire.storage.data_keys import SqlDataKeyStore
 from carewire.storage.datasets import SqlDatasetStore
 from carewire.storage.directory import build_directory_store
 from carewire.storage.hl7 import SqlControlIdStore
+from carewire.storage.push import SqlPushStore
 from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
@@ -118,6 +123,7 @@ class Options:
         key_refresh: Seconds between the server's reloads of stored keys.
         throttle: The failed-authentication limit per source address.
         upload: File sharing's settings (None: file sharing is off).
+        push: The push app server's settings (``[push]``); None: no push notifications.
     """
 
     url: str
@@ -137,6 +143,7 @@ class Options:
     key_refresh: float = 30.0
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     upload: UploadSettings | None = None
+    push: PushSettings | None = None
 
 
 def upload_settings(cfg: Config) -> UploadSettings | None:
@@ -257,6 +264,7 @@ def options_from_config(
             window=parse_duration(cfg.throttle.window, "throttle.window"),
         ),
         upload=upload_settings(cfg),
+        push=settings_from_config(cfg) if is_server else None,
     )
 
 
@@ -352,6 +360,7 @@ class Assembly:
         lockouts: Records and reports accounts locked by failed sign-ins.
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
+        push: The push app server (None when ``[push]`` is not enabled).
     """
 
     core: Core
@@ -374,6 +383,7 @@ class Assembly:
     lockouts: LockoutNotifier
     phi_access: PatientAccess
     uploads: UploadService | None = None
+    push: PushAppServer | None = None
 
     @property
     def db(self) -> Database:
@@ -423,6 +433,8 @@ class Assembly:
         ctx.provide(self.phi_access)
         if self.uploads is not None:
             ctx.provide(self.uploads)
+        if self.push is not None:
+            ctx.provide(self.push)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -430,6 +442,8 @@ class Assembly:
         """Start the rules engine (and its scheduler) and the adapters' runtimes."""
         await self.engine.start(scheduler=scheduler)
         await self.adapters.start()
+        if self.push is not None:
+            await self.push.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
         """On a new installation, create the XMPP adapter (for ``domain``), a DataUpdate one and
@@ -445,6 +459,8 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        if self.push is not None:
+            await self.push.close()
         await self.throttle.flush()
         await self.lockouts.drain()
         await self.directory.close()
@@ -567,4 +583,11 @@ async def _platform(options: Options, core: Core) -> Assembly:
         lockouts=lockouts,
         phi_access=phi,
         uploads=uploads,
+        push=push_app_server(
+            options.push,
+            SqlPushStore(db, core.keys.keyring),
+            options.clock,
+            audit=audit,
+            devices=DirectoryDevicePolicy(datasets, directory),
+        ),
     )

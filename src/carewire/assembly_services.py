@@ -98,6 +98,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         directory=assembly.directory,
         coverage=assembly.coverage,
         throttle=assembly.throttle,
+        push=assembly.push,
     )
 
 

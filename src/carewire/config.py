@@ -59,6 +59,7 @@ from carewire.config_sections import (
 )
 from carewire.config_upload import UploadSection, validate_upload
 from carewire.errors import ConfigError
+from carewire.push.section import PushSection
 
 CONFIG_FILE = "carewire.toml"
 ENV_PREFIX = "CAREWIRE_"
@@ -105,6 +106,7 @@ class Config:
     encryption: EncryptionSection = field(default_factory=EncryptionSection)
     upload: UploadSection = field(default_factory=UploadSection)
     pep: PepSection = field(default_factory=PepSection)
+    push: PushSection = field(default_factory=PushSection)
     log: LogSection = field(default_factory=LogSection)
     contact: ContactSection = field(default_factory=ContactSection)
 
@@ -174,6 +176,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "encryption": EncryptionSection,
     "upload": UploadSection,
     "pep": PepSection,
+    "push": PushSection,
     "log": LogSection,
     "contact": ContactSection,
 }

@@ -52,8 +52,9 @@ async def _inspect(db_url: str) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
-    # message_expiry, audit_mac_epochs, uploads (0017), pep_* (0018), fast_tokens (0019) included
-    assert len(TABLES) == 41
+    # message_expiry, audit_mac_epochs, push_* (0016), uploads (0017), pep_* (0018) and
+    # fast_tokens (0019) included
+    assert len(TABLES) == 44
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)

@@ -38,6 +38,7 @@ from carewire.core import hook_names as H
 from carewire.core.kernel import DEFAULT_FEATURES
 from carewire.datasets.query import Query
 from carewire.directory.model import SYSTEM_CALLER, AdminInvitee, NewHospital, NewUser, Profile
+from carewire.push.settings import PushSettings
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.certificates import create_self_signed
 from carewire.security.tokens import Role
@@ -124,7 +125,13 @@ class PlatformApp:
         clock = FakeClock(NOW)
         url = f"sqlite+aiosqlite:///{self.root / 'carewire.db'}"
         self._platform = platform = await assemble(
-            Options(url=await prefill(url), domain=DOMAIN, clock=clock, secret_hasher=CHEAP_HASHER)
+            Options(
+                url=await prefill(url),
+                domain=DOMAIN,
+                clock=clock,
+                secret_hasher=CHEAP_HASHER,
+                push=PushSettings(),  # the app server without providers: /push reads attempts
+            )
         )
         await add_calls(platform)
         for bed, priority in (("A1", 1), ("B2", 3)):

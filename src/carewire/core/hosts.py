@@ -1,5 +1,7 @@
-"""The addresses this server answers for: DOMAIN and its chat., patients., groups. and upload.
-services."""
+"""The addresses this server answers for: DOMAIN and its chat., patients., groups., upload.
+
+and push. services.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +37,11 @@ class Hosts:
         return f"upload.{self.domain}"
 
     @property
+    def push_domain(self) -> str:
+        """The server's own push app server (XEP-0357 §5, docs/push.md)."""
+        return f"push.{self.domain}"
+
+    @property
     def domain_jid(self) -> JID:
         """The server's own JID."""
         return JID.parse(self.domain)
@@ -43,7 +50,13 @@ class Hosts:
     def subdomains(self) -> frozenset[str]:
         """Sub-services hosted here."""
         return frozenset(
-            {self.chat_domain, self.patients_domain, self.groups_domain, self.upload_domain}
+            {
+                self.chat_domain,
+                self.patients_domain,
+                self.groups_domain,
+                self.upload_domain,
+                self.push_domain,
+            }
         )
 
     def is_local(self, domain: str) -> bool:

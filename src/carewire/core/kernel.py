@@ -72,6 +72,7 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "groups",
     "pin",
     "upload",
+    "push",
 )
 #: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
 #: provides, so :meth:`Kernel.load_features` always loads in this order.

@@ -26,9 +26,11 @@ from sqlalchemy import (
     text,
 )
 
-# The directory's, PEP's and file sharing's tables live in their own modules (imported to register).
+# The directory's, PEP's, push's and file sharing's tables live in their own modules (imported
+# to register them).
 import carewire.storage.tables_directory
 import carewire.storage.tables_pep
+import carewire.storage.tables_push
 import carewire.storage.tables_upload  # noqa: F401
 from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 from carewire.storage.schema_base import BIG_ID as _BIG_ID

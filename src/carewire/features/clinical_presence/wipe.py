@@ -18,8 +18,8 @@ device ends at once. A session bound for a wipe-pending device then:
 
 A wipe requested by another process (the command line) reaches the index at
 its next reload; a periodic sweep then ends the device's sessions. See
-docs/devices.md. TODO(#push): push notifications must skip wipe-pending and
-push-disabled devices (``DEVICES.push_enabled``); that is the push issue's.
+docs/devices.md. Push notifications skip wipe-pending and push-disabled
+devices (``carewire.push.devices``, docs/push.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from carewire.directory.model import Caller, CallerRole, OrganisationId
 from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.push.appserver import PushAppServer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
@@ -66,6 +67,7 @@ class ApiServices:
         directory: The organisation directory (None: its resources answer 503).
         coverage: Busy users and held messages (None: ``/coverage`` answers 503).
         throttle: Failed authentications per address (None: no throttling).
+        push: The push app server (None: ``/push`` answers 503).
     """
 
     registry: Registry
@@ -80,6 +82,7 @@ class ApiServices:
     directory: DirectoryService | None = None
     coverage: CoverageDesk | None = None
     throttle: AuthThrottle | None = None
+    push: PushAppServer | None = None
 
 
 def get_services(request: Request) -> ApiServices:
