@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta, timezone
 
 import pytest
@@ -31,6 +32,28 @@ async def test_store_and_fetch_oldest_first(stores: Stores, alice: str) -> None:
     assert first.stamp.tzinfo is not None and first.stamp.utcoffset() == timedelta(0)
     # fetch does not remove
     assert await stores.offline.count(alice) == 3
+
+
+async def test_concurrent_stores_share_commits_and_fail_alone(stores: Stores, alice: str) -> None:
+    """Stores arriving together are written together; an unknown owner fails only its own."""
+    bob = await stores.accounts.create(new_account("bob"))
+    owners = [alice, bob.login, "nobody"] * 20
+    results = await asyncio.gather(
+        *(
+            stores.offline.store(o, f"<m id='{i}'/>", stamp=NOW, expires_at=NOW + DAY)
+            for i, o in enumerate(owners)
+        ),
+        return_exceptions=True,
+    )
+    for owner, result in zip(owners, results, strict=True):
+        if owner == "nobody":
+            assert isinstance(result, NotFoundError)
+        else:
+            assert type(result) is int
+    assert len({r for r in results if type(r) is int}) == 40
+    assert await stores.offline.count(alice) == await stores.offline.count(bob.login) == 20
+    stanzas = [m.stanza for m in await stores.offline.fetch(alice, now=NOW)]
+    assert sorted(stanzas) == sorted(f"<m id='{i}'/>" for i in range(0, 60, 3))
 
 
 async def test_store_unknown_owner(stores: Stores) -> None:

@@ -20,6 +20,7 @@ is how a response finds the rule that sent the alert.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 MARKERS_NS = "urn:xmpp:chat-markers:0"
 HINTS_NS = "urn:xmpp:hints"
+
+#: Recipients of one alert served at once (the rest wait their turn).
+FANOUT_CONCURRENCY = 64
 
 _SLUG = re.compile(r"[^a-z0-9_.-]+")
 #: The origin of the writes an alert makes (links, not clinical data).
@@ -110,12 +114,23 @@ class AlertSender:
         await self.tracker.flush()  # recorded before anyone can see (and answer) it
         await self._describe_conversation(room, request)
         invitation_room = self.muc.room(room)
-        for user in notify:
-            message = self._message(room, user, alert_id, body, element)
-            await self.ctx.router.route(message, from_jid=room, to_jid=user)
-            await self.muc.send_invitation(
-                invitation_room, user, inviter=None, reason=request.subject, has_body=False
-            )
+        gate = asyncio.Semaphore(FANOUT_CONCURRENCY)
+
+        async def notify_one(user: JID) -> None:
+            # Each recipient gets the alert, then the room's invitation, in that order; the
+            # recipients are served side by side, so the last of 200 offline recipients does
+            # not wait for 199 offline stores (they share commits: storage/offline.py) and
+            # its push leaves as soon as its own copy is stored.
+            async with gate:
+                message = self._message(room, user, alert_id, body, element)
+                await self.ctx.router.route(message, from_jid=room, to_jid=user)
+                await self.muc.send_invitation(
+                    invitation_room, user, inviter=None, reason=request.subject, has_body=False
+                )
+
+        async with asyncio.TaskGroup() as fanout:
+            for user in notify:
+                fanout.create_task(notify_one(user))
         if self.coverage is not None and alert.offered:
             await self.coverage.alerted(
                 [u.localpart for u in notify if u.localpart is not None],
