@@ -313,6 +313,31 @@ async def test_message_from_blocked_contact_is_not_stored_offline(h: Harness) ->
     assert await h.kernel.stores.offline.count("alice") == 0
 
 
+async def test_offline_accounts_known_to_block_nothing_cost_no_query(h: Harness) -> None:
+    """With the owner set loaded, a message to an offline account that blocks nothing reads no
+    block list, and one blocked after start-up is still refused while its owner is away."""
+    await h.kernel.hooks.fire(H.SERVER_STARTED, None)
+    await h.account("carol")
+    reads: list[str] = []
+    store = h.kernel.stores.blocking
+    original = store.list
+
+    async def counting(login: str) -> list[str]:
+        reads.append(login)
+        return await original(login)
+
+    store.list = counting  # type: ignore[method-assign,assignment]
+    bob, bob_sink = await online(h, "bob")
+    await h.send(bob, f"<message to='carol@{D}' type='chat'><body>hello</body></message>")
+    assert bob_sink.take() == [] and "carol" not in reads
+    alice, alice_sink = await online(h, "alice")
+    await command(h, alice, alice_sink, "block", f"bob@{D}")
+    await h.unbind(alice)
+    await h.send(bob, f"<message to='alice@{D}' type='chat'><body>while away</body></message>")
+    (err,) = bob_sink.take()
+    assert error_condition(err) == "service-unavailable"
+
+
 async def test_error_message_from_blocked_contact_is_dropped_silently(h: Harness) -> None:
     alice, alice_sink = await online(h, "alice")
     bob, bob_sink = await online(h, "bob")

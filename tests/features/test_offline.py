@@ -112,3 +112,28 @@ async def test_owner_cache_skips_the_store(h: Harness) -> None:
     await h.send(alice, "<message to='bob@example.test' type='chat'><body>x</body></message>")
     assert len(await come_online(h, "bob")) == 1
     assert await come_online(h, "bob") == []
+
+
+async def test_quota_counts_kept_in_memory_follow_delivery_and_purge(h: Harness) -> None:
+    """The limit holds with counts kept in memory: full after 3, free again once delivered."""
+    await h.kernel.hooks.fire(H.SERVER_STARTED, None)  # owners known: the first count is free
+    alice, sink = await h.bind("alice", "phone")
+    await h.account("bob")
+
+    async def send(n: int) -> list[str]:
+        for i in range(n):
+            await h.send(
+                alice,
+                f"<message to='bob@example.test' type='chat' id='m{i}'><body>{i}</body></message>",
+            )
+        return [str(e.get("id")) for e in sink.take() if e.get("type") == "error"]
+
+    assert await send(4) == ["m3"]  # the fourth finds the store full
+    bob, bob_sink = await h.bind("bob", "phone")
+    bob.presence = make(f"{{{ns.CLIENT}}}presence")
+    await h.kernel.hooks.fire(H.SESSION_INITIAL_PRESENCE, SessionEvent(session=bob))
+    assert len(bob_sink.take()) == 3  # delivered: the count is forgotten
+    await h.unbind(bob)
+    assert await send(3) == []
+    assert await send(1) == ["m0"]  # full again at 3, counted in memory
+    assert await h.kernel.ctx.stores.offline.count("bob") == 3

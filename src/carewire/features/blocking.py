@@ -140,6 +140,8 @@ class Blocking:
         cached = self.cache.get(login)
         if cached is not None:
             return cached
+        if self.owners is not None and login not in self.owners:
+            return frozenset()  # blocks nothing: no query per message to an offline account
         return frozenset(await self.ctx.stores.blocking.list(login))
 
     async def _reload(self, login: str) -> frozenset[str]:
