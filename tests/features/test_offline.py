@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from carewire.core import hook_names as H
-from carewire.core.events import SessionEvent
+from carewire.core.events import SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureConfig
 from carewire.xmpp import ns
+from carewire.xmpp.jid import JID
+from carewire.xmpp.parser import parse_document
 from carewire.xmpp.xml import make
 from tests.features.harness import Harness, make_harness
 
@@ -137,3 +139,27 @@ async def test_quota_counts_kept_in_memory_follow_delivery_and_purge(h: Harness)
     assert await send(3) == []
     assert await send(1) == ["m0"]  # full again at 3, counted in memory
     assert await h.kernel.ctx.stores.offline.count("bob") == 3
+
+
+async def test_a_message_stored_as_its_owner_comes_online_is_handed_over_at_once(
+    h: Harness,
+) -> None:
+    """Routed while bob's presence was still being handled (so to offline storage), committed
+    after his login looked in the store: it reaches bob now, not at his next login."""
+    await h.kernel.hooks.fire(H.SERVER_STARTED, None)
+    alice, _ = await h.bind("alice", "phone")
+    bob, bob_sink = await h.bind("bob", "phone")
+    bob.presence = make(f"{{{ns.CLIENT}}}presence")  # available: his login already looked
+    late = parse_document(
+        "<message xmlns='jabber:client' from='alice@example.test/phone' to='bob@example.test'"
+        " type='chat' id='late'><body>just in time</body></message>"
+    )
+    await h.kernel.hooks.fire(
+        H.MESSAGE_OFFLINE,
+        StanzaEvent(
+            stanza=late, from_jid=alice.jid, to_jid=JID.parse("bob@example.test"), origin=None
+        ),
+    )
+    (got,) = bob_sink.take()
+    assert got.get("id") == "late" and got.find(f"{{{ns.DELAY}}}delay") is not None
+    assert await h.kernel.ctx.stores.offline.count("bob") == 0

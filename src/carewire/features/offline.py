@@ -13,6 +13,7 @@ on); its "Default" (and the timeout when no XMPP adapter is enabled) is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from copy import deepcopy
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from carewire.adapters.xmpp.gateway import ChatSettingsSource
 from carewire.core import hook_names as H
 from carewire.core.events import SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext
+from carewire.core.sessions import Session
 from carewire.errors import NotFoundError
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StanzaCondition, StanzaError
@@ -69,6 +71,8 @@ class OfflineMessages:
         # How many messages an account has stored, once read (the limit check asks for it at
         # every store: an alert to 200 offline phones must not be 400 counting queries).
         self.counts: dict[str, int] = {}
+        # One hand-over at a time per account: the login's and a late store's (see store).
+        self._handing: dict[str, asyncio.Lock] = {}
 
     async def load_owners(self, _payload: object = None) -> None:
         """Remember who has messages so logins without any skip the database."""
@@ -92,6 +96,9 @@ class OfflineMessages:
                 text="Offline Storage",
             )
         )
+        if self.owners is not None:
+            # Before the write: a login that starts meanwhile must look in the store.
+            self.owners.add(owner)
         try:
             await self.ctx.stores.offline.store(
                 owner,
@@ -102,10 +109,16 @@ class OfflineMessages:
         except NotFoundError:
             # RFC 6121 §8.5.2.2.1: no such account → service-unavailable.
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE) from None
-        if self.owners is not None:
-            self.owners.add(owner)
         if owner in self.counts:
             self.counts[owner] += 1
+        late = self.ctx.sessions.top_priority(owner)
+        if late:
+            # The account came online while this message was being stored (its presence
+            # was being handled when the message was routed): its login may have looked
+            # in the store before this commit, so it is handed over now, not at next login.
+            async with self._handing.setdefault(owner, asyncio.Lock()):
+                await self._hand_over(late[0], owner)
+            return True
         await self.ctx.hooks.fire(H.MESSAGE_STORED, event)
         return True
 
@@ -134,6 +147,10 @@ class OfflineMessages:
         owner = session.username
         if self.owners is not None and owner not in self.owners:
             return
+        async with self._handing.setdefault(owner, asyncio.Lock()):
+            await self._hand_over(session, owner)
+
+    async def _hand_over(self, session: Session, owner: str) -> None:
         messages = await self.ctx.stores.offline.fetch(owner, now=self.ctx.clock.now())
         for m in messages:
             try:
@@ -162,6 +179,7 @@ class OfflineMessages:
             self.owners.discard(login)
         if login is not None:
             self.counts.pop(login, None)
+            self._handing.pop(login, None)
 
 
 def setup(ctx: FeatureContext) -> None:
