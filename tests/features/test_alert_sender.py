@@ -91,3 +91,28 @@ async def test_an_offline_recipient_gets_both_stanzas_in_order_at_login(h: Harne
     await h.send(session, "<presence/>")  # offline messages come with initial presence
     got = [m for m in sink.take() if m.tag == "{jabber:client}message"]
     _check_pair(got, sent.room, f"bob@{h.domain}")
+
+
+async def test_one_recipient_failing_does_not_hold_back_the_others(h: Harness) -> None:
+    """Recipients are served side by side: a failure for one (here a broken route) still
+    lets every other recipient have the alert, then fails the firing as before."""
+    sinks = {login: (await h.login(login, resource="phone"))[1] for login in ("ann", "cat", "dan")}
+    router = h.kernel.ctx.router
+    route = router.route
+
+    async def broken_for_cat(stanza: Element, **kwargs: object) -> None:
+        to = kwargs.get("to_jid")
+        if to is not None and str(to).startswith("cat@"):
+            raise RuntimeError("route failed")
+        await route(stanza, **kwargs)  # type: ignore[arg-type]
+
+    router.route = broken_for_cat  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(RuntimeError, match="route failed"):
+            await _alert(h, "ann", "cat", "dan")
+    finally:
+        router.route = route  # type: ignore[method-assign]
+    room = f"nurse_calls-7@chat.{h.domain}"
+    _check_pair(sinks["ann"].take(), room, f"ann@{h.domain}")
+    _check_pair(sinks["dan"].take(), room, f"dan@{h.domain}")
+    assert sinks["cat"].take() == []

@@ -115,6 +115,7 @@ class AlertSender:
         await self._describe_conversation(room, request)
         invitation_room = self.muc.room(room)
         gate = asyncio.Semaphore(FANOUT_CONCURRENCY)
+        failures: list[Exception] = []
 
         async def notify_one(user: JID) -> None:
             # Each recipient gets the alert, then the room's invitation, in that order; the
@@ -122,15 +123,23 @@ class AlertSender:
             # not wait for 199 offline stores (they share commits: storage/offline.py) and
             # its push leaves as soon as its own copy is stored.
             async with gate:
-                message = self._message(room, user, alert_id, body, element)
-                await self.ctx.router.route(message, from_jid=room, to_jid=user)
-                await self.muc.send_invitation(
-                    invitation_room, user, inviter=None, reason=request.subject, has_body=False
-                )
+                try:
+                    message = self._message(room, user, alert_id, body, element)
+                    await self.ctx.router.route(message, from_jid=room, to_jid=user)
+                    await self.muc.send_invitation(
+                        invitation_room, user, inviter=None, reason=request.subject, has_body=False
+                    )
+                except Exception as exc:  # supervisor of the fan-out: see below
+                    failures.append(exc)
 
         async with asyncio.TaskGroup() as fanout:
             for user in notify:
                 fanout.create_task(notify_one(user))
+        if failures:
+            # One recipient's failure must not hold back the others' alerts; once they all
+            # have theirs, the firing fails as it did when recipients were served in turn.
+            log.error("alert %s: %d of %d recipients failed", alert_id, len(failures), len(notify))
+            raise failures[0]
         if self.coverage is not None and alert.offered:
             await self.coverage.alerted(
                 [u.localpart for u in notify if u.localpart is not None],
