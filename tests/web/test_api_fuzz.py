@@ -11,12 +11,16 @@ record 1, rule 1, the DataUpdate adapter, organisation 1 …), so they get past 
 The ASGI test transport runs the app in an event loop thread of its own; the platform
 opens there, on the app's lifespan startup (when the schema is loaded), so its database
 is only used from the loop that serves the requests. The transport's pytest plugin ends
-the lifespan, closing the platform, when the test ends.
+the lifespan, closing the platform, when the test ends. Each test starts from a file copy
+of a database populated once per process (``_template``), so every operation sees the same
+things and no test sees another's writes.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -122,33 +126,74 @@ class PlatformApp:
                 return
 
     async def _open(self) -> None:
-        clock = FakeClock(NOW)
         url = f"sqlite+aiosqlite:///{self.root / 'carewire.db'}"
-        self._platform = platform = await assemble(
-            Options(
-                url=await prefill(url),
-                domain=DOMAIN,
-                clock=clock,
-                secret_hasher=CHEAP_HASHER,
-                push=PushSettings(),  # the app server without providers: /push reads attempts
-            )
-        )
-        await add_calls(platform)
-        for bed, priority in (("A1", 1), ("B2", 3)):
-            await platform.datasets.create(
-                CALLS,
-                {"call_id": f"call-{bed}", "bed": bed, "status": "Open", "priority": priority},
-            )
-        await platform.rules.import_rules([update_rule(), alert_rule()])
-        _, self.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
+        await _template(self.root / "carewire.db")
+        self.admin_token = _TEMPLATE.admin_token
+        clock = FakeClock(NOW)
+        self._platform = platform = await assemble(_options(url, clock))
         certificates = CertificateManager(self.root, DOMAIN, clock, platform.audit)
         _copy_certificate(certificates.cert_file, certificates.key_file)
         # The XMPP kernel, as the server runs it, so /presence reaches a real gateway.
-        await platform.ensure_default_adapters(DOMAIN)
         platform.load_features(DEFAULT_FEATURES)
-        await _directory(platform)
         await platform.kernel.hooks.fire(H.SERVER_STARTED, None)
         self._api = create_api(api_services(platform, certificates))
+
+
+def _options(url: str, clock: FakeClock | None = None) -> Options:
+    return Options(
+        url=url,
+        domain=DOMAIN,
+        clock=clock or FakeClock(NOW),
+        secret_hasher=CHEAP_HASHER,
+        push=PushSettings(),  # the app server without providers: /push reads attempts
+    )
+
+
+@dataclass(slots=True)
+class _Template:
+    """The populated database every test starts from, made once per process."""
+
+    path: Path | None = None
+    admin_token: str = ""
+
+
+_TEMPLATE = _Template()
+
+
+async def _template(target: Path) -> None:
+    """Copy the populated template database to ``target``, building it on first use.
+
+    Building the platform's contents (datasets, records, rules, adapters, the directory
+    with its hashed secrets, the token) took most of each test's second of setup; a file
+    copy of the result gives every test the same starting point.
+    """
+    if _TEMPLATE.path is None:
+        where = Path(tempfile.mkdtemp(prefix="carewire-fuzz-"))
+        url = f"sqlite+aiosqlite:///{where / 'template.db'}"
+        platform = await assemble(_options(await prefill(url)))
+        try:
+            await _populate(platform)
+        finally:
+            await platform.close()
+        _TEMPLATE.path = where / "template.db"
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{_TEMPLATE.path}{suffix}")
+        if source.exists():
+            shutil.copyfile(source, Path(f"{target}{suffix}"))
+
+
+async def _populate(platform: Assembly) -> None:
+    """The datasets, records, rules, adapters, directory and admin token of the module."""
+    await add_calls(platform)
+    for bed, priority in (("A1", 1), ("B2", 3)):
+        await platform.datasets.create(
+            CALLS,
+            {"call_id": f"call-{bed}", "bed": bed, "status": "Open", "priority": priority},
+        )
+    await platform.rules.import_rules([update_rule(), alert_rule()])
+    _, _TEMPLATE.admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
+    await platform.ensure_default_adapters(DOMAIN)
+    await _directory(platform)
 
 
 #: One self-signed certificate for the whole module (key generation is the slow part).
