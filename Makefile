@@ -40,13 +40,17 @@ demo: $(VENV)/.installed
 	fi
 	$(BIN)/carewire demo --data-dir $(DATA)
 
+# The suite starts hundreds of `carewire` subprocesses: let them keep their bytecode caches
+# (gitignored) even where the environment sets PYTHONDONTWRITEBYTECODE.
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
+
 ## make test: the whole suite, in parallel.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## make test-fast: the inner loop: everything but slow (server subprocesses, fuzzing) and e2e tests.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not e2e" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow and not e2e" $(PYTEST_ARGS)
 
 ## make coverage: the suite under coverage, including the server subprocesses it starts.
 coverage: $(VENV)/.installed-dev
