@@ -88,12 +88,14 @@ def group_ldif(name: str, members: Sequence[str], *, base: str = GROUPS) -> str:
 def directory_ldif(people: int, groups: int = 5) -> str:
     """The suffix, its units, the bind account, ``people`` people and ``groups`` groups."""
     parts = [
-        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n",
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
+        "dc: example\no: Example\n\n",
         *(
             f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}\n\n"
             for ou in ("people", "groups", "services")
         ),
-        f"dn: {BIND_DN}\nobjectClass: person\ncn: carewire\nsn: service\nuserPassword: {BIND_PW}\n\n",
+        f"dn: {BIND_DN}\nobjectClass: person\ncn: carewire\nsn: service\n"
+        f"userPassword: {BIND_PW}\n\n",
     ]
     uids = [f"user{i:05d}" for i in range(people)]
     parts += [person_ldif(uid, i) for i, uid in enumerate(uids)]

@@ -12,8 +12,10 @@ to libldap and nowhere else: never to a log, never into an error message.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -92,14 +94,29 @@ async def connect(
     """
     client = _client(settings, attributes)
     client.set_credentials("SIMPLE", user=dn or settings.bind_dn, password=secret)
+    error: LdapError | None = None
     try:
         conn = await client.connect(is_async=True, timeout=timeout)
     except (bonsai.LDAPError, OSError) as exc:
-        raise _error(exc, settings) from None
+        error = _error(exc, settings)
+    if error is not None:
+        _collect_quietly()
+        raise error
     try:
         yield LdapConnection(conn, settings, timeout)
     finally:
         conn.close()
+
+
+def _collect_quietly() -> None:
+    """Free what a failed connect left behind without a ResourceWarning.
+
+    COMPAT(#15): bonsai's asynchronous connect opens a socket pair it does not
+    close when the connection fails; the garbage collector closes it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 class LdapConnection:
@@ -109,6 +126,25 @@ class LdapConnection:
         self._conn = conn
         self._settings = settings
         self._timeout = timeout
+
+    async def base_entry(self) -> None:
+        """Read the base DN's entry (the status check: the bind works and the base exists).
+
+        Raises:
+            LdapError: It cannot be read.
+        """
+        try:
+            found = await self._conn.search(
+                self._settings.base_dn,
+                bonsai.LDAPSearchScope.BASE,
+                "(objectClass=*)",
+                ["1.1"],
+                timeout=self._timeout,
+            )
+        except (bonsai.LDAPError, OSError) as exc:
+            raise _error(exc, self._settings) from None
+        if not found:
+            raise LdapError("the base DN does not exist on the server")
 
     async def people(self, *, since: str = "") -> AsyncIterator[list[Entry]]:
         """The entries of the user filter, a page at a time (changed since ``since`` if given).

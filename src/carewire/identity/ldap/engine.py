@@ -117,6 +117,7 @@ class Disable:
     """A linked user whose entry is gone from the directory or the filter."""
 
     external_id: str
+    dn: str
     login: str
     staff_id: int
     name: str
@@ -264,7 +265,7 @@ class _Run:
         stamp = stamp_of(entry, self.mapping)
         link = self.known.linked.get(external_id)
         if link is not None:
-            profile = _checked(replace(link.profile, **values), self.mapping)
+            profile = _checked(replace(link.profile, **values), self.mapping)  # type: ignore[arg-type]
             self._claim_email(profile.email, entry.dn, link.login, name)
             changed = tuple(k for k in values if getattr(profile, k) != getattr(link.profile, k))
             is_enable = link.is_disabled and link.is_disabled_by_sync
@@ -343,6 +344,7 @@ def decide(
                 decisions.append(
                     Disable(
                         external_id=external_id,
+                        dn=link.dn,
                         login=link.login,
                         staff_id=link.staff_id,
                         name=link.profile.reference_name,

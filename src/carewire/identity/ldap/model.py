@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from carewire.errors import CarewireError, ConflictError, NotFoundError, ValidationError
+from carewire.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 
 #: The profile fields an attribute may fill (``Profile`` field names of the directory).
 PROFILE_FIELDS = (
@@ -250,7 +250,7 @@ class LdapStatus:
     linked_users: int = 0
 
 
-class LdapError(CarewireError):
+class LdapError(UnavailableError):
     """The directory could not be reached, bound or read; the message says why."""
 
     code = "ldap-unavailable"
