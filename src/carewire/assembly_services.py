@@ -79,6 +79,7 @@ def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authe
         throttle=assembly.throttle,
         enrolled=enrolled_device_check(assembly.datasets),
         on_locked=assembly.lockouts.locked,
+        external=assembly.ldap,
     )
     return auditor, authenticator
 

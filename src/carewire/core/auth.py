@@ -56,6 +56,13 @@ LOCKED_TEXT = "Account locked after repeated failed logins; an administrator mus
 DISABLED_TEXT = "Login has been disabled for this account by an administrator."
 #: The login audit's reason for a refused disabled account.
 DISABLED_REASON = "login disabled"
+#: Why SCRAM fails for an account whose password is checked elsewhere (its organisation's LDAP).
+EXTERNAL_SCRAM_TEXT = (
+    "This account signs in with its organisation's directory password: "
+    "use SASL PLAIN (offered only over TLS)."
+)
+#: Why an account whose password is checked elsewhere cannot sign in now.
+EXTERNAL_UNAVAILABLE_TEXT = "The organisation's directory cannot be reached; try again later."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,8 +250,10 @@ class Authenticator:
         throttle: AuthThrottle | None = None,
         enrolled: EnrolledCheck | None = None,
         on_locked: LockNotice | None = None,
+        external: ExternalPasswords | None = None,
     ) -> None:
         self.stores = stores
+        self.external = external
         self.clock = clock
         self.auditor = auditor
         self.policy = policy or LockoutPolicy()
