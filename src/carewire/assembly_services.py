@@ -100,6 +100,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         coverage=assembly.coverage,
         throttle=assembly.throttle,
         push=assembly.push,
+        ldap=assembly.ldap,
     )
 
 

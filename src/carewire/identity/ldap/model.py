@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from carewire.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from carewire.directory.model import InvalidFieldError
+from carewire.errors import ConflictError, NotFoundError, UnavailableError
 
 #: The profile fields an attribute may fill (``Profile`` field names of the directory).
 PROFILE_FIELDS = (
@@ -262,14 +263,8 @@ class LdapBindRefusedError(LdapError):
     code = "ldap-bind-refused"
 
 
-class LdapSettingsError(ValidationError):
+class LdapSettingsError(InvalidFieldError):
     """A setting is not valid; ``field`` names it."""
-
-    code = "invalid-field"
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
 
 
 class NoIntegrationError(NotFoundError):
