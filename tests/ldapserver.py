@@ -85,8 +85,12 @@ def group_ldif(name: str, members: Sequence[str], *, base: str = GROUPS) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def directory_ldif(people: int, groups: int = 5) -> str:
-    """The suffix, its units, the bind account, ``people`` people and ``groups`` groups."""
+def directory_ldif(people: int, groups: int = 5, *, stamp: str = "") -> str:
+    """The suffix, its units, the bind account, ``people`` people and ``groups`` groups.
+
+    ``stamp`` (GeneralizedTime) gives the people that ``modifyTimestamp``, as if they
+    were loaded then (slapadd keeps it), instead of the second of the load.
+    """
     parts = [
         f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
         "dc: example\no: Example\n\n",
@@ -98,7 +102,8 @@ def directory_ldif(people: int, groups: int = 5) -> str:
         f"userPassword: {BIND_PW}\n\n",
     ]
     uids = [f"user{i:05d}" for i in range(people)]
-    parts += [person_ldif(uid, i) for i, uid in enumerate(uids)]
+    extra = f"modifyTimestamp: {stamp}\ncreateTimestamp: {stamp}\n" if stamp else ""
+    parts += [person_ldif(uid, i, extra=extra) for i, uid in enumerate(uids)]
     for g in range(groups):
         members = [f"uid={uid},{PEOPLE}" for i, uid in enumerate(uids) if i % groups == g]
         parts.append(group_ldif(f"Ward {g}", members))
@@ -238,12 +243,14 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     raise RuntimeError(f"slapd did not listen within 20 s: {log.read_text()[-2000:]}")
 
 
-def start_slapd(workdir: Path, *, people: int = 300, groups: int = 5) -> Iterator[Slapd]:
+def start_slapd(
+    workdir: Path, *, people: int = 300, groups: int = 5, stamp: str = ""
+) -> Iterator[Slapd]:
     """Start slapd in ``workdir`` loaded with ``people`` people; stop it when the generator ends."""
     ca, cert, key = _certificates(workdir)
     conf = _config(workdir, ca, cert, key)
     data = workdir / "data.ldif"
-    data.write_text(directory_ldif(people, groups), encoding="utf-8")
+    data.write_text(directory_ldif(people, groups, stamp=stamp), encoding="utf-8")
     subprocess.run(
         [SLAPADD, "-q", "-f", str(conf), "-l", str(data)],
         check=True,

@@ -155,7 +155,8 @@ class LdapConnection:
         s = self._settings
         query = s.user_filter
         if since and s.mapping.stamp is StampKind.MODIFY_TIMESTAMP:
-            query = f"(&{query}(modifyTimestamp>={since}))"
+            # Strictly newer (RFC 4515 has no ">"): the service stores a settled stamp.
+            query = f"(&{query}(!(modifyTimestamp<={since})))"
         elif since and s.mapping.stamp is StampKind.USN_CHANGED:
             query = f"(&{query}(uSNChanged>={int(since) + 1}))"
         async for page in self._paged(s.base_dn, query, s.mapping.attributes()):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from carewire.directory import fields
 from carewire.directory.model import InvalidFieldError, Profile
@@ -189,6 +190,25 @@ def newest_stamp(stamps: Iterable[str], kind: StampKind, since: str = "") -> str
         elif stamp > best:
             best = stamp
     return best
+
+
+def settled_stamp(stamp: str, kind: StampKind, started_at: datetime) -> str:
+    """The stamp to search after next time.
+
+    A GeneralizedTime has one-second steps: an entry changed later in the same
+    second as the newest one read would not be strictly newer. So a stamp
+    within two seconds of the run's start is moved back one second (those
+    entries are read again, and found unchanged). USNs are exact.
+    """
+    if kind is not StampKind.MODIFY_TIMESTAMP or not stamp:
+        return stamp
+    try:
+        at = datetime.strptime(stamp[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return ""  # unreadable: the next run is full
+    if at < started_at - timedelta(seconds=2):
+        return stamp
+    return (at - timedelta(seconds=1)).strftime("%Y%m%d%H%M%SZ")
 
 
 def _text(entry: Entry, attribute: str) -> str:

@@ -37,6 +37,7 @@ from carewire.identity.ldap.engine import (
     Unchanged,
     Update,
     decide,
+    external_id_of,
     is_mass_disable,
     newest_stamp,
 )
@@ -126,6 +127,9 @@ class Run:
         return out
 
     async def _known(self, entries: Sequence[Entry], links: Sequence[LinkRow]) -> Known:
+        if not self._is_full:  # only the entries read matter (their links, their users)
+            ids = {_id_or_none(e, self._settings) for e in entries}
+            links = [link for link in links if link.external_id in ids]
         users = await self._directory.synced.users(self._caller, [link.login for link in links])
         linked = {
             link.external_id: _linked(link, users[link.login])
@@ -249,6 +253,13 @@ class Run:
             await groups.add_members(self._caller, group.id, add)
         if remove:
             await groups.remove_members(self._caller, group.id, remove)
+
+
+def _id_or_none(entry: Entry, settings: LdapSettings) -> str | None:
+    try:
+        return external_id_of(entry, settings.mapping)
+    except Exception:  # an entry without a usable id fails in decide(), not here
+        return None
 
 
 def _lower(entry: Entry, attribute: str) -> str:

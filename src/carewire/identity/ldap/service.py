@@ -22,6 +22,7 @@ from carewire.core.auth import ExternalVerdict
 from carewire.directory.model import SYSTEM_CALLER, Caller, ReadOnlyError
 from carewire.directory.service import DirectoryService
 from carewire.identity.ldap import client
+from carewire.identity.ldap.engine import settled_stamp
 from carewire.identity.ldap.model import (
     LdapError,
     LdapSettings,
@@ -321,7 +322,8 @@ class LdapService:
         if out.is_held:
             return await self._finish(caller, run, RunState.HELD, out.counts, out.message)
         end = self._clock.now()
-        await self._store.set_stamp(org, out.stamp or stamp, full_at=end if is_full else None)
+        settled = settled_stamp(out.stamp or stamp, settings.mapping.stamp, run.started_at)
+        await self._store.set_stamp(org, settled, full_at=end if is_full else None)
         await self._store.prune_runs(org, self.config.keep_runs)
         return await self._finish(caller, run, RunState.DONE, out.counts, out.message)
 
