@@ -24,11 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.hashing import CHEAP_HASHER
+from tests.ldapserver import BIND_DN, BIND_PW, GROUPS, PEOPLE, start_slapd
+
 from carewire.assembly import Options, assemble
 from carewire.directory.model import SYSTEM_CALLER, AdminInvitee, NewHospital
 from carewire.identity.ldap.model import LdapSettings, RunState, Trigger
-from tests.hashing import CHEAP_HASHER
-from tests.ldapserver import BIND_DN, BIND_PW, GROUPS, PEOPLE, start_slapd
 
 
 async def _bench(url: str, users: int, changes: int, work: Path) -> int:

@@ -153,17 +153,22 @@ class LdapConnection:
             LdapError: The search failed.
         """
         s = self._settings
-        query = s.user_filter
-        if since and s.mapping.stamp is StampKind.MODIFY_TIMESTAMP:
-            # Strictly newer (RFC 4515 has no ">"): the service stores a settled stamp.
-            query = f"(&{query}(!(modifyTimestamp<={since})))"
-        elif since and s.mapping.stamp is StampKind.USN_CHANGED:
-            query = f"(&{query}(uSNChanged>={int(since) + 1}))"
+        query = self._since(s.user_filter, since)
         async for page in self._paged(s.base_dn, query, s.mapping.attributes()):
             yield [_entry(raw) for raw in page]
 
-    async def groups(self) -> list[GroupEntry]:
-        """The groups of the group filter ([] when no group base is set).
+    def _since(self, query: str, since: str) -> str:
+        """``query`` narrowed to entries changed after ``since`` ("" leaves it whole)."""
+        stamp = self._settings.mapping.stamp
+        if since and stamp is StampKind.MODIFY_TIMESTAMP:
+            # Strictly newer (RFC 4515 has no ">"): the service stores a settled stamp.
+            return f"(&{query}(!(modifyTimestamp<={since})))"
+        if since and stamp is StampKind.USN_CHANGED and since.isdigit():
+            return f"(&{query}(uSNChanged>={int(since) + 1}))"
+        return query
+
+    async def groups(self, *, since: str = "") -> list[GroupEntry]:
+        """The groups of the group filter ([] when no group base is set), changed since ``since``.
 
         Raises:
             LdapError: The search failed.
@@ -173,7 +178,7 @@ class LdapConnection:
             return []
         found: list[GroupEntry] = []
         attrs = [s.group_name_attribute, s.group_member_attribute]
-        async for page in self._paged(s.group_base_dn, s.group_filter, attrs):
+        async for page in self._paged(s.group_base_dn, self._since(s.group_filter, since), attrs):
             for raw in page:
                 entry = _entry(raw)
                 names = entry.attributes.get(s.group_name_attribute.lower(), ())

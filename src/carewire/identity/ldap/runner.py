@@ -75,7 +75,7 @@ async def read(conn: LdapConnection, *, since: str) -> tuple[list[Entry], list[G
     entries: list[Entry] = []
     async for page in conn.people(since=since):
         entries.extend(page)
-    return entries, await conn.groups()
+    return entries, await conn.groups(since=since)
 
 
 class Run:
@@ -117,9 +117,11 @@ class Run:
         out = Outcome()
         for i in range(0, len(decisions), BATCH):
             out.lines += await self._apply(decisions[i : i + BATCH])
-        dns = {link.login: dn_key(link.dn) for link in links}
-        dns.update({d.login: dn_key(d.dn) for d in decisions if isinstance(d, Create | Update)})
-        out.message = await self._groups(groups, dns)
+        if groups:  # every group on a full run; those changed since the stamp otherwise
+            links = await self._store.links(self._org) if not self._is_full else links
+            dns = {link.login: dn_key(link.dn) for link in links}
+            dns.update({d.login: dn_key(d.dn) for d in decisions if isinstance(d, Create | Update)})
+            out.message = await self._groups(groups, dns)
         out.counts = _counts(out.lines, decisions)
         out.stamp = newest_stamp(
             (_stamp(d) for d in decisions), self._settings.mapping.stamp, since
