@@ -78,9 +78,10 @@ def person_ldif(
     )
 
 
-def group_ldif(name: str, members: Sequence[str], *, base: str = GROUPS) -> str:
+def group_ldif(name: str, members: Sequence[str], *, base: str = GROUPS, extra: str = "") -> str:
     """One ``groupOfNames`` (at least one member, as the schema requires)."""
     lines = [f"dn: cn={name},{base}", "objectClass: groupOfNames", f"cn: {name}"]
+    lines += extra.splitlines()
     lines += [f"member: {dn}" for dn in members] or [f"member: {ROOT_DN}"]
     return "\n".join(lines) + "\n\n"
 
@@ -106,7 +107,7 @@ def directory_ldif(people: int, groups: int = 5, *, stamp: str = "") -> str:
     parts += [person_ldif(uid, i, extra=extra) for i, uid in enumerate(uids)]
     for g in range(groups):
         members = [f"uid={uid},{PEOPLE}" for i, uid in enumerate(uids) if i % groups == g]
-        parts.append(group_ldif(f"Ward {g}", members))
+        parts.append(group_ldif(f"Ward {g}", members, extra=extra))
     return "".join(parts)
 
 
