@@ -19,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -246,7 +246,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
 
 def start_slapd(
     workdir: Path, *, people: int = 300, groups: int = 5, stamp: str = ""
-) -> Iterator[Slapd]:
+) -> Generator[Slapd, None, None]:
     """Start slapd in ``workdir`` loaded with ``people`` people; stop it when the generator ends."""
     ca, cert, key = _certificates(workdir)
     conf = _config(workdir, ca, cert, key)
