@@ -47,7 +47,13 @@ from carewire.adapters.xmpp.gateway import (
 )
 from carewire.adapters.xmpp.responses import RuleResponder
 from carewire.adapters.xmpp.settings import EnabledAdapterSettings
-from carewire.assembly_identity import LdapService, SyncConfig, ldap_service, sync_config
+from carewire.assembly_identity import (
+    LdapConsolePasswords,
+    LdapService,
+    SyncConfig,
+    ldap_service,
+    sync_config,
+)
 from carewire.assembly_push import push_app_server
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
@@ -560,6 +566,8 @@ async def _platform(options: Options, core: Core) -> Assembly:
         uploads = UploadService(
             SqlUploadStore(db), core.keys.keyring, clock, options.upload, audit=audit
         )
+    ldap = ldap_service(db, core.keys.keyring, directory=directory, audit=audit, options=options)
+    console.external = LdapConsolePasswords(ldap, directory)
     return Assembly(
         core=core,
         audit=audit,
@@ -596,5 +604,5 @@ async def _platform(options: Options, core: Core) -> Assembly:
             audit=audit,
             devices=DirectoryDevicePolicy(datasets, directory),
         ),
-        ldap=ldap_service(db, core.keys.keyring, directory=directory, audit=audit, options=options),
+        ldap=ldap,
     )

@@ -13,6 +13,7 @@ from carewire.clock import Clock
 from carewire.config import Config, parse_duration
 from carewire.core.feature import PeriodicJob
 from carewire.directory.service import DirectoryService
+from carewire.identity.ldap.console import LdapConsolePasswords
 from carewire.identity.ldap.service import LdapService, SyncConfig
 from carewire.security.audit import AuditTrail
 from carewire.security.envelope import Keyring
@@ -32,7 +33,14 @@ class SyncOptions(Protocol):
         """``[directory_sync]``."""
 
 
-__all__ = ["LdapService", "SyncConfig", "ldap_jobs", "ldap_service", "sync_config"]
+__all__ = [
+    "LdapConsolePasswords",
+    "LdapService",
+    "SyncConfig",
+    "ldap_jobs",
+    "ldap_service",
+    "sync_config",
+]
 
 
 def sync_config(cfg: Config) -> SyncConfig:
