@@ -88,6 +88,15 @@ class Users(Facet):
         """
         return await self._ctx.user(caller, login)
 
+    async def synced_fields(self, caller: Caller, login: str) -> frozenset[str]:
+        """The profile fields of the user an identity integration fills (read-only here).
+
+        Raises:
+            UnknownUserError: No such directory user, or not of the caller's organisation.
+        """
+        user = await self._ctx.user(caller, login, with_photo=False)
+        return await self._ctx.managed_fields(user.login)
+
     async def find_by_email(self, caller: Caller, email: str) -> DirectoryUser:
         """The user with this e-mail address (case-insensitive).
 
