@@ -53,6 +53,17 @@ def missing_reason() -> str | None:
     return None
 
 
+def require_slapd() -> None:
+    """Skip the caller (loudly) when slapd cannot run here, or fail when CI requires it."""
+    import pytest
+
+    reason = missing_reason()
+    if reason is not None:
+        if REQUIRE:
+            pytest.fail(f"CAREWIRE_TEST_REQUIRE_SLAPD is set but {reason}")
+        pytest.skip(reason)
+
+
 def password_of(uid: str) -> str:
     """The generated person's password."""
     return f"pw-{uid}"

@@ -24,12 +24,11 @@ from tests.ldapserver import (
     BIND_DN,
     BIND_PW,
     PEOPLE,
-    REQUIRE,
     SUFFIX,
     Slapd,
     group_ldif,
-    missing_reason,
     person_ldif,
+    require_slapd,
     start_slapd,
 )
 from tests.storage.conftest import db_url
@@ -40,11 +39,7 @@ __all__ = ["db_url"]
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     """A running slapd with 300 people (once per worker)."""
-    reason = missing_reason()
-    if reason is not None:
-        if REQUIRE:
-            pytest.fail(f"CAREWIRE_TEST_REQUIRE_SLAPD is set but {reason}")
-        pytest.skip(reason)
+    require_slapd()
     yield from start_slapd(tmp_path_factory.mktemp("slapd"), people=300, groups=5)
 
 
