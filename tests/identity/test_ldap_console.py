@@ -31,8 +31,8 @@ from tests.ldapserver import free_port, password_of
 pytestmark = pytest.mark.slow
 
 
-async def _synced_admin(lw: LdapWorld) -> tuple[str, str]:
-    """Sync 3 people with LDAP sign-in on; make the first an administrator: (e-mail, uid)."""
+async def _synced_admin(lw: LdapWorld) -> tuple[str, str, str]:
+    """Sync 3 people with LDAP sign-in on; make the first an administrator: (e-mail, uid, DN)."""
     base, uids = unit(lw.slapd, 3)
     await lw.configure(base, is_sign_in_enabled=True)
     run = await lw.ldap.sync(SYSADMIN, lw.org.id, trigger=Trigger.CONSOLE)
@@ -40,7 +40,7 @@ async def _synced_admin(lw: LdapWorld) -> tuple[str, str]:
     user = await lw.world.directory.users.get(SYSADMIN, uids[0])
     await lw.world.directory.users.update(SYSADMIN, uids[0], UserUpdate(is_org_admin=True))
     lw.world.console.external = LdapConsolePasswords(lw.ldap, lw.world.directory)
-    return user.profile.email, uids[0]
+    return user.profile.email, uids[0], f"uid={uids[0]},{base}"
 
 
 async def _failures(lw: LdapWorld, email: str) -> int:
@@ -49,7 +49,7 @@ async def _failures(lw: LdapWorld, email: str) -> int:
 
 
 async def test_the_directory_password_signs_an_administrator_in(lw: LdapWorld) -> None:
-    email, uid = await _synced_admin(lw)
+    email, uid, _ = await _synced_admin(lw)
     console = lw.world.console
     (before,) = [u for u in await console.list_users() if u.username == email]
     assert before.must_change_password and await console.is_external(before)
@@ -70,7 +70,7 @@ async def test_the_directory_password_signs_an_administrator_in(lw: LdapWorld) -
 
 
 async def test_a_wrong_directory_password_counts_toward_the_lockout(lw: LdapWorld) -> None:
-    email, uid = await _synced_admin(lw)
+    email, uid, _ = await _synced_admin(lw)
     console = lw.world.console
     for expected in (1, 2):
         with pytest.raises(SignInError) as caught:
@@ -89,7 +89,7 @@ async def test_a_wrong_directory_password_counts_toward_the_lockout(lw: LdapWorl
 
 
 async def test_an_unreachable_directory_is_said_and_not_counted(lw: LdapWorld) -> None:
-    email, uid = await _synced_admin(lw)
+    email, uid, _ = await _synced_admin(lw)
     settings = await lw.ldap.settings(SYSADMIN, lw.org.id)
     assert settings is not None
     await lw.ldap.save(SYSADMIN, replace(settings, url=f"ldap://127.0.0.1:{free_port()}"), None)
@@ -103,7 +103,7 @@ async def test_an_unreachable_directory_is_said_and_not_counted(lw: LdapWorld) -
 
 
 async def test_others_keep_the_console_password(lw: LdapWorld) -> None:
-    email, uid = await _synced_admin(lw)
+    email, uid, _ = await _synced_admin(lw)
     console = lw.world.console
     await console.create_user("root", Role.SYSTEM_ADMIN, password=PASSWORD)
     session, _ = await console.sign_in("root", PASSWORD)
@@ -117,3 +117,16 @@ async def test_others_keep_the_console_password(lw: LdapWorld) -> None:
     assert await _failures(lw, email) == 1
     admin = next(u for u in await console.list_users() if u.username == email)
     assert not await console.is_external(admin)
+
+
+async def test_the_console_account_follows_a_new_address_from_the_directory(
+    lw: LdapWorld,
+) -> None:
+    email, uid, dn = await _synced_admin(lw)
+    lw.slapd.modify(f"dn: {dn}\nchangetype: modify\nreplace: mail\nmail: renamed-{email}\n\n")
+    run = await lw.ldap.sync(SYSADMIN, lw.org.id, trigger=Trigger.CLI, is_full=True)
+    assert run.counts.updated == 1, run.message
+    names = {u.username for u in await lw.world.console.list_users()}
+    assert f"renamed-{email}" in names and email not in names
+    session, _ = await lw.world.console.sign_in(f"renamed-{email}", password_of(uid))
+    assert session.user.email == f"renamed-{email}"

@@ -187,12 +187,23 @@ class Synced(Facet):
             if profile != before.profile:
                 await ctx.store.users.update(after)
                 rewritten.append(after)
+                await self._rename_console_admin(caller, before, after)
             if update.is_enable:
                 await ctx.store.users.set_disabled(update.login, False)
             changed.append(update.login)
         if rewritten:
             await self._records(caller, rewritten)
         return changed
+
+    async def _rename_console_admin(
+        self, caller: Caller, before: DirectoryUser, after: DirectoryUser
+    ) -> None:
+        """An administrator's console account follows their address (its username is it)."""
+        old, new = before.profile.email, after.profile.email
+        if before.is_org_admin and old != new:
+            await self._ctx.console.rename_user(
+                old, new, email=new, origin=people.console_origin(caller)
+            )
 
     async def _records(self, caller: Caller, users: Sequence[DirectoryUser]) -> None:
         """Create or update the USERS records of ``users`` with a few statements."""
