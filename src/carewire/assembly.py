@@ -47,6 +47,13 @@ from carewire.adapters.xmpp.gateway import (
 )
 from carewire.adapters.xmpp.responses import RuleResponder
 from carewire.adapters.xmpp.settings import EnabledAdapterSettings
+from carewire.assembly_identity import (
+    LdapConsolePasswords,
+    LdapService,
+    SyncConfig,
+    ldap_service,
+    sync_config,
+)
 from carewire.assembly_push import push_app_server
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
@@ -124,6 +131,7 @@ class Options:
         throttle: The failed-authentication limit per source address.
         upload: File sharing's settings (None: file sharing is off).
         push: The push app server's settings (``[push]``); None: no push notifications.
+        directory_sync: LDAP sync's intervals and limits (``[directory_sync]``).
     """
 
     url: str
@@ -144,6 +152,7 @@ class Options:
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     upload: UploadSettings | None = None
     push: PushSettings | None = None
+    directory_sync: SyncConfig = field(default_factory=SyncConfig)
 
 
 def upload_settings(cfg: Config) -> UploadSettings | None:
@@ -249,6 +258,7 @@ def options_from_config(
         engine=engine_config(cfg, hand_over=hand_over),
         scram_iterations=cfg.xmpp.scram_iterations,
         directory=directory_config(cfg),
+        directory_sync=sync_config(cfg),
         mailer=mailer_from_config(cfg),
         tls=partial(server_context, cfg.cert_file, cfg.key_file),
         # Only the server creates a missing key (at its first start after an upgrade): a
@@ -361,6 +371,7 @@ class Assembly:
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
         push: The push app server (None when ``[push]`` is not enabled).
+        ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
     """
 
     core: Core
@@ -384,6 +395,7 @@ class Assembly:
     phi_access: PatientAccess
     uploads: UploadService | None = None
     push: PushAppServer | None = None
+    ldap: LdapService | None = None
 
     @property
     def db(self) -> Database:
@@ -554,6 +566,8 @@ async def _platform(options: Options, core: Core) -> Assembly:
         uploads = UploadService(
             SqlUploadStore(db), core.keys.keyring, clock, options.upload, audit=audit
         )
+    ldap = ldap_service(db, core.keys.keyring, directory=directory, audit=audit, options=options)
+    console.external = LdapConsolePasswords(ldap, directory)
     return Assembly(
         core=core,
         audit=audit,
@@ -590,4 +604,5 @@ async def _platform(options: Options, core: Core) -> Assembly:
             audit=audit,
             devices=DirectoryDevicePolicy(datasets, directory),
         ),
+        ldap=ldap,
     )

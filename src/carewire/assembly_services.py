@@ -79,6 +79,7 @@ def login_services(cfg: Config, assembly: Assembly) -> tuple[LoginAuditor, Authe
         throttle=assembly.throttle,
         enrolled=enrolled_device_check(assembly.datasets),
         on_locked=assembly.lockouts.locked,
+        external=assembly.ldap,
     )
     return auditor, authenticator
 
@@ -99,6 +100,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         coverage=assembly.coverage,
         throttle=assembly.throttle,
         push=assembly.push,
+        ldap=assembly.ldap,
     )
 
 
@@ -119,4 +121,5 @@ def console_services(
         certificates=certificates,
         directory=assembly.directory,
         coverage=assembly.coverage,
+        ldap=assembly.ldap,
     )

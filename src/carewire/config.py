@@ -27,6 +27,7 @@ from carewire.config_sections import (
 from carewire.config_sections import (
     DirectorySection as DirectorySection,
 )
+from carewire.config_sections import DirectorySyncSection as DirectorySyncSection
 from carewire.config_sections import (
     EncryptionSection as EncryptionSection,
 )
@@ -101,6 +102,7 @@ class Config:
     rules: RulesSection = field(default_factory=RulesSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
     directory: DirectorySection = field(default_factory=DirectorySection)
+    directory_sync: DirectorySyncSection = field(default_factory=DirectorySyncSection)
     mail: MailSection = field(default_factory=MailSection)
     audit: AuditSection = field(default_factory=AuditSection)
     encryption: EncryptionSection = field(default_factory=EncryptionSection)
@@ -171,6 +173,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "rules": RulesSection,
     "console": ConsoleSection,
     "directory": DirectorySection,
+    "directory_sync": DirectorySyncSection,
     "mail": MailSection,
     "audit": AuditSection,
     "encryption": EncryptionSection,
@@ -275,6 +278,7 @@ def _validate(cfg: Config) -> None:
     _validate_throttle(cfg)
     _validate_console(cfg)
     _validate_directory(cfg)
+    _validate_directory_sync(cfg)
     _validate_mail(cfg)
     _validate_audit(cfg)
     _validate_encryption(cfg)
@@ -327,6 +331,17 @@ def _validate_console(cfg: Config) -> None:
         raise ConfigError(
             f"console.reset_link_ttl: must be between 1m and 7d, got {c.reset_link_ttl!r}"
         )
+
+
+def _validate_directory_sync(cfg: Config) -> None:
+    d = cfg.directory_sync
+    limits = {"status_interval": 1, "interval": 60, "full_interval": 60, "timeout": 1}
+    for key, least in limits.items():
+        seconds = parse_duration(getattr(d, key), f"directory_sync.{key}").total_seconds()
+        if seconds < least:
+            raise ConfigError(f"directory_sync.{key}: at least {least} s, got {getattr(d, key)!r}")
+    if not 1 <= d.keep_runs <= 100_000:
+        raise ConfigError(f"directory_sync.keep_runs: 1 to 100000, got {d.keep_runs!r}")
 
 
 def _validate_directory(cfg: Config) -> None:
@@ -475,6 +490,13 @@ reset_link_ttl = "30m"       # how long a mailed password-reset link works
 invitation_link_ttl = "14d"  # a user invitation's registration link works this long
 affiliation_link_ttl = "7d"  # an affiliation invitation's link works this long
 pin_reset_link_ttl = "24h"   # a PIN-reset link works this long (once)
+
+[directory_sync]
+status_interval = "10s"      # LDAP integrations: how often Connected / Not Connected is checked
+interval = "90m"             # how often each enabled integration syncs
+full_interval = "24h"        # a scheduled sync is full (sees who left) when the last is older
+timeout = "10s"              # a connection, bind or search page may take this long
+keep_runs = 200              # import results kept per organisation
 
 [mail]
 smtp_host = ""               # empty: mail is written to DATA/outbox/ instead of sent

@@ -116,6 +116,17 @@ class DirectorySection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DirectorySyncSection:
+    """[directory_sync]: directory sync from LDAP (docs/ldap.md)."""
+
+    status_interval: str = "10s"  # how often each integration's Connected status is checked
+    interval: str = "90m"  # how often each enabled integration syncs
+    full_interval: str = "24h"  # a scheduled run is full when the last full one is older
+    timeout: str = "10s"  # a connection, bind or search page may take this long
+    keep_runs: int = 200  # import results kept per organisation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MailSection:
     """[mail]: outgoing mail (password resets); empty ``smtp_host`` writes to ``DATA/outbox/``."""
 

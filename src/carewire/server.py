@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
+from carewire.assembly_identity import ldap_jobs
 from carewire.assembly_services import (
     api_services,
     certificate_manager,
@@ -178,6 +179,7 @@ class Server:
             self._retention_job(),
             self._checkpoint_job(),
             self._throttle_job(),
+            *(ldap_jobs(a.ldap) if a.ldap is not None else []),
         ]
         for job in [*a.kernel.ctx.jobs, *jobs]:
             self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))

@@ -18,6 +18,7 @@ TOP_LEVEL = [
     "user",
     "org",
     "group",
+    "directory",
     "dataset",
     "records",
     "token",

@@ -60,6 +60,11 @@ OPERATIONS = sorted(
     if isinstance(route, APIRoute)
     for method in route.methods or ()
 )
+#: Operations left out: a generated LDAP integration would make the platform connect to
+#: whatever host the fuzzer invents, and tests reach only loopback. Without one, every other
+#: LDAP operation is fuzzed and answers "not found" (tests/web/test_ldap_api.py covers them).
+NOT_FUZZED = {("PUT", "/organisations/{organisation}/ldap")}
+FUZZED = [op for op in OPERATIONS if op not in NOT_FUZZED]
 
 #: Path parameters naming things the platform holds (the first record and rule).
 EXISTING: dict[str, object] = {
@@ -270,7 +275,7 @@ def test_every_operation_is_fuzzed(fuzz_schema: schemathesis.BaseSchema) -> None
     assert documented == OPERATIONS
 
 
-@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+@pytest.mark.parametrize(("method", "path"), FUZZED, ids=[f"{m} {p}" for m, p in FUZZED])
 def test_no_request_is_a_server_error(
     method: str, path: str, fuzz_app: PlatformApp, fuzz_schema: schemathesis.BaseSchema
 ) -> None:

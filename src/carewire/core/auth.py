@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from carewire.clock import Clock
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
@@ -55,6 +56,13 @@ LOCKED_TEXT = "Account locked after repeated failed logins; an administrator mus
 DISABLED_TEXT = "Login has been disabled for this account by an administrator."
 #: The login audit's reason for a refused disabled account.
 DISABLED_REASON = "login disabled"
+#: Why SCRAM fails for an account whose password is checked elsewhere (its organisation's LDAP).
+EXTERNAL_SCRAM_TEXT = (
+    "This account signs in with its organisation's directory password: "
+    "use SASL PLAIN (offered only over TLS)."
+)
+#: Why an account whose password is checked elsewhere cannot sign in now.
+EXTERNAL_UNAVAILABLE_TEXT = "The organisation's directory cannot be reached; try again later."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +82,29 @@ class Admission(StrEnum):
     LOCKED = "locked"
     DISABLED = "disabled"
     THROTTLED = "throttled"  # the source address is over its failure limit
+
+
+class ExternalVerdict(StrEnum):
+    """The answer of a password check made elsewhere (an organisation's LDAP directory)."""
+
+    OK = "ok"
+    WRONG = "wrong"  # counts toward the lockout like any wrong password
+    UNAVAILABLE = "unavailable"  # the directory cannot be reached: a temporary failure
+
+
+class ExternalPasswords(Protocol):
+    """Accounts whose password is checked by another system (docs/ldap.md).
+
+    Such accounts have no SCRAM keys here: they sign in with PLAIN (inside
+    TLS) and the server asks this object; a SCRAM attempt is refused with a
+    text that says to use PLAIN.
+    """
+
+    async def is_external(self, login: str) -> bool:
+        """Whether ``login``'s password is checked elsewhere."""
+
+    async def check_password(self, login: str, password: str) -> ExternalVerdict:
+        """Check ``password`` (off the event loop's critical path; never logged)."""
 
 
 #: Whether ``login`` has an enrolled device at ``remote_ip`` (bound by the composition root).
@@ -219,8 +250,10 @@ class Authenticator:
         throttle: AuthThrottle | None = None,
         enrolled: EnrolledCheck | None = None,
         on_locked: LockNotice | None = None,
+        external: ExternalPasswords | None = None,
     ) -> None:
         self.stores = stores
+        self.external = external
         self.clock = clock
         self.auditor = auditor
         self.policy = policy or LockoutPolicy()

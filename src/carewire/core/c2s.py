@@ -29,10 +29,13 @@ from carewire.core import sasl2 as sasl2_login
 from carewire.core.auth import (
     DISABLED_REASON,
     DISABLED_TEXT,
+    EXTERNAL_SCRAM_TEXT,
+    EXTERNAL_UNAVAILABLE_TEXT,
     HARD_LIMIT_TEXT,
     LOCKED_TEXT,
     Admission,
     Authenticator,
+    ExternalVerdict,
 )
 from carewire.core.events import SessionEvent
 from carewire.core.fast import FastTokens
@@ -225,6 +228,10 @@ class ClientConnection:
                 await self.refuse(login, decision)
                 return
             assert self._mech is not None
+            external = self.auth.external
+            if keys is None and external is not None and await external.is_external(login):
+                step = await self._external(login, step)
+                break
             step = self._mech.credentials(keys)
         if isinstance(step, sasl.Challenge):
             self.stream.sasl_challenge(step.data)
@@ -244,6 +251,27 @@ class ClientConnection:
             log.info("authenticated %s via %s from %s", login, mech_name, self.info.remote_ip)
         else:
             await self.sasl_failed(step.username, step.condition, step.text, counts=step.counts)
+
+    async def _external(
+        self, login: str, need: sasl.NeedCredentials
+    ) -> sasl.Success | sasl.Failure:
+        """The password of an account checked elsewhere (LDAP sign-in, docs/ldap.md).
+
+        Only PLAIN carries a password; SCRAM cannot work without keys here.
+        An unreachable directory is a temporary failure, not a wrong password.
+        """
+        if not isinstance(self._mech, sasl.PlainServerMechanism):
+            return sasl.Failure("invalid-mechanism", EXTERNAL_SCRAM_TEXT, need.username, False)
+        assert self.auth.external is not None
+        password = self._mech.take_password()
+        verdict = await self.auth.external.check_password(login, password)
+        if verdict is ExternalVerdict.OK:
+            return sasl.Success(need.username, None)
+        if verdict is ExternalVerdict.UNAVAILABLE:
+            return sasl.Failure(
+                "temporary-auth-failure", EXTERNAL_UNAVAILABLE_TEXT, need.username, False
+            )
+        return sasl.Failure("not-authorized", "", need.username)
 
     async def sasl_failed(
         self, username: str | None, condition: str, text: str, *, counts: bool, reason: str = ""

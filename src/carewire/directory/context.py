@@ -45,6 +45,8 @@ TOKEN_BYTES = 32
 
 #: Receives every directory change after it committed.
 Listener = Callable[[DirectoryEvent], Awaitable[None]]
+#: The profile fields of a user that an identity integration fills (read-only here).
+ManagedFields = Callable[[str], Awaitable[frozenset[str]]]
 
 
 class JobQueue:
@@ -125,6 +127,14 @@ class Context:
     pin_hasher: PasswordHasher
     listeners: list[Listener] = field(default_factory=list)
     jobs: JobQueue = field(default_factory=JobQueue)
+    managed: list[ManagedFields] = field(default_factory=list)
+
+    async def managed_fields(self, login: str) -> frozenset[str]:
+        """The fields of ``login``'s profile that an integration fills (none by default)."""
+        found: frozenset[str] = frozenset()
+        for source in self.managed:
+            found |= await source(login)
+        return found
 
     # -- scoping --------------------------------------------------------------------------
 

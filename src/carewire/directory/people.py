@@ -65,10 +65,10 @@ async def free_login(ctx: Context, email: str) -> str:
                 return login
 
 
-async def write_users_record(ctx: Context, caller: Caller, user: DirectoryUser) -> None:
-    """Create or update the user's USERS record (login, e-mail, names, title, photo)."""
+def users_record_values(user: DirectoryUser) -> dict[str, object]:
+    """The USERS record's values of ``user`` (login, e-mail, names, title, photo)."""
     p = user.profile
-    values: dict[str, object] = {
+    return {
         "login": user.login,
         "email": p.email,
         "first_name": p.first_name,
@@ -79,6 +79,11 @@ async def write_users_record(ctx: Context, caller: Caller, user: DirectoryUser) 
         "photo": p.photo or None,
         "photo_type": p.photo_type or None,
     }
+
+
+async def write_users_record(ctx: Context, caller: Caller, user: DirectoryUser) -> None:
+    """Create or update the user's USERS record (login, e-mail, names, title, photo)."""
+    values = users_record_values(user)
     async with ctx.datasets.batch(record_origin(caller), "directory_users_record") as batch:
         await batch.upsert(USERS, values)
 

@@ -14,7 +14,9 @@ organisation administrator, and auditors cannot write):
 - :attr:`invitations` (:class:`~carewire.directory.invitations.Invitations`),
 - :attr:`registration` (:class:`~carewire.directory.registration.Registration`),
 - :attr:`groups` (:class:`~carewire.directory.groups.Groups`),
-- :attr:`devices` (:class:`~carewire.directory.devices.Devices`).
+- :attr:`devices` (:class:`~carewire.directory.devices.Devices`),
+- :attr:`synced` (:class:`~carewire.directory.synced.Synced`): batches from an identity
+  integration (LDAP sync).
 
 The hot path (who may message whom, a login's organisation and groups, a
 group's members, wipe-pending devices) reads :attr:`index`, an in-memory
@@ -34,7 +36,7 @@ from carewire.clock import Clock
 from carewire.core.accounts import AccountService
 from carewire.datasets.service import DatasetService
 from carewire.directory.affiliations import Affiliations
-from carewire.directory.context import Context, Listener
+from carewire.directory.context import Context, Listener, ManagedFields
 from carewire.directory.devices import Devices
 from carewire.directory.groups import Groups
 from carewire.directory.index import DirectoryIndex, Snapshot
@@ -51,6 +53,7 @@ from carewire.directory.organisations import Organisations
 from carewire.directory.pins import Pins
 from carewire.directory.registration import Registration
 from carewire.directory.store import DirectoryStore
+from carewire.directory.synced import Synced
 from carewire.directory.users import Users
 from carewire.mail import Mailer
 from carewire.security.audit import AuditTrail
@@ -74,6 +77,7 @@ class DirectoryService:
         registration: Registration through invitation links.
         groups: Groups and their members.
         devices: User's Devices.
+        synced: Batches of changes from an identity integration.
         index: The in-memory snapshot for the hot path.
         config: The settings.
     """
@@ -127,6 +131,15 @@ class DirectoryService:
         self.registration = Registration(self._ctx)
         self.groups = Groups(self._ctx)
         self.devices = Devices(self._ctx)
+        self.synced = Synced(self._ctx)
+
+    def manage_fields(self, source: ManagedFields) -> None:
+        """Let an identity integration own some users' profile fields (read-only here).
+
+        ``source(login)`` names the fields it fills for that user; an update
+        that changes one of them is refused with ``SyncedFieldError``.
+        """
+        self._ctx.managed.append(source)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with every :data:`~carewire.directory.model.DirectoryEvent`.

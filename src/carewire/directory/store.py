@@ -145,6 +145,13 @@ class UserStore(Protocol):
             EmailTakenError: Another profile has the address.
         """
 
+    async def add_many(self, users: Sequence[DirectoryUser]) -> None:
+        """Insert profiles (their accounts exist) with one batched statement.
+
+        Raises:
+            EmailTakenError: An address is taken (nothing is inserted).
+        """
+
     async def update(self, user: DirectoryUser) -> None:
         """Write the profile fields and ``is_org_admin``/``is_registered`` of ``user``.
 
@@ -160,6 +167,9 @@ class UserStore(Protocol):
 
     async def by_emails(self, emails: Sequence[str]) -> dict[str, DirectoryUser]:
         """The users having these addresses, by address (any number may be asked)."""
+
+    async def by_logins(self, logins: Sequence[str]) -> dict[str, DirectoryUser]:
+        """The users of these logins, by login (any number may be asked; with photos)."""
 
     async def find(
         self,

@@ -30,7 +30,9 @@ from carewire.directory.model import (
     NewUser,
     Page,
     PageRequest,
+    Profile,
     StaffType,
+    SyncedFieldError,
     UnknownGroupError,
     UnknownUserError,
     UserChanged,
@@ -85,6 +87,15 @@ class Users(Facet):
             UnknownUserError: No such directory user, or not of the caller's organisation.
         """
         return await self._ctx.user(caller, login)
+
+    async def synced_fields(self, caller: Caller, login: str) -> frozenset[str]:
+        """The profile fields of the user an identity integration fills (read-only here).
+
+        Raises:
+            UnknownUserError: No such directory user, or not of the caller's organisation.
+        """
+        user = await self._ctx.user(caller, login, with_photo=False)
+        return await self._ctx.managed_fields(user.login)
 
     async def find_by_email(self, caller: Caller, email: str) -> DirectoryUser:
         """The user with this e-mail address (case-insensitive).
@@ -237,6 +248,7 @@ class Users(Facet):
         ctx.check_write(caller)
         org = await ctx.organisation(caller, before.organisation_id)
         profile = before.profile if update.profile is None else fields.profile(update.profile)
+        await self._check_synced(before, profile)
         if update.pin is not None:
             check_pin(update.pin, org.settings.pin_length)
         if update.password is not None:
@@ -281,6 +293,17 @@ class Users(Facet):
             )
         await self._after_update(before, after)
         return await ctx.user(caller, login)
+
+    async def _check_synced(self, before: DirectoryUser, profile: Profile) -> None:
+        """Refuse a change of a field the organisation's directory sync fills."""
+        if profile == before.profile:
+            return
+        for name in sorted(await self._ctx.managed_fields(before.login)):
+            if getattr(profile, name) != getattr(before.profile, name):
+                raise SyncedFieldError(
+                    name,
+                    f"{name} is synced from the organisation's directory: change it there.",
+                )
 
     async def _console_changes(
         self,

@@ -9,6 +9,14 @@ successive login attempt." Attempts refused during the wait are audited but
 not counted. The browser always hears the same "Invalid username or
 password", whatever went wrong; only the audit trail says why.
 
+Administrators of an organisation that signs in by LDAP (docs/ldap.md) give
+their directory password instead: :attr:`ConsoleAccounts.external` (bound by
+the composition root) says whose password the directory checks, and checks
+it by a simple bind over TLS. The lockout is the same (a wrong directory
+password counts); the one failure the browser is told apart is an
+unreachable directory, which is not the user's fault and does not count.
+Such users change their password in the directory, not here.
+
 A session is a random 32-byte token (the browser's cookie); the store keeps
 its SHA-256 only, as for API tokens (see :mod:`carewire.security.tokens`
 for why a fast hash suffices for 256-bit secrets). The policy: "the
@@ -36,6 +44,8 @@ from carewire.errors import ConflictError, NotFoundError, ValidationError
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.console_model import (
     CLI,
+    DIRECTORY_PASSWORD_TEXT,
+    DIRECTORY_UNAVAILABLE,
     FIRST_ADMIN,
     GENERIC_FAILURE,
     MIN_PASSWORD_LENGTH,
@@ -45,6 +55,9 @@ from carewire.security.console_model import (
     ConsoleSession,
     ConsoleStore,
     ConsoleUser,
+    DirectoryPasswords,
+    DirectoryUnavailableError,
+    DirectoryVerdict,
     LockoutPolicy,
     Origin,
     ResetLink,
@@ -63,6 +76,8 @@ from carewire.security.throttle import AuthThrottle
 
 __all__ = [
     "CLI",
+    "DIRECTORY_PASSWORD_TEXT",
+    "DIRECTORY_UNAVAILABLE",
     "FIRST_ADMIN",
     "GENERIC_FAILURE",
     "MIN_PASSWORD_LENGTH",
@@ -72,6 +87,9 @@ __all__ = [
     "ConsoleSession",
     "ConsoleStore",
     "ConsoleUser",
+    "DirectoryPasswords",
+    "DirectoryUnavailableError",
+    "DirectoryVerdict",
     "LockoutPolicy",
     "Origin",
     "ResetLink",
@@ -115,6 +133,8 @@ class ConsoleAccounts:
         self.throttle = throttle
         #: Told when a user becomes locked: (username, "console", address, failures).
         self.on_locked: Callable[[str, str, str, int], Awaitable[None]] | None = None
+        #: Whose password an organisation's directory checks (None: every one is ours).
+        self.external: DirectoryPasswords | None = None
         self._dummy_hash: str | None = None
 
     # -- passwords ---------------------------------------------------------------
@@ -328,7 +348,10 @@ class ConsoleAccounts:
         if is_delayed(user, now, self.policy):
             await self._burn(password)
             await self._fail(user.username, remote_ip, "delayed")
-        if not await self._verify(password_hash, password):
+        is_external = await self.is_external(user)
+        if not await self._password_ok(
+            user, password_hash, password, is_external=is_external, remote_ip=remote_ip
+        ):
             after = await self._store.record_failure(
                 user.id, now, lock_after=self.policy.lock_after
             )
@@ -336,20 +359,24 @@ class ConsoleAccounts:
                 log.warning("console user locked after %d failed sign-ins", after.failed_logins)
                 if self.on_locked is not None:
                     await self.on_locked(user.username, "console", remote_ip, after.failed_logins)
-            await self._fail(user.username, remote_ip, "wrong-password", after.failed_logins)
+            await self._fail(
+                user.username,
+                remote_ip,
+                "wrong-password",
+                after.failed_logins,
+                method="directory" if is_external else "",
+            )
         if user.failed_logins:
             await self._store.reset_failures(user.id)
-        if self._hasher.check_needs_rehash(password_hash):
-            await self._store.set_password(
-                user.id,
-                await self.hash_password(password),
-                at=user.password_changed_at,
-                must_change=user.must_change_password,
-            )
+        await self._after_check(user, password_hash, password, is_external=is_external)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session = ConsoleSession(
             token_hash=digest(token),
-            user=replace(user, failed_logins=0),
+            user=replace(
+                user,
+                failed_logins=0,
+                must_change_password=user.must_change_password and not is_external,
+            ),
             csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
             created_at=now,
             last_seen_at=now,
@@ -362,15 +389,72 @@ class ConsoleAccounts:
             at=now,
             remote_ip=remote_ip[:64],
         )
-        await self._record(_console(user.username, remote_ip), "login", user.username)
+        details: dict[str, object] = {"method": "directory"} if is_external else {}
+        await self._record(
+            _console(user.username, remote_ip), "login", user.username, Outcome.SUCCESS, **details
+        )
         return session, token
 
+    async def is_external(self, user: ConsoleUser) -> bool:
+        """Whether ``user``'s password is their organisation's directory password."""
+        return self.external is not None and await self.external.is_external(user)
+
+    async def _password_ok(
+        self,
+        user: ConsoleUser,
+        password_hash: str,
+        password: str,
+        *,
+        is_external: bool,
+        remote_ip: str,
+    ) -> bool:
+        """Check the password here or in the directory.
+
+        Raises:
+            DirectoryUnavailableError: The directory cannot be reached (audited, not counted).
+        """
+        if not is_external:
+            return await self._verify(password_hash, password)
+        assert self.external is not None
+        verdict = await self.external.check_password(user, password)
+        if verdict is DirectoryVerdict.UNAVAILABLE:
+            await self._record(
+                _console(user.username, remote_ip),
+                "login",
+                user.username,
+                Outcome.FAILURE,
+                reason="directory-unavailable",
+                method="directory",
+            )
+            raise DirectoryUnavailableError()
+        return verdict is DirectoryVerdict.OK
+
+    async def _after_check(
+        self, user: ConsoleUser, password_hash: str, password: str, *, is_external: bool
+    ) -> None:
+        """Rehash an old local hash; a directory user has no password here to change."""
+        if is_external:
+            if user.must_change_password:
+                await self._store.set_password(
+                    user.id, password_hash, at=user.password_changed_at, must_change=False
+                )
+            return
+        if self._hasher.check_needs_rehash(password_hash):
+            await self._store.set_password(
+                user.id,
+                await self.hash_password(password),
+                at=user.password_changed_at,
+                must_change=user.must_change_password,
+            )
+
     async def _fail(
-        self, username: str, remote_ip: str, reason: str, failures: int = 0
+        self, username: str, remote_ip: str, reason: str, failures: int = 0, *, method: str = ""
     ) -> NoReturn:
         details: dict[str, object] = {"reason": reason}
         if failures:
             details["failed_logins"] = failures
+        if method:
+            details["method"] = method
         if self.throttle is not None:
             await self.throttle.failed(remote_ip, Channel.CONSOLE)
         await self._record(
@@ -379,9 +463,12 @@ class ConsoleAccounts:
         raise SignInError(reason)
 
     async def session(
-        self, token: str, *, timeout: timedelta, remote_ip: str = ""
+        self, token: str, *, timeout: timedelta, remote_ip: str = "", is_activity: bool = True
     ) -> ConsoleSession | None:
         """The live session the cookie ``token`` names (None if none); notes the activity.
+
+        A page's background refresh (``is_activity`` False) reads the session
+        without keeping it alive: the inactivity timeout still ends it.
 
         Raises:
             SessionExpired: It was idle longer than ``timeout``; it has now been ended.
@@ -402,6 +489,8 @@ class ConsoleAccounts:
                 idle_seconds=int((now - session.last_seen_at).total_seconds()),
             )
             raise SessionExpired("the session was idle too long")
+        if not is_activity:
+            return session
         await self._store.touch_session(session.token_hash, now)
         return replace(session, last_seen_at=now)
 
@@ -417,8 +506,11 @@ class ConsoleAccounts:
         """Change the signed-in user's own password; ends the user's other sessions.
 
         Raises:
-            ValidationError: ``current`` is wrong, or ``new`` breaks the policy or is the same.
+            ValidationError: ``current`` is wrong, or ``new`` breaks the policy or is the same,
+                or the user's password is their directory's.
         """
+        if await self.is_external(session.user):
+            raise ValidationError(DIRECTORY_PASSWORD_TEXT)
         check_password(new)
         found = await self._store.find(session.user.username)
         if found is None or not await self._verify(found[1], current):

@@ -18,6 +18,15 @@ from carewire.security.audit import Channel
 
 #: What the browser is told about any failed sign-in.
 GENERIC_FAILURE = "Invalid username or password"
+#: What the browser is told when the organisation's directory cannot check the password.
+DIRECTORY_UNAVAILABLE = (
+    "Your organization's directory cannot be reached to check your password. "
+    "Try again in a few minutes."
+)
+#: Why a directory user cannot change their console password here.
+DIRECTORY_PASSWORD_TEXT = (
+    "You sign in with your organization's directory password: change it in the directory."
+)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 TOKEN_BYTES = 32
@@ -147,6 +156,42 @@ class SignInError(CarewireError):
     def __init__(self, reason: str) -> None:
         super().__init__(GENERIC_FAILURE)
         self.reason = reason
+
+
+class DirectoryUnavailableError(SignInError):
+    """The organisation's directory that checks this user's password cannot be reached.
+
+    Unlike other sign-in failures the browser is told (the user can do nothing
+    but wait), and it does not count toward the lockout.
+    """
+
+    code = "directory-unavailable"
+
+    def __init__(self) -> None:
+        CarewireError.__init__(self, DIRECTORY_UNAVAILABLE)
+        self.reason = "directory-unavailable"
+
+
+class DirectoryVerdict(enum.StrEnum):
+    """The answer of a password check made by an organisation's directory (LDAP)."""
+
+    OK = "ok"
+    WRONG = "wrong"  # counts toward the lockout like any wrong password
+    UNAVAILABLE = "unavailable"  # the directory cannot be reached: not counted
+
+
+class DirectoryPasswords(Protocol):
+    """Console users whose password their organisation's directory checks (docs/ldap.md).
+
+    Bound by the composition root (LDAP sign-in); the console's accounts ask
+    it before their own password hash.
+    """
+
+    async def is_external(self, user: ConsoleUser) -> bool:
+        """Whether ``user`` signs in with their directory password."""
+
+    async def check_password(self, user: ConsoleUser, password: str) -> DirectoryVerdict:
+        """Check ``password`` against the directory (never logged)."""
 
 
 class SessionExpired(CarewireError):

@@ -277,6 +277,11 @@ class PlainServerMechanism:
             return Failure("invalid-authzid", "", authcid, counts=False)
         return NeedCredentials(username=authcid, mechanism="SCRAM-SHA-256")
 
+    def take_password(self) -> str:
+        """The password received, for a check made elsewhere (forgotten here at once)."""
+        password, self._password = self._password, ""
+        return password
+
     def credentials(self, keys: StoredKeys | None) -> Step:
         password, self._password = self._password, ""
         if keys is None:

@@ -35,11 +35,14 @@ from carewire.directory.model import (
     Profile,
 )
 from carewire.directory.service import DirectoryService
+from carewire.identity.ldap.console import LdapConsolePasswords
+from carewire.identity.ldap.service import LdapService, SyncConfig
 from carewire.mail import MemoryMailer
 from carewire.security.audit import AuditEntry
 from carewire.security.console_auth import ConsoleAccounts, Role
 from carewire.storage.console import SqlConsoleStore
 from carewire.storage.directory import build_directory_store
+from carewire.storage.ldap_sync import SqlLdapStore
 from carewire.web.console import ConsoleServices, create_console
 from tests.storage.conftest import db_url
 from tests.templates import prefill
@@ -64,6 +67,7 @@ class Env:
         console: Console accounts (cheap hashes).
         mailer: Every message the directory sent.
         clock: The clock of the directory and the console.
+        ldap: Directory sync from LDAP on that directory (console sign-in by LDAP too).
         transport: The console app's transport (for more browsers).
         stack: Closes the browsers.
     """
@@ -73,6 +77,7 @@ class Env:
     console: ConsoleAccounts
     mailer: MemoryMailer
     clock: FakeClock
+    ldap: LdapService
     transport: httpx.ASGITransport
     stack: AsyncExitStack
 
@@ -198,6 +203,15 @@ async def open_env(url: str, stack: AsyncExitStack) -> Env:
     )
     await directory.load()
     stack.push_async_callback(directory.close)
+    ldap = LdapService(
+        store=SqlLdapStore(platform.db, platform.core.keys.keyring),
+        directory=directory,
+        audit=platform.audit,
+        clock=clock,
+        config=SyncConfig(timeout=5.0),
+    )
+    directory.manage_fields(ldap.managed_fields)
+    console.external = LdapConsolePasswords(ldap, directory)
     services = ConsoleServices(
         accounts=console,
         audit=platform.audit,
@@ -207,6 +221,7 @@ async def open_env(url: str, stack: AsyncExitStack) -> Env:
         datasets=platform.datasets,
         directory=directory,
         coverage=platform.coverage,
+        ldap=ldap,
     )
     transport = httpx.ASGITransport(app=create_console(services), client=(CLIENT_IP, 40000))
     return Env(
@@ -215,6 +230,7 @@ async def open_env(url: str, stack: AsyncExitStack) -> Env:
         console=console,
         mailer=mailer,
         clock=clock,
+        ldap=ldap,
         transport=transport,
         stack=stack,
     )

@@ -57,6 +57,16 @@ class ReadOnlyError(ForbiddenError):
     code = "forbidden"
 
 
+class SyncedFieldError(ReadOnlyError):
+    """The field is filled by the organisation's directory sync: change it in the directory."""
+
+    code = "synced-field"
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
 class InvalidFieldError(ValidationError):
     """A field's value is not valid; ``field`` names it (the form's field name)."""
 

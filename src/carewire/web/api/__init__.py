@@ -25,6 +25,7 @@ from carewire.web.api import (
     devices,
     groups,
     invitations,
+    ldap,
     organisations,
     presence,
     problems,
@@ -57,6 +58,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     devices.router,
     invitations.router,
     groups.router,
+    ldap.router,
 )
 
 

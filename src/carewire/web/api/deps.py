@@ -30,6 +30,7 @@ from carewire.directory.model import Caller, CallerRole, OrganisationId
 from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.identity.ldap.service import LdapService
 from carewire.push.appserver import PushAppServer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -68,6 +69,7 @@ class ApiServices:
         coverage: Busy users and held messages (None: ``/coverage`` answers 503).
         throttle: Failed authentications per address (None: no throttling).
         push: The push app server (None: ``/push`` answers 503).
+        ldap: Directory sync from LDAP (None: its routes answer 503).
     """
 
     registry: Registry
@@ -83,6 +85,7 @@ class ApiServices:
     coverage: CoverageDesk | None = None
     throttle: AuthThrottle | None = None
     push: PushAppServer | None = None
+    ldap: LdapService | None = None
 
 
 def get_services(request: Request) -> ApiServices:
@@ -234,6 +237,20 @@ def get_directory(services: Services) -> DirectoryService:
 
 
 Directory = Annotated[DirectoryService, Depends(get_directory)]
+
+
+def get_ldap(services: Services) -> LdapService:
+    """Directory sync from LDAP.
+
+    Raises:
+        UnavailableError: The API is served without it.
+    """
+    if services.ldap is None:
+        raise UnavailableError("directory sync is not served here")
+    return services.ldap
+
+
+Ldap = Annotated[LdapService, Depends(get_ldap)]
 
 
 def changes(before: object, after: object) -> dict[str, object]:

@@ -110,8 +110,11 @@ def _services(request: Request) -> tuple[ConsoleAccounts, ConsoleConfig]:
     return services.accounts, services.config
 
 
-async def current_session(request: Request) -> SignedIn | None:
+async def current_session(request: Request, *, is_activity: bool = True) -> SignedIn | None:
     """The request's live session, if any.
+
+    ``is_activity`` False (a page refreshing part of itself in the
+    background) does not keep the session alive.
 
     Raises:
         SignInRequired: The session timed out just now (it has been ended).
@@ -122,7 +125,10 @@ async def current_session(request: Request) -> SignedIn | None:
     accounts, config = _services(request)
     try:
         session = await accounts.session(
-            token, timeout=config.session_timeout, remote_ip=remote_ip(request)
+            token,
+            timeout=config.session_timeout,
+            remote_ip=remote_ip(request),
+            is_activity=is_activity,
         )
     except SessionExpired:
         raise SignInRequired(timed_out=True) from None
@@ -130,9 +136,11 @@ async def current_session(request: Request) -> SignedIn | None:
 
 
 async def require_role(
-    request: Request, *roles: Role, allow_password_change: bool = False
+    request: Request, *roles: Role, allow_password_change: bool = False, is_activity: bool = True
 ) -> SignedIn:
     """The signed-in user, if their role is one of ``roles`` (default: any role).
+
+    ``is_activity`` False: a background refresh, which does not keep the session alive.
 
     Raises:
         SignInRequired: Nobody is signed in (or the session timed out).
@@ -140,7 +148,7 @@ async def require_role(
             (unless ``allow_password_change``: the page that does it).
         Forbidden: The role is not allowed here.
     """
-    signed_in = await current_session(request)
+    signed_in = await current_session(request, is_activity=is_activity)
     if signed_in is None:
         raise SignInRequired()
     if signed_in.user.must_change_password and not allow_password_change:

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from carewire.directory.model import OrganisationId
 from carewire.errors import NotFoundError, ValidationError
+from carewire.security.console_auth import DIRECTORY_PASSWORD_TEXT
 from carewire.web.console.auth import (
     ANY_ROLE,
     USER_ADMINS,
@@ -55,8 +56,16 @@ async def _organisation_name(request: Request, organisation_id: int | None) -> s
 async def show_password(request: Request) -> Response:
     """GET /account/password: the form to change one's own password."""
     signed_in = await require_role(request, *ANY_ROLE, allow_password_change=True)
+    accounts = request.app.state.services.accounts
     return render(
-        request, "password.html", title="Change your password", signed_in=signed_in, error=""
+        request,
+        "password.html",
+        title="Change your password",
+        signed_in=signed_in,
+        error="",
+        directory_text=DIRECTORY_PASSWORD_TEXT
+        if await accounts.is_external(signed_in.user)
+        else "",
     )
 
 
@@ -81,6 +90,7 @@ async def change_password(request: Request) -> Response:
             signed_in=signed_in,
             status_code=400,
             error=exc.message,
+            directory_text="",
         )
     return RedirectResponse("/?m=password-changed", 303)
 

@@ -1,10 +1,13 @@
 """Signing in and out, and the forgotten-password flow (pages without a session).
 
 Sign-in failures all read "Invalid username or password", whatever the
-reason (the audit trail keeps it). The forgotten-password form always
-answers "If the account exists, a message has been sent"; the mail itself
-is sent after the response (a background task), so the answer takes as
-long whether or not an account exists.
+reason (the audit trail keeps it), but one: a user whose password their
+organisation's directory checks (LDAP sign-in) is told when that directory
+cannot be reached (503), since trying again later is all they can do.
+The forgotten-password form always answers "If the account exists, a
+message has been sent"; the mail itself is sent after the response (a
+background task), so the answer takes as long whether or not an account
+exists.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from carewire.errors import ValidationError
 from carewire.mail import Mailer, MailError
-from carewire.security.console_auth import ResetLinkError, SignInError
+from carewire.security.console_auth import DirectoryUnavailableError, ResetLinkError, SignInError
 from carewire.web.console.auth import (
     SignInRequired,
     anonymous_csrf_token,
@@ -106,7 +109,7 @@ async def do_signin(request: Request) -> Response:
             request,
             "signin.html",
             title="Sign in",
-            status_code=401,
+            status_code=503 if isinstance(exc, DirectoryUnavailableError) else 401,
             notice="",
             error=exc.message,
             username=login[:320],

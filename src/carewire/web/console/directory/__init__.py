@@ -3,7 +3,8 @@
 Organisation pages live under ``/orgs/{org}`` (:mod:`.orgs`, :mod:`.practices`,
 :mod:`.affiliations`), users under ``/orgs/{org}/users`` and
 ``/orgs/{org}/user/{login}`` (:mod:`.users`, :mod:`.user_actions`), invitations
-(:mod:`.invites`) and groups (:mod:`.groups`);
+(:mod:`.invites`), groups (:mod:`.groups`) and the directory sync from LDAP
+(:mod:`.integrations`, ``/orgs/{org}/integrations``);
 the affiliation Invitation page is at the mailed ``/s/org/0/associations/{id}/invite``
 (also ``/associations/{id}/invite``). Registration and PIN reset (:mod:`.public`)
 need no console sign-in. docs/console.md lists every page.
@@ -20,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from carewire.web.console.directory import (
     affiliations,
     groups,
+    integrations,
     invites,
     orgs,
     practices,
@@ -34,6 +36,7 @@ _O = "/orgs/{org:int}"
 _U = _O + "/user/{login}"
 _G = _O + "/groups/{group:int}"
 _A = _O + "/affiliations/{other:int}"
+_I = _O + "/integrations"
 _INVITE = "/associations/{affiliation:int}/invite"
 _MAILED = "/s/org/{any:int}/associations/{affiliation:int}/invite"
 
@@ -54,6 +57,7 @@ ROUTES: tuple[BaseRoute, ...] = (
     _get("/directory", orgs.home),
     _get("/directory/users", orgs.users_home),
     _get("/directory/sample.csv", invites.sample_csv),
+    _get("/directory/integrations", integrations.home),
     _get("/orgs", orgs.organisations),
     _get("/orgs/new", orgs.new_hospital),
     _post("/orgs/new", orgs.create_hospital),
@@ -107,6 +111,13 @@ ROUTES: tuple[BaseRoute, ...] = (
     _post(_G + "/add", groups.add_members),
     _get(_G + "/delete", groups.confirm_delete),
     _post(_G + "/delete", groups.delete_group),
+    _get(_I, integrations.integrations),
+    _post(_I, integrations.save),
+    _get(_I + "/status", integrations.status),
+    _post(_I + "/sync", integrations.sync_now),
+    _get(_I + "/confirm", integrations.confirm_page),
+    _post(_I + "/confirm", integrations.confirm),
+    _get(_I + "/runs/{run:int}", integrations.report),
     _get("/register/{token}", public.show_register),
     _post("/register/{token}", public.do_register),
     _get("/pin-reset/{token}", public.show_pin_reset),

@@ -135,13 +135,17 @@ def _org_id(request: Request) -> int:
     return value
 
 
-async def org_page(request: Request, *, write: bool = False) -> OrgPage:
+async def org_page(request: Request, *, write: bool = False, is_activity: bool = True) -> OrgPage:
     """The organisation named by the path, for a reader (or a writer when ``write``).
+
+    ``is_activity`` False: a background refresh (the session is not kept alive).
 
     Raises:
         UnknownOrganisationError: Not one the caller may see (answered 404).
     """
-    signed_in = await require_role(request, *(WRITERS if write else ANY_ROLE))
+    signed_in = await require_role(
+        request, *(WRITERS if write else ANY_ROLE), is_activity=is_activity
+    )
     caller = caller_of(request, signed_in)
     org = await directory(request).organisations.get(caller, _org_id(request))
     return OrgPage(signed_in=signed_in, caller=caller, org=org)
@@ -206,6 +210,12 @@ def text(form: Mapping[str, object], name: str) -> str:
     """A form or query field as text (missing or a file: empty)."""
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def page_number(params: Mapping[str, str], name: str = "page") -> int:
+    """The page number a query asks for (1 when missing or not a sensible number)."""
+    value = params.get(name, "1")
+    return int(value) if value.isdigit() and 0 < len(value) < 7 and int(value) > 0 else 1
 
 
 def ids(form: FormData, name: str) -> list[int]:

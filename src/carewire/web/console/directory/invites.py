@@ -37,6 +37,7 @@ from carewire.web.console.directory.common import (
     ids,
     org_page,
     page,
+    page_number,
     problem_of,
     query,
     text,
@@ -173,11 +174,6 @@ def _filter(params: Mapping[str, str]) -> InvitationFilter:
     )
 
 
-def _page_number(params: Mapping[str, str]) -> int:
-    value = params.get("page", "1")
-    return int(value) if value.isdigit() and 0 < len(value) < 7 and int(value) > 0 else 1
-
-
 _DONE = {
     "resent": "The selected invitations were sent again ({n}). Registered ones were not resent.",
     "deleted": "The selected invitations were deleted ({n}).",
@@ -188,7 +184,7 @@ async def invitations(request: Request) -> Response:
     """GET /orgs/{org}/invitations: the invitations, filtered, newest first, 50 a page."""
     where = await org_page(request)
     params = request.query_params
-    number = _page_number(params)
+    number = page_number(params)
     found = await directory(request).invitations.find(
         where.caller,
         where.org.id,

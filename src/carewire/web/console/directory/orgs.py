@@ -38,6 +38,7 @@ from carewire.web.console.directory.common import (
     may_create_practice,
     org_page,
     page,
+    page_number,
     problem_of,
     text,
 )
@@ -154,11 +155,6 @@ async def create_hospital(request: Request) -> Response:
     return RedirectResponse(f"/orgs/{org.id}?m=created", 303)
 
 
-def _page_number(params: Mapping[str, str], name: str) -> int:
-    value = params.get(name, "1")
-    return int(value) if value.isdigit() and 0 < len(value) < 7 and int(value) > 0 else 1
-
-
 async def show_org(
     request: Request,
     where: OrgPage,
@@ -173,7 +169,7 @@ async def show_org(
     """Render Update Organization (with a refused form's values, or a notice)."""
     svc = directory(request)
     params = request.query_params
-    number = _page_number(params, "members_page")
+    number = page_number(params, "members_page")
     members = await svc.organisations.members(
         where.caller,
         where.org.id,

@@ -22,6 +22,7 @@ from carewire.directory.model import (
     NewUser,
     PageRequest,
     StaffType,
+    SyncedFieldError,
     UnknownUserError,
     UserFilter,
     UserSortKey,
@@ -229,6 +230,7 @@ async def show_profile(
         u=user,
         values=values or profileform.profile_values(user),
         groups=await svc.users.groups_of(where.caller, user.login),
+        synced=await svc.users.synced_fields(where.caller, user.login),
         devices=await svc.devices.list_for(where.caller, user.login),
         coverage=await coverage.panel(request, user.login),
         staff_types=profileform.STAFF_TYPES,
@@ -274,7 +276,7 @@ async def save_profile(request: Request) -> Response:
             password=profileform.check_password_pair(form),
         )
         await svc.update(where.caller, user.login, update)
-    except (ValidationError, ConflictError) as exc:
+    except (ValidationError, ConflictError, SyncedFieldError) as exc:
         message, field = problem_of(exc)
         fresh = await svc.get(where.caller, user.login)
         return await show_profile(

@@ -110,3 +110,36 @@
   }
   bindSelectAll();
 })();
+
+// [data-refresh]: a section that replaces itself every data-refresh-seconds with the same
+// section fetched from data-refresh (the Integrations page's status). The fetch does not
+// keep the session alive (the server does not count it as activity), and a failed one
+// leaves the section as it was.
+(function () {
+  "use strict";
+  var section = document.querySelector("[data-refresh]");
+  if (!section || !section.id) {
+    return;
+  }
+  var id = section.id;
+  var url = section.getAttribute("data-refresh");
+  var seconds = Number(section.getAttribute("data-refresh-seconds")) || 10;
+  window.setInterval(function () {
+    if (document.hidden) {
+      return;
+    }
+    window.fetch(url, { credentials: "same-origin", redirect: "manual" })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        if (!html) {
+          return;
+        }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+        var current = document.getElementById(id);
+        if (fresh && current) {
+          current.replaceWith(fresh);
+        }
+      })
+      .catch(function () { /* reloading the page still shows the status */ });
+  }, Math.max(1, seconds) * 1000);
+})();

@@ -1,0 +1,1 @@
+"""Identity integrations: the organisation directory kept in step with external directories."""

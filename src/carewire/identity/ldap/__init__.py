@@ -1,0 +1,1 @@
+"""Directory sync from LDAP / Active Directory and LDAP sign-in (docs/ldap.md)."""
