@@ -1,0 +1,1 @@
+"""Identity integration: provisioning the organisation directory from outside (docs/scim.md)."""
