@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from carewire.assembly import Assembly
+from carewire.assembly_scim import scim_provisioning
 from carewire.config import Config, parse_duration
 from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
 from carewire.core.stores import LoginAttempt, LoginOutcome
@@ -99,6 +100,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         coverage=assembly.coverage,
         throttle=assembly.throttle,
         push=assembly.push,
+        scim=scim_provisioning(assembly).tokens,
     )
 
 

@@ -18,6 +18,7 @@ TOP_LEVEL = [
     "user",
     "org",
     "group",
+    "scim",
     "dataset",
     "records",
     "token",

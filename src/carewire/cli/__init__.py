@@ -33,6 +33,7 @@ from carewire.cli import (
     org,
     purge,
     rules,
+    scim,
     setup,
     users,
 )
@@ -55,6 +56,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     users,
     org,
     groups,
+    scim,
     data,
     assignments,
     rules,

@@ -31,6 +31,7 @@ from carewire.web.api import (
     push,
     records,
     rules,
+    scim_tokens,
     users,
 )
 from carewire.web.api.deps import ApiServices
@@ -57,6 +58,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     devices.router,
     invitations.router,
     groups.router,
+    scim_tokens.router,
 )
 
 
@@ -67,8 +69,8 @@ def create_api(services: ApiServices) -> FastAPI:
         version=__version__,
         description="Datasets, records, rules, adapters and deliveries of the Carewire data "
         "platform, and its organisation directory (organisations, communities, affiliations, "
-        "users, devices, invitations, groups). Errors are `application/problem+json` "
-        "(RFC 9457); authenticate with `Authorization: Bearer <token>`.",
+        "users, devices, invitations, groups, SCIM tokens). Errors are "
+        "`application/problem+json` (RFC 9457); authenticate with `Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

@@ -30,6 +30,7 @@ from carewire.directory.model import Caller, CallerRole, OrganisationId
 from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.identity.scim.tokens import ScimTokens
 from carewire.push.appserver import PushAppServer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -68,6 +69,7 @@ class ApiServices:
         coverage: Busy users and held messages (None: ``/coverage`` answers 503).
         throttle: Failed authentications per address (None: no throttling).
         push: The push app server (None: ``/push`` answers 503).
+        scim: SCIM tokens of the organisations (None: ``/scim-tokens`` answers 503).
     """
 
     registry: Registry
@@ -83,6 +85,7 @@ class ApiServices:
     coverage: CoverageDesk | None = None
     throttle: AuthThrottle | None = None
     push: PushAppServer | None = None
+    scim: ScimTokens | None = None
 
 
 def get_services(request: Request) -> ApiServices:
