@@ -132,14 +132,17 @@ class Users(Facet):
         if await ctx.store.users.get_by_email(profile.email) is not None:
             raise EmailTakenError(f"{profile.email} is another user's address")
         groups = await self._groups_of_org(org.id, new.groups)
-        password = new.password if new.password is not None else secrets.token_urlsafe(32)
-        account = ctx.accounts.prepare(
-            AccountInput(
-                login=login,
-                password=password,
-                first_name=profile.first_name,
-                last_name=profile.last_name,
-            )
+        wanted = AccountInput(
+            login=login,
+            password=new.password or "",
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+        )
+        # Without a password no password opens the account until the user registers.
+        account = (
+            ctx.accounts.prepare(wanted)
+            if new.password is not None
+            else ctx.accounts.prepare_without_password(wanted)
         )
         pin_hash = None if new.pin is None else await ctx.hash_pin(new.pin)
         console_hash = None

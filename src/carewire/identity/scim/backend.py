@@ -43,6 +43,7 @@ from scim2_server.storage import AsyncScimStorage, SearchPage
 from carewire.clock import Clock
 from carewire.directory.model import (
     Caller,
+    DirectoryUser,
     EmailTakenError,
     GroupId,
     InvalidFieldError,
@@ -210,10 +211,11 @@ class DirectoryBackend(AsyncScimStorage):
             raise UniquenessException(detail="userName is taken") from None
         if wanted.can_login is False:
             with scim_errors():
-                await self._s.directory.users.set_can_login(self._caller, user.login, False)
-        return self._user_model(await self._stored_user(user.login))
+                user = await self._s.directory.users.set_can_login(self._caller, user.login, False)
+        # A new user is in no group yet: what the directory returned is the whole resource.
+        return self._user_model(StoredUser(user=user, link=link))
 
-    async def _create_user(self, wanted: mapping.UserInput) -> Any:
+    async def _create_user(self, wanted: mapping.UserInput) -> DirectoryUser:
         new = NewUser(
             profile=wanted.profile,
             login=_login_of(wanted.user_name),
