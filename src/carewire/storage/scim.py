@@ -88,11 +88,11 @@ _LINK_COLUMNS = (
     _S.updated_at.label("link_updated_at"),
 )
 #: A user's ``userName`` as compared: the link's (case-folded), else the login.
-_USER_NAME: ColumnElement[str] = func.coalesce(_S.user_name_key, _D.login)
+_user_name: ColumnElement[str] = func.coalesce(_S.user_name_key, _D.login)
 
 _COLUMN: dict[UserField, ColumnElement[Any]] = {
     UserField.LOGIN: _D.login,
-    UserField.USER_NAME: _USER_NAME,
+    UserField.USER_NAME: _user_name,
     UserField.EXTERNAL_ID: _S.external_id,
     UserField.GIVEN_NAME: _D.first_key,
     UserField.FAMILY_NAME: _D.last_key,
@@ -104,7 +104,7 @@ _COLUMN: dict[UserField, ColumnElement[Any]] = {
 }
 _SORT: dict[UserSort, ColumnElement[Any]] = {
     UserSort.LOGIN: _D.login,
-    UserSort.USER_NAME: _USER_NAME,
+    UserSort.USER_NAME: _user_name,
     UserSort.GIVEN_NAME: _D.first_key,
     UserSort.FAMILY_NAME: _D.last_key,
     UserSort.EMAIL: _D.email,
@@ -373,7 +373,7 @@ class SqlScimStore:
         query = (
             select(_D.login)
             .select_from(directory_users.outerjoin(scim_users, _S.login == _D.login))
-            .where(_D.organisation_id == organisation_id, user_name_key == _USER_NAME)
+            .where(_D.organisation_id == organisation_id, _user_name == user_name_key)
         )
         async with self._db.reading("scim_login_of_user_name") as conn:
             row = (await conn.execute(query)).first()
