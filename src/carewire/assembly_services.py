@@ -121,4 +121,5 @@ def console_services(
         certificates=certificates,
         directory=assembly.directory,
         coverage=assembly.coverage,
+        scim=scim_provisioning(assembly),
     )

@@ -9,6 +9,7 @@ from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.identity.scim.service import ScimProvisioning
 from carewire.mail import Mailer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -34,6 +35,7 @@ class ConsoleServices:
         certificates: The XMPP certificate manager.
         directory: The organisation directory (organisations, users, groups, invitations).
         coverage: Busy users and held messages (the Coverage panel of a user's profile).
+        scim: SCIM provisioning (the organisations' SCIM token pages; None: not served).
     """
 
     accounts: ConsoleAccounts
@@ -48,3 +50,4 @@ class ConsoleServices:
     certificates: CertificateManager | None = None
     directory: DirectoryService | None = None
     coverage: CoverageDesk | None = None
+    scim: ScimProvisioning | None = None

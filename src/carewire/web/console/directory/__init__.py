@@ -24,6 +24,7 @@ from carewire.web.console.directory import (
     orgs,
     practices,
     public,
+    scim_tokens,
     user_actions,
     users,
 )
@@ -107,6 +108,10 @@ ROUTES: tuple[BaseRoute, ...] = (
     _post(_G + "/add", groups.add_members),
     _get(_G + "/delete", groups.confirm_delete),
     _post(_G + "/delete", groups.delete_group),
+    _get(_O + "/scim-tokens", scim_tokens.tokens_page),
+    _post(_O + "/scim-tokens", scim_tokens.create_token),
+    _get(_O + "/scim-tokens/{token:int}/revoke", scim_tokens.confirm_revoke),
+    _post(_O + "/scim-tokens/{token:int}/revoke", scim_tokens.revoke_token),
     _get("/register/{token}", public.show_register),
     _post("/register/{token}", public.do_register),
     _get("/pin-reset/{token}", public.show_pin_reset),
