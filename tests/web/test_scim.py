@@ -462,6 +462,17 @@ async def test_attributes_and_excluded_attributes(
 # -- PATCH (RFC 7644 §3.5.2) ----------------------------------------------------------------------
 
 
+async def test_a_patch_keeps_the_providers_display_name(world: ScimWorld) -> None:
+    """A PATCH of another attribute sends the whole resource back: the override must survive."""
+    await create(world, "dora", displayName="Dr Dora")
+    r = await world.client.patch(
+        "/Users/dora", json=patch({"op": "replace", "path": "title", "value": "Nurse"})
+    )
+    assert r.status_code in (200, 204), r.text
+    body = (await world.client.get("/Users/dora")).json()
+    assert body["title"] == "Nurse" and body["displayName"] == "Dr Dora"
+
+
 async def test_every_patch_operation_form(world: ScimWorld) -> None:
     await create(
         world,

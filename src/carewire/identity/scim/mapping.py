@@ -218,8 +218,9 @@ def user_input(
     Attributes the directory holds come from the resource (absent ones are
     cleared: the resource is the whole new state); profile fields SCIM has no
     attribute for stay as they are in ``current``. ``shown`` is the resource as
-    it was served before this change: a ``displayName`` it showed and the
-    provider sent back unchanged is the directory's, not an override to keep.
+    it was served before this change: the ``displayName`` the directory computed
+    for it, sent back unchanged, is the directory's, not an override to keep (a
+    PATCH of the names sends it back along with the new ones).
 
     Raises:
         MappingError: A name, the e-mail address or a string the directory needs
@@ -340,7 +341,9 @@ def _extra(resource: Mapping[str, Any], user_type: str | None, shown: Mapping[st
     if enterprise:
         extra[ENTERPRISE_SCHEMA] = enterprise
     display = extra.get("displayName")
-    if display is not None and display in (_computed_display(resource), shown.get("displayName")):
+    # What the directory computed (from the names sent, or from those it served) is not an
+    # override; a displayName the provider set itself stays, even when sent back unchanged.
+    if display is not None and display in (_computed_display(resource), _computed_display(shown)):
         del extra["displayName"]
     if len(json.dumps(extra, default=str)) > MAX_EXTRA_CHARS:
         raise MappingError(
