@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from carewire.assembly import Assembly
+from carewire.assembly_scim import scim_provisioning
 from carewire.config import Config, parse_duration
 from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
 from carewire.core.stores import LoginAttempt, LoginOutcome
@@ -101,6 +102,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         throttle=assembly.throttle,
         push=assembly.push,
         ldap=assembly.ldap,
+        scim=scim_provisioning(assembly).tokens,
     )
 
 
@@ -122,4 +124,5 @@ def console_services(
         directory=assembly.directory,
         coverage=assembly.coverage,
         ldap=assembly.ldap,
+        scim=scim_provisioning(assembly),
     )

@@ -27,6 +27,7 @@ import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
 from carewire.assembly_identity import ldap_jobs
+from carewire.assembly_scim import scim_provisioning
 from carewire.assembly_services import (
     api_services,
     certificate_manager,
@@ -54,6 +55,7 @@ from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
 from carewire.web.guard import BodyLimits
+from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
@@ -259,7 +261,14 @@ class Server:
                     "" if port == 443 else f":{port}"
                 )
         uv_config = uvicorn.Config(
-            create_app(self.net, api, console, limits=limits, uploads=files),
+            create_app(
+                self.net,
+                api,
+                console,
+                limits=limits,
+                uploads=files,
+                scim=create_scim_app(scim_provisioning(self.assembly)),
+            ),
             http=https_protocol(
                 header_timeout=parse_duration(
                     h.header_timeout, "https.header_timeout"

@@ -19,6 +19,7 @@ TOP_LEVEL = [
     "org",
     "group",
     "directory",
+    "scim",
     "dataset",
     "records",
     "token",

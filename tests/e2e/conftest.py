@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.async_api import Browser, async_playwright
+from starlette.types import ASGIApp
 
 from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import SystemClock
@@ -66,8 +67,17 @@ async def console_over_tls(
     services: ConsoleServices, cert: Path, key: Path, sock: socket.socket
 ) -> AsyncIterator[None]:
     """Serve ``create_console(services)`` over TLS 1.2+ on ``sock`` until the block ends."""
+    async with app_over_tls(create_console(services), cert, key, sock):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def app_over_tls(
+    app: ASGIApp, cert: Path, key: Path, sock: socket.socket
+) -> AsyncIterator[None]:
+    """Serve ``app`` over TLS 1.2+ on ``sock`` until the block ends."""
     config = uvicorn.Config(
-        create_console(services),
+        app,
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         log_level="warning",
@@ -156,9 +166,9 @@ async def serve(tmp_path: Path) -> AsyncIterator[ServeFactory]:
         yield start
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium."""
+@contextlib.asynccontextmanager
+async def headless_chromium() -> AsyncIterator[Browser]:
+    """Headless Chromium until the block ends (for fixtures of a wider scope)."""
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
             executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox"], headless=True
@@ -167,6 +177,13 @@ async def browser() -> AsyncIterator[Browser]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium."""
+    async with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="session")

@@ -110,6 +110,8 @@ DATA_PLATFORM_TABLES |= {
     "affiliation_permissions",
     "affiliation_permission_groups",
 }
+# SCIM's tokens and links: a link goes with its account (tests/storage/test_scim_store.py).
+DATA_PLATFORM_TABLES |= {"scim_tokens", "scim_users", "scim_groups"}
 
 
 async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:

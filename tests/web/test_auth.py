@@ -190,6 +190,8 @@ async def test_the_openapi_document_is_public(sqlite_api: Api) -> None:
         "/groups/{group_id}/members/{login}",
         "/push/attempts",
         "/push/registrations/{login}",
+        "/scim-tokens",
+        "/scim-tokens/{name}",
     }
     assert set(doc["paths"]["/datasets/{name}/records"]) == {"get", "post", "put"}
     assert set(doc["paths"]["/datasets/{name}/records/{record_id}"]) == {"get", "patch", "delete"}

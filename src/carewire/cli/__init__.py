@@ -34,6 +34,7 @@ from carewire.cli import (
     org,
     purge,
     rules,
+    scim,
     setup,
     users,
 )
@@ -57,6 +58,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     org,
     groups,
     directory,
+    scim,
     data,
     assignments,
     rules,

@@ -136,22 +136,26 @@ class Users(Facet):
             if new.login
             else people.free_login(ctx, profile.email)
         )
-        check_pin(new.pin, org.settings.pin_length)
+        if new.pin is not None:
+            check_pin(new.pin, org.settings.pin_length)
         if new.password is not None:
             check_password(new.password)
         if await ctx.store.users.get_by_email(profile.email) is not None:
             raise EmailTakenError(f"{profile.email} is another user's address")
         groups = await self._groups_of_org(org.id, new.groups)
-        password = new.password if new.password is not None else secrets.token_urlsafe(32)
-        account = ctx.accounts.prepare(
-            AccountInput(
-                login=login,
-                password=password,
-                first_name=profile.first_name,
-                last_name=profile.last_name,
-            )
+        wanted = AccountInput(
+            login=login,
+            password=new.password or "",
+            first_name=profile.first_name,
+            last_name=profile.last_name,
         )
-        pin_hash = await ctx.hash_pin(new.pin)
+        # Without a password no password opens the account until the user registers.
+        account = (
+            ctx.accounts.prepare(wanted)
+            if new.password is not None
+            else ctx.accounts.prepare_without_password(wanted)
+        )
+        pin_hash = None if new.pin is None else await ctx.hash_pin(new.pin)
         console_hash = None
         if new.is_org_admin and new.password is not None:
             console_hash = await ctx.console.hash_password(new.password)
@@ -167,16 +171,18 @@ class Users(Facet):
                 staff_id=staff_id,
                 profile=profile,
                 is_org_admin=new.is_org_admin,
-                has_pin=True,
-                pin_is_temporary=new.pin_is_temporary,
+                has_pin=pin_hash is not None,
+                pin_is_temporary=new.pin_is_temporary and pin_hash is not None,
                 is_registered=is_registered,
                 created_at=now,
                 updated_at=now,
             )
             await ctx.store.users.add(user)
-            await ctx.store.users.set_pin(
-                login, StoredPin(pin_hash=pin_hash, is_temporary=new.pin_is_temporary, set_at=now)
-            )
+            if pin_hash is not None:
+                await ctx.store.users.set_pin(
+                    login,
+                    StoredPin(pin_hash=pin_hash, is_temporary=new.pin_is_temporary, set_at=now),
+                )
             await people.write_users_record(ctx, caller, user)
             for group in groups:
                 await ctx.store.groups.add_members(group.id, [login])

@@ -32,6 +32,7 @@ import carewire.storage.tables_directory
 import carewire.storage.tables_ldap
 import carewire.storage.tables_pep
 import carewire.storage.tables_push
+import carewire.storage.tables_scim
 import carewire.storage.tables_upload  # noqa: F401
 from carewire.storage.columns import UTCDateTime as UTCDateTime  # re-exported for the stores
 from carewire.storage.schema_base import BIG_ID as _BIG_ID

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from carewire.identity.scim.service import SCIM_PATH
 from carewire.net.context import NetContext
 from carewire.net.https import UPLOAD_PREFIX
 from carewire.net.websocket import serve_websocket
@@ -32,13 +33,15 @@ def create_app(
     *,
     limits: BodyLimits | None = None,
     uploads: ASGIApp | None = None,
+    scim: ASGIApp | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
     ``api``, when given, is mounted at ``/api/v1``; ``console`` at ``/``, last,
     so that every path not taken by the others is the console's. Request
     bodies are capped by ``limits`` (the defaults when None). ``uploads``, when
-    given, serves ``/upload/…`` (file sharing) outside the body cap.
+    given, serves ``/upload/…`` (file sharing) outside the body cap; ``scim``, when
+    given, serves ``/scim/v2/…`` outside it too (it caps bodies itself, with SCIM errors).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -62,13 +65,19 @@ def create_app(
     if console is not None:
         routes.append(Mount("/", app=console))
     app = ResponseHeaders(BodyLimit(Starlette(routes=routes), limits or BodyLimits()))
-    if uploads is None:
+    if uploads is None and scim is None:
         return app
-    files = ResponseHeaders(uploads)
+    files = None if uploads is None else ResponseHeaders(uploads)
+    provisioning = (
+        None if scim is None else ResponseHeaders(Starlette(routes=[Mount(SCIM_PATH, scim)]))
+    )
 
     async def by_path(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(UPLOAD_PREFIX):
+        path = str(scope.get("path", "")) if scope["type"] == "http" else ""
+        if files is not None and path.startswith(UPLOAD_PREFIX):
             await files(scope, receive, send)
+        elif provisioning is not None and path.startswith(SCIM_PATH + "/"):
+            await provisioning(scope, receive, send)
         else:
             await app(scope, receive, send)
 

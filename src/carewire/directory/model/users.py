@@ -140,7 +140,8 @@ class NewUser:
     Attributes:
         profile: The profile.
         login: The login (suggested from the e-mail when None).
-        pin: The PIN (the organisation's policy).
+        pin: The PIN (the organisation's policy); None: no PIN yet (a provisioned
+            user, who sets one when registering; the PIN gate does not apply until then).
         pin_is_temporary: "PIN is Temporary (Change at next login)".
         password: The XMPP (and, for administrators, console) password; None:
             the user sets one when registering through the invitation.
@@ -151,7 +152,7 @@ class NewUser:
 
     profile: Profile
     login: str | None = None
-    pin: str
+    pin: str | None
     pin_is_temporary: bool = False
     password: str | None = None
     is_org_admin: bool = False

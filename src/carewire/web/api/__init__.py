@@ -32,6 +32,7 @@ from carewire.web.api import (
     push,
     records,
     rules,
+    scim_tokens,
     users,
 )
 from carewire.web.api.deps import ApiServices
@@ -59,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     invitations.router,
     groups.router,
     ldap.router,
+    scim_tokens.router,
 )
 
 
@@ -69,8 +71,8 @@ def create_api(services: ApiServices) -> FastAPI:
         version=__version__,
         description="Datasets, records, rules, adapters and deliveries of the Carewire data "
         "platform, and its organisation directory (organisations, communities, affiliations, "
-        "users, devices, invitations, groups). Errors are `application/problem+json` "
-        "(RFC 9457); authenticate with `Authorization: Bearer <token>`.",
+        "users, devices, invitations, groups, SCIM tokens). Errors are "
+        "`application/problem+json` (RFC 9457); authenticate with `Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

@@ -31,6 +31,7 @@ from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.identity.ldap.service import LdapService
+from carewire.identity.scim.tokens import ScimTokens
 from carewire.push.appserver import PushAppServer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -70,6 +71,7 @@ class ApiServices:
         throttle: Failed authentications per address (None: no throttling).
         push: The push app server (None: ``/push`` answers 503).
         ldap: Directory sync from LDAP (None: its routes answer 503).
+        scim: SCIM tokens of the organisations (None: ``/scim-tokens`` answers 503).
     """
 
     registry: Registry
@@ -86,6 +88,7 @@ class ApiServices:
     throttle: AuthThrottle | None = None
     push: PushAppServer | None = None
     ldap: LdapService | None = None
+    scim: ScimTokens | None = None
 
 
 def get_services(request: Request) -> ApiServices:

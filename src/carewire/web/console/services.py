@@ -10,6 +10,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.identity.ldap.service import LdapService
+from carewire.identity.scim.service import ScimProvisioning
 from carewire.mail import Mailer
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
@@ -36,6 +37,7 @@ class ConsoleServices:
         directory: The organisation directory (organisations, users, groups, invitations).
         coverage: Busy users and held messages (the Coverage panel of a user's profile).
         ldap: Directory sync from LDAP (the Integrations page; None: the page is a 404).
+        scim: SCIM provisioning (the organisations' SCIM token pages; None: not served).
     """
 
     accounts: ConsoleAccounts
@@ -51,3 +53,4 @@ class ConsoleServices:
     directory: DirectoryService | None = None
     coverage: CoverageDesk | None = None
     ldap: LdapService | None = None
+    scim: ScimProvisioning | None = None

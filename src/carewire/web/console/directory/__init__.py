@@ -26,6 +26,7 @@ from carewire.web.console.directory import (
     orgs,
     practices,
     public,
+    scim_tokens,
     user_actions,
     users,
 )
@@ -118,6 +119,10 @@ ROUTES: tuple[BaseRoute, ...] = (
     _get(_I + "/confirm", integrations.confirm_page),
     _post(_I + "/confirm", integrations.confirm),
     _get(_I + "/runs/{run:int}", integrations.report),
+    _get(_O + "/scim-tokens", scim_tokens.tokens_page),
+    _post(_O + "/scim-tokens", scim_tokens.create_token),
+    _get(_O + "/scim-tokens/{token:int}/revoke", scim_tokens.confirm_revoke),
+    _post(_O + "/scim-tokens/{token:int}/revoke", scim_tokens.revoke_token),
     _get("/register/{token}", public.show_register),
     _post("/register/{token}", public.do_register),
     _get("/pin-reset/{token}", public.show_pin_reset),
