@@ -175,8 +175,12 @@ async def test_a_held_mass_disable_is_confirmed_from_the_page(env: Env, slapd: S
     assert r.headers["location"] == f"{page}?m=done"
     for login in uids:
         assert not (await env.directory.users.get(SYSTEM_CALLER, login)).can_login
-    runs, _ = await env.ldap.runs(SYSTEM_CALLER, org)
+    runs, total = await env.ldap.runs(SYSTEM_CALLER, org)
     assert runs[0].counts.disabled == 4 and "ldap-held" not in (await admin.get(page)).text
+    # Confirming again (a second click, a stale page) runs nothing.
+    r = await form_post(admin, page, f"{page}/confirm", {})
+    assert r.headers["location"] == page
+    assert (await env.ldap.runs(SYSTEM_CALLER, org))[1] == total
 
 
 async def test_auditors_read_and_change_nothing(env: Env, slapd: Slapd) -> None:
@@ -212,6 +216,7 @@ async def test_another_organisation_gets_404(env: Env, slapd: Slapd) -> None:
         assert (await stranger.get(path)).status_code == 404, path
     # Their own page does not show another's run either.
     assert (await stranger.get(f"/orgs/{other.id}/integrations/runs/{run.id}")).status_code == 404
+    assert (await admin.get(f"{page}/runs/{run.id + 1000}")).status_code == 404
     token = csrf_of((await stranger.get(f"/orgs/{other.id}/integrations")).text)
     assert (await stranger.post(f"{page}/sync", data={"csrf_token": token})).status_code == 404
     r = await stranger.post(f"/orgs/{other.id}/integrations/sync", data={"csrf_token": token})

@@ -229,8 +229,14 @@ async def confirm_page(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
-    """POST /orgs/{org}/integrations/confirm: a full run past the mass-disable guard."""
+    """POST /orgs/{org}/integrations/confirm: a full run past the mass-disable guard.
+
+    Only while a run is held: a second click (or a stale page) runs nothing.
+    """
     where, _form = await guarded(request)
+    found = await ldap(request).status(where.caller, where.org.id)
+    if found.held_run is None:
+        return RedirectResponse(f"{where.base}/integrations", 303)
     return await _run(request, where, is_confirmed=True)
 
 
