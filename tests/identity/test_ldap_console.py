@@ -19,11 +19,11 @@ from carewire.identity.ldap.console import LdapConsolePasswords
 from carewire.identity.ldap.model import Trigger
 from carewire.security.audit import Outcome
 from carewire.security.console_auth import (
-    DIRECTORY_UNAVAILABLE,
     DirectoryUnavailableError,
     Role,
     SignInError,
 )
+from carewire.security.console_model import DIRECTORY_UNAVAILABLE
 from tests.directory.world import PASSWORD, SYSADMIN
 from tests.identity.conftest import LdapWorld, unit
 from tests.ldapserver import free_port, password_of

@@ -10,7 +10,6 @@ from sqlalchemy import insert, select
 
 from carewire.errors import ConflictError, NotFoundError, ValidationError
 from carewire.security.console_auth import (
-    GENERIC_FAILURE,
     ResetLinkError,
     Role,
     SessionExpired,
@@ -18,6 +17,7 @@ from carewire.security.console_auth import (
     check_password,
     digest,
 )
+from carewire.security.console_model import GENERIC_FAILURE
 from carewire.storage.tables import console_users, password_resets
 from tests.security.console_accounts import CONFIG, GOOD, Opened
 

@@ -9,13 +9,9 @@ successive login attempt." Attempts refused during the wait are audited but
 not counted. The browser always hears the same "Invalid username or
 password", whatever went wrong; only the audit trail says why.
 
-Administrators of an organisation that signs in by LDAP (docs/ldap.md) give
-their directory password instead: :attr:`ConsoleAccounts.external` (bound by
-the composition root) says whose password the directory checks, and checks
-it by a simple bind over TLS. The lockout is the same (a wrong directory
-password counts); the one failure the browser is told apart is an
-unreachable directory, which is not the user's fault and does not count.
-Such users change their password in the directory, not here.
+Administrators of an organisation that signs in by LDAP give their directory
+password (:attr:`ConsoleAccounts.external`, docs/ldap.md), with the same
+lockout; only an unreachable directory is told apart, and does not count.
 
 A session is a random 32-byte token (the browser's cookie); the store keeps
 its SHA-256 only, as for API tokens (see :mod:`carewire.security.tokens`
@@ -45,10 +41,7 @@ from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.console_model import (
     CLI,
     DIRECTORY_PASSWORD_TEXT,
-    DIRECTORY_UNAVAILABLE,
     FIRST_ADMIN,
-    GENERIC_FAILURE,
-    MIN_PASSWORD_LENGTH,
     SYSTEM,
     TOKEN_BYTES,
     ConsoleConfig,
@@ -60,13 +53,13 @@ from carewire.security.console_model import (
     DirectoryVerdict,
     LockoutPolicy,
     Origin,
-    ResetLink,
     ResetLinkError,
     ResetRequest,
     Role,
     SessionExpired,
     SignInError,
     check_password,
+    console_origin,
     digest,
     is_delayed,
     normalize_email,
@@ -77,10 +70,7 @@ from carewire.security.throttle import AuthThrottle
 __all__ = [
     "CLI",
     "DIRECTORY_PASSWORD_TEXT",
-    "DIRECTORY_UNAVAILABLE",
     "FIRST_ADMIN",
-    "GENERIC_FAILURE",
-    "MIN_PASSWORD_LENGTH",
     "SYSTEM",
     "ConsoleAccounts",
     "ConsoleConfig",
@@ -92,7 +82,6 @@ __all__ = [
     "DirectoryVerdict",
     "LockoutPolicy",
     "Origin",
-    "ResetLink",
     "ResetLinkError",
     "ResetRequest",
     "Role",
@@ -391,7 +380,11 @@ class ConsoleAccounts:
         )
         details: dict[str, object] = {"method": "directory"} if is_external else {}
         await self._record(
-            _console(user.username, remote_ip), "login", user.username, Outcome.SUCCESS, **details
+            console_origin(user.username, remote_ip),
+            "login",
+            user.username,
+            Outcome.SUCCESS,
+            **details,
         )
         return session, token
 
@@ -419,7 +412,7 @@ class ConsoleAccounts:
         verdict = await self.external.check_password(user, password)
         if verdict is DirectoryVerdict.UNAVAILABLE:
             await self._record(
-                _console(user.username, remote_ip),
+                console_origin(user.username, remote_ip),
                 "login",
                 user.username,
                 Outcome.FAILURE,
@@ -450,15 +443,12 @@ class ConsoleAccounts:
     async def _fail(
         self, username: str, remote_ip: str, reason: str, failures: int = 0, *, method: str = ""
     ) -> NoReturn:
-        details: dict[str, object] = {"reason": reason}
-        if failures:
-            details["failed_logins"] = failures
-        if method:
-            details["method"] = method
+        given = {"reason": reason, "failed_logins": failures, "method": method}
+        details: dict[str, object] = {k: v for k, v in given.items() if v}  # as they apply
         if self.throttle is not None:
             await self.throttle.failed(remote_ip, Channel.CONSOLE)
         await self._record(
-            _console(username, remote_ip), "login", username, Outcome.FAILURE, **details
+            console_origin(username, remote_ip), "login", username, Outcome.FAILURE, **details
         )
         raise SignInError(reason)
 
@@ -482,7 +472,7 @@ class ConsoleAccounts:
         if now - session.last_seen_at > timeout:
             await self._store.delete_session(session.token_hash)
             await self._record(
-                _console(session.user.username, remote_ip),
+                console_origin(session.user.username, remote_ip),
                 "logout",
                 session.user.username,
                 reason="inactivity",
@@ -498,7 +488,7 @@ class ConsoleAccounts:
         """End ``session``."""
         if await self._store.delete_session(session.token_hash):
             username = session.user.username
-            await self._record(_console(username, remote_ip), "logout", username)
+            await self._record(console_origin(username, remote_ip), "logout", username)
 
     async def change_password(
         self, session: ConsoleSession, current: str, new: str, *, remote_ip: str = ""
@@ -522,7 +512,9 @@ class ConsoleAccounts:
             user.id, await self.hash_password(new), at=self._clock.now(), must_change=False
         )
         await self._store.delete_sessions(user.id, keep=session.token_hash)
-        await self._record(_console(user.username, remote_ip), "password.change", user.username)
+        await self._record(
+            console_origin(user.username, remote_ip), "password.change", user.username
+        )
 
     # -- password resets ---------------------------------------------------------
 
@@ -536,7 +528,7 @@ class ConsoleAccounts:
         """
         key = login.strip().lower()
         found = await self._store.find(key) if key else None
-        origin = _console(found[0].username if found else key, remote_ip)
+        origin = console_origin(found[0].username if found else key, remote_ip)
         if found is None or not found[0].email:
             reason = "unknown-user" if found is None else "no-email"
             target = key[:200]
@@ -582,7 +574,7 @@ class ConsoleAccounts:
         if user is None:  # used or expired meanwhile
             raise ResetLinkError("This link is not valid any more.")
         await self._record(
-            _console(user.username, remote_ip), "password.reset.complete", user.username
+            console_origin(user.username, remote_ip), "password.reset.complete", user.username
         )
         return user
 
@@ -605,7 +597,3 @@ class ConsoleAccounts:
                 details=details,
             )
         )
-
-
-def _console(username: str, remote_ip: str) -> Origin:
-    return Origin(actor=f"console:{username}", channel=Channel.CONSOLE, remote_ip=remote_ip)

@@ -342,3 +342,8 @@ def is_delayed(user: ConsoleUser, now: datetime, policy: LockoutPolicy) -> bool:
         and user.last_failed_at is not None
         and now - user.last_failed_at < policy.delay
     )
+
+
+def console_origin(username: str, remote_ip: str) -> Origin:
+    """Who acts when a console user does: ``console:<username>`` from ``remote_ip``."""
+    return Origin(actor=f"console:{username}", channel=Channel.CONSOLE, remote_ip=remote_ip)

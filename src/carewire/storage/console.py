@@ -17,7 +17,8 @@ from sqlalchemy import delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carewire.errors import ConflictError
-from carewire.security.console_auth import ConsoleSession, ConsoleUser, ResetLink, Role
+from carewire.security.console_auth import ConsoleSession, ConsoleUser, Role
+from carewire.security.console_model import ResetLink
 from carewire.storage.database import Database
 from carewire.storage.tables import console_sessions, console_users, password_resets
 

@@ -15,7 +15,8 @@ import pytest
 
 from carewire.directory.model import SYSTEM_CALLER, UserUpdate
 from carewire.identity.ldap.model import RunState
-from carewire.security.console_auth import DIRECTORY_UNAVAILABLE, Role
+from carewire.security.console_auth import Role
+from carewire.security.console_model import DIRECTORY_UNAVAILABLE
 from carewire.web.console.directory import ldapform, profileform
 from tests.identity.conftest import slapd, unit
 from tests.ldapserver import BIND_DN, BIND_PW, Slapd, free_port, password_of

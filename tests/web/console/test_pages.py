@@ -9,7 +9,8 @@ import pytest
 
 from carewire.mail import OutboxMailer, SmtpMailer
 from carewire.security.audit import AuditTrail
-from carewire.security.console_auth import GENERIC_FAILURE, ConsoleAccounts, Role
+from carewire.security.console_auth import ConsoleAccounts, Role
+from carewire.security.console_model import GENERIC_FAILURE
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
 from carewire.web.console import create_console
