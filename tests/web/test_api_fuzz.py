@@ -63,7 +63,7 @@ OPERATIONS = sorted(
 #: Operations left out: a generated LDAP integration would make the platform connect to
 #: whatever host the fuzzer invents, and tests reach only loopback. Without one, every other
 #: LDAP operation is fuzzed and answers "not found" (tests/web/test_ldap_api.py covers them).
-NOT_FUZZED = {("PUT", "/organisations/{organisation}/ldap")}
+NOT_FUZZED = {("PUT", "/organisations/{organisation_id}/ldap")}
 FUZZED = [op for op in OPERATIONS if op not in NOT_FUZZED]
 
 #: Path parameters naming things the platform holds (the first record and rule).

@@ -33,7 +33,7 @@ from carewire.web.api.deps import DirectoryCaller, Ldap, authorize
 from carewire.web.api.directory_schemas import MAX_ID
 
 router = APIRouter(
-    prefix="/organisations/{organisation}/ldap",
+    prefix="/organisations/{organisation_id}/ldap",
     tags=["ldap"],
     dependencies=[Depends(authorize)],
 )
@@ -179,36 +179,36 @@ def _settings_out(s: LdapSettings) -> SettingsOut:
 
 
 @router.get("", summary="Show the LDAP integration")
-async def get_settings(organisation: Org, ldap: Ldap, caller: DirectoryCaller) -> SettingsOut:
+async def get_settings(organisation_id: Org, ldap: Ldap, caller: DirectoryCaller) -> SettingsOut:
     """The settings (404 when the organisation has none)."""
-    found = await ldap.settings(caller, organisation)
+    found = await ldap.settings(caller, organisation_id)
     if found is None:
-        raise NoIntegrationError(f"organisation {organisation} has no LDAP integration")
+        raise NoIntegrationError(f"organisation {organisation_id} has no LDAP integration")
     return _settings_out(found)
 
 
 @router.put("", summary="Create or change the LDAP integration")
 async def put_settings(
-    organisation: Org, body: SettingsIn, ldap: Ldap, caller: DirectoryCaller
+    organisation_id: Org, body: SettingsIn, ldap: Ldap, caller: DirectoryCaller
 ) -> SettingsOut:
     """Save the settings; the bind secret only when given (it is never shown again)."""
     values = body.model_dump(exclude={"bind_secret", "mapping"})
     mapping = AttributeMap(**body.mapping.model_dump())
-    settings = LdapSettings(organisation_id=organisation, mapping=mapping, **values)
+    settings = LdapSettings(organisation_id=organisation_id, mapping=mapping, **values)
     return _settings_out(await ldap.save(caller, settings, body.bind_secret))
 
 
 @router.delete("", status_code=204, summary="Remove the LDAP integration")
-async def delete_settings(organisation: Org, ldap: Ldap, caller: DirectoryCaller) -> Response:
+async def delete_settings(organisation_id: Org, ldap: Ldap, caller: DirectoryCaller) -> Response:
     """Remove it; synced users stay, no longer read-only."""
-    await ldap.remove(caller, organisation)
+    await ldap.remove(caller, organisation_id)
     return Response(status_code=204)
 
 
 @router.get("/status", summary="Connected / Not Connected")
-async def get_status(organisation: Org, ldap: Ldap, caller: DirectoryCaller) -> StatusOut:
+async def get_status(organisation_id: Org, ldap: Ldap, caller: DirectoryCaller) -> StatusOut:
     """The status the last check recorded (every ``status_interval``), the last and held run."""
-    s = await ldap.status(caller, organisation)
+    s = await ldap.status(caller, organisation_id)
     return StatusOut(
         is_configured=s.is_configured,
         is_connected=s.is_connected,
@@ -221,30 +221,32 @@ async def get_status(organisation: Org, ldap: Ldap, caller: DirectoryCaller) -> 
 
 
 @router.post("/sync", summary="Sync Users Now")
-async def post_sync(organisation: Org, body: SyncIn, ldap: Ldap, caller: DirectoryCaller) -> RunOut:
+async def post_sync(
+    organisation_id: Org, body: SyncIn, ldap: Ldap, caller: DirectoryCaller
+) -> RunOut:
     """Run a sync now and answer with its result (``held``: confirm to go on)."""
     run = await ldap.sync(
-        caller, organisation, trigger=Trigger.API, is_confirmed=body.confirm, is_full=body.full
+        caller, organisation_id, trigger=Trigger.API, is_confirmed=body.confirm, is_full=body.full
     )
     return _run(run)
 
 
 @router.get("/runs", summary="Import Results")
 async def list_runs(
-    organisation: Org,
+    organisation_id: Org,
     ldap: Ldap,
     caller: DirectoryCaller,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> RunList:
     """Runs, newest first."""
-    runs, total = await ldap.runs(caller, organisation, offset=offset, limit=limit)
+    runs, total = await ldap.runs(caller, organisation_id, offset=offset, limit=limit)
     return RunList(runs=[_run(r) for r in runs], total=total)
 
 
 @router.get("/runs/{run}", summary="A run's per-user report")
 async def get_report(
-    organisation: Org,
+    organisation_id: Org,
     run: Annotated[int, Path(ge=1, le=MAX_ID)],
     ldap: Ldap,
     caller: DirectoryCaller,
@@ -253,8 +255,8 @@ async def get_report(
 ) -> ReportOut:
     """Change Type, Staff ID, External ID, Name and Message of each changed or failed user."""
     found, lines, total = await ldap.report(caller, run, offset=offset, limit=limit)
-    if found.organisation_id != organisation:
-        raise NoIntegrationError(f"no sync run {run} in organisation {organisation}")
+    if found.organisation_id != organisation_id:
+        raise NoIntegrationError(f"no sync run {run} in organisation {organisation_id}")
     return ReportOut(
         run=_run(found),
         lines=[LineOut(**{**asdict(line), "change": line.change.value}) for line in lines],
