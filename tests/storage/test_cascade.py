@@ -112,6 +112,9 @@ DATA_PLATFORM_TABLES |= {
 }
 # SCIM's tokens and links: a link goes with its account (tests/storage/test_scim_store.py).
 DATA_PLATFORM_TABLES |= {"scim_tokens", "scim_users", "scim_groups"}
+# LDAP sync: settings and runs belong to an organisation; a link goes with its account
+# (tests/storage/test_ldap_store.py).
+DATA_PLATFORM_TABLES |= {"ldap_integrations", "ldap_users", "ldap_runs", "ldap_run_lines"}
 
 
 async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:
