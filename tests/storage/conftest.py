@@ -20,6 +20,7 @@ from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, migrate
 from tests.conftest import pg_base_url
 from tests.storage.factories import new_account
+from tests.templates import prefill
 
 
 def _server_dsn(base: str) -> str:
@@ -61,8 +62,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 async def opened(db_url: str) -> AsyncIterator[tuple[Database, Stores]]:
-    """A migrated database and its stores; closed afterwards."""
-    await migrate.upgrade(db_url)
+    """A migrated database and its stores; closed afterwards.
+
+    The database starts as a copy of the suite's template (``tests/templates.py``) rather
+    than being migrated from nothing for each test (about a second on PostgreSQL).
+    """
+    await migrate.upgrade(await prefill(db_url))
     db = await Database.open(db_url)
     stores = build_stores(db, ephemeral_keyring())
     try:
