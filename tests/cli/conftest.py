@@ -9,6 +9,8 @@ platform the way the commands do, to check what they changed.
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -51,14 +53,37 @@ def domain() -> str:
     return "h.example"
 
 
-@pytest.fixture
-def data(tmp_path: Path, run: Run, domain: str) -> Path:
-    """A data directory initialised by ``carewire init --domain DOMAIN``."""
-    d = tmp_path / "data"
+def init_data(where: Path, run: Run, domain: str) -> Path:
+    """``carewire init --domain DOMAIN`` in ``where/data``; returns the data directory."""
+    d = where / "data"
     code, out, err = run("init", "--data-dir", str(d), "--domain", domain)
     assert code == 0, err
     assert f"administrator  admin@{domain.strip().lower().rstrip('.')}" in out
     return d
+
+
+#: Per process and domain: a directory holding a data directory ``carewire init`` made, with
+#: its sibling key and audit directories (``data-keys``, ``data-audit``).
+_INITIALISED: dict[str, Path] = {}
+
+
+@pytest.fixture
+def data(tmp_path: Path, run: Run, domain: str) -> Path:
+    """A data directory initialised by ``carewire init --domain DOMAIN``.
+
+    The first test of a process (per domain) runs ``init``; the others get a copy of what it
+    made, siblings included (every path in ``carewire.toml`` is relative). An ``init``
+    migrates a new database, makes a certificate and hashes the first administrator's
+    password: most of a CLI test's time. ``tests/cli/test_setup.py`` tests ``init`` itself.
+    """
+    template = _INITIALISED.get(domain)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="carewire-cli-"))
+        init_data(template, run, domain)
+        _INITIALISED[domain] = template
+    for part in template.iterdir():  # data, data-keys, data-audit
+        shutil.copytree(part, tmp_path / part.name, symlinks=True)
+    return tmp_path / "data"
 
 
 @pytest.fixture

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Run
+from tests.cli.conftest import Run, init_data
 
 
 @pytest.fixture
 def domain() -> str:
     return "Hospital.Example."
+
+
+@pytest.fixture
+def data(tmp_path: Path, run: Run, domain: str) -> Path:
+    """A data directory ``carewire init`` makes in this test, not a copy of another's."""
+    return init_data(tmp_path, run, domain)
 
 
 def test_init_creates_everything(data: Path, run: Run) -> None:
