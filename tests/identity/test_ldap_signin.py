@@ -24,7 +24,12 @@ from tests.interop.slix import connect
 from tests.ldapserver import BIND_DN, BIND_PW, SUFFIX, Slapd, password_of
 from tests.serverproc import RunningServer, running_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.interop]
+# One worker runs the module, so its server and slapd start once (not once per worker).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.interop,
+    pytest.mark.xdist_group("identity/test_ldap_signin.py"),
+]
 
 
 @pytest.fixture(scope="module")

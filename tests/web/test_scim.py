@@ -29,7 +29,11 @@ from tests.identity.scim_world import (
     scim_world,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One worker runs the module, so its platform is built once.
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("web/test_scim.py"),
+]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

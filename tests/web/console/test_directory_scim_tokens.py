@@ -35,7 +35,11 @@ from tests.web.console.test_directory_support import (
     sqlite_url,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One worker runs the module, so its console is built once.
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("web/console/test_directory_scim_tokens.py"),
+]
 
 LINK_BASE = "https://console.carewire.test:8443"
 _TOKEN = re.compile(r'id="new-token"[^>]*value="(cwscim_[A-Za-z0-9_-]{43})"')
