@@ -14,12 +14,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The LDAP client (bonsai) builds against the OpenLDAP and Cyrus SASL headers. Where they are
+# missing, install them from Debian's packages when we may (root with apt-get), else say how.
+.PHONY: build-deps
+build-deps:
+	@if [ ! -f /usr/include/ldap.h ] || [ ! -f /usr/include/sasl/sasl.h ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "== installing libldap-dev and libsasl2-dev (the LDAP client builds against them)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap-dev libsasl2-dev >/dev/null \
+			|| { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libldap-dev libsasl2-dev >/dev/null; }; \
+		else \
+			echo "!! the LDAP client needs the OpenLDAP and SASL headers: sudo apt-get install libldap-dev libsasl2-dev" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
 # The runtime environment; re-installs when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python build-deps
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python build-deps
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
