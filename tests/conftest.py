@@ -1,7 +1,12 @@
 """Suite-wide fixtures, the PostgreSQL switch and the ``slow``/``e2e`` markers.
 
 PostgreSQL variants run only when ``CAREWIRE_TEST_PG_URL`` is set (``.ci/run``
-sets it); without it they are skipped, and the run says so loudly.
+sets it); without it they are skipped, and the run says so loudly. They run
+where SQL is chosen: the stores, datasets, rules, directory, security,
+identity and uploads tests. The web, adapter and feature layers reach the
+database only through those services (an import-linter contract), so their
+tests run on SQLite alone, except the modules in :data:`_PG_KEEP` that carry
+PostgreSQL end to end through the API.
 
 ``make test-fast`` leaves out tests marked ``slow`` or ``e2e``. They are marked
 here by path, so a new file under ``tests/interop/`` or ``tests/e2e/`` is
@@ -32,6 +37,13 @@ _SLOW_MODULES = frozenset({"test_serve_errors.py", "web/test_api_fuzz.py"})
 _SLOW_TESTS = frozenset({"xmpp/test_xml.py::test_round_trip_as_document"})
 
 
+#: Layers whose tests run on SQLite only (their PostgreSQL variants are not collected).
+_SQLITE_ONLY_LAYERS = frozenset({"web", "adapters", "features"})
+#: Modules of those layers that still run on PostgreSQL too: record queries (filters, sorting,
+#: paging compiled for each dialect) and hostile text through the whole API.
+_PG_KEEP = frozenset({"web/test_records_api.py", "web/test_api_hostile_text.py"})
+
+
 def pg_base_url() -> str | None:
     """The PostgreSQL server URL for tests, or None when not configured."""
     return os.environ.get(PG_URL_ENV) or None
@@ -39,7 +51,10 @@ def pg_base_url() -> str | None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     if pg_base_url():
-        return f"carewire: PostgreSQL tests ENABLED ({PG_URL_ENV} is set)"
+        return (
+            f"carewire: PostgreSQL tests ENABLED ({PG_URL_ENV} is set; the web, adapter and"
+            " feature layers run on SQLite, see tests/conftest.py)"
+        )
     return (
         f"carewire: !!! PostgreSQL tests SKIPPED: set {PG_URL_ENV}="
         "postgresql://postgres@127.0.0.1:5432/postgres to run them !!!"
@@ -77,6 +92,27 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     name = item.originalname if isinstance(item, pytest.Function) else item.name
     if module in _SLOW_MODULES or f"{module}::{name}" in _SLOW_TESTS:
         item.add_marker("slow")
+
+
+def _sqlite_only(item: pytest.Item) -> bool:
+    """Whether ``item`` is a PostgreSQL variant of a test of a SQLite-only layer."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("db_url") != "postgres":
+        return False
+    try:
+        path = item.path.relative_to(_TESTS)
+    except ValueError:
+        return False
+    return path.parts[0] in _SQLITE_ONLY_LAYERS and path.as_posix() not in _PG_KEEP
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the PostgreSQL variants of the layers that never choose SQL themselves."""
+    dropped = [item for item in items if _sqlite_only(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        kept = set(map(id, dropped))
+        items[:] = [item for item in items if id(item) not in kept]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

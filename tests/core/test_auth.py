@@ -21,6 +21,7 @@ from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
 from carewire.security.envelope import ephemeral_keyring
 from carewire.security.throttle import AuthThrottle, ThrottlePolicy
 from carewire.storage import migrate
+from tests.templates import prefill
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = LockoutPolicy()
@@ -70,7 +71,7 @@ def test_admission_properties(failed: int, ago: int, locked: bool, disabled: boo
 @pytest.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"
-    await migrate.upgrade(url)
+    await migrate.upgrade(await prefill(url))
     db = await storage.Database.open(url)
     s = storage.build_stores(db, ephemeral_keyring())
     await AccountService(s).create(AccountInput(login="nurse", password="pw"))

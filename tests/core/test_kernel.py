@@ -22,6 +22,7 @@ from carewire.core.kernel import (
 from carewire.errors import ConfigError
 from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import migrate
+from tests.templates import prefill
 
 DOMAIN = "example.test"
 
@@ -29,7 +30,7 @@ DOMAIN = "example.test"
 @pytest.fixture
 async def kernel(tmp_path: Path) -> AsyncIterator[Kernel]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
-    await migrate.upgrade(url)
+    await migrate.upgrade(await prefill(url))
     db = await storage.Database.open(url)
     try:
         yield Kernel(domain=DOMAIN, stores=storage.build_stores(db, ephemeral_keyring()))

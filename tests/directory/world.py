@@ -149,7 +149,7 @@ class World:
 async def open_world(url: str) -> World:
     """A migrated database at ``url`` and the directory on it."""
     await prefill(url)
-    await migrate.upgrade(url)
+    await migrate.upgrade(await prefill(url))
     db = await Database.open(url)
     clock = FakeClock(START)
     stores = build_stores(db, ephemeral_keyring())

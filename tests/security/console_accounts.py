@@ -21,6 +21,7 @@ from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.console import SqlConsoleStore
 from carewire.storage.tables import audit_log
+from tests.templates import prefill
 
 #: A password that meets the policy.
 GOOD = "correct horse battery"
@@ -59,7 +60,7 @@ class Opened:
 
 async def open_accounts(url: str, hasher: PasswordHasher = CHEAP) -> Opened:
     """Migrate ``url`` and open console accounts on it with a fake clock."""
-    await migrate.upgrade(url)
+    await migrate.upgrade(await prefill(url))
     db = await Database.open(url)
     clock = FakeClock()
     audit = AuditTrail(SqlAuditStore(db), clock)

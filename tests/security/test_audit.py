@@ -40,6 +40,7 @@ from carewire.security.audit_verify import verify_trail
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import audit_log
+from tests.templates import prefill
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ class Trail:
 
 @pytest.fixture
 async def t(db_url: str) -> AsyncIterator[Trail]:
-    await migrate.upgrade(db_url)
+    await migrate.upgrade(await prefill(db_url))
     db = await Database.open(db_url)
     clock = FakeClock(START)
     try:

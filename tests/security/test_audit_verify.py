@@ -32,6 +32,7 @@ from carewire.security.audit_verify import ChainChecker, verify_trail
 from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import audit_log
+from tests.templates import prefill
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 _A = audit_log.c
@@ -47,7 +48,7 @@ class Trail:
 
 @pytest.fixture
 async def t(db_url: str) -> AsyncIterator[Trail]:
-    await migrate.upgrade(db_url)
+    await migrate.upgrade(await prefill(db_url))
     db = await Database.open(db_url)
     key, clock = AuditKey.generate(), FakeClock(START)
     try:

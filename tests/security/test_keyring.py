@@ -13,12 +13,13 @@ from carewire.security.keyring import KeyService
 from carewire.security.keys import ConfiguredKek, write_key_file
 from carewire.storage import Database, migrate
 from carewire.storage.data_keys import SqlDataKeyStore
+from tests.templates import prefill
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 async def _open(db_url: str) -> Database:
-    await migrate.upgrade(db_url)
+    await migrate.upgrade(await prefill(db_url))
     return await Database.open(db_url)
 
 

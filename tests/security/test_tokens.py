@@ -24,6 +24,7 @@ from carewire.security.tokens import (
 from carewire.storage import Database, migrate
 from carewire.storage.tables import api_tokens
 from carewire.storage.tokens import SqlTokenStore
+from tests.templates import prefill
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +38,7 @@ class Tokens:
 
 @pytest.fixture
 async def tokens(db_url: str) -> AsyncIterator[Tokens]:
-    await migrate.upgrade(db_url)
+    await migrate.upgrade(await prefill(db_url))
     db = await Database.open(db_url)
     clock = FakeClock()
     try:

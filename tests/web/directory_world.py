@@ -38,6 +38,7 @@ from carewire.security.tokens import Role
 from carewire.web.api import create_api
 from tests.hashing import CHEAP_HASHER
 from tests.storage.conftest import db_url
+from tests.templates import prefill
 
 __all__ = ["CLIENT_IP", "PASSWORD", "World", "db_url", "world"]
 
@@ -149,7 +150,7 @@ async def world(db_url: str) -> AsyncIterator[World]:
     clock = FakeClock()
     mailer = MemoryMailer()
     platform = await assemble(
-        Options(url=db_url, clock=clock, mailer=mailer, secret_hasher=CHEAP_HASHER)
+        Options(url=await prefill(db_url), clock=clock, mailer=mailer, secret_hasher=CHEAP_HASHER)
     )
     try:
         async with AsyncExitStack() as stack:

@@ -21,6 +21,7 @@ from carewire.clock import FakeClock
 from carewire.security.audit_verify import verify_trail
 from carewire.security.tokens import TOKEN_BYTES, TOKEN_PREFIX, Role
 from carewire.web.api import create_api
+from tests.templates import prefill
 from tests.web.conftest import BASE_URL, CALLS, UPDATES, add_calls, services_of, update_rule
 
 CLIENT_IP = "203.0.113.9"
@@ -42,7 +43,7 @@ class Audited:
 
 @pytest.fixture
 async def api(db_url: str) -> AsyncIterator[Audited]:
-    platform = await assemble(Options(url=db_url, clock=FakeClock()))
+    platform = await assemble(Options(url=await prefill(db_url), clock=FakeClock()))
     try:
         _, admin_token = await platform.tokens.create("admin-token", Role.ADMIN)
         _, reader_token = await platform.tokens.create("reader-token", Role.READ_ONLY)

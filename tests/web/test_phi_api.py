@@ -13,6 +13,7 @@ from carewire.clock import FakeClock
 from carewire.security.audit import AuditEntry
 from carewire.security.tokens import Role
 from carewire.web.api import create_api
+from tests.templates import prefill
 from tests.web.conftest import BASE_URL, assert_problem, services_of
 
 PATIENTS = "/datasets/PATIENTS/records"
@@ -30,7 +31,7 @@ class Api:
 
 @pytest.fixture
 async def api(db_url: str) -> AsyncIterator[Api]:
-    platform = await assemble(Options(url=db_url, clock=FakeClock()))
+    platform = await assemble(Options(url=await prefill(db_url), clock=FakeClock()))
     try:
         _, admin_token = await platform.tokens.create("admin", Role.ADMIN)
         _, reader_token = await platform.tokens.create("reader", Role.READ_ONLY)
