@@ -44,7 +44,9 @@ def remote_domain(text: str, *, local: str = "") -> str:
     try:
         domain = normalize_domain(given)
     except InvalidJID as exc:
-        raise ValidationError(f"{given!r} is not a valid domain ({exc})", code=INVALID_DOMAIN)
+        raise ValidationError(
+            f"{given!r} is not a valid domain ({exc})", code=INVALID_DOMAIN
+        ) from None
     if domain.startswith("[") or domain.replace(".", "").isdigit():
         raise ValidationError(
             f"{given!r} is an IP address: federation needs the partner's domain name",

@@ -75,7 +75,7 @@ class StatusBoard:
                 raise
 
     async def read(self) -> list[ReportedStatus]:
-        """Every node's reports, by domain, direction and node (this node's pending first written)."""
+        """Every node's reports by domain, direction and node (this node's written first)."""
         await self.flush()
         return await self._store.read()
 
