@@ -103,6 +103,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         push=assembly.push,
         ldap=assembly.ldap,
         scim=scim_provisioning(assembly).tokens,
+        federation=assembly.federation,
     )
 
 
