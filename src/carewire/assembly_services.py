@@ -126,4 +126,5 @@ def console_services(
         coverage=assembly.coverage,
         ldap=assembly.ldap,
         scim=scim_provisioning(assembly),
+        federation=assembly.federation,
     )

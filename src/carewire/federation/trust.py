@@ -93,6 +93,10 @@ class TrustedDomains:
         """Call ``callback`` after each change of the policy or the pins."""
         self._subscribers.append(callback)
 
+    def now(self) -> datetime:
+        """The clock's time (pins expire by it)."""
+        return self._clock.now()
+
     # -- the cache ---------------------------------------------------------------------
 
     @property
