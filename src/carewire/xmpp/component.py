@@ -153,7 +153,7 @@ class ComponentStreamConfig:
 
 def handshake_digest(stream_id: str, secret: str) -> str:
     """XEP-0114 §3: lowercase hex SHA-1 of the stream id followed by the secret (UTF-8)."""
-    return hashlib.sha1((stream_id + secret).encode("utf-8")).hexdigest()  # noqa: S324
+    return hashlib.sha1((stream_id + secret).encode("utf-8")).hexdigest()
 
 
 def is_valid_handshake(stream_id: str, secret: str, digest: str) -> bool:
@@ -200,7 +200,7 @@ class ComponentStream:
         events: list[ComponentEvent] = []
         for item in parsed:
             events.append(self._on_item(item))
-            if self.state is S.CLOSED:
+            if self.is_closed:  # nothing after the end (or a refusal) is read
                 return events
         if error is not None:
             events.append(self._fail(error.condition, error.text))
