@@ -24,7 +24,7 @@ def component_net(cfg: Config, assembly: Assembly) -> ComponentNet | None:
     c = cfg.components
     hub = ComponentHub(
         router=assembly.kernel.router,
-        secrets={entry.domain: entry.secret for entry in cfg.component_secrets},
+        secrets={entry.domain: entry.require() for entry in cfg.component_secrets},
         audit=assembly.audit,
         limits=ParserLimits(max_stanza_bytes=c.max_stanza_bytes),
     )

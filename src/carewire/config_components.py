@@ -48,7 +48,21 @@ class ComponentSecret:
     """One component domain that may attach and the secret it proves in its handshake."""
 
     domain: str
-    secret: str = field(repr=False)
+    secret: str = field(repr=False)  # empty: secret_env is not set in this process
+    secret_env: str = ""  # where the secret came from, when from the environment
+
+    def require(self) -> str:
+        """The secret; only the server needs it (a CLI process may lack the variable).
+
+        Raises:
+            ConfigError: the environment variable is not set.
+        """
+        if not self.secret:
+            raise ConfigError(
+                f"components: the secret of {self.domain} is read from {self.secret_env}, "
+                "which is not set"
+            )
+        return self.secret
 
 
 def split_secrets(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
@@ -92,16 +106,18 @@ def read_secrets(
         if name is not None:
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"{where}.secret_env: expected an environment variable's name")
-            secret = env.get(name)
-            if not secret:
-                raise ConfigError(f"{where}.secret_env: the environment has no {name}")
+            secret = env.get(name, "")
         if not isinstance(secret, str):
             raise ConfigError(f"{where}.secret: expected a string")
-        if len(secret) < MIN_SECRET_LENGTH:
+        if (secret or name is None) and len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"{where}: the secret must be at least {MIN_SECRET_LENGTH} characters"
             )
-        out.append(ComponentSecret(domain=domain.strip().lower().rstrip("."), secret=secret))
+        out.append(
+            ComponentSecret(
+                domain=domain.strip().lower().rstrip("."), secret=secret, secret_env=name or ""
+            )
+        )
     return tuple(out)
 
 
