@@ -28,7 +28,8 @@ def test_both_shapes_and_the_environment(tmp_path: Path) -> None:
     cfg = load(
         write(
             tmp_path,
-            f'[components]\nport = 15347\n[components.secrets]\n"GW.hospital.example." = "{SECRET}"\n'
+            "[components]\nport = 15347\n"
+            f'[components.secrets]\n"GW.hospital.example." = "{SECRET}"\n'
             '[[components.component]]\ndomain = "pager.hospital.example"\nsecret_env = "PAGER"\n'
             f'[[components.component]]\ndomain = "sms.partner.example"\nsecret = "{SECRET}"\n',
         ),
