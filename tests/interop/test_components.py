@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import slixmpp
+from slixmpp import JID
 
 from carewire.xmpp.component import handshake_digest
 from tests.interop.slix import SlixClient
@@ -90,7 +91,8 @@ async def attach(cserver: RunningServer) -> AsyncIterator[Callable[..., Awaitabl
     made: list[Component] = []
 
     async def make(domain: str, secret: str = SECRET) -> Component:
-        xmpp = slixmpp.ComponentXMPP(domain, secret, "127.0.0.1", cserver.ports["component"])
+        port = cserver.ports["component"]
+        xmpp = slixmpp.ComponentXMPP(domain, secret, "127.0.0.1", port)  # type: ignore[no-untyped-call]
         xmpp.register_plugin("xep_0030")
         comp = Component(xmpp)
         made.append(comp)
@@ -190,7 +192,7 @@ async def user(cserver: RunningServer, slix: Factory) -> SlixClient:
     client = await slix(cserver, login, password)
     client.xmpp.send_presence()
     # An IQ round trip on the same stream: the presence was handled before its answer.
-    await client.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=TIMEOUT)
+    await client.plugin["xep_0030"].get_info(jid=JID(DOMAIN), timeout=TIMEOUT)
     return client
 
 
@@ -214,7 +216,7 @@ async def test_a_client_messages_the_component_and_gets_its_reply(
 
     comp.xmpp.add_event_handler("message", echo)
     client = await user(cserver, slix)
-    client.xmpp.send_message(mto=f"bot@{gw}", mbody="hello gateway", mtype="chat")
+    client.xmpp.send_message(mto=JID(f"bot@{gw}"), mbody="hello gateway", mtype="chat")
     got = await asyncio.wait_for(comp.messages.get(), TIMEOUT)
     assert got["from"] == client.jid and got["to"] == f"bot@{gw}"
     reply = await client.next(client.messages)
@@ -228,7 +230,10 @@ async def test_the_component_sends_to_a_user(
     comp = await attach(gw)
     client = await user(cserver, slix)
     comp.xmpp.send_message(
-        mto=client.jid.bare, mfrom=f"alerts@{gw}/pager", mbody="bed 12 calls", mtype="chat"
+        mto=JID(client.jid.bare),
+        mfrom=JID(f"alerts@{gw}/pager"),
+        mbody="bed 12 calls",
+        mtype="chat",
     )
     msg = await client.next(client.messages)
     assert msg["body"] == "bed 12 calls" and msg["from"] == f"alerts@{gw}/pager"
@@ -241,15 +246,17 @@ async def test_iq_round_trips(
     comp.xmpp.plugin["xep_0030"].add_identity(category="gateway", itype="sms", name="SMS")
     client = await user(cserver, slix)
     # A client asks the component; the component's answer comes back.
-    info = await client.plugin["xep_0030"].get_info(jid=gw, timeout=TIMEOUT)
+    info = await client.plugin["xep_0030"].get_info(jid=JID(gw), timeout=TIMEOUT)
     assert ("gateway", "sms", None, "SMS") in info["disco_info"]["identities"]
     # The component asks the server: its disco#items lists the attached component.
-    items = await comp.xmpp.plugin["xep_0030"].get_items(jid=DOMAIN, ifrom=gw, timeout=TIMEOUT)
+    items = await comp.xmpp.plugin["xep_0030"].get_items(
+        jid=JID(DOMAIN), ifrom=JID(gw), timeout=TIMEOUT
+    )
     listed = {item[0] for item in items["disco_items"]["items"]}
     assert gw in listed and ENV_GATEWAY not in listed  # only components attached now
     # The component asks a user's bare JID (the server answers for the account).
     vinfo = await comp.xmpp.plugin["xep_0030"].get_info(
-        jid=client.jid.bare, ifrom=gw, timeout=TIMEOUT
+        jid=JID(client.jid.bare), ifrom=JID(gw), timeout=TIMEOUT
     )
     assert ("account", "registered", None, None) in vinfo["disco_info"]["identities"]
 
@@ -259,7 +266,9 @@ async def test_a_component_speaks_to_another_component(
 ) -> None:
     first = await attach(gw)
     other = await attach(ENV_GATEWAY, ENV_SECRET)  # its secret came from the environment
-    first.xmpp.send_message(mto=f"x@{ENV_GATEWAY}", mfrom=f"a@{gw}", mbody="between gateways")
+    first.xmpp.send_message(
+        mto=JID(f"x@{ENV_GATEWAY}"), mfrom=JID(f"a@{gw}"), mbody="between gateways"
+    )
     got = await asyncio.wait_for(other.messages.get(), TIMEOUT)
     assert got["body"] == "between gateways" and got["from"] == f"a@{gw}"
 
@@ -270,15 +279,15 @@ async def test_a_disconnected_component_is_service_unavailable(
     comp = await attach(gw)
     client = await user(cserver, slix)
     await comp.disconnect()
-    client.xmpp.send_message(mto=f"bot@{gw}", mbody="anyone there?", mtype="chat")
+    client.xmpp.send_message(mto=JID(f"bot@{gw}"), mbody="anyone there?", mtype="chat")
     error = await client.next(client.errors)
     assert error["error"]["condition"] == "service-unavailable"
     with pytest.raises(slixmpp.exceptions.IqError) as exc:
-        await client.plugin["xep_0030"].get_info(jid=gw, timeout=TIMEOUT)
+        await client.plugin["xep_0030"].get_info(jid=JID(gw), timeout=TIMEOUT)
     assert exc.value.iq["error"]["condition"] == "service-unavailable"
     # It comes back: stanzas reach it again.
     again = await attach(gw)
-    client.xmpp.send_message(mto=f"bot@{gw}", mbody="welcome back", mtype="chat")
+    client.xmpp.send_message(mto=JID(f"bot@{gw}"), mbody="welcome back", mtype="chat")
     got = await asyncio.wait_for(again.messages.get(), TIMEOUT)
     assert got["body"] == "welcome back"
 
@@ -315,7 +324,7 @@ async def test_a_second_stream_for_an_attached_domain_is_a_conflict(
     assert stream_error(await raw.to_end()) == "conflict"
     # The component already attached keeps its stream.
     client = await user(cserver, slix)
-    client.xmpp.send_message(mto=f"bot@{gw}", mbody="still you?", mtype="chat")
+    client.xmpp.send_message(mto=JID(f"bot@{gw}"), mbody="still you?", mtype="chat")
     assert (await asyncio.wait_for(comp.messages.get(), TIMEOUT))["body"] == "still you?"
 
 
@@ -332,7 +341,7 @@ async def test_spoofing_from_ends_only_that_stream(
     )
     assert stream_error(await raw.to_end()) == "invalid-from"
     # Nothing was delivered, and the client's and the other component's streams go on.
-    client.xmpp.send_message(mto=f"bot@{other_gw}", mbody="are you fine?", mtype="chat")
+    client.xmpp.send_message(mto=JID(f"bot@{other_gw}"), mbody="are you fine?", mtype="chat")
     assert (await asyncio.wait_for(bystander.messages.get(), TIMEOUT))["body"] == "are you fine?"
     assert client.messages.empty()
 
@@ -368,7 +377,7 @@ async def test_bad_input_after_the_handshake_ends_only_that_stream(
         await raw.send(bad)
         assert stream_error(await raw.to_end()).startswith(condition)
     assert client.xmpp.transport is not None  # the client's stream is untouched
-    info = await client.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=TIMEOUT)
+    info = await client.plugin["xep_0030"].get_info(jid=JID(DOMAIN), timeout=TIMEOUT)
     assert info["type"] == "result"
 
 

@@ -236,9 +236,7 @@ def test_malformed_xml_is_not_well_formed() -> None:
 
 def test_an_oversized_stanza_is_a_policy_violation() -> None:
     s = ComponentStream(
-        ComponentStreamConfig(
-            domains=frozenset({GW}), limits=ParserLimits(max_stanza_bytes=10_000)
-        )
+        ComponentStreamConfig(domains=frozenset({GW}), limits=ParserLimits(max_stanza_bytes=10_000))
     )
     s.receive_data(HEADER)
     s.receive_data(handshake(s))
