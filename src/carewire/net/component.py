@@ -35,6 +35,19 @@ log = logging.getLogger(__name__)
 _connection_ids = itertools.count(1)
 
 
+def _tune_socket(sock: socket.socket) -> None:
+    """TCP_NODELAY for latency; keepalive so a component that died is let go (~90 s)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:  # pragma: no cover - platform specific
+        pass
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ComponentLimits:
     """Per-connection bounds of component streams."""
@@ -101,8 +114,7 @@ class ComponentConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            _tune_socket(sock)
         peer = self.transport.get_extra_info("peername")
         self.remote_ip = str(peer[0]) if peer else ""
         self.kernel = self.net.hub.connection(self, remote_ip=self.remote_ip)
