@@ -139,6 +139,7 @@ class Options:
         upload: File sharing's settings (None: file sharing is off).
         push: The push app server's settings (``[push]``); None: no push notifications.
         directory_sync: LDAP sync's intervals and limits (``[directory_sync]``).
+        components: The domains of external components (XEP-0114, ``[components]``).
     """
 
     url: str
@@ -160,6 +161,7 @@ class Options:
     upload: UploadSettings | None = None
     push: PushSettings | None = None
     directory_sync: SyncConfig = field(default_factory=SyncConfig)
+    components: frozenset[str] = frozenset()
 
 
 def options_from_config(
@@ -199,6 +201,7 @@ def options_from_config(
         ),
         upload=upload_settings(cfg),
         push=settings_from_config(cfg) if is_server else None,
+        components=frozenset(c.domain for c in cfg.component_secrets),
     )
 
 
@@ -263,6 +266,7 @@ def _core(options: Options, db: Database, keys: KeyService) -> Core:
         config=options.features,
         clock=options.clock,
         scram_iterations=options.scram_iterations,
+        components=options.components,
     )
     return Core(db=db, stores=stores, clock=options.clock, kernel=kernel, keys=keys)
 

@@ -16,6 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from carewire.config_components import (
+    ComponentSecret,
+    ComponentsSection,
+    read_secrets,
+    split_secrets,
+    validate_components,
+)
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_pep import PepSection
 from carewire.config_sections import (
@@ -111,6 +118,9 @@ class Config:
     push: PushSection = field(default_factory=PushSection)
     log: LogSection = field(default_factory=LogSection)
     contact: ContactSection = field(default_factory=ContactSection)
+    components: ComponentsSection = field(default_factory=ComponentsSection)
+    # [components.secrets] and [[components.component]]: who may attach (docs/components.md).
+    component_secrets: tuple[ComponentSecret, ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -182,6 +192,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "push": PushSection,
     "log": LogSection,
     "contact": ContactSection,
+    "components": ComponentsSection,
 }
 
 
@@ -284,6 +295,12 @@ def _validate(cfg: Config) -> None:
     _validate_encryption(cfg)
     validate_upload(cfg.upload, parse_duration)
     check_contact(cfg.contact)
+    validate_components(
+        cfg.components,
+        cfg.component_secrets,
+        domain=s.domain,
+        parse_duration=parse_duration,
+    )
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
@@ -432,8 +449,10 @@ def load(
             raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
         if not isinstance(raw[name], dict):
             raise ConfigError(f"{name}: expected a table [{name}]")
+    raw["components"], entries = split_secrets(raw.get("components", {}))
     sections = {name: _section(name, raw.get(name, {}), env) for name in _SECTIONS}
-    cfg = Config(data_dir=data_dir.resolve(), **sections)
+    secrets = read_secrets(entries, env)
+    cfg = Config(data_dir=data_dir.resolve(), component_secrets=secrets, **sections)
     for name, values in (overrides or {}).items():
         current = getattr(cfg, name)
         cfg = replace(cfg, **{name: replace(current, **values)})

@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
+from carewire.assembly_components import component_net
 from carewire.assembly_identity import ldap_jobs
 from carewire.assembly_scim import scim_provisioning
 from carewire.assembly_services import (
@@ -42,6 +43,7 @@ from carewire.core.feature import PeriodicJob
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.errors import ConfigError
 from carewire.mail import mailer_from_config
+from carewire.net.component import ComponentNet, listen_components
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.https import protocol as https_protocol
 from carewire.net.listeners import bound_port, listen_c2s
@@ -131,6 +133,7 @@ class Server:
         self.clock = clock or SystemClock()
         self.assembly: Assembly | None = None
         self.net: NetContext | None = None
+        self.components: ComponentNet | None = None  # XEP-0114, when any is configured
         self.ports: dict[str, int] = {}
         self._auditor: LoginAuditor | None = None
         self._checkpointer: Checkpointer | None = None
@@ -239,6 +242,18 @@ class Server:
         self.ports = {"c2s": bound_port(c2s), "c2s_tls": bound_port(c2s_tls)}
         if cfg.server.websocket:
             self.ports["https"] = await self._start_https()
+        await self._listen_components()
+
+    async def _listen_components(self) -> None:
+        """The XEP-0114 listener, only when at least one component is configured."""
+        cfg = self.config
+        assert self.assembly is not None
+        self.components = component_net(cfg, self.assembly)
+        if self.components is not None:
+            c = cfg.components
+            listener = await listen_components(self.components, c.bind, c.port)
+            self._listeners.append(listener)
+            self.ports["component"] = bound_port(listener)
 
     async def _start_https(self) -> int:
         cfg = self.config
@@ -467,6 +482,9 @@ class Server:
         if self.net is not None:
             for conn in list(self.net.connections):
                 conn.close(StreamCondition.SYSTEM_SHUTDOWN, "the server is shutting down")
+        if self.components is not None:
+            await self.components.close_all(StreamCondition.SYSTEM_SHUTDOWN, "shutting down")
+        if self.net is not None:
             for _ in range(50):  # let session-closed handlers finish their writes
                 if not self.net.tasks:
                     break

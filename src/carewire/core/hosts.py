@@ -1,6 +1,6 @@
 """The addresses this server answers for: DOMAIN and its chat., patients., groups., upload.
 
-and push. services.
+and push. services, plus the domains of external components (XEP-0114) the operator configures.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ class Hosts:
     """The chat domain and its sub-services."""
 
     domain: str
+    # External components' domains (XEP-0114): served over their own streams, not by features.
+    components: frozenset[str] = frozenset()
 
     @property
     def chat_domain(self) -> str:
@@ -60,5 +62,5 @@ class Hosts:
         )
 
     def is_local(self, domain: str) -> bool:
-        """Whether ``domain`` is the chat domain or one of its sub-services."""
-        return domain == self.domain or domain in self.subdomains
+        """Whether ``domain`` is the chat domain, one of its sub-services or a component's."""
+        return domain == self.domain or domain in self.subdomains or domain in self.components

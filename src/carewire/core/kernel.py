@@ -92,8 +92,9 @@ class Kernel:
         config: FeatureConfig | None = None,
         clock: Clock | None = None,
         scram_iterations: int = DEFAULT_ITERATIONS,
+        components: frozenset[str] = frozenset(),
     ) -> None:
-        self.hosts = Hosts(domain=domain)
+        self.hosts = Hosts(domain=domain, components=components)
         self.hooks = HookBus()
         self.iq = IqRegistry()
         self.disco = DiscoRegistry()

@@ -9,6 +9,11 @@ to hooks (the message and presence features hold the RFC 6121 §8.5 rules);
 IQs go to the :class:`IqRegistry` handlers, or straight to the addressed
 resource. Errors raised as :class:`StanzaError` become error replies here,
 the one place stanza errors are translated.
+
+External components (XEP-0114) are attached by domain while their stream is
+up (:meth:`Router.attach_component`): stanzas for a configured component's
+domain go over its stream, or fail with ``service-unavailable`` while it is
+away; replies to what a component sent find their way back to it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 # A sub-service (chat.DOMAIN, patients.DOMAIN): handles every stanza to its domain.
 # (stanza, from, to, origin); raises StanzaError to fail the stanza.
 ServiceHandler = Callable[[Element, JID, JID, "Session | None"], Awaitable[None]]
+# An external component's stream (XEP-0114): takes each stanza for its domain, never blocks.
+ComponentSink = Callable[[Element], None]
 
 _PRE = {"message": H.PRE_MESSAGE, "presence": H.PRE_PRESENCE, "iq": H.PRE_IQ}
 _HOOKS = {
@@ -60,11 +67,12 @@ class Router:
         self._pending_iq: dict[str, tuple[asyncio.Future[Element], JID]] = {}
         self._domain_jid = hosts.domain_jid
         self._services: dict[str, ServiceHandler] = {}
+        self._components: dict[str, ComponentSink] = {}
 
     @property
     def service_domains(self) -> tuple[str, ...]:
-        """The sub-domains a service answers for (disco#items of the server lists them)."""
-        return tuple(sorted(self._services))
+        """The domains a service or a connected component answers for (the server's disco#items)."""
+        return tuple(sorted({*self._services, *self._components}))
 
     def add_service(self, domain: str, handler: ServiceHandler) -> None:
         """Hand every stanza addressed to ``domain`` (a sub-domain of ours) to ``handler``."""
@@ -73,6 +81,23 @@ class Router:
         if domain in self._services:
             raise ValueError(f"two services for {domain}")
         self._services[domain] = handler
+
+    def attach_component(self, domain: str, sink: ComponentSink) -> None:
+        """Hand every stanza for ``domain`` (a configured component's, XEP-0114) to ``sink``.
+
+        Raises:
+            ValueError: ``domain`` is not a configured component domain, or is attached already.
+        """
+        if domain not in self.hosts.components:
+            raise ValueError(f"{domain} is not a configured component domain")
+        if domain in self._components:
+            raise ValueError(f"{domain} is attached already")
+        self._components[domain] = sink
+
+    def detach_component(self, domain: str, sink: ComponentSink) -> None:
+        """Stop handing stanzas to ``sink``: ``domain`` is service-unavailable until attached."""
+        if self._components.get(domain) == sink:  # bound methods are equal, not identical
+            del self._components[domain]
 
     async def route_from_session(self, session: Session, stanza: Element) -> None:
         """Handle a stanza a bound client sent (RFC 6120 §8.1.2.1: we stamp 'from')."""
@@ -124,6 +149,11 @@ class Router:
                 if service is None:
                     raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
                 await service(stanza, from_jid, to_jid, origin)
+            elif to_jid.domain in self.hosts.components:
+                sink = self._components.get(to_jid.domain)
+                if sink is None:
+                    raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "the component is away")
+                sink(stanza)
             else:
                 # Federation is not enabled on this server.
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
@@ -157,6 +187,8 @@ class Router:
         session = self.sessions.get(jid)
         if session is not None:
             session.send(reply)
+        else:
+            self._to_component(jid, reply)
 
     def send_from_server(self, session: Session, stanza: Element) -> None:
         """Send a server-generated stanza to one session (no hooks)."""
@@ -203,6 +235,14 @@ class Router:
         session = self.sessions.get(from_jid)
         if session is not None:
             self.deliver(session, reply)
+        else:
+            self._to_component(from_jid, reply)
+
+    def _to_component(self, jid: JID, reply: Element) -> None:
+        """A reply to what an attached component sent goes back over its stream."""
+        sink = self._components.get(jid.domain)
+        if sink is not None:
+            sink(reply)
 
     def _route_iq_response(self, iq: Element, from_jid: JID, to_jid: JID, target: str) -> None:
         if target == "full":

@@ -5,6 +5,7 @@ from __future__ import annotations
 STREAM = "http://etherx.jabber.org/streams"
 CLIENT = "jabber:client"
 SERVER = "jabber:server"
+COMPONENT = "jabber:component:accept"  # XEP-0114
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"  # RFC 7395
 STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
 STANZAS_ERR = "urn:ietf:params:xml:ns:xmpp-stanzas"

@@ -236,11 +236,14 @@ def stream_header(
     from_: str | None,
     to: str | None,
     stream_id: str | None,
-    version: str = "1.0",
+    version: str | None = "1.0",
     lang: str = "en",
     content_ns: str = ns.CLIENT,
 ) -> str:
-    """The XML declaration and ``<stream:stream>`` open tag (RFC 6120 §4.7)."""
+    """The XML declaration and ``<stream:stream>`` open tag (RFC 6120 §4.7).
+
+    ``version`` None leaves the attribute out (XEP-0114 component streams).
+    """
     attrs = [
         ("xmlns", content_ns),
         ("xmlns:stream", ns.STREAM),
