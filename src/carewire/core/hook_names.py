@@ -62,6 +62,14 @@ ALERT_RESPONDED: Final = "alert/responded"
 # side gained 'from'). Payload: SubscriptionEvent.
 PRESENCE_SUBSCRIBED: Final = "presence/subscribed"
 
+# Federation. A stanza from another domain, before it is routed to an address of
+# ours: a handler returning True has dealt with it (or refused it by raising
+# StanzaError). Payload: StanzaEvent (origin None).
+REMOTE_INBOUND: Final = "remote/inbound"
+# A stanza was handed to the remote router for another domain (synchronous
+# handlers). Payload: StanzaEvent (origin None).
+REMOTE_SENT: Final = "remote/sent"
+
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"
 
