@@ -69,6 +69,9 @@ REMOTE_INBOUND: Final = "remote/inbound"
 # A stanza was handed to the remote router for another domain (synchronous
 # handlers). Payload: StanzaEvent (origin None).
 REMOTE_SENT: Final = "remote/sent"
+# A stanza for another domain was refused at once (federation off, domain not
+# allowed, queue full); the sender gets the error. Payload: RemoteFailure.
+REMOTE_FAILED: Final = "remote/failed"
 
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"

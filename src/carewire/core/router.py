@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
-from carewire.core.events import DeliveryEvent, IqRequest, StanzaEvent
+from carewire.core.events import DeliveryEvent, IqRequest, RemoteFailure, StanzaEvent
 from carewire.core.federation import RemoteRouter
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
@@ -166,10 +166,18 @@ class Router:
     # -- other domains ------------------------------------------------------------
 
     async def _to_remote(self, stanza: Element, from_jid: JID, to_jid: JID) -> None:
-        if self.remote is None:
-            # Federation is not enabled on this server.
-            raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
-        await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
+        try:
+            if self.remote is None:
+                # Federation is not enabled on this server.
+                raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+            await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
+        except StanzaError as err:
+            if self.hooks.has_handlers(H.REMOTE_FAILED):
+                failure = RemoteFailure(
+                    stanza=stanza, from_jid=from_jid, to_jid=to_jid, condition=err.condition
+                )
+                self.hooks.fire_sync(H.REMOTE_FAILED, failure)
+            raise
         if self.hooks.has_handlers(H.REMOTE_SENT):
             event = StanzaEvent(stanza=stanza, from_jid=from_jid, to_jid=to_jid, origin=None)
             self.hooks.fire_sync(H.REMOTE_SENT, event)
@@ -245,6 +253,14 @@ class Router:
             except InvalidJID:
                 sender = self._domain_jid
             self.post(reply, from_jid=sender, to_jid=jid)
+            return
+        if jid.resource is None and jid.localpart is not None and reply.tag == st.PRESENCE:
+            # A subscription stanza goes out from the user's bare JID (RFC 6121 §3.1.2):
+            # its error reaches every available resource, like any presence to the
+            # bare JID (§8.5.2.1.1).
+            if jid.domain == self.hosts.domain:
+                for session in self.sessions.available_of_user(jid.localpart):
+                    session.send(reply)
             return
         session = self.sessions.get(jid)
         if session is not None:
