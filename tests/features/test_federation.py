@@ -186,11 +186,16 @@ async def test_probe_from_a_stranger_reveals_nothing(h: Harness, remote: Recordi
     assert remote.take() == []
 
 
-async def test_without_federation_a_remote_subscription_bounces(h: Harness) -> None:
+async def test_a_refused_remote_subscription_bounces_to_every_resource(
+    h: Harness, remote: RecordingRemote
+) -> None:
+    remote.refused.add(REMOTE)
     alice, sink = await h.login("alice")
+    _, tablet = await h.login("alice", "tablet")
     await h.send(alice, f"<presence type='subscribe' to='{BOB}'/>")
-    errors = [s for s in sink.take() if s.get("type") == "error"]
-    assert [error_condition(e) for e in errors] == ["remote-server-not-found"]
+    for got in (sink.take(), tablet.take()):
+        errors = [s for s in got if s.get("type") == "error"]
+        assert [error_condition(e) for e in errors] == ["remote-server-not-found"]
 
 
 # -- what a remote domain may reach (the federation gate) ---------------------------------------

@@ -182,7 +182,7 @@ class Presence:
         for jid in _jids(roster.contacts(_has_to)):
             if jid.domain == self.ctx.hosts.domain and jid.localpart is not None:
                 self._send_presence_of(jid.localpart, jid, to=session)
-            elif self.router.is_remote(jid):
+            elif self.router.is_remote(jid) and self.router.remote is not None:
                 probe = make(PRESENCE, {"type": "probe", "from": str(user), "to": str(jid)})
                 await self.router.route(probe, from_jid=user, to_jid=jid)
         # The user is implicitly subscribed to their own presence.
@@ -296,8 +296,11 @@ class Presence:
         if contact == user:
             return True  # the user is always subscribed to their own presence
         is_account = contact.localpart is not None and contact.domain == self.ctx.hosts.domain
-        if not is_account and not self.router.is_remote(contact):
-            return False  # a service of ours, not an account: the router answers for it
+        is_federated = self.router.is_remote(contact) and self.router.remote is not None
+        if not is_account and not is_federated:
+            # A service of ours, or another domain with federation off: the router
+            # answers for the address (remote-server-not-found), the roster stays as it is.
+            return False
         stanza = event.stanza
         # §3.1.2: the user's server "MUST stamp the outbound subscription request with
         # the bare JID <user@domainpart> of the user" (likewise §3.2.2, §3.3.2, §3.1.5).
