@@ -48,9 +48,7 @@ def remote(h: Harness) -> RecordingRemote:
 
 def kinds(stanzas: list[Element]) -> list[tuple[str, str | None, str | None, str | None]]:
     """(tag, type, from, to) of each stanza."""
-    return [
-        (s.tag.rpartition("}")[2], s.get("type"), s.get("from"), s.get("to")) for s in stanzas
-    ]
+    return [(s.tag.rpartition("}")[2], s.get("type"), s.get("from"), s.get("to")) for s in stanzas]
 
 
 def pushed(stanzas: list[Element]) -> list[dict[str, str]]:
@@ -159,9 +157,7 @@ async def test_removing_a_remote_contact_ends_both_subscriptions(
 # -- probes (RFC 6121 §4.3) ---------------------------------------------------------------------
 
 
-async def test_initial_presence_probes_remote_contacts(
-    h: Harness, remote: RecordingRemote
-) -> None:
+async def test_initial_presence_probes_remote_contacts(h: Harness, remote: RecordingRemote) -> None:
     await subscribed_both(h, remote)
     second, _ = await h.bind("alice", "tablet")
     await h.send(second, "<presence/>")
@@ -213,7 +209,9 @@ async def test_vcard_only_for_those_the_user_shares_presence_with(
 ) -> None:
     await h.login("alice")
     alice = h.kernel.sessions.of_user("alice")[0]
-    await h.send(alice, "<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>")
+    await h.send(
+        alice, "<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>"
+    )
     vcard = "<vCard xmlns='vcard-temp'/>"
     reply = await remote_iq(h, remote, ALICE, vcard)
     assert error_condition(reply) == "service-unavailable"
@@ -263,11 +261,11 @@ async def test_other_iqs_are_refused(
     assert sink.take() == []  # nothing reached the client
 
 
-async def test_internal_services_answer_nobody_outside(
-    h: Harness, remote: RecordingRemote
-) -> None:
+async def test_internal_services_answer_nobody_outside(h: Harness, remote: RecordingRemote) -> None:
     await inject(
-        h, f"<message type='chat' id='m' from='{BOB}/phone' to='x@groups.{D}'><body>hi</body></message>"
+        h,
+        f"<message type='chat' id='m' from='{BOB}/phone' to='x@groups.{D}'>"
+        "<body>hi</body></message>",
     )
     (reply,) = remote.take()
     assert error_condition(reply) == "service-unavailable"
@@ -275,7 +273,9 @@ async def test_internal_services_answer_nobody_outside(
 
 async def test_another_domain_cannot_relay(h: Harness, remote: RecordingRemote) -> None:
     await inject(
-        h, f"<message type='chat' id='m' from='{BOB}/phone' to='eve@third.test'><body>x</body></message>"
+        h,
+        f"<message type='chat' id='m' from='{BOB}/phone' to='eve@third.test'>"
+        "<body>x</body></message>",
     )
     (reply,) = remote.take()
     assert reply.get("to") == f"{BOB}/phone" and error_condition(reply) == "not-allowed"
@@ -299,7 +299,9 @@ async def test_a_remote_users_namesake_never_gets_our_users_stanzas(
 async def test_a_remote_user_in_a_room(h: Harness, remote: RecordingRemote) -> None:
     alice, sink = await h.login("alice")
     await h.send(alice, f"<presence to='{ROOM}/alice'/>")
-    await h.send(alice, f"<message to='{ROOM}' type='groupchat' id='g0'><body>before</body></message>")
+    await h.send(
+        alice, f"<message to='{ROOM}' type='groupchat' id='g0'><body>before</body></message>"
+    )
     sink.take()
     # bob@remote.test joins: the occupant list, its own presence (110), the history, the subject.
     await inject(
@@ -331,7 +333,9 @@ async def test_a_remote_user_in_a_room(h: Harness, remote: RecordingRemote) -> N
     (reflected,) = remote.take()
     assert reflected.get("to") == f"{BOB}/phone" and reflected.get("id") == "g1"
     # alice speaks: bob gets it through the remote router.
-    await h.send(alice, f"<message to='{ROOM}' type='groupchat' id='g2'><body>hi bob</body></message>")
+    await h.send(
+        alice, f"<message to='{ROOM}' type='groupchat' id='g2'><body>hi bob</body></message>"
+    )
     await settle()
     (to_bob,) = remote.take()
     assert to_bob.get("from") == f"{ROOM}/alice" and to_bob.get("to") == f"{BOB}/phone"
@@ -383,7 +387,9 @@ async def test_a_room_iq_from_a_remote_occupant_is_answered(
     alice, _ = await h.login("alice")
     await h.send(alice, f"<presence to='{ROOM}/alice'/>")
     await inject(
-        h, f"<iq type='get' id='d' from='{BOB}/phone' to='{ROOM}'><query xmlns='{ns.DISCO_INFO}'/></iq>"
+        h,
+        f"<iq type='get' id='d' from='{BOB}/phone' to='{ROOM}'>"
+        f"<query xmlns='{ns.DISCO_INFO}'/></iq>",
     )
     (reply,) = remote.take()
     assert reply.get("type") == "result" and reply.get("to") == f"{BOB}/phone"
@@ -395,7 +401,9 @@ async def test_a_room_iq_from_a_remote_occupant_is_answered(
 async def test_our_user_in_a_remote_room(h: Harness, remote: RecordingRemote) -> None:
     alice, sink = await h.login("alice")
     far = f"lounge@conference.{REMOTE}"
-    await h.send(alice, f"<presence to='{far}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+    await h.send(
+        alice, f"<presence to='{far}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    )
     await settle()
     assert kinds(remote.take()) == [("presence", None, f"{ALICE}/res", f"{far}/alice")]
     await inject(h, f"<presence from='{far}/alice' to='{ALICE}/res'/>")
@@ -407,7 +415,11 @@ async def test_our_user_in_a_remote_room(h: Harness, remote: RecordingRemote) ->
         ("message", "groupchat", f"{far}/zoe", f"{ALICE}/res"),
     ]
     # The room may ask the client things (it has the client's directed presence)...
-    await inject(h, f"<iq type='get' id='p' from='{far}/zoe' to='{ALICE}/res'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await inject(
+        h,
+        f"<iq type='get' id='p' from='{far}/zoe' to='{ALICE}/res'>"
+        "<ping xmlns='urn:xmpp:ping'/></iq>",
+    )
     assert kinds(sink.take()) == [("iq", "get", f"{far}/zoe", f"{ALICE}/res")]
     await h.send(alice, f"<message to='{far}' type='groupchat'><body>hello room</body></message>")
     await settle()

@@ -134,7 +134,9 @@ async def test_a_message_from_a_remote_user_is_tracked_and_archived(
         f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{MAM}</value>"
         f"</field><field var='with'><value>{BOB}</value></field></x>"
     )
-    await h.send(alice, f"<iq type='set' id='q'><query xmlns='{MAM}' queryid='f'>{form}</query></iq>")
+    await h.send(
+        alice, f"<iq type='set' id='q'><query xmlns='{MAM}' queryid='f'>{form}</query></iq>"
+    )
     got_all = sink.take()
     fwd = "{urn:xmpp:forward:0}forwarded"
     bodies = [

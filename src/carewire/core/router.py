@@ -202,9 +202,7 @@ class Router:
             self.reply_error(stanza, StanzaError(StanzaCondition.RESOURCE_CONSTRAINT))
             return
         if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(
-                self._drain(), name="router-posted"
-            )
+            self._pump = asyncio.get_running_loop().create_task(self._drain(), name="router-posted")
 
     async def _drain(self) -> None:
         while not self._posted.empty():
@@ -259,8 +257,8 @@ class Router:
             # its error reaches every available resource, like any presence to the
             # bare JID (§8.5.2.1.1).
             if jid.domain == self.hosts.domain:
-                for session in self.sessions.available_of_user(jid.localpart):
-                    session.send(reply)
+                for available in self.sessions.available_of_user(jid.localpart):
+                    available.send(reply)
             return
         session = self.sessions.get(jid)
         if session is not None:

@@ -5,10 +5,8 @@ persistent ones are also written to the :class:`~carewire.core.stores.MucStore`
 whenever their configuration, subject or affiliations change, and loaded at
 start (occupants and the in-memory history do not survive a restart: clients
 rejoin, and longer history comes from the archive). Occupants are local
-sessions, whose stanzas are delivered straight to the session, or users of
-another domain (federation), whose stanzas go through the router's queue for
-other domains; a remote occupant whose server bounces what the room sends it
-leaves the room (status 333). Anything
+sessions or users of another domain (federation: a bounce from its server
+makes it leave, status 333). Anything
 addressed to a user's bare JID (invitations, declines) goes through
 :meth:`Router.route`, so offline storage applies.
 """
@@ -117,25 +115,10 @@ class MucService:
     def send(self, to: JID, stanza: Element) -> None:
         """Deliver a stanza to one occupant: a local session (if still bound), or another domain's.
 
-        A remote occupant's stanzas go through the router's ordered queue for
-        other domains, so it sees the room's presences, history and messages
-        in the order a local occupant would.
+        (The router's ordered queue for other domains keeps the room's order.)
         """
-        router = self.ctx.router
-        if router.is_remote(to):
-            stanza.set("to", str(to))
-            router.post(stanza, from_jid=self._sender_of(stanza), to_jid=to)
-            return
-        session = self.ctx.sessions.get(to)
-        if session is not None:
-            stanza.set("to", str(to))
-            router.deliver(session, stanza)
-
-    def _sender_of(self, stanza: Element) -> JID:
-        try:
-            return JID.parse(stanza.get("from") or self.domain)
-        except InvalidJID:
-            return JID(None, self.domain, None)
+        stanza.set("to", str(to))
+        self.ctx.router.post(stanza, from_jid=JID.parse(stanza.get("from", self.domain)), to_jid=to)
 
     def presence_of(
         self,

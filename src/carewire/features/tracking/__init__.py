@@ -66,9 +66,10 @@ class TrackingHooks:
         acknowledges = await self.record_marks(found, sender, to) if found else None
         if to.localpart is None or not stanzas.is_trackable(stanza):
             return
-        is_remote = self.ctx.router.is_remote(to)
-        if to.domain != self.domain and not is_remote:
-            return
+        router = self.ctx.router
+        is_remote = router.is_remote(to)
+        if to.domain != self.domain and not (is_remote and router.remote is not None):
+            return  # a service of ours, or another domain with federation off
         recipient = str(to.bare)
         # XEP-0359: "For one-on-one messages the assigning entity is the account": the
         # recipient's when it is ours, the sender's (its archive) for another domain's user.
