@@ -31,7 +31,17 @@ MESSAGE = f"{{{ns.CLIENT}}}message"
 IQ = f"{{{ns.CLIENT}}}iq"
 ROSTER = f"{{{ns.ROSTER}}}"
 MUC_USER = "http://jabber.org/protocol/muc#user"
-FEATURES = ["message", "offline", "roster", "presence", "disco", "vcard", "muc", "federation"]
+FEATURES = [
+    "message",
+    "offline",
+    "roster",
+    "presence",
+    "disco",
+    "vcard",
+    "blocking",
+    "muc",
+    "federation",
+]
 
 
 @pytest.fixture
@@ -428,3 +438,34 @@ async def test_our_user_in_a_remote_room(h: Harness, remote: RecordingRemote) ->
     await h.unbind(alice)
     await settle()
     assert kinds(remote.take()) == [("presence", "unavailable", f"{ALICE}/res", f"{far}/alice")]
+
+
+# -- 1:1 messages and blocking --------------------------------------------------------------------
+
+
+async def test_messages_both_ways_and_blocking_a_remote_user(
+    h: Harness, remote: RecordingRemote
+) -> None:
+    alice, sink = await h.login("alice")
+    await h.send(alice, f"<message to='{BOB}' type='chat' id='a1'><body>hi</body></message>")
+    await settle()
+    assert kinds(remote.take()) == [("message", "chat", f"{ALICE}/res", BOB)]
+    await inject(
+        h, f"<message from='{BOB}/phone' to='{ALICE}' type='chat' id='b1'><body>yo</body></message>"
+    )
+    assert kinds(sink.take()) == [("message", "chat", f"{BOB}/phone", ALICE)]
+    await h.send(
+        alice,
+        f"<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='{BOB}'/></block></iq>",
+    )
+    sink.take()
+    await inject(
+        h, f"<message from='{BOB}/phone' to='{ALICE}' type='chat' id='b2'><body>yo</body></message>"
+    )
+    assert sink.take() == []
+    # XEP-0191 §3.3: "the server SHOULD return an error, which SHOULD be <service-unavailable/>".
+    assert [error_condition(s) for s in remote.take()] == ["service-unavailable"]
+    await h.send(alice, f"<message to='{BOB}' type='chat' id='a2'><body>hi</body></message>")
+    await settle()
+    assert remote.take() == []
+    assert [error_condition(s) for s in sink.take()] == ["not-acceptable"]
