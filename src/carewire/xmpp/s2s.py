@@ -203,13 +203,18 @@ class S2SInStream:
         self.local = self._writer.local = to if to in self.domains_served else self.local
         if to not in self.domains_served:
             # RFC 6120 §4.9.3.6: a 'to' we do not serve.
-            return self._fail(StreamCondition.HOST_UNKNOWN, "this server does not serve that domain")
+            return self._fail(
+                StreamCondition.HOST_UNKNOWN, "this server does not serve that domain"
+            )
         self.peer = (attrs.get("from") or "").lower().rstrip(".")
         if not attrs.get("version", "").startswith("1."):
             return self._fail(StreamCondition.UNSUPPORTED_VERSION, "XMPP 1.0 is required")
         self._writer.header(to=self.peer or None, with_id=True)
         self._step(In.OPEN)
-        self._writer.features(self._features())
+        if self.state is not S.AWAIT_AUTH:
+            self._writer.features(self._features())
+        # Before authentication the offer depends on who the peer says it is: the
+        # driver decides and calls send_auth_features().
         return StreamStarted(self.peer, to, self.stream_id)
 
     def _features(self) -> list[Element]:
@@ -283,6 +288,13 @@ class S2SInStream:
         self._step(In.TLS_DONE)
         self.is_tls_active = True
         self._restart()
+
+    def send_auth_features(self, *, external: bool, dialback: bool) -> None:
+        """The features of the encrypted stream: EXTERNAL when the certificate will do (XEP-0178)."""
+        if self.state is not S.AWAIT_AUTH:
+            raise LocalProtocolError(f"no authentication features in state {self.state.value}")
+        self.offer_external, self.offer_dialback = external, dialback
+        self._writer.features(self._features())
 
     def sasl_success(self, domain: str) -> None:
         """SASL EXTERNAL accepted for ``domain`` (XEP-0178 §2): success, then a new stream."""

@@ -200,7 +200,9 @@ class S2SOutStream:
         if not self._step(In.OPEN):
             return self._fail(StreamCondition.INVALID_XML, "unexpected stream header")
         self.peer_stream_id = attrs.get("id", "")
-        return StreamStarted(attrs.get("from", "").lower(), attrs.get("to", ""), self.peer_stream_id)
+        return StreamStarted(
+            attrs.get("from", "").lower(), attrs.get("to", ""), self.peer_stream_id
+        )
 
     def _on_close(self) -> S2SEvent:
         if self.state is not S.CLOSED:
@@ -217,7 +219,9 @@ class S2SOutStream:
                 condition: StreamCondition | None = StreamCondition(cond)
             except ValueError:
                 condition = StreamCondition.UNDEFINED_CONDITION
-            return StreamEnded(condition=condition, text="stream error from the peer", is_by_peer=True)
+            return StreamEnded(
+                condition=condition, text="stream error from the peer", is_by_peer=True
+            )
         inp = _ELEMENTS.get(tag) if isinstance(tag, str) else None
         if inp is None:
             inp = In.STANZA if tag in SERVER_STANZAS and self.is_bidi else In.OTHER
