@@ -18,6 +18,7 @@ from typing import Any
 
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_pep import PepSection
+from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
 from carewire.config_sections import (
     AuditSection as AuditSection,
 )
@@ -58,7 +59,6 @@ from carewire.config_sections import (
 from carewire.config_sections import (
     XmppSection as XmppSection,
 )
-from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
 from carewire.config_upload import UploadSection, validate_upload
 from carewire.errors import ConfigError
 from carewire.push.section import PushSection

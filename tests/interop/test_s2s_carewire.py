@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +50,6 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             env = server_env(
                 {
                     "CAREWIRE_S2S_ENABLED": "true",
-                    "CAREWIRE_LOG_LEVEL": "debug",
                     "CAREWIRE_S2S_TLS_PORT": "0",
                     "CAREWIRE_S2S_CA_FILE": str(root),
                     "CAREWIRE_S2S_CONNECT_TIMEOUT": "2s",
@@ -145,5 +143,3 @@ async def test_stanza_before_authentication_closes_only_that_stream(
     writer.close()
     # Other streams keep working.
     await test_messages_both_ways_with_certificates(federation, slix)
-
-

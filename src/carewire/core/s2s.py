@@ -1,4 +1,4 @@
-"""The server-to-server manager: routes stanzas to other domains and admits theirs (RFC 6120 §8, §13.7).
+"""The server-to-server manager: stanzas to and from other domains (RFC 6120 §8, §13.7).
 
 Theory of operation: :class:`S2SManager` is the kernel's
 :class:`~carewire.core.federation.RemoteRouter`. It never touches sockets:

@@ -1,4 +1,4 @@
-"""Outbound server-to-server connections and the dialer (RFC 6120 §13.7, XEP-0178, XEP-0220, XEP-0288).
+"""Outbound server-to-server connections and the dialer (RFC 6120 §13.7, XEP-0178/0220/0288).
 
 :class:`S2SDialer` implements the kernel's :class:`~carewire.core.s2s.Dialer`:
 it resolves the domain (:mod:`carewire.net.s2s_resolve`), connects within

@@ -1,4 +1,4 @@
-"""Where a remote XMPP domain is served: static routes, SRV records (RFC 6120 §3.2, XEP-0368), fallback.
+"""Where a remote domain is served: static routes, SRV (RFC 6120 §3.2, XEP-0368), fallback.
 
 Order of attempts for a domain: a static route from ``[s2s.tls_routes]``
 (direct TLS) or ``[s2s.routes]`` (STARTTLS) when configured; else the SRV
@@ -50,7 +50,7 @@ def order_srv(records: Sequence[SrvRecord], rng: random.Random | None = None) ->
     Records of weight 0 are placed first in each priority so they keep a
     small chance of selection, as the RFC's algorithm does.
     """
-    rng = rng or random.Random()  # noqa: S311 - load spreading, not security
+    rng = rng or random.Random()
     out: list[SrvRecord] = []
     for priority in sorted({r.priority for r in records}):
         group = sorted((r for r in records if r.priority == priority), key=lambda r: r.weight)

@@ -1,4 +1,4 @@
-"""TLS for server-to-server streams (RFC 7590, XEP-0178): contexts, a memory-BIO engine, peer identities.
+"""TLS for server-to-server streams (RFC 7590, XEP-0178): contexts, engine, peer identities.
 
 Client streams use :mod:`ssl`; server streams need what it cannot do: ask the
 peer for a certificate *without* failing the handshake when it does not
@@ -10,6 +10,7 @@ aborting (pyOpenSSL), and the kernel decides what the certificate proves
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -188,10 +189,8 @@ class TlsEngine:
 
     def shutdown(self) -> None:
         """Send close_notify (best effort)."""
-        try:
+        with contextlib.suppress(SSL.Error):
             self.conn.shutdown()
-        except SSL.Error:
-            pass
 
     def peer(self) -> PeerCertificate | None:
         """The peer's certificate and the verdict on it (None: it sent none)."""

@@ -1,4 +1,4 @@
-"""Receiving side of a server-to-server stream as a sans-IO state machine (RFC 6120, XEP-0178/0220/0288).
+"""Receiving side of a server-to-server stream, sans-IO (RFC 6120, XEP-0178/0220/0288).
 
 Theory of operation
 -------------------
@@ -30,14 +30,18 @@ from enum import StrEnum
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.xmpp import dialback, ns
-from carewire.xmpp.errors import LocalProtocolError, StreamCondition, stream_error_element
+from carewire.xmpp.errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    StreamCondition,
+    stream_error_element,
+)
 from carewire.xmpp.parser import (
     ElementReceived,
     ParserLimits,
     StreamOpened,
     StreamParser,
 )
-from carewire.xmpp.errors import RemoteProtocolError
 from carewire.xmpp.s2s_common import (
     EXTERNAL,
     SERVER_STANZAS,
@@ -290,7 +294,7 @@ class S2SInStream:
         self._restart()
 
     def send_auth_features(self, *, external: bool, dialback: bool) -> None:
-        """The features of the encrypted stream: EXTERNAL when the certificate will do (XEP-0178)."""
+        """Features of the encrypted stream: EXTERNAL when the certificate will do (XEP-0178)."""
         if self.state is not S.AWAIT_AUTH:
             raise LocalProtocolError(f"no authentication features in state {self.state.value}")
         self.offer_external, self.offer_dialback = external, dialback

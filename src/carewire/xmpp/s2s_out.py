@@ -1,4 +1,4 @@
-"""Initiating side of a server-to-server stream as a sans-IO state machine (RFC 6120, XEP-0178/0220/0288).
+"""Initiating side of a server-to-server stream, sans-IO (RFC 6120, XEP-0178/0220/0288).
 
 Theory of operation
 -------------------
