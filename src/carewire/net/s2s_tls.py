@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 from OpenSSL import SSL, crypto
 
 from carewire.core.s2s_policy import PeerCertificate
@@ -66,7 +66,7 @@ def s2s_context(cert_file: Path, key_file: Path, ca_file: Path | None) -> SSL.Co
 def identities(cert: x509.Certificate) -> frozenset[str]:
     """The domains a certificate names (RFC 6120 §13.7.1.2, XEP-0178 §3): DNS, SRV, xmppAddr."""
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return frozenset()
     names = {n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)}

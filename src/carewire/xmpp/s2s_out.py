@@ -180,6 +180,7 @@ class S2SOutStream:
             items, error = err.completed, err
         events: list[S2SEvent] = []
         for item in items:
+            ev: S2SEvent | None
             if isinstance(item, StreamOpened):
                 ev = self._on_open(item.tag, item.attrs)
             elif isinstance(item, ElementReceived):
