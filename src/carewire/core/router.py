@@ -264,6 +264,18 @@ class Router:
         if session is not None:
             session.send(reply)
 
+    def is_local(self, jid: JID) -> bool:
+        """Whether ``jid`` is served here (our domain or a sub-domain)."""
+        return not self.is_remote(jid)
+
+    def send_remote(self, stanza: Element, to_jid: JID) -> None:
+        """Send a server-made stanza (a reply) to another domain, in order (see :meth:`post`)."""
+        try:
+            from_jid = JID.parse(stanza.get("from") or self.hosts.domain)
+        except InvalidJID:
+            return
+        self.post(stanza, from_jid=from_jid, to_jid=to_jid)
+
     def send_from_server(self, session: Session, stanza: Element) -> None:
         """Send a server-generated stanza to one session (no hooks)."""
         session.send(stanza)
