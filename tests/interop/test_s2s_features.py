@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree.ElementTree import fromstring
 
 import pytest
+from slixmpp import JID
 
 from tests.interop.slix import SlixClient
 from tests.interop.test_s2s_carewire import federation
@@ -111,10 +112,10 @@ async def test_a_remote_user_in_a_room(federation: dict[str, Any], slix: Slix) -
     await bob.next_matching(seen_by_bob, lambda p: str(p["from"]) == f"{room}/alice")
     await bob.next_matching(seen_by_bob, lambda p: str(p["from"]) == f"{room}/bob")
     await alice.next_matching(seen_by_alice, lambda p: str(p["from"]) == f"{room}/bob")
-    alice.xmpp.send_message(mto=room, mbody="bed 3 needs a review", mtype="groupchat")
+    alice.xmpp.send_message(mto=JID(room), mbody="bed 3 needs a review", mtype="groupchat")
     got = await bob.next_matching(bob.messages, lambda m: m["body"] == "bed 3 needs a review")
     assert str(got["from"]) == f"{room}/alice"
-    bob.xmpp.send_message(mto=room, mbody="on it", mtype="groupchat")
+    bob.xmpp.send_message(mto=JID(room), mbody="on it", mtype="groupchat")
     got = await alice.next_matching(alice.messages, lambda m: m["body"] == "on it")
     assert str(got["from"]) == f"{room}/bob"
     bob.xmpp.send_presence(pto=f"{room}/bob", ptype="unavailable")
@@ -155,7 +156,7 @@ async def test_tracking_of_a_remote_recipient(federation: dict[str, Any], slix: 
 async def test_a_bounce_is_a_failed_delivery(federation: dict[str, Any], slix: Slix) -> None:
     a: RunningServer = federation["a.test"]
     alice = await slix(a, *a.account())
-    alice.xmpp.send_message(mto="someone@nowhere.test", mbody="anyone there?", mtype="chat")
+    alice.xmpp.send_message(mto=JID("someone@nowhere.test"), mbody="anyone there?", mtype="chat")
     err = await alice.next(alice.errors, timeout=20)
     assert err["error"]["condition"] == "remote-server-not-found"
 
