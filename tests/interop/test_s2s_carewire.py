@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from tests.interop.slix import SlixClient
 from tests.security.pki import Pki
-from tests.serverproc import RunningServer, init_data_dir, server_env, serving
+from tests.serverproc import (
+    RunningServer,
+    ServeSpec,
+    init_data_dir,
+    server_env,
+    serving_together,
+)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # the module's first test waits for three start-ups
 Slix = Callable[..., Awaitable[SlixClient]]
 
 
@@ -41,32 +48,31 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     routes = {d: f"127.0.0.1:{p}" for d, p in ports.items()}
     routes["silent.test"] = f"127.0.0.1:{silent.getsockname()[1]}"
     routes["nowhere.test"] = f"127.0.0.1:{dead}"
-    servers: dict[str, Any] = {"pki": pki}
-    from contextlib import ExitStack
 
-    with ExitStack() as stack:
-        for domain in ports:
-            data_dir = tmp_path_factory.mktemp(domain)
-            env = server_env(
-                {
-                    "CAREWIRE_S2S_ENABLED": "true",
-                    "CAREWIRE_S2S_TLS_PORT": "0",
-                    "CAREWIRE_S2S_CA_FILE": str(root),
-                    "CAREWIRE_S2S_CONNECT_TIMEOUT": "2s",
-                    "CAREWIRE_S2S_ROUTES": ",".join(
-                        f"{d}={r}" for d, r in routes.items() if d != domain
-                    ),
-                }
-            )
-            init_data_dir(data_dir, accounts=10, env=env, domain=domain)
-            if domain != "c.test":  # c.test keeps its self-signed certificate: dialback
-                leaf = pki.leaf([domain, f"chat.{domain}"], subject=domain)
-                (data_dir / "certs" / "xmpp.pem").write_text(pki.chain_pem(leaf, with_key=False))
-                (data_dir / "certs" / "xmpp.key").write_text(leaf.key_pem())
-            servers[domain] = stack.enter_context(
-                serving(data_dir, accounts=10, env=env, domain=domain, s2s_port=ports[domain])
-            )
-        yield servers
+    def prepare(domain: str) -> ServeSpec:
+        data_dir = tmp_path_factory.mktemp(domain)
+        env = server_env(
+            {
+                "CAREWIRE_S2S_ENABLED": "true",
+                "CAREWIRE_S2S_TLS_PORT": "0",
+                "CAREWIRE_S2S_CA_FILE": str(root),
+                "CAREWIRE_S2S_CONNECT_TIMEOUT": "3s",
+                "CAREWIRE_S2S_ROUTES": ",".join(
+                    f"{d}={r}" for d, r in routes.items() if d != domain
+                ),
+            }
+        )
+        init_data_dir(data_dir, accounts=10, env=env, domain=domain)
+        if domain != "c.test":  # c.test keeps its self-signed certificate: dialback
+            leaf = pki.leaf([domain, f"chat.{domain}"], subject=domain)
+            (data_dir / "certs" / "xmpp.pem").write_text(pki.chain_pem(leaf, with_key=False))
+            (data_dir / "certs" / "xmpp.key").write_text(leaf.key_pem())
+        return ServeSpec(data_dir, env, accounts=10, domain=domain, s2s_port=ports[domain])
+
+    with ThreadPoolExecutor(3) as pool:  # the three inits overlap, as do the start-ups
+        specs = list(pool.map(prepare, ports))
+    with serving_together(specs) as running:
+        yield {"pki": pki, **{s.domain: s for s in running}}
     silent.close()
 
 
