@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from slixmpp import JID
 
 from tests.interop.slix import SlixClient
 from tests.security.pki import Pki
@@ -77,7 +78,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
 
 async def _message(sender: SlixClient, to: str, body: str) -> None:
-    sender.xmpp.send_message(mto=to, mbody=body, mtype="chat")
+    sender.xmpp.send_message(mto=JID(to), mbody=body, mtype="chat")
 
 
 async def test_messages_both_ways_with_certificates(federation: dict[str, Any], slix: Slix) -> None:
@@ -123,7 +124,7 @@ async def test_dialback_for_a_self_signed_peer(federation: dict[str, Any], slix:
 async def test_bounces(federation: dict[str, Any], slix: Slix, domain: str, condition: str) -> None:
     a: RunningServer = federation["a.test"]
     alice = await slix(a, *a.account())
-    alice.xmpp.send_message(mto=f"someone@{domain}", mbody="anyone?", mtype="chat")
+    alice.xmpp.send_message(mto=JID(f"someone@{domain}"), mbody="anyone?", mtype="chat")
     err = await alice.next(alice.errors, timeout=15)
     assert err["error"]["condition"] == condition
 
