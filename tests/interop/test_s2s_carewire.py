@@ -115,6 +115,12 @@ async def test_dialback_for_a_self_signed_peer(federation: dict[str, Any], slix:
     got = await alice.next_matching(alice.messages, lambda m: m["body"] == "dialback works")
     assert got["from"].bare == carol.jid.bare
     assert "established (dialback)" in a.log()
+    # The answer needs a stream from a.test to c.test: a.test cannot trust c.test's
+    # certificate, so it authenticates with dialback too, verified by c.test calling back.
+    await _message(alice, str(carol.jid), "dialback back")
+    got = await carol.next_matching(carol.messages, lambda m: m["body"] == "dialback back")
+    assert got["from"].bare == alice.jid.bare
+    assert "s2s out stream with c.test established (dialback)" in a.log()
 
 
 @pytest.mark.parametrize(

@@ -281,7 +281,9 @@ class S2SInStream:
         return DialbackReceived(dialback.parse(element))
 
     def _on_auth(self, element: Element) -> S2SEvent | None:
-        if element.get("mechanism") != EXTERNAL or not self.offer_external:
+        # EXTERNAL even where it was not offered goes to the driver, which refuses it with
+        # the certificate's reason (audited); any other mechanism fails here.
+        if element.get("mechanism") != EXTERNAL:
             self.state = S.AWAIT_AUTH
             self._sasl_failure("invalid-mechanism")
             return None
