@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from slixmpp import JID
 
+from tests.interop.s2speer import S2SPeer
 from tests.interop.slix import SlixClient
 from tests.security.pki import Pki
 from tests.serverproc import (
@@ -155,4 +156,22 @@ async def test_stanza_before_authentication_closes_only_that_stream(
     assert b"not-authorized" in data or b"policy-violation" in data
     writer.close()
     # Other streams keep working.
+    await test_messages_both_ways_with_certificates(federation, slix)
+
+
+async def test_a_dialback_key_that_does_not_verify_closes_that_stream(
+    federation: dict[str, Any], slix: Slix
+) -> None:
+    """A peer claims to be c.test with a made-up key: a.test asks the real c.test, which says no."""
+    a: RunningServer = federation["a.test"]
+    impostor = await S2SPeer.connect(a.ports["s2s"], domain="c.test", to="a.test")
+    try:
+        features = await impostor.starttls(None, None)  # no certificate: dialback only
+        assert "<dialback" in features
+        await impostor.send("<db:result from='c.test' to='a.test'>" + "0" * 64 + "</db:result>")
+        answer = await impostor.closed_with(timeout=30)
+        assert "type='invalid'" in answer or 'type="invalid"' in answer, answer
+        assert "not-authorized" in answer
+    finally:
+        impostor.close()
     await test_messages_both_ways_with_certificates(federation, slix)
