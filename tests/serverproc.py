@@ -79,6 +79,52 @@ def init_data_dir(
         assert r.returncode == 0, r.stderr
 
 
+def _launch(data_dir: Path, env: dict[str, str], s2s_port: int) -> subprocess.Popen[bytes]:
+    with (data_dir / "serve.log").open("ab") as log:
+        return subprocess.Popen(
+            [
+                *CAREWIRE,
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--bind",
+                "127.0.0.1",
+                "--c2s-port",
+                "0",
+                "--c2s-tls-port",
+                "0",
+                "--https-port",
+                "0",
+                "--s2s-port",
+                str(s2s_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _await_ports(data_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, int]:
+    ports_file = data_dir / "run" / "ports.json"
+    while not ports_file.exists() or json.loads(ports_file.read_text()).get("pid") != proc.pid:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("server did not start:\n" + (data_dir / "serve.log").read_text())
+        time.sleep(0.05)
+    return dict(json.loads(ports_file.read_text()))
+
+
+def _stop(proc: subprocess.Popen[bytes], *, hard_stop: bool) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL if hard_stop else signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def serving(
     data_dir: Path,
@@ -88,51 +134,53 @@ def serving(
     hard_stop: bool = False,
     domain: str = DOMAIN,
     s2s_port: int = 0,
+    start_timeout: float = 30,
 ) -> Iterator[RunningServer]:
     """Serve an initialised data directory until the block ends (SIGTERM, or SIGKILL if hard)."""
-    log = (data_dir / "serve.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            *CAREWIRE,
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--bind",
-            "127.0.0.1",
-            "--c2s-port",
-            "0",
-            "--c2s-tls-port",
-            "0",
-            "--https-port",
-            "0",
-            "--s2s-port",
-            str(s2s_port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    ports_file = data_dir / "run" / "ports.json"
-    deadline = time.monotonic() + 30
-    while not ports_file.exists() or json.loads(ports_file.read_text()).get("pid") != proc.pid:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("server did not start:\n" + (data_dir / "serve.log").read_text())
-        time.sleep(0.05)
-    ports = json.loads(ports_file.read_text())
-    server = RunningServer(
-        data_dir=data_dir, ports=ports, proc=proc, accounts=accounts, domain=domain
-    )
+    proc = _launch(data_dir, env, s2s_port)
     try:
-        yield server
+        ports = _await_ports(data_dir, proc, time.monotonic() + start_timeout)
+        yield RunningServer(
+            data_dir=data_dir, ports=ports, proc=proc, accounts=accounts, domain=domain
+        )
     finally:
-        proc.send_signal(signal.SIGKILL if hard_stop else signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        _stop(proc, hard_stop=hard_stop)
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """One server of :func:`serving_together`."""
+
+    data_dir: Path
+    env: dict[str, str]
+    accounts: int
+    domain: str = DOMAIN
+    s2s_port: int = 0
+
+
+@contextmanager
+def serving_together(
+    specs: list[ServeSpec], *, start_timeout: float = 150
+) -> Iterator[list[RunningServer]]:
+    """Start several servers at once (their start-ups overlap) and stop them all at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for spec in specs:
+            procs.append(_launch(spec.data_dir, spec.env, spec.s2s_port))
+        deadline = time.monotonic() + start_timeout
+        yield [
+            RunningServer(
+                data_dir=spec.data_dir,
+                ports=_await_ports(spec.data_dir, proc, deadline),
+                proc=proc,
+                accounts=spec.accounts,
+                domain=spec.domain,
+            )
+            for spec, proc in zip(specs, procs, strict=True)
+        ]
+    finally:
+        for proc in procs:
+            _stop(proc, hard_stop=False)
 
 
 @contextmanager

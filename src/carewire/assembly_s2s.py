@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from carewire.assembly import Assembly
 from carewire.config import Config, parse_duration
-from carewire.core.federation import FederationSettings, FederationStatusSink
+from carewire.config_s2s import pins_of
+from carewire.core.federation import FederationPolicy, FederationSettings, FederationStatusSink
 from carewire.core.s2s import S2SManager, S2SOptions
 from carewire.core.s2s_policy import StaticFederationSettings
 from carewire.net.listeners import bound_port
@@ -32,8 +33,16 @@ log = logging.getLogger(__name__)
 def federation_parts(
     cfg: Config, assembly: Assembly
 ) -> tuple[FederationSettings, FederationStatusSink | None]:
-    """The policy source and status sink federation uses (the trusted-domain directory's seam)."""
-    return StaticFederationSettings(), None
+    """The policy source and status sink federation uses (the trusted-domain directory's seam).
+
+    Until the directory is plugged in here, the policy and pins come from ``[s2s]``
+    (``allow``, ``certificates_only``, ``pins``): open to any domain when unset.
+    """
+    s = cfg.s2s
+    policy = FederationPolicy(
+        allow=frozenset(d.lower() for d in s.allow), certificates_only=s.certificates_only
+    )
+    return StaticFederationSettings(policy, pins_of(s)), None
 
 
 @dataclass(slots=True)

@@ -24,15 +24,26 @@ class S2SSection:
     max_stanza_size: int = 524_288  # bytes, as Prosody's default
     rate: int = 500  # stanzas per second from one domain (0: unlimited) …
     burst: int = 2000  # … after a burst of this many
+    # The static policy (until the trusted-domain directory supplies it, docs/federation.md):
+    allow: tuple[str, ...] = ()  # partner domains; empty: any domain
+    certificates_only: bool = False  # refuse Server Dialback, certificates (or pins) only
+    pins: dict[str, str] = field(default_factory=dict)  # "domain" = "sha256 hex[ sha256 hex…]"
     routes: dict[str, str] = field(default_factory=dict)  # "domain" = "host:port" (STARTTLS)
     tls_routes: dict[str, str] = field(default_factory=dict)  # the same, direct TLS
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 
 
 def coerce_routes(key: str, value: Any, from_env: bool) -> dict[str, str]:
-    """A routes table: TOML ``{domain = "host:port"}`` or env ``domain=host:port,…``."""
+    """A routes table: TOML ``{domain = "host:port"}`` or env ``domain=host:port,…``.
+
+    ``pins`` is the one table of fingerprints: ``{domain = "hex hex"}`` or env
+    ``domain=hex hex,…`` (SHA-256 of the certificate, colons allowed).
+    """
+    if key.lower().endswith("pins"):
+        return _coerce_pins(key, value, from_env)
     if from_env and isinstance(value, str):
         pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
         if any(len(p) != 2 for p in pairs):
@@ -44,6 +55,28 @@ def coerce_routes(key: str, value: Any, from_env: bool) -> dict[str, str]:
         if not isinstance(target, str) or not _HOSTPORT.match(target):
             raise ConfigError(f'{key}.{domain}: expected "host:port", got {target!r}')
     return {str(d).lower(): str(v) for d, v in value.items()}
+
+
+def _coerce_pins(key: str, value: Any, from_env: bool) -> dict[str, str]:
+    if from_env and isinstance(value, str):
+        pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ConfigError(f"{key}: expected domain=fingerprint,…, got {value!r}")
+        value = {d.strip(): v.strip() for d, v in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(f'{key}: expected a table of domain = "fingerprint"')
+    out: dict[str, str] = {}
+    for domain, text in value.items():
+        prints = [f.replace(":", "").lower() for f in str(text).split()]
+        if not prints or not all(_SHA256.match(f) for f in prints):
+            raise ConfigError(f"{key}.{domain}: expected SHA-256 fingerprints (hex), got {text!r}")
+        out[str(domain).lower()] = " ".join(prints)
+    return out
+
+
+def pins_of(section: S2SSection) -> dict[str, frozenset[str]]:
+    """The pinned fingerprints per domain."""
+    return {d: frozenset(v.split()) for d, v in section.pins.items()}
 
 
 def validate_s2s(section: S2SSection) -> None:

@@ -10,15 +10,24 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from slixmpp import JID
 
+from tests.interop.s2speer import S2SPeer
 from tests.interop.slix import SlixClient
 from tests.security.pki import Pki
-from tests.serverproc import RunningServer, init_data_dir, server_env, serving
+from tests.serverproc import (
+    RunningServer,
+    ServeSpec,
+    init_data_dir,
+    server_env,
+    serving_together,
+)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # the module's first test waits for three start-ups
 Slix = Callable[..., Awaitable[SlixClient]]
 
 
@@ -41,37 +50,36 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     routes = {d: f"127.0.0.1:{p}" for d, p in ports.items()}
     routes["silent.test"] = f"127.0.0.1:{silent.getsockname()[1]}"
     routes["nowhere.test"] = f"127.0.0.1:{dead}"
-    servers: dict[str, Any] = {"pki": pki}
-    from contextlib import ExitStack
 
-    with ExitStack() as stack:
-        for domain in ports:
-            data_dir = tmp_path_factory.mktemp(domain)
-            env = server_env(
-                {
-                    "CAREWIRE_S2S_ENABLED": "true",
-                    "CAREWIRE_S2S_TLS_PORT": "0",
-                    "CAREWIRE_S2S_CA_FILE": str(root),
-                    "CAREWIRE_S2S_CONNECT_TIMEOUT": "2s",
-                    "CAREWIRE_S2S_ROUTES": ",".join(
-                        f"{d}={r}" for d, r in routes.items() if d != domain
-                    ),
-                }
-            )
-            init_data_dir(data_dir, accounts=10, env=env, domain=domain)
-            if domain != "c.test":  # c.test keeps its self-signed certificate: dialback
-                leaf = pki.leaf([domain, f"chat.{domain}"], subject=domain)
-                (data_dir / "certs" / "xmpp.pem").write_text(pki.chain_pem(leaf, with_key=False))
-                (data_dir / "certs" / "xmpp.key").write_text(leaf.key_pem())
-            servers[domain] = stack.enter_context(
-                serving(data_dir, accounts=10, env=env, domain=domain, s2s_port=ports[domain])
-            )
-        yield servers
+    def prepare(domain: str) -> ServeSpec:
+        data_dir = tmp_path_factory.mktemp(domain)
+        env = server_env(
+            {
+                "CAREWIRE_S2S_ENABLED": "true",
+                "CAREWIRE_S2S_TLS_PORT": "0",
+                "CAREWIRE_S2S_CA_FILE": str(root),
+                "CAREWIRE_S2S_CONNECT_TIMEOUT": "3s",
+                "CAREWIRE_S2S_ROUTES": ",".join(
+                    f"{d}={r}" for d, r in routes.items() if d != domain
+                ),
+            }
+        )
+        init_data_dir(data_dir, accounts=10, env=env, domain=domain)
+        if domain != "c.test":  # c.test keeps its self-signed certificate: dialback
+            leaf = pki.leaf([domain, f"chat.{domain}"], subject=domain)
+            (data_dir / "certs" / "xmpp.pem").write_text(pki.chain_pem(leaf, with_key=False))
+            (data_dir / "certs" / "xmpp.key").write_text(leaf.key_pem())
+        return ServeSpec(data_dir, env, accounts=10, domain=domain, s2s_port=ports[domain])
+
+    with ThreadPoolExecutor(3) as pool:  # the three inits overlap, as do the start-ups
+        specs = list(pool.map(prepare, ports))
+    with serving_together(specs) as running:
+        yield {"pki": pki, **{s.domain: s for s in running}}
     silent.close()
 
 
 async def _message(sender: SlixClient, to: str, body: str) -> None:
-    sender.xmpp.send_message(mto=to, mbody=body, mtype="chat")
+    sender.xmpp.send_message(mto=JID(to), mbody=body, mtype="chat")
 
 
 async def test_messages_both_ways_with_certificates(federation: dict[str, Any], slix: Slix) -> None:
@@ -108,6 +116,12 @@ async def test_dialback_for_a_self_signed_peer(federation: dict[str, Any], slix:
     got = await alice.next_matching(alice.messages, lambda m: m["body"] == "dialback works")
     assert got["from"].bare == carol.jid.bare
     assert "established (dialback)" in a.log()
+    # The answer needs a stream from a.test to c.test: a.test cannot trust c.test's
+    # certificate, so it authenticates with dialback too, verified by c.test calling back.
+    await _message(alice, str(carol.jid), "dialback back")
+    got = await carol.next_matching(carol.messages, lambda m: m["body"] == "dialback back")
+    assert got["from"].bare == alice.jid.bare
+    assert "s2s out stream with c.test established (dialback)" in a.log()
 
 
 @pytest.mark.parametrize(
@@ -117,7 +131,7 @@ async def test_dialback_for_a_self_signed_peer(federation: dict[str, Any], slix:
 async def test_bounces(federation: dict[str, Any], slix: Slix, domain: str, condition: str) -> None:
     a: RunningServer = federation["a.test"]
     alice = await slix(a, *a.account())
-    alice.xmpp.send_message(mto=f"someone@{domain}", mbody="anyone?", mtype="chat")
+    alice.xmpp.send_message(mto=JID(f"someone@{domain}"), mbody="anyone?", mtype="chat")
     err = await alice.next(alice.errors, timeout=15)
     assert err["error"]["condition"] == condition
 
@@ -142,4 +156,22 @@ async def test_stanza_before_authentication_closes_only_that_stream(
     assert b"not-authorized" in data or b"policy-violation" in data
     writer.close()
     # Other streams keep working.
+    await test_messages_both_ways_with_certificates(federation, slix)
+
+
+async def test_a_dialback_key_that_does_not_verify_closes_that_stream(
+    federation: dict[str, Any], slix: Slix
+) -> None:
+    """A peer claims to be c.test with a made-up key: a.test asks the real c.test, which says no."""
+    a: RunningServer = federation["a.test"]
+    impostor = await S2SPeer.connect(a.ports["s2s"], domain="c.test", to="a.test")
+    try:
+        features = await impostor.starttls(None, None)  # no certificate: dialback only
+        assert "<dialback" in features
+        await impostor.send("<db:result from='c.test' to='a.test'>" + "0" * 64 + "</db:result>")
+        answer = await impostor.closed_with(timeout=30)
+        assert "type='invalid'" in answer or 'type="invalid"' in answer, answer
+        assert "not-authorized" in answer
+    finally:
+        impostor.close()
     await test_messages_both_ways_with_certificates(federation, slix)

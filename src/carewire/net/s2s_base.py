@@ -92,6 +92,7 @@ class S2SConnectionBase(asyncio.Protocol):
         self.peer_cert: PeerCertificate | None = None
         self.is_closing = False
         self.is_reported = False  # the manager knows this link (established)
+        self.close_reason = ""  # why the stream ended, for the manager's audit
         self._queue: deque[Element] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._flush_handle: asyncio.Handle | None = None
@@ -213,6 +214,7 @@ class S2SConnectionBase(asyncio.Protocol):
             self.transport.write(data)
         if self.transport.get_write_buffer_size() > self.ctx.max_send_buffer:
             log.warning("s2s: closing the stream to %s: the peer stopped reading", self.remote_ip)
+            self.close_reason = "the peer stopped reading"
             self.abort()
 
     def enqueue(self, element: Element) -> None:
@@ -241,6 +243,8 @@ class S2SConnectionBase(asyncio.Protocol):
 
     def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
         """Close the stream (with a stream error when ``condition``) and the connection."""
+        if condition is not None and not self.close_reason:
+            self.close_reason = f"{condition.value}: {text}".rstrip(": ")
         self.stream.close(condition, text)
         self.flush()
         self.close_transport()

@@ -187,6 +187,16 @@ class InboundS2S(S2SConnectionBase):
             log.info(
                 "s2s stream from %s closed: %s %s", self.remote_ip, event.condition, event.text
             )
+            self.close_reason = f"{event.condition.value}: {event.text}".rstrip(": ")
+            if not event.is_by_peer and not self.is_reported:
+                # Refused before authentication (plaintext, a stanza too early, dialback
+                # where it is not allowed): audited like the other refusals.
+                self.ctx.manager.refused(
+                    self._stream.peer,
+                    remote_ip=self.remote_ip,
+                    reason=self.close_reason,
+                    fingerprint=self.peer_cert.fingerprint if self.peer_cert else "",
+                )
         self.flush()
         self.close_transport()
 
@@ -209,4 +219,4 @@ class InboundS2S(S2SConnectionBase):
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         if self.is_reported:
-            self.ctx.manager.closed(self, "connection closed")
+            self.ctx.manager.closed(self, self.close_reason or "connection closed")

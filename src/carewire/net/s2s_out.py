@@ -224,7 +224,7 @@ class OutboundS2S(S2SConnectionBase):
     def lost(self) -> None:
         self._fail("connection lost")
         if self.is_reported:
-            self.ctx.manager.closed(self, "connection closed")
+            self.ctx.manager.closed(self, self.close_reason or "connection closed")
 
 
 class S2SDialer:

@@ -115,6 +115,7 @@ def peer_certificate(cert: x509.Certificate, errors: list[tuple[int, int]]) -> P
 def _reason(err: int) -> str:
     return {
         2: "unable to get issuer certificate",
+        7: "certificate signature failure",
         9: "certificate is not yet valid",
         10: "certificate has expired",
         18: "self-signed certificate",

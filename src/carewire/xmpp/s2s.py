@@ -45,6 +45,7 @@ from carewire.xmpp.parser import (
 from carewire.xmpp.s2s_common import (
     EXTERNAL,
     SERVER_STANZAS,
+    STREAM_ERROR,
     STREAM_ROOT,
     BidiRequested,
     DialbackReceived,
@@ -55,6 +56,7 @@ from carewire.xmpp.s2s_common import (
     StartTlsRequested,
     StreamEnded,
     StreamStarted,
+    peer_condition,
     to_kernel,
 )
 
@@ -252,6 +254,12 @@ class S2SInStream:
         if self.state in _OPEN_STATES:
             return self._fail(StreamCondition.NOT_AUTHORIZED, "stream header expected first")
         tag = element.tag
+        if tag == STREAM_ERROR:
+            # The peer ends the stream with an error (RFC 6120 §4.9.1.1): answer with ours.
+            if self._writer.is_header_sent:
+                self._writer.closing()
+            self.state = S.CLOSED
+            return StreamEnded(condition=peer_condition(element), is_by_peer=True)
         inp = _ELEMENTS.get(tag) if isinstance(tag, str) else None
         if inp is None:
             inp = In.STANZA if tag in SERVER_STANZAS else In.OTHER
@@ -273,7 +281,9 @@ class S2SInStream:
         return DialbackReceived(dialback.parse(element))
 
     def _on_auth(self, element: Element) -> S2SEvent | None:
-        if element.get("mechanism") != EXTERNAL or not self.offer_external:
+        # EXTERNAL even where it was not offered goes to the driver, which refuses it with
+        # the certificate's reason (audited); any other mechanism fails here.
+        if element.get("mechanism") != EXTERNAL:
             self.state = S.AWAIT_AUTH
             self._sasl_failure("invalid-mechanism")
             return None

@@ -18,6 +18,7 @@ from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.xml import serialize, stream_header
 
 STREAM_ROOT = f"{{{ns.STREAM}}}stream"
+STREAM_ERROR = f"{{{ns.STREAM}}}error"
 SERVER_STANZAS = frozenset({f"{{{ns.SERVER}}}{k}" for k in ("message", "presence", "iq")})
 _SERVER_PREFIX = f"{{{ns.SERVER}}}"
 _CLIENT_PREFIX = f"{{{ns.CLIENT}}}"
@@ -31,6 +32,18 @@ def to_kernel(element: Element) -> Element:
         if isinstance(tag, str) and tag.startswith(_SERVER_PREFIX):
             el.tag = _CLIENT_PREFIX + tag[len(_SERVER_PREFIX) :]
     return element
+
+
+def peer_condition(error: Element) -> StreamCondition:
+    """The condition of a ``<stream:error/>`` the peer sent (undefined-condition if unknown)."""
+    for child in error:
+        tag = child.tag if isinstance(child.tag, str) else ""
+        if tag.startswith(f"{{{ns.STREAMS_ERR}}}"):
+            try:
+                return StreamCondition(tag.split("}", 1)[1])
+            except ValueError:
+                break
+    return StreamCondition.UNDEFINED_CONDITION
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from carewire.xmpp.parser import ElementReceived, ParserLimits, StreamOpened, St
 from carewire.xmpp.s2s_common import (
     EXTERNAL,
     SERVER_STANZAS,
+    STREAM_ERROR,
     STREAM_ROOT,
     DialbackReceived,
     FeaturesReceived,
@@ -46,6 +47,7 @@ from carewire.xmpp.s2s_common import (
     StreamEnded,
     StreamStarted,
     TlsProceed,
+    peer_condition,
     to_kernel,
 )
 
@@ -73,7 +75,8 @@ class Input(StrEnum):
     PROCEED = "proceed"
     SASL_SUCCESS = "sasl-success"
     SASL_FAILURE = "sasl-failure"
-    DB_RESULT = "db-result"
+    DB_RESULT = "db-result"  # a valid answer to our <db:result/> (or a piggybacked one)
+    DB_REFUSED = "db-refused"  # our key was answered invalid or with an error
     DB_VERIFY = "db-verify"
     STANZA = "stanza"
     OTHER = "other"
@@ -100,6 +103,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
     (S.AWAIT_SASL, In.SASL_FAILURE): S.NEGOTIATING,
     (S.NEGOTIATING, In.DIALBACK): S.AWAIT_DIALBACK,
     (S.AWAIT_DIALBACK, In.DB_RESULT): S.ESTABLISHED,
+    (S.AWAIT_DIALBACK, In.DB_REFUSED): S.AWAIT_DIALBACK,  # the driver gives up
     (S.NEGOTIATING, In.DONE): S.ESTABLISHED,
     (S.NEGOTIATING, In.VERIFY): S.NEGOTIATING,
     (S.NEGOTIATING, In.DB_VERIFY): S.NEGOTIATING,
@@ -213,15 +217,12 @@ class S2SOutStream:
 
     def _on_element(self, element: Element) -> S2SEvent | None:
         tag = element.tag
-        if tag == f"{{{ns.STREAM}}}error":
+        if tag == STREAM_ERROR:
             self.state = S.CLOSED
-            cond = next((c.tag.split("}", 1)[-1] for c in element if "streams" in c.tag), "")
-            try:
-                condition: StreamCondition | None = StreamCondition(cond)
-            except ValueError:
-                condition = StreamCondition.UNDEFINED_CONDITION
             return StreamEnded(
-                condition=condition, text="stream error from the peer", is_by_peer=True
+                condition=peer_condition(element),
+                text="stream error from the peer",
+                is_by_peer=True,
             )
         inp = _ELEMENTS.get(tag) if isinstance(tag, str) else None
         if inp is None:
@@ -230,8 +231,14 @@ class S2SOutStream:
             if not self._step(inp):
                 return self._fail(StreamCondition.NOT_AUTHORIZED, "not established")
             return StanzaReceived(to_kernel(element))
+        if inp is In.DB_RESULT and self.state is S.AWAIT_DIALBACK:
+            answer = dialback.parse(element)
+            if answer.type != "valid" or answer.from_ != self.remote:
+                inp = In.DB_REFUSED
         if not self._step(inp):
             return self._fail(StreamCondition.UNSUPPORTED_STANZA_TYPE, f"{inp.value} unexpected")
+        if inp is In.DB_RESULT and self.state is S.ESTABLISHED and not self.is_authenticated:
+            self.is_authenticated = True  # XEP-0220 §2.1.4: our key was valid
         if inp is In.FEATURES:
             return read_features(element)
         if inp is In.PROCEED:
@@ -305,7 +312,7 @@ class S2SOutStream:
         """Queue a stanza."""
         if self.state is S.CLOSED:
             return
-        if self.state is not S.ESTABLISHED:
+        if self.state is not S.ESTABLISHED or not self.is_authenticated:
             raise LocalProtocolError(f"cannot send stanzas in state {self.state.value}")
         self._writer.element(element)
 
