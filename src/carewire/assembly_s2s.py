@@ -1,9 +1,8 @@
 """Federation's place in the composition root: the manager, its listeners and its dialer.
 
 :func:`federation_parts` is the one wiring point for the trusted-domain
-directory (policy, pinned certificates) and the per-domain status store; until
-they are plugged in, federation is open to any domain (static settings) and
-reports no status.
+directory (policy, pinned certificates, layered over the ``[s2s]`` keys) and
+the per-domain status board.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from carewire.config import Config, parse_duration
 from carewire.config_s2s import pins_of
 from carewire.core.federation import FederationPolicy, FederationSettings, FederationStatusSink
 from carewire.core.s2s import S2SManager, S2SOptions
-from carewire.core.s2s_policy import StaticFederationSettings
+from carewire.core.s2s_policy import LayeredFederationSettings, StaticFederationSettings
 from carewire.net.listeners import bound_port
 from carewire.net.s2s_base import S2SContext
 from carewire.net.s2s_in import InboundS2S
@@ -33,16 +32,20 @@ log = logging.getLogger(__name__)
 def federation_parts(
     cfg: Config, assembly: Assembly
 ) -> tuple[FederationSettings, FederationStatusSink | None]:
-    """The policy source and status sink federation uses (the trusted-domain directory's seam).
+    """The policy source and status sink federation uses.
 
-    Until the directory is plugged in here, the policy and pins come from ``[s2s]``
-    (``allow``, ``certificates_only``, ``pins``): open to any domain when unset.
+    The policy and pins are those of ``[s2s]`` (``allow``, ``certificates_only``,
+    ``pins``) layered with the trusted-domain directory's (console, API,
+    ``carewire s2s``): see :class:`LayeredFederationSettings`. Status goes to
+    the directory's status board.
     """
     s = cfg.s2s
     policy = FederationPolicy(
         allow=frozenset(d.lower() for d in s.allow), certificates_only=s.certificates_only
     )
-    return StaticFederationSettings(policy, pins_of(s)), None
+    static = StaticFederationSettings(policy, pins_of(s))
+    admin = assembly.federation
+    return LayeredFederationSettings(static, admin.trust), admin.status
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from carewire.core.federation import FederationPolicy
+from carewire.core.federation import FederationPolicy, FederationSettings
 
 
 class StaticFederationSettings:
@@ -121,3 +121,32 @@ class RateBucket:
             return False
         self.tokens -= 1
         return True
+
+
+class LayeredFederationSettings:
+    """The configuration file's policy together with the console's (trusted-domain directory).
+
+    A domain is allowed when either list names it; federation is open to any
+    domain only while both lists are empty. Certificates only holds when either
+    says so; a pin in either counts. So ``[s2s]`` keys set a floor that the
+    console can add partners and pins to, but not loosen.
+    """
+
+    def __init__(self, static: FederationSettings, managed: FederationSettings) -> None:
+        self._static = static
+        self._managed = managed
+
+    def policy(self) -> FederationPolicy:
+        """Both policies combined."""
+        a, b = self._static.policy(), self._managed.policy()
+        return FederationPolicy(
+            allow=a.allow | b.allow, certificates_only=a.certificates_only or b.certificates_only
+        )
+
+    def pinned(self, domain: str) -> frozenset[str]:
+        """Pins from either source."""
+        return self._static.pinned(domain) | self._managed.pinned(domain)
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Changes come from the console's side (the file's are read at start)."""
+        self._managed.on_change(callback)
