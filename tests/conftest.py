@@ -72,7 +72,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 #: Modules that share a session server with another module run on its worker, so it starts once.
-_SHARED_GROUPS = {"interop/test_profanity.py": "interop/test_alert_loop.py"}  # the demo server
+_SHARED_GROUPS = {
+    "interop/test_profanity.py": "interop/test_alert_loop.py",  # the demo server
+    "interop/test_s2s_features.py": "interop/test_s2s_carewire.py",  # the federated servers
+}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

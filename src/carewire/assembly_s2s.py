@@ -103,7 +103,9 @@ async def start_federation(
     ctx = S2SContext(
         manager=manager,
         domain=kernel.hosts.domain,
-        domains_served=frozenset({kernel.hosts.domain, *kernel.hosts.subdomains}),
+        domains_served=frozenset(
+            {kernel.hosts.domain, *kernel.hosts.subdomains, *kernel.hosts.components}
+        ),
         cert_file=cfg.cert_file,
         key_file=cfg.key_file,
         ca_file=(cfg.data_dir / s.ca_file) if s.ca_file else None,

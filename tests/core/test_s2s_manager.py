@@ -58,10 +58,12 @@ class Link:
 
 @dataclass
 class Dialer:
-    dials: list[str] = field(default_factory=list)
+    dials: list[str] = field(default_factory=list)  # remote domains
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # (ours, theirs)
 
-    def dial(self, domain: str) -> None:
+    def dial(self, domain: str, *, local: str) -> None:
         self.dials.append(domain)
+        self.pairs.append((local, domain))
 
     async def verify(self, domain: str, *, local: str, stream_id: str, key: str) -> bool:
         return False

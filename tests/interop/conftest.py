@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
+from tests.interop.federated import federated_servers
 from tests.interop.rawclient import close_leftover_clients
 from tests.interop.slix import SlixClient, clients
 from tests.serverproc import (
@@ -38,6 +40,16 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     assert r.returncode == 0, r.stderr
     with serving(data_dir, accounts=0, env=env) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Three federating servers (tests/interop/federated.py), started once per worker.
+
+    The modules using it share an xdist group (tests/conftest.py ``_SHARED_GROUPS``).
+    """
+    with federated_servers(tmp_path_factory.mktemp) as servers:
+        yield servers
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,14 @@
 
 a.test and b.test hold certificates from a test CA (SASL EXTERNAL, XEP-0178);
 c.test keeps its self-signed certificate and authenticates with dialback
-(XEP-0220). Static routes make them find each other on ephemeral ports.
+(XEP-0220). Static routes make them find each other on ephemeral ports. The
+servers are the session fixture ``federation`` (tests/interop/federated.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,64 +17,10 @@ from slixmpp import JID
 
 from tests.interop.s2speer import S2SPeer
 from tests.interop.slix import SlixClient
-from tests.security.pki import Pki
-from tests.serverproc import (
-    RunningServer,
-    ServeSpec,
-    init_data_dir,
-    server_env,
-    serving_together,
-)
+from tests.serverproc import RunningServer
 
-pytestmark = pytest.mark.timeout(300)  # the module's first test waits for three start-ups
+pytestmark = pytest.mark.timeout(300)  # the first test on a worker waits for three start-ups
 Slix = Callable[..., Awaitable[SlixClient]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    pki = Pki()
-    root = tmp_path_factory.mktemp("ca") / "root.pem"
-    root.write_text(pki.root.cert_pem())
-    silent = socket.socket()  # accepts connections (backlog) and never says a word
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
-    dead = _free_port()  # nothing listens here
-    ports = {d: _free_port() for d in ("a.test", "b.test", "c.test")}
-    routes = {d: f"127.0.0.1:{p}" for d, p in ports.items()}
-    routes["silent.test"] = f"127.0.0.1:{silent.getsockname()[1]}"
-    routes["nowhere.test"] = f"127.0.0.1:{dead}"
-
-    def prepare(domain: str) -> ServeSpec:
-        data_dir = tmp_path_factory.mktemp(domain)
-        env = server_env(
-            {
-                "CAREWIRE_S2S_ENABLED": "true",
-                "CAREWIRE_S2S_TLS_PORT": "0",
-                "CAREWIRE_S2S_CA_FILE": str(root),
-                "CAREWIRE_S2S_CONNECT_TIMEOUT": "3s",
-                "CAREWIRE_S2S_ROUTES": ",".join(
-                    f"{d}={r}" for d, r in routes.items() if d != domain
-                ),
-            }
-        )
-        init_data_dir(data_dir, accounts=10, env=env, domain=domain)
-        if domain != "c.test":  # c.test keeps its self-signed certificate: dialback
-            leaf = pki.leaf([domain, f"chat.{domain}"], subject=domain)
-            (data_dir / "certs" / "xmpp.pem").write_text(pki.chain_pem(leaf, with_key=False))
-            (data_dir / "certs" / "xmpp.key").write_text(leaf.key_pem())
-        return ServeSpec(data_dir, env, accounts=10, domain=domain, s2s_port=ports[domain])
-
-    with ThreadPoolExecutor(3) as pool:  # the three inits overlap, as do the start-ups
-        specs = list(pool.map(prepare, ports))
-    with serving_together(specs) as running:
-        yield {"pki": pki, **{s.domain: s for s in running}}
-    silent.close()
 
 
 async def _message(sender: SlixClient, to: str, body: str) -> None:

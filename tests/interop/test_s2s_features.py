@@ -1,9 +1,10 @@
 """What federates, between two real Carewire servers over TLS with real slixmpp clients.
 
 Subscriptions both ways with presence seen, a remote user in a ``chat.DOMAIN``
-room, delivery tracking of a remote recipient (sent, received) and of a
-bounce (failed). The federated servers are the fixture of
-tests/interop/test_s2s_carewire.py.
+room (its stanzas go out on a stream opened as ``chat.DOMAIN``), delivery
+tracking of a remote recipient (sent, received) and of a bounce (failed). The
+federated servers are the session fixture ``federation``
+(tests/interop/federated.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ import pytest
 from slixmpp import JID
 
 from tests.interop.slix import SlixClient
-from tests.interop.test_s2s_carewire import federation
 from tests.serverproc import RunningServer
 
-__all__ = ["federation"]  # the shared federated servers (a module-scoped fixture)
-
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # the first test on a worker waits for three start-ups
 Slix = Callable[..., Awaitable[SlixClient]]
 
 
@@ -93,11 +91,6 @@ async def test_subscription_both_ways_and_presence(federation: dict[str, Any], s
     )
 
 
-@pytest.mark.xfail(
-    reason="the shared fixture routes a.test but not chat.a.test: b.test cannot find the rooms' "
-    "domain (needs a chat.DOMAIN static route or SRV record, docs/federation-features.md)",
-    strict=False,
-)
 async def test_a_remote_user_in_a_room(federation: dict[str, Any], slix: Slix) -> None:
     a: RunningServer = federation["a.test"]
     b: RunningServer = federation["b.test"]
@@ -122,6 +115,42 @@ async def test_a_remote_user_in_a_room(federation: dict[str, Any], slix: Slix) -
     await alice.next_matching(
         seen_by_alice, lambda p: str(p["from"]) == f"{room}/bob" and p["type"] == "unavailable"
     )
+    # b.test came to the room on a stream to chat.a.test, bidirectional (XEP-0288): the
+    # room answered on it as chat.a.test, which b.test accepted.
+    assert "s2s in stream with b.test established (certificate) as chat.a.test" in a.log()
+    assert "s2s out stream with chat.a.test established (certificate) as b.test" in b.log()
+    assert "invalid-from" not in b.log()
+
+
+async def test_a_rooms_broadcast_is_not_refused_as_invalid_from(
+    federation: dict[str, Any], slix: Slix
+) -> None:
+    """A room on the self-signed c.test: its stanzas to a.test authenticate chat.c.test by dialback.
+
+    Before streams were per pair of domains, the room's presence went out on the
+    c.test stream and a.test closed it with invalid-from (RFC 6120 §4.9.3.9).
+    """
+    a: RunningServer = federation["a.test"]
+    c: RunningServer = federation["c.test"]
+    carol = await slix(c, *c.account())
+    alice = await slix(a, *a.account())
+    await online(carol, alice)
+    seen_by_carol, seen_by_alice = room_presences(carol), room_presences(alice)
+    room = "ward7@chat.c.test"
+    carol.xmpp.send_presence(pto=f"{room}/carol")
+    await carol.next_matching(seen_by_carol, lambda p: str(p["from"]) == f"{room}/carol")
+    alice.xmpp.send_presence(pto=f"{room}/alice")
+    await alice.next_matching(seen_by_alice, lambda p: str(p["from"]) == f"{room}/carol")
+    await alice.next_matching(seen_by_alice, lambda p: str(p["from"]) == f"{room}/alice")
+    carol.xmpp.send_message(mto=JID(room), mbody="ward round at ten", mtype="groupchat")
+    got = await alice.next_matching(alice.messages, lambda m: m["body"] == "ward round at ten")
+    assert str(got["from"]) == f"{room}/carol"
+    alice.xmpp.send_message(mto=JID(room), mbody="joining", mtype="groupchat")
+    got = await carol.next_matching(carol.messages, lambda m: m["body"] == "joining")
+    assert str(got["from"]) == f"{room}/alice"
+    assert "s2s out stream with a.test established (dialback) as chat.c.test" in c.log()
+    assert "s2s in stream with chat.c.test established (dialback) as a.test" in a.log()
+    assert "invalid-from" not in a.log()
 
 
 async def test_tracking_of_a_remote_recipient(federation: dict[str, Any], slix: Slix) -> None:

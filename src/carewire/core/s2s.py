@@ -9,8 +9,12 @@ stream is an :class:`S2SLink`. The network layer reports back through
 :meth:`S2SManager.closed` and hands inbound stanzas to
 :meth:`S2SManager.receive`.
 
-Per remote domain the manager keeps a bounded queue of stanzas waiting for a
-stream. When a dial fails, everything queued bounces to the local senders
+Streams go out per pair of domains, (ours, theirs): a stanza from
+``chat.DOMAIN`` (a room) or an external component's domain goes on a stream
+opened *from* that domain, authenticated for it, as RFC 6120 §8.1.1.1 and
+strict peers (Prosody, ejabberd) require; everything else of ours goes out
+as the main domain. Per pair the manager keeps a bounded queue of stanzas
+waiting for a stream. When a dial fails, everything queued bounces to the local senders
 with ``remote-server-not-found`` (or ``remote-server-timeout``), through
 :meth:`Router.route` so features (delivery tracking) see the error; for the
 back-off period after a failure new stanzas bounce at once. Policy (allow-list,
@@ -78,8 +82,8 @@ class S2SLink(Protocol):
 class Dialer(Protocol):
     """Opens outgoing streams (network layer)."""
 
-    def dial(self, domain: str) -> None:
-        """Start connecting to ``domain``; the outcome comes back as established/dial_failed."""
+    def dial(self, domain: str, *, local: str) -> None:
+        """Connect to ``domain`` as ``local``; the outcome comes back as established/dial_failed."""
         ...
 
     async def verify(self, domain: str, *, local: str, stream_id: str, key: str) -> bool:
@@ -89,7 +93,8 @@ class Dialer(Protocol):
 
 @dataclass(slots=True)
 class _LinkState:
-    domain: str
+    domain: str  # the first peer domain authenticated on the stream
+    local: str  # our domain on the stream (its header's from or to)
     auth: AuthMethod
     cert: PeerCertificate | None
     is_pinned: bool
@@ -97,11 +102,17 @@ class _LinkState:
     can_send: bool = False
     stanzas_in: int = 0
     stanzas_out: int = 0
+    also: set[str] = field(default_factory=set)  # more peer domains, by dialback (XEP-0220 §2.4)
+
+    @property
+    def domains(self) -> set[str]:
+        """Every peer domain authenticated on the stream."""
+        return {self.domain, *self.also}
 
 
 @dataclass(slots=True)
-class _Remote:
-    """What we hold for one remote domain."""
+class _Route:
+    """What we hold for one pair (our domain, a remote domain)."""
 
     queue: deque[tuple[Element, JID, JID]] = field(default_factory=deque)
     out: S2SLink | None = None  # the stream stanzas to the domain go on
@@ -109,7 +120,6 @@ class _Remote:
     retry_at: float = 0.0
     backoff: float = 0.0
     last_error: tuple[StanzaCondition, str] | None = None
-    bucket: RateBucket | None = None
 
 
 class S2SManager:
@@ -136,7 +146,8 @@ class S2SManager:
         self.status = status
         self.audit = audit
         self.dialer: Dialer | None = None
-        self._remotes: dict[str, _Remote] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}  # (our domain, remote domain)
+        self._buckets: dict[str, RateBucket] = {}  # inbound rate per remote domain
         self._links: dict[S2SLink, _LinkState] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         settings.on_change(self.policy_changed)
@@ -144,12 +155,17 @@ class S2SManager:
     # -- RemoteRouter -----------------------------------------------------------
 
     async def send(self, stanza: Element, *, from_jid: JID, to_jid: JID) -> None:
-        """Send ``stanza`` to ``to_jid.domain``, queueing while a stream is made."""
+        """Send ``stanza`` to ``to_jid.domain``, queueing while a stream is made.
+
+        It goes on the stream of the pair (``from_jid``'s domain when we serve
+        it, else the main domain; the remote domain).
+        """
         domain = to_jid.domain
         if not self.settings.policy().permits(domain):
             self.record("s2s.refused", domain, outcome=Outcome.FAILURE, reason="not allowed")
             raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, f"{domain} is not allowed")
-        remote = self._remote(domain)
+        local = self.local_for(from_jid.domain)
+        remote = self._route(local, domain)
         if remote.out is not None:
             self._write(remote.out, stanza)
             return
@@ -164,15 +180,19 @@ class S2SManager:
                 remote.queue.pop()
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
             remote.is_dialing = True
-            self.dialer.dial(domain)
+            self.dialer.dial(domain, local=local)
         if len(remote.queue) == 1:
             self._report(domain, "out", connected=False)
 
-    def _remote(self, domain: str) -> _Remote:
-        remote = self._remotes.get(domain)
-        if remote is None:
-            remote = self._remotes[domain] = _Remote()
-        return remote
+    def local_for(self, domain: str) -> str:
+        """Our domain a stanza from ``domain`` goes out as (the main domain if not ours)."""
+        return domain if self.hosts.is_local(domain) else self.hosts.domain
+
+    def _route(self, local: str, domain: str) -> _Route:
+        route = self._routes.get((local, domain))
+        if route is None:
+            route = self._routes[(local, domain)] = _Route()
+        return route
 
     def _write(self, link: S2SLink, stanza: Element) -> None:
         state = self._links.get(link)
@@ -185,7 +205,7 @@ class S2SManager:
 
     def refusal(self, domain: str) -> str | None:
         """Why streams with ``domain`` are refused (None: allowed)."""
-        if not domain or domain == self.hosts.domain or domain in self.hosts.subdomains:
+        if not domain or self.hosts.is_local(domain):
             return "not a remote domain"
         if not self.settings.policy().permits(domain):
             return "not on the allow-list"
@@ -210,17 +230,29 @@ class S2SManager:
         auth: AuthMethod,
         cert: PeerCertificate | None,
         can_send: bool,
+        local: str = "",
     ) -> None:
-        """A stream with ``domain`` is authenticated; ``can_send``: stanzas may go out on it."""
-        pins = self.settings.pinned(domain)
-        self._links[link] = _LinkState(
-            domain=domain,
-            auth=auth,
-            cert=cert,
-            is_pinned=cert is not None and cert.fingerprint in pins,
-            last_active=self.clock.monotonic(),
-            can_send=can_send,
-        )
+        """A stream between ``local`` (ours; default the main domain) and ``domain`` is ready.
+
+        ``can_send``: stanzas from ``local`` to ``domain`` may go out on it. The
+        same inbound stream reported again adds a domain its peer authenticated
+        by dialback (XEP-0220 §2.4 multiplexing).
+        """
+        local = local or self.hosts.domain
+        known = self._links.get(link)
+        if known is not None:
+            known.also.add(domain)
+        else:
+            pins = self.settings.pinned(domain)
+            self._links[link] = _LinkState(
+                domain=domain,
+                local=local,
+                auth=auth,
+                cert=cert,
+                is_pinned=cert is not None and cert.fingerprint in pins,
+                last_active=self.clock.monotonic(),
+                can_send=can_send,
+            )
         self.record(
             "s2s.established",
             domain,
@@ -228,8 +260,10 @@ class S2SManager:
             auth=auth,
             fingerprint=cert.fingerprint if cert else "",
         )
-        log.info("s2s %s stream with %s established (%s)", link.direction, domain, auth)
-        remote = self._remote(domain)
+        log.info(
+            "s2s %s stream with %s established (%s) as %s", link.direction, domain, auth, local
+        )
+        remote = self._route(local, domain)
         if can_send:
             if remote.out is None or link.direction == "out":
                 remote.out = link
@@ -240,9 +274,11 @@ class S2SManager:
                 self._write(link, stanza)
         self._report(domain, link.direction, connected=True, link=link)
 
-    def dial_failed(self, domain: str, condition: StanzaCondition, reason: str) -> None:
-        """An outgoing stream could not be made: bounce what waits, back off."""
-        remote = self._remote(domain)
+    def dial_failed(
+        self, domain: str, condition: StanzaCondition, reason: str, *, local: str = ""
+    ) -> None:
+        """An outgoing stream from ``local`` could not be made: bounce what waits, back off."""
+        remote = self._route(local or self.hosts.domain, domain)
         remote.is_dialing = False
         remote.backoff = min(
             self.options.retry_max, max(self.options.retry_min, remote.backoff * 2)
@@ -261,18 +297,19 @@ class S2SManager:
         state = self._links.pop(link, None)
         if state is None:
             return
-        remote = self._remote(state.domain)
-        if remote.out is link:
-            remote.out = next(
-                (
-                    other
-                    for other, s in self._links.items()
-                    if s.domain == state.domain and s.can_send
-                ),
-                None,
-            )
-        self.record("s2s.closed", state.domain, link=link, reason=reason)
-        self._report(state.domain, link.direction, connected=False, error=reason or None)
+        for domain in state.domains:
+            route = self._route(state.local, domain)
+            if route.out is link:
+                route.out = next(
+                    (
+                        other
+                        for other, s in self._links.items()
+                        if s.can_send and s.local == state.local and domain in s.domains
+                    ),
+                    None,
+                )
+            self.record("s2s.closed", domain, link=link, reason=reason)
+            self._report(domain, link.direction, connected=False, error=reason or None)
 
     def refused(self, domain: str, *, remote_ip: str, reason: str, fingerprint: str = "") -> None:
         """A peer was refused (policy, certificate, dialback key): audited."""
@@ -304,7 +341,7 @@ class S2SManager:
         if from_jid.domain not in domains:
             link.close(StreamCondition.INVALID_FROM, f"{from_jid.domain} is not authenticated")
             return
-        if to_jid.domain != self.hosts.domain and to_jid.domain not in self.hosts.subdomains:
+        if not self.hosts.is_local(to_jid.domain):
             link.close(StreamCondition.HOST_UNKNOWN, f"{to_jid.domain} is not served here")
             return
         now = self.clock.monotonic()
@@ -312,10 +349,12 @@ class S2SManager:
         if state is not None:
             state.stanzas_in += 1
             state.last_active = now
-        remote = self._remote(from_jid.domain)
-        if remote.bucket is None:
-            remote.bucket = RateBucket(self.options.rate, self.options.burst)
-        if not remote.bucket.take(now):
+        bucket = self._buckets.get(from_jid.domain)
+        if bucket is None:
+            bucket = self._buckets[from_jid.domain] = RateBucket(
+                self.options.rate, self.options.burst
+            )
+        if not bucket.take(now):
             log.warning("s2s: %s exceeds its stanza rate; closing its stream", from_jid.domain)
             self.record("s2s.refused", from_jid.domain, outcome=Outcome.FAILURE, reason="rate")
             link.close(StreamCondition.POLICY_VIOLATION, "too many stanzas")
@@ -381,9 +420,8 @@ class S2SManager:
         return {link: state.domain for link, state in self._links.items()}
 
     def queued(self, domain: str) -> int:
-        """Stanzas waiting for a stream to ``domain``."""
-        remote = self._remotes.get(domain)
-        return len(remote.queue) if remote is not None else 0
+        """Stanzas waiting for a stream to ``domain`` (from any of our domains)."""
+        return sum(len(r.queue) for (_local, d), r in self._routes.items() if d == domain)
 
     # -- audit and status ---------------------------------------------------------------
 
@@ -427,10 +465,12 @@ class S2SManager:
             return
         state = self._links.get(link) if link is not None else None
         now = self.clock.now()
+        # One row per remote domain: connected while any stream with it (from any of our
+        # domains) is up; the queue is the sum over our domains.
         status = DomainStatus(
             domain=domain,
             direction=direction,
-            connected=connected,
+            connected=connected or any(domain in s.domains for s in self._links.values()),
             since=now,
             queued=self.queued(domain),
             last_error=error,

@@ -24,7 +24,7 @@ from OpenSSL import SSL
 from carewire.core.federation import Direction
 from carewire.core.s2s import S2SManager
 from carewire.core.s2s_policy import PeerCertificate
-from carewire.net.s2s_tls import TlsEngine, TlsFailed, s2s_context
+from carewire.net.s2s_tls import TlsEngine, TlsFailed, own_certificate, s2s_context
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 from carewire.xmpp.s2s_common import S2SEvent
@@ -37,8 +37,8 @@ class S2SContext:
     """What every server-to-server connection of one server shares."""
 
     manager: S2SManager
-    domain: str
-    domains_served: frozenset[str]
+    domain: str  # the main domain
+    domains_served: frozenset[str]  # it, its sub-services and the components' domains
     cert_file: Path
     key_file: Path
     ca_file: Path | None
@@ -48,6 +48,7 @@ class S2SContext:
     connect_timeout: float = 10.0  # seconds to make an outbound stream
     verify_timeout: float = 10.0  # seconds for a dialback verification
     tls: SSL.Context | None = None
+    own: PeerCertificate | None = None  # our certificate (which of our domains it names)
     connections: set[Any] = field(default_factory=set)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -57,6 +58,11 @@ class S2SContext:
     def reload_tls(self) -> None:
         """Build the TLS context from the certificate files (new connections use it)."""
         self.tls = s2s_context(self.cert_file, self.key_file, self.ca_file)
+        self.own = own_certificate(self.cert_file)
+
+    def certificate_names(self, domain: str) -> bool:
+        """Whether our certificate names ``domain`` (SASL EXTERNAL can authenticate it)."""
+        return self.own is not None and self.own.names(domain)
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         """Start a task this context owns."""

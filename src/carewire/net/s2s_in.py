@@ -180,6 +180,7 @@ class InboundS2S(S2SConnectionBase):
             auth="certificate" if auth == "certificate" else "dialback",
             cert=self.peer_cert,
             can_send=self.can_send and auth == "certificate",
+            local=self._stream.local,
         )
 
     def _ended(self, event: StreamEnded) -> None:

@@ -7,6 +7,11 @@ authenticates with SASL EXTERNAL when the peer's certificate validates (or is
 pinned) and the peer offers it, else with dialback where the policy allows.
 Dialback verifications go over an outbound stream to the authoritative
 server: an existing one when there is one (piggybacking), else a new one.
+
+Each stream is opened *as* one of our domains (``local``: the main domain,
+``chat.DOMAIN`` for rooms, a component's domain): its header's ``from``, the
+SASL EXTERNAL authorization identity (when our certificate names it) or the
+dialback key's originating domain.
 """
 
 from __future__ import annotations
@@ -36,19 +41,26 @@ log = logging.getLogger(__name__)
 
 
 class OutboundS2S(S2SConnectionBase):
-    """One stream we opened to ``remote`` (for stanzas, or only to verify dialback keys)."""
+    """One stream we opened as ``local`` to ``remote`` (for stanzas, or to verify dialback keys)."""
 
     direction: Direction = "out"
 
     def __init__(
-        self, ctx: S2SContext, *, remote: str, direct_tls: bool, verify_only: bool = False
+        self,
+        ctx: S2SContext,
+        *,
+        remote: str,
+        direct_tls: bool,
+        verify_only: bool = False,
+        local: str = "",
     ) -> None:
         super().__init__(ctx)
+        self.local = local or ctx.domain
         self.remote = remote
         self.direct_tls = direct_tls
         self.verify_only = verify_only
         self._stream = S2SOutStream(
-            local=ctx.domain, remote=remote, is_tls_active=direct_tls, limits=ctx.limits
+            local=self.local, remote=remote, is_tls_active=direct_tls, limits=ctx.limits
         )
         self.ready: asyncio.Future[str] = self._loop.create_future()  # "" or why it failed
         self.auth = "certificate"
@@ -130,6 +142,8 @@ class OutboundS2S(S2SConnectionBase):
             self._send_pending()
             return
         is_ok, reason = manager.certificate_ok(self.remote, self.peer_cert)
+        if is_ok and not self.ctx.certificate_names(self.local):
+            is_ok, reason = False, f"our certificate does not name {self.local}"
         if is_ok and EXTERNAL in f.mechanisms:
             if f.has_bidi:
                 stream.request_bidi()
@@ -146,7 +160,7 @@ class OutboundS2S(S2SConnectionBase):
         key = dialback.dialback_key(
             manager.secret,
             receiving=self.remote,
-            originating=self.ctx.domain,
+            originating=self.local,
             stream_id=self._stream.peer_stream_id,
         )
         self._stream.authenticate_dialback(key)
@@ -177,6 +191,7 @@ class OutboundS2S(S2SConnectionBase):
             auth="certificate" if self.auth == "certificate" else "dialback",
             cert=self.peer_cert,
             can_send=True,
+            local=self.local,
         )
 
     def _give_up(self, reason: str, condition: StreamCondition | None) -> None:
@@ -205,8 +220,8 @@ class OutboundS2S(S2SConnectionBase):
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
-        for stream_id, key, _local in pending:
-            self._stream.verify(stream_id=stream_id, key=key)
+        for stream_id, key, local in pending:
+            self._stream.verify(stream_id=stream_id, key=key, from_=local)
         self.flush()
 
     # -- stanzas ----------------------------------------------------------------
@@ -234,38 +249,46 @@ class S2SDialer:
         self.ctx = ctx
         self.resolver = resolver
 
-    def dial(self, domain: str) -> None:
-        """Start connecting to ``domain`` (the manager hears the outcome)."""
-        self.ctx.spawn(self._dial(domain), f"s2s-dial-{domain}")
+    def dial(self, domain: str, *, local: str) -> None:
+        """Start connecting to ``domain`` as ``local`` (the manager hears the outcome)."""
+        self.ctx.spawn(self._dial(domain, local), f"s2s-dial-{local}-{domain}")
 
-    async def _dial(self, domain: str) -> None:
+    async def _dial(self, domain: str, local: str) -> None:
         manager = self.ctx.manager
         conn: OutboundS2S | None = None
         try:
             async with asyncio.timeout(self.ctx.connect_timeout):
                 reason = "no address answered"
                 for target in await self.resolver.targets(domain):
-                    conn, reason = await self._connect(domain, target, verify_only=False)
+                    conn, reason = await self._connect(domain, target, local, verify_only=False)
                     if conn is not None:
                         reason = await asyncio.shield(conn.ready)
                         break
         except TimeoutError:
             if conn is not None:
                 conn.abort()
-            manager.dial_failed(domain, StanzaCondition.REMOTE_SERVER_TIMEOUT, "no answer in time")
+            manager.dial_failed(
+                domain, StanzaCondition.REMOTE_SERVER_TIMEOUT, "no answer in time", local=local
+            )
             return
         if reason:
-            manager.dial_failed(domain, StanzaCondition.REMOTE_SERVER_NOT_FOUND, reason)
+            manager.dial_failed(
+                domain, StanzaCondition.REMOTE_SERVER_NOT_FOUND, reason, local=local
+            )
 
     async def _connect(
-        self, domain: str, target: Target, *, verify_only: bool
+        self, domain: str, target: Target, local: str, *, verify_only: bool
     ) -> tuple[OutboundS2S | None, str]:
         loop = asyncio.get_running_loop()
         try:
             host = await self.resolver.address(target.host)
             _transport, conn = await loop.create_connection(
                 lambda: OutboundS2S(
-                    self.ctx, remote=domain, direct_tls=target.direct_tls, verify_only=verify_only
+                    self.ctx,
+                    remote=domain,
+                    local=local,
+                    direct_tls=target.direct_tls,
+                    verify_only=verify_only,
                 ),
                 host,
                 target.port,
@@ -276,12 +299,20 @@ class S2SDialer:
         return conn, ""
 
     async def verify(self, domain: str, *, local: str, stream_id: str, key: str) -> bool:
-        """Ask ``domain``'s authoritative server about a dialback key (piggybacking if we can)."""
+        """Ask ``domain``'s authoritative server about a dialback key (piggybacking if we can).
+
+        ``local`` is the domain of ours the key was for: the ``<db:verify/>``
+        goes out from it, on a stream of the same pair.
+        """
         for conn in list(self.ctx.connections):
-            if isinstance(conn, OutboundS2S) and conn.remote == domain and conn.can_verify:
+            if (
+                isinstance(conn, OutboundS2S)
+                and (conn.local, conn.remote) == (local, domain)
+                and conn.can_verify
+            ):
                 return await conn.verify(local=local, stream_id=stream_id, key=key)
         for target in await self.resolver.targets(domain):
-            conn, _reason = await self._connect(domain, target, verify_only=True)
+            conn, _reason = await self._connect(domain, target, local, verify_only=True)
             if conn is None:
                 continue
             try:

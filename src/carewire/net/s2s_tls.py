@@ -112,6 +112,16 @@ def peer_certificate(cert: x509.Certificate, errors: list[tuple[int, int]]) -> P
     )
 
 
+def own_certificate(cert_file: Path) -> PeerCertificate:
+    """Our certificate (the first of the chain file): which of our domains it names."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return PeerCertificate(
+        fingerprint=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        identities=identities(cert),
+        not_after=cert.not_valid_after_utc.astimezone(UTC),
+    )
+
+
 def _reason(err: int) -> str:
     return {
         2: "unable to get issuer certificate",

@@ -300,11 +300,16 @@ class S2SOutStream:
         """The peer answered our ``<db:result/>`` with valid (the driver read the event)."""
         self.is_authenticated = True
 
-    def verify(self, *, stream_id: str, key: str, to: str | None = None) -> None:
-        """Ask the peer (authoritative for ``to``) whether ``key`` is its (XEP-0220 §2.1.2)."""
+    def verify(
+        self, *, stream_id: str, key: str, to: str | None = None, from_: str | None = None
+    ) -> None:
+        """Ask the peer (authoritative for ``to``) whether ``key`` is its (XEP-0220 §2.1.2).
+
+        ``from_`` is the domain of ours the key was presented to (default the stream's).
+        """
         self._step(In.VERIFY)
         el = dialback.verify_request(
-            from_=self.local, to=to or self.remote, stream_id=stream_id, key=key
+            from_=from_ or self.local, to=to or self.remote, stream_id=stream_id, key=key
         )
         self._writer.nonza(el)
 
