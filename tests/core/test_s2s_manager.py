@@ -17,7 +17,12 @@ import pytest
 from carewire.clock import FakeClock
 from carewire.core import hook_names as H
 from carewire.core.events import StanzaEvent
-from carewire.core.federation import Direction, FederationPolicy
+from carewire.core.federation import (
+    DomainStatus,
+    Direction,
+    FederationPolicy,
+    FederationStatusSink,
+)
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
 from carewire.core.iq import IqRegistry
@@ -36,8 +41,10 @@ from carewire.xmpp.jid import JID
 from tests.core.test_router import RecordingSink, error_condition, x
 
 DOMAIN = "example.test"
+GATEWAY = "pager.example.test"  # an external component's domain (XEP-0114)
 ALICE = JID.parse(f"alice@{DOMAIN}/phone")
 BOB = JID.parse("bob@remote.test")
+ROOM = JID.parse(f"handover@chat.{DOMAIN}/alice")  # a room on our chat. domain, as alice
 
 
 @dataclass(eq=False)
@@ -81,10 +88,12 @@ class Fed:
 def make(
     policy: FederationPolicy | None = None,
     pins: dict[str, frozenset[str]] | None = None,
+    status: FederationStatusSink | None = None,
     **opts: float,
 ) -> Fed:
     sessions = SessionManager()
-    router = Router(hosts=Hosts(domain=DOMAIN), hooks=HookBus(), sessions=sessions, iq=IqRegistry())
+    hosts = Hosts(domain=DOMAIN, components=frozenset({GATEWAY}))
+    router = Router(hosts=hosts, hooks=HookBus(), sessions=sessions, iq=IqRegistry())
     sink = RecordingSink()
     sessions.add(Session(jid=ALICE, sink=sink))
 
@@ -104,6 +113,7 @@ def make(
         clock=clock,
         options=S2SOptions(**{"queue_limit": 3, "retry_min": 2, "retry_max": 8, **opts}),  # type: ignore[arg-type]
         secret=b"k" * 32,
+        status=status,
     )
     dialer = Dialer()
     manager.dialer = dialer
@@ -352,3 +362,93 @@ def test_rate_bucket() -> None:
     assert bucket.take(0) and bucket.take(0) and not bucket.take(0)
     assert bucket.take(0.1)  # one token back after 1/10 s
     assert RateBucket(rate=0, burst=1).take(0)  # 0: unlimited
+
+
+# -- streams per pair of domains (ours, theirs) ------------------------------------------
+
+
+@dataclass
+class StatusBoard:
+    """The per-remote-domain status rows, as the directory's board keeps them."""
+
+    rows: dict[str, DomainStatus] = field(default_factory=dict)
+
+    def update(self, status: DomainStatus) -> None:
+        self.rows[status.domain] = status
+
+
+async def test_a_rooms_stanzas_go_out_on_a_stream_of_the_rooms_domain() -> None:
+    f = make()
+    await f.manager.send(chat("user", frm=ALICE), from_jid=ALICE, to_jid=BOB)
+    await f.manager.send(chat("room", frm=ROOM), from_jid=ROOM, to_jid=BOB)
+    await f.manager.send(chat("room2", frm=ROOM), from_jid=ROOM, to_jid=BOB)
+    assert f.dialer.pairs == [(DOMAIN, "remote.test"), (f"chat.{DOMAIN}", "remote.test")]
+    assert f.manager.queued("remote.test") == 3  # the status row sums our domains' queues
+    main, rooms = Link(), Link()
+    f.manager.established(
+        rooms, "remote.test", auth="dialback", cert=None, can_send=True, local=f"chat.{DOMAIN}"
+    )
+    assert [m.get("id") for m in rooms.sent] == ["room", "room2"]
+    assert f.manager.queued("remote.test") == 1  # the main domain's still waits for its own
+    f.manager.established(main, "remote.test", auth="certificate", cert=None, can_send=True)
+    assert [m.get("id") for m in main.sent] == ["user"]
+    await f.manager.send(chat("later", frm=ROOM), from_jid=ROOM, to_jid=BOB)
+    assert rooms.sent[-1].get("id") == "later" and len(main.sent) == 1
+
+
+async def test_a_components_and_a_foreign_from_domain_pick_their_streams() -> None:
+    f = make()
+    pager = JID.parse(f"ward7@{GATEWAY}")
+    await f.manager.send(chat("p", frm=pager), from_jid=pager, to_jid=BOB)
+    stranger = JID.parse("x@elsewhere.test")  # not ours: it goes out as the main domain
+    await f.manager.send(chat("s", frm=stranger), from_jid=stranger, to_jid=BOB)
+    assert f.dialer.pairs == [(GATEWAY, "remote.test"), (DOMAIN, "remote.test")]
+    assert f.manager.local_for(f"chat.{DOMAIN}") == f"chat.{DOMAIN}"
+
+
+async def test_a_failed_dial_bounces_and_backs_off_only_its_pair() -> None:
+    board = StatusBoard()
+    f = make(status=board)
+    main = Link()
+    f.manager.established(main, "remote.test", auth="certificate", cert=None, can_send=True)
+    await f.manager.send(chat("room", frm=ROOM), from_jid=ROOM, to_jid=BOB)
+    f.manager.dial_failed(
+        "remote.test", StanzaCondition.REMOTE_SERVER_NOT_FOUND, "no", local=f"chat.{DOMAIN}"
+    )
+    with pytest.raises(StanzaError):  # the rooms' pair backs off …
+        await f.manager.send(chat("room2", frm=ROOM), from_jid=ROOM, to_jid=BOB)
+    await f.manager.send(chat("user"), from_jid=ALICE, to_jid=BOB)  # … the main one does not
+    assert [m.get("id") for m in main.sent] == ["user"]
+    row = board.rows["remote.test"]  # one row per remote domain: still connected, with the error
+    assert row.connected and row.last_error == "no"
+    f.manager.closed(main, "gone")
+    assert not board.rows["remote.test"].connected
+
+
+async def test_inbound_stanzas_to_any_domain_we_serve() -> None:
+    f = make()
+    link = Link(direction="in")
+    f.manager.established(
+        link, "remote.test", auth="certificate", cert=None, can_send=False, local=f"chat.{DOMAIN}"
+    )
+    for to in (f"room@chat.{DOMAIN}", f"x@{GATEWAY}", str(ALICE)):
+        await f.manager.receive(link, {"remote.test"}, chat("in", frm=BOB, to=JID.parse(to)))
+    assert link.closed_with == []
+    for ours in (f"chat.{DOMAIN}", f"patients.{DOMAIN}", GATEWAY):
+        assert f.manager.refusal(ours) == "not a remote domain"
+
+
+async def test_more_domains_on_one_inbound_stream_by_dialback() -> None:
+    """XEP-0220 §2.4: the peer authenticates another of its domains on the same stream."""
+    f = make()
+    link = Link(direction="in")
+    f.manager.established(link, "remote.test", auth="dialback", cert=None, can_send=False)
+    f.manager.established(link, "chat.remote.test", auth="dialback", cert=None, can_send=False)
+    assert f.manager.links() == {link: "remote.test"}  # one stream
+    occupant = JID.parse("room@chat.remote.test/bob")
+    await f.manager.receive(
+        link, {"remote.test", "chat.remote.test"}, chat("r", frm=occupant, to=ALICE)
+    )
+    assert link.closed_with == [] and len(f.alice.take()) == 1
+    f.manager.closed(link, "gone")
+    assert f.manager.links() == {}

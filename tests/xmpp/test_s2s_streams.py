@@ -43,8 +43,10 @@ HEADER = (
 )
 
 
-def new_pair() -> tuple[outs.S2SOutStream, ins.S2SInStream]:
-    out = outs.S2SOutStream(local="a.test", remote="b.test", is_tls_active=False, limits=LIMITS)
+def new_pair(
+    local: str = "a.test", remote: str = "b.test"
+) -> tuple[outs.S2SOutStream, ins.S2SInStream]:
+    out = outs.S2SOutStream(local=local, remote=remote, is_tls_active=False, limits=LIMITS)
     inn = ins.S2SInStream(
         domains_served=frozenset({"b.test", "chat.b.test"}), is_tls_active=False, limits=LIMITS
     )
@@ -80,7 +82,7 @@ def to_auth(out: outs.S2SOutStream, inn: ins.S2SInStream) -> FeaturesReceived:
     """Header, STARTTLS, TLS (pretended), new header: both sides await authentication."""
     out.start()
     oev, iev = pump(out, inn)
-    assert of(iev, StreamStarted) == [StreamStarted("a.test", "b.test", inn.stream_id)]
+    assert of(iev, StreamStarted) == [StreamStarted(out.local, out.remote, inn.stream_id)]
     assert inn.state is ins.State.AWAIT_STARTTLS
     (feat,) = of(oev, FeaturesReceived)
     assert isinstance(feat, FeaturesReceived) and feat.has_starttls and not feat.mechanisms
@@ -436,3 +438,66 @@ def test_dialback_answers_swap_the_addresses() -> None:
     )
     err = dialback.parse(dialback.error(request, "item-not-found"))
     assert err.type == "error" and err.to == "b.test"
+
+
+# -- streams per pair of domains, and more domains on one stream ----------------------------
+
+
+def test_a_stream_opened_as_our_chat_domain_to_the_peers_chat_domain() -> None:
+    """A room's stream: from chat.a.test, to chat.b.test; EXTERNAL names the room domain."""
+    out, inn = new_pair(local="chat.a.test", remote="chat.b.test")
+    feat = to_auth(out, inn)
+    assert inn.local == "chat.b.test" and inn.peer == "chat.a.test"
+    assert feat.mechanisms == ("EXTERNAL",)
+    out.authenticate_external()
+    _, iev = pump(out, inn)
+    assert of(iev, ExternalAuthRequested) == [ExternalAuthRequested("chat.a.test")]
+    inn.sasl_success("chat.a.test")
+    oev, _ = pump(out, inn)
+    out.established()
+    out.send_element(message("room@chat.a.test/alice", "room@chat.b.test"))
+    _, iev = pump(out, inn)
+    assert [e.element.get("from") for e in of(iev, StanzaReceived)] == ["room@chat.a.test/alice"]
+    assert inn.domains == {"chat.a.test"}
+
+
+def test_the_receiving_header_answers_from_the_domain_it_was_opened_to() -> None:
+    inn = ins.S2SInStream(
+        domains_served=frozenset({"b.test", "chat.b.test"}), is_tls_active=True, limits=LIMITS
+    )
+    inn.receive_data(HEADER.format(frm="a.test", to="chat.b.test").encode())
+    head = b"".join(inn.data_to_send()).decode()
+    assert "from='chat.b.test'" in head and "to='a.test'" in head
+
+
+def test_dialback_adds_another_domain_to_an_established_stream() -> None:
+    """XEP-0220 §2.4 multiplexing: a second ``<db:result/>`` for chat.a.test on a.test's stream."""
+    out, inn = new_pair()
+    to_auth(out, inn)
+    out.authenticate_dialback("k1")
+    _, iev = pump(out, inn)
+    (first,) = of(iev, DialbackReceived)
+    inn.dialback_valid(first.dialback)
+    pump(out, inn)
+    assert out.state is outs.State.ESTABLISHED
+    events = inn.receive_data(b"<db:result from='chat.a.test' to='b.test'>k2</db:result>")
+    (second,) = of(events, DialbackReceived)
+    assert second.dialback.from_ == "chat.a.test" and inn.state is ins.State.ESTABLISHED
+    inn.dialback_valid(second.dialback)
+    assert inn.domains == {"a.test", "chat.a.test"}
+    oev, _ = pump(out, inn)
+    answers = [e.dialback for e in of(oev, DialbackReceived)]
+    assert [(a.from_, a.to, a.type) for a in answers] == [("b.test", "chat.a.test", "valid")]
+
+
+def test_a_verify_request_names_the_domain_the_key_was_for() -> None:
+    out, inn = new_pair()
+    to_auth(out, inn)
+    out.verify(stream_id="s1", key="k", from_="chat.a.test")
+    out.verify(stream_id="s2", key="k")
+    _, iev = pump(out, inn)
+    requests = [e.dialback for e in of(iev, DialbackReceived)]
+    assert [(r.from_, r.to, r.stream_id) for r in requests] == [
+        ("chat.a.test", "b.test", "s1"),
+        ("a.test", "b.test", "s2"),
+    ]
