@@ -204,6 +204,8 @@ async def test_a_domain_off_the_allow_list_is_refused_at_once() -> None:
     assert f.dialer.dials == []
     assert f.manager.refusal("remote.test") == "not on the allow-list"
     assert f.manager.refusal("partner.test") is None
+    assert f.manager.refusal("chat.partner.test") is None  # a partner's rooms
+    assert f.manager.refusal("notpartner.test") == "not on the allow-list"
     assert f.manager.refusal(DOMAIN) == "not a remote domain"
 
 

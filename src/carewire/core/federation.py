@@ -52,8 +52,20 @@ class FederationPolicy:
     certificates_only: bool = False
 
     def permits(self, domain: str) -> bool:
-        """Whether streams with ``domain`` are allowed at all."""
-        return not self.allow or domain.lower() in self.allow
+        """Whether streams with ``domain`` are allowed at all.
+
+        An allowed partner covers its sub-domains (``chat.partner`` rooms, its
+        components): they are the partner's services, each still authenticated
+        on its own stream (docs/federation.md "Our sub-domains").
+        """
+        if not self.allow:
+            return True
+        name = domain.lower()
+        while name:
+            if name in self.allow:
+                return True
+            name = name.partition(".")[2]
+        return False
 
 
 class FederationSettings(Protocol):
