@@ -18,8 +18,8 @@ from carewire.clock import FakeClock
 from carewire.core import hook_names as H
 from carewire.core.events import StanzaEvent
 from carewire.core.federation import (
-    DomainStatus,
     Direction,
+    DomainStatus,
     FederationPolicy,
     FederationStatusSink,
 )
