@@ -8,12 +8,15 @@ before start; :meth:`RunningServer.account` hands each test fresh ones.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,10 +69,13 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def init_data_dir(
-    data_dir: Path, *, accounts: int, env: dict[str, str], domain: str = DOMAIN
-) -> None:
-    """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN)."""
+#: Per process: (domain, accounts, CAREWIRE_* environment) → a directory holding a data
+#: directory ``init_data_dir`` made, with its ``-keys``/``-audit`` siblings.
+_INITIALISED: dict[tuple[str, int, tuple[tuple[str, str], ...]], Path] = {}
+_SIBLINGS = ("-keys", "-audit")
+
+
+def _init_by_cli(data_dir: Path, *, accounts: int, env: dict[str, str], domain: str) -> None:
     r = cli("init", "--data-dir", str(data_dir), "--domain", domain, env=env)
     assert r.returncode == 0, r.stderr
     if accounts:
@@ -77,6 +83,44 @@ def init_data_dir(
         csv.write_text("".join(f"user{i},pw-user{i}\n" for i in range(accounts)))
         r = cli("user", "import", str(csv), "--quiet", "--data-dir", str(data_dir), env=env)
         assert r.returncode == 0, r.stderr
+
+
+def _drop_initialised() -> None:
+    for where in _INITIALISED.values():
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def init_data_dir(
+    data_dir: Path, *, accounts: int, env: dict[str, str], domain: str = DOMAIN
+) -> None:
+    """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN).
+
+    The first call of a test process for a (domain, accounts, ``CAREWIRE_*``
+    environment) runs the real commands (two subprocesses, about 8 s of CPU);
+    later ones copy what they made, the key and audit directories beside the
+    data directory included (their default places follow its name, and every
+    path in ``carewire.toml`` is relative). ``tests/cli/test_setup.py`` tests
+    ``init`` itself.
+    """
+    carewire_env = tuple(sorted((k, v) for k, v in env.items() if k.startswith("CAREWIRE_")))
+    key = (domain, accounts, carewire_env)
+    made = _INITIALISED.get(key)
+    if made is None:
+        if not _INITIALISED:
+            atexit.register(_drop_initialised)
+        made = Path(tempfile.mkdtemp(prefix="carewire-initialised-"))
+        _init_by_cli(made / "data", accounts=accounts, env=env, domain=domain)
+        _INITIALISED[key] = made
+    shutil.copytree(made / "data", data_dir, symlinks=True, dirs_exist_ok=True)
+    for suffix in _SIBLINGS:
+        sibling = made / f"data{suffix}"
+        if sibling.exists():
+            shutil.copytree(
+                sibling,
+                data_dir.parent / f"{data_dir.name}{suffix}",
+                symlinks=True,
+                dirs_exist_ok=True,
+            )
 
 
 def _launch(data_dir: Path, env: dict[str, str], s2s_port: int) -> subprocess.Popen[bytes]:
