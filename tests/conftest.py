@@ -16,9 +16,12 @@ should happen once, not once per worker.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.dnsserver import DnsServer, running
 
 PG_URL_ENV = "CAREWIRE_TEST_PG_URL"
 
@@ -84,3 +87,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.templates import drop_templates
 
     drop_templates()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """A fresh local DNS server (tests/dnsserver.py) on a loopback port, empty; fill it."""
+    with running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def session_dns_server() -> Iterator[DnsServer]:
+    """One DNS server for the session's long-lived peers (Prosody, ejabberd); add, never clear."""
+    with running() as server:
+        yield server
