@@ -24,6 +24,8 @@ import pytest
 from tests.dnsserver import DnsServer, running
 
 PG_URL_ENV = "CAREWIRE_TEST_PG_URL"
+#: The federation peers (Prosody, ejabberd) and the test CA, for any test that needs them.
+pytest_plugins = ["tests.peers.fixtures"]
 
 _TESTS = Path(__file__).parent
 #: Every test under these directories gets the marker: interop tests start a real server
