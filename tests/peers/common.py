@@ -9,6 +9,7 @@ caller skips loudly, unless ``CAREWIRE_TEST_REQUIRE_<NAME>=1`` (CI sets it).
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import pwd
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,20 @@ HOST = "127.0.0.1"
 ACCOUNTS = 40
 
 
-def require(name: str, program: str, package: str) -> None:
-    """Skip the caller (loudly) when ``program`` is missing, or fail when CI requires it."""
+def missing(paths: Sequence[str], package: str) -> str | None:
+    """Why a peer cannot run here (``None``: every path, globs allowed, exists)."""
+    for path in paths:
+        if not glob.glob(path):
+            return f"{path} is missing: apt-get install {package} (federation interop tests)"
+    return None
+
+
+def require(name: str, reason: str | None) -> None:
+    """Skip the caller (loudly) when ``reason`` says the peer is missing, or fail under CI."""
     import pytest
 
-    if Path(program).exists():
+    if reason is None:
         return
-    reason = f"{program} is missing: apt-get install {package} (federation interop tests)"
     if os.environ.get(f"CAREWIRE_TEST_REQUIRE_{name.upper()}"):
         pytest.fail(f"CAREWIRE_TEST_REQUIRE_{name.upper()} is set but {reason}")
     pytest.skip(reason)
@@ -52,8 +60,8 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def private_dir(prefix: str, user: str) -> Path:
-    """A fresh directory under /tmp owned by ``user`` when running as root."""
+def private_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp (world-traversable: the peer's user reads it)."""
     path = Path(tempfile.mkdtemp(prefix=f"carewire-{prefix}-"))
     path.chmod(0o755)
     return path

@@ -34,6 +34,7 @@ from tests.peers.common import (
     Peer,
     free_ports,
     hand_over,
+    missing,
     private_dir,
     require,
     stop,
@@ -80,9 +81,14 @@ while True:
 """
 
 
+def missing_reason() -> str | None:
+    """Why ejabberd cannot run here (``None``: it can)."""
+    return missing((EJABBERDCTL, ERL, f"{EJABBERD_LIB}/ejabberd-*/ebin"), "ejabberd")
+
+
 def require_ejabberd() -> None:
     """Skip loudly without ejabberd (or fail under ``CAREWIRE_TEST_REQUIRE_EJABBERD=1``)."""
-    require("ejabberd", EJABBERDCTL, "ejabberd")
+    require("ejabberd", missing_reason())
 
 
 def inetrc(dns: DnsServer) -> str:
@@ -194,7 +200,7 @@ def start_ejabberd(
         name="ejabberd",
         domain=domain,
         ports={"c2s": c2s, "s2s": s2s, "s2s_tls": s2s_tls},
-        directory=private_dir("ejabberd", "ejabberd"),
+        directory=private_dir("ejabberd"),
         accounts=accounts,
     )
     for sub in ("log", "spool"):

@@ -29,6 +29,7 @@ from tests.peers.common import (
     Peer,
     free_ports,
     hand_over,
+    missing,
     private_dir,
     require,
     stop,
@@ -40,9 +41,18 @@ PROSODY = "/usr/bin/prosody"
 DOMAIN = "prosody.example"
 
 
+#: Without lua-unbound Prosody falls back to a resolver that cannot be pointed at a port.
+NEEDS = (PROSODY, "/usr/lib/*/lua/5.4/lunbound.so")
+
+
+def missing_reason() -> str | None:
+    """Why Prosody cannot run here (``None``: it can)."""
+    return missing(NEEDS, "prosody lua-unbound")
+
+
 def require_prosody() -> None:
     """Skip loudly without Prosody (or fail under ``CAREWIRE_TEST_REQUIRE_PROSODY=1``)."""
-    require("prosody", PROSODY, "prosody lua-unbound")
+    require("prosody", missing_reason())
 
 
 def _lua(value: object) -> str:
@@ -159,7 +169,7 @@ def start_prosody(
         name="prosody",
         domain=domain,
         ports={"c2s": c2s, "s2s": s2s, "s2s_tls": s2s_tls},
-        directory=private_dir("prosody", "prosody"),
+        directory=private_dir("prosody"),
         accounts=accounts,
     )
     (peer.directory / "log").mkdir()
