@@ -66,9 +66,11 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def init_data_dir(data_dir: Path, *, accounts: int, env: dict[str, str]) -> None:
+def init_data_dir(
+    data_dir: Path, *, accounts: int, env: dict[str, str], domain: str = DOMAIN
+) -> None:
     """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN)."""
-    r = cli("init", "--data-dir", str(data_dir), "--domain", DOMAIN, env=env)
+    r = cli("init", "--data-dir", str(data_dir), "--domain", domain, env=env)
     assert r.returncode == 0, r.stderr
     if accounts:
         csv = data_dir / "accounts.csv"
@@ -79,7 +81,12 @@ def init_data_dir(data_dir: Path, *, accounts: int, env: dict[str, str]) -> None
 
 @contextmanager
 def serving(
-    data_dir: Path, *, accounts: int, env: dict[str, str], hard_stop: bool = False
+    data_dir: Path,
+    *,
+    accounts: int,
+    env: dict[str, str],
+    hard_stop: bool = False,
+    domain: str = DOMAIN,
 ) -> Iterator[RunningServer]:
     """Serve an initialised data directory until the block ends (SIGTERM, or SIGKILL if hard)."""
     log = (data_dir / "serve.log").open("ab")
@@ -112,7 +119,9 @@ def serving(
             raise RuntimeError("server did not start:\n" + (data_dir / "serve.log").read_text())
         time.sleep(0.05)
     ports = json.loads(ports_file.read_text())
-    server = RunningServer(data_dir=data_dir, ports=ports, proc=proc, accounts=accounts)
+    server = RunningServer(
+        data_dir=data_dir, ports=ports, proc=proc, accounts=accounts, domain=domain
+    )
     try:
         yield server
     finally:
