@@ -87,6 +87,7 @@ def serving(
     env: dict[str, str],
     hard_stop: bool = False,
     domain: str = DOMAIN,
+    s2s_port: int = 0,
 ) -> Iterator[RunningServer]:
     """Serve an initialised data directory until the block ends (SIGTERM, or SIGKILL if hard)."""
     log = (data_dir / "serve.log").open("ab")
@@ -105,7 +106,7 @@ def serving(
             "--https-port",
             "0",
             "--s2s-port",
-            "0",
+            str(s2s_port),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ from typing import Any
 
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_pep import PepSection
+from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
 from carewire.config_sections import (
     AuditSection as AuditSection,
 )
@@ -111,6 +112,7 @@ class Config:
     push: PushSection = field(default_factory=PushSection)
     log: LogSection = field(default_factory=LogSection)
     contact: ContactSection = field(default_factory=ContactSection)
+    s2s: S2SSection = field(default_factory=S2SSection)
 
     @property
     def database_url(self) -> str:
@@ -182,10 +184,13 @@ _SECTIONS: dict[str, type[Any]] = {
     "push": PushSection,
     "log": LogSection,
     "contact": ContactSection,
+    "s2s": S2SSection,
 }
 
 
 def _coerce(key: str, expected: Any, value: Any, from_env: bool) -> Any:
+    if expected in (dict, "dict[str, str]"):
+        return coerce_routes(key, value, from_env)
     if expected is bool or expected == "bool":
         if from_env and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):
@@ -283,6 +288,9 @@ def _validate(cfg: Config) -> None:
     _validate_audit(cfg)
     _validate_encryption(cfg)
     validate_upload(cfg.upload, parse_duration)
+    validate_s2s(cfg.s2s)
+    for key in ("connect_timeout", "idle_timeout"):
+        parse_duration(getattr(cfg.s2s, key), f"s2s.{key}")
     check_contact(cfg.contact)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
@@ -451,7 +459,7 @@ domain = "{domain}"          # the chat domain: users are login@{domain}
 bind = "127.0.0.1"           # "0.0.0.0" to accept clients from other machines
 c2s_port = 5222              # XMPP clients, STARTTLS required
 c2s_tls_port = 5223          # XMPP clients, direct TLS (XEP-0368)
-s2s_port = 5269              # federation (not enabled yet)
+s2s_port = 5269              # federation with other XMPP servers ([s2s] enabled)
 https_port = 8443            # HTTPS: /xmpp-websocket, /healthz
 
 [https]
@@ -520,6 +528,15 @@ refresh_interval = "30s"     # a running server picks up `carewire keys rotate` 
 [pep]
 e2e_encryption = "refuse"    # OMEMO end-to-end encryption: "refuse" (default) or "allow"
 e2e_reason = ""              # what refused clients are told; empty: the built-in reason
+
+[s2s]
+enabled = false              # federation with other hospitals' XMPP servers (docs/federation.md)
+tls_port = 5270              # direct TLS for peers (XEP-0368); server.s2s_port is STARTTLS
+dialback = true              # Server Dialback for peers whose certificate does not validate
+ca_file = ""                 # the hospital CA (PEM) that signs partners' certificates
+max_stanza_size = 524288     # bytes
+
+[s2s.routes]                 # partners without public DNS: "their.domain" = "host:port"
 
 [log]
 level = "info"

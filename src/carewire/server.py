@@ -27,6 +27,7 @@ import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
 from carewire.assembly_identity import ldap_jobs
+from carewire.assembly_s2s import Federation, start_federation
 from carewire.assembly_scim import scim_provisioning
 from carewire.assembly_services import (
     api_services,
@@ -140,6 +141,7 @@ class Server:
         self._https_tls: ssl.SSLContext | None = None  # set when the certificate changes
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
+        self.federation: Federation | None = None
 
     @property
     def kernel(self) -> Kernel | None:
@@ -169,6 +171,10 @@ class Server:
         self.net = self._net_context(auth)
         self.certificates.add_listener(self._reload_tls)
         await self._listen()
+        if cfg.s2s.enabled:
+            self.federation = await start_federation(cfg, a)
+            self.ports.update(self.federation.ports)
+            self.certificates.add_listener(self.federation.context.reload_tls)
         self._write_adapters_status()
         self._write_ports()
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
@@ -464,6 +470,8 @@ class Server:
             await self.assembly.kernel.hooks.fire(H.SERVER_STOPPING, None)
         for listener in self._listeners:
             listener.close()
+        if self.federation is not None:
+            await self.federation.stop()
         if self.net is not None:
             for conn in list(self.net.connections):
                 conn.close(StreamCondition.SYSTEM_SHUTDOWN, "the server is shutting down")

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
 from carewire.core.events import DeliveryEvent, IqRequest, StanzaEvent
+from carewire.core.federation import RemoteRouter
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
 from carewire.core.iq import IqRegistry, IqTarget
@@ -60,6 +61,9 @@ class Router:
         self._pending_iq: dict[str, tuple[asyncio.Future[Element], JID]] = {}
         self._domain_jid = hosts.domain_jid
         self._services: dict[str, ServiceHandler] = {}
+        # Federation (RFC 6120 §13.7): None while it is off.
+        self.remote: RemoteRouter | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def service_domains(self) -> tuple[str, ...]:
@@ -124,6 +128,8 @@ class Router:
                 if service is None:
                     raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
                 await service(stanza, from_jid, to_jid, origin)
+            elif self.remote is not None:
+                await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
             else:
                 # Federation is not enabled on this server.
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
@@ -154,9 +160,40 @@ class Router:
             jid = JID.parse(to)
         except InvalidJID:
             return
+        if not self.is_local(jid):
+            self.send_remote(reply, jid)
+            return
         session = self.sessions.get(jid)
         if session is not None:
             session.send(reply)
+
+    def is_local(self, jid: JID) -> bool:
+        """Whether ``jid`` is served here (our domain or a sub-domain)."""
+        return jid.domain == self.hosts.domain or jid.domain in self.hosts.subdomains
+
+    def send_remote(self, stanza: Element, to_jid: JID) -> None:
+        """Send a server-made stanza (a reply) to another domain, when federation is on."""
+        remote = self.remote
+        if remote is None:
+            return
+        sender = stanza.get("from") or self.hosts.domain
+        try:
+            from_jid = JID.parse(sender)
+        except InvalidJID:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._send_remote(remote, stanza, from_jid, to_jid)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _send_remote(remote: RemoteRouter, stanza: Element, from_jid: JID, to: JID) -> None:
+        try:
+            await remote.send(stanza, from_jid=from_jid, to_jid=to)
+        except StanzaError as err:
+            # A reply that cannot go out is dropped: never answer an answer (RFC 6120 §8.3.1).
+            log.debug("reply to %s not sent: %s", to, err)
 
     def send_from_server(self, session: Session, stanza: Element) -> None:
         """Send a server-generated stanza to one session (no hooks)."""
@@ -200,6 +237,9 @@ class Router:
         reply = st.iq_result(iq, result)
         if reply.get("from") is None:
             reply.set("from", str(to_jid))
+        if not self.is_local(from_jid):
+            self.send_remote(reply, from_jid)
+            return
         session = self.sessions.get(from_jid)
         if session is not None:
             self.deliver(session, reply)

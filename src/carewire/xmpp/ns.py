@@ -39,3 +39,7 @@ ACK = "urn:carewire:ack:0"  # acknowledgeable messages (docs/tracking.md)
 EXPIRY = "urn:carewire:expiry:0"  # a message's expiry hint (docs/retention.md)
 RETRACT = "urn:xmpp:message-retract:1"  # XEP-0424
 MODERATE = "urn:xmpp:message-moderate:1"  # XEP-0425
+DIALBACK = "jabber:server:dialback"  # XEP-0220
+DIALBACK_FEATURE = "urn:xmpp:features:dialback"  # XEP-0220 §2.1
+BIDI = "urn:xmpp:bidi"  # XEP-0288
+BIDI_FEATURE = "urn:xmpp:features:bidi"
