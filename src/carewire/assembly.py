@@ -52,6 +52,7 @@ from carewire.assembly_config import (
     feature_config,
     upload_settings,
 )
+from carewire.assembly_federation import federation_admin
 from carewire.assembly_identity import (
     LdapConsolePasswords,
     LdapService,
@@ -73,6 +74,7 @@ from carewire.directory.model import DirectoryConfig
 from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.federation.service import FederationAdmin
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
 from carewire.net.tls import server_context
 from carewire.push.appserver import PushAppServer
@@ -294,6 +296,7 @@ class Assembly:
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
         push: The push app server (None when ``[push]`` is not enabled).
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
+        federation: Trusted domains and stream status (docs/federation-admin.md).
     """
 
     core: Core
@@ -315,6 +318,7 @@ class Assembly:
     throttle: AuthThrottle
     lockouts: LockoutNotifier
     phi_access: PatientAccess
+    federation: FederationAdmin
     uploads: UploadService | None = None
     push: PushAppServer | None = None
     ldap: LdapService | None = None
@@ -378,6 +382,7 @@ class Assembly:
         await self.adapters.start()
         if self.push is not None:
             await self.push.start()
+        await self.federation.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
         """On a new installation, create the XMPP adapter (for ``domain``), a DataUpdate one and
@@ -393,6 +398,7 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
+        await self.federation.close()
         if self.push is not None:
             await self.push.close()
         await self.throttle.flush()
@@ -490,6 +496,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
         )
     ldap = ldap_service(db, core.keys.keyring, directory=directory, audit=audit, options=options)
     console.external = LdapConsolePasswords(ldap, directory)
+    federation = await federation_admin(db, audit, clock, domain=options.domain)
     return Assembly(
         core=core,
         audit=audit,
@@ -518,6 +525,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
         throttle=throttle,
         lockouts=lockouts,
         phi_access=phi,
+        federation=federation,
         uploads=uploads,
         push=push_app_server(
             options.push,

@@ -103,6 +103,7 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
         push=assembly.push,
         ldap=assembly.ldap,
         scim=scim_provisioning(assembly).tokens,
+        federation=assembly.federation,
     )
 
 
@@ -125,4 +126,5 @@ def console_services(
         coverage=assembly.coverage,
         ldap=assembly.ldap,
         scim=scim_provisioning(assembly),
+        federation=assembly.federation,
     )

@@ -27,6 +27,7 @@ TOP_LEVEL = [
     "rules",
     "adapter",
     "cert",
+    "s2s",
     "audit",
     "keys",
     "purge",

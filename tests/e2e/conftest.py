@@ -144,6 +144,7 @@ async def serve_console(tmp_path: Path, session_timeout: timedelta) -> AsyncIter
         rules=platform.rules,
         engine=platform.engine,
         certificates=certificates,
+        federation=platform.federation,
     )
     try:
         async with console_over_tls(services, cert, key, sock):

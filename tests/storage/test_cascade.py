@@ -115,6 +115,14 @@ DATA_PLATFORM_TABLES |= {"scim_tokens", "scim_users", "scim_groups"}
 # LDAP sync: settings and runs belong to an organisation; a link goes with its account
 # (tests/storage/test_ldap_store.py).
 DATA_PLATFORM_TABLES |= {"ldap_integrations", "ldap_users", "ldap_runs", "ldap_run_lines"}
+# Federation's trusted domains and stream status belong to the server, not to an account
+# (tests/storage/test_federation_store.py).
+DATA_PLATFORM_TABLES |= {
+    "federation_policy",
+    "federation_allowed_domains",
+    "federation_pins",
+    "federation_status",
+}
 
 
 async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 # The directory's, PEP's, push's and file sharing's tables live in their own modules (imported
 # to register them).
 import carewire.storage.tables_directory
+import carewire.storage.tables_federation
 import carewire.storage.tables_ldap
 import carewire.storage.tables_pep
 import carewire.storage.tables_push

@@ -23,6 +23,7 @@ from carewire.web.api import (
     datasets,
     deliveries,
     devices,
+    federation,
     groups,
     invitations,
     ldap,
@@ -52,6 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     presence.router,
     coverage.router,
     certificates.router,
+    federation.router,
     organisations.router,
     communities.router,
     affiliations.router,
@@ -71,8 +73,9 @@ def create_api(services: ApiServices) -> FastAPI:
         version=__version__,
         description="Datasets, records, rules, adapters and deliveries of the Carewire data "
         "platform, and its organisation directory (organisations, communities, affiliations, "
-        "users, devices, invitations, groups, SCIM tokens). Errors are "
-        "`application/problem+json` (RFC 9457); authenticate with `Authorization: Bearer <token>`.",
+        "users, devices, invitations, groups, SCIM tokens), and federation's trusted domains. "
+        "Errors are `application/problem+json` (RFC 9457); authenticate with "
+        "`Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

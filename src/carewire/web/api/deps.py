@@ -30,6 +30,7 @@ from carewire.directory.model import Caller, CallerRole, OrganisationId
 from carewire.directory.service import DirectoryService
 from carewire.errors import UnavailableError
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.federation.service import FederationAdmin
 from carewire.identity.ldap.service import LdapService
 from carewire.identity.scim.tokens import ScimTokens
 from carewire.push.appserver import PushAppServer
@@ -72,6 +73,7 @@ class ApiServices:
         push: The push app server (None: ``/push`` answers 503).
         ldap: Directory sync from LDAP (None: its routes answer 503).
         scim: SCIM tokens of the organisations (None: ``/scim-tokens`` answers 503).
+        federation: Trusted domains and stream status (None: ``/federation`` answers 503).
     """
 
     registry: Registry
@@ -89,6 +91,7 @@ class ApiServices:
     push: PushAppServer | None = None
     ldap: LdapService | None = None
     scim: ScimTokens | None = None
+    federation: FederationAdmin | None = None
 
 
 def get_services(request: Request) -> ApiServices:

@@ -22,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from carewire.errors import CarewireError, ConfigError
 from carewire.security.audit import Channel
 from carewire.security.cert_manager import Caller, CertificateDetails, CertificateManager
+from carewire.web.console import federation
 from carewire.web.console.auth import (
     ANY_ROLE,
     WRITERS,
@@ -49,6 +50,8 @@ _NOTICES = {
     "deleted": "The certificate has been deleted; a new self-signed certificate replaces it.",
     "apns": "The push certificate has been uploaded.",
 }
+#: The Federation tab's notices of pinned peer certificates.
+_PIN_NOTICES = ("pinned", "unpinned")
 
 
 def _manager(request: Request) -> CertificateManager:
@@ -73,7 +76,7 @@ def _details(manager: CertificateManager) -> tuple[CertificateDetails | None, st
         return None, getattr(exc, "message", "") or "The certificate cannot be read."
 
 
-def _page(
+async def _page(
     request: Request,
     signed_in: SignedIn,
     tab: str,
@@ -82,6 +85,8 @@ def _page(
     **ctx: Any,
 ) -> Response:
     manager = _manager(request)
+    admin = federation.admin_of(request)
+    pins = [] if admin is None else federation.pin_rows(await admin.trust.certificates(), request)
     details, details_error = _details(manager)
     ctx.setdefault("problems", [])
     ctx["csr_invalid"] = {
@@ -92,6 +97,10 @@ def _page(
     }
     ctx.setdefault("upload_error", "")
     ctx.setdefault("push_error", "")
+    ctx.setdefault("pin_error", "")
+    ctx.setdefault("pin_warnings", ())
+    ctx.setdefault("pin_domain", "")
+    ctx.setdefault("notice", _notice(request))
     ctx.setdefault("csr_values", {name: "" for name, _ in CSR_FIELDS})
     return render(
         request,
@@ -107,16 +116,23 @@ def _page(
         csr_fields=CSR_FIELDS,
         push=manager.apns_details(),
         can_write=signed_in.user.role.can_write,
-        notice=_NOTICES.get(request.query_params.get("m", ""), ""),
+        has_pins=admin is not None,
+        pins=pins,
+        can_pin=signed_in.user.role in federation.CHANGERS,
         **ctx,
     )
+
+
+def _notice(request: Request) -> str:
+    key = request.query_params.get("m", "")
+    return federation.notice_of(request) if key in _PIN_NOTICES else _NOTICES.get(key, "")
 
 
 async def show_certificates(request: Request) -> Response:
     """GET /certificates: the tab asked for (Federation by default)."""
     signed_in = await require_role(request, *ANY_ROLE)
     tab = request.query_params.get("tab", "federation")
-    return _page(request, signed_in, tab if tab in dict(TABS) else "federation")
+    return await _page(request, signed_in, tab if tab in dict(TABS) else "federation")
 
 
 def _pem_download(text: str, filename: str) -> Response:
@@ -179,7 +195,9 @@ async def upload_certificate(request: Request) -> Response:
             data, is_federating="federating" in form, by=_caller(request, signed_in)
         )
     except CarewireError as exc:
-        return _page(request, signed_in, "federation", status_code=400, upload_error=_refusal(exc))
+        return await _page(
+            request, signed_in, "federation", status_code=400, upload_error=_refusal(exc)
+        )
     return RedirectResponse("/certificates?tab=federation&m=uploaded", 303)
 
 
@@ -217,7 +235,7 @@ async def download_csr(request: Request) -> Response:
     try:
         pem = await manager.create_csr(**values, by=_caller(request, signed_in))
     except CarewireError as exc:
-        return _page(
+        return await _page(
             request, signed_in, "csr", status_code=400, problems=problems_of(exc), csr_values=values
         )
     return _pem_download(pem, f"{manager.domain}.csr.pem")
@@ -239,5 +257,56 @@ async def upload_push(request: Request) -> Response:
             by=_caller(request, signed_in),
         )
     except CarewireError as exc:
-        return _page(request, signed_in, "apns", status_code=400, push_error=_refusal(exc))
+        return await _page(request, signed_in, "apns", status_code=400, push_error=_refusal(exc))
     return RedirectResponse("/certificates?tab=apns&m=apns", 303)
+
+
+async def pin_certificate(request: Request) -> Response:
+    """POST /certificates/peers: pin another server's certificate for its domain."""
+    signed_in = await require_role(request, *federation.CHANGERS)
+    admin = federation.admin_of(request)
+    if admin is None:
+        raise HTTPException(404)
+    form = await _read(request, signed_in)
+    domain = _field(form, "domain")
+    try:
+        data = await _file_bytes(form, "peer_certificate") or _field(form, "peer_pem").encode()
+        if not data.strip():
+            raise CarewireError("Required: Certificate (choose the other server's file)")
+        outcome = await admin.trust.pin(domain, data, by=_caller(request, signed_in))
+    except CarewireError as exc:
+        return await _page(
+            request,
+            signed_in,
+            "federation",
+            status_code=400,
+            pin_error=_refusal(exc),
+            pin_domain=domain,
+        )
+    if not outcome.warnings:
+        return RedirectResponse("/certificates?tab=federation&m=pinned#peers", 303)
+    return await _page(
+        request,
+        signed_in,
+        "federation",
+        notice="The certificate has been pinned. The other server is trusted with it.",
+        pin_warnings=[w[:1].upper() + w[1:] for w in outcome.warnings],
+    )
+
+
+async def unpin_certificate(request: Request) -> Response:
+    """POST /certificates/peers/delete: remove a pinned peer certificate."""
+    signed_in = await require_role(request, *federation.CHANGERS)
+    admin = federation.admin_of(request)
+    if admin is None:
+        raise HTTPException(404)
+    form = await _read(request, signed_in)
+    try:
+        await admin.trust.unpin(
+            _field(form, "domain"), _field(form, "sha256"), by=_caller(request, signed_in)
+        )
+    except CarewireError as exc:
+        return await _page(
+            request, signed_in, "federation", status_code=400, pin_error=_refusal(exc)
+        )
+    return RedirectResponse("/certificates?tab=federation&m=unpinned#peers", 303)

@@ -50,6 +50,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("Adapters", "/adapters"),
     ("XMPP settings", "/xmpp"),
     ("Certificates", "/certificates"),
+    ("Federation", "/federation"),
     ("Datasets", "/datasets"),
     ("Rules", "/rules"),
     ("Assignments", "/assignments"),

@@ -9,6 +9,7 @@ from carewire.datasets.registry import Registry
 from carewire.datasets.service import DatasetService
 from carewire.directory.service import DirectoryService
 from carewire.features.coverage.desk import CoverageDesk
+from carewire.federation.service import FederationAdmin
 from carewire.identity.ldap.service import LdapService
 from carewire.identity.scim.service import ScimProvisioning
 from carewire.mail import Mailer
@@ -38,6 +39,7 @@ class ConsoleServices:
         coverage: Busy users and held messages (the Coverage panel of a user's profile).
         ldap: Directory sync from LDAP (the Integrations page; None: the page is a 404).
         scim: SCIM provisioning (the organisations' SCIM token pages; None: not served).
+        federation: Trusted domains and stream status (None: the Federation page is a 404).
     """
 
     accounts: ConsoleAccounts
@@ -54,3 +56,4 @@ class ConsoleServices:
     coverage: CoverageDesk | None = None
     ldap: LdapService | None = None
     scim: ScimProvisioning | None = None
+    federation: FederationAdmin | None = None
