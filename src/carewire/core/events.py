@@ -117,3 +117,13 @@ class RoomEvent:
     subject: str
     members: frozenset[str]  # real bare JIDs with affiliation member, admin or owner
     is_persistent: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteFailure:
+    """A stanza for another domain could not be handed to the remote router at all."""
+
+    stanza: Element
+    from_jid: JID
+    to_jid: JID
+    condition: StanzaCondition

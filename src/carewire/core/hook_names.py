@@ -62,6 +62,17 @@ ALERT_RESPONDED: Final = "alert/responded"
 # side gained 'from'). Payload: SubscriptionEvent.
 PRESENCE_SUBSCRIBED: Final = "presence/subscribed"
 
+# Federation. A stanza from another domain, before it is routed to an address of
+# ours: a handler returning True has dealt with it (or refused it by raising
+# StanzaError). Payload: StanzaEvent (origin None).
+REMOTE_INBOUND: Final = "remote/inbound"
+# A stanza was handed to the remote router for another domain (synchronous
+# handlers). Payload: StanzaEvent (origin None).
+REMOTE_SENT: Final = "remote/sent"
+# A stanza for another domain was refused at once (federation off, domain not
+# allowed, queue full); the sender gets the error. Payload: RemoteFailure.
+REMOTE_FAILED: Final = "remote/failed"
+
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"
 

@@ -52,6 +52,7 @@ IM_FEATURES: tuple[str, ...] = (
     "smacks",
     "muc",
     "pep",
+    "federation",
 )
 #: The clinical features, built on the data platform and the XMPP adapter's door (the
 #: organisation directory's five next: its policy, roster, search, groups and PIN; file

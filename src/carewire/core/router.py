@@ -9,18 +9,29 @@ to hooks (the message and presence features hold the RFC 6121 §8.5 rules);
 IQs go to the :class:`IqRegistry` handlers, or straight to the addressed
 resource. Errors raised as :class:`StanzaError` become error replies here,
 the one place stanza errors are translated.
+
+Federation: a stanza for another domain goes to the attached
+:class:`~carewire.core.federation.RemoteRouter` (none attached: the sender
+gets ``remote-server-not-found``), and hook ``remote/sent`` tells the features
+it was handed over. A stanza arriving from another domain (``origin`` None,
+sender not ours) first passes hook ``remote/inbound``, where the federation
+feature applies what a remote domain may reach; replies and errors for a
+remote sender go back through the remote router. Synchronous delivery paths
+(a room's broadcast) use :meth:`Router.post`, which keeps the order of what
+goes to other domains through one queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
-from carewire.core.events import DeliveryEvent, IqRequest, StanzaEvent
+from carewire.core.events import DeliveryEvent, IqRequest, RemoteFailure, StanzaEvent
 from carewire.core.federation import RemoteRouter
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
@@ -31,6 +42,9 @@ from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaErr
 from carewire.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger(__name__)
+
+#: Stanzas for other domains that synchronous paths may queue before they are handed over.
+MAX_POSTED = 10_000
 
 # A sub-service (chat.DOMAIN, patients.DOMAIN): handles every stanza to its domain.
 # (stanza, from, to, origin); raises StanzaError to fail the stanza.
@@ -61,9 +75,18 @@ class Router:
         self._pending_iq: dict[str, tuple[asyncio.Future[Element], JID]] = {}
         self._domain_jid = hosts.domain_jid
         self._services: dict[str, ServiceHandler] = {}
-        # Federation (RFC 6120 §13.7): None while it is off.
         self.remote: RemoteRouter | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._posted: asyncio.Queue[tuple[Element, JID, JID]] = asyncio.Queue(MAX_POSTED)
+        self._pump: asyncio.Task[None] | None = None
+        hooks.on(H.SERVER_STOPPING, self._stop_pump)
+
+    def attach_remote(self, remote: RemoteRouter | None) -> None:
+        """Send stanzas for other domains through ``remote`` (None: federation is off)."""
+        self.remote = remote
+
+    def is_remote(self, jid: JID) -> bool:
+        """Whether ``jid`` belongs to another domain (not ours, nor one of our services)."""
+        return not self.hosts.is_local(jid.domain)
 
     @property
     def service_domains(self) -> tuple[str, ...]:
@@ -112,6 +135,13 @@ class Router:
         if to_jid is None:
             return  # presence broadcast is the presence feature's business
         try:
+            if origin is None and self.is_remote(from_jid):
+                if self.is_remote(to_jid):
+                    # Never a relay: another domain may only reach addresses of ours.
+                    raise StanzaError(StanzaCondition.NOT_ALLOWED, "not a relay")
+                event = StanzaEvent(stanza=stanza, from_jid=from_jid, to_jid=to_jid, origin=None)
+                if await self.hooks.fire(H.REMOTE_INBOUND, event):
+                    return
             if to_jid.domain == self.hosts.domain:
                 target = (
                     "host"
@@ -128,13 +158,68 @@ class Router:
                 if service is None:
                     raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
                 await service(stanza, from_jid, to_jid, origin)
-            elif self.remote is not None:
-                await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
             else:
-                # Federation is not enabled on this server.
-                raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+                await self._to_remote(stanza, from_jid, to_jid)
         except StanzaError as err:
             self.reply_error(stanza, err, default_from=str(to_jid))
+
+    # -- other domains ------------------------------------------------------------
+
+    async def _to_remote(self, stanza: Element, from_jid: JID, to_jid: JID) -> None:
+        try:
+            if self.remote is None:
+                # Federation is not enabled on this server.
+                raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+            await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
+        except StanzaError as err:
+            if self.hooks.has_handlers(H.REMOTE_FAILED):
+                failure = RemoteFailure(
+                    stanza=stanza, from_jid=from_jid, to_jid=to_jid, condition=err.condition
+                )
+                self.hooks.fire_sync(H.REMOTE_FAILED, failure)
+            raise
+        if self.hooks.has_handlers(H.REMOTE_SENT):
+            event = StanzaEvent(stanza=stanza, from_jid=from_jid, to_jid=to_jid, origin=None)
+            self.hooks.fire_sync(H.REMOTE_SENT, event)
+
+    def post(self, stanza: Element, *, from_jid: JID, to_jid: JID) -> None:
+        """Send ``stanza`` from a synchronous path: to a local session now, elsewhere in order.
+
+        A local full JID without a session drops the stanza (as
+        :meth:`deliver` callers do); a stanza for another domain joins the
+        queue that hands stanzas to the remote router one by one, so a room's
+        presences and messages reach a remote occupant in the order sent.
+        """
+        if not self.is_remote(to_jid):
+            session = self.sessions.get(to_jid)
+            if session is not None:
+                self.deliver(session, stanza)
+            return
+        try:
+            self._posted.put_nowait((stanza, from_jid, to_jid))
+        except asyncio.QueueFull:
+            log.warning("queue for other domains full: stanza for %s bounced", to_jid.domain)
+            self.reply_error(stanza, StanzaError(StanzaCondition.RESOURCE_CONSTRAINT))
+            return
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._drain(), name="router-posted")
+
+    async def _drain(self) -> None:
+        while not self._posted.empty():
+            stanza, from_jid, to_jid = self._posted.get_nowait()
+            try:
+                await self._to_remote(stanza, from_jid, to_jid)
+            except StanzaError as err:
+                self.reply_error(stanza, err, default_from=str(to_jid))
+            except Exception:  # the pump supervises its stanzas: one failure stops no other
+                log.exception("handing a stanza to the remote router failed")
+
+    async def _stop_pump(self, _payload: object) -> None:
+        pump, self._pump = self._pump, None
+        if pump is not None and not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
 
     # -- delivery -------------------------------------------------------------
 
@@ -160,8 +245,20 @@ class Router:
             jid = JID.parse(to)
         except InvalidJID:
             return
-        if not self.is_local(jid):
-            self.send_remote(reply, jid)
+        if self.is_remote(jid):
+            try:
+                sender = JID.parse(reply.get("from", self.hosts.domain))
+            except InvalidJID:
+                sender = self._domain_jid
+            self.post(reply, from_jid=sender, to_jid=jid)
+            return
+        if jid.resource is None and jid.localpart is not None and reply.tag == st.PRESENCE:
+            # A subscription stanza goes out from the user's bare JID (RFC 6121 §3.1.2):
+            # its error reaches every available resource, like any presence to the
+            # bare JID (§8.5.2.1.1).
+            if jid.domain == self.hosts.domain:
+                for available in self.sessions.available_of_user(jid.localpart):
+                    available.send(reply)
             return
         session = self.sessions.get(jid)
         if session is not None:
@@ -169,31 +266,15 @@ class Router:
 
     def is_local(self, jid: JID) -> bool:
         """Whether ``jid`` is served here (our domain or a sub-domain)."""
-        return jid.domain == self.hosts.domain or jid.domain in self.hosts.subdomains
+        return not self.is_remote(jid)
 
     def send_remote(self, stanza: Element, to_jid: JID) -> None:
-        """Send a server-made stanza (a reply) to another domain, when federation is on."""
-        remote = self.remote
-        if remote is None:
-            return
-        sender = stanza.get("from") or self.hosts.domain
+        """Send a server-made stanza (a reply) to another domain, in order (see :meth:`post`)."""
         try:
-            from_jid = JID.parse(sender)
+            from_jid = JID.parse(stanza.get("from") or self.hosts.domain)
         except InvalidJID:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._send_remote(remote, stanza, from_jid, to_jid)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _send_remote(remote: RemoteRouter, stanza: Element, from_jid: JID, to: JID) -> None:
-        try:
-            await remote.send(stanza, from_jid=from_jid, to_jid=to)
-        except StanzaError as err:
-            # A reply that cannot go out is dropped: never answer an answer (RFC 6120 §8.3.1).
-            log.debug("reply to %s not sent: %s", to, err)
+        self.post(stanza, from_jid=from_jid, to_jid=to_jid)
 
     def send_from_server(self, session: Session, stanza: Element) -> None:
         """Send a server-generated stanza to one session (no hooks)."""
@@ -237,12 +318,7 @@ class Router:
         reply = st.iq_result(iq, result)
         if reply.get("from") is None:
             reply.set("from", str(to_jid))
-        if not self.is_local(from_jid):
-            self.send_remote(reply, from_jid)
-            return
-        session = self.sessions.get(from_jid)
-        if session is not None:
-            self.deliver(session, reply)
+        self.post(reply, from_jid=to_jid, to_jid=from_jid)
 
     def _route_iq_response(self, iq: Element, from_jid: JID, to_jid: JID, target: str) -> None:
         if target == "full":

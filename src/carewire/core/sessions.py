@@ -233,11 +233,14 @@ class SessionManager:
         return [s for s in self._resumable.values() if s.is_detached]
 
     def get(self, jid: JID) -> Session | None:
-        """The session bound to this full JID."""
+        """The session bound to this full JID (never one of another domain's same-named user)."""
         if jid.localpart is None or jid.resource is None:
             return None
         resources = self._by_user.get(jid.localpart)
-        return resources.get(jid.resource) if resources else None
+        session = resources.get(jid.resource) if resources else None
+        # Sessions are keyed by login: with federation, alice@other.example/phone
+        # must not find our alice's 'phone' resource.
+        return session if session is not None and session.jid.domain == jid.domain else None
 
     def of_user(self, login: str) -> list[Session]:
         """Every bound session of an account."""

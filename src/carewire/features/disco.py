@@ -102,7 +102,12 @@ class Disco:
         """disco#items to the server: the sub-services that answer (chat.DOMAIN for rooms)."""
         _check_node(req)
         query = Element(ITEMS_QUERY)
-        for domain in self.ctx.router.service_domains:
+        domains = self.ctx.router.service_domains
+        if self.ctx.router.is_remote(req.from_jid):
+            # Another domain sees the rooms' service only: the others answer nobody
+            # from outside (carewire.features.federation).
+            domains = tuple(d for d in domains if d == self.ctx.hosts.chat_domain)
+        for domain in domains:
             query.append(Element(f"{{{ns.DISCO_ITEMS}}}item", {"jid": domain}))
         return query
 
@@ -113,8 +118,9 @@ class Disco:
         request, the server MUST return a <service-unavailable/> error if ...
         The target entity does not exist (no matter if the request specifies a
         node or not)". Other accounts of this server count as "otherwise
-        trusted" requesters (there is no federation), so no presence
-        subscription is required.
+        trusted" requesters, so no presence subscription is required; an
+        entity of another domain must have one (checked by the federation
+        gate, :mod:`carewire.features.federation`).
         """
         if not await self._exists(req):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)

@@ -62,6 +62,18 @@ def _session_state(session: Session) -> _SessionPresence:
     return state
 
 
+def sent_directed_presence(session: Session, jid: JID) -> bool:
+    """Whether ``session`` holds directed available presence to ``jid``'s bare JID (or a resource).
+
+    RFC 6121 §4.6: a remote room the user joined (any ``room/nick`` counts),
+    or anyone the user chose to show its presence to without a subscription.
+    """
+    state = session.data.get(_DATA_KEY)
+    if not isinstance(state, _SessionPresence):
+        return False
+    return any(t.bare == jid.bare for t in state.directed)
+
+
 def parse_priority(stanza: Element) -> int:
     """RFC 6121 §4.7.2.3: the <priority/> of a presence (xs:byte, default 0).
 
@@ -124,7 +136,7 @@ class Presence:
             return
         # §4.2.2: the user's server probes each contact to which the user has a
         # subscription of type 'to' or 'both'.
-        self._probe_contacts(session, roster)
+        await self._probe_contacts(session, roster)
         # §3.1.3: pending subscription requests are delivered again at each login.
         for xml in list(roster.pending_in.values()):
             self.router.deliver(session, parse_document(xml))
@@ -156,17 +168,23 @@ class Presence:
         copy.set("to", str(to))
         await self.router.route(copy, from_jid=sender, to_jid=to)
 
-    def _probe_contacts(self, session: Session, roster: UserRoster) -> None:
-        """Answer, on the contacts' behalf, the probes of a newly available resource.
+    async def _probe_contacts(self, session: Session, roster: UserRoster) -> None:
+        """Probe the contacts of a newly available resource (RFC 6121 §4.3.1).
 
-        Every contact is a local account, so the user's server is also the
-        contact's: the §4.3.2 answer is computed here instead of sending
-        probe stanzas to ourselves.
+        For a contact of ours the user's server is also the contact's: the
+        §4.3.2 answer is computed here instead of sending probe stanzas to
+        ourselves. A contact on another domain gets a real probe "from the
+        bare JID <user@domainpart> of the user to the bare JID of the
+        contact"; its server answers the user's bare JID, which reaches every
+        available resource.
         """
+        user = session.jid.bare
         for jid in _jids(roster.contacts(_has_to)):
-            if jid.localpart is None or jid.domain != self.ctx.hosts.domain:
-                continue  # no federation: nobody to probe
-            self._send_presence_of(jid.localpart, jid, to=session)
+            if jid.domain == self.ctx.hosts.domain and jid.localpart is not None:
+                self._send_presence_of(jid.localpart, jid, to=session)
+            elif self.router.is_remote(jid) and self.router.remote is not None:
+                probe = make(PRESENCE, {"type": "probe", "from": str(user), "to": str(jid)})
+                await self.router.route(probe, from_jid=user, to_jid=jid)
         # The user is implicitly subscribed to their own presence.
         for other in self.sessions.available_of_user(session.username):
             if other is not session and other.presence is not None:
@@ -277,8 +295,12 @@ class Presence:
         assert login is not None
         if contact == user:
             return True  # the user is always subscribed to their own presence
-        if contact.localpart is None or contact.domain != self.ctx.hosts.domain:
-            return False  # not an account of ours: the router answers for the address
+        is_account = contact.localpart is not None and contact.domain == self.ctx.hosts.domain
+        is_federated = self.router.is_remote(contact) and self.router.remote is not None
+        if not is_account and not is_federated:
+            # A service of ours, or another domain with federation off: the router
+            # answers for the address (remote-server-not-found), the roster stays as it is.
+            return False
         stanza = event.stanza
         # §3.1.2: the user's server "MUST stamp the outbound subscription request with
         # the bare JID <user@domainpart> of the user" (likewise §3.2.2, §3.3.2, §3.1.5).

@@ -93,9 +93,7 @@ class IqHandlers:
             result = await self._room(self.svc.room(to), request)
         reply = st.iq_result(iq, result)
         reply.set("from", str(to))
-        session = self.ctx.sessions.get(real)
-        if session is not None:
-            self.ctx.router.deliver(session, reply)
+        self.ctx.router.post(reply, from_jid=to, to_jid=real)  # a local session or another domain
 
     async def _room(self, room: Room, req: IqRequest) -> Element | None:
         handler = self.room_handlers.get((req.type, req.payload.tag))

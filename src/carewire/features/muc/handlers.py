@@ -210,7 +210,13 @@ class StanzaHandlers:
         """Groupchat, private messages, invitations and declines."""
         mtype = stanza.get("type", "normal")
         if mtype == "error":
-            return  # an occupant's client bounced something: nothing to answer
+            # An occupant's client bounced something: nothing to answer. A remote occupant's
+            # server bounces when the occupant is gone (or unreachable): it leaves, as for a
+            # bounced presence (status 333, "removed because of an error reply").
+            room = self.svc.find(to)
+            if room is not None and real in room.by_real and self.svc.ctx.router.is_remote(real):
+                await self.svc.leave(room, real, codes=[333])
+            return
         room = self.svc.room(to)
         if to.resource is not None:
             self._private(room, stanza, real, to.resource, mtype)

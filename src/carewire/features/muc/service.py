@@ -5,7 +5,8 @@ persistent ones are also written to the :class:`~carewire.core.stores.MucStore`
 whenever their configuration, subject or affiliations change, and loaded at
 start (occupants and the in-memory history do not survive a restart: clients
 rejoin, and longer history comes from the archive). Occupants are local
-sessions; stanzas to them are delivered straight to the session. Anything
+sessions or users of another domain (federation: a bounce from its server
+makes it leave, status 333). Anything
 addressed to a user's bare JID (invitations, declines) goes through
 :meth:`Router.route`, so offline storage applies.
 """
@@ -112,11 +113,12 @@ class MucService:
     # -- delivery ---------------------------------------------------------------
 
     def send(self, to: JID, stanza: Element) -> None:
-        """Deliver a stanza to one occupant session (if it is still bound)."""
-        session = self.ctx.sessions.get(to)
-        if session is not None:
-            stanza.set("to", str(to))
-            self.ctx.router.deliver(session, stanza)
+        """Deliver a stanza to one occupant: a local session (if still bound), or another domain's.
+
+        (The router's ordered queue for other domains keeps the room's order.)
+        """
+        stanza.set("to", str(to))
+        self.ctx.router.post(stanza, from_jid=JID.parse(stanza.get("from", self.domain)), to_jid=to)
 
     def presence_of(
         self,

@@ -6,7 +6,8 @@ conversation expiry (``urn:carewire:conversation:0``) are implemented here.
 See ``docs/tracking.md``.
 
 Every chat or normal message with a body (or a ``urn:carewire:*`` element)
-between two local accounts, and every groupchat message a room broadcasts,
+between two accounts (ours, or one of ours and a user of another domain:
+:mod:`.remote`), and every groupchat message a room broadcasts,
 gets a server stanza id and becomes a MESSAGES record in its CONVERSATIONS
 record; handing it to a session (or to offline storage) and the recipient's
 receipts and markers become MESSAGE_DELIVERIES timestamps. Writes are queued
@@ -24,6 +25,7 @@ from carewire.core.feature import FeatureContext
 from carewire.datasets.service import DatasetService
 from carewire.features.tracking import stanzas
 from carewire.features.tracking.ops import ConversationOp, State, pair_key, room_key
+from carewire.features.tracking.remote import RemoteTracking
 from carewire.features.tracking.service import MessageTracker
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # Before blocking, carbons and delivery see the message, so the stanza id is on every copy.
 PRE_MESSAGE_PRIORITY = 500
+# Messages from other domains: after the wipe and device gates re-route them, before delivery.
+INBOUND_PRIORITY = 500
 EXPIRY_INTERVAL = 60.0
 MESSAGE = "{jabber:client}message"
 
@@ -59,11 +63,17 @@ class TrackingHooks:
             return
         sender = str(event.from_jid.bare)
         found = stanzas.marks(stanza)
-        acknowledges = await self._on_marks(found, sender, to) if found else None
-        if to.localpart is None or to.domain != self.domain or not stanzas.is_trackable(stanza):
+        acknowledges = await self.record_marks(found, sender, to) if found else None
+        if to.localpart is None or not stanzas.is_trackable(stanza):
             return
+        router = self.ctx.router
+        is_remote = router.is_remote(to)
+        if to.domain != self.domain and not (is_remote and router.remote is not None):
+            return  # a service of ours, or another domain with federation off
         recipient = str(to.bare)
-        uid = self.tracker.stamp(stanza, to)
+        # XEP-0359: "For one-on-one messages the assigning entity is the account": the
+        # recipient's when it is ours, the sender's (its archive) for another domain's user.
+        uid = self.tracker.stamp(stanza, event.from_jid if is_remote else to)
         for cid in stanzas.client_ids(stanza):
             self.tracker.client_ids.put((sender, recipient, cid), uid)
         self.tracker.enqueue_message(
@@ -77,7 +87,7 @@ class TrackingHooks:
             acknowledges=acknowledges,
         )
 
-    async def _on_marks(
+    async def record_marks(
         self, found: list[tuple[stanzas.Mark, str]], sender: str, to: JID
     ) -> str | None:
         """Record receipts and markers; validate acknowledgements. The acknowledged uuid, if any."""
@@ -187,6 +197,11 @@ def setup(ctx: FeatureContext) -> None:
     """Register message tracking (into the data platform's datasets)."""
     tracker = ctx.provide(MessageTracker(ctx, ctx.require(DatasetService)))
     hooks = TrackingHooks(ctx, tracker)
+    remote = RemoteTracking(ctx, tracker, hooks.record_marks)
+    ctx.hooks.on(H.REMOTE_SENT, remote.on_sent)
+    ctx.hooks.on(H.REMOTE_FAILED, remote.on_failed)
+    ctx.hooks.on(H.MESSAGE_BARE, remote.on_inbound, priority=INBOUND_PRIORITY)
+    ctx.hooks.on(H.MESSAGE_FULL, remote.on_inbound, priority=INBOUND_PRIORITY)
     ctx.hooks.on(H.PRE_MESSAGE, hooks.on_pre_message, priority=PRE_MESSAGE_PRIORITY)
     ctx.hooks.on(H.SESSION_DELIVER, hooks.on_deliver)
     ctx.hooks.on(H.MESSAGE_STORED, hooks.on_stored)

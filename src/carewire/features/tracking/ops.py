@@ -58,9 +58,10 @@ class DeliveryOp:
 
     uuid: str
     recipient: str  # bare JID
-    field: str  # sent_at, received_at, displayed_at or acknowledged
+    field: str  # sent_at, received_at, displayed_at, acknowledged or failed_at
     at: datetime
     is_verified: bool = True  # False: check the recipient was one before writing
+    failure: str | None = None  # with failed_at: the stanza error condition (federation bounces)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

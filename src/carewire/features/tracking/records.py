@@ -148,7 +148,7 @@ class Recorder:
             for op in ops:
                 if isinstance(op, MessageOp):
                     await self._stage_message(b, staged, op)
-                elif isinstance(op, DeliveryOp) and op.is_verified:
+                elif isinstance(op, DeliveryOp) and op.is_verified and op.failure is None:
                     await self._stage_delivery(b, staged, op)
                 else:
                     await self._write_staged(b, staged)
@@ -447,16 +447,17 @@ class Recorder:
             found = await self.svc.store.find_by_key(ds, {"message": mid, "recipient": iid})
             if found is not None:
                 known = (found.id, _set_fields(found))
+        extra: dict[str, object] = {} if op.failure is None else {"failure": op.failure}
         if known is None:
             values: dict[str, object] = {"message": mid, "recipient": iid, "sent_at": op.at}
             values[op.field] = op.at
-            rec = await b.create("MESSAGE_DELIVERIES", values)
+            rec = await b.create("MESSAGE_DELIVERIES", values | extra)
             self._new.deliveries[key] = (rec.id, frozenset({"sent_at", op.field}))
             return
         rid, done = known
         if op.field in done:
             return  # the first time counts (a second receipt changes nothing)
-        await b.update("MESSAGE_DELIVERIES", rid, {op.field: op.at})
+        await b.update("MESSAGE_DELIVERIES", rid, {op.field: op.at} | extra)
         self._new.deliveries[key] = (rid, done | {op.field})
 
     async def is_recipient(self, uid: str, jid: str) -> bool | None:
@@ -539,7 +540,15 @@ class Recorder:
         return value if isinstance(value, datetime) else None
 
 
-_MARKS = ("sent_at", "received_at", "displayed_at", "acknowledged", "held_at", "released_at")
+_MARKS = (
+    "sent_at",
+    "received_at",
+    "displayed_at",
+    "acknowledged",
+    "held_at",
+    "released_at",
+    "failed_at",
+)
 
 
 def _set_fields(rec: Record) -> frozenset[str]:

@@ -280,6 +280,18 @@ class MessageTracker:
             )
         )
 
+    def failed(self, uid: str, recipient: str, condition: str) -> None:
+        """Queue a failed delivery: ``failed_at`` now, and why (a stanza error condition)."""
+        self.writer.put(
+            DeliveryOp(
+                uuid=uid,
+                recipient=recipient,
+                field="failed_at",
+                at=self.ctx.clock.now(),
+                failure=condition,
+            )
+        )
+
     def conversation_changed(self, op: ConversationOp) -> None:
         """Queue a conversation change (rooms)."""
         self.writer.put(op)

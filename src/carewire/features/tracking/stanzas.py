@@ -82,15 +82,23 @@ def strip_stanza_ids(stanza: Element, is_ours: Callable[[str], bool]) -> int:
 
 
 def stamp(stanza: Element, by: str, uid: str) -> None:
-    """Add ``<stanza-id id=uid by=by/>`` (replacing one with the same 'by')."""
+    """Add ``<stanza-id id=uid by=by/>`` (replacing one with the same 'by').
+
+    It goes before any other ``<stanza-id/>`` (another domain's, on a
+    federated message), so :func:`stanza_id` finds ours.
+    """
     strip_stanza_ids(stanza, lambda value: value == by)
-    stanza.append(make(STANZA_ID, {"id": uid, "by": by}))
+    first = next((i for i, c in enumerate(stanza) if c.tag == STANZA_ID), len(stanza))
+    stanza.insert(first, make(STANZA_ID, {"id": uid, "by": by}))
 
 
-def stanza_id(stanza: Element) -> str | None:
-    """The id of the first ``<stanza-id/>`` child (the one we added: forged ones are gone)."""
+def stanza_id(stanza: Element, by: str | None = None) -> str | None:
+    """The id of the first ``<stanza-id/>`` child (the one we added: forged ones are gone).
+
+    With ``by``, only a stanza id given by that entity counts.
+    """
     for c in stanza:
-        if c.tag == STANZA_ID:
+        if c.tag == STANZA_ID and (by is None or c.get("by") == by):
             return c.get("id")
     return None
 
@@ -133,6 +141,16 @@ def add_expiry_hint(stanza: Element, at: datetime) -> None:
         if c.tag == f"{{{EXPIRY}}}expires":
             stanza.remove(c)
     SubElement(stanza, f"{{{EXPIRY}}}expires", {"at": format_datetime(at)})
+
+
+def error_condition(stanza: Element) -> str:
+    """The RFC 6120 §8.3.3 condition of an error stanza ("undefined-condition" without one)."""
+    err = stanza.find(f"{{{ns.CLIENT}}}error")
+    for c in [] if err is None else list(err):
+        name = c.tag.rpartition("}")[2]
+        if c.tag.startswith(f"{{{ns.STANZAS_ERR}}}") and name != "text":
+            return name
+    return "undefined-condition"
 
 
 def marks(stanza: Element) -> list[tuple[Mark, str]]:
