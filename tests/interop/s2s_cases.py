@@ -8,9 +8,11 @@ factory, and uses fresh accounts on both sides. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from typing import Any
 
+import httpx
 import slixmpp
 from slixmpp import JID
 
@@ -127,6 +129,35 @@ async def refused(sender: SlixClient, to: JID) -> str:
     return str(error["error"]["condition"])
 
 
+def _has_body(body: str, message: Any) -> bool:
+    return bool(message["body"] == body)
+
+
+async def until_delivered(sender: SlixClient, receiver: SlixClient) -> None:
+    """Send ``sender`` → ``receiver`` until one arrives (bounded): after a refusal the
+    sending server bounces at once for its back-off period (docs/federation.md)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3 * S2S_TIMEOUT
+    while True:
+        body = f"retry-{uuid.uuid4().hex[:8]}"
+        sender.xmpp.send_message(mto=JID(receiver.jid.bare), mbody=body, mtype="chat")
+        arrived = asyncio.ensure_future(
+            receiver.next_matching(receiver.messages, functools.partial(_has_body, body))
+        )
+        bounced = asyncio.ensure_future(sender.next(sender.errors))
+        done, pending = await asyncio.wait(
+            {arrived, bounced}, timeout=S2S_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if arrived in done and arrived.exception() is None:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{sender.jid} → {receiver.jid}: never delivered")
+        await asyncio.sleep(1)
+
+
 async def wait_log(peer: Peer, text: str, timeout: float = S2S_TIMEOUT) -> str:
     """The peer's log once it contains ``text`` (bounded)."""
     loop = asyncio.get_running_loop()
@@ -136,3 +167,19 @@ async def wait_log(peer: Peer, text: str, timeout: float = S2S_TIMEOUT) -> str:
             raise AssertionError(f"{peer.name} never logged {text!r}:\n{log[-3000:]}")
         await asyncio.sleep(0.1)
     return log
+
+
+async def wait_status(api: httpx.AsyncClient, domain: str) -> dict[str, Any]:
+    """``domain``'s entry of ``/federation/status`` once a stream with it shows connected."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + S2S_TIMEOUT
+    while True:
+        r = await api.get("/federation/status")
+        assert r.status_code == 200, r.text
+        entries = [d for d in r.json()["domains"] if d["domain"] == domain]
+        if entries and any(s["connected"] for s in entries[0]["streams"]):
+            entry: dict[str, Any] = entries[0]
+            return entry
+        if loop.time() > deadline:
+            raise AssertionError(f"{domain} never showed a connected stream: {r.text}")
+        await asyncio.sleep(0.2)
