@@ -29,6 +29,8 @@ import pytest
 from tests.dnsserver import DnsServer, running
 
 PG_URL_ENV = "CAREWIRE_TEST_PG_URL"
+#: The federation peers (Prosody, ejabberd) and the test CA, for any test that needs them.
+pytest_plugins = ["tests.peers.fixtures"]
 
 _TESTS = Path(__file__).parent
 #: Every test under these directories gets the marker: interop tests start a real server
@@ -69,6 +71,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"PostgreSQL variants were SKIPPED ({PG_URL_ENV} not set)", yellow=True
         )
+    for peer, reason in federation_peers_missing().items():
+        terminalreporter.write_sep(
+            "!", f"federation tests with {peer} SKIPPED: {reason}", yellow=True
+        )
+
+
+def federation_peers_missing() -> dict[str, str]:
+    """The federation peers (tests/peers/) that cannot run here, and why."""
+    from tests.peers import ejabberd, prosody
+
+    reasons = {"Prosody": prosody.missing_reason(), "ejabberd": ejabberd.missing_reason()}
+    return {peer: reason for peer, reason in reasons.items() if reason}
 
 
 #: Modules that share a session server with another module run on its worker, so it starts once.

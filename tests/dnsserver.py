@@ -42,6 +42,8 @@ import dns.rdatatype
 import dns.rrset
 
 TTL = 5
+#: The SRV target every resolver knows without asking (served here too, as 127.0.0.1).
+LOCALHOST = "localhost"
 #: The SOA every negative answer carries (one made-up zone for every name).
 _SOA = "ns.dns.test. hostmaster.dns.test. 1 3600 600 86400 5"
 
@@ -63,7 +65,7 @@ class DnsServer:
     host: str = "127.0.0.1"
     port: int = 0
     #: Name (lower case, no trailing dot) → IPv4 addresses.
-    a: dict[str, list[str]] = field(default_factory=dict)
+    a: dict[str, list[str]] = field(default_factory=lambda: {LOCALHOST: ["127.0.0.1"]})
     #: Full SRV owner name (``_xmpp-server._tcp.d``) → records.
     srv: dict[str, list[Srv]] = field(default_factory=dict)
     #: Every question received, (name, type), in order: tests can check what was asked.
@@ -101,11 +103,15 @@ class DnsServer:
         """The records of one XMPP domain: its address and the SRV records of the ports given.
 
         ``target`` (default ``xmpp.<domain>``) is the host the SRV records name, with
-        an A record of its own, as real deployments have.
+        an A record of its own, as real deployments have. Pass ``LOCALHOST`` when
+        ejabberd must reach the domain: it looks SRV targets up with the system's
+        ``getaddrinfo``, which never asks this server, and ``localhost`` is the one
+        name every resolver answers by itself.
         """
         host = target or f"xmpp.{domain}"
         self.add_a(domain, address)
-        self.add_a(host, address)
+        if host != LOCALHOST:
+            self.add_a(host, address)
         if s2s_port is not None:
             self.add_srv("xmpp-server", domain, host, s2s_port)
         if s2s_tls_port is not None:
