@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.dnsserver import DnsServer, running
-from tests.peers.carewire import serves_s2s, start_carewire
+from tests.peers.carewire import start_carewire
 from tests.peers.common import Peer
 from tests.peers.pki import FederationPki, Issued
 from tests.peers.prosody import missing_reason, start_prosody
@@ -341,9 +341,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not serves_s2s():
-        print("this build of Carewire does not serve server-to-server yet", file=sys.stderr)
-        return 2
     if (reason := missing_reason()) is not None:
         print(f"Prosody cannot run here: {reason}", file=sys.stderr)
         return 2

@@ -227,7 +227,7 @@ def test_contact_errors(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_pep_section_reaches_the_features(tmp_path: Path) -> None:
-    from carewire.assembly import feature_config
+    from carewire.assembly_config import feature_config
 
     text = "[pep]\ne2e_encryption = 'allow'\nitem_max_bytes = 1000\nmax_nodes = 9\n"
     cfg = load(write(tmp_path, text), env={"CAREWIRE_PEP_E2E_REASON": "ask IT"})

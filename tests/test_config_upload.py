@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from carewire.assembly import upload_settings
+from carewire.assembly_config import upload_settings
 from carewire.config import load
 from carewire.errors import ConfigError
 
