@@ -22,8 +22,8 @@ class S2SSection:
     connect_timeout: str = "10s"
     idle_timeout: str = "10m"
     max_stanza_size: int = 524_288  # bytes, as Prosody's default
-    rate: int = 500  # stanzas per second from one domain (0: unlimited) …
-    burst: int = 2000  # … after a burst of this many
+    rate: int = 3000  # stanzas per second from one domain (0: unlimited) …
+    burst: int = 10000  # … after a burst of this many
     # The static policy (until the trusted-domain directory supplies it, docs/federation.md):
     allow: tuple[str, ...] = ()  # partner domains; empty: any domain
     certificates_only: bool = False  # refuse Server Dialback, certificates (or pins) only

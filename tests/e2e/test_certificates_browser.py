@@ -73,11 +73,11 @@ async def test_upload_a_ca_signed_certificate_and_a_refused_one(
     good = tmp_path / "chain.pem"
     good.write_text(pki.chain_pem(leaf))
     await page.goto("/certificates")
-    await page.get_by_label("Certificate file").set_input_files(str(bad))
+    await page.get_by_label("Certificate file", exact=True).set_input_files(str(bad))
     await page.get_by_role("button", name="Upload Certificate").click()
     await expect(page.get_by_role("alert")).to_contain_text("The certificate must come first")
     await expect(page.get_by_text("(self-signed)")).to_be_visible()
-    await page.get_by_label("Certificate file").set_input_files(str(good))
+    await page.get_by_label("Certificate file", exact=True).set_input_files(str(good))
     await page.get_by_role("button", name="Upload Certificate").click()
     await expect(page.get_by_text("The certificate has been uploaded.")).to_be_visible()
     await expect(page.get_by_text("Test Intermediate CA")).to_be_visible()

@@ -57,7 +57,7 @@ async def test_policy_partners_and_a_peer_certificate(
     await page.get_by_role("link", name="Certificates", exact=True).first.click()
     peers = page.get_by_role("region", name="Trusted peer certificates")
     await peers.get_by_role("textbox", name="Domain").fill(PEER)
-    await peers.get_by_label("Certificate file").set_input_files(str(pem))
+    await peers.get_by_label("Partner's certificate file").set_input_files(str(pem))
     await peers.get_by_role("button", name="Upload Peer Certificate").click()
     await expect(page.get_by_role("status")).to_contain_text("The certificate has been pinned")
     row = page.get_by_role("table", name="Trusted peer certificates by domain").get_by_role(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
-from carewire.assembly_scim import scim_provisioning
+from carewire.assembly_scim import scim_tokens
 from carewire.cli.audit_trail import cli_caller
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 
@@ -26,7 +26,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     """Create a SCIM token of an organisation and print it (it is shown only this once)."""
 
     async def work(p: Services) -> int:
-        token, plaintext = await scim_provisioning(p).tokens.create(
+        token, plaintext = await scim_tokens(p).create(
             cli_caller(), args.organisation, args.name, invite_users=not args.no_invite
         )
         print(plaintext)
@@ -44,7 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """List the SCIM tokens of an organisation (of all organisations without ORG)."""
 
     async def work(p: Services) -> int:
-        tokens = await scim_provisioning(p).tokens.list(cli_caller(), args.organisation)
+        tokens = await scim_tokens(p).list(cli_caller(), args.organisation)
         print("ORG\tNAME\tINVITES\tCREATED\tBY\tLAST USED\tREVOKED")
         for t in tokens:
             print(
@@ -61,7 +61,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a SCIM token: the identity provider using it is refused from now on."""
 
     async def work(p: Services) -> int:
-        token = await scim_provisioning(p).tokens.revoke(cli_caller(), args.organisation, args.name)
+        token = await scim_tokens(p).revoke(cli_caller(), args.organisation, args.name)
         print(f"SCIM token {token.name!r} of organisation {token.organisation_id} revoked")
         return 0
 

@@ -19,18 +19,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from scim2_models.path import (
-    AttrPath,
-    Comparison,
-    FilterNode,
-    LogicalExpr,
-    LogicalOperator,
-    Not,
-    Present,
-)
+from typing import TYPE_CHECKING
 
 from carewire.identity.scim.model import ENTERPRISE_SCHEMA, USER_SCHEMA
+
+if TYPE_CHECKING:  # scim2-models is imported where a filter is read: half a second at start-up
+    from scim2_models.path import AttrPath, Comparison, FilterNode
 
 
 class UserField(enum.StrEnum):
@@ -144,6 +138,8 @@ def user_field(path: AttrPath) -> UserField | None:
 
 def user_condition(node: FilterNode) -> Condition | None:
     """The condition a filter's tree states over columns, or None if it names anything else."""
+    from scim2_models.path import Comparison, LogicalExpr, LogicalOperator, Not, Present
+
     if isinstance(node, LogicalExpr):
         terms = [user_condition(term) for term in node.terms]
         if any(term is None for term in terms):
@@ -225,6 +221,8 @@ _SORTS = {
 
 def user_sort(sort_by: str | None) -> UserSort | None:
     """The storage's order for a ``sortBy`` (by id without one; None: sort in memory)."""
+    from scim2_models.path import AttrPath
+
     if sort_by is None:
         return UserSort.LOGIN
     text, uri = sort_by.strip(), None

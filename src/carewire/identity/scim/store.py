@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from carewire.directory.model import DirectoryUser
 from carewire.identity.scim.model import GroupLink, ScimToken, UserLink
-from carewire.identity.scim.query import UserSearch
+
+if TYPE_CHECKING:
+    from carewire.identity.scim.query import UserSearch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
