@@ -89,6 +89,9 @@ def federation_peers_missing() -> dict[str, str]:
 _SHARED_GROUPS = {
     "interop/test_profanity.py": "interop/test_alert_loop.py",  # the demo server
     "interop/test_s2s_features.py": "interop/test_s2s_carewire.py",  # the federated servers
+    # Prosody and ejabberd (tests/peers/): one worker starts them once and runs every module
+    # that federates with them, one after another.
+    "interop/test_s2s_ejabberd.py": "interop/test_s2s_prosody.py",
 }
 
 

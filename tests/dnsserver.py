@@ -41,11 +41,11 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-TTL = 5
+TTL = 0  # peers come and go on new ports within a run: nothing may be cached
 #: The SRV target every resolver knows without asking (served here too, as 127.0.0.1).
 LOCALHOST = "localhost"
 #: The SOA every negative answer carries (one made-up zone for every name).
-_SOA = "ns.dns.test. hostmaster.dns.test. 1 3600 600 86400 5"
+_SOA = "ns.dns.test. hostmaster.dns.test. 1 3600 600 86400 0"
 
 
 @dataclass(frozen=True, slots=True)

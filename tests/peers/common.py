@@ -46,18 +46,44 @@ def require(name: str, reason: str | None) -> None:
     pytest.skip(reason)
 
 
+#: Ports handed to the peers come from below the kernel's ephemeral range (32768 and up on
+#: Linux), in a block per xdist worker: a port the kernel gave a ``bind(0)`` and took back
+#: could otherwise go to another worker's server, or to a Carewire binding port 0, before the
+#: peer binds it (a Prosody would then answer for the ejabberd that SRV names).
+_PORT_BASE = 20000
+_PORTS_PER_WORKER = 1500
+_next_port: dict[str, int] = {}
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    digits = "".join(c for c in worker if c.isdigit())
+    return int(digits or 0) % 8
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback TCP ports (bound and released together)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((HOST, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """``count`` distinct loopback TCP ports, free now and from this worker's own block."""
+    low = _PORT_BASE + _worker_index() * _PORTS_PER_WORKER
+    high = low + _PORTS_PER_WORKER
+    ports: list[int] = []
+    candidate = _next_port.get("next", low)
+    for _ in range(_PORTS_PER_WORKER):
+        if len(ports) == count:
+            break
+        if candidate >= high:
+            candidate = low
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, candidate))
+            except OSError:
+                candidate += 1
+                continue
+        ports.append(candidate)
+        candidate += 1
+    _next_port["next"] = candidate
+    if len(ports) < count:
+        raise OSError(f"no {count} free ports in {low}-{high}")
+    return ports
 
 
 def private_dir(prefix: str) -> Path:

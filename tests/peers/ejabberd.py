@@ -138,6 +138,7 @@ s2s_use_starttls: required
 s2s_timeout: 10000
 s2s_dns_timeout: 3
 s2s_dns_retries: 1
+outgoing_s2s_families: [ipv4]
 auth_method: external
 extauth_program: "/usr/bin/python3 {d / "extauth.py"}"
 auth_use_cache: false

@@ -122,6 +122,9 @@ def config_text(
         "s2s_timeout": 10,
         "ssl": ssl,
         "unbound": {"forward": f"{dns.host}@{dns.port}", "hoststxt": False},
+        # Every server here listens on 127.0.0.1 only; unbound answers AAAA for the SRV
+        # target "localhost" itself (::1), which nothing listens on.
+        "use_ipv6": False,
     }
     lines = [f"{key} = {_lua(value)}" for key, value in settings.items()]
     lines.append(

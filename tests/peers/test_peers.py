@@ -14,7 +14,8 @@ from tests.dnsserver import DnsServer
 from tests.peers.clients import Slix, online
 from tests.peers.common import Peer
 
-pytestmark = pytest.mark.slow
+# With the interop modules that use the same peers (tests/conftest.py ``_SHARED_GROUPS``).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("interop/test_s2s_prosody.py")]
 
 
 async def test_message_both_ways_over_s2s(
