@@ -66,12 +66,6 @@ async def test_certificate_authentication_both_ways(
     assert all(s["fingerprint_sha256"] for s in entry["streams"] if s["connected"])
 
 
-@pytest.mark.xfail(
-    reason="intermittent, open bug (about one run in three on 2 loaded cores): the self-signed"
-    " Prosody's dialback verification connection back to Carewire sometimes fails at once"
-    " ('failed outgoing connection' in its log); Carewire times out waiting for the verdict",
-    strict=False,
-)
 async def test_dialback_with_a_self_signed_peer(
     tmp_path: Path,
     cw: RunningServer,
@@ -139,11 +133,5 @@ async def test_certificates_only_refuses_dialback_and_follows_the_pin(
             }
 
 
-@pytest.mark.xfail(
-    reason="intermittent, open bug (about one run in three on 2 loaded cores): a Prosody"
-    " user's join of a room on chat.DOMAIN sometimes gets no self-presence within 20 s;"
-    " Carewire-to-Carewire rooms and our users in Prosody's rooms do not show it",
-    strict=False,
-)
 async def test_prosody_user_joins_our_room(cw: RunningServer, prosody: Peer, slix: Slix) -> None:
     await cases.their_user_in_our_room(cw, prosody, slix)

@@ -193,6 +193,9 @@ async def test_chat_both_ways_full_and_bare(server: RunningServer, slix: Factory
     await online(a)
     await online(b_high, priority=5)
     await online(b_low, priority=1)
+    # The low resource hears the high one's presence once the server holds it available
+    # (before that a message to the bare JID could only go to the low resource).
+    await b_low.next_matching(b_low.presences, lambda p: p["from"] == b_high.jid)
 
     a.xmpp.send_message(mto=JID(b_low.jid), mbody="to-low-full", mtype="chat")
     msg = await b_low.next(b_low.messages)

@@ -18,6 +18,7 @@ dialback); ``insecure_domains`` lists peers allowed dialback anyway.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ from tests.peers.pki import FederationPki, Issued
 
 PROSODY = "/usr/bin/prosody"
 DOMAIN = "prosody.example"
+#: Prosody's log level; ``CAREWIRE_TEST_PEER_LOG=debug`` shows its s2s and DNS steps.
+LOG_LEVEL = os.environ.get("CAREWIRE_TEST_PEER_LOG", "info")
 
 
 #: Without lua-unbound Prosody falls back to a resolver that cannot be pointed at a port.
@@ -121,14 +124,17 @@ def config_text(
         "s2s_insecure_domains": list(insecure_domains),
         "s2s_timeout": 10,
         "ssl": ssl,
-        "unbound": {"forward": f"{dns.host}@{dns.port}", "hoststxt": False},
+        # Only the tests' server: lua-unbound also reads /etc/resolv.conf by default and
+        # spreads queries over every forwarder it knows, so a slow answer from ours sent
+        # the next one to the machine's resolver (NXDOMAIN for these names, cached).
+        "unbound": {"forward": f"{dns.host}@{dns.port}", "hoststxt": False, "resolvconf": False},
         # Every server here listens on 127.0.0.1 only; unbound answers AAAA for the SRV
         # target "localhost" itself (::1), which nothing listens on.
         "use_ipv6": False,
     }
     lines = [f"{key} = {_lua(value)}" for key, value in settings.items()]
     lines.append(
-        f'log = {{ {{ levels = {{ min = "info" }}, to = "file", '
+        f'log = {{ {{ levels = {{ min = {_lua(LOG_LEVEL)} }}, to = "file", '
         f"filename = {_lua(str(d / 'log' / 'prosody.log'))} }} }}"
     )
     lines.append(extra)
