@@ -13,9 +13,9 @@ from scim2_models import ScimFilter, User
 from carewire.directory.model import SYSTEM_CALLER
 from carewire.errors import ConflictError
 from carewire.identity.scim import mapping
+from carewire.identity.scim.engine import StaffEnterpriseUser
 from carewire.identity.scim.model import UserLink
 from carewire.identity.scim.query import UserSearch, UserSort, user_condition
-from carewire.identity.scim.service import StaffEnterpriseUser
 from carewire.storage.scim import SqlScimStore
 from tests.identity.scim_world import ScimWorld, new_user, scim_world
 from tests.storage.conftest import db_url

@@ -13,6 +13,7 @@ import pytest
 from scim2_models import ScimFilter, User
 from scim2_models.path import AttrPath, CompareOperator, Comparison, Present
 
+from carewire.identity.scim.engine import StaffEnterpriseUser
 from carewire.identity.scim.model import ENTERPRISE_SCHEMA, USER_SCHEMA
 from carewire.identity.scim.query import (
     AllOf,
@@ -26,7 +27,6 @@ from carewire.identity.scim.query import (
     user_condition,
     user_sort,
 )
-from carewire.identity.scim.service import StaffEnterpriseUser
 
 MODEL = User[StaffEnterpriseUser]
 F = UserField

@@ -11,8 +11,10 @@ onto :class:`~carewire.directory.service.DirectoryService`:
 - :mod:`.mapping` — directory users and groups to SCIM resources and back (pure);
 - :mod:`.query` — filters and sort orders to the storage's conditions (pure);
 - :mod:`.backend` — scim2-server's storage interface on the directory;
-- :mod:`.service` — the discovery documents and :class:`~.service.ScimProvisioning`,
-  which serves one request for one token.
+- :mod:`.engine` — the discovery documents and scim2-server's handler, serving one
+  request for one token;
+- :mod:`.service` — :class:`~.service.ScimProvisioning`, what the rest of Carewire holds:
+  the tokens, and the engine, imported and built on the first request.
 
 It never imports storage, web, net or the features (an import-linter contract).
 """
