@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from carewire.cli.audit_trail import cli_caller
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
@@ -26,7 +27,9 @@ from carewire.identity.ldap.model import (
     SyncRun,
     Trigger,
 )
-from carewire.identity.ldap.service import LdapService
+
+if TYPE_CHECKING:
+    from carewire.identity.ldap.service import LdapService
 
 #: Exit status of a run held by the mass-disable guard.
 EXIT_HELD = 3

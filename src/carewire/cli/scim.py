@@ -12,10 +12,20 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from carewire.assembly_scim import scim_tokens
 from carewire.cli.audit_trail import cli_caller
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
+
+if TYPE_CHECKING:
+    from carewire.identity.scim.tokens import ScimTokens
+
+
+def _tokens(p: Services) -> ScimTokens:
+    """The SCIM tokens (the server's assembly, imported only by these commands)."""
+    from carewire.assembly_scim import scim_tokens
+
+    return scim_tokens(p)
 
 
 def _when(moment: datetime | None) -> str:
@@ -26,7 +36,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     """Create a SCIM token of an organisation and print it (it is shown only this once)."""
 
     async def work(p: Services) -> int:
-        token, plaintext = await scim_tokens(p).create(
+        token, plaintext = await _tokens(p).create(
             cli_caller(), args.organisation, args.name, invite_users=not args.no_invite
         )
         print(plaintext)
@@ -44,7 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """List the SCIM tokens of an organisation (of all organisations without ORG)."""
 
     async def work(p: Services) -> int:
-        tokens = await scim_tokens(p).list(cli_caller(), args.organisation)
+        tokens = await _tokens(p).list(cli_caller(), args.organisation)
         print("ORG\tNAME\tINVITES\tCREATED\tBY\tLAST USED\tREVOKED")
         for t in tokens:
             print(
@@ -61,7 +71,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a SCIM token: the identity provider using it is refused from now on."""
 
     async def work(p: Services) -> int:
-        token = await scim_tokens(p).revoke(cli_caller(), args.organisation, args.name)
+        token = await _tokens(p).revoke(cli_caller(), args.organisation, args.name)
         print(f"SCIM token {token.name!r} of organisation {token.organisation_id} revoked")
         return 0
 
