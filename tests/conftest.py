@@ -21,12 +21,15 @@ should happen once, not once per worker.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.dnsserver import DnsServer, running
+from tests.serverproc import SHARED_INIT_ENV
 
 PG_URL_ENV = "CAREWIRE_TEST_PG_URL"
 #: The federation peers (Prosody, ejabberd) and the test CA, for any test that needs them.
@@ -136,6 +139,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=dropped)
         kept = set(map(id, dropped))
         items[:] = [item for item in items if id(item) not in kept]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process: one directory for the whole run's initialised data
+    directories (tests/serverproc.py), inherited by the pytest-xdist workers."""
+    if hasattr(config, "workerinput") or os.environ.get(SHARED_INIT_ENV):
+        return
+    shared = tempfile.mkdtemp(prefix="carewire-init-cache-")
+    os.environ[SHARED_INIT_ENV] = shared
+    config.add_cleanup(lambda: _drop_shared(shared))
+
+
+def _drop_shared(shared: str) -> None:
+    shutil.rmtree(shared, ignore_errors=True)
+    if os.environ.get(SHARED_INIT_ENV) == shared:
+        del os.environ[SHARED_INIT_ENV]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,6 +9,8 @@ before start; :meth:`RunningServer.account` hands each test fresh ones.
 from __future__ import annotations
 
 import atexit
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -73,6 +75,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 #: directory ``init_data_dir`` made, with its ``-keys``/``-audit`` siblings.
 _INITIALISED: dict[tuple[str, int, tuple[tuple[str, str], ...]], Path] = {}
 _SIBLINGS = ("-keys", "-audit")
+#: A directory the whole run shares (tests/conftest.py sets it in the controlling process,
+#: before pytest-xdist starts its workers): each kind of data directory is made once per run.
+SHARED_INIT_ENV = "CAREWIRE_TEST_INIT_CACHE"
 
 
 def _init_by_cli(data_dir: Path, *, accounts: int, env: dict[str, str], domain: str) -> None:
@@ -86,8 +91,34 @@ def _init_by_cli(data_dir: Path, *, accounts: int, env: dict[str, str], domain: 
 
 
 def _drop_initialised() -> None:
+    shared = os.environ.get(SHARED_INIT_ENV)
     for where in _INITIALISED.values():
-        shutil.rmtree(where, ignore_errors=True)
+        if not shared or where.parent != Path(shared):  # the run's own are dropped at its end
+            shutil.rmtree(where, ignore_errors=True)
+
+
+def _initialised_for(
+    key: tuple[str, int, tuple[tuple[str, str], ...]],
+    *,
+    accounts: int,
+    env: dict[str, str],
+    domain: str,
+) -> Path:
+    """Where the data directory of ``key`` is: made now unless a worker of the run made it."""
+    shared = os.environ.get(SHARED_INIT_ENV)
+    if not shared or not Path(shared).is_dir():
+        where = Path(tempfile.mkdtemp(prefix="carewire-initialised-"))
+        _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain)
+        return where
+    where = Path(shared) / hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    with (Path(shared) / f"{where.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be making it: wait for it
+        if not (where / "complete").exists():
+            shutil.rmtree(where, ignore_errors=True)
+            where.mkdir()
+            _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain)
+            (where / "complete").touch()
+    return where
 
 
 def init_data_dir(
@@ -95,21 +126,21 @@ def init_data_dir(
 ) -> None:
     """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN).
 
-    The first call of a test process for a (domain, accounts, ``CAREWIRE_*``
-    environment) runs the real commands (two subprocesses, about 8 s of CPU);
-    later ones copy what they made, the key and audit directories beside the
-    data directory included (their default places follow its name, and every
-    path in ``carewire.toml`` is relative). ``tests/cli/test_setup.py`` tests
-    ``init`` itself.
+    The first call of the run for a (domain, accounts, ``CAREWIRE_*`` environment)
+    runs the real commands (two subprocesses, about 8 s of CPU); later ones, in any
+    worker, copy what they made, the key and audit directories beside the data
+    directory included (their default places follow its name, and every path in
+    ``carewire.toml`` is relative). ``tests/cli/test_setup.py`` tests ``init`` itself.
     """
-    carewire_env = tuple(sorted((k, v) for k, v in env.items() if k.startswith("CAREWIRE_")))
+    carewire_env = tuple(
+        sorted((k, v) for k, v in env.items() if k.startswith("CAREWIRE_") and k != SHARED_INIT_ENV)
+    )
     key = (domain, accounts, carewire_env)
     made = _INITIALISED.get(key)
     if made is None:
         if not _INITIALISED:
             atexit.register(_drop_initialised)
-        made = Path(tempfile.mkdtemp(prefix="carewire-initialised-"))
-        _init_by_cli(made / "data", accounts=accounts, env=env, domain=domain)
+        made = _initialised_for(key, accounts=accounts, env=env, domain=domain)
         _INITIALISED[key] = made
     shutil.copytree(made / "data", data_dir, symlinks=True, dirs_exist_ok=True)
     for suffix in _SIBLINGS:
