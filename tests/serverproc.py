@@ -73,20 +73,28 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 #: Per process: (domain, accounts, CAREWIRE_* environment) → a directory holding a data
 #: directory ``init_data_dir`` made, with its ``-keys``/``-audit`` siblings.
-_INITIALISED: dict[tuple[str, int, tuple[tuple[str, str], ...]], Path] = {}
+_Key = tuple[str, int, bool, tuple[tuple[str, str], ...]]
+_INITIALISED: dict[_Key, Path] = {}
 _SIBLINGS = ("-keys", "-audit")
 #: A directory the whole run shares (tests/conftest.py sets it in the controlling process,
 #: before pytest-xdist starts its workers): each kind of data directory is made once per run.
 SHARED_INIT_ENV = "CAREWIRE_TEST_INIT_CACHE"
+#: The provisioned accounts beside the demo hospital: one size, so its users share one copy.
+DEMO_ACCOUNTS = 3
 
 
-def _init_by_cli(data_dir: Path, *, accounts: int, env: dict[str, str], domain: str) -> None:
+def _init_by_cli(
+    data_dir: Path, *, accounts: int, env: dict[str, str], domain: str, demo: bool
+) -> None:
     r = cli("init", "--data-dir", str(data_dir), "--domain", domain, env=env)
     assert r.returncode == 0, r.stderr
     if accounts:
         csv = data_dir / "accounts.csv"
         csv.write_text("".join(f"user{i},pw-user{i}\n" for i in range(accounts)))
         r = cli("user", "import", str(csv), "--quiet", "--data-dir", str(data_dir), env=env)
+        assert r.returncode == 0, r.stderr
+    if demo:
+        r = cli("demo", "--data-dir", str(data_dir), env=env)
         assert r.returncode == 0, r.stderr
 
 
@@ -98,17 +106,13 @@ def _drop_initialised() -> None:
 
 
 def _initialised_for(
-    key: tuple[str, int, tuple[tuple[str, str], ...]],
-    *,
-    accounts: int,
-    env: dict[str, str],
-    domain: str,
+    key: _Key, *, accounts: int, env: dict[str, str], domain: str, demo: bool
 ) -> Path:
     """Where the data directory of ``key`` is: made now unless a worker of the run made it."""
     shared = os.environ.get(SHARED_INIT_ENV)
     if not shared or not Path(shared).is_dir():
         where = Path(tempfile.mkdtemp(prefix="carewire-initialised-"))
-        _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain)
+        _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain, demo=demo)
         return where
     where = Path(shared) / hashlib.sha256(repr(key).encode()).hexdigest()[:20]
     with (Path(shared) / f"{where.name}.lock").open("w") as lock:
@@ -116,15 +120,21 @@ def _initialised_for(
         if not (where / "complete").exists():
             shutil.rmtree(where, ignore_errors=True)
             where.mkdir()
-            _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain)
+            _init_by_cli(where / "data", accounts=accounts, env=env, domain=domain, demo=demo)
             (where / "complete").touch()
     return where
 
 
 def init_data_dir(
-    data_dir: Path, *, accounts: int, env: dict[str, str], domain: str = DOMAIN
+    data_dir: Path,
+    *,
+    accounts: int,
+    env: dict[str, str],
+    domain: str = DOMAIN,
+    demo: bool = False,
 ) -> None:
-    """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN).
+    """``carewire init`` plus ``accounts`` provisioned users (user0 … with password pw-userN),
+    and ``carewire demo`` (the demo hospital) when ``demo`` is set.
 
     The first call of the run for a (domain, accounts, ``CAREWIRE_*`` environment)
     runs the real commands (two subprocesses, about 8 s of CPU); later ones, in any
@@ -135,12 +145,12 @@ def init_data_dir(
     carewire_env = tuple(
         sorted((k, v) for k, v in env.items() if k.startswith("CAREWIRE_") and k != SHARED_INIT_ENV)
     )
-    key = (domain, accounts, carewire_env)
+    key = (domain, accounts, demo, carewire_env)
     made = _INITIALISED.get(key)
     if made is None:
         if not _INITIALISED:
             atexit.register(_drop_initialised)
-        made = _initialised_for(key, accounts=accounts, env=env, domain=domain)
+        made = _initialised_for(key, accounts=accounts, env=env, domain=domain, demo=demo)
         _INITIALISED[key] = made
     shutil.copytree(made / "data", data_dir, symlinks=True, dirs_exist_ok=True)
     for suffix in _SIBLINGS:

@@ -11,8 +11,8 @@ from tests.interop.federated import federated_servers
 from tests.interop.rawclient import close_leftover_clients
 from tests.interop.slix import SlixClient, clients
 from tests.serverproc import (
+    DEMO_ACCOUNTS,
     RunningServer,
-    cli,
     init_data_dir,
     running_server,
     server_env,
@@ -35,10 +35,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     """
     data_dir = tmp_path_factory.mktemp("demo")
     env = server_env()
-    init_data_dir(data_dir, accounts=0, env=env)
-    r = cli("demo", "--data-dir", str(data_dir), env=env)
-    assert r.returncode == 0, r.stderr
-    with serving(data_dir, accounts=0, env=env) as s:
+    init_data_dir(data_dir, accounts=DEMO_ACCOUNTS, env=env, demo=True)
+    with serving(data_dir, accounts=DEMO_ACCOUNTS, env=env) as s:
         yield s
 
 

@@ -33,7 +33,14 @@ from slixmpp import JID
 
 from carewire.demo_data import ALERT_RULE
 from tests.interop.slix import SlixClient
-from tests.serverproc import RunningServer, cli, init_data_dir, server_env, serving
+from tests.serverproc import (
+    DEMO_ACCOUNTS,
+    RunningServer,
+    cli,
+    init_data_dir,
+    server_env,
+    serving,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -139,9 +146,7 @@ def _assert_private(root: Path) -> None:
 async def test_no_marker_at_rest_and_everything_still_reads(tmp_path: Path, slix: Slix) -> None:
     data_dir = tmp_path / "data"
     env = server_env()
-    init_data_dir(data_dir, accounts=3, env=env)
-    r = cli("demo", "--data-dir", str(data_dir), env=env)
-    assert r.returncode == 0, r.stderr
+    init_data_dir(data_dir, accounts=DEMO_ACCOUNTS, env=env, demo=True)
     assert (tmp_path / "data-keys" / "kek").exists()  # the KEK is outside the data directory
     chat, offline, room_text, subject = (_marker(w) for w in ("CHAT", "OFFLINE", "ROOM", "SUBJ"))
     alert_prefix, alert_suffix = "MARKALERT", uuid.uuid4().hex.upper()

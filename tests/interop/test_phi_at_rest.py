@@ -25,7 +25,13 @@ from hl7.client import MLLPClient
 from slixmpp.exceptions import IqError
 
 from tests.interop.slix import SlixClient
-from tests.serverproc import RunningServer, cli, init_data_dir, server_env, serving
+from tests.serverproc import (
+    DEMO_ACCOUNTS,
+    RunningServer,
+    init_data_dir,
+    server_env,
+    serving,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -87,9 +93,7 @@ def _first_name(patient: ET.Element) -> str | None:
 async def test_adt_patient_sealed_care_team_and_break_glass(tmp_path: Path, slix: Slix) -> None:
     data_dir = tmp_path / "data"
     env = server_env()
-    init_data_dir(data_dir, accounts=2, env=env)
-    r = cli("demo", "--data-dir", str(data_dir), env=env)
-    assert r.returncode == 0, r.stderr
+    init_data_dir(data_dir, accounts=DEMO_ACCOUNTS, env=env, demo=True)
     tag = uuid.uuid4().hex.upper()[:12]
     mrn, last, first, why = f"MRNMK{tag}", f"LASTMK{tag}", f"FIRSTMK{tag}", f"WHYMK{tag}"
     password = (data_dir / "demo-password.txt").read_text().strip()

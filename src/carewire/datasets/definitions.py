@@ -155,7 +155,10 @@ def dataset_to_dict(ds: Dataset) -> dict[str, object]:
 def builtin_datasets() -> tuple[Dataset, ...]:
     """The 30 built-in datasets, validated (cached)."""
     text = resources.files("carewire.datasets").joinpath("builtin.yaml").read_text("utf-8")
-    raw = cast(dict[str, Mapping[str, object]], yaml.safe_load(text))
+    # LibYAML's safe loader when PyYAML has it: the same documents, ten times faster
+    # (this runs at every server and CLI start).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = cast(dict[str, Mapping[str, object]], yaml.load(text, Loader=loader))
     datasets = tuple(dataset_from_dict(n, d, is_builtin=True) for n, d in raw.items())
     validate(datasets)
     return datasets
