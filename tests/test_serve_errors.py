@@ -13,15 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from carewire.security.certificates import create_self_signed
-from tests.serverproc import cli
+from tests.serverproc import cli, init_data_dir
 
 PORTS = ("--c2s-port", "0", "--c2s-tls-port", "0", "--https-port", "0", "--bind", "127.0.0.1")
 
 
 def init(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    r = cli("init", "--data-dir", str(data), "--domain", "bad.test")
-    assert r.returncode == 0, r.stderr
+    init_data_dir(data, accounts=0, env={**os.environ}, domain="bad.test")
     return data
 
 
