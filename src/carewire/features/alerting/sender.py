@@ -29,6 +29,8 @@ from datetime import timedelta
 from xml.etree.ElementTree import Element
 
 from carewire.adapters.xmpp.gateway import AlertRequest, AlertSent, GatewayError
+from carewire.core import hook_names as H
+from carewire.core.events import AlertNotifying
 from carewire.core.feature import FeatureContext
 from carewire.datasets.model import Origin
 from carewire.datasets.query import Filter, FilterOp, Query
@@ -112,6 +114,17 @@ class AlertSender:
             system=True,
         )
         await self.tracker.flush()  # recorded before anyone can see (and answer) it
+        if notify:
+            # Before the copies are routed: phones that no session will reach hear of the alert
+            # now, all at once, rather than each after its own copy was stored (docs/push.md).
+            self.ctx.hooks.fire_sync(
+                H.ALERT_NOTIFYING,
+                AlertNotifying(
+                    alert_id=alert_id,
+                    stanza=self._message(room, notify[0], alert_id, body, element),
+                    recipients=tuple(notify),
+                ),
+            )
         await self._describe_conversation(room, request)
         invitation_room = self.muc.room(room)
         gate = asyncio.Semaphore(FANOUT_CONCURRENCY)
