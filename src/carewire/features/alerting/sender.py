@@ -113,10 +113,11 @@ class AlertSender:
             acknowledgeable=bool(request.accept or request.decline or request.accept_and_call),
             system=True,
         )
-        await self.tracker.flush()  # recorded before anyone can see (and answer) it
         if notify:
-            # Before the copies are routed: phones that no session will reach hear of the alert
-            # now, all at once, rather than each after its own copy was stored (docs/push.md).
+            # Phones that no session reaches hear of the alert now, all at once, rather than
+            # each after its own copy was stored (docs/push.md). A push says only that
+            # something waits: the alert is committed (next line) long before a woken app
+            # has connected, so its commit need not hold the pushes up.
             self.ctx.hooks.fire_sync(
                 H.ALERT_NOTIFYING,
                 AlertNotifying(
@@ -125,6 +126,7 @@ class AlertSender:
                     recipients=tuple(notify),
                 ),
             )
+        await self.tracker.flush()  # recorded before anyone can see (and answer) it
         await self._describe_conversation(room, request)
         invitation_room = self.muc.room(room)
         gate = asyncio.Semaphore(FANOUT_CONCURRENCY)
