@@ -18,6 +18,7 @@ import pytest
 from carewire.adapters.xmpp.gateway import AlertRequest, ChatGateway
 from carewire.core import hook_names as H
 from carewire.core.events import StanzaEvent
+from carewire.core.sessions import StreamManagement
 from carewire.features.push import PushNotifier
 from carewire.push.model import AttemptState
 from tests.features.harness import DOMAIN, Harness
@@ -129,3 +130,23 @@ async def test_the_next_alert_to_the_same_phone_is_pushed_again(
     requests = pushserver.pushes()
     assert [r.json()["aps"]["badge"] for r in requests] == [1, 2]  # type: ignore[index]
     assert [a.state for a in await attempts(h)] == [AttemptState.SENT] * 2
+
+
+async def test_a_detached_phone_is_pushed_once_when_the_alert_is_raised(
+    h: Harness, pushserver: PushServer
+) -> None:
+    session, sink, _ = await register_and_enable(h, "nurse00", token=token("nurse00"))
+    await h.send(session, "<presence/>")
+    sink.take()
+    session.sm = StreamManagement(max_unacked=100, resume_deadline=1e12)  # detached
+    notifier = h.kernel.ctx.find(PushNotifier)
+    assert notifier is not None
+    await raise_alert(h, ["nurse00"])
+    await app(h).drain()
+    (request,) = pushserver.pushes()
+    assert request.path == f"/3/device/{token('nurse00')}"
+    assert [set(v) for v in notifier.pushed_alerts.values()] == [{"nurse00"}]
+    assert any(
+        e.find("{urn:carewire:alert:0}alert") is not None for e in session.sm.unacked
+    )  # the alert itself waits for the session's resumption
+    assert [a.state for a in await attempts(h)] == [AttemptState.SENT]

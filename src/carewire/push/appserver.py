@@ -5,12 +5,14 @@ Theory of operation
 A device registers its provider token (:meth:`PushAppServer.register`) and
 gets a node and a secret; only the secret's SHA-256 is kept (it is 256
 random bits), and a publish must present the secret (compared in constant
-time). :meth:`PushAppServer.submit` is synchronous: it queues the publish
-and returns, so routing never waits for a provider. A fixed pool of workers
-(owned by the app server, started by :meth:`start`, cancelled by
-:meth:`close`) takes each publish: it records an attempt (``queued``),
-skips devices whose notifications are disabled, then tries the provider.
-The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
+time). :meth:`PushAppServer.submit` is synchronous: it takes the publish
+and returns, so routing never waits for a provider. The publishes of one
+event-loop turn (an alert's, one per device) form a batch that one task
+(owned by the app server, cancelled by :meth:`close`) checks — unknown node
+or wrong secret, invalid registration, notifications disabled (recorded as
+such) — and sends, per provider, in one go (``send_many``: their HTTP/2
+requests leave in one write). Retries go to a fixed pool of workers (started
+by :meth:`start`). Each outcome is recorded as an attempt. The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
 model's transition table; a retry is re-queued after the back-off by a
 timer the app server owns (so a waiting retry holds no worker). A rejected
 token marks the registration invalid: it is never tried again, and the

@@ -113,7 +113,7 @@ class AlertSender:
             acknowledgeable=bool(request.accept or request.decline or request.accept_and_call),
             system=True,
         )
-        if notify:
+        if notify and self.ctx.hooks.has_handlers(H.ALERT_NOTIFYING):
             # Phones that no session reaches hear of the alert now, all at once, rather than
             # each after its own copy was stored (docs/push.md). A push says only that
             # something waits: the alert is committed (next line) long before a woken app

@@ -14,12 +14,13 @@ headline or chat state). It is published (XEP-0357 §7) to:
 
 - every enabled node of the account when it went to offline storage
   (``message/stored``: no available session at all); for an alert, as soon as
-  it is recorded (``alert/notifying``: coverage has chosen the recipients),
-  for all its recipients without an available session at once, rather than
-  as each one's copy is stored, and that copy is then not pushed again;
+  it is built (``alert/notifying``: coverage has chosen the recipients), for
+  all its recipients without an available session at once, rather than as
+  each one's copy is stored, and that copy is then not pushed again;
 - the nodes enabled from a session's resource when it is delivered to that
   session while the session is detached (XEP-0198, waiting for resumption) or
-  inactive (XEP-0352), the states a phone's app is in when the OS suspended it.
+  inactive (XEP-0352), the states a phone's app is in when the OS suspended it;
+  for an alert, when it is built, as above.
 
 The summary carries the count of push-worthy messages since the device was
 last active, the priority (an Urgent or Critical alert is ``urgent``) and an
@@ -171,11 +172,13 @@ class PushNotifier:
     # -- when to publish ------------------------------------------------------------------
 
     def on_alert(self, event: AlertNotifying) -> None:
-        """Hook ``alert/notifying``: recipients without an available session, pushed at once.
+        """Hook ``alert/notifying``: the recipients' phones that no session reaches, at once.
 
-        Their copies will go to offline storage; the push does not wait for that (an alert's
-        copies are stored one recipient after another). The copy's ``message/stored`` is
-        then not pushed again.
+        A recipient without an available session (its copy goes to offline storage): every
+        enabled node; one whose copy goes to detached or inactive sessions: the nodes
+        enabled from those sessions' resources (as :meth:`on_deliver` would). The push does
+        not wait for the copy (an alert's copies are routed one recipient after another),
+        and the copy's ``message/stored`` or ``session/deliver`` is then not pushed again.
         """
         priority = push_priority(event.stanza)
         if priority is None:
@@ -184,15 +187,25 @@ class PushNotifier:
         for jid in event.recipients:
             login = jid.localpart
             mine = self.enables.get(login) if login is not None else None
-            if not mine or login is None or self.ctx.sessions.top_priority(login):
+            if not mine or login is None:
                 continue
+            targets = self.ctx.sessions.top_priority(login)
+            if any(not _is_unreachable(s) for s in targets):
+                continue  # a session reads it now: no push, as at delivery
+            resources = {s.resource for s in targets}
             pushed.add(login)
             for enable in mine.values():
-                self._publish(enable, priority)
+                if not targets or enable.resource in resources:
+                    self._publish(enable, priority)
         if pushed:
             self.pushed_alerts[event.alert_id] = pushed
             while len(self.pushed_alerts) > PUSHED_ALERTS_KEPT:
                 self.pushed_alerts.popitem(last=False)
+
+    def _was_pushed(self, stanza: Element, login: str) -> bool:
+        """Whether this copy's push left when its alert was raised (:meth:`on_alert`)."""
+        pushed = self.pushed_alerts.get(stanza.get("id", ""))
+        return pushed is not None and login in pushed
 
     def on_stored(self, event: StanzaEvent) -> None:
         """Hook ``message/stored``: no session is available; every enabled node hears of it."""
@@ -200,9 +213,8 @@ class PushNotifier:
         login = None if event.to_jid is None else event.to_jid.localpart
         if priority is None or login is None:
             return
-        pushed = self.pushed_alerts.get(event.stanza.get("id", ""))
-        if pushed is not None and login in pushed:
-            pushed.discard(login)  # pushed when the alert was raised (on_alert)
+        if self._was_pushed(event.stanza, login):
+            self.pushed_alerts[event.stanza.get("id", "")].discard(login)  # stored once
             return
         for enable in self.enables.get(login, {}).values():
             self._publish(enable, priority)
@@ -214,7 +226,7 @@ class PushNotifier:
         if not mine or not _is_unreachable(session):
             return False
         priority = push_priority(event.stanza)
-        if priority is not None:
+        if priority is not None and not self._was_pushed(event.stanza, session.username):
             for enable in mine.values():
                 if enable.resource == session.resource:
                     self._publish(enable, priority)
