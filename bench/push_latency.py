@@ -175,7 +175,8 @@ async def run(devices: int, rounds: int, workers: int, *, detached: bool) -> dic
             def on_stored(event: StanzaEvent) -> None:
                 # The alert's copy only (not the room's invitation, stored after it).
                 to = event.to_jid
-                if to is not None and to.localpart is not None and event.stanza.find(ALERT) is not None:
+                is_alert = event.stanza.find(ALERT) is not None
+                if is_alert and to is not None and to.localpart is not None:
                     stored[to.localpart] = time.monotonic()
 
             def on_deliver(event: DeliveryEvent) -> bool:
