@@ -12,8 +12,9 @@ event-loop turn (an alert's, one per device) form a batch that one task
 or wrong secret, invalid registration, notifications disabled (recorded as
 such) — and sends, per provider, in one go (``send_many``: their HTTP/2
 requests leave in one write). Retries go to a fixed pool of workers (started
-by :meth:`start`). Each outcome is recorded as an attempt. The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
-model's transition table; a retry is re-queued after the back-off by a
+by :meth:`start`). Each outcome is recorded as an attempt. The answer's
+:class:`~carewire.push.model.Decision` moves the attempt by the model's
+transition table; a retry is re-queued after the back-off by a
 timer the app server owns (so a waiting retry holds no worker). A rejected
 token marks the registration invalid: it is never tried again, and the
 listeners (the XMPP side) drop the enables of its node, as when a device
