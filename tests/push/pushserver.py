@@ -40,6 +40,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -140,6 +141,7 @@ class PushServer:
     requests: list[Recorded] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
     retry_after: str | None = None
+    max_streams: int = 1000  # SETTINGS_MAX_CONCURRENT_STREAMS
     port: int = 0
     cert_file: Path = field(init=False)
     _server: asyncio.Server | None = None
@@ -149,6 +151,7 @@ class PushServer:
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _access_tokens: set[str] = field(default_factory=set)
+    _verified_bearers: dict[str, int] = field(default_factory=dict)  # bearer → iat
 
     @property
     def url(self) -> str:
@@ -218,6 +221,11 @@ class PushServer:
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
+        # APNs allows many streams per connection (h2's default here would be 100).
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams},
+        )
         conn.initiate_connection()
         writer.write(conn.data_to_send())
         has_cert = writer.get_extra_info("peercert") not in (None, {})
@@ -239,12 +247,18 @@ class PushServer:
                             event.flow_controlled_length, event.stream_id
                         )
                     elif isinstance(event, h2.events.StreamEnded):
+                        # Complete now: the time is taken here, not when its task runs (after
+                        # the answers to the requests before it were made).
                         headers, body = streams.pop(event.stream_id)
-                        self._spawn(
-                            self._request(
-                                conn, writer, event.stream_id, headers, bytes(body), has_cert
-                            )
+                        record = Recorded(
+                            headers.get(":method", ""),
+                            headers.get(":path", ""),
+                            headers,
+                            bytes(body),
+                            has_cert,
+                            time.monotonic(),
                         )
+                        self._spawn(self._request(conn, writer, event.stream_id, record))
                 writer.write(conn.data_to_send())
         except (
             ConnectionError,
@@ -271,20 +285,15 @@ class PushServer:
         conn: h2.connection.H2Connection,
         writer: asyncio.StreamWriter,
         stream_id: int,
-        headers: dict[str, str],
-        body: bytes,
-        has_cert: bool,
+        record: Recorded,
     ) -> None:
-        path = headers.get(":path", "")
-        record = Recorded(
-            headers.get(":method", ""), path, headers, body, has_cert, time.monotonic()
-        )
+        path = record.path
         self.requests.append(record)
         async with self._arrived:
             self._arrived.notify_all()
         answer: dict[str, object] | None
         if path == "/token":
-            status, extra, answer = self._token(body)
+            status, extra, answer = self._token(record.body)
         elif path.startswith("/3/device/"):
             status, extra, answer = self._apns(record)
         elif path.startswith("/v1/projects/"):
@@ -353,6 +362,9 @@ class PushServer:
         bearer = r.headers.get("authorization", "")
         if not bearer.startswith("bearer "):
             return "MissingProviderToken"
+        issued = self._verified_bearers.get(bearer)
+        if issued is not None:  # as APNs, a provider token's signature is checked once
+            return "ExpiredProviderToken" if abs(time.time() - issued) > 3600 else ""
         try:
             head, claims, sig = bearer.removeprefix("bearer ").split(".")
             header = json.loads(_b64(head))
@@ -365,8 +377,10 @@ class PushServer:
             return "InvalidProviderToken"
         if header.get("alg") != "ES256" or header.get("kid") != self.apns_key_id:
             return "InvalidProviderToken"
-        if abs(time.time() - int(json.loads(_b64(claims)).get("iat", 0))) > 3600:
+        issued = int(json.loads(_b64(claims)).get("iat", 0))
+        if abs(time.time() - issued) > 3600:
             return "ExpiredProviderToken"
+        self._verified_bearers[bearer] = issued
         return ""
 
     # -- FCM ----------------------------------------------------------------------------

@@ -45,6 +45,15 @@ class AlertResponded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNotifying:
+    """An alert about to be routed, one copy per recipient (``stanza`` is the first's copy)."""
+
+    alert_id: str  # also each copy's stanza id
+    stanza: Element
+    recipients: tuple[JID, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountEvent:
     """Something happened to an account."""
 

@@ -57,6 +57,10 @@ SESSION_RESUMED: Final = "session/resumed"
 
 # A clinician's response to an alert was recorded. Payload: AlertResponded.
 ALERT_RESPONDED: Final = "alert/responded"
+# An alert is recorded and about to be routed to the recipients coverage left, one copy
+# each (so a push can leave for all of them at once). Synchronous handlers (fire_sync).
+# Payload: AlertNotifying.
+ALERT_NOTIFYING: Final = "alert/notifying"
 
 # A contact was granted a subscription to an account's presence (the account's
 # side gained 'from'). Payload: SubscriptionEvent.

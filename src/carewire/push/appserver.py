@@ -5,13 +5,16 @@ Theory of operation
 A device registers its provider token (:meth:`PushAppServer.register`) and
 gets a node and a secret; only the secret's SHA-256 is kept (it is 256
 random bits), and a publish must present the secret (compared in constant
-time). :meth:`PushAppServer.submit` is synchronous: it queues the publish
-and returns, so routing never waits for a provider. A fixed pool of workers
-(owned by the app server, started by :meth:`start`, cancelled by
-:meth:`close`) takes each publish: it records an attempt (``queued``),
-skips devices whose notifications are disabled, then tries the provider.
-The answer's :class:`~carewire.push.model.Decision` moves the attempt by the
-model's transition table; a retry is re-queued after the back-off by a
+time). :meth:`PushAppServer.submit` is synchronous: it takes the publish
+and returns, so routing never waits for a provider. The publishes of one
+event-loop turn (an alert's, one per device) form a batch that one task
+(owned by the app server, cancelled by :meth:`close`) checks — unknown node
+or wrong secret, invalid registration, notifications disabled (recorded as
+such) — and sends, per provider, in one go (``send_many``: their HTTP/2
+requests leave in one write). Retries go to a fixed pool of workers (started
+by :meth:`start`). Each outcome is recorded as an attempt. The answer's
+:class:`~carewire.push.model.Decision` moves the attempt by the model's
+transition table; a retry is re-queued after the back-off by a
 timer the app server owns (so a waiting retry holds no worker). A rejected
 token marks the registration invalid: it is never tried again, and the
 listeners (the XMPP side) drop the enables of its node, as when a device
@@ -65,6 +68,12 @@ class DevicePolicy(Protocol):
 
     async def may_push(self, device: str) -> bool:
         """False when an administrator disabled notifications or a wipe is pending."""
+
+    async def load(self) -> None:
+        """Read what it needs before the first push (at start)."""
+
+    async def close(self) -> None:
+        """Stop any background work."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +168,8 @@ class PushAppServer:
         self._registrations: dict[str, tuple[Registration, str]] = {}
         self._log = _AttemptLog(store)
         self._writer: asyncio.Task[None] | None = None
+        self._batch: list[Publish] = []  # submitted in this event-loop turn
+        self._batches: set[asyncio.Task[None]] = set()
 
     @property
     def services(self) -> frozenset[PushService]:
@@ -239,12 +250,23 @@ class PushAppServer:
     # -- publishing -----------------------------------------------------------------------
 
     def submit(self, publish: Publish) -> None:
-        """Queue a publish (never waits; a worker sends it)."""
-        self._queue.put_nowait(publish)
+        """Take a publish (never waits): those submitted in one event-loop turn leave together.
+
+        An alert submits one publish per device of its offline recipients in one go; they
+        are checked and their requests written to the provider's connection at once, by
+        one task, before the alert's other work goes on (:meth:`_dispatch`).
+        """
+        self._batch.append(publish)
+        if len(self._batch) == 1:
+            task = asyncio.create_task(self._dispatch(), name="push-batch")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
 
     async def start(self) -> None:
         """Start the workers."""
         if not self._workers:
+            if self.devices is not None:
+                await self.devices.load()
             self._writer = asyncio.create_task(self._log.run(), name="push-attempts")
             for n in range(max(1, self.settings.workers)):
                 self._workers.append(asyncio.create_task(self._work(), name=f"push-{n}"))
@@ -252,8 +274,10 @@ class PushAppServer:
     async def drain(self) -> None:
         """Wait until every queued publish and due retry has been handled (tests, shutdown)."""
         while True:
+            if self._batches:
+                await asyncio.gather(*self._batches, return_exceptions=True)
             await self._queue.join()
-            if not self._timers:
+            if not self._timers and not self._batches:
                 break
             await asyncio.sleep(0.005)
         if self._writer is not None:
@@ -264,15 +288,18 @@ class PushAppServer:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        for task in self._workers:
+        for task in [*self._workers, *self._batches]:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._batches, return_exceptions=True)
         self._workers.clear()
+        self._batches.clear()
         if self._writer is not None:
             await self._log.flushed()  # what was tried is on record
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
+        if self.devices is not None:
+            await self.devices.close()
         for provider in self.providers.values():
             await provider.close()
 
@@ -298,11 +325,35 @@ class PushAppServer:
                 self._registrations[node] = found
         return found
 
+    async def _dispatch(self) -> None:
+        """Check this turn's publishes and send them, per provider, in one batch each."""
+        batch, self._batch = self._batch, []
+        jobs: dict[PushService, list[_Retry]] = {}
+        for publish in batch:
+            try:
+                first = await self._admit(publish)
+            except Exception:  # a supervisor: one bad publish must not stop the batch
+                log.exception("push publish failed")
+                continue
+            if first is not None:
+                jobs.setdefault(first.registration.service, []).append(first)
+        for service, firsts in jobs.items():
+            try:
+                await self._try_many(service, firsts)
+            except Exception:  # a supervisor, as the workers are
+                log.exception("push batch failed")
+
     async def _publish(self, job: Publish) -> None:
+        first = await self._admit(job)
+        if first is not None:
+            await self._try(first)
+
+    async def _admit(self, job: Publish) -> _Retry | None:
+        """The publish's first try, or None when it is not sent (recorded as such)."""
         found = await self._registration(job.node)
         if found is None or not hmac.compare_digest(found[1], secret_hash(job.secret)):
             log.warning("push publish to an unknown node or with a wrong secret")
-            return
+            return None
         reg = found[0]
         note = job.note
         if not note.opaque_id:
@@ -312,23 +363,37 @@ class PushAppServer:
             self._record(
                 first, Decision.INVALID_TOKEN, Outcome(status=0, reason="registration invalid"), 0
             )
-            return
+            return None
         if self.devices is not None and not await self.devices.may_push(reg.device):
             self._record(
                 first, Decision.DISABLED, Outcome(status=0, reason="notifications disabled"), 0
             )
-            return
-        await self._try(first)
+            return None
+        return first
 
     async def _try(self, job: _Retry) -> None:
-        reg = job.registration
-        provider = self.providers.get(reg.service)
+        await self._try_many(job.registration.service, [job])
+
+    async def _try_many(self, service: PushService, jobs: list[_Retry]) -> None:
+        """Send ``jobs`` (all to ``service``) side by side; record and follow up each outcome."""
+        provider = self.providers.get(service)
         if provider is None:
-            self._record(
-                job, Decision.GIVE_UP, Outcome(status=0, reason="service not configured"), job.tries
-            )
+            for job in jobs:
+                outcome = Outcome(status=0, reason="service not configured")
+                self._record(job, Decision.GIVE_UP, outcome, job.tries)
             return
-        outcome = await provider.send(reg.token, job.note, topic=reg.topic)
+        if len(jobs) == 1:
+            (job,) = jobs
+            reg = job.registration
+            outcomes = [await provider.send(reg.token, job.note, topic=reg.topic)]
+        else:
+            outcomes = await provider.send_many(
+                [(j.registration.token, j.note, j.registration.topic) for j in jobs]
+            )
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            await self._settle(provider, job, outcome)
+
+    async def _settle(self, provider: Provider, job: _Retry, outcome: Outcome) -> None:
         tries = job.tries + 1
         decision = provider.classify(outcome)
         if decision is Decision.RETRY and tries >= self.settings.max_attempts:

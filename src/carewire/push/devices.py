@@ -6,16 +6,19 @@ The DEVICES record of a device (named ``login/resource``) carries
 pushed to either. A device without a DEVICES record (a client that never
 registered with clinical presence) may be pushed to.
 
-A push fan-out must not query the dataset once per push: the names of the
-devices with notifications disabled (few) are kept in memory. Every
-committed DEVICES write of this process updates them at once; they are read
-again at most :data:`MAX_AGE` seconds later anyway, for what another process
-(the command line) changed.
+A push fan-out must not query the dataset once per push, nor wait for a query
+at all: the names of the devices with notifications disabled (few) are kept in
+memory, read when the app server starts (:meth:`DirectoryDevicePolicy.load`).
+Every committed DEVICES write of this process updates them at once; for what
+another process (the command line) changed they are read again when a push
+finds them older than :data:`MAX_AGE` seconds, in the background (that push,
+and those until the read is done, are judged on what is in memory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Final
 
@@ -27,6 +30,8 @@ from carewire.directory.service import DirectoryService
 
 MAX_AGE: Final = 30.0
 
+log = logging.getLogger(__name__)
+
 
 class DirectoryDevicePolicy:
     """:class:`carewire.push.appserver.DevicePolicy` on the DEVICES dataset."""
@@ -36,7 +41,9 @@ class DirectoryDevicePolicy:
         self.directory = directory
         self._disabled: set[str] = set()
         self._loaded_at = -MAX_AGE
+        self._is_loaded = False
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None  # a background reload, owned here
         datasets.subscribe(self._changed)
 
     def _changed(self, event: RecordChanged) -> None:
@@ -69,11 +76,32 @@ class DirectoryDevicePolicy:
                 if not page.records or offset >= page.total:
                     break
             self._disabled, self._loaded_at = disabled, time.monotonic()
+            self._is_loaded = True
+
+    async def load(self) -> None:
+        """Read the devices with notifications disabled (at start)."""
+        await self._reload()
+
+    async def close(self) -> None:
+        """Stop a background reload."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+            self._refresh = None
+
+    async def _background_reload(self) -> None:
+        try:
+            await self._reload()
+        except Exception:  # a supervisor: the next push tries again
+            log.exception("reading the devices with notifications disabled failed")
 
     async def may_push(self, device: str) -> bool:
         """False when notifications are disabled for the device or a wipe is pending."""
         if self.directory.devices.is_wipe_pending(device):
             return False
         if time.monotonic() - self._loaded_at >= MAX_AGE:
-            await self._reload()
+            if not self._is_loaded:
+                await self._reload()  # never read yet (the app server was not started)
+            elif self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._background_reload(), name="push-devices")
         return device not in self._disabled

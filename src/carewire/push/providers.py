@@ -14,15 +14,17 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from carewire.errors import ConfigError
 from carewire.push import jwt
+from carewire.push.h2client import H2Client, Request, Response
 from carewire.push.model import (
     Decision,
     Notification,
@@ -50,6 +52,10 @@ FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+#: One push of a batch: device token, notification, topic ('' for the configured one).
+Push = tuple[str, Notification, str]
+
+
 class Provider(Protocol):
     """One push service as the app server uses it."""
 
@@ -60,6 +66,9 @@ class Provider(Protocol):
     async def send(self, token: str, note: Notification, *, topic: str) -> Outcome:
         """Send one push; never raises for network trouble (status 0 instead)."""
 
+    async def send_many(self, pushes: Sequence[Push]) -> list[Outcome]:
+        """Send many pushes side by side (an alert's); one outcome each, in order."""
+
     def classify(self, outcome: Outcome) -> Decision:
         """What the answer means."""
 
@@ -67,7 +76,7 @@ class Provider(Protocol):
         """Release connections."""
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -98,8 +107,8 @@ class ApnsProvider:
         self._token: tuple[str, float] | None = None  # (jwt, monotonic issue time)
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._cert_mtime: float | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._retired: list[httpx.AsyncClient] = []  # clients of replaced certificates
+        self._client: H2Client | None = None
+        self._retired: list[H2Client] = []  # clients of replaced certificates
         self._endpoint = apns.endpoint
         if apns.auth == TOKEN:
             self._key = self._load_key()
@@ -125,11 +134,11 @@ class ApnsProvider:
             raise ConfigError("push: certificate auth without the certificate manager's folder")
         return folder / f"{self.apns.certificate_slot}.pem"
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> H2Client:
         """The client; in certificate mode rebuilt when the uploaded certificate changes."""
         if self._key is not None:
             if self._client is None:
-                self._client = _client(_tls(self.settings.ca_file), self.settings.timeout)
+                self._client = H2Client(self._endpoint, _tls(self.settings.ca_file))
             return self._client
         pem = self._certificate()
         mtime = pem.stat().st_mtime
@@ -141,7 +150,7 @@ class ApnsProvider:
                 self._endpoint = APNS_PRODUCTION if info.get("production") else APNS_DEVELOPMENT
             if self._client is not None:
                 self._retired.append(self._client)  # requests in flight finish on it
-            self._client, self._cert_mtime = _client(ctx, self.settings.timeout), mtime
+            self._client, self._cert_mtime = H2Client(self._endpoint, ctx), mtime
         return self._client
 
     def bearer(self, now: float) -> str:
@@ -152,37 +161,34 @@ class ApnsProvider:
             self._token = (jwt.es256(self._key, key_id=self.apns.key_id, claims=claims), now)
         return self._token[0]
 
-    async def send(self, token: str, note: Notification, *, topic: str) -> Outcome:
-        """POST the push; status 0 when it times out or the connection fails."""
+    def _request(self, token: str, note: Notification, topic: str) -> Request:
         headers, body = apns_request(
             note,
             topic=topic or self.apns.topic,
             urgent_level=self.apns.urgent_level,
             expiration=int(time.time()) + self.settings.ttl,
         )
+        if self._key is not None:
+            headers["authorization"] = f"bearer {self.bearer(time.monotonic())}"
+        headers["content-type"] = "application/json"
+        return f"/3/device/{token}", list(headers.items()), json.dumps(body).encode()
+
+    async def send(self, token: str, note: Notification, *, topic: str) -> Outcome:
+        """POST the push; status 0 when it times out or the connection fails."""
+        (outcome,) = await self.send_many([(token, note, topic)])
+        return outcome
+
+    async def send_many(self, pushes: Sequence[Push]) -> list[Outcome]:
+        """POST the pushes over one connection, all at once; status 0 for those that failed."""
         try:
             client = self._http()
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.error("APNs: the push certificate cannot be used: %s", type(exc).__name__)
-            return Outcome(status=403, reason="CertificateUnavailable")
-        if self._key is not None:
-            headers["authorization"] = f"bearer {self.bearer(time.monotonic())}"
-        url = f"{self._endpoint}/3/device/{token}"
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                response = await client.post(url, headers=headers, content=json.dumps(body))
-        except (TimeoutError, httpx.HTTPError, ssl.SSLError, OSError) as exc:
-            log.info("APNs request failed: %s", type(exc).__name__)
-            return Outcome(status=0, reason=type(exc).__name__)
-        reason = ""
-        if response.status_code != 200:
-            reason = _json_field(response.content, "reason")
-        return Outcome(
-            status=response.status_code,
-            reason=reason,
-            provider_id=response.headers.get("apns-id", ""),
-            retry_after=_retry_after(response.headers),
+            return [Outcome(status=403, reason="CertificateUnavailable")] * len(pushes)
+        answers = await client.request_many(
+            "POST", [self._request(*p) for p in pushes], timeout=self.settings.timeout
         )
+        return [_apns_outcome(a) for a in answers]
 
     def classify(self, outcome: Outcome) -> Decision:
         """Apple's status codes and reasons."""
@@ -196,6 +202,18 @@ class ApnsProvider:
             self._client = None
         for client in clients:
             await client.aclose()
+
+
+def _apns_outcome(answer: Response | Exception) -> Outcome:
+    if isinstance(answer, Exception):
+        log.info("APNs request failed: %s", type(answer).__name__)
+        return Outcome(status=0, reason=type(answer).__name__)
+    return Outcome(
+        status=answer.status,
+        reason=_json_field(answer.body, "reason") if answer.status != 200 else "",
+        provider_id=answer.headers.get("apns-id", ""),
+        retry_after=_retry_after(answer.headers),
+    )
 
 
 class FcmProvider:
@@ -221,7 +239,9 @@ class FcmProvider:
         self._key = key
         self._access: tuple[str, float] | None = None  # (token, monotonic expiry)
         self._lock = asyncio.Lock()
-        self._client = _client(_tls(settings.ca_file), settings.timeout)
+        self._client = _client(_tls(settings.ca_file), settings.timeout)  # the token endpoint
+        self._sender = H2Client(fcm.endpoint, _tls(settings.ca_file))  # the sends
+        self._path = f"{urlsplit(fcm.endpoint).path.rstrip('/')}/v1/projects/{self.project}"
 
     async def access_token(self) -> str:
         """An OAuth 2.0 access token (RFC 7523 JWT-bearer grant), renewed a minute early.
@@ -264,33 +284,43 @@ class FcmProvider:
         except (TimeoutError, httpx.HTTPError, ValueError, KeyError, OSError) as exc:
             log.info("FCM token request failed: %s", type(exc).__name__)
             return Outcome(status=0, reason=type(exc).__name__)
-        url = f"{self.fcm.endpoint}/v1/projects/{self.project}/messages:send"
         body = fcm_request(note, token, ttl=self.settings.ttl)
         try:
             async with asyncio.timeout(self.settings.timeout):
-                response = await self._client.post(
-                    url, headers={"authorization": f"Bearer {bearer}"}, json=body
+                response = await self._sender.request(
+                    "POST",
+                    f"{self._path}/messages:send",
+                    headers=[
+                        ("authorization", f"Bearer {bearer}"),
+                        ("content-type", "application/json"),
+                    ],
+                    body=json.dumps(body).encode(),
                 )
-        except (TimeoutError, httpx.HTTPError, ssl.SSLError, OSError) as exc:
+        except (TimeoutError, ssl.SSLError, OSError) as exc:  # ConnectionError is an OSError
             log.info("FCM request failed: %s", type(exc).__name__)
             return Outcome(status=0, reason=type(exc).__name__)
-        if response.status_code == 200:
-            name = _json_field(response.content, "name")
+        if response.status == 200:
+            name = _json_field(response.body, "name")
             return Outcome(status=200, provider_id=name)
-        if response.status_code == 401:
+        if response.status == 401:
             self._access = None  # the token may have been revoked: fetch a new one next time
         return Outcome(
-            status=response.status_code,
-            reason=_fcm_error(response.content),
+            status=response.status,
+            reason=_fcm_error(response.body),
             retry_after=_retry_after(response.headers),
         )
+
+    async def send_many(self, pushes: Sequence[Push]) -> list[Outcome]:
+        """The pushes side by side (their requests share the connection's writes)."""
+        return list(await asyncio.gather(*(self.send(t, n, topic=p) for t, n, p in pushes)))
 
     def classify(self, outcome: Outcome) -> Decision:
         """FCM's status codes and error codes."""
         return classify_fcm(outcome)
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        await self._sender.aclose()
         await self._client.aclose()
 
 

@@ -69,7 +69,7 @@ class PushSettings:
         max_attempts: Tries per push before it is given up.
         retry_base: The first retry's longest delay (seconds); doubled each time …
         retry_cap: … up to this; also the most of a ``Retry-After`` we wait.
-        workers: Pushes in flight at once.
+        workers: Retries in flight at once (first tries leave in batches as they are raised).
         ttl: Seconds a provider should keep trying to reach the device.
     """
 

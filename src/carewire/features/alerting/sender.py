@@ -29,6 +29,8 @@ from datetime import timedelta
 from xml.etree.ElementTree import Element
 
 from carewire.adapters.xmpp.gateway import AlertRequest, AlertSent, GatewayError
+from carewire.core import hook_names as H
+from carewire.core.events import AlertNotifying
 from carewire.core.feature import FeatureContext
 from carewire.datasets.model import Origin
 from carewire.datasets.query import Filter, FilterOp, Query
@@ -111,6 +113,19 @@ class AlertSender:
             acknowledgeable=bool(request.accept or request.decline or request.accept_and_call),
             system=True,
         )
+        if notify and self.ctx.hooks.has_handlers(H.ALERT_NOTIFYING):
+            # Phones that no session reaches hear of the alert now, all at once, rather than
+            # each after its own copy was stored (docs/push.md). A push says only that
+            # something waits: the alert is committed (next line) long before a woken app
+            # has connected, so its commit need not hold the pushes up.
+            self.ctx.hooks.fire_sync(
+                H.ALERT_NOTIFYING,
+                AlertNotifying(
+                    alert_id=alert_id,
+                    stanza=self._message(room, notify[0], alert_id, body, element),
+                    recipients=tuple(notify),
+                ),
+            )
         await self.tracker.flush()  # recorded before anyone can see (and answer) it
         await self._describe_conversation(room, request)
         invitation_room = self.muc.room(room)

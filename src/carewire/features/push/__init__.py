@@ -13,10 +13,14 @@ A message is *push-worthy* when it has a body or an alert (not an error,
 headline or chat state). It is published (XEP-0357 §7) to:
 
 - every enabled node of the account when it went to offline storage
-  (``message/stored``: no available session at all);
+  (``message/stored``: no available session at all); for an alert, as soon as
+  it is built (``alert/notifying``: coverage has chosen the recipients), for
+  all its recipients without an available session at once, rather than as
+  each one's copy is stored, and that copy is then not pushed again;
 - the nodes enabled from a session's resource when it is delivered to that
   session while the session is detached (XEP-0198, waiting for resumption) or
-  inactive (XEP-0352), the states a phone's app is in when the OS suspended it.
+  inactive (XEP-0352), the states a phone's app is in when the OS suspended it;
+  for an alert, when it is built, as above.
 
 The summary carries the count of push-worthy messages since the device was
 last active, the priority (an Urgent or Critical alert is ``urgent``) and an
@@ -30,11 +34,19 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict
 from typing import Final
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
-from carewire.core.events import AccountEvent, DeliveryEvent, IqRequest, SessionEvent, StanzaEvent
+from carewire.core.events import (
+    AccountEvent,
+    AlertNotifying,
+    DeliveryEvent,
+    IqRequest,
+    SessionEvent,
+    StanzaEvent,
+)
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.core.sessions import Session
 from carewire.features.csi import CSI_STATE
@@ -58,6 +70,8 @@ log = logging.getLogger(__name__)
 DELIVER_PRIORITY: Final = -200
 _URGENT_ALERTS: Final = frozenset({"urgent", "critical"})
 _BODY: Final = f"{{{ns.CLIENT}}}body"
+#: Alerts whose early pushes are remembered (an alert's copies are stored within its send).
+PUSHED_ALERTS_KEPT: Final = 256
 
 EnableKey = tuple[str, str]  # (jid, node)
 
@@ -97,6 +111,8 @@ class PushNotifier:
         self.audit = audit
         self.enables: dict[str, dict[EnableKey, PushEnable]] = {}
         self.counts: dict[tuple[str, str], int] = {}  # (login, node) → messages since active
+        # Alert id → logins pushed when it was raised, whose stored copy is not pushed again.
+        self.pushed_alerts: OrderedDict[str, set[str]] = OrderedDict()
 
     async def load(self, _payload: object = None) -> None:
         """Hook ``server/started``: the enables, from the store."""
@@ -155,11 +171,50 @@ class PushNotifier:
 
     # -- when to publish ------------------------------------------------------------------
 
+    def on_alert(self, event: AlertNotifying) -> None:
+        """Hook ``alert/notifying``: the recipients' phones that no session reaches, at once.
+
+        A recipient without an available session (its copy goes to offline storage): every
+        enabled node; one whose copy goes to detached or inactive sessions: the nodes
+        enabled from those sessions' resources (as :meth:`on_deliver` would). The push does
+        not wait for the copy (an alert's copies are routed one recipient after another),
+        and the copy's ``message/stored`` or ``session/deliver`` is then not pushed again.
+        """
+        priority = push_priority(event.stanza)
+        if priority is None:
+            return
+        pushed: set[str] = set()
+        for jid in event.recipients:
+            login = jid.localpart
+            mine = self.enables.get(login) if login is not None else None
+            if not mine or login is None:
+                continue
+            targets = self.ctx.sessions.top_priority(login)
+            if any(not _is_unreachable(s) for s in targets):
+                continue  # a session reads it now: no push, as at delivery
+            resources = {s.resource for s in targets}
+            pushed.add(login)
+            for enable in mine.values():
+                if not targets or enable.resource in resources:
+                    self._publish(enable, priority)
+        if pushed:
+            self.pushed_alerts[event.alert_id] = pushed
+            while len(self.pushed_alerts) > PUSHED_ALERTS_KEPT:
+                self.pushed_alerts.popitem(last=False)
+
+    def _was_pushed(self, stanza: Element, login: str) -> bool:
+        """Whether this copy's push left when its alert was raised (:meth:`on_alert`)."""
+        pushed = self.pushed_alerts.get(stanza.get("id", ""))
+        return pushed is not None and login in pushed
+
     def on_stored(self, event: StanzaEvent) -> None:
         """Hook ``message/stored``: no session is available; every enabled node hears of it."""
         priority = push_priority(event.stanza)
         login = None if event.to_jid is None else event.to_jid.localpart
         if priority is None or login is None:
+            return
+        if self._was_pushed(event.stanza, login):
+            self.pushed_alerts[event.stanza.get("id", "")].discard(login)  # stored once
             return
         for enable in self.enables.get(login, {}).values():
             self._publish(enable, priority)
@@ -171,7 +226,7 @@ class PushNotifier:
         if not mine or not _is_unreachable(session):
             return False
         priority = push_priority(event.stanza)
-        if priority is not None:
+        if priority is not None and not self._was_pushed(event.stanza, session.username):
             for enable in mine.values():
                 if enable.resource == session.resource:
                     self._publish(enable, priority)
@@ -231,6 +286,7 @@ def setup(ctx: FeatureContext) -> None:
     ctx.iq.register(ps.DISABLE, notifier.on_disable, types=("set",), targets=(IqTarget.ACCOUNT,))
     ctx.hooks.on(H.SERVER_STARTED, notifier.load)
     ctx.hooks.on(H.MESSAGE_STORED, notifier.on_stored)
+    ctx.hooks.on(H.ALERT_NOTIFYING, notifier.on_alert)
     ctx.hooks.on(H.SESSION_DELIVER, notifier.on_deliver, priority=DELIVER_PRIORITY)
     ctx.hooks.on(H.SESSION_INITIAL_PRESENCE, notifier.on_active)
     ctx.hooks.on(H.SESSION_CLIENT_STATE, notifier.on_active)
