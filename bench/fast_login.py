@@ -77,6 +77,7 @@ from bench.run import (
     prepare_data_dir,
     server_env,
 )
+from bench.stats import proc_cpu_seconds
 
 SASL2 = "urn:xmpp:sasl:2"
 FAST = "urn:xmpp:fast:0"
@@ -215,9 +216,19 @@ def _keep_token(phone: Phone, success: bytes) -> None:
 
 
 async def storm(
-    name: str, phones: list[Phone], concurrency: int, login: Any, timeout: float
+    name: str,
+    phones: list[Phone],
+    concurrency: int,
+    login: Any,
+    timeout: float,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Every phone logs in once, ``concurrency`` at a time; sessions close at the end."""
+    """Every phone logs in once, ``concurrency`` at a time; sessions close at the end.
+
+    CPU per login (``cpu_ms_per_login``): the server's (all its threads, from
+    /proc) and the generator's, over the storm; the server's is the figure
+    that a busy shared machine does not distort much, unlike logins/s.
+    """
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     errors: list[str] = []
@@ -237,9 +248,14 @@ async def storm(
             open_protos.append(proto)
             resumed += phone.resumed
 
+    server_cpu = proc_cpu_seconds(server_pid) if server_pid else None
+    client_cpu = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(one(p) for p in phones))
     wall = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
+    if server_cpu is not None and server_pid:
+        server_cpu = (proc_cpu_seconds(server_pid) or server_cpu) - server_cpu
     for proto in open_protos:
         if proto.transport is not None:
             proto.transport.abort()
@@ -255,6 +271,12 @@ async def storm(
         "tls_resumed": resumed,
     }
     if latencies:
+        per = 1000 / len(latencies)
+        result["cpu_ms_per_login"] = {
+            "server": round(server_cpu * per, 3) if server_cpu is not None else None,
+            "generator": round(client_cpu * per, 3),
+        }
+    if latencies:
         result["latency_ms"] = {
             "p50": round(statistics.median(latencies), 2),
             "p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
@@ -265,6 +287,7 @@ async def storm(
 async def run(args: argparse.Namespace, ports: dict[str, int], domain: str) -> dict[str, Any]:
     """The three phases against a running server."""
     host, port = "127.0.0.1", ports["c2s_tls"]
+    pid = ports.get("pid")
     phones = [Phone(login) for login in account_names(args.accounts)]
     tls = tls_context()
 
@@ -277,16 +300,18 @@ async def run(args: argparse.Namespace, ports: dict[str, int], domain: str) -> d
     async def fast(p: Phone) -> XmppProtocol:
         return await fast_login(host, port, domain, tls, p, resume=args.resume)
 
-    primed = await storm("priming", phones, args.concurrency, prime, args.login_timeout)
+    primed = await storm("priming", phones, args.concurrency, prime, args.login_timeout, pid)
     phones = [p for p in phones if p.token]
     runs: dict[str, list[dict[str, Any]]] = {"scram": [], "fast": []}
     for _ in range(args.rounds):
         if args.one_core:
             scram_keys.cache_clear()  # every SCRAM login derives the client's keys
         runs["scram"].append(
-            await storm("scram", phones, args.concurrency, scram, args.login_timeout)
+            await storm("scram", phones, args.concurrency, scram, args.login_timeout, pid)
         )
-        runs["fast"].append(await storm("fast", phones, args.concurrency, fast, args.login_timeout))
+        runs["fast"].append(
+            await storm("fast", phones, args.concurrency, fast, args.login_timeout, pid)
+        )
     return {"priming": primed, "accounts_with_token": len(phones), **runs}
 
 
@@ -403,6 +428,25 @@ def _summary(result: dict[str, Any], how: str) -> int:
         f"\nSCRAM logins/s {best['scram']:.0f}, FAST reconnects/s {best['fast']:.0f} "
         f"(x{ratio:.2f}); {how}"
     )
+    cpu: dict[str, list[float]] = {}
+    for kind in ("scram", "fast"):
+        for n, r in enumerate(result[kind], 1):
+            per = r.get("cpu_ms_per_login") or {}
+            line = f"  {kind:5s} round {n}: {r['logins_per_s']:7.1f}/s"
+            if per.get("server") is not None:
+                line += f", server {per['server']:.2f} ms CPU per login"
+                cpu.setdefault(kind, []).append(per["server"])
+            if "generator" in per:
+                line += f", generator {per['generator']:.2f} ms"
+            if "tls_resumed" in r:
+                line += f", TLS resumed {r['tls_resumed']}/{r['completed']}"
+            print(line)
+    if cpu.get("scram") and cpu.get("fast"):
+        scram_cpu, fast_cpu = statistics.median(cpu["scram"]), statistics.median(cpu["fast"])
+        print(
+            f"server CPU per login (median of rounds): SCRAM {scram_cpu:.2f} ms, "
+            f"FAST {fast_cpu:.2f} ms (SCRAM / FAST x{scram_cpu / fast_cpu:.2f})"
+        )
     return 0
 
 
