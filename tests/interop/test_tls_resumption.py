@@ -82,7 +82,7 @@ def _open(
 
 def _reconnects(
     server: RunningServer, ctx: ssl.SSLContext, *, starttls: bool
-) -> list[tuple[bool, bool, str | None]]:
+) -> list[tuple[bool | None, bool, str | None]]:
     """Three connections, each resuming the previous one's session: (reused, ticket, version)."""
     seen = []
     session = None
@@ -123,7 +123,7 @@ def _sasl2(tls: ssl.SSLSocket, payload: str) -> bytes:
     return found.group(0)
 
 
-def _login_then_fast_on_resumed_tls(server: RunningServer) -> tuple[bool, bytes]:
+def _login_then_fast_on_resumed_tls(server: RunningServer) -> tuple[bool | None, bytes]:
     """SCRAM + token on a full handshake; FAST (HT-SHA-256-ENDP) + Bind2 on the resumed one."""
     login, password = server.account()
     agent = f"<user-agent id='{uuid.uuid4()}'/>"
