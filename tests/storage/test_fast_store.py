@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from carewire.core.stores import FastRecord, Stores
@@ -108,3 +111,76 @@ async def test_seeds_are_sealed_and_bound_to_their_client(db_url: str) -> None:
         assert await store.get("alice", "phone-1") is not None
     finally:
         await db.close()
+
+
+def _commits(caplog: pytest.LogCaptureFixture, name: str) -> int:
+    return sum(f"transaction {name} committed" in r.getMessage() for r in caplog.records)
+
+
+async def test_concurrent_puts_share_a_transaction(
+    stores: Stores, alice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FAST logins writing at once commit together; each put returns once its row is in."""
+    caplog.set_level(logging.DEBUG, logger="carewire.storage.database")
+    agents = [f"phone-{n}" for n in range(20)]
+
+    async def put_then_read(agent: str) -> FastRecord | None:
+        await stores.fast.put(record(alice, agent, current_count=len(agent)))
+        return await stores.fast.get(alice, agent)  # committed when put returned
+
+    read = await asyncio.gather(*(put_then_read(a) for a in agents))
+    assert read == [record(alice, a, current_count=len(a)) for a in agents]
+    # The first put commits alone; the 19 queued behind it share the next transaction.
+    assert 1 <= _commits(caplog, "put_fast_tokens") <= 2
+
+
+async def test_a_delete_is_not_undone_by_a_queued_put(stores: Stores, alice: str) -> None:
+    """Puts and deletes keep their order: a put queued before a delete does not come back."""
+    fast = stores.fast
+    await asyncio.gather(
+        fast.put(record(alice, "other")),  # holds the lock while the next two queue
+        fast.put(record(alice)),
+        fast.delete(alice, "phone-1"),
+        fast.put(record(alice, "tablet")),
+        fast.delete_owner(alice),
+    )
+    assert await fast.get(alice, "phone-1") is None
+    assert await fast.get(alice, "tablet") is None
+    assert await fast.get(alice, "other") is None
+    await fast.put(record(alice))  # and the store still writes
+    assert await fast.get(alice, "phone-1") == record(alice)
+
+
+async def test_every_put_of_a_failed_batch_raises(stores: Stores, alice: str) -> None:
+    """A put never returns as if written when its transaction failed."""
+    fast = stores.fast
+    outcomes = await asyncio.gather(
+        fast.put(record(alice, "first")),  # commits alone
+        fast.put(record(alice, "second")),  # shares a batch with the next one …
+        fast.put(record("nobody", "third")),  # … which no account owns: the batch fails
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], Exception) and isinstance(outcomes[2], Exception)
+    assert await fast.get(alice, "first") is not None
+    assert await fast.get(alice, "second") is None
+    await fast.put(record(alice, "second"))  # the queue is not stuck
+    assert await fast.get(alice, "second") is not None
+
+
+async def test_put_inside_a_transaction_joins_it(db: Database, stores: Stores, alice: str) -> None:
+    """Inside the caller's transaction a put is part of it (and rolls back with it)."""
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with db.transaction("outer"):
+            await stores.fast.put(record(alice))
+            await stores.fast.delete_owner(alice)
+            await stores.fast.put(record(alice, "tablet"))
+            raise Abort
+    assert await stores.fast.get(alice, "tablet") is None
+    async with db.transaction("outer"):
+        await stores.fast.put(record(alice, "tablet"))
+    assert await stores.fast.get(alice, "tablet") is not None

@@ -27,7 +27,12 @@ def server_context(
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.load_cert_chain(str(cert_file), str(key_file))
     # One TLS 1.3 session ticket (OpenSSL sends two): enough for a reconnecting
-    # phone to resume, and one ticket less to mint on every login.
+    # phone to resume (a new ticket comes with each connection, resumed or not),
+    # and one ticket less to mint on every login. The ticket keys are OpenSSL's,
+    # random per context and only in this process's memory (a certificate reload
+    # makes a new context: older tickets then get a full handshake); a TLS 1.3
+    # resumption still makes an (EC)DHE exchange (OpenSSL refuses PSK-only
+    # resumption unless told otherwise), so it keeps forward secrecy.
     ctx.num_tickets = 1
     if alpn:
         ctx.set_alpn_protocols(alpn)

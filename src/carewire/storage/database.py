@@ -205,6 +205,11 @@ class Database:
         log.debug("transaction %s committed in %.3f ms", name, _ms_since(started))
         txn._run_callbacks()
 
+    def in_transaction(self) -> bool:
+        """Whether the calling task has a transaction open here (a new one would join it)."""
+        outer = _open.get(_NONE).get(id(self))
+        return outer is not None and outer.owner is asyncio.current_task()
+
     @asynccontextmanager
     async def read(self, name: str) -> AsyncIterator[AsyncConnection]:
         """A connection for reading, in autocommit mode.

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    bindparam,
     delete,
     func,
     insert,
@@ -52,6 +53,9 @@ _D = directory_users.c
 _A = accounts.c
 _P = directory_pins.c
 _R = pin_resets.c
+#: Built once: the FAST login asks it at every reconnect (a statement built per call is
+#: compiled and cache-keyed again each time).
+_HAS_PIN = select(_P.login).where(_P.login == bindparam("login"))
 
 #: Profile fields with their own column; the rest go to the JSON column ``profile``.
 _COLUMN_FIELDS = frozenset(
@@ -378,8 +382,8 @@ class SqlUserStore:
 
     async def has_pin(self, login: str) -> bool:
         """Whether the user has a PIN (an inline point read: the FAST login's hot path)."""
-        query = select(_P.login).where(_P.login == login)
-        row = await self._db.fetch("has_pin", lambda c: c.execute(query).first())
+        params = {"login": login}
+        row = await self._db.fetch("has_pin", lambda c: c.execute(_HAS_PIN, params).first())
         return row is not None
 
     async def set_pin(self, login: str, pin: StoredPin) -> None:

@@ -7,10 +7,19 @@ are also encrypted at rest with the data keys (docs/encryption.md), bound to
 their column, account and client: the server secret sits in the data
 directory, so a copy of the data directory with its database must not be
 enough to rebuild tokens; the key-encryption key, kept outside it, is needed too.
+
+Writes share transactions (group commit): a FAST login that promotes or
+rotates a token waits until its row is committed — the client is about to
+rely on the token it is sent — but the logins writing at the same moment are
+committed together, in one transaction, by whichever of them holds the write
+lock. Deletes take the same lock and drop the queued rows they supersede, so
+the order of puts and deletes is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from sqlalchemy import bindparam, delete, select
@@ -55,6 +64,9 @@ class SqlFastTokenStore:
         self._db = db
         self._keyring = keyring
         self._put = dialects.upsert(db.dialect, fast_tokens, ["owner", "agent_id"])
+        self._lock = asyncio.Lock()  # one write at a time: the group commit
+        self._pending: dict[tuple[str, str], dict[str, object]] = {}  # the latest row per client
+        self._waiters: list[asyncio.Future[None]] = []  # the puts of the rows queued
 
     async def get(self, owner: str, agent_id: str) -> FastRecord | None:
         """The record of one client, or None."""
@@ -75,28 +87,83 @@ class SqlFastTokenStore:
         return FastRecord(owner=row.owner, agent_id=row.agent_id, **values)
 
     async def put(self, record: FastRecord) -> None:
-        """Insert or replace the record of ``(owner, agent_id)``."""
+        """Insert or replace the record of ``(owner, agent_id)``; returns once it is committed.
+
+        Concurrent puts share one transaction (see the module docstring); if
+        it fails, every put in it raises the error.
+        """
         row = {name: getattr(record, name) for name in ("owner", "agent_id", *_COLUMNS)}
         for name in _SEEDS:
             seed = row[name]
             if seed is not None:
                 aad = seed_aad(name, record.owner, record.agent_id)
                 row[name] = self._keyring.seal(seed, aad=aad)
-        async with self._db.transaction("put_fast_tokens") as txn:
-            await txn.conn.execute(self._put, row)
+        if self._db.in_transaction():
+            # Part of the caller's transaction (and its lock): written there, not batched.
+            self._pending.pop((record.owner, record.agent_id), None)
+            async with self._db.transaction("put_fast_tokens") as txn:
+                await txn.conn.execute(self._put, row)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[(record.owner, record.agent_id)] = row
+        self._waiters.append(done)
+        try:
+            async with self._lock:
+                if not done.done():
+                    await self._flush_locked()
+            await done
+        except BaseException:
+            done.cancel()  # no-op once it has its outcome; else nobody is waiting for it
+            raise
+
+    async def _flush_locked(self) -> None:
+        """Commit every queued row in one transaction and tell their puts (lock held)."""
+        batch, waiters = self._pending, self._waiters
+        self._pending, self._waiters = {}, []
+        try:
+            if batch:
+                async with self._db.transaction("put_fast_tokens") as txn:
+                    await txn.conn.execute(self._put, list(batch.values()))
+        except Exception as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        except BaseException:
+            # Cancelled while writing: the rows go back in the queue for the next holder.
+            self._pending = batch | self._pending
+            self._waiters = waiters + self._waiters
+            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def delete(self, owner: str, agent_id: str) -> bool:
         """Forget one client's tokens; False if there were none."""
         stmt = delete(fast_tokens).where(_F.owner == owner, _F.agent_id == agent_id)
-        async with self._db.transaction("delete_fast_tokens") as txn:
-            result = await txn.conn.execute(stmt)
-        return bool(result.rowcount)
+        async with self._write_lock():
+            queued = self._pending.pop((owner, agent_id), None) is not None
+            async with self._db.transaction("delete_fast_tokens") as txn:
+                result = await txn.conn.execute(stmt)
+        return bool(result.rowcount) or queued
 
     async def delete_owner(self, owner: str) -> int:
         """Forget every client's tokens of an account; how many clients had some."""
-        async with self._db.transaction("delete_account_fast_tokens") as txn:
-            result = await txn.conn.execute(delete(fast_tokens).where(_F.owner == owner))
-        return int(result.rowcount)
+        async with self._write_lock():
+            queued = [key for key in self._pending if key[0] == owner]
+            for key in queued:
+                del self._pending[key]
+            async with self._db.transaction("delete_account_fast_tokens") as txn:
+                result = await txn.conn.execute(delete(fast_tokens).where(_F.owner == owner))
+        return max(int(result.rowcount), len(queued))
+
+    def _write_lock(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The group commit's lock — none inside the caller's transaction.
+
+        That transaction holds the database's write lock, which a batch being
+        committed by another task waits for: taking ours as well would deadlock.
+        """
+        return contextlib.nullcontext() if self._db.in_transaction() else self._lock
 
     def _open(self, blob: bytes | None, aad: bytes) -> bytes | None:
         """A stored seed in clear; one written in clear (encryption off) as it is."""
