@@ -11,6 +11,8 @@ SUSTAINED_P99_MS = 250.0  # beyond this, messages queue somewhere
 SUSTAINED_CATCH_UP_S = 5.0
 _LOG_KEYS = ("errors", "tracebacks", "warnings")
 #: The features a server runs without message tracking (and the archive built on it).
+#: Expiry, alerting, coverage and groups need the tracker too, and the data platform's XMPP
+#: adapter needs alerting, so such a server no longer starts: the untracked row then says so.
 UNTRACKED_DROPPED = ("tracking", "mam")
 
 
@@ -146,6 +148,8 @@ def tracking_comparison(
 
 
 def _row_text(r: dict[str, Any]) -> str:
+    if r.get("rate") is None:  # the run did not happen (its server did not start, …)
+        return f"no figures: {r.get('error') or 'the run failed'}"
     return (
         f"{r['rate']:g}/s: delivered {r['delivered_msg_per_s']}/s, p50 {r['p50_ms']} "
         f"p99 {r['p99_ms']} max {r['max_ms']} ms, loss {r['loss']}, "
