@@ -16,6 +16,7 @@ from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import DatasetService
 from carewire.errors import ConfigError, NotFoundError, ValidationError
 from carewire.features.clinical_presence import NS_DEVICE, ClinicalPresence, DeviceInfo, DeviceKind
+from carewire.features.clinical_presence import records as clinical_records
 from carewire.features.clinical_presence.model import ResourcePresence, aggregate, parse_register
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
@@ -264,6 +265,92 @@ async def test_device_and_registration_records(h: Harness) -> None:
         "10.0.0.1",
     )
     assert again.data["device"].kind == "mobile"
+
+
+async def test_a_burst_of_logins_is_written_in_shared_transactions(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs queued together share a commit, and each sees the writes of those before it."""
+    # Only the count bounds a group here: a slow machine must not split it by time.
+    monkeypatch.setattr(clinical_records, "GROUP_SECONDS", 60.0)
+    commits: list[str] = []
+    db = h.db
+    real = db.transaction
+
+    def counting(name: str):  # type: ignore[no-untyped-def]
+        if not db.in_transaction():
+            commits.append(name)
+        return real(name)
+
+    for i in range(12):
+        await h.account(f"u{i}")
+    # Another writer holds the database while the logins arrive, as in a storm: their
+    # records queue up behind it.
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with real("someone_else"):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    db.transaction = counting  # type: ignore[method-assign]
+    try:
+        sessions = [await bind_from(h, f"u{i}", "phone", f"10.0.1.{i}") for i in range(12)]
+        # The same device again in the same burst: its second record must see the first.
+        await h.unbind(sessions[0][0])
+        await bind_from(h, "u0", "phone", "10.0.2.1")
+        release.set()
+        await holder
+        await settle(h)
+    finally:
+        db.transaction = real  # type: ignore[method-assign]
+    presence_commits = [c for c in commits if c == "clinical_presence"]
+    # One each would be about 40 (12 logins' records, u0's logout and login again).
+    assert 1 <= len(presence_commits) <= 2
+    for i in range(1, 12):
+        (device,) = await rows(h, "DEVICES", name=f"u{i}/phone")
+        assert device["status"] == "Registered"
+        assert device["usr"] == (await user(h, f"u{i}"))["id"]
+    (device,) = await rows(h, "DEVICES", name="u0/phone")
+    history_rows = await rows(h, "REGISTRATION_HISTORY", device=device["id"])
+    statuses = [r["device_status"] for r in history_rows]
+    assert statuses == ["Registered", "Disconnected", "Registered"]
+    assert history_rows[-1]["previous_ip_address"] == "10.0.1.0"
+    assert len(await rows(h, "USERS", login="u0")) == 1  # created once, not once per job
+
+
+async def test_a_failing_record_job_loses_none_of_the_others(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = service(h).records
+    written: list[str] = []
+
+    def job(name: str, *, fail: bool = False):  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            await datasets(h).create("USERS", {"login": name})
+            if fail:
+                raise RuntimeError("this job fails")
+            written.append(name)
+
+        return run
+
+    for i in range(5):
+        records.submit(job(f"ok{i}"))
+    records.submit(job("bad", fail=True))
+    for i in range(5, 10):
+        records.submit(job(f"ok{i}"))
+    await records.drain()
+    # The jobs grouped with the failed one ran again, alone; every one of them is written.
+    assert set(written) == {f"ok{i}" for i in range(10)}
+    last = {name: index for index, name in enumerate(written)}
+    assert sorted(last, key=last.__getitem__) == [f"ok{i}" for i in range(10)]  # in order
+    for i in range(10):
+        assert len(await rows(h, "USERS", login=f"ok{i}")) == 1
+    # The failed job's own write went with it; the error is in the log.
+    assert await rows(h, "USERS", login="bad") == []
+    assert "could not be written" in caplog.text and "this job fails" in caplog.text
 
 
 async def test_unregister_clears_the_token_and_sticks(h: Harness) -> None:

@@ -461,6 +461,17 @@ class DatasetService:
             writer.after_commit(lambda: self._publish(b.events))
             yield b
 
+    @asynccontextmanager
+    async def group(self, name: str) -> AsyncIterator[None]:
+        """One transaction that the batches opened inside it (by this task) join.
+
+        For a writer with many small writes queued (clinical presence): one commit for
+        all instead of one each. They commit or roll back together; each batch's events
+        go out after the group commits, in write order.
+        """
+        async with self.store.write(name):
+            yield
+
     def _publish(self, events: Sequence[RecordChanged]) -> None:
         for event in events:
             for callback in self._subscribers:

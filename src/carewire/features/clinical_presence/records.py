@@ -3,8 +3,15 @@
 Theory of operation: presence routing never waits on the database. Every
 write is a job on one queue, run in order by one worker task this module
 owns (started at first use, drained and stopped on ``server/stopping``), so
-history rows come out in the order the changes happened. A failed job is
-logged and skipped; the next change writes the current state again.
+history rows come out in the order the changes happened. The jobs waiting
+when the worker looks share one transaction (up to ``GROUP_MAX`` of them, or
+``GROUP_SECONDS`` of work, so other writers are not held up long): a login
+storm leaves a DEVICES upsert and two history rows per login, and one commit
+each could not keep up (thousands of writes were still queued at shutdown).
+Lookups go through the group's transaction, so a job sees the writes of the
+jobs before it. When a job fails, the group is rolled back and its jobs run
+again one by one; the failed one is logged and skipped, and the next change
+writes the current state again.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from carewire.datasets.model import Origin, Record, RecordId
 from carewire.datasets.query import Filter, FilterOp, Query, Sort
-from carewire.datasets.service import DatasetService, RecordNotFoundError
+from carewire.datasets.service import Batch, DatasetService, RecordNotFoundError
 from carewire.datasets.values import RecordError
 from carewire.errors import ConflictError
 from carewire.features.clinical_presence.model import Aggregate, DeviceInfo, DeviceStatus
@@ -27,6 +35,10 @@ log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
 STOP_TIMEOUT = 10.0
+#: At most this many jobs share a transaction…
+GROUP_MAX = 64
+#: …and no job joins one that has run this long (seconds): other writers wait meanwhile.
+GROUP_SECONDS = 0.02
 PAGE = 500
 VENDOR = "XMPP"
 
@@ -97,13 +109,44 @@ class PresenceRecords:
 
     async def _run(self) -> None:
         while True:
-            job = await self._queue.get()
+            group = [await self._queue.get()]
             try:
-                await job()
+                await self._run_group(group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _run_group(self, group: list[Job]) -> None:
+        """Run ``group`` (and the jobs queued meanwhile, appended to it) in one transaction."""
+        try:
+            async with self.datasets.group("clinical_presence"):
+                started = time.perf_counter()
+                index = 0
+                while True:
+                    await group[index]()
+                    index += 1
+                    if index == len(group):
+                        if (
+                            self._queue.empty()
+                            or len(group) >= GROUP_MAX
+                            or time.perf_counter() - started >= GROUP_SECONDS
+                        ):
+                            break
+                        group.append(self._queue.get_nowait())
+            return
+        except Exception:  # one of them failed: the group is rolled back
+            if len(group) == 1:
+                log.exception("a clinical presence record could not be written")
+                self._users.clear()  # ids created in the rolled-back transaction
+                return
+        self._users.clear()
+        for job in group:  # each alone, in order, as if never grouped
+            try:
+                async with self.datasets.group("clinical_presence"):
+                    await job()
             except Exception:  # supervisor: one failed write must not stop the others
                 log.exception("a clinical presence record could not be written")
-            finally:
-                self._queue.task_done()
+                self._users.clear()
 
     async def drain(self) -> None:
         """Return once every job submitted so far has run."""
@@ -128,16 +171,16 @@ class PresenceRecords:
         cached = self._users.get(login)
         if cached is not None:
             return cached
-        found = await self._find(self._ds(USERS), "login", login)
-        if found is None:
-            try:
-                found = await self.datasets.create(
-                    self._ds(USERS), {"login": login}, origin=self._origin("")
-                )
-            except ConflictError:  # created meanwhile by someone else
-                found = await self._find(self._ds(USERS), "login", login)
+        users = self._ds(USERS)
+        try:
+            async with self.datasets.batch(self._origin(""), "user_record") as b:
+                found = await self._lookup(b, users, "login", login)
                 if found is None:
-                    raise
+                    found = await b.create(users, {"login": login})
+        except ConflictError:  # created meanwhile by someone else
+            found = await self._find(users, "login", login)
+            if found is None:
+                raise
         self._users[login] = found.id
         return found.id
 
@@ -146,6 +189,18 @@ class PresenceRecords:
             dataset, Query(filters=(Filter(field=field, op=FilterOp.EQ, value=value),), limit=1)
         )
         return page.records[0] if page.records else None
+
+    async def _lookup(self, b: Batch, dataset: str, field: str, value: str) -> Record | None:
+        """The record whose ``field`` is ``value`` as ``b``'s transaction sees it.
+
+        By key when ``field`` is the dataset's key (the built-in USERS and DEVICES); a
+        dataset mapped in its place with another key is queried (committed rows only).
+        """
+        try:
+            found = await b.find_many(dataset, [{field: value}])
+        except RecordError:
+            return await self._find(dataset, field, value)
+        return found[0] if found else None
 
     async def _retrying(self, login: str, write: Callable[[RecordId], Awaitable[None]]) -> None:
         """Run ``write`` with the user's record id; once more if the cached id went stale."""
@@ -241,24 +296,24 @@ class PresenceRecords:
         """Upsert the DEVICES record and add a REGISTRATION_HISTORY row."""
 
         async def write(usr: RecordId) -> None:
-            before = await self._find(self._ds(DEVICES), "name", event.name)
-            previous_ip = str(before.values.get("ip_address") or "") if before else ""
-            info = event.info
-            device: dict[str, object] = {
-                "name": event.name,
-                "vendor": VENDOR,
-                "ip_address": event.ip_address or None,
-                "usr": usr,
-            }
-            if not event.keep_status or before is None:
-                device["status"] = event.status.value
-            if event.active_at is not None:
-                device["last_active_at"] = event.active_at
-            if event.status is DeviceStatus.UNREGISTERED:
-                device["token"] = None
-            elif info.push_token:
-                device["token"] = info.push_token
             async with self.datasets.batch(self._origin("user"), "device_changed") as b:
+                before = await self._lookup(b, self._ds(DEVICES), "name", event.name)
+                previous_ip = str(before.values.get("ip_address") or "") if before else ""
+                info = event.info
+                device: dict[str, object] = {
+                    "name": event.name,
+                    "vendor": VENDOR,
+                    "ip_address": event.ip_address or None,
+                    "usr": usr,
+                }
+                if not event.keep_status or before is None:
+                    device["status"] = event.status.value
+                if event.active_at is not None:
+                    device["last_active_at"] = event.active_at
+                if event.status is DeviceStatus.UNREGISTERED:
+                    device["token"] = None
+                elif info.push_token:
+                    device["token"] = info.push_token
                 rec = await b.upsert(self._ds(DEVICES), device)
                 history: dict[str, object] = {
                     "device_status": event.status.value,
@@ -280,16 +335,16 @@ class PresenceRecords:
 
     async def device_active(self, name: str, at: datetime) -> None:
         """Set DEVICES.last_active_at ("Most Recent Activity") of a recorded device."""
-        found = await self._find(self._ds(DEVICES), "name", name)
-        if found is None:
-            return  # its registration is recorded first (same queue): nothing to update yet
         async with self.datasets.batch(self._origin("user"), "device_active") as b:
+            found = await self._lookup(b, self._ds(DEVICES), "name", name)
+            if found is None:
+                return  # its registration is recorded first (same queue): nothing to update yet
             await b.update(self._ds(DEVICES), found.id, {"last_active_at": at})
 
     async def device_priority(self, name: str, priority: str) -> None:
         """Set DEVICES.priority, the priority of the latest message sent to a recorded device."""
-        found = await self._find(self._ds(DEVICES), "name", name)
-        if found is None or found.values.get("priority") == priority:
-            return
         async with self.datasets.batch(self._origin("system"), "device_priority") as b:
+            found = await self._lookup(b, self._ds(DEVICES), "name", name)
+            if found is None or found.values.get("priority") == priority:
+                return
             await b.update(self._ds(DEVICES), found.id, {"priority": priority})
