@@ -16,7 +16,6 @@ from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import DatasetService
 from carewire.errors import ConfigError, NotFoundError, ValidationError
 from carewire.features.clinical_presence import NS_DEVICE, ClinicalPresence, DeviceInfo, DeviceKind
-from carewire.features.clinical_presence import records as clinical_records
 from carewire.features.clinical_presence.model import ResourcePresence, aggregate, parse_register
 from carewire.xmpp import ns
 from carewire.xmpp.errors import StreamCondition
@@ -189,6 +188,20 @@ async def test_a_status_change_alone_is_recorded(h: Harness) -> None:
     assert [row[1] for row in await history(h, "alice")] == ["", "On shift", "Lunch"]
 
 
+async def test_a_users_record_deleted_meanwhile_is_made_again(h: Harness) -> None:
+    phone, _ = await h.login("alice", "phone")
+    old = (await user(h, "alice"))["id"]
+    # What points at it goes first (a purge), then the record itself.
+    for dataset in ("PRESENCE_HISTORY", "REGISTRATION_HISTORY", "DEVICES"):
+        for row in await rows(h, dataset, usr=old):
+            await datasets(h).delete(dataset, int(str(row["id"])))
+    await datasets(h).delete("USERS", int(str(old)))
+    await h.send(phone, "<presence><show>away</show><status>Lunch</status></presence>")
+    again = await user(h, "alice")
+    assert again["id"] != old and again["presence_show"] == "away"
+    assert [row[1] for row in await history(h, "alice")] == ["Lunch"]
+
+
 async def test_history_row_fields(h: Harness) -> None:
     await h.login("alice", "phone")
     usr = (await user(h, "alice"))["id"]
@@ -267,12 +280,8 @@ async def test_device_and_registration_records(h: Harness) -> None:
     assert again.data["device"].kind == "mobile"
 
 
-async def test_a_burst_of_logins_is_written_in_shared_transactions(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Jobs queued together share a commit, and each sees the writes of those before it."""
-    # Only the count bounds a group here: a slow machine must not split it by time.
-    monkeypatch.setattr(clinical_records, "GROUP_SECONDS", 60.0)
+async def test_a_burst_of_logins_is_written_in_shared_transactions(h: Harness) -> None:
+    """Changes queued together share a commit, and each sees the writes of those before it."""
     commits: list[str] = []
     db = h.db
     real = db.transaction

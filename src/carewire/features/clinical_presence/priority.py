@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 from carewire.core.events import DeliveryEvent
-from carewire.features.clinical_presence.records import PresenceRecords
+from carewire.features.clinical_presence.records import PresenceRecords, PriorityChange
 from carewire.features.clinical_presence.sessions import is_virtual
 from carewire.xmpp import ns
 from carewire.xmpp.alert_model import NS as ALERT_NS
@@ -59,5 +59,5 @@ class DevicePriority:
             return False
         session.data[PRIORITY_KEY] = priority
         name = f"{session.username}/{session.resource}"
-        self.records.submit(lambda: self.records.device_priority(name, priority))
+        self.records.submit(PriorityChange(name, priority))
         return False

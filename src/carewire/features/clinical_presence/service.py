@@ -40,7 +40,12 @@ from carewire.features.clinical_presence.model import (
     parse_register,
     show_for,
 )
-from carewire.features.clinical_presence.records import DeviceEvent, PresenceRecords
+from carewire.features.clinical_presence.records import (
+    ActiveChange,
+    DeviceEvent,
+    PresenceChange,
+    PresenceRecords,
+)
 from carewire.features.clinical_presence.sessions import (
     DEVICE_KEY,
     STATE_KEY,
@@ -344,7 +349,7 @@ class ClinicalPresence:
             return
         state.active_recorded_at = now
         name = f"{session.username}/{session.resource}"
-        self.records.submit(lambda: self.records.device_active(name, now))
+        self.records.submit(ActiveChange(name, now))
 
     def _is_ending(self, session: Session) -> bool:
         return session.is_closed or self._state(session).closed_by is not None
@@ -369,15 +374,21 @@ class ClinicalPresence:
             del self._reverts[login]
         at = self.ctx.clock.now()
 
-        async def write() -> None:
-            await self.records.presence_changed(
-                login, agg, resource=resource, changed_by=changed_by, at=at
-            )
+        async def then() -> None:  # a timed state (PRESENCE_STATES.duration) reverts later
             duration = await self.records.state_duration(agg.status)
             if duration and self._last.get(login) is agg:
                 self._reverts[login] = (at + timedelta(minutes=duration), agg.status)
 
-        self.records.submit(write)
+        self.records.submit(
+            PresenceChange(
+                login=login,
+                agg=agg,
+                resource=resource,
+                changed_by=changed_by,
+                at=at,
+                then=then if agg.status else None,
+            )
+        )
 
     def _device(self, session: Session, status: DeviceStatus, *, keep_status: bool = False) -> None:
         active_at = None
@@ -392,7 +403,7 @@ class ClinicalPresence:
             keep_status=keep_status,
             active_at=active_at,
         )
-        self.records.submit(lambda: self.records.device_changed(event))
+        self.records.submit(event)
 
     # -- virtual sessions ----------------------------------------------------------------------
 
