@@ -78,6 +78,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"federation tests with {peer} SKIPPED: {reason}", yellow=True
         )
+    if _ran_under(terminalreporter, "tests/deploy/"):
+        from tests.deploy.tools import not_run
+
+        for line in not_run():
+            terminalreporter.write_sep("!", line, yellow=True)
+
+
+def _ran_under(terminalreporter: pytest.TerminalReporter, prefix: str) -> bool:
+    """Whether any test under ``prefix`` (a path from the repository root) reported."""
+    return any(
+        str(getattr(report, "nodeid", "")).startswith(prefix)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+    )
 
 
 def federation_peers_missing() -> dict[str, str]:

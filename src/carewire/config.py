@@ -479,7 +479,11 @@ def load(
 
 def render_default(domain: str, *, data_dir: Path | None = None) -> str:
     """The ``carewire.toml`` that ``carewire init`` writes (naming ``data_dir`` when given)."""
-    top = "" if data_dir is None else f"\n{DATA_DIR_KEY} = {json.dumps(str(data_dir))}   # the data directory\n"
+    top = (
+        ""
+        if data_dir is None
+        else f"\n{DATA_DIR_KEY} = {json.dumps(str(data_dir))}   # the data directory\n"
+    )
     return f"""# Carewire configuration. Every key is documented in docs/configuration.md.
 # Environment variables override keys: CAREWIRE_SERVER_C2S_PORT=5222, …
 {top}

@@ -99,8 +99,9 @@ def locate(*, config: str | None, data_dir: str | None, env: Mapping[str, str]) 
         found = data_dir_named_in(config_file)
         if found is None:
             raise ConfigError(
-                f"{config_file} names no data directory: add '{DATA_DIR_KEY} = \"/var/lib/carewire\"'"
-                f" at its top, or give --data-dir (or ${DATA_DIR_ENV})"
+                f"{config_file} names no data directory: add "
+                f"'{DATA_DIR_KEY} = \"/var/lib/carewire\"' at its top, "
+                f"or give --data-dir (or ${DATA_DIR_ENV})"
             )
         where = found
     # A --config naming the data directory's own file is the self-contained layout.

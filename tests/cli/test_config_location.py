@@ -55,10 +55,10 @@ def test_the_command_line_wins_over_the_environment_which_wins_over_the_file(
 def test_a_config_file_that_names_no_data_directory_is_refused(tmp_path: Path) -> None:
     conf = tmp_path / "carewire.toml"
     conf.write_text('[server]\ndomain = "h.example"\n')
-    with pytest.raises(ConfigError, match="names no data directory.*--data-dir"):
+    with pytest.raises(ConfigError, match=r"names no data directory.*--data-dir"):
         locate(config=str(conf), data_dir=None, env={})
     conf.write_text("data_dir = 5\n")
-    with pytest.raises(ConfigError, match="data_dir: expected a directory path, got 5"):
+    with pytest.raises(ConfigError, match=r"data_dir: expected a directory path, got 5"):
         locate(config=str(conf), data_dir=None, env={})
     conf.write_text("data_dir = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -122,9 +122,7 @@ def test_init_needs_a_domain_to_write_a_new_file(run: Run, etc: Path, var_lib: P
     assert code == 2 and "--domain is required" in err
 
 
-def test_init_says_when_the_file_cannot_be_written(
-    run: Run, tmp_path: Path, var_lib: Path
-) -> None:
+def test_init_says_when_the_file_cannot_be_written(run: Run, tmp_path: Path, var_lib: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     etc = blocker / "carewire.toml"

@@ -2,7 +2,8 @@
 
 A command finds its installation through ``--data-dir`` (default ``./data`` or
 ``$CAREWIRE_DATA_DIR``), or ``--config`` (``$CAREWIRE_CONFIG``) for a configuration
-file kept apart from the data directory (:mod:`carewire.config_location`), and reaches the installation's services only through
+file kept apart from the data directory (:mod:`carewire.config_location`), and
+reaches the installation's services only through
 :func:`run_with_platform` (every service, built by the composition root
 :mod:`carewire.assembly`) or :func:`run_with_accounts` (the XMPP accounts
 and the audit trail, from the same assembly): this module is the one place
