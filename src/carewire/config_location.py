@@ -9,7 +9,10 @@ Two layouts are supported:
   file of its own, e.g. ``/etc/carewire/carewire.toml``, named by ``--config``
   or ``$CAREWIRE_CONFIG``; its top-level key ``data_dir`` names the data
   directory (``/var/lib/carewire``) unless ``--data-dir`` or
-  ``$CAREWIRE_DATA_DIR`` say otherwise.
+  ``$CAREWIRE_DATA_DIR`` say otherwise. When nothing is named and there is no
+  ``./data/carewire.toml``, ``/etc/carewire/carewire.toml`` is used if it exists,
+  so that an operator's ``sudo -u carewire carewire user list`` finds the server's
+  installation.
 
 The command line wins over the environment, which wins over the file.
 """
@@ -32,6 +35,10 @@ CONFIG_ENV = "CAREWIRE_CONFIG"
 DATA_DIR_ENV = "CAREWIRE_DATA_DIR"
 #: The top-level key of a configuration file kept outside the data directory.
 DATA_DIR_KEY = "data_dir"
+#: The packaged layout's configuration file, used when nothing else is named.
+SYSTEM_CONFIG = Path("/etc/carewire/carewire.toml")
+#: The data directory when nothing is named (relative to the working directory).
+DEFAULT_DATA_DIR = Path("data")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,13 +82,21 @@ def data_dir_named_in(path: Path) -> Path | None:
     return path.parent / Path(value).expanduser()
 
 
-def locate(*, config: str | None, data_dir: str | None, env: Mapping[str, str]) -> Location:
+def locate(
+    *,
+    config: str | None,
+    data_dir: str | None,
+    env: Mapping[str, str],
+    system_config: Path = SYSTEM_CONFIG,
+) -> Location:
     """The configuration file and data directory the options and environment name.
 
     Args:
         config: ``--config``, if given.
         data_dir: ``--data-dir``, if given.
         env: The environment (``CAREWIRE_CONFIG``, ``CAREWIRE_DATA_DIR``).
+        system_config: The configuration file used when nothing is named and there is
+            no ``./data/carewire.toml``, if it exists.
 
     Raises:
         ConfigError: A configuration file is named but names no data directory and
@@ -89,8 +104,11 @@ def locate(*, config: str | None, data_dir: str | None, env: Mapping[str, str]) 
     """
     named = config or env.get(CONFIG_ENV) or ""
     given = data_dir or env.get(DATA_DIR_ENV) or ""
+    if not named and not given:
+        is_local = (DEFAULT_DATA_DIR / CONFIG_FILE).exists()
+        named = str(system_config) if not is_local and system_config.is_file() else ""
     if not named:
-        where = Path(given or "data")
+        where = Path(given) if given else DEFAULT_DATA_DIR
         return Location(config_file=where / CONFIG_FILE, data_dir=where, is_external=False)
     config_file = Path(named).expanduser()
     if given:

@@ -39,6 +39,25 @@ def test_without_config_the_data_directory_holds_its_own_file() -> None:
     assert at.config_file == Path("/srv/cw/carewire.toml")
 
 
+def test_the_system_file_is_used_when_nothing_is_named_and_there_is_no_local_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = tmp_path / "etc" / "carewire.toml"
+    system.parent.mkdir()
+    system.write_text('data_dir = "/srv/carewire"\n')
+    monkeypatch.chdir(tmp_path)
+    at = locate(config=None, data_dir=None, env={}, system_config=system)
+    assert (at.config_file, at.data_dir, at.is_external) == (system, Path("/srv/carewire"), True)
+    # ./data of a development checkout, or anything named, wins over it.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "carewire.toml").write_text("")
+    assert not locate(config=None, data_dir=None, env={}, system_config=system).is_external
+    at = locate(config=None, data_dir="elsewhere", env={}, system_config=system)
+    assert at.data_dir == Path("elsewhere") and not at.is_external
+    at = locate(config=None, data_dir=None, env={}, system_config=tmp_path / "missing.toml")
+    assert at.data_dir == Path("data")
+
+
 def test_the_command_line_wins_over_the_environment_which_wins_over_the_file(
     tmp_path: Path,
 ) -> None:
