@@ -50,8 +50,9 @@ ENV PATH=/opt/carewire/bin:$PATH \
 VOLUME ["/var/lib/carewire", "/var/lib/carewire-keys", "/var/lib/carewire-audit"]
 WORKDIR /var/lib/carewire
 USER 10001:10001
-# XMPP clients (STARTTLS), XMPP clients (direct TLS), federation, HTTPS (console, API, WebSocket).
-EXPOSE 5222 5223 5269 8443
+# XMPP clients (STARTTLS), XMPP clients (direct TLS), HTTPS (console, API, WebSocket), and
+# federation (STARTTLS, direct TLS), which listens only with [s2s] enabled = true.
+EXPOSE 5222 5223 8443 5269 5270
 # Asks the running server's HTTPS /healthz (exit 0 healthy, 1 not).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["carewire", "health", "--quiet", "--timeout", "5"]

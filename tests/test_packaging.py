@@ -19,9 +19,11 @@ as it would on any build machine.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -35,10 +37,13 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy import make_url
 
 import carewire
+from tests.conftest import pg_base_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "src" / "carewire"
@@ -146,9 +151,61 @@ def _await_ports(data: Path, proc: subprocess.Popen[bytes], log: Path) -> dict[s
     return dict(json.loads(ports_file.read_text()))
 
 
+def _pg_admin(sql: str) -> None:
+    base = pg_base_url()
+    assert base is not None
+
+    async def run() -> None:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _alembic_version(url: str, data: Path) -> str:
+    if url == "sqlite":
+        with sqlite3.connect(data / "carewire.db") as db:
+            return str(db.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+
+    async def read() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            return str(await conn.fetchval("SELECT version_num FROM alembic_version"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ],
+)
+def storage(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``sqlite`` (the default in the data directory), or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    base = pg_base_url()
+    if base is None:
+        pytest.skip("CAREWIRE_TEST_PG_URL not set")
+    name = f"carewire_wheel_{secrets.token_hex(6)}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def serving(
-    venv: Path, tmp_path_factory: pytest.TempPathFactory
+    venv: Path, storage: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, dict[str, int], dict[str, str]]]:
     """(data directory, ports, environment) of the installed ``carewire serve``."""
     root = tmp_path_factory.mktemp("host")
@@ -156,6 +213,8 @@ def serving(
     data = root / "var" / "lib" / "carewire"
     data.parent.mkdir(parents=True)
     env = _clean_env(CAREWIRE_CONFIG=str(etc))
+    if storage != "sqlite":
+        env["CAREWIRE_STORAGE_URL"] = storage
     carewire_cmd = venv / "bin" / "carewire"
     _run(carewire_cmd, "init", "--data-dir", data, "--domain", DOMAIN, cwd=root, env=env)
     log = root / "serve.log"
@@ -218,11 +277,10 @@ def test_the_installed_console_serves_its_sign_in_page_and_static_files(
 
 
 def test_the_installed_migrations_ran(
-    venv: Path, serving: tuple[Path, dict[str, int], dict[str, str]]
+    venv: Path, storage: str, serving: tuple[Path, dict[str, int], dict[str, str]]
 ) -> None:
     data, _, _ = serving
-    with sqlite3.connect(data / "carewire.db") as db:
-        (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    version = _alembic_version(storage, data)
     installed = next(venv.glob("lib/python*/site-packages/carewire/storage/migrations/versions"))
     assert version == max(p.stem for p in installed.glob("*.py") if p.stem != "__init__")
 

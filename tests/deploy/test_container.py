@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from carewire.config import load
+from carewire.config_s2s import S2SSection
 from carewire.config_sections import ServerSection
 from carewire.storage.dialects import normalize_url
 from tests.deploy.tools import ROOT, docker_engine_missing, hadolint
@@ -68,6 +69,12 @@ def compose() -> dict[str, Any]:
     loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)
     return loaded
+
+
+def _default_ports() -> list[int]:
+    """Clients (STARTTLS, direct TLS), HTTPS, federation (STARTTLS, direct TLS): the code's."""
+    s = ServerSection()
+    return [s.c2s_port, s.c2s_tls_port, s.https_port, s.s2s_port, S2SSection().tls_port]
 
 
 def _final(dockerfile: str) -> list[Instruction]:
@@ -144,9 +151,7 @@ def test_the_volumes_hold_the_data_keys_and_audit_checkpoints(dockerfile: str) -
 
 def test_the_exposed_ports_are_the_servers_defaults(dockerfile: str) -> None:
     (exposed,) = _args(_final(dockerfile), "EXPOSE")
-    s = ServerSection()
-    wanted = [s.c2s_port, s.c2s_tls_port, s.s2s_port, s.https_port]
-    assert [int(p) for p in exposed.split()] == wanted
+    assert [int(p) for p in exposed.split()] == _default_ports()
 
 
 def test_the_build_context_leaves_out_the_venv_tests_and_data() -> None:
@@ -177,9 +182,8 @@ def test_compose_mounts_every_volume_of_the_image(compose: dict[str, Any], docke
     (volumes,) = _args(_final(dockerfile), "VOLUME")
     assert set(mounted.values()) == set(yaml.safe_load(volumes))
     assert set(mounted) <= set(compose["volumes"])
-    s = ServerSection()
     published = {p.split("#")[0].strip() for p in app["ports"]}
-    assert published == {f"{p}:{p}" for p in (s.c2s_port, s.c2s_tls_port, s.s2s_port, s.https_port)}
+    assert published == {f"{p}:{p}" for p in _default_ports()}
 
 
 def test_every_compose_service_has_a_health_check(compose: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from carewire.config import load
-from carewire.config_location import CONFIG_ENV
+from carewire.config_location import CONFIG_ENV, locate
 from carewire.config_sections import ServerSection
 from tests.deploy.tools import ROOT, systemd_tool
 
@@ -159,3 +159,12 @@ def test_the_server_listens_on_ports_that_need_no_capability() -> None:
     """The capability is kept for an operator who moves HTTPS to 443; the defaults need none."""
     s = ServerSection()
     assert min(s.c2s_port, s.c2s_tls_port, s.s2s_port, s.https_port) >= 1024
+
+
+def test_the_example_etc_configuration_is_valid_and_names_var_lib(tmp_path: Path) -> None:
+    example = ROOT / "deploy" / "etc" / "carewire.toml"
+    at = locate(config=str(example), data_dir=None, env={})
+    assert (at.data_dir, at.is_external) == (DATA_DIR, True)
+    cfg = load(at.data_dir, config_file=example, env={})
+    assert cfg.server.bind == "0.0.0.0" and cfg.storage.url.startswith("postgresql://")
+    assert cfg.cert_file == DATA_DIR / "certs" / "xmpp.pem"
