@@ -162,3 +162,23 @@ def test_commands_say_how_to_initialise_a_missing_installation(
     etc.write_text(f'data_dir = "{data}"\n[server]\ndomain = "h.example"\n')
     code, _, err = run("user", "list", "--config", str(etc))
     assert code == 2 and f"{data} (the data directory {etc} names) does not exist" in err
+
+
+def test_an_init_that_failed_on_the_database_can_be_run_again(
+    run: Run, etc: Path, var_lib: Path, tmp_path: Path
+) -> None:
+    etc.parent.mkdir(parents=True)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    data = var_lib / "carewire"
+    unreachable = f"sqlite:///{blocker}/carewire.db"  # its directory cannot be made
+    etc.write_text(f'data_dir = "{data}"\n[server]\ndomain = "h.example"\n[storage]\n')
+    with etc.open("a") as f:
+        f.write(f'url = "{unreachable}"\n')
+    with pytest.raises(OSError):
+        run("init", "--config", str(etc))
+    assert not (data / "keys" / "server.secret").exists()
+    etc.write_text(etc.read_text().replace(unreachable, "sqlite:///carewire.db"))
+    code, out, err = run("init", "--config", str(etc))
+    assert code == 0, err
+    assert "administrator  admin@h.example" in out

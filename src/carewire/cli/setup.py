@@ -113,8 +113,6 @@ def cmd_init(args: argparse.Namespace) -> int:
     domain = cfg.server.domain
     kek = ConfiguredKek(key_file=cfg.kek_file, env=os.environ)
     kek_created = kek.ensure()
-    cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
-    server_secret(where)
     key_file = cfg.audit_key_file
     is_new_key = not os.environ.get(ENV_VAR) and not key_file.exists()
     audit_key = create_key_file(key_file) if is_new_key else load_key(key_file, create=False)
@@ -125,6 +123,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     run_with_accounts(args, create_admin)
     console_password = run_with_platform(args, lambda p: p.console.ensure_first_admin(domain))
+    # Last, after the database: the server secret marks an installation kept apart from its
+    # configuration as initialised, so an init that failed on the database can be run again.
+    cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
+    server_secret(where)
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")
