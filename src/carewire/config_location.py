@@ -115,6 +115,12 @@ def locate(
         where = Path(given).expanduser()
     else:
         found = data_dir_named_in(config_file)
+        if found is None and not config_file.exists():
+            raise ConfigError(
+                f"{config_file} not found: write it (with '{DATA_DIR_KEY} = \"/var/lib/carewire\"'"
+                f" at its top) or run 'carewire init --config {config_file} --data-dir DIR"
+                " --domain DOMAIN'"
+            )
         if found is None:
             raise ConfigError(
                 f"{config_file} names no data directory: add "

@@ -84,6 +84,12 @@ def test_a_config_file_that_names_no_data_directory_is_refused(tmp_path: Path) -
         locate(config=str(conf), data_dir=None, env={})
 
 
+def test_a_missing_config_file_says_how_to_make_it(tmp_path: Path) -> None:
+    missing = tmp_path / "carewire.toml"
+    with pytest.raises(ConfigError, match=r"carewire.toml not found: write it .* or run 'carewire"):
+        locate(config=None, data_dir=None, env={"CAREWIRE_CONFIG": str(missing)})
+
+
 def test_config_naming_the_data_directorys_own_file_is_the_self_contained_layout(
     tmp_path: Path,
 ) -> None:
