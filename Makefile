@@ -8,7 +8,7 @@ DOMAIN ?= carewire.localhost
 # (on 2 cores, 3 workers take the suite from about 19 to 15 minutes).
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
-.PHONY: run demo test test-fast check coverage bench clean venv dev-venv
+.PHONY: run demo test test-fast check coverage bench clean venv dev-venv wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,5 +92,9 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## make wheel: build dist/carewire-VERSION-py3-none-any.whl (docs/install.md installs it).
+wheel: $(BIN)/python
+	$(BIN)/pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

@@ -78,6 +78,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"federation tests with {peer} SKIPPED: {reason}", yellow=True
         )
+    ran = _modules_run(terminalreporter)
+    if any(module.startswith("tests/deploy/") for module in ran):
+        from tests.deploy.tools import not_run
+
+        for line in not_run(ran):
+            terminalreporter.write_sep("!", line, yellow=True)
+
+
+def _modules_run(terminalreporter: pytest.TerminalReporter) -> set[str]:
+    """The test modules (paths from the repository root) of which some test reported."""
+    return {
+        str(getattr(report, "nodeid", "")).split("::")[0]
+        for reports in terminalreporter.stats.values()
+        for report in reports
+    }
 
 
 def federation_peers_missing() -> dict[str, str]:

@@ -1,5 +1,8 @@
 """Typed configuration: ``DATA_DIR/carewire.toml`` plus ``CAREWIRE_<SECTION>_<KEY>`` variables.
 
+The file may also live outside the data directory (``--config``,
+``$CAREWIRE_CONFIG``: :mod:`carewire.config_location`).
+
 Validated at start: an unknown key, a wrong type or an out-of-range value is
 a :class:`ConfigError` whose message names the key (``server.c2s_port``) and
 says what is expected. See ``docs/configuration.md`` for every key.
@@ -7,9 +10,9 @@ says what is expected. See ``docs/configuration.md`` for every key.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -24,6 +27,8 @@ from carewire.config_components import (
     validate_components,
 )
 from carewire.config_contact import ContactSection, check_contact
+from carewire.config_location import CONFIG_FILE as CONFIG_FILE
+from carewire.config_location import DATA_DIR_KEY, read_table
 from carewire.config_pep import PepSection
 from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
 from carewire.config_sections import (
@@ -70,7 +75,6 @@ from carewire.config_upload import UploadSection, validate_upload
 from carewire.errors import ConfigError
 from carewire.push.section import PushSection
 
-CONFIG_FILE = "carewire.toml"
 ENV_PREFIX = "CAREWIRE_"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -442,16 +446,21 @@ def load(
     *,
     env: dict[str, str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    config_file: Path | None = None,
 ) -> Config:
-    """Read and validate the configuration of ``data_dir``."""
+    """Read and validate the configuration of ``data_dir``.
+
+    Args:
+        data_dir: The data directory.
+        env: The environment (``CAREWIRE_<SECTION>_<KEY>`` overrides); the process's if None.
+        overrides: Values by section, over the file's and the environment's.
+        config_file: The configuration file, when it is not ``data_dir/carewire.toml``.
+    """
     env = dict(os.environ) if env is None else env
-    path = data_dir / CONFIG_FILE
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    path = config_file or data_dir / CONFIG_FILE
+    raw: dict[str, Any] = read_table(path)
+    # The top-level data_dir led the caller to ``data_dir`` (config_location.locate).
+    raw.pop(DATA_DIR_KEY, None)
     for name in raw:
         if name not in _SECTIONS:
             raise ConfigError(f"{name}: unknown section (known: {', '.join(_SECTIONS)})")
@@ -468,11 +477,16 @@ def load(
     return cfg
 
 
-def render_default(domain: str) -> str:
-    """The ``carewire.toml`` that ``carewire init`` writes."""
+def render_default(domain: str, *, data_dir: Path | None = None) -> str:
+    """The ``carewire.toml`` that ``carewire init`` writes (naming ``data_dir`` when given)."""
+    top = (
+        ""
+        if data_dir is None
+        else f"\n{DATA_DIR_KEY} = {json.dumps(str(data_dir))}   # the data directory\n"
+    )
     return f"""# Carewire configuration. Every key is documented in docs/configuration.md.
 # Environment variables override keys: CAREWIRE_SERVER_C2S_PORT=5222, …
-
+{top}
 [server]
 domain = "{domain}"          # the chat domain: users are login@{domain}
 bind = "127.0.0.1"           # "0.0.0.0" to accept clients from other machines

@@ -14,6 +14,7 @@ from carewire.cli.runtime import add_data_dir
 TOP_LEVEL = [
     "init",
     "serve",
+    "health",
     "demo",
     "user",
     "org",

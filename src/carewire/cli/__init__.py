@@ -30,6 +30,7 @@ from carewire.cli import (
     demo,
     directory,
     groups,
+    health,
     keys,
     org,
     purge,
@@ -54,6 +55,7 @@ class CommandGroup(Protocol):
 #: The command groups, in the order ``carewire --help`` lists their commands.
 COMMANDS: tuple[CommandGroup, ...] = (
     setup,
+    health,
     demo,
     users,
     org,

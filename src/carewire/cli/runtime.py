@@ -1,7 +1,9 @@
 """What every ``carewire`` command stands on: its data directory, configuration and database.
 
 A command finds its installation through ``--data-dir`` (default ``./data`` or
-``$CAREWIRE_DATA_DIR``) and reaches the installation's services only through
+``$CAREWIRE_DATA_DIR``), or ``--config`` (``$CAREWIRE_CONFIG``) for a configuration
+file kept apart from the data directory (:mod:`carewire.config_location`), and
+reaches the installation's services only through
 :func:`run_with_platform` (every service, built by the composition root
 :mod:`carewire.assembly`) or :func:`run_with_accounts` (the XMPP accounts
 and the audit trail, from the same assembly): this module is the one place
@@ -21,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from carewire.config import CONFIG_FILE, Config, load
+from carewire.config import Config, load
+from carewire.config_location import Location, locate
 from carewire.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,29 +43,55 @@ T = TypeVar("T")
 
 
 def add_data_dir(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give the sub-command ``sp`` the ``--data-dir`` option; returns ``sp``."""
+    """Give the sub-command ``sp`` the ``--data-dir`` and ``--config`` options; returns ``sp``."""
     sp.add_argument("--data-dir", help="data directory (default ./data or $CAREWIRE_DATA_DIR)")
+    sp.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file kept outside the data directory, e.g. "
+        "/etc/carewire/carewire.toml ($CAREWIRE_CONFIG); its data_dir names the data directory",
+    )
     return sp
 
 
+def location(args: argparse.Namespace) -> Location:
+    """The configuration file and data directory the command line and environment name.
+
+    Raises:
+        ConfigError: ``--config`` names a file that names no data directory, and none is given.
+    """
+    return locate(
+        config=getattr(args, "config", None),
+        data_dir=getattr(args, "data_dir", None),
+        env=os.environ,
+    )
+
+
 def data_dir(args: argparse.Namespace) -> Path:
-    """The data directory: ``--data-dir``, else ``$CAREWIRE_DATA_DIR``, else ``./data``."""
-    return Path(args.data_dir or os.environ.get("CAREWIRE_DATA_DIR") or "data")
+    """The data directory: ``--data-dir``, else ``$CAREWIRE_DATA_DIR``, else the ``data_dir``
+    of the ``--config`` file, else ``./data``."""
+    return location(args).data_dir
 
 
 def config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
-    """The configuration of the data directory (with ``overrides`` by section).
+    """The configuration of the installation (with ``overrides`` by section).
 
     Raises:
-        ConfigError: The directory is not initialised, or its configuration is invalid.
+        ConfigError: The installation is not initialised, or its configuration is invalid.
     """
-    where = data_dir(args)
-    if not (where / CONFIG_FILE).exists():
+    where = location(args)
+    if not where.config_file.exists():
+        how = f"--config {where.config_file} " if where.is_external else ""
         raise ConfigError(
-            f"{where}/{CONFIG_FILE} not found: "
-            f"run 'carewire init --data-dir {where} --domain DOMAIN' first"
+            f"{where.config_file} not found: "
+            f"run 'carewire init {how}--data-dir {where.data_dir} --domain DOMAIN' first"
         )
-    return load(where, overrides=overrides)
+    if where.is_external and not where.data_dir.is_dir():
+        raise ConfigError(
+            f"{where.data_dir} (the data directory {where.config_file} names) does not exist: "
+            f"run 'carewire init --config {where.config_file}' first"
+        )
+    return load(where.data_dir, overrides=overrides, config_file=where.config_file)
 
 
 def read_password(args: argparse.Namespace) -> str:

@@ -2,7 +2,9 @@
 
 ``init`` writes the data directory (configuration, self-signed certificate,
 server secret, database) with the first XMPP administrator and the web
-console's first administrator, and prints their one-time passwords.
+console's first administrator, and prints their one-time passwords. With
+``--config FILE`` the configuration is that file instead (written if missing,
+used as it is if an operator wrote it first), outside the data directory.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from carewire.cli.runtime import (
     Subparsers,
     WithDataDir,
     config,
-    data_dir,
+    location,
     run_with_accounts,
     run_with_platform,
 )
 from carewire.config import CONFIG_FILE, Config, load, render_default
+from carewire.config_location import Location
 from carewire.errors import ConfigError
 from carewire.security.keys import ConfiguredKek
 
@@ -51,6 +54,45 @@ def _write_config(where: Path, domain: str) -> Config:
         raise
 
 
+def _external_config(at: Location, domain: str | None) -> Config:
+    """The configuration kept outside the data directory: the operator's file, else a new one.
+
+    Raises:
+        ConfigError: The data directory is already initialised, ``domain`` differs from
+            the file's, or the file cannot be written or is invalid.
+    """
+    from carewire.server import SECRET_FILE
+
+    if (at.data_dir / SECRET_FILE).exists():
+        raise ConfigError(f"{at.data_dir} is already initialised ({SECRET_FILE} exists)")
+    at.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if at.config_file.exists():
+        cfg = load(at.data_dir, config_file=at.config_file)
+        if domain is not None and domain != cfg.server.domain:
+            raise ConfigError(
+                f"--domain {domain} differs from server.domain {cfg.server.domain!r} "
+                f"of {at.config_file}"
+            )
+        return cfg
+    if domain is None:
+        raise ConfigError(f"{at.config_file} does not exist: give --domain to write it")
+    text = render_default(domain, data_dir=at.data_dir.resolve())
+    try:
+        at.config_file.parent.mkdir(parents=True, exist_ok=True)
+        at.config_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{at.config_file}: cannot be written: {exc.strerror or exc}") from None
+    try:
+        return load(at.data_dir, config_file=at.config_file)
+    except ConfigError:
+        at.config_file.unlink()
+        raise
+
+
+def _domain(args: argparse.Namespace) -> str | None:
+    return None if args.domain is None else str(args.domain).strip().lower().rstrip(".")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
@@ -58,15 +100,19 @@ def cmd_init(args: argparse.Namespace) -> int:
     from carewire.security.certificates import ensure_certificate
     from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
 
-    where = data_dir(args)
-    if (where / CONFIG_FILE).exists():
-        raise ConfigError(f"{where} is already initialised ({CONFIG_FILE} exists)")
-    domain = args.domain.strip().lower().rstrip(".")
-    cfg = _write_config(where, domain)
+    at = location(args)
+    where = at.data_dir
+    if at.is_external:
+        cfg = _external_config(at, _domain(args))
+    else:
+        if (where / CONFIG_FILE).exists():
+            raise ConfigError(f"{where} is already initialised ({CONFIG_FILE} exists)")
+        if args.domain is None:
+            raise ConfigError("--domain is required (the chat domain, e.g. chat.hospital.example)")
+        cfg = _write_config(where, str(_domain(args)))
+    domain = cfg.server.domain
     kek = ConfiguredKek(key_file=cfg.kek_file, env=os.environ)
     kek_created = kek.ensure()
-    cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
-    server_secret(where)
     key_file = cfg.audit_key_file
     is_new_key = not os.environ.get(ENV_VAR) and not key_file.exists()
     audit_key = create_key_file(key_file) if is_new_key else load_key(key_file, create=False)
@@ -77,9 +123,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     run_with_accounts(args, create_admin)
     console_password = run_with_platform(args, lambda p: p.console.ensure_first_admin(domain))
+    # Last, after the database: the server secret marks an installation kept apart from its
+    # configuration as initialised, so an init that failed on the database can be run again.
+    cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
+    server_secret(where)
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")
+    if at.is_external:
+        print(f"  configuration  {at.config_file}")
     print(f"  chat domain    {domain}  (rooms: chat.{domain})")
     print(f"  certificate    {cfg.cert_file} (self-signed, until {cert.not_after:%Y-%m-%d})")
     print(f"  database       {cfg.database_url}")
@@ -93,8 +145,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  encryption key {kek.name}")
     print(f"  administrator  {ADMIN_LOGIN}@{domain}")
     print(f"  password       {password}")
+    how = f"--config {at.config_file}" if at.is_external else f"--data-dir {where}"
     print(f"  (also in {pw_file}, readable only by you: change it with")
-    print(f"   'carewire user passwd {ADMIN_LOGIN} --data-dir {where}' and delete the file)")
+    print(f"   'carewire user passwd {ADMIN_LOGIN} {how}' and delete the file)")
     if console_password is not None:
         console_file = where / CONSOLE_PASSWORD_FILE
         write_secret_file(console_file, f"admin\n{console_password}\n")
@@ -127,7 +180,11 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     init = with_data_dir(
         sub.add_parser("init", help="create a data directory", description=cmd_init.__doc__)
     )
-    init.add_argument("--domain", required=True, help="the chat domain, e.g. chat.hospital.example")
+    init.add_argument(
+        "--domain",
+        help="the chat domain, e.g. chat.hospital.example (required unless the --config file "
+        "exists and names it)",
+    )
     init.set_defaults(func=cmd_init)
 
     serve = with_data_dir(
