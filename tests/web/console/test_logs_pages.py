@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import httpx
 
-from carewire.security.audit import EXPORT_COLUMNS
+from carewire.security.audit import EXPORT_COLUMNS, AuditEvent, Channel
 from carewire.security.console_auth import Role
 from tests.web.console.test_data_pages import Full, full
 
@@ -107,6 +108,32 @@ async def test_audit_page_filters_and_roles(full: Full) -> None:
     assert "1–" in r.text and "of 0" not in r.text
     r = await admin.get("/audit", params={"since": "2000-01-01", "until": "2000-01-01"})
     assert "0 of 0" in r.text
+
+
+async def test_audit_page_times_and_long_details(full: Full) -> None:
+    """Times carry ISO UTC for the browser and read in UTC without script; long details fold."""
+    admin = await full.user("admin")
+    await full.platform.audit.record(
+        AuditEvent(
+            actor="cli",
+            channel=Channel.CLI,
+            action="rule.update",
+            target="r",
+            details={"why": "x" * 200},
+        )
+    )
+    r = await admin.get("/audit", params={"action": "rule.update"})
+    [stamp] = re.findall(
+        r'<time datetime="([^"]+)" title="([^"]+)" data-local-time>([^<]+)</time>', r.text
+    )
+    iso, title, text = stamp
+    shown = datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert datetime.fromisoformat(iso).tzinfo is not None and title == text == shown
+    assert (
+        "<details><summary><code>{&#34;why&#34;: &#34;xxx" in r.text
+        and "…</code></summary>" in r.text
+    )
+    assert "x" * 200 in r.text  # the whole text, behind the summary
 
 
 async def test_audit_csv_is_recorded(full: Full) -> None:

@@ -246,9 +246,21 @@ def _audit_filter(params: QueryParams) -> AuditFilter:
     )
 
 
+#: Details longer than this are shown cut, with the whole text one click away.
+DETAILS_SHOWN = 60
+
+
 def _audit_row(entry: AuditEntry) -> dict[str, object]:
     row = entry_row(entry)
     return row | {"details": json.dumps(row["details"], sort_keys=True)}
+
+
+def _audit_view(entry: AuditEntry) -> dict[str, object]:
+    """An entry as the page shows it: the time readable, long details cut with a way to expand."""
+    row = _audit_row(entry)
+    details = str(row["details"])
+    short = "" if len(details) <= DETAILS_SHOWN else details[: DETAILS_SHOWN - 1] + "…"
+    return row | {"at_text": display(entry.at), "details_short": short}
 
 
 async def audit(request: Request) -> Response:
@@ -259,7 +271,7 @@ async def audit(request: Request) -> Response:
     error, entries, total = "", [], 0
     try:
         found, total = await _audit_filter(params).page(request, offset, limit)
-        entries = [_audit_row(e) for e in found]
+        entries = [_audit_view(e) for e in found]
     except ValidationError as exc:
         error = exc.message
     keep = kept(params, "since", "until", "actor", "action", "outcome")
