@@ -72,6 +72,59 @@ async def test_deliveries_filter_page_and_detail(full: Full) -> None:
     assert (await viewer.get("/deliveries/999")).status_code == 404
 
 
+async def notified_delivery(full: Full) -> int:
+    """A delivery whose message reached two people: one acknowledged it, one only got it sent."""
+    ds = full.platform.datasets
+    at = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    message = await ds.create("MESSAGES", {"uuid": "m-1", "received_at": at, "sent_at": at})
+    adams = await ds.create("IDENTITIES", {"name": "nurse.adams@h.example"})
+    baker = await ds.create("IDENTITIES", {"name": "nurse.baker@h.example"})
+    await ds.create(
+        "MESSAGE_DELIVERIES",
+        {
+            "message": message.id,
+            "recipient": adams.id,
+            "sent_at": at,
+            "received_at": at,
+            "acknowledged": datetime(2026, 3, 4, 9, 1, tzinfo=UTC),
+        },
+    )
+    await ds.create(
+        "MESSAGE_DELIVERIES", {"message": message.id, "recipient": baker.id, "sent_at": at}
+    )
+    rec = await ds.create(
+        "DELIVERIES",
+        {
+            "status": "Delivered",
+            "triggered_at": at,
+            "rule": "Nurse call",
+            "interface_name": "XMPP",
+            "message": message.id,
+        },
+    )
+    return rec.id
+
+
+async def test_deliveries_say_who_was_notified(full: Full) -> None:
+    first, *_ = await deliveries(full)
+    notified = await notified_delivery(full)
+    viewer = await full.user("olga", Role.ORG_ADMIN)
+    r = await viewer.get("/deliveries")
+    assert '<th scope="col">Notified</th>' in r.text
+    assert "nurse.adams@h.example (Acknowledged), nurse.baker@h.example (Sent)" in r.text, r.text
+    r = await viewer.get(f"/deliveries/{notified}")
+    assert r.status_code == 200 and '<h2 id="notified">Notified</h2>' in r.text
+    row = r.text[r.text.index("nurse.adams@h.example") :]
+    assert "Acknowledged" in row[: row.index("</tr>")]
+    assert 'datetime="2026-03-04T09:01:00+00:00"' in row[: row.index("</tr>")]
+    r = await viewer.get(f"/deliveries/{first}")
+    assert "Nobody: this delivery sent no message" in r.text
+    rows = rows_of(await viewer.get("/deliveries.csv", params={"rule": "Nurse call"}))
+    assert rows[0]["notified"] == (
+        "nurse.adams@h.example (Acknowledged), nurse.baker@h.example (Sent)"
+    )
+
+
 async def test_deliveries_csv(full: Full) -> None:
     await deliveries(full)
     auditor = await full.user("audrey", Role.AUDITOR)
