@@ -62,7 +62,6 @@ def test_records_list_fits_80_columns(
 
 
 def test_records_list_columns(ward: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    d = ("--data-dir", str(ward))
     cmd = ("records", "list", "LOCATIONS", "--data-dir", str(ward), "--columns")
     code, out, _ = run(*cmd, "location_id,facility,id")
     assert code == 0

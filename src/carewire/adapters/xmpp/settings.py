@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from carewire.adapters.base import SettingSection
 from carewire.adapters.xmpp.transforms import (
     location_rule_problem,
     location_transform,
     phone_transform,
 )
-from carewire.adapters.base import SettingSection
 from carewire.rules.settings import FieldKind, SettingField
 
 if TYPE_CHECKING:
@@ -234,9 +234,9 @@ SECTIONS = (
     SettingSection(
         title="Patients",
         help="What clients show about a patient, and how a location reads. By default the five "
-        "standard details (first and last name, date of birth, sex, admit date) and the locations as "
-        "the admission feed wrote them. Add details your staff need; add a location rule when "
-        "the feed's codes are not what people read on the ward.",
+        "standard details (first and last name, date of birth, sex, admit date) and the "
+        "locations as the admission feed wrote them. Add details your staff need; add a "
+        "location rule when the feed's codes are not what people read on the ward.",
         fields=("patient_details", "patient_location_transformations"),
     ),
     SettingSection(
