@@ -1,8 +1,10 @@
 """``carewire init`` and ``carewire serve``: create an installation, and run its server.
 
 ``init`` writes the data directory (configuration, self-signed certificate,
-server secret, database) with the first XMPP administrator and the web
-console's first administrator, and prints their one-time passwords.
+server secret, database) with the first administrator, ``admin``: one account
+for chat (``admin@DOMAIN``) and for the web console (``admin`` or
+``admin@DOMAIN``), with one password, printed once. ``carewire user passwd
+admin`` and the console's Change password both change it for both.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from carewire.core.accounts import AccountInput
     from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
-    from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
+    from carewire.server import server_secret, write_secret_file
 
     where = data_dir(args)
     if (where / CONFIG_FILE).exists():
@@ -76,7 +78,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         await accounts.create(AccountInput(login=ADMIN_LOGIN, password=password))
 
     run_with_accounts(args, create_admin)
-    console_password = run_with_platform(args, lambda p: p.console.ensure_first_admin(domain))
+    console_made = run_with_platform(
+        args, lambda p: p.console.ensure_first_admin(domain, password=password)
+    )
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")
@@ -91,16 +95,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("                 (back it up apart from the data: without it the data is lost)")
     else:
         print(f"  encryption key {kek.name}")
-    print(f"  administrator  {ADMIN_LOGIN}@{domain}")
+    shared = console_made is not None
+    also = f"  (chat, and the web console as {ADMIN_LOGIN})" if shared else "  (chat)"
+    print(f"  administrator  {ADMIN_LOGIN}@{domain}{also}")
     print(f"  password       {password}")
-    print(f"  (also in {pw_file}, readable only by you: change it with")
-    print(f"   'carewire user passwd {ADMIN_LOGIN} --data-dir {where}' and delete the file)")
-    if console_password is not None:
-        console_file = where / CONSOLE_PASSWORD_FILE
-        write_secret_file(console_file, f"admin\n{console_password}\n")
-        print(f"  web console    https://{domain}:{cfg.server.https_port}/  user admin")
-        print(f"  console pw     {console_password}  (one-time: a new one is asked at first")
-        print(f"                 sign-in; also in {console_file})")
+    print(f"  web console    https://{domain}:{cfg.server.https_port}/")
+    print(f"  (the password is also in {pw_file}, readable only by you: change it")
+    both = "for chat and the console at once " if shared else ""
+    print(f"   {both}with 'carewire user passwd {ADMIN_LOGIN} --data-dir {where}',")
+    print("   then delete the file)")
     return 0
 
 

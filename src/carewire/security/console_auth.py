@@ -64,6 +64,7 @@ from carewire.security.console_model import (
     is_delayed,
     normalize_email,
     normalize_username,
+    shares_chat_account,
 )
 from carewire.security.throttle import AuthThrottle
 
@@ -91,6 +92,7 @@ __all__ = [
     "digest",
     "normalize_email",
     "normalize_username",
+    "shares_chat_account",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,10 @@ class ConsoleAccounts:
         self.on_locked: Callable[[str, str, str, int], Awaitable[None]] | None = None
         #: Whose password an organisation's directory checks (None: every one is ours).
         self.external: DirectoryPasswords | None = None
+        #: Told when a user sets a new password themselves (change or reset link):
+        #: (the user, the new password). The server keeps the chat account that shares
+        #: the user's name in step (:func:`shares_chat_account`).
+        self.on_password_set: Callable[[ConsoleUser, str], Awaitable[None]] | None = None
         self._dummy_hash: str | None = None
 
     # -- passwords ---------------------------------------------------------------
@@ -259,20 +265,32 @@ class ConsoleAccounts:
             await self._record(origin, "console.user.rename", name, previous=username)
         return done
 
-    async def ensure_first_admin(self, domain: str) -> str | None:
+    async def ensure_first_admin(self, domain: str, *, password: str | None = None) -> str | None:
         """On an installation without console users, create ``admin``; return its password.
 
-        The password is random, shown once, and must be changed at the first sign-in.
+        Its e-mail is the chat address ``admin@DOMAIN``: the console user and the chat
+        account ``admin`` are one administrator (:func:`shares_chat_account`).
+        ``carewire init`` gives both the same ``password``; without one it is random,
+        shown once, and must be changed at the first sign-in.
         """
         if await self._store.count_users():
             return None
         try:
-            _, password = await self.create_user(
-                FIRST_ADMIN, Role.SYSTEM_ADMIN, email=f"admin@{domain}", origin=SYSTEM
+            _, generated = await self.create_user(
+                FIRST_ADMIN,
+                Role.SYSTEM_ADMIN,
+                email=f"{FIRST_ADMIN}@{domain}",
+                password=password,
+                origin=SYSTEM,
             )
         except ConflictError:  # another process created it first
             return None
-        return password
+        return generated if password is None else password
+
+    async def find_user(self, username: str) -> ConsoleUser | None:
+        """The user called ``username`` (or with that e-mail), if any."""
+        found = await self._store.find(username.strip().lower())
+        return None if found is None else found[0]
 
     async def list_users(self) -> list[ConsoleUser]:
         """Every console user, by username."""
@@ -515,6 +533,8 @@ class ConsoleAccounts:
         await self._record(
             console_origin(user.username, remote_ip), "password.change", user.username
         )
+        if self.on_password_set is not None:
+            await self.on_password_set(user, new)
 
     # -- password resets ---------------------------------------------------------
 
@@ -576,6 +596,8 @@ class ConsoleAccounts:
         await self._record(
             console_origin(user.username, remote_ip), "password.reset.complete", user.username
         )
+        if self.on_password_set is not None:
+            await self.on_password_set(user, new)
         return user
 
     async def _record(

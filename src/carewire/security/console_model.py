@@ -294,6 +294,16 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def shares_chat_account(user: ConsoleUser, domain: str) -> bool:
+    """Whether ``user`` is the chat account of the same name: their e-mail is its address.
+
+    ``carewire init`` makes the first administrator so (``admin`` and
+    ``admin@DOMAIN``): one name and one password for the console and for chat.
+    A console user who merely shares a name with a chat account is not linked.
+    """
+    return "@" not in user.username and user.email == f"{user.username}@{domain}"
+
+
 def check_password(password: str) -> None:
     """Check the password policy: at least 12 characters.
 
