@@ -1,4 +1,4 @@
-"""One administrator: the name and password ``carewire init`` prints sign in to chat and the console.
+"""One administrator: the credentials `carewire init` prints work for chat and the console.
 
 A real ``carewire init`` (its printed output is read like a person would) and
 a real ``carewire serve``: an XMPP login over STARTTLS and a console sign-in
