@@ -17,144 +17,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from carewire.cli.audit_trail import cli_caller, record, record_write
+from carewire.cli.record_view import choose_columns, print_record, print_records, record_json
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
 from carewire.cli.tables import print_table
 from carewire.config import parse_duration
-from carewire.datasets.model import Dataset, Link, Origin, Record, holds_reference
+from carewire.datasets.model import Dataset, Origin
 from carewire.datasets.query import (
     MAX_LIMIT,
-    Filter,
-    FilterOp,
     Query,
     parse_filter,
     parse_sort,
 )
-from carewire.datasets.values import to_json
 from carewire.errors import ValidationError
-from carewire.rules.recipients import recipients_of, summary
 from carewire.security.phi_access import holds_phi, read_details, read_target
 
 #: Who CLI writes are recorded as.
 CLI_ORIGIN = Origin(actor="cli")
 _YES = {True: "yes", False: ""}
-
-
-_table = print_table
-
-
-def _record_json(rec: Record) -> dict[str, object]:
-    return {"id": rec.id, "values": {k: to_json(v) for k, v in rec.values.items()}}
-
-
-def _cell(value: object) -> str:
-    shown = to_json(value)
-    if shown is None:
-        return ""
-    return shown if isinstance(shown, str) else json.dumps(shown)
-
-
-async def _print_record(p: Services, rec: Record, *, as_json: bool, verb: str = "") -> None:
-    """A record as FIELD/VALUE rows; a link shows the linked record's name and id."""
-    if as_json:
-        print(json.dumps(_record_json(rec), indent=2, ensure_ascii=False))
-        return
-    if verb:
-        print(f"{verb} {rec.dataset} record {rec.id}")
-    ds = p.registry.get(rec.dataset)
-    labels = await link_labels(p, ds, [rec], list(rec.values))
-    rows: list[tuple[str, str]] = [("id", str(rec.id))]
-    for name, v in rec.values.items():
-        link = ds.link(name)
-        if link is not None and isinstance(v, int):
-            rows.append((name, f"{labels[name].get(v, '')} ({link.target} {v})".lstrip()))
-        else:
-            rows.append((name, _cell(v)))
-    _table(rows, ("FIELD", "VALUE"))
-    if rec.dataset == DELIVERIES and not verb:
-        await _print_recipients(p, rec)
-
-
-async def _print_recipients(p: Services, rec: Record) -> None:
-    """Who a delivery's message went to, and how far each copy got (docs/tracking.md)."""
-    message = rec.values.get("message")
-    if not isinstance(message, int):
-        print("\nnotified: nobody (this delivery sent no message)")
-        return
-    found = (await recipients_of(p.datasets, [message])).get(message, [])
-    print()
-    if not found:
-        print(f"notified: nobody yet (MESSAGES record {message} has reached no one)")
-        return
-    _table(
-        [
-            (r.name, r.state, *(_cell(r.times.get(f)) for f in _RECIPIENT_TIMES), r.failure)
-            for r in found
-        ],
-        ("NOTIFIED", "STATE", "SENT", "RECEIVED", "DISPLAYED", "ACKNOWLEDGED", "FAILURE"),
-    )
-
-
-DELIVERIES = "DELIVERIES"
-_RECIPIENT_TIMES = ("sent_at", "received_at", "displayed_at", "acknowledged")
-#: A column ``records list DELIVERIES`` adds: who each delivery's message went to.
-NOTIFIED = "notified"
-
-
-def _label(ds: Dataset, rec: Record) -> str:
-    """A linked record as people name it: its key attributes, else its ``name``, else its id.
-
-    PHI attributes never name a record here (they would need a recorded read).
-    """
-    shown = [a for a in ds.key_attributes if not a.is_phi]
-    if not shown:
-        shown = [a for a in ds.attributes if a.name == "name" and not a.is_phi]
-    parts = [_cell(rec.values.get(a.name)) for a in shown]
-    return " ".join(x for x in parts if x) or f"#{rec.id}"
-
-
-async def link_labels(
-    p: Services, ds: Dataset, records: Sequence[Record], fields: Sequence[str]
-) -> dict[str, dict[int, str]]:
-    """For each to-one link among ``fields``: linked record id → its name (:func:`_label`)."""
-    out: dict[str, dict[int, str]] = {}
-    for name in fields:
-        link: Link | None = ds.link(name)
-        if link is None or not holds_reference(ds.name, link):
-            continue
-        ids = sorted({v for r in records if isinstance(v := r.values.get(name), int)})
-        out[name] = {}
-        if not ids:
-            continue
-        target = p.registry.get(link.target)
-        for start in range(0, len(ids), MAX_LIMIT):
-            chunk = ids[start : start + MAX_LIMIT]
-            query = Query(
-                filters=(Filter(field="id", op=FilterOp.IN, value=chunk),), limit=len(chunk)
-            )
-            page = await p.datasets.query(target.name, query)
-            out[name].update({r.id: _label(target, r) for r in page.records})
-    return out
-
-
-def choose_columns(ds: Dataset, chosen: str | None) -> list[str]:
-    """The columns ``records list`` shows: every field, or those ``--columns`` names, in its order.
-
-    Raises:
-        ValidationError: ``--columns`` names a column the dataset does not have, or none.
-    """
-    available = ["id", *(a.name for a in ds.attributes)]
-    available += [ln.name for ln in ds.links if holds_reference(ds.name, ln)]
-    if ds.name == DELIVERIES:
-        available.append(NOTIFIED)
-    if chosen is None:
-        return available
-    by_lower = {c.lower(): c for c in available}
-    names = [c.strip() for c in chosen.split(",") if c.strip()]
-    unknown = [n for n in names if n.lower() not in by_lower]
-    if unknown or not names:
-        what = f"has no column {unknown[0]!r}" if unknown else "needs at least one column"
-        raise ValidationError(f"--columns: {ds.name} {what}; its columns: {', '.join(available)}")
-    return [by_lower[n.lower()] for n in names]
 
 
 # -- dataset ------------------------------------------------------------------
@@ -168,7 +47,7 @@ def cmd_dataset_list(args: argparse.Namespace) -> int:
             (d.name, len(d.attributes), len(d.links), _YES[d.is_builtin], d.description)
             for d in p.registry.all()
         ]
-        _table(rows, ("NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"))
+        print_table(rows, ("NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"))
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -178,7 +57,7 @@ def show_dataset(ds: Dataset) -> None:
     """Print a dataset's definition: its attributes and links as tables."""
     print(f"{ds.name}{' (built-in)' if ds.is_builtin else ''}: {ds.description}")
     print()
-    _table(
+    print_table(
         [
             (a.name, a.type, _YES[a.is_key], _YES[a.must_have_value], _YES[a.is_phi], a.description)
             for a in ds.attributes
@@ -186,7 +65,7 @@ def show_dataset(ds: Dataset) -> None:
         ("ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "PHI", "DESCRIPTION"),
     )
     print()
-    _table(
+    print_table(
         [
             (ln.name, ln.cardinality, f"{ln.target}.{ln.reverse}", _YES[ln.is_key], ln.description)
             for ln in ds.links
@@ -246,35 +125,15 @@ def cmd_records_list(args: argparse.Namespace) -> int:
 
     async def work(p: Services) -> int:
         ds = p.registry.get(args.dataset)
+        columns = choose_columns(ds, args.columns)
         page = await p.datasets.query(ds.name, query)
         await _audit_read(p, ds, [r.id for r in page.records])
         if args.json:
-            records = [_record_json(r) for r in page.records]
+            records = [record_json(r) for r in page.records]
             body = dict(total=page.total, offset=query.offset, limit=query.limit, records=records)
             print(json.dumps(body, indent=2, ensure_ascii=False))
             return 0
-        columns = choose_columns(ds, args.columns)
-        labels = await link_labels(p, ds, page.records, columns)
-        notified: dict[int, str] = {}
-        if NOTIFIED in columns:
-            messages = {
-                r.id: m for r in page.records if isinstance(m := r.values.get("message"), int)
-            }
-            found = await recipients_of(p.datasets, list(messages.values()))
-            notified = {rid: summary(found.get(m, [])) for rid, m in messages.items()}
-
-        def cell(r: Record, name: str) -> str:
-            if name == "id":
-                return str(r.id)
-            if name == NOTIFIED:
-                return notified.get(r.id, "")
-            value = r.values.get(name)
-            if name in labels and isinstance(value, int):
-                return labels[name].get(value, f"#{value}")
-            return _cell(value)
-
-        rows = [[cell(r, n) for n in columns] for r in page.records]
-        _table(rows, [n.upper() for n in columns])
+        await print_records(p, ds, page.records, columns)
         shown = f"{query.offset + 1}–{query.offset + len(page.records)}" if page.records else "0"
         print(f"{shown} of {page.total} records", file=sys.stderr)
         return 0
@@ -294,7 +153,7 @@ def cmd_records_get(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         rec = await p.datasets.get(args.dataset, args.id)
         await _audit_read(p, p.registry.get(rec.dataset), [rec.id])
-        await _print_record(p, rec, as_json=args.json)
+        await print_record(p, rec, as_json=args.json)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -319,7 +178,7 @@ def _save(args: argparse.Namespace, *, is_upsert: bool) -> int:
         await record_write(
             p, "record.upsert" if is_upsert else "record.create", rec.dataset, rec.id
         )
-        await _print_record(p, rec, as_json=args.json, verb="saved" if is_upsert else "created")
+        await print_record(p, rec, as_json=args.json, verb="saved" if is_upsert else "created")
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -332,7 +191,7 @@ def cmd_records_update(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         rec = await p.datasets.update(args.dataset, args.id, values, origin=CLI_ORIGIN)
         await record_write(p, "record.update", rec.dataset, rec.id)
-        await _print_record(p, rec, as_json=args.json, verb="updated")
+        await print_record(p, rec, as_json=args.json, verb="updated")
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -422,7 +281,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         if any(t.organisation_id is not None for t in tokens):
             rows = [(*r, t.organisation_id or "all") for r, t in zip(rows, tokens, strict=True)]
             header = (*header, "ORGANISATION")
-        _table(rows, header)
+        print_table(rows, header)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
