@@ -1,4 +1,4 @@
-"""Who a delivery notified: recipients of its message and their furthest state, on both databases."""
+"""Who a delivery notified: its message's recipients and their furthest state (both databases)."""
 
 from __future__ import annotations
 
