@@ -87,7 +87,8 @@ from carewire.rules.service import RuleService
 from carewire.rules.store import StoredRuleUsage
 from carewire.security.audit import AuditTrail
 from carewire.security.audit_key import AuditKey, load_key
-from carewire.security.console_auth import ConsoleAccounts, ConsoleUser, shares_chat_account
+from carewire.security.console_auth import ConsoleAccounts, ConsoleUser
+from carewire.security.console_model import shares_chat_account
 from carewire.security.envelope import Keyring
 from carewire.security.keyring import KeyService
 from carewire.security.keys import ConfiguredKek, KekSource, ProcessKek

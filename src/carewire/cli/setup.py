@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carewire.cli.runtime import (
+    Services,
     Subparsers,
     WithDataDir,
     config,
@@ -53,6 +54,26 @@ def _write_config(where: Path, domain: str) -> Config:
         raise
 
 
+async def _first_console_admin(p: Services, domain: str, password: str) -> bool:
+    """The console's first administrator: ``admin``, the chat account's address and password.
+
+    Its e-mail being the chat address links the two (``shares_chat_account``): a password
+    set on one side is the other's too. False when the console has users already.
+    """
+    from carewire.security.console_auth import FIRST_ADMIN, SYSTEM, Role
+
+    if await p.console.list_users():
+        return False
+    await p.console.create_user(
+        FIRST_ADMIN,
+        Role.SYSTEM_ADMIN,
+        email=f"{FIRST_ADMIN}@{domain}",
+        password=password,
+        origin=SYSTEM,
+    )
+    return True
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
@@ -78,9 +99,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         await accounts.create(AccountInput(login=ADMIN_LOGIN, password=password))
 
     run_with_accounts(args, create_admin)
-    console_made = run_with_platform(
-        args, lambda p: p.console.ensure_first_admin(domain, password=password)
-    )
+    console_made = run_with_platform(args, lambda p: _first_console_admin(p, domain, password))
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")
@@ -95,7 +114,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("                 (back it up apart from the data: without it the data is lost)")
     else:
         print(f"  encryption key {kek.name}")
-    shared = console_made is not None
+    shared = console_made
     also = f"  (chat, and the web console as {ADMIN_LOGIN})" if shared else "  (chat)"
     print(f"  administrator  {ADMIN_LOGIN}@{domain}{also}")
     print(f"  password       {password}")

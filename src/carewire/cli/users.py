@@ -73,7 +73,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     """Set a new password (also the web console's, for the account init made: admin)."""
     from carewire.cli.audit_trail import CliAudit
-    from carewire.security.console_auth import check_password, shares_chat_account
+    from carewire.security.console_model import check_password, shares_chat_account
 
     cfg = config(args)
     password = read_password(args)
@@ -81,7 +81,8 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 
     async def work(p: Services) -> int:
         audit = CliAudit(p.audit)
-        user = await p.console.find_user(args.login)
+        named = [u for u in await p.console.list_users() if u.username == args.login.lower()]
+        user = named[0] if named else None
         linked = user is not None and shares_chat_account(user, domain)
         if linked:  # the console's policy holds for the one password
             check_password(password)

@@ -37,7 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from carewire.clock import Clock
 from carewire.errors import ConflictError, NotFoundError, ValidationError
-from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.audit import AuditTrail, Channel, Outcome
 from carewire.security.console_model import (
     CLI,
     DIRECTORY_PASSWORD_TEXT,
@@ -59,12 +59,12 @@ from carewire.security.console_model import (
     SessionExpired,
     SignInError,
     check_password,
+    console_event,
     console_origin,
     digest,
     is_delayed,
     normalize_email,
     normalize_username,
-    shares_chat_account,
 )
 from carewire.security.throttle import AuthThrottle
 
@@ -92,7 +92,6 @@ __all__ = [
     "digest",
     "normalize_email",
     "normalize_username",
-    "shares_chat_account",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,9 +125,7 @@ class ConsoleAccounts:
         self.on_locked: Callable[[str, str, str, int], Awaitable[None]] | None = None
         #: Whose password an organisation's directory checks (None: every one is ours).
         self.external: DirectoryPasswords | None = None
-        #: Told when a user sets a new password themselves (change or reset link):
-        #: (the user, the new password). The server keeps the chat account that shares
-        #: the user's name in step (:func:`shares_chat_account`).
+        #: Told of a password a user set themselves: (user, new password); see the assembly.
         self.on_password_set: Callable[[ConsoleUser, str], Awaitable[None]] | None = None
         self._dummy_hash: str | None = None
 
@@ -265,32 +262,20 @@ class ConsoleAccounts:
             await self._record(origin, "console.user.rename", name, previous=username)
         return done
 
-    async def ensure_first_admin(self, domain: str, *, password: str | None = None) -> str | None:
+    async def ensure_first_admin(self, domain: str) -> str | None:
         """On an installation without console users, create ``admin``; return its password.
 
-        Its e-mail is the chat address ``admin@DOMAIN``: the console user and the chat
-        account ``admin`` are one administrator (:func:`shares_chat_account`).
-        ``carewire init`` gives both the same ``password``; without one it is random,
-        shown once, and must be changed at the first sign-in.
+        The password is random, shown once, and must be changed at the first sign-in.
         """
         if await self._store.count_users():
             return None
         try:
-            _, generated = await self.create_user(
-                FIRST_ADMIN,
-                Role.SYSTEM_ADMIN,
-                email=f"{FIRST_ADMIN}@{domain}",
-                password=password,
-                origin=SYSTEM,
+            _, password = await self.create_user(
+                FIRST_ADMIN, Role.SYSTEM_ADMIN, email=f"admin@{domain}", origin=SYSTEM
             )
         except ConflictError:  # another process created it first
             return None
-        return generated if password is None else password
-
-    async def find_user(self, username: str) -> ConsoleUser | None:
-        """The user called ``username`` (or with that e-mail), if any."""
-        found = await self._store.find(username.strip().lower())
-        return None if found is None else found[0]
+        return password
 
     async def list_users(self) -> list[ConsoleUser]:
         """Every console user, by username."""
@@ -608,14 +593,4 @@ class ConsoleAccounts:
         outcome: Outcome = Outcome.SUCCESS,
         **details: object,
     ) -> None:
-        await self._audit.record(
-            AuditEvent(
-                actor=origin.actor[:200],
-                channel=origin.channel,
-                action=action,
-                target=target,
-                outcome=outcome,
-                remote_ip=origin.remote_ip,
-                details=details,
-            )
-        )
+        await self._audit.record(console_event(origin, action, target, outcome, details))
