@@ -8,7 +8,7 @@ Screenshots of the audit page (a long entry closed and opened) are saved in
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -94,3 +94,37 @@ async def test_audit_page_reads_well(
     await expect(details.locator("details")).to_have_attribute("open", "")
     await expect(details).to_contain_text('"field_11": "a rather long value')
     await page.screenshot(path=str(artifacts / "audit-details-open.png"), full_page=True)
+
+
+async def test_a_delivery_says_who_was_notified(
+    serve: ServeFactory, browser: Browser, artifacts: Path
+) -> None:
+    served = await serve(timedelta(minutes=20))
+    ds = served.platform.datasets
+    at = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    message = await ds.create("MESSAGES", {"uuid": "m-1", "received_at": at, "sent_at": at})
+    for name, extra in (
+        ("nurse.adams@carewire.test", {"acknowledged": at}),
+        ("nurse.baker@carewire.test", {}),
+    ):
+        who = await ds.create("IDENTITIES", {"name": name})
+        values = {"message": message.id, "recipient": who.id, "sent_at": at} | extra
+        await ds.create("MESSAGE_DELIVERIES", values)
+    delivery = await ds.create(
+        "DELIVERIES",
+        {"status": "Delivered", "triggered_at": at, "rule": "Nurse call", "message": message.id},
+    )
+    page = await signed_in_page(browser, served, timezone_id=ZONE, locale="en-GB")
+    await page.goto("/deliveries")
+    row = page.locator("tbody tr", has_text="Nurse call")
+    await expect(row.locator("td.notified")).to_have_text(
+        "nurse.adams@carewire.test (Acknowledged), nurse.baker@carewire.test (Sent)"
+    )
+    await expect(row.locator("time")).to_contain_text("14:30:00")  # 09:00 UTC in +05:30
+    await row.get_by_role("link", name=str(delivery.id)).click()
+    table = page.get_by_role("table", name="Notified")
+    await expect(table).to_be_visible()
+    adams = table.get_by_role("row", name=re.compile("nurse.adams"))
+    await expect(adams).to_contain_text("Acknowledged")
+    await expect(adams.locator("time").first).to_contain_text("14:30:00")
+    await page.screenshot(path=str(artifacts / "delivery-notified.png"), full_page=True)
