@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -73,6 +73,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
+from carewire.errors import NotFoundError
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.federation.service import FederationAdmin
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
@@ -86,7 +87,8 @@ from carewire.rules.service import RuleService
 from carewire.rules.store import StoredRuleUsage
 from carewire.security.audit import AuditTrail
 from carewire.security.audit_key import AuditKey, load_key
-from carewire.security.console_auth import ConsoleAccounts
+from carewire.security.console_auth import ConsoleAccounts, ConsoleUser
+from carewire.security.console_model import shares_chat_account
 from carewire.security.envelope import Keyring
 from carewire.security.keyring import KeyService
 from carewire.security.keys import ConfiguredKek, KekSource, ProcessKek
@@ -479,6 +481,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
     )
     lockouts = LockoutNotifier(audit, options.mailer, console.list_users)
     console.on_locked = lockouts.locked
+    console.on_password_set = chat_password_keeper(core.accounts, options.domain)
     directory = DirectoryService(
         store=build_directory_store(db),
         accounts=core.accounts,
@@ -540,3 +543,25 @@ async def _platform(options: Options, core: Core) -> Assembly:
         ),
         ldap=ldap,
     )
+
+
+def chat_password_keeper(
+    accounts: AccountService, domain: str
+) -> Callable[[ConsoleUser, str], Awaitable[None]]:
+    """What a console password change does to chat: the linked account gets it too.
+
+    The first administrator is one account for the console and for chat
+    (``admin``, e-mail ``admin@DOMAIN``: :func:`shares_chat_account`); a new
+    password set in the console (changed, or through a reset link) is also
+    the chat account's, so the two never drift apart. Others are left alone.
+    """
+
+    async def keep(user: ConsoleUser, password: str) -> None:
+        if not shares_chat_account(user, domain):
+            return
+        try:
+            await accounts.set_password(user.username, password)
+        except NotFoundError:  # no chat account of that name (a database made without init)
+            return
+
+    return keep

@@ -35,6 +35,15 @@ class OnPlatform(Protocol):
     def __call__(self, data: Path, work: Callable[[Services], Awaitable[T]]) -> T: ...
 
 
+@pytest.fixture(autouse=True)
+def _natural_widths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables at their natural widths: pytest-xdist's workers set ``COLUMNS=80``.
+
+    A test of the fitting sets ``COLUMNS`` itself.
+    """
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
     """``carewire`` in this process, its output captured."""

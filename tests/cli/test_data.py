@@ -106,7 +106,10 @@ def test_records_create(ward: Path, run: Run) -> None:
     lines = out.splitlines()
     assert lines[0] == "created BEDS record 1"
     assert lines[1].split() == ["FIELD", "VALUE"] and lines[2].split() == ["id", "1"]
-    assert sorted(line.split() for line in lines[3:]) == [["bed_number", "A"], ["room", "1"]]
+    assert sorted(line.split() for line in lines[3:]) == [
+        ["bed_number", "A"],
+        ["room", "101", "(ROOMS", "1)"],  # the linked record's name, then its id
+    ]
 
 
 def test_records_create_typed_values_as_json(data: Path, run: Run) -> None:
@@ -140,8 +143,8 @@ def test_records_list(ward: Path, run: Run) -> None:
     assert code == 0
     assert [line.split() for line in out.splitlines()] == [
         ["ID", "ROOM_NUMBER", "FACILITY", "UNIT"],
-        ["1", "101", "1"],
-        ["2", "102", "1"],
+        ["1", "101", "Main"],  # the linked facility by its name, not its id
+        ["2", "102", "Main"],
     ]
     assert err.strip() == "1–2 of 2 records"
 
@@ -188,7 +191,7 @@ def test_records_get(ward: Path, run: Run) -> None:
         ["FIELD", "VALUE"],
         ["id", "2"],
         ["room_number", "102"],
-        ["facility", "1"],
+        ["facility", "Main", "(FACILITIES", "1)"],  # the linked record's name, then its id
         ["unit"],
     ]
     code, out, _ = run("records", "get", "ROOMS", "2", "--json", *d)

@@ -126,3 +126,34 @@ async def test_xmpp_edit_page_rows_and_problems(
     settings = served.platform.adapters.get("XMPP").settings
     assert settings["custom_parameters"] == [{"parameter": "site.id", "value": "2030"}]
     assert settings["desktop_session_timeout"] == "1 hour"
+
+
+async def test_xmpp_settings_explain_their_sections(
+    serve: ServeFactory, browser: Browser, artifacts: Path
+) -> None:
+    served = await serve(timedelta(minutes=20))
+    await served.platform.ensure_default_adapters("carewire.test")
+    page = await signed_in_page(browser, served)
+    nav = page.get_by_role("navigation", name="Main")
+    await nav.get_by_role("link", name="XMPP settings").click()
+    await expect(page).to_have_url(re.compile(r"/adapters/XMPP/edit$"))
+    for title, words in (
+        ("Domain and Help", "change it only when the server moves"),
+        ("Sessions", "Default: Off for both"),
+        ("Messages", "Defaults: 7 days"),
+        ("Roster and Assignments", "Primary and Backup"),
+        ("Phone Numbers", "None by default"),
+        ("Patients", "five standard details"),
+        ("Client Parameters", "client's documentation asks"),
+    ):
+        section = page.get_by_role("region", name=title, exact=True)
+        await expect(section).to_be_visible()
+        await expect(section.get_by_role("heading", name=title)).to_be_visible()
+        await expect(section.locator(".cw-section-help")).to_contain_text(words)
+    # Every setting says what it does, under its field.
+    sessions = page.get_by_role("region", name="Sessions", exact=True)
+    await expect(sessions.get_by_label("Mobile Session Timeout")).to_have_accessible_description(
+        re.compile("in the background this long")
+    )
+    await expect(page.get_by_text("The datasets this adapter reads and writes")).to_be_visible()
+    await page.screenshot(path=str(artifacts / "xmpp-settings.png"), full_page=True)

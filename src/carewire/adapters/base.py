@@ -53,6 +53,21 @@ RuntimeFactory = Callable[[AdapterConfig], AdapterRuntime]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SettingSection:
+    """A titled group of a kind's settings, with a short text for the console.
+
+    Attributes:
+        title: The heading (``Sessions``).
+        help: What the settings do, their defaults, and when to change them.
+        fields: The names of its settings, in order.
+    """
+
+    title: str
+    help: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdapterKind:
     """A kind of adapter (a component name in the console).
 
@@ -64,6 +79,7 @@ class AdapterKind:
         is_singleton: Only one instance may be enabled at a time.
         actions: Rule actions it contributes.
         factory: Builds the runtime of an enabled instance (None: nothing to run).
+        sections: How the console groups and explains the settings (none: one group).
     """
 
     component: str
@@ -73,3 +89,18 @@ class AdapterKind:
     is_singleton: bool = False
     actions: tuple[ActionSpec, ...] = ()
     factory: RuntimeFactory | None = None
+    sections: tuple[SettingSection, ...] = ()
+
+    def grouped_settings(self) -> list[tuple[SettingSection, tuple[SettingField, ...]]]:
+        """The settings by section; any a section does not name come last, as Other Settings.
+
+        A kind without sections has one group, Main Settings, without a text.
+        """
+        by_name = {f.name: f for f in self.settings}
+        groups = [(s, tuple(by_name[n] for n in s.fields if n in by_name)) for s in self.sections]
+        named = {n for s in self.sections for n in s.fields}
+        rest = tuple(f for f in self.settings if f.name not in named)
+        if rest:
+            title = "Other Settings" if self.sections else "Main Settings"
+            groups.append((SettingSection(title=title, help="", fields=()), rest))
+        return [(s, fields) for s, fields in groups if fields]

@@ -17,47 +17,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from carewire.cli.audit_trail import cli_caller, record, record_write
+from carewire.cli.record_view import choose_columns, print_record, print_records, record_json
 from carewire.cli.runtime import Services, Subparsers, WithDataDir, run_with_platform
+from carewire.cli.tables import print_table
 from carewire.config import parse_duration
-from carewire.datasets.model import Dataset, Origin, Record, holds_reference
-from carewire.datasets.query import MAX_LIMIT, Query, parse_filter, parse_sort
-from carewire.datasets.values import to_json
+from carewire.datasets.model import Dataset, Origin
+from carewire.datasets.query import (
+    MAX_LIMIT,
+    Query,
+    parse_filter,
+    parse_sort,
+)
 from carewire.errors import ValidationError
 from carewire.security.phi_access import holds_phi, read_details, read_target
 
 #: Who CLI writes are recorded as.
 CLI_ORIGIN = Origin(actor="cli")
 _YES = {True: "yes", False: ""}
-
-
-def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
-    """Print ``rows`` in columns under ``header`` (the last column is not padded)."""
-    cells = [list(header), *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header) - 1)]
-    for r in cells:
-        padded = [c.ljust(w) for c, w in zip(r, widths, strict=False)]
-        print("  ".join([*padded, r[-1]]).rstrip())
-
-
-def _record_json(rec: Record) -> dict[str, object]:
-    return {"id": rec.id, "values": {k: to_json(v) for k, v in rec.values.items()}}
-
-
-def _cell(value: object) -> str:
-    shown = to_json(value)
-    if shown is None:
-        return ""
-    return shown if isinstance(shown, str) else json.dumps(shown)
-
-
-def _print_record(rec: Record, *, as_json: bool, verb: str = "") -> None:
-    if as_json:
-        print(json.dumps(_record_json(rec), indent=2, ensure_ascii=False))
-        return
-    if verb:
-        print(f"{verb} {rec.dataset} record {rec.id}")
-    rows = [("id", str(rec.id)), *((name, _cell(v)) for name, v in rec.values.items())]
-    _table(rows, ("FIELD", "VALUE"))
 
 
 # -- dataset ------------------------------------------------------------------
@@ -71,7 +47,7 @@ def cmd_dataset_list(args: argparse.Namespace) -> int:
             (d.name, len(d.attributes), len(d.links), _YES[d.is_builtin], d.description)
             for d in p.registry.all()
         ]
-        _table(rows, ("NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"))
+        print_table(rows, ("NAME", "ATTRIBUTES", "LINKS", "BUILT-IN", "DESCRIPTION"))
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -81,7 +57,7 @@ def show_dataset(ds: Dataset) -> None:
     """Print a dataset's definition: its attributes and links as tables."""
     print(f"{ds.name}{' (built-in)' if ds.is_builtin else ''}: {ds.description}")
     print()
-    _table(
+    print_table(
         [
             (a.name, a.type, _YES[a.is_key], _YES[a.must_have_value], _YES[a.is_phi], a.description)
             for a in ds.attributes
@@ -89,7 +65,7 @@ def show_dataset(ds: Dataset) -> None:
         ("ATTRIBUTE", "TYPE", "KEY", "REQUIRED", "PHI", "DESCRIPTION"),
     )
     print()
-    _table(
+    print_table(
         [
             (ln.name, ln.cardinality, f"{ln.target}.{ln.reverse}", _YES[ln.is_key], ln.description)
             for ln in ds.links
@@ -149,17 +125,15 @@ def cmd_records_list(args: argparse.Namespace) -> int:
 
     async def work(p: Services) -> int:
         ds = p.registry.get(args.dataset)
+        columns = choose_columns(ds, args.columns)
         page = await p.datasets.query(ds.name, query)
         await _audit_read(p, ds, [r.id for r in page.records])
         if args.json:
-            records = [_record_json(r) for r in page.records]
+            records = [record_json(r) for r in page.records]
             body = dict(total=page.total, offset=query.offset, limit=query.limit, records=records)
             print(json.dumps(body, indent=2, ensure_ascii=False))
             return 0
-        names = [a.name for a in ds.attributes]
-        names += [ln.name for ln in ds.links if holds_reference(ds.name, ln)]
-        rows = [(r.id, *(_cell(r.values.get(n)) for n in names)) for r in page.records]
-        _table(rows, ("ID", *(n.upper() for n in names)))
+        await print_records(p, ds, page.records, columns)
         shown = f"{query.offset + 1}–{query.offset + len(page.records)}" if page.records else "0"
         print(f"{shown} of {page.total} records", file=sys.stderr)
         return 0
@@ -179,7 +153,7 @@ def cmd_records_get(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         rec = await p.datasets.get(args.dataset, args.id)
         await _audit_read(p, p.registry.get(rec.dataset), [rec.id])
-        _print_record(rec, as_json=args.json)
+        await print_record(p, rec, as_json=args.json)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -204,7 +178,7 @@ def _save(args: argparse.Namespace, *, is_upsert: bool) -> int:
         await record_write(
             p, "record.upsert" if is_upsert else "record.create", rec.dataset, rec.id
         )
-        _print_record(rec, as_json=args.json, verb="saved" if is_upsert else "created")
+        await print_record(p, rec, as_json=args.json, verb="saved" if is_upsert else "created")
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -217,7 +191,7 @@ def cmd_records_update(args: argparse.Namespace) -> int:
     async def work(p: Services) -> int:
         rec = await p.datasets.update(args.dataset, args.id, values, origin=CLI_ORIGIN)
         await record_write(p, "record.update", rec.dataset, rec.id)
-        _print_record(rec, as_json=args.json, verb="updated")
+        await print_record(p, rec, as_json=args.json, verb="updated")
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -307,7 +281,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         if any(t.organisation_id is not None for t in tokens):
             rows = [(*r, t.organisation_id or "all") for r, t in zip(rows, tokens, strict=True)]
             header = (*header, "ORGANISATION")
-        _table(rows, header)
+        print_table(rows, header)
         return 0
 
     return run_with_platform(args, work, with_defaults=True, fire_rules=True)
@@ -372,6 +346,12 @@ def _add_records(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     ls.add_argument("--limit", type=int, default=100, help=f"page size (at most {MAX_LIMIT})")
     ls.add_argument("--offset", type=int, default=0, help="records to skip")
     ls.add_argument("--json", action="store_true", help="print JSON as the REST API does")
+    ls.add_argument(
+        "--columns",
+        metavar="A,B,C",
+        help="the columns to show, in this order (default: id, every attribute and link; "
+        "DELIVERIES also has 'notified'); the table is fitted to the terminal (COLUMNS)",
+    )
     for name, func, has_id, has_values in (
         ("get", cmd_records_get, True, False),
         ("create", cmd_records_create, False, True),

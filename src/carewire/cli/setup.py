@@ -1,8 +1,10 @@
 """``carewire init`` and ``carewire serve``: create an installation, and run its server.
 
 ``init`` writes the data directory (configuration, self-signed certificate,
-server secret, database) with the first XMPP administrator and the web
-console's first administrator, and prints their one-time passwords. With
+server secret, database) with the first administrator, ``admin``: one account
+for chat (``admin@DOMAIN``) and for the web console (``admin`` or
+``admin@DOMAIN``), with one password, printed once. ``carewire user passwd
+admin`` and the console's Change password both change it for both. With
 ``--config FILE`` the configuration is that file instead (written if missing,
 used as it is if an operator wrote it first), outside the data directory.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carewire.cli.runtime import (
+    Services,
     Subparsers,
     WithDataDir,
     config,
@@ -93,12 +96,32 @@ def _domain(args: argparse.Namespace) -> str | None:
     return None if args.domain is None else str(args.domain).strip().lower().rstrip(".")
 
 
+async def _first_console_admin(p: Services, domain: str, password: str) -> bool:
+    """The console's first administrator: ``admin``, the chat account's address and password.
+
+    Its e-mail being the chat address links the two (``shares_chat_account``): a password
+    set on one side is the other's too. False when the console has users already.
+    """
+    from carewire.security.console_auth import FIRST_ADMIN, SYSTEM, Role
+
+    if await p.console.list_users():
+        return False
+    await p.console.create_user(
+        FIRST_ADMIN,
+        Role.SYSTEM_ADMIN,
+        email=f"{FIRST_ADMIN}@{domain}",
+        password=password,
+        origin=SYSTEM,
+    )
+    return True
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
     from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
-    from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
+    from carewire.server import server_secret, write_secret_file
 
     at = location(args)
     where = at.data_dir
@@ -122,7 +145,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         await accounts.create(AccountInput(login=ADMIN_LOGIN, password=password))
 
     run_with_accounts(args, create_admin)
-    console_password = run_with_platform(args, lambda p: p.console.ensure_first_admin(domain))
+    console_made = run_with_platform(args, lambda p: _first_console_admin(p, domain, password))
     # Last, after the database: the server secret marks an installation kept apart from its
     # configuration as initialised, so an init that failed on the database can be run again.
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
@@ -143,17 +166,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("                 (back it up apart from the data: without it the data is lost)")
     else:
         print(f"  encryption key {kek.name}")
-    print(f"  administrator  {ADMIN_LOGIN}@{domain}")
+    shared = console_made
+    also = f"  (chat, and the web console as {ADMIN_LOGIN})" if shared else "  (chat)"
+    print(f"  administrator  {ADMIN_LOGIN}@{domain}{also}")
     print(f"  password       {password}")
     how = f"--config {at.config_file}" if at.is_external else f"--data-dir {where}"
-    print(f"  (also in {pw_file}, readable only by you: change it with")
-    print(f"   'carewire user passwd {ADMIN_LOGIN} {how}' and delete the file)")
-    if console_password is not None:
-        console_file = where / CONSOLE_PASSWORD_FILE
-        write_secret_file(console_file, f"admin\n{console_password}\n")
-        print(f"  web console    https://{domain}:{cfg.server.https_port}/  user admin")
-        print(f"  console pw     {console_password}  (one-time: a new one is asked at first")
-        print(f"                 sign-in; also in {console_file})")
+    print(f"  web console    https://{domain}:{cfg.server.https_port}/")
+    print(f"  (the password is also in {pw_file}, readable only by you: change it")
+    both = "for chat and the console at once " if shared else ""
+    print(f"   {both}with 'carewire user passwd {ADMIN_LOGIN} {how}',")
+    print("   then delete the file)")
     return 0
 
 

@@ -71,17 +71,33 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
-    """Set a new password."""
+    """Set a new password (also the web console's, for the account init made: admin)."""
+    from carewire.cli.audit_trail import CliAudit
+    from carewire.security.console_model import check_password, shares_chat_account
+
     cfg = config(args)
     password = read_password(args)
+    domain = cfg.server.domain
 
-    async def work(accounts: AccountService, audit: CliAudit) -> int:
-        await accounts.set_password(args.login, password)
+    async def work(p: Services) -> int:
+        audit = CliAudit(p.audit)
+        named = [u for u in await p.console.list_users() if u.username == args.login.lower()]
+        user = named[0] if named else None
+        linked = user is not None and shares_chat_account(user, domain)
+        if linked:  # the console's policy holds for the one password
+            check_password(password)
+        await p.accounts.set_password(args.login, password)
         await audit("user.passwd", args.login)
-        print(f"password changed for {args.login}@{cfg.server.domain}")
+        also = ""
+        if linked and user is not None:
+            await p.console.set_password_hash(
+                user.username, await p.console.hash_password(password), must_change=False
+            )
+            also = f" (and for the web console user {user.username})"
+        print(f"password changed for {args.login}@{domain}{also}")
         return 0
 
-    return run_with_accounts(args, work)
+    return run_with_platform(args, work)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:

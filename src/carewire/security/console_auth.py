@@ -37,7 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from carewire.clock import Clock
 from carewire.errors import ConflictError, NotFoundError, ValidationError
-from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.audit import AuditTrail, Channel, Outcome
 from carewire.security.console_model import (
     CLI,
     DIRECTORY_PASSWORD_TEXT,
@@ -59,6 +59,7 @@ from carewire.security.console_model import (
     SessionExpired,
     SignInError,
     check_password,
+    console_event,
     console_origin,
     digest,
     is_delayed,
@@ -124,6 +125,8 @@ class ConsoleAccounts:
         self.on_locked: Callable[[str, str, str, int], Awaitable[None]] | None = None
         #: Whose password an organisation's directory checks (None: every one is ours).
         self.external: DirectoryPasswords | None = None
+        #: Told of a password a user set themselves: (user, new password); see the assembly.
+        self.on_password_set: Callable[[ConsoleUser, str], Awaitable[None]] | None = None
         self._dummy_hash: str | None = None
 
     # -- passwords ---------------------------------------------------------------
@@ -515,6 +518,8 @@ class ConsoleAccounts:
         await self._record(
             console_origin(user.username, remote_ip), "password.change", user.username
         )
+        if self.on_password_set is not None:
+            await self.on_password_set(user, new)
 
     # -- password resets ---------------------------------------------------------
 
@@ -576,6 +581,8 @@ class ConsoleAccounts:
         await self._record(
             console_origin(user.username, remote_ip), "password.reset.complete", user.username
         )
+        if self.on_password_set is not None:
+            await self.on_password_set(user, new)
         return user
 
     async def _record(
@@ -586,14 +593,4 @@ class ConsoleAccounts:
         outcome: Outcome = Outcome.SUCCESS,
         **details: object,
     ) -> None:
-        await self._audit.record(
-            AuditEvent(
-                actor=origin.actor[:200],
-                channel=origin.channel,
-                action=action,
-                target=target,
-                outcome=outcome,
-                remote_ip=origin.remote_ip,
-                details=details,
-            )
-        )
+        await self._audit.record(console_event(origin, action, target, outcome, details))

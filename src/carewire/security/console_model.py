@@ -9,12 +9,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from carewire.errors import CarewireError, ValidationError
-from carewire.security.audit import Channel
+from carewire.security.audit import AuditEvent, Channel, Outcome
 
 #: What the browser is told about any failed sign-in.
 GENERIC_FAILURE = "Invalid username or password"
@@ -292,6 +293,31 @@ class ConsoleStore(Protocol):
 def digest(token: str) -> str:
     """The SHA-256 hex digest stored for a session or reset token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def console_event(
+    origin: Origin, action: str, target: str, outcome: Outcome, details: Mapping[str, object]
+) -> AuditEvent:
+    """The audit event of a console act by ``origin`` (its actor cut to 200 characters)."""
+    return AuditEvent(
+        actor=origin.actor[:200],
+        channel=origin.channel,
+        action=action,
+        target=target,
+        outcome=outcome,
+        remote_ip=origin.remote_ip,
+        details=details,
+    )
+
+
+def shares_chat_account(user: ConsoleUser, domain: str) -> bool:
+    """Whether ``user`` is the chat account of the same name: their e-mail is its address.
+
+    ``carewire init`` makes the first administrator so (``admin`` and
+    ``admin@DOMAIN``): one name and one password for the console and for chat.
+    A console user who merely shares a name with a chat account is not linked.
+    """
+    return "@" not in user.username and user.email == f"{user.username}@{domain}"
 
 
 def check_password(password: str) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import httpx
 
-from carewire.security.audit import EXPORT_COLUMNS
+from carewire.security.audit import EXPORT_COLUMNS, AuditEvent, Channel
 from carewire.security.console_auth import Role
 from tests.web.console.test_data_pages import Full, full
 
@@ -71,6 +72,59 @@ async def test_deliveries_filter_page_and_detail(full: Full) -> None:
     assert (await viewer.get("/deliveries/999")).status_code == 404
 
 
+async def notified_delivery(full: Full) -> int:
+    """A delivery whose message reached two people: one acknowledged it, one only got it sent."""
+    ds = full.platform.datasets
+    at = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    message = await ds.create("MESSAGES", {"uuid": "m-1", "received_at": at, "sent_at": at})
+    adams = await ds.create("IDENTITIES", {"name": "nurse.adams@h.example"})
+    baker = await ds.create("IDENTITIES", {"name": "nurse.baker@h.example"})
+    await ds.create(
+        "MESSAGE_DELIVERIES",
+        {
+            "message": message.id,
+            "recipient": adams.id,
+            "sent_at": at,
+            "received_at": at,
+            "acknowledged": datetime(2026, 3, 4, 9, 1, tzinfo=UTC),
+        },
+    )
+    await ds.create(
+        "MESSAGE_DELIVERIES", {"message": message.id, "recipient": baker.id, "sent_at": at}
+    )
+    rec = await ds.create(
+        "DELIVERIES",
+        {
+            "status": "Delivered",
+            "triggered_at": at,
+            "rule": "Nurse call",
+            "interface_name": "XMPP",
+            "message": message.id,
+        },
+    )
+    return rec.id
+
+
+async def test_deliveries_say_who_was_notified(full: Full) -> None:
+    first, *_ = await deliveries(full)
+    notified = await notified_delivery(full)
+    viewer = await full.user("olga", Role.ORG_ADMIN)
+    r = await viewer.get("/deliveries")
+    assert '<th scope="col">Notified</th>' in r.text
+    assert "nurse.adams@h.example (Acknowledged), nurse.baker@h.example (Sent)" in r.text, r.text
+    r = await viewer.get(f"/deliveries/{notified}")
+    assert r.status_code == 200 and '<h2 id="notified">Notified</h2>' in r.text
+    row = r.text[r.text.index("nurse.adams@h.example") :]
+    assert "Acknowledged" in row[: row.index("</tr>")]
+    assert 'datetime="2026-03-04T09:01:00+00:00"' in row[: row.index("</tr>")]
+    r = await viewer.get(f"/deliveries/{first}")
+    assert "Nobody: this delivery sent no message" in r.text
+    rows = rows_of(await viewer.get("/deliveries.csv", params={"rule": "Nurse call"}))
+    assert rows[0]["notified"] == (
+        "nurse.adams@h.example (Acknowledged), nurse.baker@h.example (Sent)"
+    )
+
+
 async def test_deliveries_csv(full: Full) -> None:
     await deliveries(full)
     auditor = await full.user("audrey", Role.AUDITOR)
@@ -107,6 +161,32 @@ async def test_audit_page_filters_and_roles(full: Full) -> None:
     assert "1–" in r.text and "of 0" not in r.text
     r = await admin.get("/audit", params={"since": "2000-01-01", "until": "2000-01-01"})
     assert "0 of 0" in r.text
+
+
+async def test_audit_page_times_and_long_details(full: Full) -> None:
+    """Times carry ISO UTC for the browser and read in UTC without script; long details fold."""
+    admin = await full.user("admin")
+    await full.platform.audit.record(
+        AuditEvent(
+            actor="cli",
+            channel=Channel.CLI,
+            action="rule.update",
+            target="r",
+            details={"why": "x" * 200},
+        )
+    )
+    r = await admin.get("/audit", params={"action": "rule.update"})
+    [stamp] = re.findall(
+        r'<time datetime="([^"]+)" title="([^"]+)" data-local-time>([^<]+)</time>', r.text
+    )
+    iso, title, text = stamp
+    shown = datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert datetime.fromisoformat(iso).tzinfo is not None and title == text == shown
+    assert (
+        "<details><summary><code>{&#34;why&#34;: &#34;xxx" in r.text
+        and "…</code></summary>" in r.text
+    )
+    assert "x" * 200 in r.text  # the whole text, behind the summary
 
 
 async def test_audit_csv_is_recorded(full: Full) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from carewire.adapters.base import AdapterKind
 from carewire.adapters.xmpp.actions import make_actions
 from carewire.adapters.xmpp.gateway import GatewaySlot
-from carewire.adapters.xmpp.settings import COMPONENT, REQUIRED_DATASETS, SETTINGS
+from carewire.adapters.xmpp.settings import COMPONENT, REQUIRED_DATASETS, SECTIONS, SETTINGS
 
 __all__ = ["COMPONENT", "GatewaySlot", "make_kind"]
 
@@ -25,4 +25,5 @@ def make_kind(slot: GatewaySlot) -> AdapterKind:
         required_datasets=REQUIRED_DATASETS,
         is_singleton=True,
         actions=make_actions(slot),
+        sections=SECTIONS,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from carewire.adapters.base import SettingSection
 from carewire.adapters.xmpp.transforms import (
     location_rule_problem,
     location_transform,
@@ -103,14 +104,22 @@ _LOCATION = (
 )
 
 SETTINGS = (
-    SettingField(name="chat_domain", label="Chat Domain", is_required=True),
-    SettingField(name="help_link", label="Help Link"),
+    SettingField(
+        name="chat_domain",
+        label="Chat Domain",
+        is_required=True,
+        help="The domain users sign in to (user@DOMAIN); the one given to carewire init.",
+    ),
+    SettingField(
+        name="help_link", label="Help Link", help="A web page clients offer as their help."
+    ),
     SettingField(
         name="mobile_session_timeout",
         label="Mobile Session Timeout",
         kind=FieldKind.CHOICE,
         choices=MOBILE_TIMEOUTS,
         default="Off",
+        help="End a phone's session after it has been in the background this long.",
     ),
     SettingField(
         name="desktop_session_timeout",
@@ -118,6 +127,7 @@ SETTINGS = (
         kind=FieldKind.CHOICE,
         choices=DESKTOP_TIMEOUTS,
         default="Off",
+        help="End a desktop client's session after it has sent nothing for this long.",
     ),
     SettingField(
         name="offline_message_timeout",
@@ -125,37 +135,116 @@ SETTINGS = (
         kind=FieldKind.CHOICE,
         choices=OFFLINE_TIMEOUTS,
         default="Default",
+        help="How long a message waits for a user who is offline (Default: 7 days).",
     ),
     SettingField(
         name="disable_acknowledgements",
         label="Disable Acknowledgments",
         kind=FieldKind.BOOLEAN,
         default=False,
+        help="Stop offering clients the Acknowledge button (messages are still stored).",
     ),
     SettingField(
-        name="multiple_facility", label="Multiple Facility", kind=FieldKind.BOOLEAN, default=False
+        name="multiple_facility",
+        label="Multiple Facility",
+        kind=FieldKind.BOOLEAN,
+        default=False,
+        help="Put the facility's name before each unit and location clients show.",
     ),
-    SettingField(name="level1_prefix", label="Prefix for Assignment Level 1", default="Primary"),
-    SettingField(name="level2_prefix", label="Prefix for Assignment Level 2", default="Backup"),
+    SettingField(
+        name="level1_prefix",
+        label="Prefix for Assignment Level 1",
+        default="Primary",
+        help="Names a role's level-1 assignees in the roster (Primary RN).",
+    ),
+    SettingField(
+        name="level2_prefix",
+        label="Prefix for Assignment Level 2",
+        default="Backup",
+        help="Names a role's level-2 assignees in the roster (Backup RN).",
+    ),
     SettingField(
         name="phone_number_transformations",
         label="Phone Number Transformations",
         kind=FieldKind.TABLE,
         columns=_PHONE,
+        help="The first active rule whose pattern matches a number rewrites it with its mask.",
     ),
     SettingField(
         name="patient_details",
         label="Patient Details",
         kind=FieldKind.TABLE,
         columns=_PATIENT_DETAILS,
+        help="Shown after the five default details: a label and a path into PATIENTS each.",
     ),
     SettingField(
         name="patient_location_transformations",
         label="Patient Location Transformations",
         kind=FieldKind.TABLE,
         columns=_LOCATION,
+        help="The first active rule whose regular expression matches a location rewrites it.",
     ),
-    SettingField(name="custom_parameters", label="Custom Parameters", kind=FieldKind.PARAMETERS),
+    SettingField(
+        name="custom_parameters",
+        label="Custom Parameters",
+        kind=FieldKind.PARAMETERS,
+        help="Name and value pairs handed to clients as they are.",
+    ),
+)
+
+#: How the console groups the settings, each group with what it does, its defaults and when to
+#: change it (docs/client-settings.md and docs/presence.md say more).
+SECTIONS = (
+    SettingSection(
+        title="Domain and Help",
+        help="Where users sign in and where clients send them for help. The domain is set by "
+        "carewire init; change it only when the server moves to another domain (every user "
+        "then signs in again with the new address). No help link by default.",
+        fields=("chat_domain", "help_link"),
+    ),
+    SettingSection(
+        title="Sessions",
+        help="How long an idle client stays signed in. Default: Off for both (sessions never "
+        "time out). Set a timeout when policy wants unattended phones or shared workstations "
+        "signed out; an active session is never ended.",
+        fields=("mobile_session_timeout", "desktop_session_timeout"),
+    ),
+    SettingSection(
+        title="Messages",
+        help="How long messages wait for offline users and whether clients offer "
+        "acknowledgements. Defaults: 7 days, acknowledgements on. Shorten the wait for a "
+        "stricter retention policy (messages stored already keep their expiry); disable "
+        "acknowledgements only if the clients in use cannot show them.",
+        fields=("offline_message_timeout", "disable_acknowledgements"),
+    ),
+    SettingSection(
+        title="Roster and Assignments",
+        help="How clients name units and the care team of each location. Defaults: unit names "
+        "alone, Primary and Backup. Turn Multiple Facility on when several facilities share "
+        "this server; change the prefixes to the words your wards use for the two levels.",
+        fields=("multiple_facility", "level1_prefix", "level2_prefix"),
+    ),
+    SettingSection(
+        title="Phone Numbers",
+        help="Rewrites extensions and numbers into what a phone can dial. None by default. Add "
+        "a rule when the nurse-call or telephony system reports numbers another way than "
+        "staff dial them (X stands for one digit).",
+        fields=("phone_number_transformations",),
+    ),
+    SettingSection(
+        title="Patients",
+        help="What clients show about a patient, and how a location reads. By default the five "
+        "standard details (first and last name, date of birth, sex, admit date) and the "
+        "locations as the admission feed wrote them. Add details your staff need; add a "
+        "location rule when the feed's codes are not what people read on the ward.",
+        fields=("patient_details", "patient_location_transformations"),
+    ),
+    SettingSection(
+        title="Client Parameters",
+        help="Extra name and value pairs for clients. None by default; add one only when a "
+        "client's documentation asks for it.",
+        fields=("custom_parameters",),
+    ),
 )
 
 

@@ -25,6 +25,7 @@ from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import DatasetService
 from carewire.errors import NotFoundError, ValidationError
 from carewire.rules.model import DeliveryStatus
+from carewire.rules.recipients import Recipient, recipients_of, summary
 from carewire.security.audit import (
     EXPORT_COLUMNS,
     AuditEntry,
@@ -111,6 +112,35 @@ def _row(values: Mapping[str, object], record_id: int) -> dict[str, object]:
     return {c: display(values.get(c)) for c in DELIVERY_COLUMNS} | {"id": record_id}
 
 
+def _message_of(values: Mapping[str, object]) -> int | None:
+    message = values.get("message")
+    return message if isinstance(message, int) else None
+
+
+def _when(at: datetime | None) -> dict[str, str]:
+    """A time for a ``<time data-local-time>``: ISO UTC and the readable fallback."""
+    return {"iso": at.isoformat() if at else "", "text": display(at)}
+
+
+def _recipient_view(r: Recipient) -> dict[str, object]:
+    return {
+        "name": r.name,
+        "state": r.state,
+        "at": _when(r.at),
+        "failure": r.failure,
+        "times": [(label, _when(r.times.get(field))) for label, field in RECIPIENT_TIMES],
+    }
+
+
+#: The times of a recipient's copy the delivery page shows: (heading, MESSAGE_DELIVERIES field).
+RECIPIENT_TIMES = (
+    ("Sent", "sent_at"),
+    ("Received", "received_at"),
+    ("Displayed", "displayed_at"),
+    ("Acknowledged", "acknowledged"),
+)
+
+
 async def deliveries(request: Request) -> Response:
     """GET /deliveries: rule firings, newest first, filtered by status, rule, adapter, period."""
     signed_in = await require_role(request, *ANY_ROLE)
@@ -122,6 +152,11 @@ async def deliveries(request: Request) -> Response:
         query = Query(filters=_delivery_filters(params), sort=_NEWEST, offset=offset, limit=limit)
         page = await svc.query("DELIVERIES", query)
         rows, total = [_row(r.values, r.id) for r in page.records], page.total
+        messages = [_message_of(r.values) for r in page.records]
+        notified = await recipients_of(svc, [m for m in messages if m is not None])
+        for row, rec, m in zip(rows, page.records, messages, strict=True):
+            row["notified"] = summary(notified.get(m, [])) if m is not None else ""
+            row["triggered_iso"] = _iso(rec.values.get("triggered_at"))
     except ValidationError as exc:
         error = exc.message
     keep = kept(params, "status", "rule", "adapter", "since", "until")
@@ -142,13 +177,21 @@ async def deliveries(request: Request) -> Response:
     )
 
 
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else ""
+
+
 async def _all_deliveries(svc: DatasetService, params: QueryParams) -> list[dict[str, object]]:
     filters = _delivery_filters(params)
     rows: list[dict[str, object]] = []
     while len(rows) < EXPORT_LIMIT:
         query = Query(filters=filters, sort=_NEWEST, offset=len(rows), limit=_BATCH)
         page = await svc.query("DELIVERIES", query)
-        rows += [_row(r.values, r.id) for r in page.records]
+        messages = [m for r in page.records if (m := _message_of(r.values)) is not None]
+        notified = await recipients_of(svc, messages)
+        for r in page.records:
+            m = _message_of(r.values)
+            rows.append(_row(r.values, r.id) | {"notified": summary(notified.get(m or 0, []))})
         if len(page.records) < _BATCH:
             break
     return rows
@@ -171,7 +214,7 @@ async def deliveries_csv(request: Request) -> Response:
             details={"format": "csv", "entries": len(rows), "filters": dict(request.query_params)},
         )
     )
-    return _csv(rows, DELIVERY_COLUMNS, "deliveries.csv")
+    return _csv(rows, (*DELIVERY_COLUMNS, "notified"), "deliveries.csv")
 
 
 async def delivery(request: Request) -> Response:
@@ -189,6 +232,8 @@ async def delivery(request: Request) -> Response:
         limit=1000,
     )
     history = (await svc.query("DELIVERY_HISTORY", query)).records
+    message = _message_of(rec.values)
+    notified = (await recipients_of(svc, [message])).get(message, []) if message else []
     return render(
         request,
         "deliveries_detail.html",
@@ -198,6 +243,8 @@ async def delivery(request: Request) -> Response:
         columns=DELIVERY_COLUMNS,
         history=[dict(r.values, id=r.id) for r in history],
         display=display,
+        message=message,
+        recipients=[_recipient_view(r) for r in notified],
     )
 
 
@@ -246,9 +293,21 @@ def _audit_filter(params: QueryParams) -> AuditFilter:
     )
 
 
+#: Details longer than this are shown cut, with the whole text one click away.
+DETAILS_SHOWN = 60
+
+
 def _audit_row(entry: AuditEntry) -> dict[str, object]:
     row = entry_row(entry)
     return row | {"details": json.dumps(row["details"], sort_keys=True)}
+
+
+def _audit_view(entry: AuditEntry) -> dict[str, object]:
+    """An entry as the page shows it: the time readable, long details cut with a way to expand."""
+    row = _audit_row(entry)
+    details = str(row["details"])
+    short = "" if len(details) <= DETAILS_SHOWN else details[: DETAILS_SHOWN - 1] + "…"
+    return row | {"at_text": display(entry.at), "details_short": short}
 
 
 async def audit(request: Request) -> Response:
@@ -259,7 +318,7 @@ async def audit(request: Request) -> Response:
     error, entries, total = "", [], 0
     try:
         found, total = await _audit_filter(params).page(request, offset, limit)
-        entries = [_audit_row(e) for e in found]
+        entries = [_audit_view(e) for e in found]
     except ValidationError as exc:
         error = exc.message
     keep = kept(params, "since", "until", "actor", "action", "outcome")

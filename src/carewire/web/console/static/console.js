@@ -143,3 +143,31 @@
       .catch(function () { /* reloading the page still shows the status */ });
   }, Math.max(1, seconds) * 1000);
 })();
+
+// Times in the viewer's time zone: each <time data-local-time datetime="ISO UTC"> is shown with
+// Intl.DateTimeFormat in the browser's locale and zone (named once, in [data-local-zone]); the server wrote a readable UTC time
+// as the fallback (and the title keeps it). [data-local-zone] names the zone used.
+(function () {
+  "use strict";
+  if (typeof Intl === "undefined" || !Intl.DateTimeFormat) {
+    return;
+  }
+  var format = new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+  document.querySelectorAll("time[data-local-time]").forEach(function (el) {
+    var at = new Date(el.getAttribute("datetime"));
+    if (!isNaN(at.getTime())) {
+      el.textContent = format.format(at);
+    }
+  });
+  var zone = format.resolvedOptions().timeZone;
+  document.querySelectorAll("[data-local-zone]").forEach(function (el) {
+    el.textContent = zone;
+  });
+})();
