@@ -3,8 +3,9 @@
 The command groups are listed in the package's command table; were a group to
 import ``carewire.cli`` (the package) or another group, the import cycle the
 package replaced would come back. Groups share only ``runtime``,
-``audit_trail`` and ``invitations`` (the steps of ``user invite``), and reach
-the database only through ``runtime``.
+``audit_trail``, ``invitations`` (the steps of ``user invite``), ``tables`` and
+``record_view`` (record tables that fit a terminal), and reach the database
+only through ``runtime``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from carewire.cli import COMMANDS
 
 PACKAGE = "carewire.cli"
 RUNTIME = f"{PACKAGE}.runtime"
-SHARED = {RUNTIME, f"{PACKAGE}.audit_trail", f"{PACKAGE}.invitations"}
+SHARED = {
+    RUNTIME,
+    f"{PACKAGE}.audit_trail",
+    f"{PACKAGE}.invitations",
+    f"{PACKAGE}.tables",
+    f"{PACKAGE}.record_view",
+}
 SOURCES = Path(carewire.cli.__file__).parent
 
 
