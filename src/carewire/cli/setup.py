@@ -54,6 +54,7 @@ def _write_config(where: Path, domain: str) -> Config:
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
+    from carewire.monitoring.endpoint import ensure_token_file
     from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
     from carewire.server import CONSOLE_PASSWORD_FILE, server_secret, write_secret_file
@@ -67,6 +68,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     kek_created = kek.ensure()
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
     server_secret(where)
+    metrics_token = ensure_token_file(where)  # the bearer token of /metrics (docs/monitoring.md)
     key_file = cfg.audit_key_file
     is_new_key = not os.environ.get(ENV_VAR) and not key_file.exists()
     audit_key = create_key_file(key_file) if is_new_key else load_key(key_file, create=False)
@@ -91,6 +93,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("                 (back it up apart from the data: without it the data is lost)")
     else:
         print(f"  encryption key {kek.name}")
+    print(f"  metrics token  {metrics_token}  (Prometheus: GET /metrics with it as bearer)")
     print(f"  administrator  {ADMIN_LOGIN}@{domain}")
     print(f"  password       {password}")
     print(f"  (also in {pw_file}, readable only by you: change it with")
@@ -115,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[flag] = value
     cfg = config(args, {"server": overrides} if overrides else None)
-    log.setup(args.log_level or cfg.log.level)
+    log.setup(args.log_level or cfg.log.level, cfg.log.format)
     install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(cfg))
