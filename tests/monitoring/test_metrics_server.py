@@ -14,12 +14,10 @@ import httpx
 import pytest
 
 from tests.interop.rawclient import RawClient, close_leftover_clients
+from tests.monitoring.alerting import RULE, raise_and_receive
 from tests.serverproc import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
-
-DATASET = "METRIC_CALLS"
-RULE = "metrics-alert-nurse"
 
 
 @pytest.fixture(scope="module")
@@ -115,42 +113,6 @@ async def test_a_login_over_tls_and_a_wrong_password_are_counted(server: Running
     assert sample(later, "carewire_db_latency_seconds_count", kind="transaction") > 0
 
 
-async def _api(server: RunningServer) -> httpx.AsyncClient:
-    r = server.cli("token", "create", f"metrics-{time.monotonic_ns()}", "--role", "admin")
-    assert r.returncode == 0, r.stderr
-    return httpx.AsyncClient(
-        base_url=f"https://127.0.0.1:{server.ports['https']}/api/v1",
-        verify=False,
-        timeout=10,
-        headers={"Authorization": f"Bearer {r.stdout.strip()}"},
-    )
-
-
-async def _alert_rule(api: httpx.AsyncClient) -> None:
-    definition = {
-        "name": DATASET,
-        "attributes": [
-            {"name": "call_id", "type": "String", "key": True},
-            {"name": "nurse", "type": "String"},
-        ],
-    }
-    r = await api.post("/datasets", json=definition)
-    assert r.status_code == 201, r.text
-    rule = {
-        "name": RULE,
-        "purpose": "test: a new call alerts the nurse named in the record",
-        "dataset": DATASET,
-        "adapter": "XMPP",
-        "action": "Send Alert",
-        "active": True,
-        "trigger": {"create": True, "update": False, "attributes": []},
-        "conditions": {"all": []},
-        "settings": {"recipients": "#{nurse}", "subject": "Call", "message": "Call", "ttl": 10},
-    }
-    r = await api.post("/rules/import", json={"rules": [rule]})
-    assert r.status_code in (200, 201), r.text
-
-
 async def _eventually_metric(server: RunningServer, name: str, at_least: float) -> str:
     deadline = time.monotonic() + 20
     while True:
@@ -168,25 +130,7 @@ async def test_an_alert_received_by_a_client_lands_in_the_latency_histogram(
     nurse = await RawClient.login(server.ports["c2s"], login, password, domain=server.domain)
     await nurse.send("<presence/>")
     before = await metrics(server)
-    async with await _api(server) as api:
-        await _alert_rule(api)
-        r = await api.post(
-            f"/datasets/{DATASET}/records",
-            json={"values": {"call_id": "c1", "nurse": server.jid(login)}},
-        )
-        assert r.status_code == 201, r.text
-    stanza = await nurse.read_until("urn:carewire:alert:0", timeout=20)
-    alert = re.search(r"<message[^>]*>", stanza[stanza.rfind("<message") :])
-    assert alert is not None
-    attrs = dict(re.findall(r"(\w+)='([^']*)'", alert.group()))
-    if not attrs:
-        attrs = dict(re.findall(r'(\w+)="([^"]*)"', alert.group()))
-    room, alert_id = attrs["from"], attrs["id"]
-    # The client confirms receipt (XEP-0333 <received/>, naming the alert's stanza id).
-    await nurse.send(
-        f"<message to='{room}' type='normal'>"
-        f"<received xmlns='urn:xmpp:chat-markers:0' id='{alert_id}'/></message>"
-    )
+    await raise_and_receive(server, nurse, login)
     count = sample(before, "carewire_alert_latency_seconds_count")
     after = await _eventually_metric(server, "carewire_alert_latency_seconds_count", count + 1)
     assert sample(after, "carewire_alert_latency_seconds_sum") > 0
