@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.interop.rawclient import RawClient, close_leftover_clients
+from tests.interop.wsclient import WsXmpp
 from tests.monitoring.alerting import RULE, raise_and_receive
 from tests.serverproc import RunningServer, running_server
 
@@ -148,3 +149,17 @@ def test_json_log_lines_parse_and_carry_no_passwords(server: RunningServer) -> N
         assert {"time", "level", "logger", "message"} <= set(record)
     assert any(r["logger"] == "carewire.server" for r in records)
     assert not any("pw-user" in line for line in lines)
+
+
+async def test_a_websocket_session_is_counted_while_it_lasts(server: RunningServer) -> None:
+    login, password = server.account()
+    async with WsXmpp.connect(server) as ws:
+        await ws.login(login, password)
+        during = await metrics(server)
+        assert sample(during, "carewire_connections", kind="websocket") == 1
+        assert sample(during, "carewire_logins_total", mechanism="PLAIN") >= 1
+        await ws.close()
+    deadline = time.monotonic() + 10
+    while sample(await metrics(server), "carewire_connections", kind="websocket") != 0:
+        assert time.monotonic() < deadline, "the WebSocket connection stayed counted"
+        await asyncio.sleep(0.05)
