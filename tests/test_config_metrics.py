@@ -51,3 +51,18 @@ def test_bad_values_are_refused_naming_the_key(
 def test_a_public_address_is_allowed_only_when_said_so(tmp_path: Path) -> None:
     env = {"CAREWIRE_METRICS_LISTEN": "0.0.0.0:9464", "CAREWIRE_METRICS_ALLOW_REMOTE": "true"}
     assert load(tmp_path, env=env).metrics.allow_remote
+
+
+def test_a_taken_metrics_port_is_one_clear_error() -> None:
+    import socket
+
+    from carewire.monitoring.service import bind_listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=r"metrics.listen: cannot listen on 127.0.0.1:\d+"):
+            bind_listen("127.0.0.1", port)
+    free = bind_listen("127.0.0.1", 0)
+    free.close()

@@ -297,10 +297,12 @@ class Router:
             # bare JID (§8.5.2.1.1).
             if jid.domain == self.hosts.domain:
                 for available in self.sessions.available_of_user(jid.localpart):
+                    self.stats.sent[reply.tag] += 1
                     available.send(reply)
             return
         session = self.sessions.get(jid)
         if session is not None:
+            self.stats.sent[reply.tag] += 1
             session.send(reply)
         else:
             self._to_component(jid, reply)
@@ -395,6 +397,7 @@ class Router:
         future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
         self._pending_iq[iq_id] = (future, session.jid)
         try:
+            self.stats.sent[iq.tag] += 1
             session.send(iq)
             return await asyncio.wait_for(future, timeout)
         finally:

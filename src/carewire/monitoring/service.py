@@ -24,6 +24,7 @@ from carewire.config import Config
 from carewire.config_metrics import split_listen
 from carewire.core.auth import LoginAuditor
 from carewire.datasets.query import Filter, FilterOp, Query
+from carewire.errors import ConfigError
 from carewire.monitoring.endpoint import loopback_app, metrics_app, metrics_token
 from carewire.monitoring.exporter import Exporter, Sources, connection_counts
 from carewire.monitoring.model import Health, LatencySummary, SystemStatus
@@ -70,9 +71,7 @@ class Monitoring:
         if not self.config.metrics.listen:
             return
         host, port = split_listen(self.config.metrics.listen)
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock = bind_listen(host, port)
         config = uvicorn.Config(
             loopback_app(self.exporter.render),
             log_level="warning",
@@ -159,6 +158,25 @@ class Monitoring:
             Query(filters=(Filter(field="failed_at", op=FilterOp.GE, value=since),), limit=1),
         )
         return rules.total, messages.total
+
+
+def bind_listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``metrics.listen``.
+
+    Raises:
+        ConfigError: The address is taken or cannot be used; the message names the setting.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"metrics.listen: cannot listen on {host}:{port} ({exc.strerror}); choose another "
+            "port with metrics.listen or CAREWIRE_METRICS_LISTEN"
+        ) from None
+    return sock
 
 
 async def start_monitoring(
