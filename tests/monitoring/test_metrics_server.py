@@ -139,6 +139,7 @@ async def test_an_alert_received_by_a_client_lands_in_the_latency_histogram(
     assert sample(after, "carewire_rule_firings_total", rule=RULE) == 1
     assert sample(after, "carewire_message_deliveries_total", state="received") >= 1
     assert sample(after, "carewire_alerts_open") >= 1  # received, not acknowledged
+    assert 'carewire_queue_depth{queue="offline_users"}' in after
 
 
 def test_json_log_lines_parse_and_carry_no_passwords(server: RunningServer) -> None:

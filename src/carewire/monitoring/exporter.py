@@ -28,6 +28,7 @@ import carewire
 from carewire.assembly import Assembly
 from carewire.core.auth import LoginAuditor
 from carewire.core.stats import LatencyBuckets
+from carewire.features.offline import OfflineMessages
 from carewire.features.tracking import MessageTracker
 from carewire.monitoring.records import RecordMeter
 from carewire.net.connection import XmppConnection
@@ -176,6 +177,9 @@ class ServerCollector(Collector):
         tracker = a.kernel.ctx.services.get(MessageTracker)
         if isinstance(tracker, MessageTracker):
             depth.add_metric(["tracking"], len(tracker.writer))
+        offline = a.kernel.ctx.services.get(OfflineMessages)
+        if isinstance(offline, OfflineMessages) and offline.owners is not None:
+            depth.add_metric(["offline_users"], len(offline.owners))
         depth.add_metric(["rules"], a.engine.queue_depth)
         depth.add_metric(["login_audit"], self.sources.auditor.backlog)
         if a.push is not None:
