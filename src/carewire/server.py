@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import json
 import logging
@@ -285,12 +284,8 @@ class Server:
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
         assert self.monitoring is not None
-        console = create_console(
-            dataclasses.replace(
-                console_services(cfg, self.assembly, self.certificates),
-                status=self.monitoring.status,
-            )
-        )
+        status = self.monitoring.status
+        console = create_console(console_services(cfg, self.assembly, self.certificates, status))
         h = cfg.https
         limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uploads = self.assembly.uploads
