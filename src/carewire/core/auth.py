@@ -349,8 +349,14 @@ class Authenticator:
         while len(self._unknown) > MAX_UNKNOWN_TRACKED:
             self._unknown.popitem(last=False)
 
-    async def throttled(self, login: str, *, remote_ip: str, transport: str) -> None:
-        """A refusal of a throttled address: counted by the throttle, not audited per attempt."""
+    async def throttled(
+        self, login: str, *, remote_ip: str, transport: str, mechanism: str = ""
+    ) -> None:
+        """A refusal of a throttled address: counted by the throttle, not audited per attempt.
+
+        /metrics still counts it (``carewire_login_failures_total{reason="throttled"}``).
+        """
+        self.auditor.outcomes[(mechanism, "throttled", "throttled")] += 1
         log.debug("attempt for %s from throttled %s (%s)", login, remote_ip, transport)
 
     async def succeeded(
