@@ -81,3 +81,36 @@ def test_control_characters_cannot_forge_a_line(hostile: str) -> None:
 def test_escape_controls_keeps_ordinary_text() -> None:
     assert cw_log.escape_controls("Zoë O'Neil <b> é 😀 tab") == "Zoë O'Neil <b> é 😀 tab"
     assert cw_log.escape_controls("a\tb\nc") == "a\\tb\\nc"
+
+
+def test_json_format_is_one_object_per_line_with_the_redacted_message() -> None:
+    import io
+    import json
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        cw_log.setup("info", "json")
+        stream = io.StringIO()
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        token = cw_log.connection_id.set("c7")
+        try:
+            logging.getLogger("carewire.json").info("login password=%s\nnext", "hunter2")
+        finally:
+            cw_log.connection_id.reset(token)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("carewire.json").exception("failed")
+        lines = stream.getvalue().splitlines()
+        first, second = (json.loads(x) for x in lines[:2]) if len(lines) == 2 else ({}, {})
+        assert len(lines) == 2, lines
+        assert first["level"] == "info" and first["logger"] == "carewire.json"
+        assert first["connection"] == "c7" and first["time"].endswith("+00:00")
+        assert "hunter2" not in lines[0] and "[redacted]" in first["message"]
+        assert second["level"] == "error" and "ValueError: boom" in second["exception"]
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -15,6 +15,7 @@ from carewire.config import Config, parse_duration
 from carewire.core.auth import Authenticator, LockoutPolicy, LoginAuditor, LoginSink
 from carewire.core.stores import LoginAttempt, LoginOutcome
 from carewire.mail import mailer_from_config
+from carewire.monitoring.model import StatusSource
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
 from carewire.security.cert_manager import CertificateManager
 from carewire.security.enrolled import enrolled_device_check
@@ -108,9 +109,12 @@ def api_services(assembly: Assembly, certificates: CertificateManager | None) ->
 
 
 def console_services(
-    cfg: Config, assembly: Assembly, certificates: CertificateManager | None
+    cfg: Config,
+    assembly: Assembly,
+    certificates: CertificateManager | None,
+    status: StatusSource | None = None,
 ) -> ConsoleServices:
-    """What the web console's pages call."""
+    """What the web console's pages call (``status``: the dashboard's live figures)."""
     return ConsoleServices(
         accounts=assembly.console,
         audit=assembly.audit,
@@ -127,4 +131,5 @@ def console_services(
         ldap=assembly.ldap,
         scim=scim_provisioning(assembly),
         federation=assembly.federation,
+        status=status,
     )

@@ -29,6 +29,7 @@ from carewire.config_components import (
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_location import CONFIG_FILE as CONFIG_FILE
 from carewire.config_location import DATA_DIR_KEY, read_table
+from carewire.config_metrics import MetricsSection, validate_metrics
 from carewire.config_pep import PepSection
 from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
 from carewire.config_sections import (
@@ -122,6 +123,7 @@ class Config:
     pep: PepSection = field(default_factory=PepSection)
     push: PushSection = field(default_factory=PushSection)
     log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     contact: ContactSection = field(default_factory=ContactSection)
     components: ComponentsSection = field(default_factory=ComponentsSection)
     # [components.secrets] and [[components.component]]: who may attach (docs/components.md).
@@ -197,6 +199,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "pep": PepSection,
     "push": PushSection,
     "log": LogSection,
+    "metrics": MetricsSection,
     "contact": ContactSection,
     "components": ComponentsSection,
     "s2s": S2SSection,
@@ -303,6 +306,7 @@ def _validate(cfg: Config) -> None:
     _validate_audit(cfg)
     _validate_encryption(cfg)
     validate_upload(cfg.upload, parse_duration)
+    validate_metrics(cfg.metrics)
     validate_s2s(cfg.s2s)
     for key in ("connect_timeout", "idle_timeout"):
         parse_duration(getattr(cfg.s2s, key), f"s2s.{key}")
@@ -317,6 +321,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
         )
+    if cfg.log.format not in ("text", "json"):
+        raise ConfigError(f"log.format: expected text or json, got {cfg.log.format!r}")
     if not cfg.storage.url.startswith(("sqlite", "postgres")):
         raise ConfigError(
             f"storage.url: expected a sqlite:/// or postgresql:// URL, got {cfg.storage.url!r}"
@@ -573,4 +579,9 @@ max_stanza_size = 524288     # bytes
 
 [log]
 level = "info"
+format = "text"              # "json": one JSON object per line (time, level, logger, message)
+
+[metrics]
+enabled = true               # /metrics on the HTTPS port, bearer token in keys/metrics.token
+listen = ""                  # "127.0.0.1:9464": also plain HTTP on loopback, no token (off)
 """

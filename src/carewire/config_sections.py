@@ -162,3 +162,4 @@ class LogSection:
     """[log]: logging."""
 
     level: str = "info"
+    format: str = "text"  # "json": one JSON object per line (docs/monitoring.md)

@@ -10,10 +10,12 @@ its own in a log file.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 
 #: The connection a log line belongs to ("-" outside connection handling); the
 #: network layer sets it for the work it does on behalf of one connection.
@@ -60,12 +62,43 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup(level: str = "info") -> None:
-    """Configure the root logger for the server and the CLI."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``.
+
+    Also ``connection`` (the connection id, when there is one) and ``exception``
+    (the traceback, when one is attached). The message has been through the
+    redaction filter like the text format's.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one line of JSON."""
+        body: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        conn = getattr(record, "conn", "-")
+        if conn != "-":
+            body["connection"] = str(conn)
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False)
+
+
+#: The values of ``log.format``.
+FORMATS = ("text", "json")
+
+
+def setup(level: str = "info", fmt: str = "text") -> None:
+    """Configure the root logger for the server and the CLI (``fmt``: "text" or "json")."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s [%(conn)s] %(name)s: %(message)s")
-    )
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s [%(conn)s] %(name)s: %(message)s")
+        )
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

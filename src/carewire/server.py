@@ -45,6 +45,7 @@ from carewire.core.feature import PeriodicJob
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
 from carewire.errors import ConfigError
 from carewire.mail import mailer_from_config
+from carewire.monitoring.service import Monitoring, listener_health, start_monitoring
 from carewire.net.component import ComponentNet, listen_components
 from carewire.net.context import NetContext, NetLimits
 from carewire.net.https import protocol as https_protocol
@@ -146,6 +147,7 @@ class Server:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = asyncio.Event()
         self.federation: Federation | None = None
+        self.monitoring: Monitoring | None = None  # /metrics and the dashboard's figures
 
     @property
     def kernel(self) -> Kernel | None:
@@ -173,12 +175,23 @@ class Server:
         await a.start()  # the XMPP rule actions deliver through this server from now on
         self._auditor, auth = login_services(cfg, a)
         self.net = self._net_context(auth)
+        self.monitoring = await start_monitoring(
+            cfg,
+            a,
+            net=self.net,
+            auditor=self._auditor,
+            certificates=self.certificates,
+            s2s_connections=self._s2s_count,
+            listeners=self._listener_health,
+        )
         self.certificates.add_listener(self._reload_tls)
         await self._listen()
         if cfg.s2s.enabled:
             self.federation = await start_federation(cfg, a)
             self.ports.update(self.federation.ports)
             self.certificates.add_listener(self.federation.context.reload_tls)
+        if self.monitoring.port is not None:
+            self.ports["metrics"] = self.monitoring.port
         self._write_adapters_status()
         self._write_ports()
         await a.kernel.hooks.fire(H.SERVER_STARTED, None)
@@ -270,7 +283,9 @@ class Server:
         sock.bind((cfg.server.bind, cfg.server.https_port))
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
-        console = create_console(console_services(cfg, self.assembly, self.certificates))
+        assert self.monitoring is not None
+        status = self.monitoring.status
+        console = create_console(console_services(cfg, self.assembly, self.certificates, status))
         h = cfg.https
         limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uploads = self.assembly.uploads
@@ -290,6 +305,7 @@ class Server:
                 limits=limits,
                 uploads=files,
                 scim=create_scim_app(scim_provisioning(self.assembly)),
+                metrics=self.monitoring.https_app,
             ),
             http=https_protocol(
                 header_timeout=parse_duration(
@@ -412,6 +428,14 @@ class Server:
         if self._https_tls is not None:
             ssl_object.context = self._https_tls
 
+    def _s2s_count(self) -> int:
+        return 0 if self.federation is None else len(self.federation.context.connections)
+
+    def _listener_health(self) -> list[tuple[str, int, bool]]:
+        servers = [*self._listeners, *(self.federation.listeners if self.federation else [])]
+        https = self._https is not None and self._https.started and not self._https.should_exit
+        return listener_health(self.ports, servers, https_up=https)
+
     def _write_ports(self) -> None:
         write_private(
             self.config.data_dir / PORTS_FILE, json.dumps({**self.ports, "pid": os.getpid()})
@@ -500,6 +524,8 @@ class Server:
                 await asyncio.sleep(0.02)
         if self._https is not None:
             self._https.should_exit = True
+        if self.monitoring is not None:
+            await self.monitoring.stop()
         for task in self._tasks:
             if task.get_name() != "https":
                 task.cancel()

@@ -26,7 +26,8 @@ def data(tmp_path: Path, run: Run, domain: str) -> Path:
 def test_init_creates_everything(data: Path, run: Run) -> None:
     assert (data / "carewire.toml").exists() and (data / "carewire.db").exists()
     assert (data / "certs/xmpp.pem").exists()
-    for secret in ("certs/xmpp.key", "keys/server.secret", "initial-admin-password.txt"):
+    secrets = ("certs/xmpp.key", "keys/server.secret", "keys/metrics.token")
+    for secret in (*secrets, "initial-admin-password.txt"):
         assert stat.S_IMODE((data / secret).stat().st_mode) == 0o600
     password = (data / "initial-admin-password.txt").read_text().splitlines()[1]
     assert len(password) >= 12

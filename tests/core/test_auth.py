@@ -237,6 +237,8 @@ async def test_a_throttled_address_is_refused_before_any_lookup(stores: Stores) 
         await _fail(auth, f"user{n}", "203.0.113.9", 1)
     decision, keys = await auth.lookup("nurse", "SCRAM-SHA-256", remote_ip="203.0.113.9")
     assert decision is Admission.THROTTLED and keys is None
+    await auth.throttled("nurse", remote_ip="203.0.113.9", transport="c2s", mechanism="PLAIN")
+    assert auth.auditor.outcomes[("PLAIN", "throttled", "throttled")] == 1  # /metrics sees it
     # Nothing counted against the account; another address is not affected.
     acct = await stores.accounts.get("nurse")
     assert acct is not None and acct.failed_logins == 0

@@ -263,3 +263,17 @@ async def test_point_reads_only_on_file_sqlite(db_url: str, tmp_path: Path) -> N
         assert not memory.has_point_reads
     finally:
         await memory.close()
+
+
+async def test_timings_and_the_server_version_for_metrics(db: Database) -> None:
+    before = {kind: buckets.count for kind, buckets in db.latency.items()}
+    async with db.transaction("timed") as txn:
+        await txn.conn.execute(text("SELECT 1"))
+    async with db.read("timed") as conn:
+        await conn.execute(text("SELECT 1"))
+    assert db.latency["transaction"].count == before["transaction"] + 1
+    assert db.latency["read"].count == before["read"] + 1
+    assert db.latency["transaction"].total > 0
+    version = await db.server_version()
+    expected = "SQLite " if db.dialect == dialects.SQLITE else "PostgreSQL "
+    assert version.startswith(expected) and version[len(expected)].isdigit()

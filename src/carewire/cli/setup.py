@@ -119,6 +119,7 @@ async def _first_console_admin(p: Services, domain: str, password: str) -> bool:
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
+    from carewire.monitoring.endpoint import ensure_token_file
     from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
     from carewire.server import server_secret, write_secret_file
@@ -150,6 +151,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     # configuration as initialised, so an init that failed on the database can be run again.
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
     server_secret(where)
+    metrics_token = ensure_token_file(where)  # the bearer token of /metrics (docs/monitoring.md)
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")
@@ -166,6 +168,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("                 (back it up apart from the data: without it the data is lost)")
     else:
         print(f"  encryption key {kek.name}")
+    print(f"  metrics token  {metrics_token}  (Prometheus: GET /metrics with it as bearer)")
     shared = console_made
     also = f"  (chat, and the web console as {ADMIN_LOGIN})" if shared else "  (chat)"
     print(f"  administrator  {ADMIN_LOGIN}@{domain}{also}")
@@ -190,7 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[flag] = value
     cfg = config(args, {"server": overrides} if overrides else None)
-    log.setup(args.log_level or cfg.log.level)
+    log.setup(args.log_level or cfg.log.level, cfg.log.format)
     install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(cfg))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -162,11 +162,19 @@ class LoginAuditor:
         self._lock = asyncio.Lock()  # one flush at a time: the group commit of failures
         self._recorded = 0  # rows queued since the start
         self._done = 0  # rows written and handed to the sink (both queues are FIFO)
+        # Attempts by (mechanism, outcome, reason), read by /metrics at scrape time.
+        self.outcomes: Counter[tuple[str, str, str]] = Counter()
+
+    @property
+    def backlog(self) -> int:
+        """Login-audit rows queued and not yet written (read by /metrics)."""
+        return len(self._pending)
 
     def record(self, attempt: LoginAttempt) -> None:
         """Queue one row (never blocks the login)."""
         self._pending.append(attempt)
         self._recorded += 1
+        self.outcomes[(attempt.mechanism, attempt.outcome.value, attempt.reason)] += 1
         if len(self._pending) >= self._max:
             self._wake.set()
 
@@ -341,8 +349,14 @@ class Authenticator:
         while len(self._unknown) > MAX_UNKNOWN_TRACKED:
             self._unknown.popitem(last=False)
 
-    async def throttled(self, login: str, *, remote_ip: str, transport: str) -> None:
-        """A refusal of a throttled address: counted by the throttle, not audited per attempt."""
+    async def throttled(
+        self, login: str, *, remote_ip: str, transport: str, mechanism: str = ""
+    ) -> None:
+        """A refusal of a throttled address: counted by the throttle, not audited per attempt.
+
+        /metrics still counts it (``carewire_login_failures_total{reason="throttled"}``).
+        """
+        self.auditor.outcomes[(mechanism, "throttled", "throttled")] += 1
         log.debug("attempt for %s from throttled %s (%s)", login, remote_ip, transport)
 
     async def succeeded(

@@ -302,7 +302,10 @@ class ClientConnection:
             # The answer of an account inside its delay: nothing to tell the two apart.
             self.stream.sasl_failure("temporary-auth-failure", HARD_LIMIT_TEXT)
             await self.auth.throttled(
-                login, remote_ip=self.info.remote_ip, transport=self.info.transport
+                login,
+                remote_ip=self.info.remote_ip,
+                transport=self.info.transport,
+                mechanism=mech_name,
             )
             return
         if decision is Admission.LOCKED:

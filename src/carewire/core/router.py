@@ -42,6 +42,7 @@ from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
 from carewire.core.iq import IqRegistry, IqTarget
 from carewire.core.sessions import Session, SessionManager
+from carewire.core.stats import StanzaCounts
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID
@@ -86,6 +87,8 @@ class Router:
         self.remote: RemoteRouter | None = None
         self._posted: asyncio.Queue[tuple[Element, JID, JID]] = asyncio.Queue(MAX_POSTED)
         self._pump: asyncio.Task[None] | None = None
+        # Stanzas in and out, read by /metrics: one increment per stanza, nothing more.
+        self.stats = StanzaCounts()
         hooks.on(H.SERVER_STOPPING, self._stop_pump)
 
     def attach_remote(self, remote: RemoteRouter | None) -> None:
@@ -134,6 +137,7 @@ class Router:
                 StreamCondition.UNSUPPORTED_STANZA_TYPE, "expected message, presence or iq"
             )
         stanza.set("from", str(session.jid))
+        self.stats.received[kind] += 1
         log.debug("%s from %s to %s", kind, session.jid, stanza.get("to"))
         try:
             to = self._parse_to(stanza)
@@ -161,6 +165,7 @@ class Router:
             return  # presence broadcast is the presence feature's business
         try:
             if origin is None and self.is_remote(from_jid):
+                self.stats.received_s2s[kind] += 1
                 if self.is_remote(to_jid):
                     # Never a relay: another domain may only reach addresses of ours.
                     raise StanzaError(StanzaCondition.NOT_ALLOWED, "not a relay")
@@ -201,6 +206,7 @@ class Router:
                 # Federation is not enabled on this server.
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
             await self.remote.send(stanza, from_jid=from_jid, to_jid=to_jid)
+            self.stats.sent_s2s[st.STANZA_KINDS[stanza.tag]] += 1
         except StanzaError as err:
             if self.hooks.has_handlers(H.REMOTE_FAILED):
                 failure = RemoteFailure(
@@ -257,6 +263,7 @@ class Router:
 
     def deliver(self, session: Session, stanza: Element) -> None:
         """Write a stanza to one session, unless a ``session/deliver`` hook drops it."""
+        self.stats.sent[stanza.tag] += 1
         if self.hooks.has_handlers(H.SESSION_DELIVER) and self.hooks.fire_sync(
             H.SESSION_DELIVER, DeliveryEvent(stanza=stanza, session=session)
         ):
@@ -290,10 +297,12 @@ class Router:
             # bare JID (§8.5.2.1.1).
             if jid.domain == self.hosts.domain:
                 for available in self.sessions.available_of_user(jid.localpart):
+                    self.stats.sent[reply.tag] += 1
                     available.send(reply)
             return
         session = self.sessions.get(jid)
         if session is not None:
+            self.stats.sent[reply.tag] += 1
             session.send(reply)
         else:
             self._to_component(jid, reply)
@@ -312,6 +321,7 @@ class Router:
 
     def send_from_server(self, session: Session, stanza: Element) -> None:
         """Send a server-generated stanza to one session (no hooks)."""
+        self.stats.sent[stanza.tag] += 1
         session.send(stanza)
 
     # -- IQ -------------------------------------------------------------------
@@ -387,6 +397,7 @@ class Router:
         future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
         self._pending_iq[iq_id] = (future, session.jid)
         try:
+            self.stats.sent[iq.tag] += 1
             session.send(iq)
             return await asyncio.wait_for(future, timeout)
         finally:

@@ -184,7 +184,7 @@ class OfflineMessages:
 
 def setup(ctx: FeatureContext) -> None:
     """Register offline storage."""
-    offline = OfflineMessages(ctx, ctx.require(ChatSettingsSource))
+    offline = ctx.provide(OfflineMessages(ctx, ctx.require(ChatSettingsSource)))
     ctx.hooks.on(H.MESSAGE_OFFLINE, offline.store)
     ctx.hooks.on(H.SESSION_INITIAL_PRESENCE, offline.deliver)
     ctx.hooks.on(H.SERVER_STARTED, offline.load_owners)

@@ -44,6 +44,7 @@ class NetContext:
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     limits: NetLimits = field(default_factory=NetLimits)
     connections: set[Any] = field(default_factory=set)
+    websockets: int = 0  # XMPP-over-WebSocket connections open now (read by /metrics)
     #: Streams not yet bound, per remote address (see :meth:`admit`).
     unauthenticated: dict[str, int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -86,9 +86,11 @@ async def serve_websocket(ws: WebSocket, net: NetContext) -> None:
         if counted.pop(0):
             net.release(client_addr)
 
+    net.websockets += 1
     try:
         await _serve(ws, net, client_addr, bound)
     finally:
+        net.websockets -= 1
         if counted:
             net.release(client_addr)
 

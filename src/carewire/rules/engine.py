@@ -172,6 +172,11 @@ class RuleEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
 
+    @property
+    def queue_depth(self) -> int:
+        """Committed writes waiting for the rule workers (read by /metrics)."""
+        return self._queue.qsize()
+
     # --- lifecycle ----------------------------------------------------------
 
     def attach(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -33,6 +34,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from carewire.core.stats import DB_BUCKETS, LatencyBuckets
 from carewire.storage import dialects
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,10 @@ class Database:
         self._read_lock: asyncio.Lock | _NoLock = self._lock if reader is None else _NoLock()
         self._read_engine = reader if reader is not None else writer
         self._point_reader = point_reader
+        # Durations by kind (transaction, read, point_read), read by /metrics when scraped.
+        self.latency = {
+            kind: LatencyBuckets(DB_BUCKETS) for kind in ("transaction", "read", "point_read")
+        }
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -202,7 +208,9 @@ class Database:
         except BaseException:
             log.debug("transaction %s rolled back after %.3f ms", name, _ms_since(started))
             raise
-        log.debug("transaction %s committed in %.3f ms", name, _ms_since(started))
+        elapsed = time.perf_counter() - started
+        self.latency["transaction"].observe(elapsed)
+        log.debug("transaction %s committed in %.3f ms", name, elapsed * 1000.0)
         txn._run_callbacks()
 
     def in_transaction(self) -> bool:
@@ -230,7 +238,9 @@ class Database:
         except StatementError as exc:
             _reraise(exc)
         finally:
-            log.debug("read %s took %.3f ms", name, _ms_since(started))
+            elapsed = time.perf_counter() - started
+            self.latency["read"].observe(elapsed)
+            log.debug("read %s took %.3f ms", name, elapsed * 1000.0)
 
     @asynccontextmanager
     async def reading(self, name: str) -> AsyncIterator[AsyncConnection]:
@@ -278,7 +288,17 @@ class Database:
         except StatementError as exc:
             _reraise(exc)
         finally:
-            log.debug("point read %s took %.3f ms", name, _ms_since(started))
+            elapsed = time.perf_counter() - started
+            self.latency["point_read"].observe(elapsed)
+            log.debug("point read %s took %.3f ms", name, elapsed * 1000.0)
+
+    async def server_version(self) -> str:
+        """The database engine's version (``SQLite 3.45.1``, ``PostgreSQL 16.2``)."""
+        if self.dialect == dialects.SQLITE:
+            return f"SQLite {sqlite3.sqlite_version}"
+        async with self.read("server_version") as conn:
+            value = (await conn.execute(text("SHOW server_version"))).scalar()
+        return f"PostgreSQL {str(value).split()[0]}"
 
     async def fetch(self, name: str, query: Callable[[Connection], T]) -> T:
         """Run a small read-only ``query(connection)``: inline on file SQLite, pooled otherwise.

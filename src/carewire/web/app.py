@@ -34,6 +34,7 @@ def create_app(
     limits: BodyLimits | None = None,
     uploads: ASGIApp | None = None,
     scim: ASGIApp | None = None,
+    metrics: ASGIApp | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
@@ -42,6 +43,7 @@ def create_app(
     bodies are capped by ``limits`` (the defaults when None). ``uploads``, when
     given, serves ``/upload/…`` (file sharing) outside the body cap; ``scim``, when
     given, serves ``/scim/v2/…`` outside it too (it caps bodies itself, with SCIM errors).
+    ``metrics``, when given, answers ``/metrics`` (Prometheus, behind its bearer token).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -60,6 +62,8 @@ def create_app(
         Route("/healthz", healthz),
         WebSocketRoute("/xmpp-websocket", xmpp_websocket),
     ]
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics, methods=["GET", "HEAD"]))
     if api is not None:
         routes.append(Mount("/api/v1", app=api))
     if console is not None:

@@ -28,6 +28,7 @@ from carewire.web.console import (
     pages,
     rules,
     signin,
+    system,
 )
 from carewire.web.console import directory as directory_pages
 from carewire.web.console.render import EXCEPTION_HANDLERS, STATIC, SecurityHeaders
@@ -39,6 +40,7 @@ __all__ = ["ROUTES", "ConsoleConfig", "ConsoleServices", "console_config", "crea
 #: The console's routes, in matching order.
 ROUTES: tuple[BaseRoute, ...] = (
     Route("/", pages.dashboard, methods=["GET"]),
+    Route("/dashboard/status", system.status_panel, methods=["GET"]),
     Route("/signin", signin.show_signin, methods=["GET"]),
     Route("/signin", signin.do_signin, methods=["POST"]),
     Route("/signout", signin.show_signout, methods=["GET"]),

@@ -21,12 +21,13 @@ from carewire.web.console.auth import (
     require_role,
 )
 from carewire.web.console.render import ROLE_NAMES, render
+from carewire.web.console.system import view as system_view
 
 _NOTICES = {"password-changed": "Your password has been changed."}
 
 
 async def dashboard(request: Request) -> Response:
-    """GET /: who is signed in, their role, their organisation, and the console's sections."""
+    """GET /: who is signed in, the system's live figures (for system roles), the sections."""
     signed_in = await require_role(request, *ANY_ROLE)
     notice = _NOTICES.get(request.query_params.get("m", ""), "")
     org_name = await _organisation_name(request, signed_in.user.organisation_id)
@@ -38,6 +39,7 @@ async def dashboard(request: Request) -> Response:
         notice=notice,
         org_label=org_name,
         organisation=(signed_in.user.organisation_id, org_name) if org_name else None,
+        system=await system_view(request, signed_in.user),
     )
 
 

@@ -13,6 +13,7 @@ from carewire.federation.service import FederationAdmin
 from carewire.identity.ldap.service import LdapService
 from carewire.identity.scim.service import ScimProvisioning
 from carewire.mail import Mailer
+from carewire.monitoring.model import StatusSource
 from carewire.rules.engine import RuleEngine
 from carewire.rules.service import RuleService
 from carewire.security.audit import AuditTrail
@@ -40,6 +41,7 @@ class ConsoleServices:
         ldap: Directory sync from LDAP (the Integrations page; None: the page is a 404).
         scim: SCIM provisioning (the organisations' SCIM token pages; None: not served).
         federation: Trusted domains and stream status (None: the Federation page is a 404).
+        status: The running system's figures for the dashboard (None: not shown).
     """
 
     accounts: ConsoleAccounts
@@ -57,3 +59,4 @@ class ConsoleServices:
     ldap: LdapService | None = None
     scim: ScimProvisioning | None = None
     federation: FederationAdmin | None = None
+    status: StatusSource | None = None
