@@ -38,7 +38,7 @@ from carewire.assembly_services import (
     login_services,
 )
 from carewire.clock import Clock, SystemClock
-from carewire.config import Config, parse_duration
+from carewire.config import Config, listening, parse_duration
 from carewire.core import hook_names as H
 from carewire.core.auth import Authenticator, LoginAuditor
 from carewire.core.feature import PeriodicJob
@@ -243,9 +243,14 @@ class Server:
     async def _listen(self) -> None:
         cfg, net = self.config, self.net
         assert net is not None
-        c2s = await listen_c2s(net, cfg.server.bind, cfg.server.c2s_port, direct_tls=False)
-        c2s_tls = await listen_c2s(net, cfg.server.bind, cfg.server.c2s_tls_port, direct_tls=True)
-        self._listeners += [c2s, c2s_tls]
+        bind = cfg.server.bind
+        with listening("server.c2s_port", cfg.server.c2s_port, host=bind, bind_key="server.bind"):
+            c2s = await listen_c2s(net, bind, cfg.server.c2s_port, direct_tls=False)
+        self._listeners.append(c2s)
+        port = cfg.server.c2s_tls_port
+        with listening("server.c2s_tls_port", port, host=bind, bind_key="server.bind"):
+            c2s_tls = await listen_c2s(net, bind, port, direct_tls=True)
+        self._listeners.append(c2s_tls)
         self.ports = {"c2s": bound_port(c2s), "c2s_tls": bound_port(c2s_tls)}
         if cfg.server.websocket:
             self.ports["https"] = await self._start_https()
@@ -258,7 +263,8 @@ class Server:
         self.components = component_net(cfg, self.assembly)
         if self.components is not None:
             c = cfg.components
-            listener = await listen_components(self.components, c.bind, c.port)
+            with listening("components.port", c.port, host=c.bind, bind_key="components.bind"):
+                listener = await listen_components(self.components, c.bind, c.port)
             self._listeners.append(listener)
             self.ports["component"] = bound_port(listener)
 
@@ -267,7 +273,13 @@ class Server:
         assert self.net is not None
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.server.bind else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((cfg.server.bind, cfg.server.https_port))
+        port = cfg.server.https_port
+        with listening("server.https_port", port, host=cfg.server.bind, bind_key="server.bind"):
+            try:
+                sock.bind((cfg.server.bind, port))
+            except OSError:
+                sock.close()
+                raise
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
         console = create_console(console_services(cfg, self.assembly, self.certificates))
