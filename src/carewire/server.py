@@ -482,6 +482,16 @@ class Server:
             except Exception:  # supervisor: a failing job runs again next time
                 log.exception("periodic job %s failed", job.name)
 
+    def reload_definitions(self) -> None:
+        """Take up the datasets and rules another process saved, now (``SIGHUP``).
+
+        The rule scheduler re-reads them every few seconds anyway; ``carewire demo``
+        signals the server so that the very next write already meets them.
+        """
+        if self.assembly is not None:
+            log.info("SIGHUP: re-reading dataset definitions and rules")
+            self.assembly.engine.wake()
+
     def request_stop(self) -> None:
         """Ask :meth:`serve_forever` to return (signal handlers call this)."""
         self._stopped.set()
@@ -541,6 +551,7 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_definitions)
     try:
         await server.start()
         # Here rather than in start(): a process that starts servers again and again (the
