@@ -59,6 +59,7 @@ from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
 from carewire.web.guard import BodyLimits
+from carewire.web.host_meta import websocket_url
 from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
 from carewire.xmpp.errors import StreamCondition
@@ -286,6 +287,7 @@ class Server:
         h = cfg.https
         limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uploads = self.assembly.uploads
+        bound = int(sock.getsockname()[1])
         files = None
         if uploads is not None:
             files = create_upload_app(uploads)
@@ -302,6 +304,7 @@ class Server:
                 limits=limits,
                 uploads=files,
                 scim=create_scim_app(scim_provisioning(self.assembly)),
+                websocket_url=websocket_url(cfg.server.domain, bound, h.websocket_url),
             ),
             http=https_protocol(
                 header_timeout=parse_duration(

@@ -24,6 +24,7 @@ from carewire.net.context import NetContext
 from carewire.net.https import UPLOAD_PREFIX
 from carewire.net.websocket import serve_websocket
 from carewire.web.guard import BodyLimit, BodyLimits, ResponseHeaders
+from carewire.web.host_meta import WEBSOCKET_PATH, host_meta_routes
 
 
 def create_app(
@@ -34,6 +35,7 @@ def create_app(
     limits: BodyLimits | None = None,
     uploads: ASGIApp | None = None,
     scim: ASGIApp | None = None,
+    websocket_url: str | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
@@ -42,6 +44,7 @@ def create_app(
     bodies are capped by ``limits`` (the defaults when None). ``uploads``, when
     given, serves ``/upload/…`` (file sharing) outside the body cap; ``scim``, when
     given, serves ``/scim/v2/…`` outside it too (it caps bodies itself, with SCIM errors).
+    ``websocket_url``, when given, is advertised at ``/.well-known/host-meta`` (XEP-0156).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -58,8 +61,10 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        WebSocketRoute("/xmpp-websocket", xmpp_websocket),
+        WebSocketRoute(WEBSOCKET_PATH, xmpp_websocket),
     ]
+    if websocket_url is not None:
+        routes += host_meta_routes(websocket_url)
     if api is not None:
         routes.append(Mount("/api/v1", app=api))
     if console is not None:
