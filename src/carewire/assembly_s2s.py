@@ -13,7 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from carewire.assembly import Assembly
-from carewire.config import Config, listening, parse_duration
+from carewire.config import Config, parse_duration
+from carewire.config_listeners import listening
 from carewire.config_s2s import pins_of
 from carewire.core.federation import FederationPolicy, FederationSettings, FederationStatusSink
 from carewire.core.s2s import S2SManager, S2SOptions

@@ -38,7 +38,8 @@ from carewire.assembly_services import (
     login_services,
 )
 from carewire.clock import Clock, SystemClock
-from carewire.config import Config, listening, parse_duration
+from carewire.config import Config, parse_duration
+from carewire.config_listeners import listening
 from carewire.core import hook_names as H
 from carewire.core.auth import Authenticator, LoginAuditor
 from carewire.core.feature import PeriodicJob

@@ -14,7 +14,7 @@ import pytest
 
 from carewire.assembly import Assembly, Options, assemble
 from carewire.clock import FakeClock
-from carewire.datasets.model import ChangeKind, Origin, RecordChanged, RecordId
+from carewire.datasets.model import ChangeKind, DatasetName, Origin, RecordChanged, RecordId
 from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.rules.engine import EngineConfig
 from carewire.rules.model import Rule
@@ -115,7 +115,7 @@ async def test_a_firing_whose_action_targets_a_missing_dataset_fails_at_once(
     await _settle(p)
     assert await _deliveries(p, "log call") == []  # it does not compile: nothing fires
     event = RecordChanged(
-        dataset=CALLS,
+        dataset=DatasetName(CALLS),
         record_id=RecordId(rec.id),
         kind=ChangeKind.CREATE,
         old=None,

@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, timedelta, tzinfo
 from typing import Protocol
 
 from carewire.clock import Clock
@@ -34,7 +34,6 @@ from carewire.datasets.model import (
     Origin,
     Record,
     RecordChanged,
-    RecordId,
 )
 from carewire.datasets.paths import PathResolver, parse_path
 from carewire.datasets.service import DatasetService
@@ -45,6 +44,7 @@ from carewire.rules.actions import ActionContext, ActionOutcome, Outcome
 from carewire.rules.conditions import evaluate
 from carewire.rules.deliveries import DeliveryTracker
 from carewire.rules.model import DeliveryStatus, Rule, Trigger
+from carewire.rules.payload import event_from_payload, firing_payload, is_same_write
 from carewire.rules.service import CompiledRule, RuleService
 from carewire.rules.store import RuleStore, ScheduledFiring
 
@@ -387,13 +387,7 @@ class RuleEngine:
         if not later:
             return
         firings = await self._store.scheduled_for(later)
-        same_write = [
-            f.delivery_id
-            for f in firings
-            if f.payload.get("dataset") == event.dataset
-            and f.payload.get("record_id") == int(event.record_id)
-            and f.payload.get("at") == event.at.isoformat()
-        ]
+        same_write = [f.delivery_id for f in firings if is_same_write(f.payload, event)]
         if same_write and await self._store.hasten(same_write, self._clock.now()):
             log.info("rule %s failed: %d escalation(s) due now", rule.name, len(same_write))
             self._wake.set()
@@ -456,18 +450,7 @@ class RuleEngine:
     async def _defer(self, rule: Rule, event: RecordChanged, delivery: int) -> None:
         assert rule.id is not None
         due = self._clock.now() + timedelta(seconds=rule.defer_seconds)
-        payload: dict[str, object] = {
-            "dataset": event.dataset,
-            "record_id": int(event.record_id),
-            "kind": event.kind.value,
-            "at": event.at.isoformat(),
-            "old": None if event.old is None else _jsonable(event.old),
-            "origin": {
-                "adapter": event.origin.adapter,
-                "actor": event.origin.actor,
-                "depth": event.origin.depth,
-            },
-        }
+        payload = firing_payload(event)
         await self._store.schedule(
             ScheduledFiring(delivery_id=delivery, rule_id=rule.id, due_at=due, payload=payload)
         )
@@ -485,13 +468,13 @@ class RuleEngine:
                     await self._run_deferred(firing)
                 except Exception as exc:  # supervisor: the delivery says why, now
                     log.exception("deferred firing %d failed", firing.delivery_id)
-                    event = _event_from_payload(firing.payload)
+                    event = event_from_payload(firing.payload)
                     await self._fail(firing.delivery_id, event, exc)
                 handled += 1
         return handled
 
     async def _run_deferred(self, firing: ScheduledFiring) -> None:
-        event = _event_from_payload(firing.payload)
+        event = event_from_payload(firing.payload)
         if event.dataset not in self._datasets.registry or not self._knows(firing.rule_id):
             await self.refresh()  # made by another process a moment ago (carewire demo)
         if event.dataset not in self._datasets.registry:
@@ -591,29 +574,3 @@ def _triggered(trigger: Trigger, event: RecordChanged) -> bool:
     if not changed:
         return False
     return not trigger.attributes or bool(changed & set(trigger.attributes))
-
-
-def _jsonable(values: Mapping[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in values.items():
-        out[k] = v.isoformat() if isinstance(v, datetime | date) else v
-    return out
-
-
-def _event_from_payload(p: Mapping[str, object]) -> RecordChanged:
-    origin = p.get("origin")
-    assert isinstance(origin, dict)
-    old = p.get("old")
-    return RecordChanged(
-        dataset=str(p["dataset"]),  # type: ignore[arg-type]
-        record_id=RecordId(int(str(p["record_id"]))),
-        kind=ChangeKind(str(p["kind"])),
-        old=old if isinstance(old, dict) else None,
-        new=None,
-        origin=Origin(
-            adapter=origin.get("adapter"),
-            actor=str(origin.get("actor")),
-            depth=int(origin.get("depth") or 0),
-        ),
-        at=datetime.fromisoformat(str(p["at"])),
-    )
