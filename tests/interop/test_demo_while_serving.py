@@ -7,13 +7,14 @@ server, which re-reads the definitions at once, and the call's alert is sent.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from carewire.demo_data import ALERT_RULE
+from carewire.demo_data import ALERT_RULE, BACKUP_AFTER, BACKUP_RULE
 from tests.serverproc import RunningServer, init_data_dir, server_env, serving
 
 pytestmark = pytest.mark.interop
@@ -40,6 +41,18 @@ def _api(server: RunningServer) -> httpx.Client:
     )
 
 
+def _final_status(api: httpx.Client, rule: str, source: str | None = None) -> str | None:
+    got = api.get("/deliveries", params={"limit": 100}).json()["deliveries"]
+    found = [
+        d["values"]
+        for d in got
+        if d["values"].get("rule") == rule and source in (None, d["values"].get("source"))
+    ]
+    if found and found[0]["status"] in FINAL:
+        return f"{found[0]['status']}: {found[0].get('status_text')}"
+    return None
+
+
 def _poll(check: object, timeout: float = 15.0) -> object:
     deadline = time.monotonic() + timeout
     while True:
@@ -64,13 +77,36 @@ def test_demo_loaded_while_serving_is_taken_up_and_its_alerts_sent(server: Runni
         r = server.cli("demo", "nurse-call", "ICU-101A")
         assert r.returncode == 0, r.stderr
 
-        def alert_status() -> str | None:
-            got = api.get("/deliveries", params={"limit": 100}).json()["deliveries"]
-            found = [d["values"] for d in got if d["values"].get("rule") == ALERT_RULE]
-            if found and found[0]["status"] in FINAL:
-                return f"{found[0]['status']}: {found[0].get('status_text')}"
-            return None
-
-        status = _poll(alert_status)
+        status = _poll(lambda: _final_status(api, ALERT_RULE))
         assert isinstance(status, str), "the nurse call's alert never left Queued"
         assert status.startswith(("Delivered", "Pending")), status
+
+
+def test_a_call_nobody_is_assigned_to_escalates_at_once(server: RunningServer) -> None:
+    """The level-1 nurse's assignment ended: the alert notifies nobody, the backup goes now."""
+    if server.cli("demo").returncode != 0:  # idempotent: the module's first test may have run
+        pytest.fail("carewire demo failed")
+    bed = "Med-Surg 4-402B"
+    with _api(server) as api:
+        assert _poll(lambda: api.get("/datasets/ASSIGNMENTS/records").status_code == 200)
+        found = api.get(
+            "/datasets/ASSIGNMENTS/records", params={"filter": f"assignment_id:eq:{bed}-1"}
+        ).json()["records"]
+        assert len(found) == 1, found
+        r = api.patch(
+            f"/datasets/ASSIGNMENTS/records/{found[0]['id']}", json={"values": {"state": "expired"}}
+        )
+        assert r.status_code == 200, r.text
+        started = time.monotonic()
+        call = server.cli("demo", "nurse-call", bed)
+        assert call.returncode == 0, call.stderr
+        record = re.search(r"NURSE_CALLS record (\d+)", call.stdout)
+        assert record is not None, call.stdout
+        source = f"NURSE_CALLS/{record.group(1)}"
+
+        status = _poll(lambda: _final_status(api, BACKUP_RULE, source), timeout=BACKUP_AFTER / 2)
+        assert isinstance(status, str), "the backup waited out its delay"
+        assert status.startswith("Delivered"), status
+        assert time.monotonic() - started < BACKUP_AFTER
+        primary = _final_status(api, ALERT_RULE, source)
+        assert primary is not None and "notified 0" in primary, primary

@@ -43,7 +43,8 @@ class ActionOutcome:
         outcome: Delivered or Pending.
         text: A short note for the delivery's status text.
         has_reached: False when the action ran but reached nobody (an alert whose
-            recipients all rendered empty): its escalations are then due at once.
+            recipients rendered empty, so nobody was notified): its escalations are
+            then due at once.
     """
 
     outcome: Outcome = Outcome.DELIVERED
