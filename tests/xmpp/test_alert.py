@@ -475,6 +475,7 @@ def test_readable_body_names_each_field_once_and_leaves_out_empty_ones() -> None
         ("", "v", "v"),
         ("Room", "Roommate list", "Room: Roommate list"),
         ("Room", "room 12", "room 12"),
+        ("MRN", "mrn", "mrn"),
     ],
 )
 def test_labelled(label: str, value: str, expected: str) -> None:
