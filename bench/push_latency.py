@@ -40,8 +40,8 @@ from carewire.core import hook_names as H
 from carewire.core.events import DeliveryEvent, StanzaEvent
 from carewire.core.sessions import StreamManagement
 from carewire.features.tracking import MessageTracker
+from carewire.process import settle_heap
 from carewire.push.settings import TOKEN, ApnsSettings, PushSettings
-from carewire.server import settle_heap
 from carewire.xmpp.alert import ALERT
 
 TARGET_P99_MS = 100.0

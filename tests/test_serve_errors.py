@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,3 +72,54 @@ def test_bad_tls_material(tmp_path: Path, case: str) -> None:
     assert code == 2, err
     assert expected in err
     assert "Traceback" not in err
+
+
+#: Each listener: the environment that turns it on (all others on port 0), the variable
+#: holding its port, and the setting the one-line error names.
+LISTENERS = {
+    "c2s": ({}, "CAREWIRE_SERVER_C2S_PORT", "[server] c2s_port"),
+    "direct-tls": ({}, "CAREWIRE_SERVER_C2S_TLS_PORT", "[server] c2s_tls_port"),
+    "https": ({}, "CAREWIRE_SERVER_HTTPS_PORT", "[server] https_port"),
+    "s2s": ({"CAREWIRE_S2S_ENABLED": "true"}, "CAREWIRE_SERVER_S2S_PORT", "[server] s2s_port"),
+    "s2s-tls": ({"CAREWIRE_S2S_ENABLED": "true"}, "CAREWIRE_S2S_TLS_PORT", "[s2s] tls_port"),
+    "components": ({}, "CAREWIRE_COMPONENTS_PORT", "[components] port"),
+}
+ALL_FREE = {
+    "CAREWIRE_SERVER_BIND": "127.0.0.1",
+    "CAREWIRE_SERVER_C2S_PORT": "0",
+    "CAREWIRE_SERVER_C2S_TLS_PORT": "0",
+    "CAREWIRE_SERVER_HTTPS_PORT": "0",
+    "CAREWIRE_SERVER_S2S_PORT": "0",
+    "CAREWIRE_S2S_TLS_PORT": "0",
+    "CAREWIRE_COMPONENTS_PORT": "0",
+}
+
+
+@pytest.mark.parametrize("listener", list(LISTENERS))
+def test_busy_port_is_one_line_naming_the_setting(tmp_path: Path, listener: str) -> None:
+    data = init(tmp_path)
+    with (data / "carewire.toml").open("a") as f:  # a component, so its listener starts
+        f.write('\n[components.secrets]\n"gw.bad.test" = "component-secret-0123456789"\n')
+    extra, variable, setting = LISTENERS[listener]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, **ALL_FREE, **extra, variable: str(port)}
+        r = cli("serve", "--data-dir", str(data), env=env)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: port {port} is in use: set {setting} or {variable}"], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (data / "run/ports.json").exists()
+
+
+def test_address_not_on_this_machine_names_the_bind_setting(tmp_path: Path) -> None:
+    data = init(tmp_path)
+    env = {**os.environ, **ALL_FREE, "CAREWIRE_SERVER_BIND": "192.0.2.1"}  # TEST-NET-1
+    r = cli("serve", "--data-dir", str(data), env=env)
+    assert r.returncode == 2, r.stderr
+    assert "error: address 192.0.2.1 is not one of this machine's: set [server] bind or " in (
+        r.stderr
+    )
+    assert "CAREWIRE_SERVER_BIND" in r.stderr and "Traceback" not in r.stderr

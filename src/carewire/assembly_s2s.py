@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from carewire.assembly import Assembly
 from carewire.config import Config, parse_duration
+from carewire.config_listeners import listening
 from carewire.config_s2s import pins_of
 from carewire.core.federation import FederationPolicy, FederationSettings, FederationStatusSink
 from carewire.core.s2s import S2SManager, S2SOptions
 from carewire.core.s2s_policy import LayeredFederationSettings, StaticFederationSettings
+from carewire.errors import ConfigError
 from carewire.net.listeners import bound_port
 from carewire.net.s2s_base import S2SContext
 from carewire.net.s2s_in import InboundS2S
@@ -118,13 +120,21 @@ async def start_federation(
     kernel.router.remote = manager
     fed = Federation(manager=manager, context=ctx)
     loop = asyncio.get_running_loop()
-    for name, port, direct in (("s2s", cfg.server.s2s_port, False), ("s2s_tls", s.tls_port, True)):
-        server = await loop.create_server(
-            lambda direct=direct: InboundS2S(ctx, direct_tls=direct),  # type: ignore[misc]
-            host=cfg.server.bind,
-            port=port,
-            reuse_address=True,
-        )
+    for name, key, port, direct in (
+        ("s2s", "server.s2s_port", cfg.server.s2s_port, False),
+        ("s2s_tls", "s2s.tls_port", s.tls_port, True),
+    ):
+        try:
+            with listening(key, port, host=cfg.server.bind, bind_key="server.bind"):
+                server = await loop.create_server(
+                    lambda direct=direct: InboundS2S(ctx, direct_tls=direct),  # type: ignore[misc]
+                    host=cfg.server.bind,
+                    port=port,
+                    reuse_address=True,
+                )
+        except ConfigError:
+            await fed.stop()  # the listener bound before this one
+            raise
         fed.listeners.append(server)
         fed.ports[name] = bound_port(server)
     fed.task = loop.create_task(manager.run(), name="s2s-idle")

@@ -331,6 +331,10 @@ def _validate(cfg: Config) -> None:
 
 def _validate_https(cfg: Config) -> None:
     h = cfg.https
+    if h.websocket_url and not re.fullmatch(r"wss://[^\s/?#]+(/[^\s?#]*)?", h.websocket_url):
+        raise ConfigError(
+            f"https.websocket_url: expected a wss:// URL without query, got {h.websocket_url!r}"
+        )
     for key in ("header_timeout", "body_timeout"):
         seconds = parse_duration(getattr(h, key), f"https.{key}").total_seconds()
         if not 1 <= seconds <= 600:

@@ -30,6 +30,9 @@ class HttpsSection:
     body_timeout: str = "30s"  # … and its body within this, or the connection is closed
     max_body_bytes: int = 1_048_576  # JSON and form bodies; larger ones get 413
     max_upload_bytes: int = 16_777_216  # multipart uploads (CSV and certificate files)
+    # What /.well-known/host-meta (XEP-0156) tells web clients; empty:
+    # wss://<domain>:<https_port>/xmpp-websocket. Set it behind a reverse proxy.
+    websocket_url: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

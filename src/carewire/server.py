@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
-import resource
 import secrets
 import signal
 import socket
@@ -39,6 +37,7 @@ from carewire.assembly_services import (
 )
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
+from carewire.config_listeners import listening
 from carewire.core import hook_names as H
 from carewire.core.auth import Authenticator, LoginAuditor
 from carewire.core.feature import PeriodicJob
@@ -51,6 +50,7 @@ from carewire.net.context import NetContext, NetLimits
 from carewire.net.https import protocol as https_protocol
 from carewire.net.listeners import bound_port, listen_c2s
 from carewire.net.tls import ALPN_XMPP_CLIENT, server_context, tls_server_end_point
+from carewire.process import raise_open_files_limit, settle_heap
 from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
@@ -60,6 +60,7 @@ from carewire.web.api import create_api
 from carewire.web.app import create_app
 from carewire.web.console import create_console
 from carewire.web.guard import BodyLimits
+from carewire.web.host_meta import websocket_url
 from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
 from carewire.xmpp.errors import StreamCondition
@@ -97,16 +98,6 @@ def server_secret(data_dir: Path) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
     return path.read_bytes()
-
-
-def raise_open_files_limit() -> int:
-    """Thousands of connections need thousands of descriptors: raise the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    if soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _tls_context(cfg: Config) -> ssl.SSLContext:
@@ -256,9 +247,14 @@ class Server:
     async def _listen(self) -> None:
         cfg, net = self.config, self.net
         assert net is not None
-        c2s = await listen_c2s(net, cfg.server.bind, cfg.server.c2s_port, direct_tls=False)
-        c2s_tls = await listen_c2s(net, cfg.server.bind, cfg.server.c2s_tls_port, direct_tls=True)
-        self._listeners += [c2s, c2s_tls]
+        bind = cfg.server.bind
+        with listening("server.c2s_port", cfg.server.c2s_port, host=bind, bind_key="server.bind"):
+            c2s = await listen_c2s(net, bind, cfg.server.c2s_port, direct_tls=False)
+        self._listeners.append(c2s)
+        port = cfg.server.c2s_tls_port
+        with listening("server.c2s_tls_port", port, host=bind, bind_key="server.bind"):
+            c2s_tls = await listen_c2s(net, bind, port, direct_tls=True)
+        self._listeners.append(c2s_tls)
         self.ports = {"c2s": bound_port(c2s), "c2s_tls": bound_port(c2s_tls)}
         if cfg.server.websocket:
             self.ports["https"] = await self._start_https()
@@ -271,7 +267,8 @@ class Server:
         self.components = component_net(cfg, self.assembly)
         if self.components is not None:
             c = cfg.components
-            listener = await listen_components(self.components, c.bind, c.port)
+            with listening("components.port", c.port, host=c.bind, bind_key="components.bind"):
+                listener = await listen_components(self.components, c.bind, c.port)
             self._listeners.append(listener)
             self.ports["component"] = bound_port(listener)
 
@@ -280,7 +277,13 @@ class Server:
         assert self.net is not None
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.server.bind else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((cfg.server.bind, cfg.server.https_port))
+        port = cfg.server.https_port
+        with listening("server.https_port", port, host=cfg.server.bind, bind_key="server.bind"):
+            try:
+                sock.bind((cfg.server.bind, port))
+            except OSError:
+                sock.close()
+                raise
         assert self.assembly is not None and self.certificates is not None
         api = create_api(api_services(self.assembly, self.certificates))
         assert self.monitoring is not None
@@ -289,6 +292,7 @@ class Server:
         h = cfg.https
         limits = BodyLimits(max_body=h.max_body_bytes, max_upload=h.max_upload_bytes)
         uploads = self.assembly.uploads
+        bound = int(sock.getsockname()[1])
         files = None
         if uploads is not None:
             files = create_upload_app(uploads)
@@ -306,6 +310,7 @@ class Server:
                 uploads=files,
                 scim=create_scim_app(scim_provisioning(self.assembly)),
                 metrics=self.monitoring.https_app,
+                websocket_url=websocket_url(cfg.server.domain, bound, h.websocket_url),
             ),
             http=https_protocol(
                 header_timeout=parse_duration(
@@ -494,6 +499,16 @@ class Server:
             except Exception:  # supervisor: a failing job runs again next time
                 log.exception("periodic job %s failed", job.name)
 
+    def reload_definitions(self) -> None:
+        """Take up the datasets and rules another process saved, now (``SIGHUP``).
+
+        The rule scheduler re-reads them every few seconds anyway; ``carewire demo``
+        signals the server so that the very next write already meets them.
+        """
+        if self.assembly is not None:
+            log.info("SIGHUP: re-reading dataset definitions and rules")
+            self.assembly.engine.wake()
+
     def request_stop(self) -> None:
         """Ask :meth:`serve_forever` to return (signal handlers call this)."""
         self._stopped.set()
@@ -555,6 +570,7 @@ async def run(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_definitions)
     try:
         await server.start()
         # Here rather than in start(): a process that starts servers again and again (the
@@ -564,27 +580,3 @@ async def run(config: Config) -> None:
         await server.serve_forever()
     finally:
         await server.stop()
-
-
-def settle_heap() -> int:
-    """Move what start-up built out of the garbage collector's sight; the objects moved.
-
-    Modules, dataset definitions, compiled statements, templates and the like live as
-    long as the process, yet every full (generation 2) collection walked them all: a
-    pause of 50–75 ms at a random moment of an alert's fan-out (bench/push_latency.py).
-    ``gc.freeze()`` after a collection puts them in the permanent generation, so later
-    collections walk only what was made since (sessions, stanzas in flight).
-    """
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
-def install_uvloop() -> bool:
-    """Use uvloop when installed (faster event loop)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True

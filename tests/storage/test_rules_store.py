@@ -120,3 +120,22 @@ async def test_deleting_a_rule_drops_its_scheduled_firings(db: Database) -> None
     assert await store.delete(gone.id) is True
     assert await store.scheduled_ids() == {2}
     assert [f.rule_id for f in await store.due(T0 + timedelta(days=1), 10)] == [kept.id]
+
+
+async def test_firings_of_rules_and_hastening_them(db: Database) -> None:
+    store = SqlRuleStore(db)
+    one = await store.insert(RULE, T0)
+    two = await store.insert(replace(RULE, name="backup"), T0)
+    assert one.id is not None and two.id is not None
+    await store.schedule(_firing(1, one.id, 60))
+    await store.schedule(_firing(2, two.id, 120))
+    await store.schedule(_firing(3, two.id, 5))
+    assert await store.scheduled_for([]) == []
+    assert [f.delivery_id for f in await store.scheduled_for([two.id])] == [2, 3]
+    assert await store.scheduled_for([two.id]) == [_firing(2, two.id, 120), _firing(3, two.id, 5)]
+
+    now = T0 + timedelta(seconds=10)
+    assert await store.hasten([2, 3], now) == 1  # 3 is due before now already
+    assert [f.delivery_id for f in await store.due(now, 10)] == [3, 2]
+    assert await store.next_due() == T0 + timedelta(seconds=5)
+    assert await store.hasten([404], now) == 0

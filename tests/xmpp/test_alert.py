@@ -442,3 +442,41 @@ def test_readable_body_of_a_mass_alert() -> None:
         id="m", subject="Tornado", message="Shelter now", ttl=60, expires_at=EXPIRES, is_mass=True
     )
     assert al.readable_body(a) == "[Mass alert] Tornado\nShelter now\nExpires 2026-03-01 08:30 UTC."
+
+
+def test_readable_body_names_each_field_once_and_leaves_out_empty_ones() -> None:
+    a = replace(
+        full_alert(),
+        patient=al.Patient(
+            mrn="MRN1001",
+            details=(
+                al.PatientDetail(label="Patient Name", value="Alice Moreau"),
+                al.PatientDetail(label="Facility Admit Date", value=""),
+                al.PatientDetail(label="Bed", value="  "),
+                al.PatientDetail(label="Location", value="Location: ICU-101A"),
+            ),
+        ),
+        alarm_time="",
+    )
+    body = al.readable_body(a)
+    assert "Patient: MRN1001; Patient Name: Alice Moreau; Location: ICU-101A\n" in body
+    assert "MRN MRN" not in body and "Admit Date" not in body and "Bed:" not in body
+    assert "Alarm time" not in body
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "expected"),
+    [
+        ("MRN", "123", "MRN: 123"),
+        ("MRN", "MRN1001", "MRN1001"),
+        ("MRN", "mrn: 77", "mrn: 77"),
+        ("Admit Date", "", ""),
+        ("Admit Date", " \t", ""),
+        ("", "v", "v"),
+        ("Room", "Roommate list", "Room: Roommate list"),
+        ("Room", "room 12", "room 12"),
+        ("MRN", "mrn", "mrn"),
+    ],
+)
+def test_labelled(label: str, value: str, expected: str) -> None:
+    assert al.labelled(label, value) == expected

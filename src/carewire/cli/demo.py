@@ -20,6 +20,7 @@ from carewire.cli.runtime import (
     WithDataDir,
     config,
     data_dir,
+    nudge_server,
     run_with_platform,
 )
 from carewire.errors import ConfigError
@@ -44,6 +45,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     result, data = run_with_platform(args, load, with_defaults=True)
     _report(result, data, domain=domain, where=data_dir(args))
+    pid = nudge_server(args)
+    if pid is not None:
+        print(f"  the running server (pid {pid}) was told to take up the datasets and rules")
     return 0
 
 
@@ -105,7 +109,9 @@ def cmd_demo_call(args: argparse.Namespace) -> int:
         print("  the running server alerts the bed's nurse; unanswered after 60 s, the backup")
         return 0
 
-    return run_with_platform(args, work, fire_rules=True)
+    code = run_with_platform(args, work, fire_rules=True)
+    nudge_server(args)  # its scheduler runs the handed-over alert now, not at its next look
+    return code
 
 
 def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import getpass
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -201,6 +202,22 @@ def running_status(args: argparse.Namespace) -> dict[str, object] | None:
     except PermissionError:
         pass  # alive, owned by another user
     return dict(body)
+
+
+def nudge_server(args: argparse.Namespace) -> int | None:
+    """Tell the running server to take up new datasets and rules now; its pid, or None.
+
+    The server re-reads them on ``SIGHUP`` (and every few seconds regardless).
+    """
+    status = running_status(args)
+    pid = status.get("pid") if status is not None else None
+    if not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError:  # gone meanwhile, or another user's: its own poll will see them
+        return None
+    return pid
 
 
 async def sealed_counts(services: Services) -> dict[str, tuple[int, int]]:

@@ -185,7 +185,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted."""
     from carewire import log
-    from carewire.server import install_uvloop, run
+    from carewire.process import install_uvloop
+    from carewire.server import run
 
     overrides: dict[str, Any] = {}
     for flag in ("bind", "c2s_port", "c2s_tls_port", "s2s_port", "https_port"):

@@ -61,6 +61,25 @@ class Registry:
         self._datasets = merged
         log.info("%d datasets loaded (%d definitions saved)", len(merged), len(changed))
 
+    async def refresh(self) -> bool:
+        """Take up definitions another process (the CLI) saved; True if any changed.
+
+        The other process created the tables and columns already; this one only
+        learns of them (and of their rows' shape).
+        """
+        merged: dict[str, Dataset] = dict(self._datasets)
+        merged.update((ds.name, ds) for ds in await self._store.load_definitions())
+        if merged == self._datasets:
+            return False
+        validate(merged.values())
+        await self._store.apply(list(merged.values()), [])
+        changed = sorted(n for n in merged if merged[n] != self._datasets.get(n))
+        self._datasets = merged
+        log.info("dataset definitions changed outside this process: %s", ", ".join(changed))
+        for callback in self._listeners:
+            callback()
+        return True
+
     def get(self, name: str) -> Dataset:
         """The dataset called ``name``.
 

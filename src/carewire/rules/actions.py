@@ -42,10 +42,14 @@ class ActionOutcome:
     Attributes:
         outcome: Delivered or Pending.
         text: A short note for the delivery's status text.
+        has_reached: False when the action ran but reached nobody (an alert whose
+            recipients rendered empty, so nobody was notified): its escalations are
+            then due at once.
     """
 
     outcome: Outcome = Outcome.DELIVERED
     text: str = ""
+    has_reached: bool = True
 
 
 class Renderer(Protocol):

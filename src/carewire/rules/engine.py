@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, timedelta, tzinfo
 from typing import Protocol
 
 from carewire.clock import Clock
@@ -34,7 +34,6 @@ from carewire.datasets.model import (
     Origin,
     Record,
     RecordChanged,
-    RecordId,
 )
 from carewire.datasets.paths import PathResolver, parse_path
 from carewire.datasets.service import DatasetService
@@ -45,6 +44,7 @@ from carewire.rules.actions import ActionContext, ActionOutcome, Outcome
 from carewire.rules.conditions import evaluate
 from carewire.rules.deliveries import DeliveryTracker
 from carewire.rules.model import DeliveryStatus, Rule, Trigger
+from carewire.rules.payload import event_from_payload, firing_payload, is_same_write
 from carewire.rules.service import CompiledRule, RuleService
 from carewire.rules.store import RuleStore, ScheduledFiring
 
@@ -201,6 +201,20 @@ class RuleEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    def wake(self) -> None:
+        """Have the scheduler look again now: re-read datasets and rules, run what is due.
+
+        The server calls this when told that another process (``carewire demo``,
+        ``carewire rules import``) changed definitions (``SIGHUP``).
+        """
+        self._wake.set()
+
+    async def refresh(self) -> bool:
+        """Take up datasets and rules another process saved; True if anything changed."""
+        datasets = await self._datasets.registry.refresh()
+        rules = await self.rules.refresh()
+        return datasets or rules
+
     def notify(self, event: RecordChanged) -> None:
         """Take a committed write (called by the dataset service after commit)."""
         self._queue.put_nowait(event)
@@ -247,18 +261,21 @@ class RuleEngine:
         record = Record(dataset=event.dataset, id=event.record_id, values=event.new)
         out = []
         values: dict[str, object] | None = None  # every rule's paths, resolved once per event
+        failed: list[Rule] = []  # their escalations are scheduled by this loop too
         for compiled in self.rules.compiled_for(event.dataset):
             try:
                 if values is None and self._may_fire(compiled, event):
                     values = await self.resolver.resolve_all(
                         record, self.rules.paths_for(event.dataset)
                     )
-                delivery = await self._consider(compiled, event, record, values)
+                delivery = await self._consider(compiled, event, record, values, failed=failed)
             except Exception:  # supervisor: one rule's failure never stops the others
                 log.exception("rule %s failed", compiled.rule.name)
                 delivery = await self._refuse(compiled.rule, event, "the rule failed; see the log")
             if delivery is not None:
                 out.append(delivery)
+        for rule in failed:
+            await self._hasten_escalations(rule, event)
         return out
 
     def _may_fire(self, compiled: CompiledRule, event: RecordChanged) -> bool:
@@ -277,6 +294,8 @@ class RuleEngine:
         event: RecordChanged,
         record: Record,
         values: Mapping[str, object] | None,
+        *,
+        failed: list[Rule],
     ) -> int | None:
         rule = compiled.rule
         if values is None or not self._may_fire(compiled, event):
@@ -291,10 +310,15 @@ class RuleEngine:
                 f"{self.config.max_depth} (rules that update each other in a cycle?)",
             )
         delivery = await self.tracker.queued(rule, event)
-        if rule.defer_seconds or self._adapters.component_of(rule.adapter) in self.config.hand_over:
-            await self._defer(rule, event, delivery)
-        else:
-            await self._run(compiled, record, event, delivery)
+        try:
+            hand_over = self._adapters.component_of(rule.adapter) in self.config.hand_over
+            if rule.defer_seconds or hand_over:
+                await self._defer(rule, event, delivery)
+            elif not await self._run(compiled, record, event, delivery):
+                failed.append(rule)
+        except Exception as exc:  # supervisor: the delivery says why, now, not at a restart
+            log.exception("rule %s failed", rule.name)
+            await self._fail(delivery, event, exc)
         return delivery
 
     async def _matches(
@@ -302,6 +326,16 @@ class RuleEngine:
     ) -> bool:
         values = await self.resolver.resolve_all(record, compiled.paths)
         return evaluate(compiled.conditions, values, _before(compiled, old))
+
+    async def _fail(self, delivery: int, event: RecordChanged, exc: BaseException) -> None:
+        """End ``delivery`` in Error with what went wrong."""
+        await self.tracker.move(
+            delivery,
+            DeliveryStatus.ERROR,
+            triggered_at=event.at,
+            cause=event.origin,
+            text=_reason(exc),
+        )
 
     async def _refuse(self, rule: Rule, event: RecordChanged, text: str) -> int:
         log.warning("rule %s: %s", rule.name, text)
@@ -311,11 +345,13 @@ class RuleEngine:
 
     async def _run(
         self, compiled: CompiledRule, record: Record, event: RecordChanged, delivery: int
-    ) -> None:
+    ) -> bool:
+        """Run the action; False when it failed or reached nobody (its escalations hurry)."""
         rule = compiled.rule
         await self.tracker.move(
             delivery, DeliveryStatus.PROCESSING, triggered_at=event.at, cause=event.origin
         )
+        is_reached = True
         try:
             outcome = await asyncio.wait_for(
                 self._invoke(compiled, record, event, delivery), self.config.action_timeout
@@ -323,20 +359,43 @@ class RuleEngine:
         except TimeoutError:
             status, text = DeliveryStatus.ERROR, f"{rule.action} timed out"
         except CarewireError as exc:
-            status, text = DeliveryStatus.ERROR, exc.message or str(exc)
+            status, text = DeliveryStatus.ERROR, _reason(exc)
         except Exception as exc:  # supervisor: an action's bug becomes an Error delivery
             log.exception("action %s of rule %s raised", rule.action, rule.name)
-            status, text = (
-                DeliveryStatus.ERROR,
-                f"{rule.action} failed: {type(exc).__name__}: {exc}",
-            )
+            status, text = DeliveryStatus.ERROR, f"{rule.action} failed: {_reason(exc)}"
         else:
             pending = outcome.outcome is Outcome.PENDING
             status = DeliveryStatus.PENDING if pending else DeliveryStatus.DELIVERED
-            text = outcome.text
+            text, is_reached = outcome.text, outcome.has_reached
         await self.tracker.move(
             delivery, status, triggered_at=event.at, cause=event.origin, text=text
         )
+        return status is not DeliveryStatus.ERROR and is_reached
+
+    async def _hasten_escalations(self, rule: Rule, event: RecordChanged) -> None:
+        """The rule's action failed (or reached nobody): its escalations are due now.
+
+        An escalation is a deferred firing of the same write with the same adapter
+        and action and a longer delay (the backup nurse's alert after the primary
+        nurse's): waiting out its delay would only delay the one alert that can
+        still reach someone. Its conditions are re-checked as for any deferred firing.
+        """
+        later = [
+            r.id
+            for r in self.rules.list_rules(rule.dataset)
+            if r.id is not None
+            and r.is_active
+            and r.adapter == rule.adapter
+            and r.action == rule.action
+            and r.defer_seconds > rule.defer_seconds
+        ]
+        if not later:
+            return
+        firings = await self._store.scheduled_for(later)
+        same_write = [f.delivery_id for f in firings if is_same_write(f.payload, event)]
+        if same_write and await self._store.hasten(same_write, self._clock.now()):
+            log.info("rule %s failed: %d escalation(s) due now", rule.name, len(same_write))
+            self._wake.set()
 
     async def _invoke(
         self, compiled: CompiledRule, record: Record, event: RecordChanged, delivery: int
@@ -396,18 +455,7 @@ class RuleEngine:
     async def _defer(self, rule: Rule, event: RecordChanged, delivery: int) -> None:
         assert rule.id is not None
         due = self._clock.now() + timedelta(seconds=rule.defer_seconds)
-        payload: dict[str, object] = {
-            "dataset": event.dataset,
-            "record_id": int(event.record_id),
-            "kind": event.kind.value,
-            "at": event.at.isoformat(),
-            "old": None if event.old is None else _jsonable(event.old),
-            "origin": {
-                "adapter": event.origin.adapter,
-                "actor": event.origin.actor,
-                "depth": event.origin.depth,
-            },
-        }
+        payload = firing_payload(event)
         await self._store.schedule(
             ScheduledFiring(delivery_id=delivery, rule_id=rule.id, due_at=due, payload=payload)
         )
@@ -423,13 +471,23 @@ class RuleEngine:
                     continue
                 try:
                     await self._run_deferred(firing)
-                except Exception:  # supervisor
+                except Exception as exc:  # supervisor: the delivery says why, now
                     log.exception("deferred firing %d failed", firing.delivery_id)
+                    event = event_from_payload(firing.payload)
+                    await self._fail(firing.delivery_id, event, exc)
                 handled += 1
         return handled
 
     async def _run_deferred(self, firing: ScheduledFiring) -> None:
-        event = self._typed_old(_event_from_payload(firing.payload))
+        event = event_from_payload(firing.payload)
+        if event.dataset not in self._datasets.registry or not self._knows(firing.rule_id):
+            await self.refresh()  # made by another process a moment ago (carewire demo)
+        if event.dataset not in self._datasets.registry:
+            await self._finish(
+                firing, event, DeliveryStatus.ERROR, f"dataset {event.dataset} does not exist"
+            )
+            return
+        event = self._typed_old(event)
         cancel = DeliveryStatus.CANCELLED
         try:
             rule = self.rules.get(firing.rule_id)
@@ -451,7 +509,15 @@ class RuleEngine:
                 firing, event, cancel, "conditions no longer held when the delay ended"
             )
             return
-        await self._run(compiled, record, event, firing.delivery_id)
+        if not await self._run(compiled, record, event, firing.delivery_id):
+            await self._hasten_escalations(rule, event)
+
+    def _knows(self, rule_id: int) -> bool:
+        try:
+            self.rules.get(rule_id)
+        except CarewireError:
+            return False
+        return True
 
     def _typed_old(self, event: RecordChanged) -> RecordChanged:
         """The saved old values with their types back (JSON kept dates as text)."""
@@ -476,8 +542,9 @@ class RuleEngine:
 
     async def _schedule_loop(self) -> None:
         while True:
+            self._wake.clear()  # a wake-up while this round runs makes the next one start at once
             try:
-                await self.rules.refresh()
+                await self.refresh()
                 await self.run_due()
                 next_due = await self._store.next_due()
             except Exception:  # supervisor: retry after the poll interval
@@ -486,9 +553,15 @@ class RuleEngine:
             delay = self.config.poll_interval
             if next_due is not None:
                 delay = min(delay, max(0.0, (next_due - self._clock.now()).total_seconds()))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for a delivery's status text."""
+    if isinstance(exc, CarewireError) and exc.message:
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _before(compiled: CompiledRule, old: Mapping[str, object] | None) -> dict[str, object] | None:
@@ -506,29 +579,3 @@ def _triggered(trigger: Trigger, event: RecordChanged) -> bool:
     if not changed:
         return False
     return not trigger.attributes or bool(changed & set(trigger.attributes))
-
-
-def _jsonable(values: Mapping[str, object]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in values.items():
-        out[k] = v.isoformat() if isinstance(v, datetime | date) else v
-    return out
-
-
-def _event_from_payload(p: Mapping[str, object]) -> RecordChanged:
-    origin = p.get("origin")
-    assert isinstance(origin, dict)
-    old = p.get("old")
-    return RecordChanged(
-        dataset=str(p["dataset"]),  # type: ignore[arg-type]
-        record_id=RecordId(int(str(p["record_id"]))),
-        kind=ChangeKind(str(p["kind"])),
-        old=old if isinstance(old, dict) else None,
-        new=None,
-        origin=Origin(
-            adapter=origin.get("adapter"),
-            actor=str(origin.get("actor")),
-            depth=int(origin.get("depth") or 0),
-        ),
-        at=datetime.fromisoformat(str(p["at"])),
-    )

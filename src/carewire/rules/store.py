@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -63,6 +63,12 @@ class RuleStore(Protocol):
 
     async def scheduled_ids(self) -> set[int]:
         """Delivery ids of every scheduled firing."""
+
+    async def scheduled_for(self, rule_ids: Sequence[int]) -> list[ScheduledFiring]:
+        """The scheduled firings of these rules."""
+
+    async def hasten(self, delivery_ids: Sequence[int], due_at: datetime) -> int:
+        """Make these firings due at ``due_at`` (if later); how many were moved."""
 
 
 class StoredRuleUsage:

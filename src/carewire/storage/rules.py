@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carewire.errors import ConflictError
@@ -100,15 +102,29 @@ class SqlRuleStore:
         )
         async with self._db.read("due_firings") as conn:
             rows = (await conn.execute(stmt)).all()
-        return [
-            ScheduledFiring(
-                delivery_id=int(r.delivery_id),
-                rule_id=int(r.rule_id),
-                due_at=r.due_at,
-                payload=json.loads(r.payload),
+        return [_firing(r) for r in rows]
+
+    async def scheduled_for(self, rule_ids: Sequence[int]) -> list[ScheduledFiring]:
+        """The scheduled firings of these rules, by delivery id."""
+        stmt = (
+            select(rule_schedule)
+            .where(rule_schedule.c.rule_id.in_(list(rule_ids)))
+            .order_by(rule_schedule.c.delivery_id)
+        )
+        async with self._db.read("scheduled_for_rules") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_firing(r) for r in rows]
+
+    async def hasten(self, delivery_ids: Sequence[int], due_at: datetime) -> int:
+        """Make these firings due at ``due_at`` (those due later); how many were moved."""
+        async with self._db.transaction("hasten_firings") as txn:
+            result = await txn.conn.execute(
+                update(rule_schedule)
+                .where(rule_schedule.c.delivery_id.in_(list(delivery_ids)))
+                .where(rule_schedule.c.due_at > due_at)
+                .values(due_at=due_at)
             )
-            for r in rows
-        ]
+        return int(result.rowcount)
 
     async def next_due(self) -> datetime | None:
         """When the earliest firing is due."""
@@ -132,6 +148,15 @@ class SqlRuleStore:
             return {
                 int(i) for i in (await conn.execute(select(rule_schedule.c.delivery_id))).scalars()
             }
+
+
+def _firing(row: Row[Any]) -> ScheduledFiring:
+    return ScheduledFiring(
+        delivery_id=int(row.delivery_id),
+        rule_id=int(row.rule_id),
+        due_at=row.due_at,
+        payload=json.loads(row.payload),
+    )
 
 
 def _pk(key: object) -> int:

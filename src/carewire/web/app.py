@@ -24,6 +24,7 @@ from carewire.net.context import NetContext
 from carewire.net.https import UPLOAD_PREFIX
 from carewire.net.websocket import serve_websocket
 from carewire.web.guard import BodyLimit, BodyLimits, ResponseHeaders
+from carewire.web.host_meta import WEBSOCKET_PATH, host_meta_routes
 
 
 def create_app(
@@ -35,6 +36,7 @@ def create_app(
     uploads: ASGIApp | None = None,
     scim: ASGIApp | None = None,
     metrics: ASGIApp | None = None,
+    websocket_url: str | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
@@ -44,6 +46,7 @@ def create_app(
     given, serves ``/upload/…`` (file sharing) outside the body cap; ``scim``, when
     given, serves ``/scim/v2/…`` outside it too (it caps bodies itself, with SCIM errors).
     ``metrics``, when given, answers ``/metrics`` (Prometheus, behind its bearer token).
+    ``websocket_url``, when given, is advertised at ``/.well-known/host-meta`` (XEP-0156).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -60,10 +63,12 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        WebSocketRoute("/xmpp-websocket", xmpp_websocket),
+        WebSocketRoute(WEBSOCKET_PATH, xmpp_websocket),
     ]
     if metrics is not None:
         routes.append(Route("/metrics", metrics, methods=["GET", "HEAD"]))
+    if websocket_url is not None:
+        routes += host_meta_routes(websocket_url)
     if api is not None:
         routes.append(Mount("/api/v1", app=api))
     if console is not None:

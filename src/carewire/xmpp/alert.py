@@ -444,6 +444,31 @@ def parse_responded(el: Element) -> Responded:
 # --- the readable fallback --------------------------------------------------------------------
 
 
+def labelled(label: str, value: str, *, sep: str = ": ") -> str:
+    """``label: value``; just ``value`` when it already names itself; "" when it is empty.
+
+    An MRN of ``MRN1001`` reads "MRN1001", not "MRN MRN1001"; an empty admit date
+    is left out rather than shown as "Facility Admit Date: ".
+    """
+    value = value.strip()
+    if not value:
+        return ""
+    if not label or _names_itself(value, label.strip()):
+        return value
+    return f"{label}{sep}{value}"
+
+
+def _names_itself(value: str, label: str) -> bool:
+    """Whether ``value`` begins with ``label`` as a word ("MRN1001", "Location: ICU").
+
+    "Roommate" does not begin with the label "Room": a letter goes on after it.
+    """
+    if not value.casefold().startswith(label.casefold()):
+        return False
+    rest = value[len(label) :]
+    return not rest or not rest[0].isalpha()
+
+
 def readable_body(alert: Alert) -> str:
     """The plain text an ordinary client shows in place of the alert.
 
@@ -456,12 +481,12 @@ def readable_body(alert: Alert) -> str:
         tag += f", {alert.priority.value}"
     lines = [f"[{tag}] {alert.subject}", alert.message]
     if alert.patient is not None:
-        shown = [f"MRN {alert.patient.mrn}"] + [
-            f"{d.label}: {d.value}" for d in alert.patient.details if not d.is_hidden
+        shown = [labelled("MRN", alert.patient.mrn, sep=" ")] + [
+            labelled(d.label, d.value) for d in alert.patient.details if not d.is_hidden
         ]
-        lines.append("Patient: " + "; ".join(shown))
+        lines.append("Patient: " + "; ".join(item for item in shown if item))
     if alert.alarm_time:
-        lines.append(f"Alarm time: {alert.alarm_time}")
+        lines.append(labelled("Alarm time", alert.alarm_time))
     if alert.additional_content:
         lines.append(alert.additional_content)
     if alert.offered:

@@ -352,7 +352,9 @@ class _Actions:
         text += _coverage_text(sent)
         if not recipients:
             text += "; no recipients (the room waits for a Send Invitation rule)"
-        return ActionOutcome(text=text)
+        # Nobody alerted (no one assigned to the bed): the escalation need not wait. An
+        # offline recipient is alerted all the same (offline storage, push): the delay holds.
+        return ActionOutcome(text=text, has_reached=bool(sent.notified))
 
     async def send_mass_alert(self, ctx: ActionContext) -> ActionOutcome:
         return await self.send_alert(ctx, is_mass=True)

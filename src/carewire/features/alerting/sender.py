@@ -262,6 +262,7 @@ class AlertSender:
             details=tuple(
                 al.PatientDetail(label=label, value=value, is_hidden=hidden)
                 for label, value, hidden in details
+                if value.strip()  # an empty field says nothing ("Facility Admit Date: ")
             ),
         )
 

@@ -2,10 +2,10 @@
 
 :func:`create_api` builds the application; the HTTPS app mounts it at
 ``/api/v1`` (so paths here are ``/datasets`` …). The OpenAPI document is at
-``/api/v1/openapi.json`` and its browsable form at ``/api/v1/docs``; both are
-public, every resource needs a token (see :mod:`.deps`). One module per
-resource; :data:`ROUTERS` is the route list. Errors are problem details
-(RFC 9457, see :mod:`.problems`).
+``/api/v1/openapi.json`` and its browsable form at ``/api/v1/docs`` (its files
+served from the package, see :mod:`.docs`); both are public, every resource
+needs a token (see :mod:`.deps`). One module per resource; :data:`ROUTERS` is
+the route list. Errors are problem details (RFC 9457, see :mod:`.problems`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from carewire.web.api import (
     datasets,
     deliveries,
     devices,
+    docs,
     federation,
     groups,
     invitations,
@@ -77,9 +78,10 @@ def create_api(services: ApiServices) -> FastAPI:
         "Errors are `application/problem+json` (RFC 9457); authenticate with "
         "`Authorization: Bearer <token>`.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by .docs, with its files, not from a CDN
         redoc_url=None,
     )
+    docs.install(api, openapi_url="/openapi.json")
     api.state.services = services
     # The HTTPS app adds them too; here they also hold where the API is served alone.
     api.add_middleware(InputText)
