@@ -71,3 +71,26 @@ def test_bad_tls_material(tmp_path: Path, case: str) -> None:
     assert code == 2, err
     assert expected in err
     assert "Traceback" not in err
+
+
+def test_schema_newer_than_the_code(tmp_path: Path) -> None:
+    """A database a newer version migrated: one line naming the revision, nothing changed."""
+    import sqlite3
+
+    data = init(tmp_path)
+    con = sqlite3.connect(data / "carewire.db")
+    con.execute("UPDATE alembic_version SET version_num = '0999_from_the_future'")
+    con.commit()
+    con.close()
+    code, err = serve(data)
+    assert code == 2, err
+    assert "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "schema is at revision 0999_from_the_future, newer than this Carewire" in line
+    con = sqlite3.connect(data / "carewire.db")
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "0999_from_the_future",
+        )
+    finally:
+        con.close()

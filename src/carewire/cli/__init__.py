@@ -23,6 +23,7 @@ from carewire import __version__
 from carewire.cli import (
     assignments,
     audit,
+    backup,
     certs,
     console,
     coverage,
@@ -35,6 +36,7 @@ from carewire.cli import (
     purge,
     rules,
     s2s,
+    schema,
     scim,
     setup,
     users,
@@ -54,6 +56,7 @@ class CommandGroup(Protocol):
 #: The command groups, in the order ``carewire --help`` lists their commands.
 COMMANDS: tuple[CommandGroup, ...] = (
     setup,
+    schema,
     demo,
     users,
     org,
@@ -70,6 +73,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     purge,
     coverage,
     console,
+    backup,
 )
 
 
