@@ -83,9 +83,9 @@ def _sha256(path: Path) -> str:
 
 def _data_files(cfg: Config, database: Path | None) -> Iterator[tuple[str, Path]]:
     """(archive name, path) of every data-directory file a backup holds."""
-    live = set()
-    if database is not None:
-        live = {database.name + s for s in ("", "-wal", "-shm", "-journal")}
+    live: set[Path] = set()
+    if database is not None:  # the live database files are copied by the backup API instead
+        live = {database.with_name(database.name + s) for s in ("", "-wal", "-shm", "-journal")}
     for root, dirs, files in os.walk(cfg.data_dir):
         here = Path(root)
         rel = here.relative_to(cfg.data_dir)
@@ -96,7 +96,7 @@ def _data_files(cfg: Config, database: Path | None) -> Iterator[tuple[str, Path]
         )
         for name in sorted(files):
             path = here / name
-            if rel == Path() and (name in EXCLUDED_FILES or name in live and path.parent == database.parent):  # type: ignore[union-attr]
+            if (rel == Path() and name in EXCLUDED_FILES) or path.resolve() in live:
                 continue
             if path.is_file() and not path.is_symlink():
                 yield f"data/{(rel / name).as_posix()}", path
@@ -137,7 +137,9 @@ def _staging(cfg: Config) -> Iterator[Path]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-def _snapshot_database(cfg: Config, into: Path, progress: Progress) -> tuple[Path, dict[str, object]]:
+def _snapshot_database(
+    cfg: Config, into: Path, progress: Progress
+) -> tuple[Path, dict[str, object]]:
     url = cfg.database_url
     kind = snapshot.kind(url)
     if kind == "sqlite":
@@ -228,7 +230,7 @@ def _write(
                     info = tar.gettarinfo(fileobj=f, arcname=name)
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
-                    hashing = _Hashing(f, lambda n: progress("archive", done + n, total))
+                    hashing = _Hashing(f, _reporter(progress, done, total))
                     tar.addfile(info, hashing)
                 done += info.size
                 files.append({"path": name, "size": info.size, "sha256": hashing.hexdigest()})
@@ -244,6 +246,15 @@ def _write(
         out.flush()
         os.fsync(out.fileno())
     return writer.sha256, files
+
+
+def _reporter(progress: Progress, base: int, total: int) -> Callable[[int], None]:
+    """Reports the archive stage at ``base`` plus what one member has read."""
+
+    def report(read: int) -> None:
+        progress("archive", base + read, total)
+
+    return report
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, body: bytes) -> None:
@@ -288,7 +299,7 @@ def _members(source: BinaryIO, secret: Secret) -> Iterator[tuple[tarfile.TarInfo
     reader = ArchiveReader(source, secret)
     try:
         with (
-            gzip.GzipFile(fileobj=reader, mode="rb") as unzipped,  # type: ignore[arg-type]
+            gzip.GzipFile(fileobj=reader, mode="rb") as unzipped,  # type: ignore[call-overload]
             tarfile.open(fileobj=unzipped, mode="r|") as tar,
         ):
             for info in tar:
@@ -301,7 +312,9 @@ def _members(source: BinaryIO, secret: Secret) -> Iterator[tuple[tarfile.TarInfo
         raise BackupError(f"the archive's content is damaged ({exc})", code="tampered") from None
 
 
-def inspect(archive: Path, secret: Secret, progress: Progress = lambda *_: None) -> dict[str, object]:
+def inspect(
+    archive: Path, secret: Secret, progress: Progress = lambda *_: None
+) -> dict[str, object]:
     """Authenticate all of ``archive`` and check its manifest; returns it. Writes nothing.
 
     Raises:
@@ -361,7 +374,9 @@ def restore(
         )
     with archive.open("rb") as source:
         config_text = next(
-            body.read() for info, body in _members(source, secret) if info.name == f"data/{CONFIG_FILE}"
+            body.read()
+            for info, body in _members(source, secret)
+            if info.name == f"data/{CONFIG_FILE}"
         )
     target = prepare_target(
         data_dir, config_text.decode("utf-8"), manifest, database_url=database_url

@@ -79,7 +79,9 @@ def test_round_trip_with_keys_kept_apart(
 
     restored = tmp_path / "restored"
     copy_keys(populated, restored)
-    code, out, err = run("restore", str(archive), "--key-file", str(key_file), "--data-dir", str(restored))
+    code, out, err = run(
+        "restore", str(archive), "--key-file", str(key_file), "--data-dir", str(restored)
+    )
     assert code == 0, err
     assert f"start it  carewire serve --data-dir {restored}" in out
     assert not (restored / "initial-admin-password.txt").exists()
@@ -137,7 +139,9 @@ def test_wrong_key_tampered_and_missing_keys_write_nothing(
     body = bytearray(archive.read_bytes())
     body[len(body) // 2] ^= 0x01
     tampered.write_bytes(bytes(body))
-    code, _, err = run("restore", str(tampered), "--key-file", str(key_file), "--data-dir", str(target))
+    code, _, err = run(
+        "restore", str(tampered), "--key-file", str(key_file), "--data-dir", str(target)
+    )
     assert code == 2 and "damaged or was altered" in err
     assert not target.exists()
 
@@ -147,13 +151,17 @@ def test_wrong_key_tampered_and_missing_keys_write_nothing(
     assert code == 2 and ("truncated" in err or "altered" in err)
 
     # Without --include-keys, the KEK must be where the restored installation reads it.
-    code, _, err = run("restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target))
+    code, _, err = run(
+        "restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target)
+    )
     assert code == 2 and "which" in err and "does not hold" in err and "target-keys/kek" in err
     assert not target.exists()
 
     target.mkdir()
     (target / "something").write_text("x")
-    code, _, err = run("restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target))
+    code, _, err = run(
+        "restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target)
+    )
     assert code == 2 and "is not empty" in err
     assert sorted(p.name for p in target.iterdir()) == ["something"]
 
@@ -166,8 +174,14 @@ def test_restore_into_the_wrong_kind_of_database(
     target = tmp_path / "target"
     copy_keys(populated, target)
     code, _, err = run(
-        "restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target),
-        "--database-url", "postgresql://nobody@127.0.0.1:1/none",
+        "restore",
+        str(archive),
+        "--key-file",
+        str(key_file),
+        "--data-dir",
+        str(target),
+        "--database-url",
+        "postgresql://nobody@127.0.0.1:1/none",
     )
     assert code == 2 and "holds a sqlite database" in err
     assert not target.exists()
@@ -184,7 +198,9 @@ def test_archive_from_a_newer_schema_is_refused(
     create(load(populated), archive, Secret.key_file(key_file))  # as a newer version would
     target = tmp_path / "target"
     copy_keys(populated, target)
-    code, _, err = run("restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target))
+    code, _, err = run(
+        "restore", str(archive), "--key-file", str(key_file), "--data-dir", str(target)
+    )
     assert code == 2 and "revision 0999_from_the_future, newer than" in err
     assert not target.exists()
 
@@ -198,5 +214,7 @@ def test_bad_requests(populated: Path, run: Run, key_file: Path, tmp_path: Path)
     assert code == 2 and "exists already" in err
     code, _, err = run("restore", str(tmp_path / "none.cwbak"), "--key-file", str(key_file))
     assert code == 2 and "no such backup file" in err
-    code, _, err = run("restore", str(key_file), "--key-file", str(key_file), "--data-dir", str(tmp_path / "t"))
+    code, _, err = run(
+        "restore", str(key_file), "--key-file", str(key_file), "--data-dir", str(tmp_path / "t")
+    )
     assert code == 2 and "not a Carewire backup archive" in err

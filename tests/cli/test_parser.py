@@ -14,6 +14,7 @@ from carewire.cli.runtime import add_data_dir
 TOP_LEVEL = [
     "init",
     "serve",
+    "migrate",
     "demo",
     "user",
     "org",
@@ -34,6 +35,8 @@ TOP_LEVEL = [
     "coverage",
     "console",
     "mail",
+    "backup",
+    "restore",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``carewire migrate`` and ``--check``: exit codes, a line per revision, the newer-schema refusal."""
+"""``carewire migrate`` and ``--check``: exit codes, a line per revision, a newer schema refused."""
 
 from __future__ import annotations
 

@@ -87,14 +87,29 @@ async def _populate(slix: Slix, data: Path, env: dict[str, str], room: JID) -> N
         await muc.set_room_config(room, form, timeout=TIMEOUT)
         await alice.disconnect()
         _ok(
-            "records", "create", "PATIENTS", "--set", "mrn=MRN-4242",
-            "--set", f"last_name={MARKER}", "--data-dir", str(data), env=env,
+            "records",
+            "create",
+            "PATIENTS",
+            "--set",
+            "mrn=MRN-4242",
+            "--set",
+            f"last_name={MARKER}",
+            "--data-dir",
+            str(data),
+            env=env,
         )
         yield_point = data.parent / "b.cwbak"
         extra = ["--include-keys"] if "CAREWIRE_STORAGE_URL" in env else []
         out = _ok(
-            "backup", "--data-dir", str(data), "--output", str(yield_point),
-            "--key-file", str(data.parent / "backup.key"), *extra, env=env,
+            "backup",
+            "--data-dir",
+            str(data),
+            "--output",
+            str(yield_point),
+            "--key-file",
+            str(data.parent / "backup.key"),
+            *extra,
+            env=env,
         )
         assert "backup written to" in out
 
@@ -105,7 +120,9 @@ async def _check_restored(slix: Slix, restored: Path, env: dict[str, str], room:
             client = await slix(server, f"user{n}", f"pw-user{n}", configure=_muc)
             await client.disconnect()
         alice = await slix(server, "user0", "pw-user0", configure=_muc)
-        items = await alice.plugin["xep_0030"].get_items(jid=f"chat.{server.domain}", timeout=TIMEOUT)
+        items = await alice.plugin["xep_0030"].get_items(
+            jid=f"chat.{server.domain}", timeout=TIMEOUT
+        )
         assert str(room) in {str(i[0]) for i in items["disco_items"]["items"]}
         form = await alice.plugin["xep_0045"].get_room_config(room, timeout=TIMEOUT)
         assert form.get_fields()["muc#roomconfig_roomname"]["value"] == "Ward 7"
@@ -134,8 +151,13 @@ async def test_sqlite_drill(tmp_path: Path, slix: Slix) -> None:
     # The keys are kept apart from the backups: the operator puts them in place first.
     shutil.copytree(tmp_path / "data-keys", tmp_path / "restored-keys")
     _ok(
-        "restore", str(tmp_path / "b.cwbak"), "--key-file", str(tmp_path / "backup.key"),
-        "--data-dir", str(restored), env=env,
+        "restore",
+        str(tmp_path / "b.cwbak"),
+        "--key-file",
+        str(tmp_path / "backup.key"),
+        "--data-dir",
+        str(restored),
+        env=env,
     )
     await _check_restored(slix, restored, env, room)
 
@@ -152,8 +174,15 @@ async def test_postgresql_drill(tmp_path: Path, slix: Slix) -> None:
         restored = tmp_path / "elsewhere" / "restored"
         plain = server_env()  # the restored carewire.toml names the new database itself
         _ok(
-            "restore", str(tmp_path / "b.cwbak"), "--key-file", str(tmp_path / "backup.key"),
-            "--data-dir", str(restored), "--database-url", target, env=plain,
+            "restore",
+            str(tmp_path / "b.cwbak"),
+            "--key-file",
+            str(tmp_path / "backup.key"),
+            "--data-dir",
+            str(restored),
+            "--database-url",
+            target,
+            env=plain,
         )
         assert target.split("/")[-1] in (restored / "carewire.toml").read_text()
         await _check_restored(slix, restored, plain, room)

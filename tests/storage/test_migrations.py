@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -239,7 +240,7 @@ async def test_first_revision_to_head_one_step_at_a_time_keeps_the_data(db_url: 
     assert count == len(found.pending) == len(applied)
     assert applied[0] == ("0001_core", "0002_data_platform")
     assert [b for _, b in applied] == list(found.pending)
-    assert all(b == c for (_, b), (c, _) in zip(applied, applied[1:], strict=False))
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(applied))
     after = await migrate.status(db_url)
     assert after.is_current and after.current == migrate.head() and after.pending == ()
     names, diff = await _inspect(db_url)
@@ -253,7 +254,9 @@ async def test_first_revision_to_head_one_step_at_a_time_keeps_the_data(db_url: 
                     select(accounts.c.login, accounts.c.first_name, accounts.c.is_disabled)
                 )
             ).one()
-            roster = (await conn.execute(text("SELECT owner, contact, name FROM roster_items"))).one()
+            roster = (
+                await conn.execute(text("SELECT owner, contact, name FROM roster_items"))
+            ).one()
     finally:
         await db.close()
     assert tuple(account) == ("early", "Ada", False)

@@ -15,11 +15,21 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carewire.cli.audit_trail import record
-from carewire.cli.runtime import Services, Subparsers, WithDataDir, config, data_dir
+from carewire.cli.runtime import (
+    Services,
+    Subparsers,
+    WithDataDir,
+    config,
+    data_dir,
+    run_with_platform,
+)
 from carewire.errors import ConfigError
+
+if TYPE_CHECKING:
+    from carewire.security.backup_cipher import Secret
 
 #: The environment variable holding the backup passphrase (when no --key-file is given).
 PASSPHRASE_ENV = "CAREWIRE_BACKUP_PASSPHRASE"
@@ -63,7 +73,7 @@ class _Bars:
             bar.close()
 
 
-def _secret(args: argparse.Namespace) -> Any:
+def _secret(args: argparse.Namespace) -> Secret:
     from carewire.security.backup_cipher import Secret
 
     if args.key_file:
@@ -90,9 +100,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     output = Path(args.output or f"carewire-{cfg.server.domain}-{stamp}{SUFFIX}")
     bars = _Bars()
     try:
-        done = backup.create(
-            cfg, output, secret, include_keys=args.include_keys, progress=bars
-        )
+        done = backup.create(cfg, output, secret, include_keys=args.include_keys, progress=bars)
     finally:
         bars.close()
     database = done.manifest["database"]
@@ -108,8 +116,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
             "keys_included": args.include_keys,
         }
         await record(p, "backup.create", output.name, details=details)
-
-    from carewire.cli.runtime import run_with_platform
 
     run_with_platform(args, audit)
     print(f"backup written to {output} ({done.size} bytes)")
@@ -161,8 +167,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
         }
         await record(p, "backup.restore", archive.name, details=details)
 
-    from carewire.cli.runtime import run_with_platform
-
     run_with_platform(argparse.Namespace(data_dir=str(target)), audit)
     print(f"restored {archive} (taken {manifest['created_at']}) into {target}/")
     print(f"  database  {database['kind']}: {done.target.cfg.database_url}")
@@ -176,7 +180,9 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
     b = with_data_dir(
         sub.add_parser("backup", help="write an encrypted backup", description=cmd_backup.__doc__)
     )
-    b.add_argument("--output", "-o", help=f"archive to write (default carewire-DOMAIN-TIME{SUFFIX})")
+    b.add_argument(
+        "--output", "-o", help=f"archive to write (default carewire-DOMAIN-TIME{SUFFIX})"
+    )
     b.add_argument("--key-file", help=key_help)
     b.add_argument(
         "--include-keys",
@@ -187,7 +193,8 @@ def register(sub: Subparsers, with_data_dir: WithDataDir) -> None:
 
     r = with_data_dir(
         sub.add_parser(
-            "restore", help="restore a backup into an empty data directory",
+            "restore",
+            help="restore a backup into an empty data directory",
             description=cmd_restore.__doc__,
         )
     )

@@ -106,7 +106,9 @@ class Secret:
             mode = path.stat().st_mode & 0o777
             text = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise BackupError(f"{path}: cannot read the backup key ({exc})", code="bad-key") from None
+            raise BackupError(
+                f"{path}: cannot read the backup key ({exc})", code="bad-key"
+            ) from None
         if mode & 0o077:
             raise BackupError(
                 f"{path}: the backup key must be readable by its owner only (chmod 600 {path})",
@@ -130,9 +132,7 @@ class Secret:
 def _derive(secret: Secret, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     # Cached: a restore reads the archive more than once, and scrypt is slow on purpose.
     if secret.kdf is Kdf.PASSPHRASE:
-        return Scrypt(salt=salt, length=KEY_BYTES, n=1 << log2_n, r=r, p=p).derive(
-            secret.material
-        )
+        return Scrypt(salt=salt, length=KEY_BYTES, n=1 << log2_n, r=r, p=p).derive(secret.material)
     return HKDF(
         algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=b"carewire backup v1"
     ).derive(secret.material)
@@ -152,10 +152,14 @@ class ArchiveWriter:
         self, out: BinaryIO, secret: Secret, *, scrypt_log2_n: int = SCRYPT_LOG2_N
     ) -> None:
         salt, prefix = os.urandom(SALT), os.urandom(PREFIX)
-        log2_n, r, p = (scrypt_log2_n, SCRYPT_R, SCRYPT_P) if secret.kdf is Kdf.PASSPHRASE else (
-            0,
-            0,
-            0,
+        log2_n, r, p = (
+            (scrypt_log2_n, SCRYPT_R, SCRYPT_P)
+            if secret.kdf is Kdf.PASSPHRASE
+            else (
+                0,
+                0,
+                0,
+            )
         )
         head = _HEAD.pack(MAGIC, VERSION, secret.kdf, salt, log2_n, r, p, prefix)
         self._aead = AESGCM(_derive(secret, salt, log2_n, r, p))
@@ -219,7 +223,7 @@ class ArchiveReader:
         header = source.read(HEADER_SIZE)
         if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
             raise BackupError("not a Carewire backup archive", code="not-an-archive")
-        magic, version, kdf, salt, log2_n, r, p, prefix = _HEAD.unpack(header[: _HEAD.size])
+        _magic, version, kdf, salt, log2_n, r, p, prefix = _HEAD.unpack(header[: _HEAD.size])
         if version != VERSION:
             raise BackupError(
                 f"backup archive format {version} is not supported (this version reads"
@@ -271,7 +275,9 @@ class ArchiveReader:
     def _next_frame(self) -> None:
         length = self._pending
         if length is None:
-            raise BackupError("the archive is truncated (its last part is missing)", code="tampered")
+            raise BackupError(
+                "the archive is truncated (its last part is missing)", code="tampered"
+            )
         if not TAG <= length <= CHUNK + TAG:
             raise BackupError("the archive is damaged or was altered", code="tampered")
         sealed = self._source.read(length)

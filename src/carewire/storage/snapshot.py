@@ -93,6 +93,8 @@ def copy_sqlite(source: Path, dest: Path, progress: Progress) -> None:
                 src.backup(dst, pages=PAGES_PER_STEP, progress=step)
             except _Restarted:
                 src.backup(dst, pages=-1)
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+            progress(pages, pages)
             dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             dst.close()
@@ -205,8 +207,11 @@ def dump_postgres(tool: Path, url: str, dest: Path, progress: Progress) -> None:
     """
     dsn, env = _libpq(url)
     args = [str(tool), "--format=custom", "--no-owner", "--no-privileges", f"--dbname={dsn}"]
-    with tempfile.TemporaryFile() as errors, dest.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors, env=env)
+    with (
+        tempfile.TemporaryFile() as errors,
+        dest.open("wb") as out,
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors, env=env) as proc,
+    ):
         assert proc.stdout is not None
         done = 0
         while chunk := proc.stdout.read(1 << 16):
@@ -240,5 +245,7 @@ def restore_postgres(tool: Path, dump: Path, url: str) -> None:
 
 
 def _last_line(output: bytes) -> str:
-    lines = [ln for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else "no error output"
+    """The tool's first error line (its last line when none says ``error:``)."""
+    lines = [ln.strip() for ln in output.decode("utf-8", "replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error:" in ln]
+    return (errors or lines or ["no error output"])[0 if errors else -1]
