@@ -172,6 +172,8 @@ def create(
     """
     if output.exists():
         raise BackupError(f"{output} exists already; choose a new file", code="exists")
+    if not output.parent.is_dir():
+        raise BackupError(f"{output.parent}: no such directory", code="no-directory")
     ids = key_ids(cfg)  # fails early when the keys cannot be read
     members: list[tuple[str, Path]] = []
     with _staging(cfg) as staging:
@@ -322,16 +324,21 @@ def inspect(
     """
     seen: dict[str, tuple[int, str]] = {}
     manifest: dict[str, object] | None = None
-    total, done = archive.stat().st_size, 0
+    total = archive.stat().st_size
     with archive.open("rb") as source:
         for info, body in _members(source, secret):
             if info.name == MANIFEST:
-                manifest = json.loads(body.read())
+                try:
+                    manifest = json.loads(body.read())
+                except ValueError:
+                    raise BackupError(
+                        "the archive's manifest is unreadable", code="tampered"
+                    ) from None
                 continue
             digest = hashlib.sha256()
             while block := body.read(_BLOCK):
                 digest.update(block)
-                progress("verify", min(done := done + len(block), total), total)
+                progress("verify", source.tell(), total)
             seen[info.name] = (info.size, digest.hexdigest())
     if manifest is None:
         raise BackupError("the archive has no manifest", code="tampered")
@@ -372,23 +379,30 @@ def restore(
             " or newer",
             code="schema-too-new",
         )
-    with archive.open("rb") as source:
-        config_text = next(
-            body.read()
-            for info, body in _members(source, secret)
-            if info.name == f"data/{CONFIG_FILE}"
-        )
     target = prepare_target(
-        data_dir, config_text.decode("utf-8"), manifest, database_url=database_url
+        data_dir, _config_text(archive, secret), manifest, database_url=database_url
     )
+    written: set[str] = set()
     try:
         with archive.open("rb") as source:
             for info, body in _members(source, secret):
                 if info.name != MANIFEST:
                     target.write(info.name, body, manifest)
+                    written.add(info.name)
                     progress("restore", info.size, 0)
+        if written != {f["path"] for f in manifest["files"]}:  # type: ignore[attr-defined]
+            raise BackupError("the archive changed since it was checked", code="tampered")
         target.finish()
     except BaseException:
         target.undo()
         raise
     return RestoreResult(manifest=manifest, target=target)
+
+
+def _config_text(archive: Path, secret: Secret) -> str:
+    """The backed-up ``carewire.toml``."""
+    with archive.open("rb") as source:
+        for info, body in _members(source, secret):
+            if info.name == f"data/{CONFIG_FILE}":
+                return body.read().decode("utf-8")
+    raise BackupError(f"the archive holds no {CONFIG_FILE}", code="tampered")

@@ -212,6 +212,8 @@ def test_bad_requests(populated: Path, run: Run, key_file: Path, tmp_path: Path)
     out.write_bytes(b"")
     code, _, err = backup(run, populated, out, "--key-file", str(key_file))
     assert code == 2 and "exists already" in err
+    code, _, err = backup(run, populated, tmp_path / "no" / "b.cwbak", "--key-file", str(key_file))
+    assert code == 2 and "no such directory" in err
     code, _, err = run("restore", str(tmp_path / "none.cwbak"), "--key-file", str(key_file))
     assert code == 2 and "no such backup file" in err
     code, _, err = run(
