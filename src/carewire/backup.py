@@ -200,6 +200,7 @@ def create(
             "keys": {"included": include_keys, **ids},
         }
         part = output.with_name(output.name + ".part")
+        part.unlink(missing_ok=True)  # left by an interrupted backup
         try:
             sha, files = _write(part, secret, members, extra, manifest, progress)
             os.replace(part, output)
@@ -220,7 +221,10 @@ def _write(
     total = sum(p.stat().st_size for _, p in members) + sum(map(len, extra.values()))
     done = 0
     files: list[dict[str, object]] = []
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise BackupError(f"{part}: cannot create ({exc.strerror})", code="cannot-write") from None
     with os.fdopen(fd, "wb") as out:
         writer = ArchiveWriter(out, secret)
         with (
