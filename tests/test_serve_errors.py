@@ -123,3 +123,26 @@ def test_address_not_on_this_machine_names_the_bind_setting(tmp_path: Path) -> N
         r.stderr
     )
     assert "CAREWIRE_SERVER_BIND" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_schema_newer_than_the_code(tmp_path: Path) -> None:
+    """A database a newer version migrated: one line naming the revision, nothing changed."""
+    import sqlite3
+
+    data = init(tmp_path)
+    con = sqlite3.connect(data / "carewire.db")
+    con.execute("UPDATE alembic_version SET version_num = '0999_from_the_future'")
+    con.commit()
+    con.close()
+    code, err = serve(data)
+    assert code == 2, err
+    assert "Traceback" not in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "schema is at revision 0999_from_the_future, newer than this Carewire" in line
+    con = sqlite3.connect(data / "carewire.db")
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            "0999_from_the_future",
+        )
+    finally:
+        con.close()

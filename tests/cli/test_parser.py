@@ -15,6 +15,7 @@ TOP_LEVEL = [
     "init",
     "serve",
     "health",
+    "migrate",
     "demo",
     "user",
     "org",
@@ -35,6 +36,8 @@ TOP_LEVEL = [
     "coverage",
     "console",
     "mail",
+    "backup",
+    "restore",
 ]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select, text
@@ -17,6 +19,7 @@ from carewire.storage import Database, migrate
 from carewire.storage.audit import SqlAuditStore
 from carewire.storage.tables import ALL_TABLES, accounts, api_tokens, metadata
 from carewire.storage.tokens import SqlTokenStore
+from tests.templates import prefill
 
 TABLES = {t.name for t in ALL_TABLES}
 DIRECTORY_TABLES = {
@@ -203,3 +206,78 @@ async def test_upload_migration_down_and_up(db_url: str) -> None:
     names, diff = await _inspect(db_url)
     assert "uploads" in names and diff == []
     assert await migrate.current(db_url) == migrate.head()
+
+
+async def _execute(db_url: str, statement: str, **params: object) -> None:
+    db = await Database.open(db_url)
+    try:
+        async with db.transaction("seed") as txn:
+            await txn.conn.execute(text(statement), params)
+    finally:
+        await db.close()
+
+
+async def test_first_revision_to_head_one_step_at_a_time_keeps_the_data(db_url: str) -> None:
+    """An installation of the first released schema upgrades to now, revision by revision."""
+    await migrate.upgrade(db_url, "0001_core")
+    created = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
+    await _execute(
+        db_url,
+        "INSERT INTO accounts (login, first_name, created_at) VALUES ('early', 'Ada', :at)",
+        at=created,
+    )
+    await _execute(
+        db_url,
+        "INSERT INTO roster_items (owner, contact, name, subscription, is_pending_out, is_approved,"
+        " groups) VALUES ('early', 'friend@h.example', 'Friend', 'both', false, false, '[]')",
+    )
+    found = await migrate.status(db_url)
+    assert found.current == "0001_core" and not found.is_newer and not found.is_current
+    assert found.pending[0] == "0002_data_platform" and found.pending[-1] == migrate.head()
+
+    applied: list[tuple[str | None, str]] = []
+    count = await migrate.upgrade_each(db_url, lambda a, b, _s: applied.append((a, b)))
+    assert count == len(found.pending) == len(applied)
+    assert applied[0] == ("0001_core", "0002_data_platform")
+    assert [b for _, b in applied] == list(found.pending)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(applied))
+    after = await migrate.status(db_url)
+    assert after.is_current and after.current == migrate.head() and after.pending == ()
+    names, diff = await _inspect(db_url)
+    assert names >= TABLES and diff == []
+
+    db = await Database.open(db_url)
+    try:
+        async with db.read("check") as conn:
+            account = (
+                await conn.execute(
+                    select(accounts.c.login, accounts.c.first_name, accounts.c.is_disabled)
+                )
+            ).one()
+            roster = (
+                await conn.execute(text("SELECT owner, contact, name FROM roster_items"))
+            ).one()
+    finally:
+        await db.close()
+    assert tuple(account) == ("early", "Ada", False)
+    assert tuple(roster) == ("early", "friend@h.example", "Friend")
+    assert await migrate.upgrade_each(db_url, lambda *_: None) == 0
+
+
+async def test_empty_database_status_lists_every_revision(db_url: str) -> None:
+    found = await migrate.status(db_url)
+    assert found.current is None and found.pending[0] == "0001_core"
+    assert found.pending[-1] == migrate.head() and not found.is_newer
+
+
+async def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
+    await migrate.upgrade(await prefill(db_url))
+    await _execute(db_url, "UPDATE alembic_version SET version_num = '0999_from_the_future'")
+    found = await migrate.status(db_url)
+    assert found.is_newer and found.current == "0999_from_the_future" and found.pending == ()
+    assert not migrate.is_known("0999_from_the_future") and migrate.is_known(migrate.head())
+    for attempt in (migrate.upgrade(db_url), migrate.upgrade_each(db_url, lambda *_: None)):
+        with pytest.raises(migrate.SchemaTooNewError, match="0999_from_the_future, newer than"):
+            await attempt
+    # Nothing was touched: still stamped with the future revision.
+    assert await migrate.current(db_url) == "0999_from_the_future"

@@ -23,6 +23,7 @@ from carewire import __version__
 from carewire.cli import (
     assignments,
     audit,
+    backup,
     certs,
     console,
     coverage,
@@ -36,6 +37,7 @@ from carewire.cli import (
     purge,
     rules,
     s2s,
+    schema,
     scim,
     setup,
     users,
@@ -56,6 +58,7 @@ class CommandGroup(Protocol):
 COMMANDS: tuple[CommandGroup, ...] = (
     setup,
     health,
+    schema,
     demo,
     users,
     org,
@@ -72,6 +75,7 @@ COMMANDS: tuple[CommandGroup, ...] = (
     purge,
     coverage,
     console,
+    backup,
 )
 
 

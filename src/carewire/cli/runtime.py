@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from carewire.assembly import Assembly
     from carewire.cli.audit_trail import CliAudit
     from carewire.core.accounts import AccountService
+    from carewire.storage.migrate import SchemaStatus
 
 #: What :func:`run_with_platform` hands a command: the installation's services.
 Services: TypeAlias = "Assembly"
@@ -225,3 +226,36 @@ async def sealed_counts(services: Services) -> dict[str, tuple[int, int]]:
     from carewire.storage.reseal import count_values
 
     return await count_values(services.db)
+
+
+def schema_status(args: argparse.Namespace) -> SchemaStatus:
+    """Where the installation's schema stands against this version's migrations.
+
+    Reads only: nothing is migrated (unlike every other way this module opens the database).
+    """
+    from carewire.storage import migrate
+
+    return asyncio.run(migrate.status(config(args).database_url))
+
+
+def too_new_message(current: str) -> str:
+    """The line that says the database was migrated by a newer Carewire."""
+    from carewire.storage import migrate
+
+    return migrate.too_new_message(current)
+
+
+def apply_migrations(
+    args: argparse.Namespace, on_applied: Callable[[str | None, str, float], None]
+) -> int:
+    """Migrate the installation's database to this version, one revision at a time.
+
+    Returns:
+        How many revisions were applied.
+
+    Raises:
+        carewire.storage.migrate.SchemaTooNewError: The database is newer than this code.
+    """
+    from carewire.storage import migrate
+
+    return asyncio.run(migrate.upgrade_each(config(args).database_url, on_applied))

@@ -4,12 +4,20 @@ The server calls :func:`upgrade` at ``init`` and at start;
 :meth:`carewire.storage.Database.open` never migrates. Each call runs in
 one transaction on its own short-lived engine (DDL is transactional on
 both SQLite and PostgreSQL, so a failed migration leaves no half schema).
+
+A database stamped with a revision this code does not ship was migrated by
+a newer Carewire: :func:`upgrade` refuses it (:class:`SchemaTooNewError`)
+before Alembic touches anything, so an older server never runs on, or
+"repairs", a schema it does not know (``carewire migrate --check``, docs/upgrades.md).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +37,34 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 
 _T = TypeVar("_T")
+
+
+class SchemaTooNewError(CarewireError):
+    """The database's schema revision is newer than this version of Carewire knows."""
+
+    code = "schema-too-new"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchemaStatus:
+    """Where a database's schema stands against the migrations this version ships.
+
+    Attributes:
+        current: The database's revision (None: an empty, unmigrated database).
+        head: The newest revision shipped.
+        pending: The revisions :func:`upgrade` would apply, oldest first.
+        is_newer: The database is at a revision this version does not know.
+    """
+
+    current: str | None
+    head: str
+    pending: tuple[str, ...]
+    is_newer: bool
+
+    @property
+    def is_current(self) -> bool:
+        """Whether the schema is exactly this version's."""
+        return not self.pending and not self.is_newer
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -56,11 +92,79 @@ async def upgrade(url: str, revision: str = "head") -> None:
     """
 
     def run(conn: Connection) -> None:
+        _refuse_newer(conn)
         command.upgrade(alembic_config(conn), revision)
         _check_foreign_keys(conn)
 
     await _run(url, run)
     log.info("database schema upgraded to %s", revision)
+
+
+async def upgrade_each(url: str, on_applied: Callable[[str | None, str, float], None]) -> int:
+    """Migrate ``url`` to the newest revision one revision (and transaction) at a time.
+
+    Each revision commits on its own, so a failure leaves the database at the
+    last revision that succeeded, never half-way through one.
+
+    Args:
+        url: A database URL as for :meth:`carewire.storage.Database.open`.
+        on_applied: Called after each revision with (from, to, seconds taken).
+
+    Returns:
+        How many revisions were applied.
+
+    Raises:
+        SchemaTooNewError: The database is newer than this code.
+    """
+    found = await status(url)
+    if found.is_newer:
+        assert found.current is not None
+        raise SchemaTooNewError(too_new_message(found.current))
+    before = found.current
+    for revision in found.pending:
+        started = time.monotonic()
+        await upgrade(url, revision)
+        on_applied(before, revision, time.monotonic() - started)
+        before = revision
+    return len(found.pending)
+
+
+async def status(url: str) -> SchemaStatus:
+    """Where the schema of the database at ``url`` stands (nothing is changed)."""
+    return await _run(url, _status)
+
+
+def too_new_message(current: str) -> str:
+    """The one line that says a database is newer than this code."""
+    from carewire import __version__
+
+    return (
+        f"the database schema is at revision {current}, newer than this Carewire "
+        f"{__version__} knows (newest {head()}): it was upgraded by a newer version; run that "
+        "version, or restore the backup taken before the upgrade (docs/upgrades.md)"
+    )
+
+
+def _status(conn: Connection) -> SchemaStatus:
+    script = _script()
+    current = MigrationContext.configure(conn).get_current_revision()
+    newest = head()
+    if current is not None and not is_known(current):
+        return SchemaStatus(current=current, head=newest, pending=(), is_newer=True)
+    # walk_revisions yields newest first, down to (excluding) ``current``.
+    pending = [rev.revision for rev in script.walk_revisions("base", newest)]
+    if current is not None:
+        pending = pending[: pending.index(current)]
+    return SchemaStatus(
+        current=current, head=newest, pending=tuple(reversed(pending)), is_newer=False
+    )
+
+
+def _refuse_newer(conn: Connection) -> None:
+    found = _status(conn)
+    if found.is_newer:
+        assert found.current is not None
+        raise SchemaTooNewError(too_new_message(found.current))
 
 
 async def downgrade(url: str, revision: str) -> None:
@@ -79,12 +183,23 @@ async def downgrade(url: str, revision: str) -> None:
     log.info("database schema downgraded to %s", revision)
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    """The shipped revisions (read once per process: they never change under it)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head() -> str:
     """The newest revision of the migrations shipped with this version."""
-    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    revision = _script().get_current_head()
     if revision is None:  # pragma: no cover - the package always ships migrations
         raise CarewireError("no database migrations found")
     return revision
+
+
+def is_known(revision: str) -> bool:
+    """Whether ``revision`` is one of the migrations shipped with this version."""
+    return revision in {rev.revision for rev in _script().walk_revisions()}
 
 
 async def current(url: str) -> str | None:
