@@ -168,13 +168,13 @@ class PushAppServer:
         self._registrations: dict[str, tuple[Registration, str]] = {}
         self._log = _AttemptLog(store)
         self._writer: asyncio.Task[None] | None = None
+        self._batch: list[Publish] = []  # submitted in this event-loop turn
+        self._batches: set[asyncio.Task[None]] = set()
 
     @property
     def queue_depth(self) -> int:
-        """Pushes and retries waiting for a worker (read by /metrics)."""
-        return self._queue.qsize()
-        self._batch: list[Publish] = []  # submitted in this event-loop turn
-        self._batches: set[asyncio.Task[None]] = set()
+        """Publishes of this turn and retries waiting for a worker (read by /metrics)."""
+        return len(self._batch) + self._queue.qsize()
 
     @property
     def services(self) -> frozenset[PushService]:
