@@ -29,6 +29,7 @@ async def test_kinds(sqlite_api: Api) -> None:
         "kind": "text",
         "required": True,
         "expressions": False,
+        "help": "The domain users sign in to (user@DOMAIN); the one given to carewire init.",
     }
     alert = next(a for a in xmpp["actions"] if a["name"] == "Send Alert")
     recipients = alert["settings"][0]
