@@ -18,7 +18,6 @@ from tests.serverproc import RunningServer, running_server
 pytestmark = [skip_without_browser(), pytest.mark.slow]
 
 
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("dashboard"), accounts=4) as s:
