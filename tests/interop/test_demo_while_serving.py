@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -31,7 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def _api(server: RunningServer) -> httpx.Client:
-    r = server.cli("token", "create", "demo-later", "--role", "admin")
+    # One token per test: the tests share the module's server, and token names are unique.
+    name = f"demo-later-{uuid.uuid4().hex[:8]}"
+    r = server.cli("token", "create", name, "--role", "admin")
     assert r.returncode == 0, r.stderr
     return httpx.Client(
         base_url=f"https://127.0.0.1:{server.ports['https']}/api/v1",
