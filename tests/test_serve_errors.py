@@ -146,3 +146,36 @@ def test_schema_newer_than_the_code(tmp_path: Path) -> None:
         )
     finally:
         con.close()
+
+
+#: Nothing listens on port 1 of the loopback address: the connection is refused at once.
+REFUSED_URL = "postgresql://carewire:sekret-pw@127.0.0.1:1/carewire"
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    """`serve` (and `init`) say which database and which setting, never the password."""
+    data = init(tmp_path)
+    env = {**os.environ, "CAREWIRE_STORAGE_URL": REFUSED_URL}
+    r = cli("serve", "--data-dir", str(data), *PORTS, env=env)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert line.startswith("error: cannot open the database postgresql+asyncpg://carewire:***@")
+    assert "refused" in line.lower() and "CAREWIRE_STORAGE_URL" in line
+    assert "sekret-pw" not in r.stderr and "Traceback" not in r.stderr
+    fresh = tmp_path / "fresh"
+    r = cli("init", "--data-dir", str(fresh), "--domain", "bad.test", env=env)
+    assert r.returncode == 2, r.stderr
+    assert "error: cannot open the database" in r.stderr and "Traceback" not in r.stderr
+    assert "sekret-pw" not in r.stderr + r.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("CAREWIRE_TEST_PG_URL"), reason="needs PostgreSQL")
+def test_a_database_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    data = init(tmp_path)
+    base = os.environ["CAREWIRE_TEST_PG_URL"].rsplit("/", 1)[0]
+    env = {**os.environ, "CAREWIRE_STORAGE_URL": f"{base}/carewire_no_such_database"}
+    r = cli("serve", "--data-dir", str(data), *PORTS, env=env)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert 'database "carewire_no_such_database" does not exist' in line
+    assert "Traceback" not in r.stderr

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carewire.core.stats import DB_BUCKETS, LatencyBuckets
@@ -158,6 +158,9 @@ class Database:
         try:
             async with db.transaction("open") as txn:
                 await txn.conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError) as exc:  # refused, unknown host or database, no access
+            await db.close()
+            raise dialects.unreachable(url, exc) from None
         except BaseException:
             await db.close()
             raise

@@ -101,6 +101,23 @@ def normalize_url(url: str | URL) -> URL:
     return parsed.set(drivername=driver)
 
 
+def unreachable(url: str | URL, exc: BaseException) -> ConfigError:
+    """One line for a database that cannot be opened at all (refused, unknown, no access).
+
+    The password is never shown; the line names the setting and its variable.
+    """
+    try:
+        shown = normalize_url(url).render_as_string(hide_password=True)
+    except ConfigError:
+        shown = "(an unreadable URL)"
+    cause = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    return ConfigError(
+        f"cannot open the database {shown}: {reason} "
+        "(check [storage] url or CAREWIRE_STORAGE_URL, and that the database runs)"
+    )
+
+
 def dialect_of(url: URL) -> str:
     """``"sqlite"`` or ``"postgresql"`` for a normalised URL."""
     return url.get_backend_name()

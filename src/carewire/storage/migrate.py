@@ -27,6 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from carewire.errors import CarewireError
 from carewire.storage import dialects
@@ -214,8 +215,15 @@ async def current(url: str) -> str | None:
 async def _run(url: str, fn: Callable[[Connection], _T]) -> _T:
     engine = dialects.create_engine(dialects.normalize_url(url), dialects.Role.MIGRATE)
     try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(fn)
+        try:
+            conn = await engine.connect()
+        except (OSError, DBAPIError) as exc:  # refused, unknown host or database, no access
+            raise dialects.unreachable(url, exc) from None
+        try:
+            async with conn.begin():
+                return await conn.run_sync(fn)
+        finally:
+            await conn.close()
     finally:
         await engine.dispose()
 
