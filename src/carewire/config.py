@@ -29,6 +29,7 @@ from carewire.config_components import (
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_location import CONFIG_FILE as CONFIG_FILE
 from carewire.config_location import DATA_DIR_KEY, read_table
+from carewire.config_cluster import ClusterSection, validate_cluster
 from carewire.config_metrics import MetricsSection, validate_metrics
 from carewire.config_pep import PepSection
 from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
@@ -129,6 +130,7 @@ class Config:
     # [components.secrets] and [[components.component]]: who may attach (docs/components.md).
     component_secrets: tuple[ComponentSecret, ...] = ()
     s2s: S2SSection = field(default_factory=S2SSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
 
     @property
     def database_url(self) -> str:
@@ -203,6 +205,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "contact": ContactSection,
     "components": ComponentsSection,
     "s2s": S2SSection,
+    "cluster": ClusterSection,
 }
 
 
@@ -307,6 +310,7 @@ def _validate(cfg: Config) -> None:
     _validate_encryption(cfg)
     validate_upload(cfg.upload, parse_duration)
     validate_metrics(cfg.metrics)
+    validate_cluster(cfg.cluster)
     validate_s2s(cfg.s2s)
     for key in ("connect_timeout", "idle_timeout"):
         parse_duration(getattr(cfg.s2s, key), f"s2s.{key}")
@@ -588,4 +592,7 @@ format = "text"              # "json": one JSON object per line (time, level, lo
 [metrics]
 enabled = true               # /metrics on the HTTPS port, bearer token in keys/metrics.token
 listen = ""                  # "127.0.0.1:9464": also plain HTTP on loopback, no token (off)
+
+[cluster]
+redis_url = ""               # several nodes, one domain (docs/cluster.md); empty: one node
 """
