@@ -74,6 +74,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep(
             "!", f"PostgreSQL variants were SKIPPED ({PG_URL_ENV} not set)", yellow=True
         )
+    if not os.environ.get("CAREWIRE_TEST_REDIS_URL"):
+        terminalreporter.write_sep(
+            "!", "cluster (Redis) tests were SKIPPED (CAREWIRE_TEST_REDIS_URL not set)", yellow=True
+        )
     for peer, reason in federation_peers_missing().items():
         terminalreporter.write_sep(
             "!", f"federation tests with {peer} SKIPPED: {reason}", yellow=True
