@@ -36,6 +36,7 @@ from carewire.features.tracking.ops import (
     Op,
     State,
 )
+from carewire.features.tracking.resolve import resolve
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Recorder:
         """
 
         async def apply(b: Batch) -> None:
+            await resolve(self, b, ops)
             staged = Staged()
             for op in ops:
                 if isinstance(op, MessageOp):
@@ -378,7 +380,9 @@ class Recorder:
     async def _write_staged(self, b: Batch, staged: Staged) -> None:
         """Write the staged messages, then the staged delivery timestamps, in bulk."""
         if staged.messages:
-            recs = await b.create_many("MESSAGES", [values for _, values in staged.messages])
+            # Vouched: fresh stanza ids, and link targets this recorder created or read.
+            rows = [values for _, values in staged.messages]
+            recs = await b.create_many("MESSAGES", rows, vouched=True)
             for (uid, _), rec in zip(staged.messages, recs, strict=True):
                 self._new.messages[uid] = rec.id
             self.statements += len(recs)
@@ -420,7 +424,8 @@ class Recorder:
                 updates.setdefault(key, {})[mark] = at
                 known[key] = (found[0], found[1] | {mark})
         if creates:
-            recs = await b.create_many("MESSAGE_DELIVERIES", list(creates.values()))
+            rows = list(creates.values())  # keys known to be new (looked up above)
+            recs = await b.create_many("MESSAGE_DELIVERIES", rows, vouched=True)
             for (key, values), rec in zip(creates.items(), recs, strict=True):
                 self._new.deliveries[key] = (rec.id, frozenset(k for k in values if k in _MARKS))
         if updates:
