@@ -523,3 +523,24 @@ def test_parse_document_limits() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         parse_document(b"<a>" + b"x" * 300_000 + b"</a>")
     assert info.value.condition is C.POLICY_VIOLATION
+
+
+@pytest.mark.parametrize("split", [None, 997])
+def test_long_text_in_many_pieces_is_joined_exactly(split: int | None) -> None:
+    """Text longer than expat's small buffer, with entities and lines, mixed with children."""
+    from carewire.xmpp.parser import TEXT_BUFFER
+
+    body = "".join(f"line {i} &amp; &lt;ok&gt;\n" for i in range(TEXT_BUFFER // 4))
+    tail = "é" * (TEXT_BUFFER * 3)
+    data = (
+        f"<message><body>{body}</body><x xmlns='urn:t'>head<y/>{tail}<z/>end</x></message>"
+    ).encode()
+    parser = opened()
+    chunks = [data] if split is None else [data[i : i + split] for i in range(0, len(data), split)]
+    events = [e for chunk in chunks for e in parser.feed(chunk)]
+    assert len(events) == 1 and isinstance(events[0], ElementReceived)
+    el = events[0].element
+    expected = body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    assert el[0].text == expected and len(expected) > TEXT_BUFFER
+    x = el[1]
+    assert (x.text, x[0].tail, x[1].tail) == ("head", tail, "end")

@@ -33,6 +33,8 @@ __all__ = [
 _C = StreamCondition
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _XML_WS = " \t\r\n"
+#: Characters pyexpat gathers before calling the text handler (its buffer, per parser).
+TEXT_BUFFER = 1024
 _SLICE = 4096  # bytes handed to expat at a time, so limits are checked as input arrives
 _HOLD_AT = 2048  # an unfinished start tag this long is held back until it can end
 _NAME_CACHE_MAX = 4096
@@ -143,8 +145,8 @@ class StreamParser:
 
     __slots__ = (
         "_attr_chars", "_dead", "_depth", "_document", "_events", "_fed", "_fed_end",
-        "_held", "_limits", "_max_attrs", "_max_depth", "_p", "_quote", "_stack", "_start", "_tail",
-        "_token_start",
+        "_held", "_limits", "_max_attrs", "_max_depth", "_p", "_pieces", "_quote", "_stack",
+        "_start", "_tail", "_token_start",
     )  # fmt: skip
 
     def __init__(self, limits: ParserLimits = DEFAULT_LIMITS) -> None:
@@ -161,7 +163,11 @@ class StreamParser:
     def reset(self) -> None:
         """Forget everything and expect a new stream header (RFC 6120 §4.3.3)."""
         p = expat.ParserCreate("UTF-8", "}", intern=None)  # no unbounded name dict
+        # A small character-data buffer: pyexpat's default (8 KiB per parser) was a
+        # sixth of an idle connection's memory. Text then comes in pieces of at most
+        # TEXT_BUFFER characters; they are gathered in a list and joined once (_attach).
         p.buffer_text = True
+        p.buffer_size = TEXT_BUFFER
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         # Expat >= 2.6 may defer re-parsing an unfinished token, which would delay
         # events; we bound that cost ourselves (_start_hold). (bool: no-op if absent.)
@@ -176,6 +182,7 @@ class StreamParser:
         self._dead: RemoteProtocolError | None = None
         self._depth = 1 if self._document else 0  # open elements, stream root included
         self._stack: list[Element] = []
+        self._pieces: list[str] = []  # text of the innermost open element, not yet attached
         self._events: list[ParserEvent] = []
         self._fed = self._fed_end = self._start = self._token_start = 0
         self._tail = b""  # input expat holds as an unfinished token
@@ -313,6 +320,8 @@ class StreamParser:
         return attrs
 
     def _on_start(self, name: str, attrs: dict[str, str]) -> None:
+        if self._pieces:
+            self._attach()
         tag = _CLARK.get(name) or _clark(name)
         if attrs:
             # Fast path: few short plain attributes; anything else is checked in _attrs.
@@ -341,6 +350,8 @@ class StreamParser:
         self._depth = depth + 1
 
     def _on_end(self, name: str) -> None:
+        if self._pieces:
+            self._attach()
         depth = self._depth = self._depth - 1
         if depth == 1:
             el = self._stack.pop()
@@ -366,14 +377,21 @@ class StreamParser:
 
     def _on_text(self, data: str) -> None:
         if self._depth > 1:
-            el = self._stack[-1]
-            if len(el):
-                last = el[-1]
-                last.tail = data if last.tail is None else last.tail + data
-            else:
-                el.text = data if el.text is None else el.text + data
+            self._pieces.append(data)
         elif data.strip(_XML_WS):
             raise RemoteProtocolError(_C.BAD_FORMAT, "text between top-level elements")
+
+    def _attach(self) -> None:
+        """Give the gathered text to the innermost open element (text, or last child's tail)."""
+        pieces = self._pieces
+        data = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        pieces.clear()
+        el = self._stack[-1]
+        if len(el):
+            last = el[-1]
+            last.tail = data if last.tail is None else last.tail + data
+        else:
+            el.text = data if el.text is None else el.text + data
 
 
 def parse_document(data: bytes | str, limits: ParserLimits = DEFAULT_LIMITS) -> Element:
