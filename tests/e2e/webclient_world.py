@@ -23,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from carewire.clock import FakeClock
 from carewire.config import CONFIG_FILE, load, render_default
 from carewire.demo import load_demo
-from carewire.demo_data import load_demo_data
+from carewire.demo_data import load_demo_data, patient_in
 from carewire.security.tokens import Role
 from carewire.server import Server
 from tests.templates import prefill
@@ -110,6 +110,7 @@ async def raise_nurse_call(api: httpx.AsyncClient, call_id: str) -> dict[str, An
             "values": {
                 "call_id": call_id,
                 "status": "Open",
+                "patient": {"mrn": patient_in("ICU-101A")},
                 "bed": {
                     "bed_number": "A",
                     "room": {"room_number": "101", "facility": {"name": "Carewire General"}},
