@@ -24,8 +24,8 @@ alert phase (its sign-ins included) has run ``--budget`` seconds (60).
 from __future__ import annotations
 
 import argparse
-import atexit
 import asyncio
+import atexit
 import contextlib
 import shutil
 import statistics
@@ -36,14 +36,14 @@ from typing import Any
 
 from playwright.async_api import Browser, Page
 from slixmpp import JID
+from tests.e2e.conftest import headless_chromium
+from tests.e2e.webclient_world import DOMAIN, World, demo_world, new_context, sign_in
+from tests.interop.slix import clients
 
 from carewire.directory.model import SYSTEM_CALLER, NewUser, Profile
 from carewire.features.tracking import MessageTracker
 from carewire.rules.conditions import Condition, Group, Mode, Op
 from carewire.rules.model import Rule
-from tests.e2e.conftest import headless_chromium
-from tests.e2e.webclient_world import DOMAIN, World, demo_world, new_context, sign_in
-from tests.interop.slix import clients
 
 HISTORY = 500
 PASSWORD = "bench-webclient-pw"

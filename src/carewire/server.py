@@ -61,9 +61,9 @@ from carewire.web.app import create_app
 from carewire.web.console import create_console
 from carewire.web.guard import BodyLimits
 from carewire.web.host_meta import websocket_url
-from carewire.web.webclient import create_webclient
 from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
+from carewire.web.webclient import create_webclient
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 

@@ -43,9 +43,11 @@ WAIT = 15_000  # ms: the longest a browser-side expectation waits
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with headless_chromium() as browser:
-        async with demo_world(tmp_path_factory.mktemp("webclient"), browser) as w:
-            yield w
+    async with (
+        headless_chromium() as browser,
+        demo_world(tmp_path_factory.mktemp("webclient"), browser) as w,
+    ):
+        yield w
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
@@ -117,7 +119,9 @@ async def test_a_message_sent_while_offline_arrives_at_sign_in(world: World) -> 
     hughes = await sign_in(world, "dr.hughes")
     await expect(hughes.locator("#unread-count")).to_have_text("1", timeout=WAIT)
     await _open_conversation(hughes, _jid("dr.garcia"))
-    await expect(hughes.locator("#messages li.in", has_text="Call me when you are in")).to_be_visible()
+    await expect(
+        hughes.locator("#messages li.in", has_text="Call me when you are in")
+    ).to_be_visible()
     await garcia.context.close()
     await hughes.context.close()
 
