@@ -28,6 +28,7 @@ from tests.e2e.webclient_world import (
     World,
     axe_violations,
     demo_world,
+    new_context,
     raise_nurse_call,
     sign_in,
 )
@@ -203,6 +204,87 @@ async def test_service_worker_is_allowed_the_whole_client(world: World, tmp_path
     assert worker.status_code in (200, 404)
     if worker.status_code == 200:
         assert worker.headers["service-worker-allowed"] == "/app/"
+
+
+async def test_presence_states_reach_colleagues(world: World) -> None:
+    evans = await sign_in(world, "nurse.evans")
+    foster = await sign_in(world, "nurse.foster")
+    await foster.keyboard.press("Alt+3")
+    row = foster.locator("#contacts li", has=foster.locator(f"[data-jid='{_jid('nurse.evans')}']"))
+    await expect(row.locator(".presence")).to_have_text("Available", timeout=WAIT)
+    for choice in ("Busy", "Not Available", "Available"):
+        await evans.get_by_label("My status").select_option(label=choice)
+        await expect(row.locator(".presence")).to_have_text(choice, timeout=WAIT)
+    await evans.context.close()
+    await expect(row.locator(".presence")).to_have_text("Offline", timeout=WAIT)
+    await foster.context.close()
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2a1f6f10000000049454e44ae426082"
+)
+
+
+async def test_a_shared_image_is_previewed_on_both_sides(world: World) -> None:
+    jones = await sign_in(world, "nurse.jones")
+    ito = await sign_in(world, "nurse.ito")
+    await _open_by_search(jones, "Ito")
+    await jones.get_by_label("Attach a file").set_input_files(
+        {"name": "wound.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    await _send(jones, "Wound photo")
+    mine = jones.locator("#messages li.out", has_text="Wound photo")
+    await expect(mine.get_by_role("img", name="Shared image wound.png")).to_be_visible(
+        timeout=WAIT
+    )
+    await _open_conversation(ito, _jid("nurse.jones"))
+    image = ito.locator("#messages li.in").get_by_role("img", name="Shared image wound.png")
+    await expect(image).to_be_visible(timeout=WAIT)
+    assert await image.evaluate("(img) => img.complete && img.naturalWidth") == 1
+    await jones.context.close()
+    await ito.context.close()
+
+
+async def test_a_wrong_password_is_refused_with_a_clear_message(world: World) -> None:
+    context = await new_context(world)
+    page = await context.new_page()
+    await page.goto(f"{world.base_url}/app/")
+    await page.get_by_label("User name").fill("dr.chen")
+    await page.get_by_label("Password").fill("not the password")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("alert")).to_have_text(
+        "The user name or password is not correct, or the account is locked.", timeout=WAIT
+    )
+    await expect(page.get_by_label("Password")).to_be_focused()
+    await context.close()
+
+
+async def test_the_session_timeout_signs_an_idle_clinician_out(world: World) -> None:
+    a = world.server.assembly
+    assert a is not None
+    [xmpp] = [x for x in a.adapters.list() if x.component == "XMPP"]
+    before = dict(xmpp.settings)
+    await a.adapters.update(
+        xmpp.reference_name, settings={**before, "desktop_session_timeout": "15 minutes"}
+    )
+    try:
+        context = await new_context(world)
+        page = await context.new_page()
+        await page.clock.install()
+        chen = await sign_in(world, "dr.chen", context, page=page)
+        await chen.clock.fast_forward("14:00")
+        await chen.keyboard.press("Alt+2")  # activity: the 15 minutes start again
+        await chen.clock.fast_forward("14:00")
+        await expect(chen.locator("#app-view")).to_be_visible()
+        await chen.clock.fast_forward("02:00")
+        await expect(chen.get_by_role("alert")).to_have_text(
+            "Signed out after 15 minutes without activity.", timeout=WAIT
+        )
+        await expect(chen.get_by_label("User name")).to_be_visible()
+        await context.close()
+    finally:
+        await a.adapters.update(xmpp.reference_name, settings=before)
 
 
 async def test_an_expired_message_leaves_both_screens(world: World) -> None:

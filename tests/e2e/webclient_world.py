@@ -65,6 +65,8 @@ async def demo_world(tmp_path: Path, browser: Browser) -> AsyncIterator[World]:
         await load_demo_data(server.assembly)
         _, token = await server.assembly.tokens.create("webclient-tests", Role.ADMIN)
         base_url = f"https://127.0.0.1:{server.ports['https']}"
+        if server.assembly.uploads is not None:  # shared files by the address the browser knows
+            server.assembly.uploads.base_url = base_url
         async with httpx.AsyncClient(
             base_url=f"{base_url}/api/v1",
             verify=False,
@@ -90,10 +92,12 @@ async def new_context(world: World) -> BrowserContext:
     )
 
 
-async def sign_in(world: World, login: str, context: BrowserContext | None = None) -> Page:
+async def sign_in(
+    world: World, login: str, context: BrowserContext | None = None, *, page: Page | None = None
+) -> Page:
     """A page of the web client signed in as ``login`` (presence sent, settings read)."""
-    ctx = context or await new_context(world)
-    page = await ctx.new_page()
+    if page is None:
+        page = await (context or await new_context(world)).new_page()
     await page.goto(f"{world.base_url}/app/")
     await page.get_by_label("User name").fill(login)
     await page.get_by_label("Password").fill(world.password)
