@@ -17,8 +17,8 @@ Three figures:
    record is written over REST and the time until each page shows the alert
    is taken (``--rounds`` rounds): p50, p99, max.
 
-Bounded: every wait has a timeout, and no alert round starts once the
-alert phase (its sign-ins included) has run ``--budget`` seconds (60).
+Bounded: every wait has a timeout, and no alert round after the first starts
+once the rounds have run ``--budget`` seconds (60).
 """
 
 from __future__ import annotations
@@ -173,14 +173,16 @@ async def alert_latency(
     world: World, *, sessions: int, rounds: int, budget: float
 ) -> dict[str, float]:
     """Alert raised over REST → shown in every page, over ``rounds`` rounds."""
-    deadline = time.monotonic() + budget
     logins = await _clinicians(world, sessions)
+    started = time.monotonic()
     pages: list[Page] = []
     for chunk in range(0, sessions, 10):  # ten sign-ins at a time
         pages += await asyncio.gather(*(_bench_page(world, x) for x in logins[chunk : chunk + 10]))
+    signed_in = time.monotonic() - started
     samples: list[float] = []
+    deadline = time.monotonic() + budget
     for n in range(rounds):
-        if time.monotonic() > deadline:
+        if n and time.monotonic() > deadline:
             break
         raised = time.time() * 1000
         r = await world.api.post(
@@ -206,6 +208,7 @@ async def alert_latency(
         await p.context.close()
     ordered = sorted(samples)
     return {
+        "sign_in_s": signed_in,
         "sessions": float(sessions),
         "samples": float(len(samples)),
         "p50_ms": statistics.median(ordered),
@@ -240,7 +243,8 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"alert raised -> visible, {lat['sessions']:.0f} sessions, {lat['samples']:.0f} "
                 f"samples: p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-                f"max {lat['max_ms']:.0f} ms"
+                f"max {lat['max_ms']:.0f} ms (the {lat['sessions']:.0f} sign-ins took "
+                f"{lat['sign_in_s']:.0f} s)"
             )
 
 
@@ -249,7 +253,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50, help="browser pages (clinicians)")
     parser.add_argument("--rounds", type=int, default=10, help="alerts raised, one at a time")
     parser.add_argument(
-        "--budget", type=float, default=60, help="seconds for the alert phase (sign-ins included)"
+        "--budget", type=float, default=60, help="seconds of alert rounds (the first always runs)"
     )
     args = parser.parse_args()
     if not 1 <= args.sessions <= 200 or not 1 <= args.rounds <= 100:

@@ -84,3 +84,15 @@ async def test_no_path_leaves_the_folder() -> None:
         dotted = await http.get("/app/../web/webclient.py")
     assert r.status_code == 404
     assert "create_webclient" not in dotted.text
+
+
+async def test_files_are_compressed_for_browsers_that_accept_it() -> None:
+    async with _client() as http:
+        plain = await http.get("/app/vendor/strophe.umd.min.js", headers={"accept-encoding": ""})
+        packed = await http.get(
+            "/app/vendor/strophe.umd.min.js", headers={"accept-encoding": "gzip"}
+        )
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.content == plain.content  # httpx decodes it
+    assert packed.num_bytes_downloaded < len(plain.content) // 2

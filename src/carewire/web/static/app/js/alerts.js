@@ -6,7 +6,7 @@ import { $iq, NS, child, children, text } from './xmpp.js';
 
 const HIGH = new Set(['urgent', 'critical']);
 const ACTION_LABELS = { accept: 'Accept', decline: 'Decline', 'accept-and-call': 'Accept and Call' };
-const PAST = { accept: 'accepted', decline: 'declined', 'accept-and-call': 'accepted and called' };
+const PAST = { accept: 'accepted', decline: 'declined', 'accept-and-call': 'accepted (and call)' };
 
 /** The alert carried by a message stanza, as plain data (null when it carries none). */
 export function parseAlert(stanza) {
@@ -199,7 +199,14 @@ export class AlertInbox {
         $iq({ type: 'set', to: this.xmpp.domain }).c('response', { xmlns: NS.alert, alert: id, action: response.action }),
       );
       this.close(entry, `You ${PAST[response.action]}.`, 'answered');
-      if (response.action === 'accept-and-call' && response.number) window.open(`tel:${response.number}`, '_self');
+      if (response.action === 'accept-and-call' && response.number) {
+        // The call is the client's job: a tel: link the workstation's phone software opens.
+        const call = document.createElement('a');
+        call.href = `tel:${response.number}`;
+        call.textContent = `Call ${response.number}`;
+        outcome.append(' ', call);
+        call.focus();
+      }
     } catch (err) {
       outcome.textContent = `Not recorded: ${err.message}`;
       if (entry.alert.expires > Date.now()) buttons.forEach((b) => { b.disabled = false; });
