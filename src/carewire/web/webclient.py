@@ -10,9 +10,9 @@ differ).
 
 The Web Push service worker (``/app/push/sw.js``) is answered with
 ``Service-Worker-Allowed: /app/`` so that it may control the whole client
-although it lives one folder down. Static files are sent compressed (gzip) when the browser accepts it, with
-``Cache-Control: no-cache`` (revalidated by ETag, never served stale after an
-upgrade); ``config.json`` with ``no-store``.
+although it lives one folder down. Static files are sent compressed (gzip)
+when the browser accepts it, with ``Cache-Control: no-cache`` (revalidated by
+ETag, never served stale after an upgrade); ``config.json`` with ``no-store``.
 """
 
 from __future__ import annotations
