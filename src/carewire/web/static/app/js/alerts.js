@@ -112,12 +112,12 @@ export class AlertInbox {
     const entry = { alert, li, state: 'open' };
     this.alerts.set(alert.id, entry);
     this.list.prepend(li);
+    window.carewireStats?.alertShown?.(alert.id);  // on screen from here
     this.tick();
     this.updateCount();
     const delayed = child(stanza, 'delay', NS.delay);
     if (alert.audible && !delayed && alert.expires > Date.now()) this.siren.play(this.soundSeconds());
     this.announce(`New ${alert.priority} alert: ${alert.subject}`);
-    window.carewireStats?.alertShown?.(alert.id);
   }
 
   render(alert) {
