@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -190,7 +189,7 @@ async def test_the_pages_pass_axe_core(world: World) -> None:
     await context.close()
 
 
-async def test_service_worker_is_allowed_the_whole_client(world: World, tmp_path: Path) -> None:
+async def test_service_worker_is_allowed_the_whole_client(world: World) -> None:
     async with httpx.AsyncClient(verify=False, base_url=world.base_url) as http:
         page = await http.get("/app/")
         config = await http.get("/app/config.json")
@@ -215,6 +214,11 @@ async def test_presence_states_reach_colleagues(world: World) -> None:
     for choice in ("Busy", "Not Available", "Available"):
         await evans.get_by_label("My status").select_option(label=choice)
         await expect(row.locator(".presence")).to_have_text(choice, timeout=WAIT)
+    # Web Push is installed apart from the client: without it the toggle says so.
+    await evans.get_by_label("Notify me when this tab is closed").check()
+    await expect(evans.get_by_role("status")).to_have_text(
+        re.compile("^Notifications (are on|for a closed tab are not available)"), timeout=WAIT
+    )
     await evans.context.close()
     await expect(row.locator(".presence")).to_have_text("Offline", timeout=WAIT)
     await foster.context.close()
@@ -235,9 +239,7 @@ async def test_a_shared_image_is_previewed_on_both_sides(world: World) -> None:
     )
     await _send(jones, "Wound photo")
     mine = jones.locator("#messages li.out", has_text="Wound photo")
-    await expect(mine.get_by_role("img", name="Shared image wound.png")).to_be_visible(
-        timeout=WAIT
-    )
+    await expect(mine.get_by_role("img", name="Shared image wound.png")).to_be_visible(timeout=WAIT)
     await _open_conversation(ito, _jid("nurse.jones"))
     image = ito.locator("#messages li.in").get_by_role("img", name="Shared image wound.png")
     await expect(image).to_be_visible(timeout=WAIT)
@@ -257,6 +259,15 @@ async def test_a_wrong_password_is_refused_with_a_clear_message(world: World) ->
         "The user name or password is not correct, or the account is locked.", timeout=WAIT
     )
     await expect(page.get_by_label("Password")).to_be_focused()
+    # The Web Push adapter refuses what is not an IQ, with a clear error.
+    refused = await page.evaluate(
+        """async () => {
+            const {Xmpp} = await import('/app/js/xmpp.js');
+            return new Xmpp('carewire.test', 'wss://unused').sendIqString('<message/>')
+              .then(() => 'sent', (err) => err.message);
+        }"""
+    )
+    assert refused == "not an IQ stanza"
     await context.close()
 
 
