@@ -63,6 +63,7 @@ from carewire.web.guard import BodyLimits
 from carewire.web.host_meta import websocket_url
 from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
+from carewire.web.webclient import create_webclient
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -311,6 +312,7 @@ class Server:
                 scim=create_scim_app(scim_provisioning(self.assembly)),
                 metrics=self.monitoring.https_app,
                 websocket_url=websocket_url(cfg.server.domain, bound, h.websocket_url),
+                webclient=create_webclient(cfg.server.domain),
             ),
             http=https_protocol(
                 header_timeout=parse_duration(
