@@ -128,9 +128,9 @@ def _host_allowed(host: str, *, hosts: tuple[str, ...], allow_loopback: bool) ->
     except ValueError:
         ip = None
     is_loopback = host == "localhost" or (ip is not None and ip.is_loopback)
-    if is_loopback:
-        return None if allow_loopback else "the endpoint may not be a loopback address"
-    if ip is not None and not ip.is_global:
+    if is_loopback and not allow_loopback:
+        return "the endpoint may not be a loopback address"
+    if ip is not None and not ip.is_global and not is_loopback:
         return "the endpoint may not be a private or reserved address"
     if hosts and not any(
         host == h or (h.startswith("*.") and (host == h[2:] or host.endswith(h[1:]))) for h in hosts
