@@ -19,6 +19,7 @@ import pytest
 
 from carewire.features.webpush import NS
 from carewire.push.model import AttemptState
+from carewire.push.records import Attempt
 from carewire.push.settings import PushSettings, WebPushSettings
 from carewire.push.webpush import WebPushService
 from tests.features.harness import Harness, error_condition
@@ -196,7 +197,7 @@ async def test_an_offline_alert_is_one_encrypted_urgent_push_without_phi(
     assert attempt.service == "webpush" and attempt.login == "nurse"
 
 
-async def web_attempts(h: Harness) -> list[object]:
+async def web_attempts(h: Harness) -> list[Attempt]:
     assert h.platform is not None and h.platform.push is not None
     await web(h).drain()
     return [a for a in await h.platform.push.store.attempts() if a.service == "webpush"]
@@ -234,7 +235,7 @@ async def test_gone_deletes_the_subscription(h: Harness, service_stub: WebPushSe
     assert [p.status for p in service_stub.received] == [410]
     assert await web(h).subscriptions("nurse") == []
     (attempt,) = await web_attempts(h)
-    assert attempt.state is AttemptState.REJECTED  # type: ignore[attr-defined]
+    assert attempt.state is AttemptState.REJECTED
     await message(h, "nurse")
     await web(h).drain()
     assert len(service_stub.received) == 1  # nothing more is sent there
@@ -249,7 +250,7 @@ async def test_throttled_and_failing_push_services_are_retried(
     await web(h).drain()
     assert [p.status for p in service_stub.received] == [429, 503, 201]
     (attempt,) = await web_attempts(h)
-    assert (attempt.state, attempt.tries) == (AttemptState.SENT, 3)  # type: ignore[attr-defined]
+    assert (attempt.state, attempt.tries) == (AttemptState.SENT, 3)
     assert [s.endpoint for s in await web(h).subscriptions("nurse")] == [endpoint]
 
 
@@ -260,7 +261,7 @@ async def test_retries_end_after_max_attempts(h: Harness, service_stub: WebPushS
     await web(h).drain()
     assert [p.status for p in service_stub.received] == [500, 500, 500]
     (attempt,) = await web_attempts(h)
-    assert attempt.state is AttemptState.FAILED  # type: ignore[attr-defined]
+    assert attempt.state is AttemptState.FAILED
 
 
 async def test_unsubscribe_ends_the_pushes(h: Harness, service_stub: WebPushServer) -> None:
