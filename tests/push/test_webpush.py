@@ -21,7 +21,7 @@ from carewire.features.webpush import NS
 from carewire.push.model import AttemptState
 from carewire.push.records import Attempt
 from carewire.push.settings import PushSettings, WebPushSettings
-from carewire.push.webpush import WebPushService
+from carewire.push.webpush import MAX_PER_ACCOUNT, WebPushService
 from tests.features.harness import Harness, error_condition
 from tests.push.test_alert_fanout import raise_alert
 from tests.push.test_feature import PHI, message, push_harness
@@ -119,39 +119,34 @@ async def test_the_vapid_key_is_a_p256_key_of_the_data_directory(
     assert NS in {f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")}
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "p256dh", "auth", "condition", "text"),
-    [
-        ("http://127.0.0.1/push/x", None, None, "bad-request", "must be an https:// URL"),
-        ("https://10.1.2.3/push/x", None, None, "bad-request", "private or reserved"),
-        ("not a url", None, None, "bad-request", "must be an https:// URL"),
-        (None, "BAAA", None, "bad-request", "p256dh must be an uncompressed P-256 public key"),
-        (None, "@@@", None, "bad-request", "p256dh must be an uncompressed P-256 public key"),
-        (None, None, "AAAAAAAAAAAAAAAAAAAA", "bad-request", "auth must be a 16-byte secret"),
-        (None, None, "", "bad-request", "'auth' is required"),
-    ],
-)
+#: (endpoint, p256dh, auth, text of the error); None: the well-formed value.
+MALFORMED: list[tuple[str | None, str | None, str | None, str]] = [
+    ("http://127.0.0.1/push/x", None, None, "the endpoint must be an https:// URL"),
+    ("https://10.1.2.3/push/x", None, None, "may not be a private or reserved address"),
+    ("not a url", None, None, "the endpoint must be an https:// URL"),
+    (None, "BAAA", None, "p256dh must be an uncompressed P-256 public key"),
+    (None, "@@@", None, "p256dh must be an uncompressed P-256 public key"),
+    (None, None, "AAAAAAAAAAAAAAAAAAAA", "auth must be a 16-byte secret"),
+    (None, None, "", "subscribe: 'auth' is required"),
+]
+
+
 async def test_malformed_subscriptions_get_clear_errors(
-    h: Harness,
-    service_stub: WebPushServer,
-    endpoint: str | None,
-    p256dh: str | None,
-    auth: str | None,
-    condition: str,
-    text: str,
+    h: Harness, service_stub: WebPushServer
 ) -> None:
     browser = Browser()
-    reply = await h.ask(
-        "nurse",
-        subscribe_iq(
-            service_stub.endpoint() if endpoint is None else endpoint,
-            browser.p256dh if p256dh is None else p256dh,
-            browser.auth_b64 if auth is None else auth,
-        ),
-    )
-    assert reply.get("type") == "error"
-    assert error_condition(reply) == condition
-    assert text in error_text(reply)
+    for endpoint, p256dh, auth, text in MALFORMED:
+        reply = await h.ask(
+            "nurse",
+            subscribe_iq(
+                service_stub.endpoint() if endpoint is None else endpoint,
+                browser.p256dh if p256dh is None else p256dh,
+                browser.auth_b64 if auth is None else auth,
+            ),
+        )
+        assert reply.get("type") == "error"
+        assert error_condition(reply) == "bad-request"
+        assert text in error_text(reply), (endpoint, p256dh, auth)
     assert await web(h).subscriptions("nurse") == []
 
 
@@ -317,3 +312,17 @@ async def test_without_web_push_the_namespace_says_so(
         assert error_text(reply) == "web push is not enabled on this server"
     finally:
         await harness.close()
+
+
+async def test_an_account_keeps_its_ten_newest_browsers(
+    h: Harness, service_stub: WebPushServer
+) -> None:
+    await h.account("nurse")
+    browser = Browser()
+    endpoints = [service_stub.endpoint(f"b{i}") for i in range(MAX_PER_ACCOUNT + 1)]
+    for endpoint in endpoints:
+        await web(h).subscribe(
+            "nurse", endpoint=endpoint, p256dh=browser.p256dh, auth=browser.auth_b64
+        )
+    kept = [s.endpoint for s in await web(h).subscriptions("nurse")]
+    assert kept == endpoints[1:]

@@ -41,7 +41,6 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from carewire.clock import Clock
-from carewire.errors import UnavailableError
 from carewire.push import vapid
 from carewire.push.model import (
     AttemptState,
@@ -72,6 +71,8 @@ SERVICE = "webpush"
 #: RFC 8291 §4: "the record size [...] MUST be at least 18 octets"; one 4096-octet record
 #: holds our few bytes, as push services expect.
 RECORD_SIZE = 4096
+#: Browsers one account may have subscribed at once (a new one beyond: the oldest goes).
+MAX_PER_ACCOUNT = 10
 
 
 def encrypt(payload: bytes, p256dh: bytes, auth: bytes) -> bytes:
@@ -151,6 +152,10 @@ class WebPushService:
         )
         await self._audit(login, "webpush.subscribe", sub)
         log.info("web push subscription %d for %s", sub.id, login)
+        # Bounded fan-out: past MAX_PER_ACCOUNT browsers, the oldest subscription goes.
+        for old in (await self.store.of(login))[:-MAX_PER_ACCOUNT]:
+            await self.store.remove_id(old.id)
+            log.info("web push subscription %d replaced by newer ones", old.id)
         return sub
 
     async def unsubscribe(self, login: str, endpoint: str) -> bool:
@@ -174,14 +179,23 @@ class WebPushService:
 
     async def start(self) -> None:
         """Open the HTTP client (its connections are made as pushes leave)."""
+        self._http()
+
+    def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             tls = ssl.create_default_context(
                 cafile=str(self.settings.ca_file) if self.settings.ca_file else None
             )
             tls.minimum_version = ssl.TLSVersion.TLSv1_2
+            # Redirects are not followed: a push goes to the endpoint the browser named only.
             self._client = httpx.AsyncClient(
-                http2=True, verify=tls, timeout=self.settings.timeout, trust_env=False
+                http2=True,
+                verify=tls,
+                timeout=self.settings.timeout,
+                trust_env=False,
+                follow_redirects=False,
             )
+        return self._client
 
     async def drain(self) -> None:
         """Wait until every push raised so far is settled, retries included (tests, shutdown)."""
@@ -214,6 +228,12 @@ class WebPushService:
             self._spawn(self._deliver(_Push(sub=sub, kind=kind, note=note)), "webpush-send")
 
     async def _deliver(self, push: _Push) -> None:
+        try:
+            await self._settle(push)
+        except Exception:  # a supervisor: one bad push must not take others down
+            log.exception("web push to subscription %d failed", push.sub.id)
+
+    async def _settle(self, push: _Push) -> None:
         """Send one push until it is settled: delivered, gone, refused or out of tries."""
         tries = 0
         while True:
@@ -241,8 +261,6 @@ class WebPushService:
             )
 
     async def _send(self, push: _Push) -> Outcome:
-        if self._client is None:
-            raise UnavailableError("web push is not started")
         sub = push.sub
         body = encrypt(web_payload(push.kind, push.note), sub.p256dh, sub.auth)
         headers = push_headers(push.kind, push.note, ttl=self.settings.ttl)
@@ -251,16 +269,18 @@ class WebPushService:
         )
         try:
             async with asyncio.timeout(self.settings.timeout):
-                response = await self._client.post(sub.endpoint, content=body, headers=headers)
+                # Streamed and never read: the answer's body is not ours to hold.
+                request = self._http().stream("POST", sub.endpoint, content=body, headers=headers)
+                async with request as response:
+                    return Outcome(
+                        status=response.status_code,
+                        reason="" if response.is_success else response.reason_phrase[:128],
+                        provider_id=response.headers.get("location", "").rpartition("/")[2][:255],
+                        retry_after=_retry_after(response.headers.get("retry-after")),
+                    )
         except (TimeoutError, httpx.HTTPError, ssl.SSLError, OSError) as exc:
             log.info("web push request failed: %s", type(exc).__name__)
             return Outcome(status=0, reason=type(exc).__name__)
-        return Outcome(
-            status=response.status_code,
-            reason="" if response.is_success else response.reason_phrase[:128],
-            provider_id=response.headers.get("location", "").rpartition("/")[2][:255],
-            retry_after=_retry_after(response.headers.get("retry-after")),
-        )
 
     async def _record(self, push: _Push, decision: Decision, outcome: Outcome, tries: int) -> None:
         if self.attempts is None:
