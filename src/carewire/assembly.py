@@ -60,7 +60,7 @@ from carewire.assembly_identity import (
     ldap_service,
     sync_config,
 )
-from carewire.assembly_push import push_app_server
+from carewire.assembly_push import push_app_server, web_push_service
 from carewire.clock import Clock, SystemClock
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
@@ -81,6 +81,7 @@ from carewire.net.tls import server_context
 from carewire.push.appserver import PushAppServer
 from carewire.push.devices import DirectoryDevicePolicy
 from carewire.push.settings import PushSettings, settings_from_config
+from carewire.push.webpush import WebPushService
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -110,6 +111,7 @@ from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.storage.uploads import SqlUploadStore
+from carewire.storage.webpush import SqlWebPushStore
 from carewire.uploads import UploadService, UploadSettings
 from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
@@ -301,6 +303,7 @@ class Assembly:
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
         push: The push app server (None when ``[push]`` is not enabled).
+        webpush: Web Push to browsers (None unless ``[push] webpush``).
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
         federation: Trusted domains and stream status (docs/federation-admin.md).
     """
@@ -327,6 +330,7 @@ class Assembly:
     federation: FederationAdmin
     uploads: UploadService | None = None
     push: PushAppServer | None = None
+    webpush: WebPushService | None = None
     ldap: LdapService | None = None
 
     @property
@@ -379,6 +383,8 @@ class Assembly:
             ctx.provide(self.uploads)
         if self.push is not None:
             ctx.provide(self.push)
+        if self.webpush is not None:
+            ctx.provide(self.webpush)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -388,6 +394,8 @@ class Assembly:
         await self.adapters.start()
         if self.push is not None:
             await self.push.start()
+        if self.webpush is not None:
+            await self.webpush.start()
         await self.federation.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
@@ -407,6 +415,8 @@ class Assembly:
         await self.federation.close()
         if self.push is not None:
             await self.push.close()
+        if self.webpush is not None:
+            await self.webpush.close()
         await self.throttle.flush()
         await self.lockouts.drain()
         await self.directory.close()
@@ -540,6 +550,13 @@ async def _platform(options: Options, core: Core) -> Assembly:
             options.clock,
             audit=audit,
             devices=DirectoryDevicePolicy(datasets, directory),
+        ),
+        webpush=web_push_service(
+            options.push,
+            SqlWebPushStore(db, core.keys.keyring),
+            SqlPushStore(db, core.keys.keyring),
+            options.clock,
+            audit=audit,
         ),
         ldap=ldap,
     )
