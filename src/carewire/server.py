@@ -55,7 +55,7 @@ from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.security.filemodes import restrict_umask, tighten, write_private
-from carewire.server_jobs import JobRunner, job_runner
+from carewire.server_jobs import JobRunner, job_runner, share_counters
 from carewire.storage.reseal import seal_plaintext
 from carewire.web.api import create_api
 from carewire.web.app import create_app
@@ -169,6 +169,7 @@ class Server:
         self.jobs.start()
         await a.start()  # the XMPP rule actions deliver through this server from now on
         self._auditor, auth = login_services(cfg, a)
+        share_counters(cfg, self.jobs, a, auth)  # on a cluster: throttle and lockouts in Redis
         self.net = self._net_context(auth)
         self.monitoring = await start_monitoring(
             cfg,

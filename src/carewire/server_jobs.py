@@ -1,4 +1,4 @@
-"""The server's periodic jobs, and which of them run on one node only when clustered.
+"""The server's periodic jobs on a cluster: which run on one node only; the shared counters.
 
 Single node (``[cluster] redis_url`` empty): every job runs here, as always;
 no Redis, no fencing writes. Clustered: the jobs in :data:`SINGLETON_JOBS`
@@ -6,7 +6,9 @@ no Redis, no fencing writes. Clustered: the jobs in :data:`SINGLETON_JOBS`
 the ``singletons`` lease, each run fenced by PostgreSQL
 (:mod:`carewire.cluster.lease_gate`); every other job stays per node,
 because it works on this node's sessions, memory or files (see
-docs/cluster-singletons.md for the list and why).
+docs/cluster-singletons.md for the list and why). :func:`share_counters`
+moves the authentication throttle and the login's in-memory lockout counters
+to Redis (:mod:`carewire.cluster.counters`) on a cluster.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import logging
 from redis.asyncio import Redis
 
 from carewire.assembly import Assembly
+from carewire.cluster.counters import RedisCounters
 from carewire.cluster.lease import Lease, LeaseTiming
 from carewire.cluster.lease_gate import SingletonGate
 from carewire.config import Config
 from carewire.config_cluster import is_clustered, node_name
+from carewire.core.auth import Authenticator
 from carewire.core.feature import PeriodicJob
 from carewire.storage.cluster_fence import SqlFenceStore
 
@@ -45,9 +49,16 @@ SINGLETON_JOBS = frozenset(
 class JobRunner:
     """Runs periodic jobs; asks the gate (when clustered) before each singleton run."""
 
-    def __init__(self, gate: SingletonGate | None = None, *, owned: Redis | None = None) -> None:
+    def __init__(
+        self,
+        gate: SingletonGate | None = None,
+        *,
+        redis: Redis | None = None,
+        owned: Redis | None = None,
+    ) -> None:
         """Without a gate (one node) every job runs on this node; ``owned`` is closed at stop."""
         self.gate = gate
+        self.redis = redis  # the cluster's Redis client (None on one node)
         self._owned = owned
         self._lease_task: asyncio.Task[None] | None = None
 
@@ -108,6 +119,23 @@ def job_runner(cfg: Config, assembly: Assembly, redis: Redis | None = None) -> J
         prefix=c.key_prefix,
         timing=LeaseTiming.of(c.node_timeout_seconds, c.heartbeat_seconds),
     )
-    runner = JobRunner(SingletonGate(lease, SqlFenceStore(assembly.db)), owned=owned)
+    gate = SingletonGate(lease, SqlFenceStore(assembly.db))
+    runner = JobRunner(gate, redis=redis, owned=owned)
     assembly.engine.may_schedule = runner.may_schedule
     return runner
+
+
+def share_counters(
+    cfg: Config, runner: JobRunner, assembly: Assembly, auth: Authenticator
+) -> RedisCounters | None:
+    """On a cluster, count throttling and login lockouts in Redis (None on one node)."""
+    if runner.redis is None:
+        return None
+    counters = RedisCounters(
+        runner.redis,
+        prefix=cfg.cluster.key_prefix,
+        timeout=min(0.5, cfg.cluster.heartbeat_seconds),
+    )
+    assembly.throttle.shared = counters
+    auth.shared = counters
+    return counters

@@ -67,7 +67,7 @@ return 0
 """
 
 #: What a Redis call may raise when Redis is down, slow or refuses: the lease treats each alike.
-REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +94,7 @@ class LeaseTiming:
         """
         renew = ttl / 3 if renew_every is None else renew_every
         margin = ttl / 5
-        if not (ttl > 0 and 0 < renew and renew + margin < ttl):
+        if not (ttl > 0 and renew > 0 and renew + margin < ttl):
             raise ConfigError(
                 f"cluster lease: renewal every {renew}s with a {margin:.2f}s margin does not fit "
                 f"in a {ttl}s lease (cluster.heartbeat_seconds must be well under "
@@ -153,7 +153,9 @@ class Lease:
     async def try_acquire(self) -> bool:
         """One attempt to take the lease; True when this node now holds it (new token)."""
         sent = self._monotonic()
-        token = int(await self._call(self._acquire([self.key, self.token_key], [self.node, self.ttl_ms])))
+        token = int(
+            await self._call(self._acquire([self.key, self.token_key], [self.node, self.ttl_ms]))
+        )
         if not token:
             return False
         self.token = token
@@ -226,7 +228,7 @@ class Lease:
     async def _release_quietly(self) -> None:
         try:
             await asyncio.shield(self.release())
-        except (*REDIS_FAILURES, asyncio.CancelledError) as exc:
+        except (RedisError, OSError, TimeoutError, asyncio.CancelledError) as exc:
             log.debug("lease %s: not released (%s); it expires by itself", self.name, exc)
         await self._note_leading(False)
 
@@ -236,7 +238,9 @@ class Lease:
             return
         self._was_leading = leading
         if leading:
-            log.info("cluster: %s now leads %s (fencing token %s)", self.node, self.name, self.token)
+            log.info(
+                "cluster: %s now leads %s (fencing token %s)", self.node, self.name, self.token
+            )
         else:
             log.warning("cluster: %s no longer leads %s", self.node, self.name)
         for listener in self.listeners:
