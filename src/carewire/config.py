@@ -29,7 +29,7 @@ from carewire.config_components import (
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_location import CONFIG_FILE as CONFIG_FILE
 from carewire.config_location import DATA_DIR_KEY, read_table
-from carewire.config_cluster import ClusterSection, validate_cluster
+from carewire.config_cluster import ClusterSection, coerce_number, validate_cluster
 from carewire.config_metrics import MetricsSection, validate_metrics
 from carewire.config_pep import PepSection
 from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s
@@ -227,6 +227,8 @@ def _coerce(key: str, expected: Any, value: Any, from_env: bool) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
+    if expected is float or expected == "float":  # [cluster]'s seconds
+        return coerce_number(key, value, from_env)
     if expected in (tuple, "tuple[str, ...]"):
         if from_env and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

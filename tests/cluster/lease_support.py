@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from carewire.storage import Database
 from carewire.storage.tables_cluster import cluster_fence
 from tests.conftest import pg_base_url
+from tests.serverproc import RunningServer, ServeSpec, init_data_dir, server_env, serving_together
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -98,8 +100,8 @@ def client(url: str, *, timeout: float = 0.5) -> Redis:
 
 
 @asynccontextmanager
-async def fence_database() -> AsyncIterator[Database]:
-    """A fresh PostgreSQL database holding ``cluster_fence``; dropped afterwards."""
+async def fresh_database() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database; dropped afterwards."""
     base = pg_base_url()
     if base is None:
         pytest.skip("CAREWIRE_TEST_PG_URL not set")
@@ -110,19 +112,78 @@ async def fence_database() -> AsyncIterator[Database]:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    db = await Database.open(url)
     try:
-        async with db.transaction("create_cluster_fence") as txn:
-            await txn.conn.run_sync(lambda c: cluster_fence.create(c))
-        yield db
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        await db.close()
         conn = await asyncpg.connect(server)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@dataclass
+class ClusterNodes:
+    """Two running nodes of one cluster and what they share."""
+
+    nodes: list[RunningServer]
+    database_url: str
+    lease_seconds: float
+
+
+#: The lease of the end-to-end tests: renewed every 0.25 s, gone 1.5 s after a crash.
+HEARTBEAT_SECONDS = 0.25
+LEASE_SECONDS = 1.5
+
+
+@asynccontextmanager
+async def cluster_nodes(
+    tmp_path: Path, redis_url: str, prefix: str, *, accounts: int
+) -> AsyncIterator[ClusterNodes]:
+    """Two ``carewire serve`` nodes on one new PostgreSQL database and one Redis prefix.
+
+    The second node's data directory is a copy of the first's (with the key and
+    audit directories beside it): the nodes of a cluster share the key-encryption
+    key, the audit key, the certificate and the server secret.
+    """
+    async with fresh_database() as url:
+        env = server_env({"CAREWIRE_STORAGE_URL": url})
+        first = tmp_path / "node-a"
+        init_data_dir(first, accounts=accounts, env=env)
+        second = tmp_path / "node-b"
+        for suffix in ("", "-keys", "-audit"):
+            if (tmp_path / f"node-a{suffix}").exists():
+                shutil.copytree(tmp_path / f"node-a{suffix}", tmp_path / f"node-b{suffix}")
+        specs = [
+            ServeSpec(
+                data_dir=where,
+                accounts=accounts,
+                env={
+                    **env,
+                    "CAREWIRE_CLUSTER_REDIS_URL": redis_url,
+                    "CAREWIRE_CLUSTER_KEY_PREFIX": prefix,
+                    "CAREWIRE_CLUSTER_NODE_ID": where.name,
+                    "CAREWIRE_CLUSTER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+                    "CAREWIRE_CLUSTER_NODE_TIMEOUT_SECONDS": str(LEASE_SECONDS),
+                },
+            )
+            for where in (first, second)
+        ]
+        with serving_together(specs, start_timeout=90) as nodes:
+            yield ClusterNodes(nodes=nodes, database_url=url, lease_seconds=LEASE_SECONDS)
+
+
+@asynccontextmanager
+async def fence_database() -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database holding ``cluster_fence``; dropped afterwards."""
+    async with fresh_database() as url:
+        db = await Database.open(url)
+        try:
+            async with db.transaction("create_cluster_fence") as txn:
+                await txn.conn.run_sync(lambda c: cluster_fence.create(c))
+            yield db
+        finally:
+            await db.close()
 
 
 async def until(predicate: Callable[[], object], *, within: float, step: float = 0.02) -> bool:
