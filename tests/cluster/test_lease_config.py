@@ -32,5 +32,5 @@ def test_a_number_that_is_not_one_names_the_variable(tmp_path: Path, bad: str) -
 
 def test_a_string_in_the_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "carewire.toml").write_text('[cluster]\nnode_timeout_seconds = "5"\n')
-    with pytest.raises(ConfigError, match="cluster.node_timeout_seconds: expected a number"):
+    with pytest.raises(ConfigError, match=r"cluster\.node_timeout_seconds: expected a number"):
         load(tmp_path, env={})
