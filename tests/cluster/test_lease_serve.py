@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.cluster.lease_support import ClusterNodes, cluster_nodes
 from tests.serverproc import RunningServer
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(180)]
 
 LEADS = re.compile(r"cluster: (\S+) now leads singletons \(fencing token (\d+)\)")
 
