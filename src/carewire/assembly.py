@@ -73,7 +73,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
-from carewire.errors import NotFoundError
+from carewire.errors import ConflictError, NotFoundError
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.federation.service import FederationAdmin
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
@@ -395,11 +395,15 @@ class Assembly:
         the assignment manager."""
         if self.adapters.list():
             return
-        await self.adapters.create(
-            xmpp.COMPONENT, "XMPP", is_enabled=True, settings={"chat_domain": domain}
-        )
-        await self.adapters.create(dataupdate.COMPONENT, "DataUpdate", is_enabled=True)
-        await self.adapters.create(assignments.COMPONENT, "Assignment Manager", is_enabled=True)
+        for component, name, settings in (
+            (xmpp.COMPONENT, "XMPP", {"chat_domain": domain}),
+            (dataupdate.COMPONENT, "DataUpdate", None),
+            (assignments.COMPONENT, "Assignment Manager", None),
+        ):
+            try:
+                await self.adapters.create(component, name, is_enabled=True, settings=settings)
+            except ConflictError:  # another node of a cluster made it as it started too
+                await self.adapters.load()
 
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""

@@ -110,7 +110,7 @@ def job_runner(cfg: Config, assembly: Assembly, redis: Redis | None = None) -> J
     owned = None
     if redis is None:
         redis = owned = Redis.from_url(
-            c.redis_url, socket_timeout=c.heartbeat_seconds, socket_connect_timeout=1.0
+            c.redis_url, socket_timeout=c.node_timeout_seconds, socket_connect_timeout=1.0
         )
     lease = Lease(
         redis,

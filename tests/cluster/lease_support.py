@@ -131,9 +131,9 @@ class ClusterNodes:
     lease_seconds: float
 
 
-#: The lease of the end-to-end tests: renewed every 0.25 s, gone 1.5 s after a crash.
-HEARTBEAT_SECONDS = 0.25
-LEASE_SECONDS = 1.5
+#: The lease of the end-to-end tests: renewed every 0.5 s, gone 3 s after a crash.
+HEARTBEAT_SECONDS = 0.5
+LEASE_SECONDS = 3.0
 
 
 @asynccontextmanager

@@ -1,8 +1,8 @@
 """The singleton lease (cluster/lease.py) and its fencing (cluster/lease_gate.py).
 
 Real Redis (the shared test server, or a private one the test kills) and real
-PostgreSQL for the fence. Leases here last one second: a takeover after a
-"crash" happens within it.
+PostgreSQL for the fence. Leases here last two seconds: a takeover after a
+"crash" happens within them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from carewire.storage import Database
 from carewire.storage.cluster_fence import SqlFenceStore
 from tests.cluster.lease_support import client, fence_database, private_redis, until
 
-TIMING = LeaseTiming.of(1.0, 0.2)
+TIMING = LeaseTiming.of(2.0, 0.5)
 
 
 def lease(url: str, prefix: str, node: str, **kw: object) -> Lease:
@@ -146,7 +146,7 @@ async def test_keep_renews_and_releases_when_cancelled(redis_url: str, redis_pre
     task = asyncio.create_task(a.keep())
     try:
         assert await until(a.is_held, within=2)
-        await asyncio.sleep(TIMING.ttl * 1.5)  # longer than the ttl: only renewals keep it
+        await asyncio.sleep(TIMING.ttl * 1.2)  # longer than the ttl: only renewals keep it
         assert a.is_held() and not await b.try_acquire()
     finally:
         task.cancel()

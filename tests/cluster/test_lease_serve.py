@@ -2,7 +2,7 @@
 
 Exactly one node leads the singleton jobs (its log says so, and the database
 holds its fencing token); SIGKILL it, and the survivor takes over within the
-lease time (1.5 s here) with a larger token. A clean stop of the leader
+lease time (3 s here) with a larger token. A clean stop of the leader
 releases the lease and says it no longer leads.
 """
 

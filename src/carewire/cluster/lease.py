@@ -252,5 +252,9 @@ class Lease:
                 log.exception("lease %s: a leadership listener failed", self.name)
 
     async def _call(self, command: Awaitable[Any]) -> Any:
-        """A Redis command under a timeout: a renewal must not outlive the holding."""
-        return await asyncio.wait_for(command, timeout=self.timing.renew_every)
+        """A Redis command under a timeout: no longer than a holding can last.
+
+        Safety never rests on it (the deadline counts from when a command was
+        sent); it only keeps a hung Redis from stalling the renewals for ever.
+        """
+        return await asyncio.wait_for(command, timeout=self.timing.ttl - self.timing.margin)
