@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import re
 import shutil
 import socket
@@ -42,9 +43,16 @@ PORTS = {5222: "c2s", 5223: "c2s_tls", 8443: "https"}
 ROOT_ONLY = re.compile(r"^\s*(chroot|user|group|daemon|log /dev/log)\b")
 
 
+#: CI installs HAProxy and sets this: then a missing one fails instead of skipping.
+REQUIRE = bool(os.environ.get("CAREWIRE_TEST_REQUIRE_HAPROXY"))
+
+
 def _haproxy() -> str:
     if not Path(HAPROXY).exists():
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+        missing = "haproxy is not installed (apt-get install haproxy)"
+        if REQUIRE:
+            pytest.fail(f"CAREWIRE_TEST_REQUIRE_HAPROXY is set but {missing}")
+        pytest.skip(missing)
     return HAPROXY
 
 
