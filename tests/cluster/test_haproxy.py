@@ -189,8 +189,8 @@ async def _kill_one_node_and_come_back(nodes: list[RunningServer], lb: Balancer)
         await asyncio.wait_for(restarted.get(), 20)
         await eventually(lambda: lb.sessions()[survivor] == 2)
         # Both sessions answer on the survivor.
-        for client in (first, second):
-            await client.plugin["xep_0199"].ping(jid=lb.domain, timeout=10)
+        for answering in (first, second):
+            await answering.plugin["xep_0199"].ping(jid=lb.domain, timeout=10)
     finally:
         for client in (first, second):
             if client is not None:
