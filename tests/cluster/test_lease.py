@@ -8,6 +8,7 @@ PostgreSQL for the fence. Leases here last two seconds: a takeover after a
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -47,10 +48,11 @@ def test_a_lease_that_cannot_be_renewed_in_time_is_refused() -> None:
 async def test_of_two_contenders_exactly_one_leads(redis_url: str, redis_prefix: str) -> None:
     a, b = lease(redis_url, redis_prefix, "node-a"), lease(redis_url, redis_prefix, "node-b")
     try:
-        results = await asyncio.gather(a.step(), b.step(), a.step(), b.step())
-        assert sorted([a.is_held(), b.is_held()]) == [False, True]
-        assert results.count(True) == 2  # the leader, twice; the other never
+        first = await asyncio.gather(a.step(), b.step())  # both try at the same moment
+        assert sorted(first) == [False, True]
         leader = a if a.is_held() else b
+        second = await asyncio.gather(a.step(), b.step())  # the leader renews, the other waits
+        assert second == first and leader.is_held()
         assert await a.holder() == f"{leader.node}/{leader.token}"
     finally:
         await close(a, b)
@@ -156,7 +158,10 @@ async def test_keep_renews_and_releases_when_cancelled(redis_url: str, redis_pre
     await close(a, b)
 
 
-async def test_with_redis_down_the_leader_steps_down_before_its_lease_expires() -> None:
+async def test_with_redis_down_the_leader_steps_down_before_its_lease_expires(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="carewire.cluster.lease")
     with private_redis() as redis:
         a = lease(redis.url, "cw-test:", "node-a")
         b = lease(redis.url, "cw-test:", "node-b")
@@ -174,5 +179,8 @@ async def test_with_redis_down_the_leader_steps_down_before_its_lease_expires() 
             # The earliest moment Redis could have let the key expire: nobody acts any more.
             assert not a.is_held() and not b.is_held()
             assert leaders <= {"node-a"}  # node-a led only while its holding was sure
+            said = [r.getMessage() for r in caplog.records]
+            assert sum("Redis does not answer" in m for m in said) == 2  # once per node
+            assert sum("node-a no longer leads" in m for m in said) == 1
         finally:
             await close(a, b)

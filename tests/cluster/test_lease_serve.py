@@ -61,7 +61,8 @@ async def _exactly_one_leads_then_a_kill_hands_over(c: ClusterNodes) -> RunningS
     await wait_for(lambda: leads(a) or leads(b), within=20)
     await asyncio.sleep(c.lease_seconds)  # long enough for a second leader to show, were there one
     leader, survivor = (a, b) if leads(a) else (b, a)
-    assert len(leads(leader)) == 1 and leads(survivor) == []
+    # One leader, one token (a machine stalled past the holding may log it again, same token).
+    assert len(set(leads(leader))) == 1 and leads(survivor) == []
     first = leads(leader)[0]
     assert await fence_token(c.database_url) == first
 
@@ -69,7 +70,7 @@ async def _exactly_one_leads_then_a_kill_hands_over(c: ClusterNodes) -> RunningS
     leader.proc.wait(timeout=10)
     # Within the lease time (plus a renewal round and the log's polling), not "eventually".
     await wait_for(lambda: leads(survivor), within=c.lease_seconds + 5)
-    (second,) = leads(survivor)
+    (second,) = set(leads(survivor))
     assert second > first
     deadline = time.monotonic() + 5
     while await fence_token(c.database_url) != second:

@@ -135,6 +135,7 @@ class Lease:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._was_leading = False
+        self._is_reachable = True  # whether the last Redis call answered (for logging once)
         self.listeners: list[LeadershipListener] = []
 
     @property
@@ -205,7 +206,18 @@ class Lease:
             else:
                 await self.try_acquire()
         except REDIS_FAILURES as exc:
-            log.debug("lease %s: Redis did not answer: %s", self.name, exc)
+            if self._is_reachable:
+                log.warning(
+                    "cluster: lease %s: Redis does not answer (%s); no node can lead the "
+                    "singleton jobs until it does",
+                    self.name,
+                    exc or type(exc).__name__,
+                )
+            self._is_reachable = False
+        else:
+            if not self._is_reachable:
+                log.warning("cluster: lease %s: Redis answers again", self.name)
+            self._is_reachable = True
         await self._note_leading(self.is_held())
         return self.is_held()
 

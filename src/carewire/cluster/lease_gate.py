@@ -12,6 +12,8 @@ on, not only after the new one's first job.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -67,6 +69,11 @@ class SingletonGate:
         return self.lease.is_held()
 
     async def _leadership_changed(self, leading: bool) -> None:
-        """A new leader presents its token at once: an older leader is refused from now on."""
+        """A new leader presents its token at once: an older leader is refused from now on.
+
+        Bounded by one renewal interval: a slow database must not hold up the renewals
+        (the next singleton run presents the token anyway).
+        """
         if leading:
-            await self.present()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.present(), timeout=self.lease.timing.renew_every)
