@@ -302,6 +302,7 @@ class Assembly:
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
         push: The push app server (None when ``[push]`` is not enabled).
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
+        assignment_ticks: Whether the assignment manager's minute tick runs here.
         federation: Trusted domains and stream status (docs/federation-admin.md).
     """
 
@@ -326,6 +327,7 @@ class Assembly:
     phi_access: PatientAccess
     federation: FederationAdmin
     uploads: UploadService | None = None
+    assignment_ticks: assignments.TickGate = field(default_factory=assignments.TickGate)
     push: PushAppServer | None = None
     ldap: LdapService | None = None
 
@@ -462,7 +464,10 @@ async def _platform(options: Options, core: Core) -> Assembly:
             )
         )
     )
-    adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
+    ticks = assignments.TickGate()  # the server gates it on a cluster (server_jobs.py)
+    adapters.register_kind(
+        assignments.make_kind(datasets=datasets, audit=audit, clock=clock, ticks=ticks)
+    )
     adapters.register_kind(
         pcd.make_kind(datasets=datasets, clock=clock, audit=audit, server_tls=options.tls)
     )
@@ -546,6 +551,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
             devices=DirectoryDevicePolicy(datasets, directory),
         ),
         ldap=ldap,
+        assignment_ticks=ticks,
     )
 
 

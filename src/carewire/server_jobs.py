@@ -72,6 +72,10 @@ class JobRunner:
         """Whether this node runs the rules scheduler's deferred firings now."""
         return self.gate is None or await self.gate.may_run("rules-scheduler")
 
+    async def may_tick_assignments(self) -> bool:
+        """Whether this node runs the assignment manager's minute tick now."""
+        return self.gate is None or await self.gate.may_run("assignment-tick")
+
     async def run(self, job: PeriodicJob) -> None:
         """Every ``job.interval`` seconds, run ``job`` if this node may, until cancelled."""
         while True:
@@ -122,6 +126,7 @@ def job_runner(cfg: Config, assembly: Assembly, redis: Redis | None = None) -> J
     gate = SingletonGate(lease, SqlFenceStore(assembly.db))
     runner = JobRunner(gate, redis=redis, owned=owned)
     assembly.engine.may_schedule = runner.may_schedule
+    assembly.assignment_ticks.check = runner.may_tick_assignments
     return runner
 
 
