@@ -73,7 +73,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
-from carewire.errors import NotFoundError
+from carewire.errors import ConflictError, NotFoundError
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.federation.service import FederationAdmin
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
@@ -305,6 +305,7 @@ class Assembly:
         push: The push app server (None when ``[push]`` is not enabled).
         webpush: Web Push to browsers (None unless ``[push] webpush``).
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
+        assignment_ticks: Whether the assignment manager's minute tick runs here.
         federation: Trusted domains and stream status (docs/federation-admin.md).
     """
 
@@ -329,6 +330,7 @@ class Assembly:
     phi_access: PatientAccess
     federation: FederationAdmin
     uploads: UploadService | None = None
+    assignment_ticks: assignments.TickGate = field(default_factory=assignments.TickGate)
     push: PushAppServer | None = None
     webpush: WebPushService | None = None
     ldap: LdapService | None = None
@@ -403,11 +405,15 @@ class Assembly:
         the assignment manager."""
         if self.adapters.list():
             return
-        await self.adapters.create(
-            xmpp.COMPONENT, "XMPP", is_enabled=True, settings={"chat_domain": domain}
-        )
-        await self.adapters.create(dataupdate.COMPONENT, "DataUpdate", is_enabled=True)
-        await self.adapters.create(assignments.COMPONENT, "Assignment Manager", is_enabled=True)
+        for component, name, settings in (
+            (xmpp.COMPONENT, "XMPP", {"chat_domain": domain}),
+            (dataupdate.COMPONENT, "DataUpdate", None),
+            (assignments.COMPONENT, "Assignment Manager", None),
+        ):
+            try:
+                await self.adapters.create(component, name, is_enabled=True, settings=settings)
+            except ConflictError:  # another node of a cluster made it as it started too
+                await self.adapters.load()
 
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
@@ -468,7 +474,10 @@ async def _platform(options: Options, core: Core) -> Assembly:
             )
         )
     )
-    adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
+    ticks = assignments.TickGate()  # the server gates it on a cluster (server_jobs.py)
+    adapters.register_kind(
+        assignments.make_kind(datasets=datasets, audit=audit, clock=clock, ticks=ticks)
+    )
     adapters.register_kind(
         pcd.make_kind(datasets=datasets, clock=clock, audit=audit, server_tls=options.tls)
     )
@@ -559,6 +568,7 @@ async def _platform(options: Options, core: Core) -> Assembly:
             audit=audit,
         ),
         ldap=ldap,
+        assignment_ticks=ticks,
     )
 
 

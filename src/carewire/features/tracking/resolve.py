@@ -18,10 +18,11 @@ that op, so what it sets is what the record starts with.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from carewire.datasets.service import Batch
+from carewire.features.tracking.caches import Caches, Conv, RecentCaches
 from carewire.features.tracking.ops import (
     DEFAULT_TTL,
     ConversationOp,
@@ -32,8 +33,21 @@ from carewire.features.tracking.ops import (
     State,
 )
 
-if TYPE_CHECKING:
-    from carewire.features.tracking.records import Recorder
+
+@dataclass(slots=True)
+class _Ids:
+    """The recorder's caches as :func:`resolve` uses them."""
+
+    known: RecentCaches  # committed
+    staged: Caches  # made or read by the transaction in progress
+    login_of: Callable[[str], str | None]
+    statements: int = 0
+
+    def user(self, login: str) -> object:
+        return self.known.users.get(login) or self.staged.users[login]
+
+    def identity(self, jid: str) -> object:
+        return self.known.identities.get(jid) or self.staged.identities[jid]
 
 
 def _jids_of(op: Op) -> list[str]:
@@ -50,14 +64,23 @@ def _jids_of(op: Op) -> list[str]:
     return out
 
 
-async def resolve(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
-    """Look up, and create where missing, the identities, users and conversations ``ops`` name."""
+async def resolve(
+    known: RecentCaches,
+    staged: Caches,
+    login_of: Callable[[str], str | None],
+    b: Batch,
+    ops: Sequence[Op],
+) -> int:
+    """Look up, and create where missing, the identities, users and conversations ``ops``
+    name; new ids go to ``staged``. Returns how many identity records were created."""
+    rec = _Ids(known, staged, login_of)
     await _identities(rec, b, ops)
     await _conversations(rec, b, ops)
+    return rec.statements
 
 
-async def _identities(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
-    known, staged = rec.cache.identities, rec._new.identities
+async def _identities(rec: _Ids, b: Batch, ops: Sequence[Op]) -> None:
+    known, staged = rec.known.identities, rec.staged.identities
     wanted = [
         jid
         for jid in dict.fromkeys(j for op in ops for j in _jids_of(op))
@@ -76,7 +99,7 @@ async def _identities(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
         login = rec.login_of(jid)
         row: dict[str, object] = {"name": jid}
         if login is not None:
-            row["usr"] = rec.cache.users.get(login) or rec._new.users[login]
+            row["usr"] = rec.user(login)
         rows.append(row)
     created = await b.create_many("IDENTITIES", rows, vouched=True)
     for jid, made in zip(missing, created, strict=True):
@@ -84,8 +107,8 @@ async def _identities(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
     rec.statements += len(created)
 
 
-async def _users(rec: Recorder, b: Batch, logins: Sequence[str]) -> None:
-    known, staged = rec.cache.users, rec._new.users
+async def _users(rec: _Ids, b: Batch, logins: Sequence[str]) -> None:
+    known, staged = rec.known.users, rec.staged.users
     wanted = [
         login for login in dict.fromkeys(logins) if login not in known and login not in staged
     ]
@@ -100,10 +123,8 @@ async def _users(rec: Recorder, b: Batch, logins: Sequence[str]) -> None:
             staged[login] = made.id
 
 
-async def _conversations(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
-    from carewire.features.tracking.records import Conv
-
-    known, staged = rec.cache.conversations, rec._new.conversations
+async def _conversations(rec: _Ids, b: Batch, ops: Sequence[Op]) -> None:
+    known, staged = rec.known.conversations, rec.staged.conversations
     first: dict[ConvKey, Op] = {}
     for op in ops:
         if isinstance(op, MessageOp | ConversationOp) and op.key not in known:
@@ -138,15 +159,15 @@ async def _conversations(rec: Recorder, b: Batch, ops: Sequence[Op]) -> None:
         staged[key] = Conv(made.id, State.ACTIVE)
         row: dict[str, object] = {"activity_state": State.ACTIVE, "conversation": made.id}
         if op.sender:
-            row["member"] = rec.cache.identities.get(op.sender) or rec._new.identities[op.sender]
+            row["member"] = rec.identity(op.sender)
         history.append(row)
     await b.create_many("CONVERSATION_HISTORY", history, vouched=True)
 
 
-def _users_of(rec: Recorder, jids: Sequence[str]) -> list[object]:
+def _users_of(rec: _Ids, jids: Sequence[str]) -> list[object]:
     out: list[object] = []
     for jid in dict.fromkeys(jids):
         login = rec.login_of(jid)
         if login is not None:
-            out.append(rec.cache.users.get(login) or rec._new.users[login])
+            out.append(rec.user(login))
     return out
