@@ -104,5 +104,7 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiosqlite", "asyncio", "uvicorn.access"):
+    # httpx logs every request's URL at INFO: push endpoints (APNs device paths, Web Push
+    # subscription URLs) are secrets and must not reach the log.
+    for noisy in ("aiosqlite", "asyncio", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
