@@ -49,7 +49,12 @@ async def scenario_chat_tracked(
         metrics["tracking"] = {"rows": None, "note": "not tracked (or no MESSAGES dataset)"}
         return result
     metrics["tracking"] = await tracking_catch_up(
-        api, before, int(metrics.get("sent", 0)), run_s=warmup + duration, settle=settle
+        api,
+        before,
+        int(metrics.get("sent", 0)),
+        run_s=warmup + duration,
+        settle=settle,
+        received=int(metrics.get("received", 0)),
     )
     return result
 
@@ -67,11 +72,19 @@ def _chat_row(result: dict[str, Any]) -> dict[str, Any]:
         "max_ms": lat.get("max"),
         "loss": m.get("loss"),
         "server_cpu_pct": m.get("server_cpu_pct"),
+        "server_cpu_us_per_msg": _us_per_msg(m.get("server_cpu_pct"), m.get("delivered_msg_per_s")),
         "server_sys_cpu_pct": m.get("server_sys_cpu_pct"),
         "other_cpu_pct": m.get("other_cpu_pct"),
         "tracking": m.get("tracking"),
         "error": result.get("error"),
     }
+
+
+def _us_per_msg(cpu_pct: object, delivered: object) -> float | None:
+    """Server CPU per delivered message (µs), from the measured window's CPU share and rate."""
+    if isinstance(cpu_pct, int | float) and isinstance(delivered, int | float) and delivered > 0:
+        return round(cpu_pct / 100 * 1e6 / delivered, 1)
+    return None
 
 
 def is_sustained(result: dict[str, Any]) -> bool:
@@ -153,5 +166,6 @@ def _row_text(r: dict[str, Any]) -> str:
     return (
         f"{r['rate']:g}/s: delivered {r['delivered_msg_per_s']}/s, p50 {r['p50_ms']} "
         f"p99 {r['p99_ms']} max {r['max_ms']} ms, loss {r['loss']}, "
-        f"server CPU {r['server_cpu_pct']}%{_tracking_text(r.get('tracking'))}"
+        f"server CPU {r['server_cpu_pct']}% ({r.get('server_cpu_us_per_msg')} µs/msg)"
+        f"{_tracking_text(r.get('tracking'))}"
     )

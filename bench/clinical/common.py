@@ -74,7 +74,13 @@ async def tracked_counts(api: Api) -> dict[str, int] | None:
 
 
 async def tracking_catch_up(
-    api: Api, before: dict[str, int], messages: int, *, run_s: float, settle: float
+    api: Api,
+    before: dict[str, int],
+    messages: int,
+    *,
+    run_s: float,
+    settle: float,
+    received: int | None = None,
 ) -> dict[str, Any]:
     """Rows written since ``before``: at the end of the run, then once the writer caught up.
 
@@ -108,6 +114,11 @@ async def tracking_catch_up(
         "rows": rows,
         "complete": done_after is not None,
         "complete_after_s": done_after,
+        # Exact: one MESSAGES row per message sent, one MESSAGE_DELIVERIES row per copy received
+        # (every recipient is online, so each message was delivered once).
+        "exact": None
+        if received is None
+        else rows == {"MESSAGES": messages, "MESSAGE_DELIVERIES": received},
         "delivery_rows_per_s": round(first["MESSAGE_DELIVERIES"] / run_s, 1) if run_s else None,
         "settle_s": settle,
     }
@@ -143,6 +154,8 @@ def _tracking_text(t: dict[str, Any] | None) -> str:
         f"then {rows['MESSAGES']}+{rows['MESSAGE_DELIVERIES']} "
         f"(MESSAGES+MESSAGE_DELIVERIES, {t['messages_sent']} sent)"
     )
+    if t.get("exact") is not None:
+        text += ", counts EXACT" if t["exact"] else ", counts DO NOT MATCH sent/received"
     if t.get("complete_after_s") is not None:
         return text + f", caught up +{t['complete_after_s']} s"
     return text + f", NOT caught up after {t['settle_s']:g} s"

@@ -112,3 +112,10 @@ def test_login_comparison_targets() -> None:
     assert not worse_p99["targets"]["p99_vs_plain"]["pass"]
     failing = login_comparison(_login(600, 400), _login(600, 400, failed=3))
     assert not failing["targets"]["directory_logins_per_s"]["pass"]
+
+
+def test_cpu_per_message_from_the_window_share_and_rate() -> None:
+    from bench.clinical.chat_tracking import _us_per_msg
+
+    assert _us_per_msg(33.0, 3000.0) == 110.0  # a third of a core at 3,000 msg/s
+    assert _us_per_msg(None, 3000.0) is None and _us_per_msg(50.0, 0) is None
