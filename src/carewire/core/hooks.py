@@ -45,9 +45,16 @@ class HookBus:
         """Run the handlers of ``name`` in order; True if one handled the event."""
         for _, _, handler in self._handlers.get(name, ()):
             result = handler(payload)
-            if inspect.isawaitable(result):
-                result = await result
             if result is True:
+                return True
+            # Most handlers are plain functions returning a bool or None: only what is
+            # neither is looked at further (inspect.isawaitable costs several checks).
+            if (
+                result is not None
+                and result is not False
+                and inspect.isawaitable(result)
+                and await result is True
+            ):
                 return True
         return False
 
@@ -55,10 +62,11 @@ class HookBus:
         """Run handlers that must be synchronous (e.g. on the delivery path)."""
         for _, _, handler in self._handlers.get(name, ()):
             result = handler(payload)
-            if inspect.isawaitable(result):  # a programming error
+            if result is True:
+                return True
+            if result is not None and result is not False and inspect.isawaitable(result):
+                # A programming error: this hook's handlers must be synchronous.
                 if inspect.iscoroutine(result):
                     result.close()
                 raise TypeError(f"hook {name!r} needs synchronous handlers, got {handler!r}")
-            if result is True:
-                return True
         return False
