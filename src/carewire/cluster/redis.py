@@ -1,0 +1,49 @@
+"""The node's Redis client (redis.asyncio), made from ``[cluster] redis_url``.
+
+One client per node: its connection pool serves the registry, the publisher
+and the heartbeat; the subscriber takes a connection of its own. Every
+command has a timeout (the node timeout), so a Redis that stops answering is
+noticed like one that refuses connections.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+
+from carewire.config_cluster import ClusterSection
+
+#: What a Redis that is down (refused, reset, silent) raises.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def connect(settings: ClusterSection) -> Redis:
+    """A client for ``settings.redis_url`` (no connection is made until first used).
+
+    ``redis+sentinel://HOST:PORT/SERVICE`` asks the Sentinel at HOST:PORT for the
+    master of SERVICE.
+    """
+    timeout = settings.node_timeout_seconds
+    url = settings.redis_url.strip()
+    parts = urlsplit(url)
+    if parts.scheme == "redis+sentinel":
+        sentinel = Sentinel(
+            [(parts.hostname or "127.0.0.1", parts.port or 26379)],
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        return sentinel.master_for(parts.path.strip("/") or "mymaster", socket_timeout=timeout)
+    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def describe(url: str) -> str:
+    """``url`` for logs: the password hidden."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
