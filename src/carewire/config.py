@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from carewire.config_cluster import ClusterSection, validate_cluster
 from carewire.config_components import (
     ComponentSecret,
     ComponentsSection,
@@ -29,7 +30,6 @@ from carewire.config_components import (
 from carewire.config_contact import ContactSection, check_contact
 from carewire.config_location import CONFIG_FILE as CONFIG_FILE
 from carewire.config_location import DATA_DIR_KEY, read_table
-from carewire.config_cluster import ClusterSection, validate_cluster
 from carewire.config_metrics import MetricsSection, validate_metrics
 from carewire.config_pep import PepSection
 from carewire.config_s2s import S2SSection, coerce_routes, validate_s2s

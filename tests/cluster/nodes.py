@@ -16,11 +16,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -228,4 +227,3 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield redis
     finally:
         redis.kill()
-

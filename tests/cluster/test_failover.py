@@ -97,7 +97,9 @@ async def test_a_dead_node_is_swept_and_its_users_get_offline_messages(
         members = await survivor.redis.smembers(survivor.keys.nodes)
         assert members == {b"n1"}
         assert not await survivor.redis.exists(survivor.keys.sessions("n2"))
-        alice.xmpp.send_message(mto="bob@carewire.test", mbody="while you were away", mtype="chat")
+        alice.xmpp.send_message(
+            mto=SlixJID("bob@carewire.test"), mbody="while you were away", mtype="chat"
+        )
         # offline storage took it (shared database): bob gets it when he logs in on n1
         await bob.disconnect()
         again = await _online(slix, n1, "bob")
@@ -118,14 +120,14 @@ async def test_without_redis_local_chat_goes_on_and_cross_node_gets_a_clear_erro
             await until(knows(n1, str(bob.jid)), "n1 sees bob")
             redis.kill()
             await until(lambda: not cluster_of(n1).is_up, "n1 notices")
-            alice.xmpp.send_message(mto=str(carol.jid), mbody="local", mtype="chat")
+            alice.xmpp.send_message(mto=SlixJID(str(carol.jid)), mbody="local", mtype="chat")
             assert str((await carol.next(carol.messages))["body"]) == "local"
-            alice.xmpp.send_message(mto=str(bob.jid), mbody="across", mtype="chat")
+            alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody="across", mtype="chat")
             error = await alice.next(alice.errors)
             assert error["error"]["condition"] == "remote-server-timeout"
             assert "Redis is unreachable" in error["error"]["text"]
             redis.start()  # an empty Redis: both nodes register again
             await until(lambda: cluster_of(n1).is_up and cluster_of(n2).is_up, "both recover")
             await until(knows(n1, str(bob.jid)), "n1 sees bob again")
-            alice.xmpp.send_message(mto=str(bob.jid), mbody="across again", mtype="chat")
+            alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody="across again", mtype="chat")
             assert str((await bob.next(bob.messages))["body"]) == "across again"

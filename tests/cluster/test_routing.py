@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import slixmpp
+from slixmpp import JID as SlixJID
 
 from carewire.core.stores import Subscription
 from carewire.xmpp.jid import JID
@@ -40,8 +41,8 @@ async def slix() -> AsyncIterator[Slix]:
         yield make
 
 
-def _chat(client: SlixClient, to: str, body: str, mtype: str = "chat") -> None:
-    client.xmpp.send_message(mto=to, mbody=body, mtype=mtype)
+def _chat(client: SlixClient, to: str, body: str) -> None:
+    client.xmpp.send_message(mto=SlixJID(to), mbody=body, mtype="chat")
 
 
 async def _online(slix: Slix, server: Any, login: str, **kwargs: Any) -> SlixClient:
@@ -94,15 +95,17 @@ async def test_carbons_reach_a_resource_on_the_other_node(two: Nodes, slix: Slix
     phone = await slix(at(n1), "bob", PASSWORD, resource="phone", configure=carbons)
     await phone.plugin["xep_0280"].enable(timeout=TIMEOUT)
     phone.xmpp.send_presence()
-    received = []
-    sent = []
+    received: list[Any] = []
+    sent: list[Any] = []
     phone.xmpp.add_event_handler("carbon_received", received.append)
     phone.xmpp.add_event_handler("carbon_sent", sent.append)
     desk = await _online(slix, n2, "bob", resource="desk")
     alice = await _online(slix, n2, "alice")
     await until(
-        lambda: (s := cluster_of(n2).remote.get(JID.parse("bob@carewire.test/phone"))) is not None
-        and bool(s.data.get("carbons")),
+        lambda: (
+            (s := cluster_of(n2).remote.get(JID.parse("bob@carewire.test/phone"))) is not None
+            and bool(s.data.get("carbons"))
+        ),
         "n2 sees bob/phone with carbons",
     )
     _chat(alice, str(desk.jid), "for the desk")
@@ -125,7 +128,9 @@ async def test_presence_and_subscriptions_cross_nodes(two: Nodes, slix: Slix) ->
     assert str(request["from"]) == "alice@carewire.test"
     bob.xmpp.send_presence(pto="alice@carewire.test", ptype="subscribed")
     # RFC 6121 §3.1.5: bob's current presence follows the approval, from the other node
-    first = await alice.next_matching(alice.presences, lambda p: p["from"].bare == "bob@carewire.test")
+    first = await alice.next_matching(
+        alice.presences, lambda p: p["from"].bare == "bob@carewire.test"
+    )
     assert str(first["from"]) == str(bob.jid)
     bob.xmpp.send_presence(pstatus="in theatre")
     changed = await alice.next_matching(alice.presences, lambda p: p["status"] == "in theatre")

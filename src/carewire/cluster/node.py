@@ -36,12 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from redis.asyncio import Redis
 
-from carewire.cluster.redis import REDIS_ERRORS, describe
+from carewire.cluster.inbound import handle as handle_envelope
+from carewire.cluster.outbox import Op, Outbox
+from carewire.cluster.redis import REDIS_ERRORS, describe, text
 from carewire.cluster.registry import RemoteRegistry, entry_of
 from carewire.cluster.rooms import RoomOwnership
 from carewire.cluster.wire import (
@@ -64,30 +65,16 @@ from carewire.features.roster import Rosters
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID
-from carewire.xmpp.parser import parse_document
 from carewire.xmpp.xml import serialize
 
 log = logging.getLogger(__name__)
 
-#: Stanzas and registry writes waiting for the publisher; past this, stanzas are refused.
-MAX_OUTBOX = 10_000
-#: Commands sent in one pipeline.
-BATCH = 256
 #: Seconds the subscriber waits for a message before checking it should reconnect.
 POLL = 0.5
 #: How long :meth:`Cluster.start` waits for Redis before serving without it.
 START_WAIT = 3.0
 UNREACHABLE = "the user's node cannot be reached: the cluster's Redis is unreachable"
 CONGESTED = "the link to the user's node is congested"
-
-
-@dataclass(frozen=True, slots=True)
-class _Op:
-    """One Redis command of the outbox, and the stanza to bounce if it fails."""
-
-    command: str  # publish, hset, hdel
-    args: tuple[str, ...]
-    stanza: Element | None = None
 
 
 class _Forward:
@@ -125,7 +112,7 @@ class Cluster:
         self.rooms = RoomOwnership(self)
         self.is_up = False
         self._ttl_ms = int(settings.node_timeout_seconds * 1000)
-        self._outbox: asyncio.Queue[_Op] = asyncio.Queue(MAX_OUTBOX)
+        self.outbox = Outbox(redis, on_failed=self._failed)
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
         self._is_outage_logged = False
@@ -148,7 +135,7 @@ class Cluster:
         loop = asyncio.get_running_loop()
         for name, run in (
             ("listen", self._listen),
-            ("publish", self._publish),
+            ("publish", self.outbox.run),
             ("heartbeat", self._heartbeat),
         ):
             self._tasks.append(loop.create_task(run(), name=f"cluster-{name}"))
@@ -196,9 +183,8 @@ class Cluster:
         if not self.is_up:
             self._bounce(element, UNREACHABLE)
             return
-        body = serialize(element, None)
-        envelope = Envelope(kind=Kind.DELIVER, to=str(jid), body=body)
-        self._put(_Op("publish", (self.keys.channel(node), envelope.encode()), element))
+        envelope = Envelope(kind=Kind.DELIVER, to=str(jid), body=serialize(element, None))
+        self._send(node, envelope, element)
 
     def route_to(self, node: str, stanza: Element, *, from_jid: JID, to_jid: JID) -> None:
         """Have ``node`` route ``stanza`` (a room it owns)."""
@@ -207,21 +193,24 @@ class Cluster:
             return
         body = serialize(stanza, None)
         envelope = Envelope(kind=Kind.ROUTE, sender=str(from_jid), to=str(to_jid), body=body)
-        self._put(_Op("publish", (self.keys.channel(node), envelope.encode()), stanza))
+        self._send(node, envelope, stanza)
 
     def close_remote(self, node: str, jid: JID, condition: StreamCondition | None) -> None:
         """Have ``node`` end its session ``jid`` (a removed account, a resource conflict)."""
         if self.is_up:
             body = "" if condition is None else condition.value
             envelope = Envelope(kind=Kind.CLOSE, to=str(jid), body=body)
-            self._put(_Op("publish", (self.keys.channel(node), envelope.encode())))
+            self.outbox.publish(self.keys.channel(node), envelope.encode())
 
-    def _put(self, op: _Op) -> None:
-        try:
-            self._outbox.put_nowait(op)
-        except asyncio.QueueFull:
-            if op.stanza is not None:
-                self._bounce(op.stanza, CONGESTED)
+    def _send(self, node: str, envelope: Envelope, stanza: Element) -> None:
+        if not self.outbox.publish(self.keys.channel(node), envelope.encode(), stanza):
+            self._bounce(stanza, CONGESTED)
+
+    def _failed(self, exc: BaseException, stanzas: list[Element]) -> None:
+        """The outbox could not send a burst: Redis is down; its stanzas are answered."""
+        self._set_down(exc)
+        for stanza in stanzas:
+            self._bounce(stanza, UNREACHABLE)
 
     def _bounce(self, stanza: Element, text: str) -> None:
         """A stanza for another node that cannot go: messages and IQs get the error."""
@@ -253,45 +242,21 @@ class Cluster:
         if self.kernel.sessions.local(session.jid) is not None:
             return  # replaced by a new session of the same resource: that one stays registered
         jid = str(session.jid)
-        self._put(_Op("hdel", (self.keys.sessions(self.node), jid)))
+        self.outbox.put(Op("hdel", (self.keys.sessions(self.node), jid)))
         down = Event(kind=EventKind.DOWN, node=self.node, jid=jid)
-        self._put(_Op("publish", (self.keys.events, down.encode())))
+        self.outbox.publish(self.keys.events, down.encode())
 
     def _on_roster_written(self, event: AccountEvent) -> None:
         if self.is_up:
             written = Event(kind=EventKind.ROSTER, node=self.node, jid=event.login)
-            self._put(_Op("publish", (self.keys.events, written.encode())))
+            self.outbox.publish(self.keys.events, written.encode())
 
     def _register(self, jid: JID, body: str) -> None:
         if not self.is_up:
             return  # registered with every other session when Redis is back
-        self._put(_Op("hset", (self.keys.sessions(self.node), str(jid), body)))
+        self.outbox.put(Op("hset", (self.keys.sessions(self.node), str(jid), body)))
         up = Event(kind=EventKind.UP, node=self.node, jid=str(jid), body=body)
-        self._put(_Op("publish", (self.keys.events, up.encode())))
-
-    # -- the publisher --------------------------------------------------------------------
-
-    async def _publish(self) -> None:
-        """Drain the outbox in order, a pipeline per burst."""
-        while True:
-            batch = [await self._outbox.get()]
-            while len(batch) < BATCH and not self._outbox.empty():
-                batch.append(self._outbox.get_nowait())
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for op in batch:
-                        if op.command == "publish":
-                            pipe.publish(op.args[0], op.args[1])
-                        elif op.command == "hset":
-                            pipe.hset(op.args[0], op.args[1], op.args[2])
-                        else:
-                            pipe.hdel(op.args[0], op.args[1])
-                    await pipe.execute()
-            except REDIS_ERRORS as exc:
-                self._set_down(exc)
-                for op in batch:
-                    if op.stanza is not None:
-                        self._bounce(op.stanza, UNREACHABLE)
+        self.outbox.publish(self.keys.events, up.encode())
 
     # -- the subscriber -------------------------------------------------------------------
 
@@ -319,8 +284,8 @@ class Cluster:
             if channel.decode() == self.keys.events:
                 await self._on_event(decode_event(data))
             else:
-                await self._on_envelope(decode_envelope(data))
-        except (WireError, InvalidJID, RemoteProtocolError) as exc:
+                await handle_envelope(self.kernel, decode_envelope(data))
+        except (WireError, InvalidJID, RemoteProtocolError, ValueError) as exc:
             log.warning("cluster: ignoring a malformed message on %s: %s", channel.decode(), exc)
         except REDIS_ERRORS:
             raise
@@ -342,29 +307,6 @@ class Cluster:
                 rosters.drop(event.jid)
         else:
             await self._forget(event.node)
-
-    async def _on_envelope(self, envelope: Envelope) -> None:
-        to = JID.parse(envelope.to)
-        if envelope.kind is Kind.CLOSE:
-            session = self.kernel.sessions.local(to)
-            if session is not None:
-                condition = StreamCondition(envelope.body) if envelope.body else None
-                session.sink.close(condition, "Ended by another node of the server")
-            return
-        stanza = parse_document(envelope.body)
-        router = self.kernel.router
-        if envelope.kind is Kind.ROUTE:
-            await router.route(stanza, from_jid=JID.parse(envelope.sender), to_jid=to)
-            return
-        session = self.kernel.sessions.local(to)
-        if session is not None:
-            router.deliver(session, stanza)
-        elif stanza.tag == st.MESSAGE and stanza.get("type", "normal") in ("chat", "normal"):
-            # RFC 6121 §8.5.3.2.1: the resource is gone; chat and normal go to the bare JID.
-            sender = JID.parse(stanza.get("from") or self.kernel.hosts.domain)
-            await router.route(stanza, from_jid=sender, to_jid=to.bare)
-        elif stanza.tag == st.IQ and stanza.get("type") in ("get", "set"):
-            router.reply_error(stanza, StanzaError(StanzaCondition.SERVICE_UNAVAILABLE))
 
     # -- registry in Redis ----------------------------------------------------------------
 
@@ -400,7 +342,7 @@ class Cluster:
 
     async def _load(self, node: str) -> None:
         raw = await self.redis.hgetall(self.keys.sessions(node))
-        entries = {jid.decode(): body.decode() for jid, body in raw.items()}
+        entries = {text(jid): text(body) for jid, body in raw.items()}
         self.remote.replace(node, entries)
 
     async def _forget(self, node: str) -> None:
@@ -449,7 +391,7 @@ class Cluster:
         """Delete what a dead node left in Redis and tell the others (any survivor may)."""
         k = self.keys
         rooms = await self.redis.hgetall(k.rooms)
-        owned = [room for room, owner in rooms.items() if owner.decode() == node]
+        owned = [room for room, owner in rooms.items() if text(owner) == node]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(k.sessions(node))
             pipe.srem(k.nodes, node)

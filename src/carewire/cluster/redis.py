@@ -35,8 +35,17 @@ def connect(settings: ClusterSection) -> Redis:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        return sentinel.master_for(parts.path.strip("/") or "mymaster", socket_timeout=timeout)
-    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        master: Redis = sentinel.master_for(
+            parts.path.strip("/") or "mymaster", socket_timeout=timeout
+        )
+        return master
+    client: Redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return client
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def describe(url: str) -> str:

@@ -13,35 +13,50 @@ node's claims, and a claim naming a node without a heartbeat is replaced).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
-from carewire.cluster.redis import REDIS_ERRORS
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from carewire.cluster.redis import REDIS_ERRORS, text
+from carewire.cluster.wire import Keys
 from carewire.core.events import RoomEvent
 from carewire.core.router import ServiceHandler
 from carewire.core.sessions import Session
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
 
-if TYPE_CHECKING:
-    from carewire.cluster.node import Cluster
-
 log = logging.getLogger(__name__)
 
 NO_OWNER = "the room's node cannot be found while the cluster's Redis is unreachable"
 
 
+class RoomHost(Protocol):
+    """What room ownership needs of the node (:class:`~carewire.cluster.node.Cluster`)."""
+
+    redis: Redis
+    node: str
+    keys: Keys
+    is_up: bool
+
+    def route_to(self, node: str, stanza: Element, *, from_jid: JID, to_jid: JID) -> None:
+        """Have ``node`` route ``stanza``."""
+
+
 class RoomOwnership:
     """Which node owns which room, claimed in Redis and cached here."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: RoomHost) -> None:
         self.cluster = cluster
         self._owners: dict[str, str] = {}
 
     def wrap(self, inner: ServiceHandler) -> ServiceHandler:
         """The room service's handler, in front of which stanzas go to the room's owner."""
 
-        async def handle(stanza: Element, from_jid: JID, to_jid: JID, origin: Session | None) -> None:
+        async def handle(
+            stanza: Element, from_jid: JID, to_jid: JID, origin: Session | None
+        ) -> None:
             if to_jid.localpart is None:  # the service itself (disco): any node answers
                 await inner(stanza, from_jid, to_jid, origin)
                 return
@@ -81,7 +96,7 @@ class RoomOwnership:
             raw = await redis.hget(keys.rooms, key)
             if raw is None:
                 continue  # released in between
-            owner = raw.decode() if isinstance(raw, bytes) else str(raw)
+            owner = text(raw)
             if owner == me or await redis.exists(keys.alive(owner)):
                 return owner
             # The owner died and was not swept yet: take the room over.
@@ -96,7 +111,7 @@ class RoomOwnership:
             return
         try:
             self._owners[key] = await self._claim(key)
-        except (*REDIS_ERRORS, StanzaError) as exc:
+        except (RedisError, OSError, TimeoutError, StanzaError) as exc:
             log.warning("cluster: could not claim room %s: %s", key, exc)
 
     def forget(self, node: str) -> None:

@@ -112,9 +112,7 @@ class Router:
             raise ValueError(f"two services for {domain}")
         self._services[domain] = handler
 
-    def wrap_service(
-        self, domain: str, wrap: Callable[[ServiceHandler], ServiceHandler]
-    ) -> None:
+    def wrap_service(self, domain: str, wrap: Callable[[ServiceHandler], ServiceHandler]) -> None:
         """Put ``wrap(handler)`` in front of the service of ``domain`` (the cluster's rooms)."""
         handler = self._services.get(domain)
         if handler is not None:
