@@ -153,14 +153,16 @@ async def _run(args: argparse.Namespace, ports: list[dict[str, int]], pids: list
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
     await asyncio.gather(*(pace(i) for i in range(pairs)))
-    await asyncio.sleep(1.0)  # the last ones in flight
+    drained = time.perf_counter() + 30  # those in flight (bounded): late is not lost
+    while delivered[0] < sent and time.perf_counter() < drained:
+        await asyncio.sleep(0.01)
     wall = time.perf_counter() - t0
-    measuring[0] = False
     cpu1 = [proc_cpu_split(pid) for pid in pids]
+    measuring[0] = False
     stats = summary_ms(sorted(latencies))
     mode = "one node, no Redis" if len(pids) == 1 else "cross-node pairs"
     print(f"clients {args.clients} ({pairs} {mode}), {args.duration:.0f} s, rate {args.rate}/s")
-    rate = delivered[0] / args.duration
+    rate = delivered[0] / wall
     print(f"sent {sent}, delivered {delivered[0]} ({rate:.0f} msg/s), lost {sent - delivered[0]}")
     print(f"latency p50 {stats['p50']} ms, p99 {stats['p99']} ms, max {stats['max']} ms")
     for node, before, after in zip(("n1", "n2")[: len(pids)], cpu0, cpu1, strict=True):
