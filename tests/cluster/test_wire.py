@@ -65,7 +65,7 @@ def test_envelopes_and_events_round_trip_with_line_breaks_in_the_body() -> None:
     assert decode_event(event.encode()) == event
 
 
-@pytest.mark.parametrize("data", [b"", b"D\nonly", b"Q\na\nb\nc", "Z\n\n\n".encode()])
+@pytest.mark.parametrize("data", [b"", b"D\nonly", b"Q\na\nb\nc", b"Z\n\n\n"])
 def test_a_malformed_channel_message_is_a_clear_error(data: bytes) -> None:
     with pytest.raises(WireError):
         decode_envelope(data)

@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 POLL = 0.5
 #: How long :meth:`Cluster.start` waits for Redis before serving without it.
 START_WAIT = 3.0
+#: How long stopping waits for the tasks and the goodbye (seconds).
+STOP_WAIT = 5.0
 UNREACHABLE = "the user's node cannot be reached: the cluster's Redis is unreachable"
 CONGESTED = "the link to the user's node is congested"
 
@@ -149,21 +151,25 @@ class Cluster:
         """Leave the cluster: stop the tasks, delete this node's keys, close the client."""
         await self._cancel()
         if self.is_up:
-            k, me = self.keys, self.node
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(k.sessions(me), k.alive(me))
-                    pipe.srem(k.nodes, me)
-                    rooms = self.rooms.owned_here()
-                    if rooms:
-                        pipe.hdel(k.rooms, *rooms)
-                    pipe.publish(k.events, Event(kind=EventKind.GONE, node=me).encode())
-                    await pipe.execute()
+                await asyncio.wait_for(self._leave(), STOP_WAIT)
             except REDIS_ERRORS as exc:
                 log.warning("cluster: could not leave cleanly (%s); the others will sweep", exc)
         self.is_up = False
-        await self.redis.aclose()
+        with contextlib.suppress(*REDIS_ERRORS):
+            await asyncio.wait_for(self.redis.aclose(), STOP_WAIT)
         log.info("cluster: node %s left", self.node)
+
+    async def _leave(self) -> None:
+        k, me = self.keys, self.node
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(k.sessions(me), k.alive(me))
+            pipe.srem(k.nodes, me)
+            rooms = self.rooms.owned_here()
+            if rooms:
+                pipe.hdel(k.rooms, *rooms)
+            pipe.publish(k.events, Event(kind=EventKind.GONE, node=me).encode())
+            await pipe.execute()
 
     async def abandon(self) -> None:
         """Stop every cluster task without telling anyone (a crash, for tests)."""
@@ -174,7 +180,10 @@ class Cluster:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            if pending:  # a Redis call that ignores cancellation must not hold the shutdown
+                log.error("cluster: %d task(s) did not stop in time", len(pending))
 
     # -- what other nodes hold -----------------------------------------------------------
 

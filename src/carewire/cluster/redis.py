@@ -3,7 +3,8 @@
 One client per node: its connection pool serves the registry, the publisher
 and the heartbeat; the subscriber takes a connection of its own. Every
 command has a timeout (the node timeout), so a Redis that stops answering is
-noticed like one that refuses connections.
+noticed like one that refuses connections (after ``node_timeout_seconds``, five
+seconds at least).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from redis.exceptions import RedisError
 
 from carewire.config_cluster import ClusterSection
 
+#: The shortest timeout of a Redis command (seconds).
+COMMAND_TIMEOUT = 5.0
 #: What a Redis that is down (refused, reset, silent) raises.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
@@ -26,7 +29,8 @@ def connect(settings: ClusterSection) -> Redis:
     ``redis+sentinel://HOST:PORT/SERVICE`` asks the Sentinel at HOST:PORT for the
     master of SERVICE.
     """
-    timeout = settings.node_timeout_seconds
+    # Not shorter than a few seconds: a busy Redis or a busy node is not a dead Redis.
+    timeout = max(settings.node_timeout_seconds, COMMAND_TIMEOUT)
     url = settings.redis_url.strip()
     parts = urlsplit(url)
     if parts.scheme == "redis+sentinel":
