@@ -108,7 +108,7 @@ async def test_a_dead_node_is_swept_and_its_users_get_offline_messages(
 
 
 async def test_without_redis_local_chat_goes_on_and_cross_node_gets_a_clear_error(
-    tmp_path: Path, redis_prefix: str, slix: Slix
+    tmp_path: Path, redis_prefix: str, slix: Slix, caplog: pytest.LogCaptureFixture
 ) -> None:
     with private_redis() as redis:
         async with nodes(tmp_path, redis.url, redis_prefix) as made:
@@ -122,12 +122,40 @@ async def test_without_redis_local_chat_goes_on_and_cross_node_gets_a_clear_erro
             await until(lambda: not cluster_of(n1).is_up, "n1 notices")
             alice.xmpp.send_message(mto=SlixJID(str(carol.jid)), mbody="local", mtype="chat")
             assert str((await carol.next(carol.messages))["body"]) == "local"
-            alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody="across", mtype="chat")
-            error = await alice.next(alice.errors)
-            assert error["error"]["condition"] == "remote-server-timeout"
-            assert "Redis is unreachable" in error["error"]["text"]
+            for body in ("across", "and again"):
+                alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody=body, mtype="chat")
+                error = await alice.next(alice.errors)
+                assert error["error"]["condition"] == "remote-server-timeout"
+                assert "Redis is unreachable" in error["error"]["text"]
+            # one line per node for the outage, not one per stanza
+            outage = [r for r in caplog.records if "is unreachable" in r.getMessage()]
+            assert 1 <= len(outage) <= 2 and all(r.levelname == "ERROR" for r in outage)
             redis.start()  # an empty Redis: both nodes register again
             await until(lambda: cluster_of(n1).is_up and cluster_of(n2).is_up, "both recover")
             await until(knows(n1, str(bob.jid)), "n1 sees bob again")
             alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody="across again", mtype="chat")
             assert str((await bob.next(bob.messages))["body"]) == "across again"
+
+
+async def test_garbage_on_a_node_channel_is_logged_and_ignored(
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    slix: Slix,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with nodes(tmp_path, redis_url, redis_prefix) as made:
+        n1, n2 = await made.start("n1"), await made.start("n2")
+        await made.accounts("alice", "bob")
+        alice = await _online(slix, n1, "alice")
+        bob = await _online(slix, n2, "bob")
+        await until(knows(n1, str(bob.jid)), "n1 sees bob")
+        cluster = cluster_of(n1)
+        for garbage in ("nonsense", "D\n\nbob@carewire.test/x\n<unclosed", "C\n\n@@\n"):
+            await cluster.redis.publish(cluster.keys.channel("n2"), garbage)
+        await cluster.redis.publish(cluster.keys.events, "U\nn9\nbob@carewire.test/y\n{bad")
+        alice.xmpp.send_message(mto=SlixJID(str(bob.jid)), mbody="still here", mtype="chat")
+        assert str((await bob.next(bob.messages))["body"]) == "still here"
+        ignored = [r for r in caplog.records if "ignoring a" in r.getMessage()]
+        # three on n2's channel; the bad event reaches both nodes
+        assert len(ignored) == 5 and all(r.levelname == "WARNING" for r in ignored)
