@@ -18,6 +18,7 @@ import pytest
 import slixmpp
 from slixmpp import JID as SlixJID
 
+from carewire.cluster.wire import Event, EventKind
 from carewire.xmpp.jid import JID
 from tests.cluster.nodes import (
     PASSWORD,
@@ -159,3 +160,23 @@ async def test_garbage_on_a_node_channel_is_logged_and_ignored(
         ignored = [r for r in caplog.records if "ignoring a" in r.getMessage()]
         # three on n2's channel; the bad event reaches both nodes
         assert len(ignored) == 5 and all(r.levelname == "WARNING" for r in ignored)
+
+
+async def test_a_node_swept_by_mistake_registers_again(
+    tmp_path: Path, redis_url: str, redis_prefix: str, slix: Slix
+) -> None:
+    """A survivor swept n1 just after n1 renewed its heartbeat: n1 notices at its next beat."""
+    async with nodes(tmp_path, redis_url, redis_prefix) as made:
+        n1, n2 = await made.start("n1"), await made.start("n2")
+        await made.accounts("alice")
+        alice = await _online(slix, n1, "alice")
+        await until(knows(n2, str(alice.jid)), "n2 sees alice")
+        redis, keys = cluster_of(n2).redis, cluster_of(n2).keys
+        async with redis.pipeline(transaction=True) as pipe:  # what a sweep does
+            pipe.delete(keys.sessions("n1"))
+            pipe.srem(keys.nodes, "n1")
+            pipe.publish(keys.events, Event(kind=EventKind.GONE, node="n1").encode())
+            await pipe.execute()
+        await until(lambda: not knows(n2, str(alice.jid))(), "n2 forgets alice")
+        await until(knows(n2, str(alice.jid)), "n1 registered again")
+        assert await redis.hexists(keys.sessions("n1"), str(alice.jid))

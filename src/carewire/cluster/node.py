@@ -383,9 +383,10 @@ class Cluster:
             pipe.set(k.alive(me), "1", px=self._ttl_ms)
             pipe.sadd(k.nodes, me)
             pipe.smembers(k.nodes)
-            existed, _, _, members = await pipe.execute()
-        if not existed:
-            # Redis lost our keys (restarted without them) or we were taken for dead.
+            existed, _, added, members = await pipe.execute()
+        if not existed or added:
+            # Redis lost our keys (restarted without them), or we were taken for dead and
+            # swept (perhaps just after this node renewed its key: then only the set says so).
             log.warning("cluster: node %s's registration had expired: registering again", me)
             await self._resync()
             return
