@@ -274,6 +274,11 @@ def test_the_installed_console_serves_its_sign_in_page_and_static_files(
         assert page.status_code == 200 and 'name="password"' in page.text
         css = client.get(f"{base}/static/console.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        # the clinicians' web client, its library and that library's licence
+        for path in ("/app/", "/app/js/main.js", "/app/vendor/strophe.umd.min.js"):
+            assert client.get(f"{base}{path}").status_code == 200, path
+        licence = client.get(f"{base}/app/vendor/strophe.js.LICENSE.txt")
+        assert "Permission is hereby granted" in licence.text
 
 
 def test_the_installed_migrations_ran(

@@ -61,7 +61,7 @@ from carewire.assembly_identity import (
     ldap_service,
     sync_config,
 )
-from carewire.assembly_push import push_app_server
+from carewire.assembly_push import push_app_server, web_push_service
 from carewire.clock import Clock, SystemClock
 from carewire.cluster import Cluster
 from carewire.config import Config, parse_duration
@@ -76,7 +76,7 @@ from carewire.datasets.service import DatasetService
 from carewire.directory.model import DirectoryConfig
 from carewire.directory.retention import RetentionPurge
 from carewire.directory.service import DirectoryService
-from carewire.errors import NotFoundError
+from carewire.errors import ConflictError, NotFoundError
 from carewire.features.coverage.desk import CoverageDesk
 from carewire.federation.service import FederationAdmin
 from carewire.mail import Mailer, MemoryMailer, mailer_from_config
@@ -84,6 +84,7 @@ from carewire.net.tls import server_context
 from carewire.push.appserver import PushAppServer
 from carewire.push.devices import DirectoryDevicePolicy
 from carewire.push.settings import PushSettings, settings_from_config
+from carewire.push.webpush import WebPushService
 from carewire.rules.actions import ActionRegistry
 from carewire.rules.engine import EngineConfig, RuleEngine
 from carewire.rules.service import RuleService
@@ -113,6 +114,7 @@ from carewire.storage.retention import SqlRetentionStore
 from carewire.storage.rules import SqlRuleStore
 from carewire.storage.tokens import SqlTokenStore
 from carewire.storage.uploads import SqlUploadStore
+from carewire.storage.webpush import SqlWebPushStore
 from carewire.uploads import UploadService, UploadSettings
 from carewire.xmpp.sasl import DEFAULT_ITERATIONS
 
@@ -307,7 +309,9 @@ class Assembly:
         phi_access: PHI read audit, care-team rule, break the glass (given to features).
         uploads: File sharing (XEP-0363), given to the features and the HTTPS app (None: off).
         push: The push app server (None when ``[push]`` is not enabled).
+        webpush: Web Push to browsers (None unless ``[push] webpush``).
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
+        assignment_ticks: Whether the assignment manager's minute tick runs here.
         federation: Trusted domains and stream status (docs/federation-admin.md).
         cluster: This node's part in a cluster (docs/cluster.md); None: one node.
     """
@@ -333,7 +337,9 @@ class Assembly:
     phi_access: PatientAccess
     federation: FederationAdmin
     uploads: UploadService | None = None
+    assignment_ticks: assignments.TickGate = field(default_factory=assignments.TickGate)
     push: PushAppServer | None = None
+    webpush: WebPushService | None = None
     ldap: LdapService | None = None
     cluster: Cluster | None = None
 
@@ -387,6 +393,8 @@ class Assembly:
             ctx.provide(self.uploads)
         if self.push is not None:
             ctx.provide(self.push)
+        if self.webpush is not None:
+            ctx.provide(self.webpush)
         self.kernel.load_features(names)
         self.chat.attach(ctx.find(ChatGateway))
 
@@ -396,6 +404,8 @@ class Assembly:
         await self.adapters.start()
         if self.push is not None:
             await self.push.start()
+        if self.webpush is not None:
+            await self.webpush.start()
         await self.federation.start()
         if self.cluster is not None:
             await self.cluster.start()
@@ -405,11 +415,15 @@ class Assembly:
         the assignment manager."""
         if self.adapters.list():
             return
-        await self.adapters.create(
-            xmpp.COMPONENT, "XMPP", is_enabled=True, settings={"chat_domain": domain}
-        )
-        await self.adapters.create(dataupdate.COMPONENT, "DataUpdate", is_enabled=True)
-        await self.adapters.create(assignments.COMPONENT, "Assignment Manager", is_enabled=True)
+        for component, name, settings in (
+            (xmpp.COMPONENT, "XMPP", {"chat_domain": domain}),
+            (dataupdate.COMPONENT, "DataUpdate", None),
+            (assignments.COMPONENT, "Assignment Manager", None),
+        ):
+            try:
+                await self.adapters.create(component, name, is_enabled=True, settings=settings)
+            except ConflictError:  # another node of a cluster made it as it started too
+                await self.adapters.load()
 
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
@@ -419,6 +433,8 @@ class Assembly:
         await self.federation.close()
         if self.push is not None:
             await self.push.close()
+        if self.webpush is not None:
+            await self.webpush.close()
         await self.throttle.flush()
         await self.lockouts.drain()
         await self.directory.close()
@@ -470,7 +486,10 @@ async def _platform(options: Options, core: Core) -> Assembly:
             )
         )
     )
-    adapters.register_kind(assignments.make_kind(datasets=datasets, audit=audit, clock=clock))
+    ticks = assignments.TickGate()  # the server gates it on a cluster (server_jobs.py)
+    adapters.register_kind(
+        assignments.make_kind(datasets=datasets, audit=audit, clock=clock, ticks=ticks)
+    )
     adapters.register_kind(
         pcd.make_kind(datasets=datasets, clock=clock, audit=audit, server_tls=options.tls)
     )
@@ -553,7 +572,15 @@ async def _platform(options: Options, core: Core) -> Assembly:
             audit=audit,
             devices=DirectoryDevicePolicy(datasets, directory),
         ),
+        webpush=web_push_service(
+            options.push,
+            SqlWebPushStore(db, core.keys.keyring),
+            SqlPushStore(db, core.keys.keyring),
+            options.clock,
+            audit=audit,
+        ),
         ldap=ldap,
+        assignment_ticks=ticks,
         cluster=cluster_service(options.cluster, core.kernel),
     )
 

@@ -1,4 +1,4 @@
-"""The push app server's assembly (docs/push.md): its store, providers and device policy.
+"""The push app server's assembly (docs/push.md): its store, providers, device policy; Web Push.
 
 Kept apart from :mod:`carewire.assembly` so that module stays within its size bound.
 """
@@ -10,8 +10,10 @@ from carewire.push.appserver import PushAppServer
 from carewire.push.devices import DirectoryDevicePolicy
 from carewire.push.providers import build_providers
 from carewire.push.settings import PushSettings
+from carewire.push.webpush import WebPushService
 from carewire.security.audit import AuditTrail
 from carewire.storage.push import SqlPushStore
+from carewire.storage.webpush import SqlWebPushStore
 
 
 def push_app_server(
@@ -28,3 +30,17 @@ def push_app_server(
     return PushAppServer(
         store, build_providers(settings), settings, clock, devices=devices, audit=audit
     )
+
+
+def web_push_service(
+    settings: PushSettings | None,
+    store: SqlWebPushStore,
+    attempts: SqlPushStore,
+    clock: Clock,
+    *,
+    audit: AuditTrail,
+) -> WebPushService | None:
+    """Web Push when ``[push] webpush`` is on, else None (its VAPID key made if missing)."""
+    if settings is None or settings.webpush is None:
+        return None
+    return WebPushService(store, settings, clock, attempts=attempts, audit=audit)

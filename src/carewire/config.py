@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from carewire.config_cluster import ClusterSection, validate_cluster
+from carewire.config_cluster import ClusterSection, coerce_number, validate_cluster
 from carewire.config_components import (
     ComponentSecret,
     ComponentsSection,
@@ -227,6 +227,8 @@ def _coerce(key: str, expected: Any, value: Any, from_env: bool) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
+    if expected is float or expected == "float":  # [cluster]'s seconds
+        return coerce_number(key, value, from_env)
     if expected in (tuple, "tuple[str, ...]"):
         if from_env and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -43,6 +43,22 @@ def node_name(c: ClusterSection) -> str:
     return f"{host}-{os.getpid()}"
 
 
+def coerce_number(key: str, value: object, from_env: bool) -> float:
+    """A number of seconds from the file (``1``, ``0.25``) or a variable (``"0.25"``).
+
+    Raises:
+        ConfigError: Not a number; the message names the key.
+    """
+    if from_env and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    return float(value)
+
+
 def validate_cluster(c: ClusterSection) -> None:
     """Check ``[cluster]``.
 

@@ -55,6 +55,7 @@ from carewire.security.audit_checkpoint import Checkpointer
 from carewire.security.cert_manager import CertificateManager, CheckOutcome, CheckResult
 from carewire.security.cert_notify import NEEDS_ACTION, notify_admins
 from carewire.security.filemodes import restrict_umask, tighten, write_private
+from carewire.server_jobs import JobRunner, job_runner, share_counters
 from carewire.storage.reseal import seal_plaintext
 from carewire.web.api import create_api
 from carewire.web.app import create_app
@@ -63,6 +64,7 @@ from carewire.web.guard import BodyLimits
 from carewire.web.host_meta import websocket_url
 from carewire.web.scim import create_scim_app
 from carewire.web.upload import create_upload_app
+from carewire.web.webclient import create_webclient
 from carewire.xmpp.errors import StreamCondition
 from carewire.xmpp.parser import ParserLimits
 
@@ -139,6 +141,7 @@ class Server:
         self._stopped = asyncio.Event()
         self.federation: Federation | None = None
         self.monitoring: Monitoring | None = None  # /metrics and the dashboard's figures
+        self.jobs = JobRunner()  # on a cluster, gated by the singleton lease (server_jobs.py)
 
     @property
     def kernel(self) -> Kernel | None:
@@ -163,8 +166,11 @@ class Server:
         a.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
         if a.chat.gateway is None:
             raise ConfigError("xmpp.features: the XMPP rule actions need the 'alerting' feature")
+        self.jobs = job_runner(cfg, a)  # before a.start(): the rules scheduler asks it
+        self.jobs.start()
         await a.start()  # the XMPP rule actions deliver through this server from now on
         self._auditor, auth = login_services(cfg, a)
+        share_counters(cfg, self.jobs, a, auth)  # on a cluster: throttle and lockouts in Redis
         self.net = self._net_context(auth)
         self.monitoring = await start_monitoring(
             cfg,
@@ -198,7 +204,7 @@ class Server:
             *(ldap_jobs(a.ldap) if a.ldap is not None else []),
         ]
         for job in [*a.kernel.ctx.jobs, *jobs]:
-            self._tasks.append(asyncio.create_task(self._run_job(job), name=f"job-{job.name}"))
+            self._tasks.append(asyncio.create_task(self.jobs.run(job), name=f"job-{job.name}"))
         log.info(
             "Carewire serving %s: c2s %d, c2s-tls %d, https %s (open files limit %d)",
             cfg.server.domain,
@@ -311,6 +317,7 @@ class Server:
                 scim=create_scim_app(scim_provisioning(self.assembly)),
                 metrics=self.monitoring.https_app,
                 websocket_url=websocket_url(cfg.server.domain, bound, h.websocket_url),
+                webclient=create_webclient(cfg.server.domain),
             ),
             http=https_protocol(
                 header_timeout=parse_duration(
@@ -491,14 +498,6 @@ class Server:
 
         return PeriodicJob("retention-purge", RETENTION_CHECK_INTERVAL, run)
 
-    async def _run_job(self, job: PeriodicJob) -> None:
-        while True:
-            await asyncio.sleep(job.interval)
-            try:
-                await job.run()
-            except Exception:  # supervisor: a failing job runs again next time
-                log.exception("periodic job %s failed", job.name)
-
     def reload_definitions(self) -> None:
         """Take up the datasets and rules another process saved, now (``SIGHUP``).
 
@@ -545,6 +544,7 @@ class Server:
             if task.get_name() != "https":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.jobs.stop()  # releases the singleton lease: another node takes over at once
         if self.net is not None:
             for task in list(self.net.tasks):
                 task.cancel()

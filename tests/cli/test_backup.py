@@ -68,7 +68,7 @@ def test_round_trip_with_keys_kept_apart(
     archive = tmp_path / "b.cwbak"
     code, out, err = backup(run, populated, archive, "--key-file", str(key_file))
     assert code == 0, err
-    assert "database  sqlite at schema revision 0022_federation" in out
+    assert "database  sqlite at schema revision 0024_cluster_fence" in out
     assert "keys      not included" in out
     assert archive.stat().st_mode & 0o777 == 0o600
     assert MARKER.encode() not in archive.read_bytes()

@@ -31,24 +31,26 @@ def test_check_up_to_date(data: Path, run: Run) -> None:
 
 def test_check_pending_then_migrate_one_line_per_revision(data: Path, run: Run) -> None:
     url = f"sqlite+aiosqlite:///{data / 'carewire.db'}"
-    asyncio.run(migrate.downgrade(url, "0019_fast"))
+    asyncio.run(migrate.downgrade(url, "0020_ldap"))
     code, out, _ = run("migrate", "--check", "--data-dir", str(data))
     assert code == EXIT_PENDING == 1
-    assert "3 migrations pending: 0019_fast -> 0022_federation" in out
-    assert "0020_ldap, 0021_scim, 0022_federation" in out and "run 'carewire migrate'" in out
+    assert "4 migrations pending: 0020_ldap -> 0024_cluster_fence" in out
+    assert "0021_scim, 0022_federation, 0023_webpush, 0024_cluster_fence" in out
+    assert "run 'carewire migrate'" in out
 
     code, out, err = run("migrate", "--data-dir", str(data))
     assert code == 0, err
     lines = out.splitlines()
-    assert [ln.split(" (")[0] for ln in lines[:3]] == [
-        "migrated 0019_fast -> 0020_ldap",
+    assert [ln.split(" (")[0] for ln in lines[:4]] == [
         "migrated 0020_ldap -> 0021_scim",
         "migrated 0021_scim -> 0022_federation",
+        "migrated 0022_federation -> 0023_webpush",
+        "migrated 0023_webpush -> 0024_cluster_fence",
     ]
-    assert lines[3] == "schema at revision 0022_federation (3 migrations applied)"
+    assert lines[4] == "schema at revision 0024_cluster_fence (4 migrations applied)"
     (entry,) = rows(data, "action = 'schema.migrate'")
-    assert entry["target"] == "0022_federation" and entry["channel"] == "cli"
-    assert '"revisions": 3' in entry["details"] and '"from": "0019_fast"' in entry["details"]
+    assert entry["target"] == "0024_cluster_fence" and entry["channel"] == "cli"
+    assert '"revisions": 4' in entry["details"] and '"from": "0020_ldap"' in entry["details"]
 
     assert run("migrate", "--check", "--data-dir", str(data))[0] == EXIT_CURRENT
     code, out, _ = run("migrate", "--data-dir", str(data))

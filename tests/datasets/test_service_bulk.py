@@ -329,3 +329,37 @@ async def test_find_many_in_chunks(platform: Platform) -> None:
     assert sorted(str(r.values["uuid"]) for r in found) == ["m0", "m1", "m2"]
     assert all(isinstance(r.id, int) for r in found)
     assert RecordId(found[0].id) == found[0].id
+
+
+async def test_vouched_create_many_skips_the_lookups_and_the_database_keeps_the_promise(
+    platform: Platform,
+) -> None:
+    """Vouched rows cost the insert alone; a broken promise is still refused, nothing written."""
+    svc = platform.service
+    alice, bob = await _people(svc, "a@x", "b@x")
+    conv = await _conversation(svc)
+    rows = [_message(n, conv, alice, [bob]) for n in range(3)]
+    with counting() as plain:
+        async with svc.batch() as b:
+            await b.create_many("MESSAGES", rows)
+    with counting() as vouched:
+        async with svc.batch() as b:
+            made = await b.create_many(
+                "MESSAGES", [_message(n, conv, alice, [bob]) for n in (3, 4, 5)], vouched=True
+            )
+    assert vouched.count < plain.count  # no key look-up, no link-target look-up
+    assert [r.values["uuid"] for r in made] == ["m3", "m4", "m5"]
+    assert await _count(platform, "MESSAGES") == 6
+    # Still typed and checked field by field.
+    with pytest.raises(RecordError):
+        async with svc.batch() as b:
+            bad_field = {**_message(9, conv, alice, [bob]), "ttl": 1}
+            await b.create_many("MESSAGES", [bad_field], vouched=True)
+    # A taken key and a dangling link: the database's constraints refuse them.
+    for bad in (_message(1, conv, alice, [bob]), _message(7, conv, 987654, [bob])):
+        with pytest.raises(ConflictError, match="duplicate key or a link to a record just"):
+            async with svc.batch() as b:
+                await b.create_many(
+                    "MESSAGES", [_message(8, conv, alice, [bob]), bad], vouched=True
+                )
+    assert await _count(platform, "MESSAGES") == 6

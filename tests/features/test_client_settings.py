@@ -696,3 +696,62 @@ async def test_breaking_the_glass_grants_a_bounded_audited_read(h: Harness) -> N
     h.clock.advance(3601)  # an hour later the grant is over
     reply = await ask(h, f"<patient xmlns='{NS_PATIENT}' mrn='MRN-1'/>", to=None, login="dave")
     assert error_condition(reply) == "forbidden"
+
+
+# --- the organisation's settings (<organisation/>) ------------------------------------------
+
+
+async def test_settings_name_the_default_organisation_settings_without_a_directory_profile(
+    h: Harness,
+) -> None:
+    s = await get_settings(h)
+    assert list(s)[-1].tag == f"{S}organisation"
+    assert rows(s, f"{S}organisation") == [
+        {"high-priority-sound": "30", "message-expiration": str(7 * 86400)}
+    ]
+
+
+async def test_settings_carry_the_users_organisation_sound_length_and_expiration(
+    h: Harness,
+) -> None:
+    from dataclasses import replace
+
+    from carewire.directory.model import (
+        SYSTEM_CALLER,
+        AdminInvitee,
+        MessageExpiration,
+        NewHospital,
+        NewUser,
+        OrganisationUpdate,
+        Profile,
+    )
+
+    assert h.platform is not None
+    orgs = h.platform.directory.organisations
+    org = await orgs.create_hospital(
+        SYSTEM_CALLER,
+        NewHospital(
+            name="Abelard Medical Center",
+            office_number="(408) 882-5830",
+            admin=AdminInvitee(email="admin@abelard.org", first_name="Ada", last_name="Admin"),
+        ),
+    )
+    settings = replace(
+        org.settings, high_priority_sound_seconds=10, message_expiration=MessageExpiration.HOUR_1
+    )
+    await orgs.update(SYSTEM_CALLER, org.id, OrganisationUpdate(settings=settings))
+    await h.platform.directory.users.create(
+        SYSTEM_CALLER,
+        org.id,
+        NewUser(
+            profile=Profile(first_name="Carol", last_name="Test", email="carol@abelard.org"),
+            login="carol",
+            pin="2580",
+            password="a long enough password",
+            send_invitation=False,
+        ),
+    )
+    s = await get_settings(h, login="carol")
+    assert rows(s, f"{S}organisation") == [
+        {"high-priority-sound": "10", "message-expiration": "3600"}
+    ]

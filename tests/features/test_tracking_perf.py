@@ -302,3 +302,51 @@ async def test_a_bad_message_in_a_bulk_batch_costs_only_itself(
     assert await _total(h, "MESSAGE_DELIVERIES") == 6
     assert t.writer.dropped == 1
     assert any("dropped a MessageOp write: ConflictError" in r.getMessage() for r in caplog.records)
+
+
+async def test_new_conversations_in_a_batch_are_made_in_bulk(h: Harness) -> None:
+    """Thirty first messages between strangers: a few statements, the same records as one by one."""
+    t = tracker(h)
+    assert h.platform is not None
+    await _pairs(h, 30)
+    await t.flush()
+    await t.writer.stop()
+    before = await _total(h, "USERS")
+    for i in range(30):
+        await _chat(h, f"s{i}", f"r{i}", i)
+    with counting() as statements:
+        await t.flush()
+    # Look-ups and bulk creates per dataset, not ~8 statements per new conversation.
+    assert len(statements) <= 16, statements
+    assert await _total(h, "CONVERSATIONS") == 30
+    assert await _total(h, "CONVERSATION_HISTORY") == 30
+    assert await _total(h, "MESSAGES") == 30
+    assert await _total(h, "MESSAGE_DELIVERIES") == 30
+    assert await _total(h, "USERS") == before + 60  # minimal USERS records, made in bulk
+    convs = await h.platform.datasets.query("CONVERSATIONS", Query(limit=100))
+    registry = h.platform.registry
+    users = await h.platform.datasets.store.get_many(
+        registry.get("USERS"),
+        [
+            u
+            for rec in convs.records
+            for u in (
+                await h.platform.datasets.store.follow(
+                    registry.get("CONVERSATIONS"),
+                    registry.get("CONVERSATIONS").link("members"),  # type: ignore[arg-type]
+                    [rec.id],
+                )
+            )[rec.id]
+        ],
+    )
+    logins = sorted(str(u.get("login")) for u in users.values())
+    assert logins == sorted([f"s{i}" for i in range(30)] + [f"r{i}" for i in range(30)])
+    for rec in convs.records:
+        assert rec.get("activity_state") == "active" and rec.get("ttl") == 10080
+    history = await h.platform.datasets.query("CONVERSATION_HISTORY", Query(limit=100))
+    identities = await h.platform.datasets.query("IDENTITIES", Query(limit=200))
+    names = {i.id: i.get("name") for i in identities.records}
+    assert sorted(names[r.get("member")] for r in history.records) == sorted(  # type: ignore[index]
+        f"s{i}@{D}" for i in range(30)
+    )
+    assert all(i.get("usr") is not None for i in identities.records)  # linked to their users

@@ -555,3 +555,18 @@ async def test_a_client_that_does_not_authenticate_in_time_is_closed(serve: Serv
     assert 'type="result"' in await prompt.ping()
     await prompt.aclose()
     await idle.aclose()
+
+
+async def test_an_idle_connection_frees_its_parser_and_reads_on_as_before(serve: Serve) -> None:
+    served = await serve(NetLimits(idle_compact_after=0.05))
+    client = await served.login()
+    conn = served.connection()
+    assert conn.stream is not None
+    parser = conn.stream._reader._parser  # what the sweep frees
+    await eventually(lambda: parser._p is None)  # idle for a whole period: compacted
+    # The client goes on: a ping over the revived parser is answered.
+    assert 'type="result"' in await client.ping()
+    assert conn.reads > 0
+    await eventually(lambda: parser._p is None)  # and idle again later
+    assert 'type="result"' in await client.ping()
+    await client.aclose()

@@ -9,7 +9,7 @@ import pytest
 
 from carewire import config
 from carewire.errors import ConfigError
-from carewire.push.settings import APNS_CERTIFICATE_DIR, settings_from_config
+from carewire.push.settings import APNS_CERTIFICATE_DIR, VAPID_KEY_FILE, settings_from_config
 
 
 def load(tmp_path: Path, **push: object) -> config.Config:
@@ -42,7 +42,7 @@ def test_apns_and_fcm(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("push", "message"),
     [
-        ({"enabled": True}, "push.enabled: enable push.apns, push.fcm or both"),
+        ({"enabled": True}, "push.enabled: enable push.apns, push.fcm, push.webpush or several"),
         ({"enabled": True, "apns": True}, "push.apns_topic: the app's bundle id is required"),
         ({"enabled": True, "apns": True, "apns_topic": "t", "apns_auth": "x"}, "push.apns_auth"),
         (
@@ -80,3 +80,35 @@ def test_unknown_key_and_wrong_type(tmp_path: Path) -> None:
     (tmp_path / config.CONFIG_FILE).write_text("[push]\nenabled = 'yes'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"push\.enabled: expected true or false"):
         config.load(tmp_path, env={})
+
+
+def test_web_push(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        enabled=True,
+        webpush=True,
+        webpush_hosts=["fcm.googleapis.com", "*.push.services.mozilla.com"],
+    )
+    s = settings_from_config(cfg)
+    assert s is not None and s.webpush is not None and s.apns is None and s.fcm is None
+    assert s.webpush.key_file == cfg.data_dir / VAPID_KEY_FILE
+    assert s.webpush.subject == f"mailto:admin@{cfg.server.domain}"
+    assert s.webpush.hosts == ("fcm.googleapis.com", "*.push.services.mozilla.com")
+    assert s.webpush.allow_loopback is False
+
+
+def test_web_push_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "CAREWIRE_PUSH_ENABLED": "true",
+        "CAREWIRE_PUSH_WEBPUSH": "true",
+        "CAREWIRE_PUSH_WEBPUSH_ALLOW_LOOPBACK": "true",
+        "CAREWIRE_PUSH_WEBPUSH_SUBJECT": "https://hospital.example/contact",
+    }
+    s = settings_from_config(config.load(tmp_path, env=env))
+    assert s is not None and s.webpush is not None
+    assert s.webpush.allow_loopback and s.webpush.subject == "https://hospital.example/contact"
+
+
+def test_web_push_subject_must_be_a_contact(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("push.webpush_subject: a mailto: or https://")):
+        settings_from_config(load(tmp_path, enabled=True, webpush=True, webpush_subject="ops"))

@@ -57,14 +57,15 @@ async def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert await migrate.current(db_url) is None
     # message_expiry, audit_mac_epochs, push_* (0016), uploads (0017), pep_* (0018) and
     # fast_tokens (0019) included
-    # fast_tokens (0019), ldap_* (0020), scim_* (0021) and federation_* (0022) included
-    assert len(TABLES) == 55
+    # fast_tokens (0019), ldap_* (0020), scim_* (0021), federation_* (0022) and
+    # webpush_subscriptions (0023) and cluster_fence (0024) included
+    assert len(TABLES) == 57
 
     await migrate.upgrade(db_url)
     names, diff = await _inspect(db_url)
     assert names >= TABLES
     assert diff == []
-    assert await migrate.current(db_url) == migrate.head() == "0022_federation"
+    assert await migrate.current(db_url) == migrate.head() == "0024_cluster_fence"
 
     await migrate.upgrade(db_url)  # idempotent
     assert await migrate.current(db_url) == migrate.head()

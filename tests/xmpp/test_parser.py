@@ -523,3 +523,56 @@ def test_parse_document_limits() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         parse_document(b"<a>" + b"x" * 300_000 + b"</a>")
     assert info.value.condition is C.POLICY_VIOLATION
+
+
+@pytest.mark.parametrize("split", [None, 997])
+def test_long_text_in_many_pieces_is_joined_exactly(split: int | None) -> None:
+    """Text longer than expat's small buffer, with entities and lines, mixed with children."""
+    from carewire.xmpp.parser import TEXT_BUFFER
+
+    body = "".join(f"line {i} &amp; &lt;ok&gt;\n" for i in range(TEXT_BUFFER // 4))
+    tail = "é" * (TEXT_BUFFER * 3)
+    data = (
+        f"<message><body>{body}</body><x xmlns='urn:t'>head<y/>{tail}<z/>end</x></message>"
+    ).encode()
+    parser = opened()
+    chunks = [data] if split is None else [data[i : i + split] for i in range(0, len(data), split)]
+    events = [e for chunk in chunks for e in parser.feed(chunk)]
+    assert len(events) == 1 and isinstance(events[0], ElementReceived)
+    el = events[0].element
+    expected = body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    assert el[0].text == expected and len(expected) > TEXT_BUFFER
+    x = el[1]
+    assert (x.text, x[0].tail, x[1].tail) == ("head", tail, "end")
+
+
+def test_a_compacted_parser_carries_on_in_the_same_namespace_scope() -> None:
+    """Idle between stanzas, expat is dropped; the next bytes parse as if it never was."""
+    parser = opened()
+    first = parser.feed(MESSAGE)
+    assert parser.compact()
+    assert not parser.compact()  # already compacted: nothing more to free
+    # The next stanza is split mid-tag: the revived parser keeps the stream's scope
+    # (default jabber:client, the stream: prefix) and its limits.
+    half = len(MESSAGE) // 2
+    assert parser.feed(MESSAGE[:half]) == []
+    assert not parser.compact()  # mid-stanza: refused
+    second = parser.feed(MESSAGE[half:] + b"<stream:error><x/></stream:error>")
+    assert describe(second[:1]) == describe(first)
+    assert second[1].element.tag == "{http://etherx.jabber.org/streams}error"
+    assert parser.compact()
+    assert describe(parser.feed(b"</stream:stream>")) == describe([StreamClosed()])
+
+
+def test_a_compacted_parser_still_enforces_the_stanza_limit() -> None:
+    parser = opened(ParserLimits(max_stanza_bytes=400))
+    assert parser.compact()
+    fails(C.POLICY_VIOLATION, parser, b"<message><body>" + b"x" * 500 + b"</body></message>")
+
+
+def test_compact_is_refused_before_the_header_and_mid_token() -> None:
+    parser = StreamParser()
+    assert not parser.compact()
+    parser.feed(HEADER)
+    parser.feed(b"<message to='a@b'")
+    assert not parser.compact()

@@ -120,6 +120,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory, configuration, certificate, database and first account."""
     from carewire.core.accounts import AccountInput
     from carewire.monitoring.endpoint import ensure_token_file
+    from carewire.push.settings import VAPID_KEY_FILE
+    from carewire.push.vapid import ensure_vapid_key
     from carewire.security.audit_key import ENV_VAR, create_key_file, load_key
     from carewire.security.certificates import ensure_certificate
     from carewire.server import server_secret, write_secret_file
@@ -152,6 +154,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     cert = ensure_certificate(domain, cfg.cert_file, cfg.key_file)
     server_secret(where)
     metrics_token = ensure_token_file(where)  # the bearer token of /metrics (docs/monitoring.md)
+    ensure_vapid_key(where / VAPID_KEY_FILE)  # Web Push's signing key (docs/push.md#web-push)
     pw_file = where / ADMIN_PASSWORD_FILE
     write_secret_file(pw_file, f"{ADMIN_LOGIN}@{domain}\n{password}\n")
     print(f"Carewire initialised in {where}/")

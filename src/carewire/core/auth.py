@@ -26,6 +26,11 @@ Hardening against guessing and floods:
   lock a clinician out of their phone;
 - an account that becomes locked is reported (``on_locked``: the server
   mails the system administrators).
+
+On a cluster the counters this class keeps in memory (unknown logins, the
+addresses of a login's failures) are shared by the nodes through
+:attr:`Authenticator.shared` (:mod:`carewire.security.shared_counters`); when
+the shared counters cannot be reached, the node counts locally meanwhile.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from carewire.clock import Clock
 from carewire.core.stores import Account, LoginAttempt, LoginOutcome, Stores
 from carewire.errors import NotFoundError
 from carewire.security.audit import Channel
+from carewire.security.shared_counters import SharedCountersDown, SharedLoginFailures
 from carewire.security.throttle import AuthThrottle
 from carewire.xmpp.jid import InvalidJID, normalize_localpart
 from carewire.xmpp.sasl import StoredKeys
@@ -274,6 +280,8 @@ class Authenticator:
         self._unknown: OrderedDict[str, tuple[int, datetime]] = OrderedDict()
         # The addresses each login's counted failures came from.
         self._failure_sources: OrderedDict[str, set[str]] = OrderedDict()
+        #: On a cluster, the nodes' shared copy of the two counters above (None: one node).
+        self.shared: SharedLoginFailures | None = None
 
     @staticmethod
     def login_of(username: str, domain: str) -> str | None:
@@ -295,7 +303,7 @@ class Authenticator:
         account, cred = await self.stores.accounts.get_for_login(login, mechanism)
         now = self.clock.now()
         if account is None:
-            return self._unknown_admission(login, now), None
+            return await self._unknown_admission(login, now), None
         decision = admission(account, now, self.policy)
         if account.failed_logins:
             self._had_failures.add(login)
@@ -314,9 +322,12 @@ class Authenticator:
         )
         return decision, keys
 
-    def _unknown_admission(self, login: str, now: datetime) -> Admission:
+    async def _unknown_admission(self, login: str, now: datetime) -> Admission:
         """What a known account with the same failures would be told."""
         failures, last = self._unknown.get(login, (0, None))
+        if self.shared is not None:
+            with contextlib.suppress(SharedCountersDown):  # then this node's count decides
+                failures, last = await self.shared.unknown_failures(login)
         if failures >= self.policy.lock_after:
             return Admission.LOCKED
         if (
@@ -330,11 +341,19 @@ class Authenticator:
     async def _is_owner_device(self, login: str, remote_ip: str) -> bool:
         if self.enrolled is None or not remote_ip:
             return False
-        if remote_ip in self._failure_sources.get(login, ()):
+        sources: set[str] | frozenset[str] = self._failure_sources.get(login, set())
+        if self.shared is not None:
+            with contextlib.suppress(SharedCountersDown):
+                sources = await self.shared.failure_sources(login)
+        if remote_ip in sources:
             return False  # the failures came from there: no exception for it
         return await self.enrolled(login, remote_ip)
 
-    def _note_failure_source(self, login: str, remote_ip: str) -> None:
+    async def _note_failure_source(self, login: str, remote_ip: str) -> None:
+        if self.shared is not None:
+            with contextlib.suppress(SharedCountersDown):
+                await self.shared.source_failed(login, remote_ip)
+                return
         sources = self._failure_sources.get(login)
         if sources is None:
             sources = self._failure_sources[login] = set()
@@ -343,7 +362,11 @@ class Authenticator:
         if len(sources) < 64:
             sources.add(remote_ip)
 
-    def _note_unknown_failure(self, login: str) -> None:
+    async def _note_unknown_failure(self, login: str) -> None:
+        if self.shared is not None:
+            with contextlib.suppress(SharedCountersDown):
+                await self.shared.unknown_failed(login, self.clock.now())
+                return
         failures, _ = self._unknown.pop(login, (0, None))
         self._unknown[login] = (failures + 1, self.clock.now())
         while len(self._unknown) > MAX_UNKNOWN_TRACKED:
@@ -367,6 +390,9 @@ class Authenticator:
         if login in self._had_failures:
             self._had_failures.discard(login)
             await self.stores.accounts.reset_failures(login)
+            if self.shared is not None:  # only then can failures' addresses have been noted
+                with contextlib.suppress(SharedCountersDown):
+                    await self.shared.forget_sources(login)
         self._audit(login, remote_ip, transport, mechanism, LoginOutcome.SUCCESS, "")
 
     async def failed(
@@ -391,10 +417,10 @@ class Authenticator:
                 )
             except NotFoundError:
                 account = None
-                self._note_unknown_failure(login)
+                await self._note_unknown_failure(login)
             else:
                 self._had_failures.add(login)
-                self._note_failure_source(login, remote_ip)
+                await self._note_failure_source(login, remote_ip)
             if (
                 account is not None
                 and account.is_locked

@@ -74,6 +74,7 @@ CLINICAL_FEATURES: tuple[str, ...] = (
     "pin",
     "upload",
     "push",
+    "webpush",
 )
 #: Every feature, in load order: a feature's ``setup`` may ``require`` what an earlier one
 #: provides, so :meth:`Kernel.load_features` always loads in this order.

@@ -156,7 +156,9 @@ class Batch:
         self._exists.discard((ds.name, int(rec.id)))
         self._emit(ds, rec.id, ChangeKind.DELETE, dict(rec.values), None)
 
-    async def create_many(self, dataset: str, rows: Sequence[Mapping[str, object]]) -> list[Record]:
+    async def create_many(
+        self, dataset: str, rows: Sequence[Mapping[str, object]], *, vouched: bool = False
+    ) -> list[Record]:
         """Create several records of one dataset with a few statements in all.
 
         Each row is validated as :meth:`create` does (fields, types, required
@@ -165,6 +167,14 @@ class Batch:
         against each other), and the rows are inserted with one batched
         statement. Nothing is written unless every row is valid. One event per
         record, in row order.
+
+        ``vouched``: the caller vouches that the keys are new and the link
+        targets exist (ids it created or read in this transaction, fresh
+        unique keys), so the two look-up queries are skipped; fields, types and
+        required values are still checked, and the database's unique and
+        foreign-key constraints still refuse a broken promise (an integrity
+        error that rolls the transaction back). For internal bulk writers
+        (message tracking) only.
 
         Raises:
             RecordError: A row is invalid or links to a record that does not exist.
@@ -177,8 +187,9 @@ class Batch:
             row, many = await self._prepare(ds, values, None, targets)
             require(ds, row, None)
             prepared.append((row, many))
-        await self._check_targets(ds, targets)
-        await self._check_keys(ds, [row for row, _ in prepared])
+        if not vouched:
+            await self._check_targets(ds, targets)
+            await self._check_keys(ds, [row for row, _ in prepared])
         ids = await self._w.insert_many(ds, [row for row, _ in prepared])
         self._exists.update((ds.name, int(rid)) for rid in ids)
         pairs: dict[str, list[tuple[RecordId, RecordId]]] = {}

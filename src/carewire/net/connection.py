@@ -81,6 +81,7 @@ class XmppConnection(asyncio.Protocol):
         self._is_closing = False
         self.remote_ip = ""
         self._is_counted = False  # in net.unauthenticated until bound or closed
+        self.reads = 0  # stream reads so far (the idle sweep compares it between passes)
         # Protocol factories run inside the loop; looking it up per stanza is a syscall on 3.11.
         self._loop = asyncio.get_running_loop()
 
@@ -124,6 +125,7 @@ class XmppConnection(asyncio.Protocol):
             on_bound=self._on_bound,
         )
         self.net.connections.add(self)
+        self.net.start_idle_sweep()
         self._auth_timer = self._loop.call_later(self.net.limits.auth_timeout, self._auth_timed_out)
         if self.direct_tls:
             self._start_tls()
@@ -240,6 +242,12 @@ class XmppConnection(asyncio.Protocol):
         else:
             self._close_transport()
 
+    def compact(self) -> bool:
+        """Free parser memory while idle (the idle sweep calls it; see NetContext)."""
+        if self.stream is not None and not self._is_closing and not self._queue:
+            return self.stream.compact()
+        return False
+
     def _write_tls_out(self) -> None:
         assert self._out_bio is not None
         if self._out_bio.pending and self.transport is not None:
@@ -250,6 +258,7 @@ class XmppConnection(asyncio.Protocol):
     def _feed(self, data: bytes) -> None:
         if not data or self.stream is None or self._is_closing:
             return
+        self.reads += 1
         for event in self.stream.receive_data(data):
             if isinstance(event, StreamStarted):
                 continue

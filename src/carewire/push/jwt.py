@@ -1,4 +1,4 @@
-"""Signed JSON Web Tokens for the push providers (RFC 7519; ES256 for APNs, RS256 for Google).
+"""Signed JSON Web Tokens for push (RFC 7519): ES256 for APNs and VAPID, RS256 for Google.
 
 APNs token-based authentication wants an ES256 JWT with ``kid`` (key id) in
 the header and ``iss`` (team id) and ``iat`` in the claims, refreshed no more
@@ -48,9 +48,16 @@ def load_key(pem: bytes, what: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPriva
     return key
 
 
-def es256(key: ec.EllipticCurvePrivateKey, *, key_id: str, claims: Mapping[str, object]) -> str:
-    """A compact ES256 JWT (RFC 7518 §3.4: the signature is R || S, 32 bytes each)."""
-    signing = _signing_input({"alg": "ES256", "kid": key_id}, claims)
+def es256(
+    key: ec.EllipticCurvePrivateKey, *, key_id: str = "", claims: Mapping[str, object]
+) -> str:
+    """A compact ES256 JWT (RFC 7518 §3.4: the signature is R || S, 32 bytes each).
+
+    With ``key_id`` (APNs) the header names it (``kid``); without (VAPID, RFC 8292 §2) it
+    is ``{"typ": "JWT", "alg": "ES256"}``.
+    """
+    header = {"alg": "ES256", "kid": key_id} if key_id else {"typ": "JWT", "alg": "ES256"}
+    signing = _signing_input(header, claims)
     r, s = decode_dss_signature(key.sign(signing, ec.ECDSA(hashes.SHA256())))
     return f"{signing.decode()}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 

@@ -94,6 +94,8 @@ class NewAttempt:
     priority: PushPriority
     opaque_id: str  # unique: later changes name the attempt by it
     change: AttemptChange
+    registration_id: int | None = None  # without ``registration``: a web push subscription's
+    service: str = ""  # without ``registration``: ``webpush``
 
 
 class PushStore(Protocol):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PushSection:
-    """[push]: the server's own push app server, APNs and FCM (docs/push.md)."""
+    """[push]: the server's own push app server, APNs, FCM and Web Push (docs/push.md)."""
 
     enabled: bool = False
     apns: bool = False
@@ -33,3 +33,7 @@ class PushSection:
     retry_cap: str = "5m"
     workers: int = 16
     ttl: str = "1d"  # how long the provider keeps trying to reach the device
+    webpush: bool = False  # Web Push (RFC 8030/8291/8292) to the clinicians' browsers
+    webpush_subject: str = ""  # VAPID ``sub``: mailto: or https:; empty: mailto:admin@DOMAIN
+    webpush_hosts: tuple[str, ...] = ()  # allowed push service hosts ("*.x" too); empty: any
+    webpush_allow_loopback: bool = False  # endpoints on 127.0.0.1/::1 (tests' stand-in)

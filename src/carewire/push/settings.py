@@ -17,6 +17,8 @@ TOKEN: Final = "token"
 URGENT_LEVELS: Final = ("time-sensitive", "critical")
 #: Where the certificate manager keeps uploaded push certificates (security/cert_manager.py).
 APNS_CERTIFICATE_DIR: Final = "certs/apns"
+#: The VAPID signing key (RFC 8292), made by ``carewire init`` or at the first start.
+VAPID_KEY_FILE: Final = "keys/vapid.pem"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,12 +60,31 @@ class FcmSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WebPushSettings:
+    """Web Push (RFC 8030, RFC 8291, RFC 8292) to the clinicians' browsers.
+
+    Attributes:
+        key_file: The VAPID key (P-256 PEM, 0600), created when missing.
+        subject: The VAPID ``sub`` claim: a ``mailto:`` or ``https:`` contact.
+        hosts: The push service hosts subscriptions may name (``*.example`` for a domain
+            and its subdomains); empty: any public host.
+        allow_loopback: Whether endpoints on loopback addresses are accepted (tests).
+    """
+
+    key_file: Path
+    subject: str
+    hosts: tuple[str, ...] = ()
+    allow_loopback: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PushSettings:
     """Everything the app server needs.
 
     Attributes:
         apns: APNs, or None when not configured (registrations for it are refused).
         fcm: FCM, or None when not configured.
+        webpush: Web Push, or None when not configured.
         ca_file: Extra trust anchors for the providers' TLS (tests); None: the system's.
         timeout: Seconds each request (and each OAuth token request) may take.
         max_attempts: Tries per push before it is given up.
@@ -75,6 +96,7 @@ class PushSettings:
 
     apns: ApnsSettings | None = None
     fcm: FcmSettings | None = None
+    webpush: WebPushSettings | None = None
     ca_file: Path | None = None
     timeout: float = 10.0
     max_attempts: int = 5
@@ -93,8 +115,8 @@ def settings_from_config(cfg: Config) -> PushSettings | None:
     p = cfg.push
     if not p.enabled:
         return None
-    if not (p.apns or p.fcm):
-        raise ConfigError("push.enabled: enable push.apns, push.fcm or both")
+    if not (p.apns or p.fcm or p.webpush):
+        raise ConfigError("push.enabled: enable push.apns, push.fcm, push.webpush or several")
     apns = None
     if p.apns:
         if p.apns_auth not in (CERTIFICATE, TOKEN):
@@ -124,6 +146,17 @@ def settings_from_config(cfg: Config) -> PushSettings | None:
             service_account_file=cfg.data_dir / p.fcm_service_account,
             endpoint=p.fcm_endpoint.rstrip("/"),
         )
+    webpush = None
+    if p.webpush:
+        subject = p.webpush_subject or f"mailto:admin@{cfg.server.domain}"
+        if not subject.startswith(("mailto:", "https://")):
+            raise ConfigError("push.webpush_subject: a mailto: or https:// contact (RFC 8292 §2.1)")
+        webpush = WebPushSettings(
+            key_file=cfg.data_dir / VAPID_KEY_FILE,
+            subject=subject,
+            hosts=tuple(h.lower() for h in p.webpush_hosts),
+            allow_loopback=p.webpush_allow_loopback,
+        )
     if not 1 <= p.max_attempts <= 20:
         raise ConfigError("push.max_attempts: must be between 1 and 20")
     if not 1 <= p.workers <= 256:
@@ -131,6 +164,7 @@ def settings_from_config(cfg: Config) -> PushSettings | None:
     return PushSettings(
         apns=apns,
         fcm=fcm,
+        webpush=webpush,
         ca_file=cfg.data_dir / p.ca_file if p.ca_file else None,
         timeout=parse_duration(p.timeout, "push.timeout").total_seconds(),
         max_attempts=p.max_attempts,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, timedelta, tzinfo
 from typing import Protocol
@@ -171,6 +171,9 @@ class RuleEngine:
         self._queue: asyncio.Queue[RecordChanged] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        #: On a cluster, whether this node runs deferred firings now (the singleton lease);
+        #: None on one node. Set before :meth:`start`.
+        self.may_schedule: Callable[[], Awaitable[bool]] | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -191,7 +194,10 @@ class RuleEngine:
         """
         self._tasks = [asyncio.create_task(self._work(), name="rules-worker")]
         if scheduler:
-            await self.recover()
+            if self.may_schedule is None:
+                await self.recover()
+            else:  # another node's firings may be in flight: nobody can tell them apart
+                log.info("clustered: interrupted rule deliveries are not failed at start")
             self._tasks.append(asyncio.create_task(self._schedule_loop(), name="rules-scheduler"))
 
     async def stop(self) -> None:
@@ -545,8 +551,10 @@ class RuleEngine:
             self._wake.clear()  # a wake-up while this round runs makes the next one start at once
             try:
                 await self.refresh()
-                await self.run_due()
-                next_due = await self._store.next_due()
+                next_due = None  # not this node's turn (another leads): look again later
+                if self.may_schedule is None or await self.may_schedule():
+                    await self.run_due()
+                    next_due = await self._store.next_due()
             except Exception:  # supervisor: retry after the poll interval
                 log.exception("rule scheduler failed")
                 next_due = None

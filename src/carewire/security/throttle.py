@@ -17,7 +17,13 @@ the entries of periods that have ended; the server calls it every minute
 and at shutdown.
 
 The state is in memory, per process, bounded by ``max_sources`` (the
-oldest sources are forgotten first).
+oldest sources are forgotten first). On a cluster (``[cluster] redis_url``)
+the failures and throttle periods live in Redis instead (:attr:`AuthThrottle.shared`,
+:mod:`carewire.cluster.counters`), so an address cannot multiply its attempts
+by spreading them over the nodes; each node still counts and audits the
+refusals it answered itself. When Redis cannot be reached, the node counts
+locally again until it can (never refusing everyone, never failing a login
+for it).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from datetime import datetime, timedelta
 from carewire.clock import Clock
 from carewire.errors import CarewireError
 from carewire.security.audit import AuditEvent, AuditTrail, Channel, Outcome
+from carewire.security.shared_counters import SharedCountersDown, SharedFailureWindow
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,8 @@ class AuthThrottle:
         self._audit = audit
         self.policy = policy or ThrottlePolicy()
         self._sources: OrderedDict[str, _Source] = OrderedDict()
+        #: On a cluster, the failures and periods every node sees (None: this process only).
+        self.shared: SharedFailureWindow | None = None
 
     def is_throttled(self, remote_ip: str) -> bool:
         """Whether attempts from ``remote_ip`` are refused now (pure: counts nothing)."""
@@ -78,10 +87,10 @@ class AuthThrottle:
 
     async def admit(self, remote_ip: str, channel: Channel) -> bool:
         """Whether an attempt from ``remote_ip`` may check credentials; a refusal is counted."""
-        source = self._sources.get(remote_ip)
+        now = self._clock.now()
+        source = await self._adopt_shared(remote_ip, now)
         if source is None or source.until is None:
             return True
-        now = self._clock.now()
         if now >= source.until:
             await self._close_period(remote_ip, source)
             return True
@@ -91,11 +100,23 @@ class AuthThrottle:
         source.last_refused = now
         return False
 
-    async def failed(self, remote_ip: str, channel: Channel) -> None:
-        """Count a failed authentication from ``remote_ip``."""
-        if not remote_ip:
-            return
-        now = self._clock.now()
+    async def _adopt_shared(self, remote_ip: str, now: datetime) -> _Source | None:
+        """The source's local state, its throttle period taken from the shared window if any."""
+        source = self._sources.get(remote_ip)
+        if self.shared is None or not remote_ip:
+            return source
+        try:
+            until = await self.shared.throttled_until(remote_ip, now)
+        except SharedCountersDown:
+            return source  # counted locally meanwhile
+        if until is not None and now < until:
+            source = source or self._source(remote_ip)
+            source.until = until  # another node may have begun it
+        elif source is not None and source.until is not None and now < source.until:
+            source.until = now  # the shared window ended it (or forgot it): close it locally
+        return source
+
+    def _source(self, remote_ip: str) -> _Source:
         source = self._sources.get(remote_ip)
         if source is None:
             source = self._sources[remote_ip] = _Source()
@@ -103,18 +124,45 @@ class AuthThrottle:
                 self._sources.popitem(last=False)
         else:
             self._sources.move_to_end(remote_ip)
+        return source
+
+    async def failed(self, remote_ip: str, channel: Channel) -> None:
+        """Count a failed authentication from ``remote_ip``."""
+        if not remote_ip:
+            return
+        now = self._clock.now()
+        if self.shared is not None:
+            try:
+                verdict = await self.shared.add_failure(
+                    remote_ip, now, window=self.policy.window, max_failures=self.policy.max_failures
+                )
+            except SharedCountersDown:
+                pass  # counted locally below, until the shared counters answer again
+            else:
+                if verdict.until is not None:
+                    source = self._source(remote_ip)
+                    if source.until is None:
+                        source.until = verdict.until
+                    if verdict.started:
+                        self._log_throttled(remote_ip, verdict.failures, channel)
+                return
+        source = self._source(remote_ip)
         horizon = now - self.policy.window
         while source.failures and source.failures[0] <= horizon:
             source.failures.popleft()
         source.failures.append(now)
         if len(source.failures) >= self.policy.max_failures and source.until is None:
             source.until = source.failures[0] + self.policy.window
-            log.warning(
-                "authentication from %s throttled after %d failures (%s)",
-                remote_ip,
-                len(source.failures),
-                channel.value,
-            )
+            self._log_throttled(remote_ip, len(source.failures), channel)
+
+    @staticmethod
+    def _log_throttled(remote_ip: str, failures: int, channel: Channel) -> None:
+        log.warning(
+            "authentication from %s throttled after %d failures (%s)",
+            remote_ip,
+            failures,
+            channel.value,
+        )
 
     async def flush(self) -> int:
         """Record the throttle periods that have ended; returns how many."""

@@ -199,10 +199,12 @@ class SqlPushStore:
         """Insert ``new`` attempts, then apply ``changes`` (by opaque id), in one transaction."""
         rows = [
             {
-                "registration_id": None if a.registration is None else a.registration.id,
+                "registration_id": a.registration_id
+                if a.registration is None
+                else a.registration.id,
                 "login": a.login,
                 "device": a.device,
-                "service": "" if a.registration is None else a.registration.service.value,
+                "service": a.service if a.registration is None else a.registration.service.value,
                 "priority": a.priority.value,
                 "opaque_id": a.opaque_id,
                 "created_at": a.change.at,

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 # The directory's, PEP's, push's and file sharing's tables live in their own modules (imported
 # to register them).
+import carewire.storage.tables_cluster
 import carewire.storage.tables_directory
 import carewire.storage.tables_federation
 import carewire.storage.tables_ldap

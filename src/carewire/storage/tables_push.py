@@ -1,4 +1,4 @@
-"""The push app server's tables (docs/push.md): registrations, enables, attempts.
+"""The push tables (docs/push.md): registrations, enables, attempts, Web Push subscriptions.
 
 Registered in the shared metadata when :mod:`.tables` imports this module.
 Tokens and secrets are sealed by the store (``cw1:`` values); the secret the
@@ -65,5 +65,20 @@ push_attempts = Table(
     Index("ix_push_attempts_login_created", "login", "created_at"),
     Index("ix_push_attempts_state", "state"),
     UniqueConstraint("opaque_id", name="uq_push_attempts_opaque_id"),
+    sqlite_autoincrement=True,
+)
+
+# Web Push (docs/push.md#web-push): one row per browser subscription. The endpoint and the
+# keys are sealed together (``subscription``, JSON); the endpoint's blind index finds a row
+# again (a browser subscribing anew, another clinician signing in on the same browser).
+webpush_subscriptions = Table(
+    "webpush_subscriptions",
+    metadata,
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    owner_column(index=True),
+    Column("endpoint_index", String(64), nullable=False),
+    Column("subscription", Text, nullable=False),  # sealed
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("endpoint_index", name="uq_webpush_subscriptions_endpoint_index"),
     sqlite_autoincrement=True,
 )

@@ -1,5 +1,5 @@
-"""The HTTPS application: XMPP over WebSocket, health, the REST API, the web console and
-file sharing.
+"""The HTTPS application: XMPP over WebSocket, health, the REST API, the web console, the
+clinicians' web client and file sharing.
 
 The whole application sits behind the guards of :mod:`carewire.web.guard`:
 a request body cap and the security headers on every response. File sharing
@@ -25,6 +25,7 @@ from carewire.net.https import UPLOAD_PREFIX
 from carewire.net.websocket import serve_websocket
 from carewire.web.guard import BodyLimit, BodyLimits, ResponseHeaders
 from carewire.web.host_meta import WEBSOCKET_PATH, host_meta_routes
+from carewire.web.webclient import APP_PATH, to_app
 
 
 def create_app(
@@ -37,6 +38,7 @@ def create_app(
     scim: ASGIApp | None = None,
     metrics: ASGIApp | None = None,
     websocket_url: str | None = None,
+    webclient: ASGIApp | None = None,
 ) -> ASGIApp:
     """The app served on the HTTPS port.
 
@@ -47,6 +49,8 @@ def create_app(
     given, serves ``/scim/v2/…`` outside it too (it caps bodies itself, with SCIM errors).
     ``metrics``, when given, answers ``/metrics`` (Prometheus, behind its bearer token).
     ``websocket_url``, when given, is advertised at ``/.well-known/host-meta`` (XEP-0156).
+    ``webclient``, when given, is the clinicians' web client at ``/app``
+    (:mod:`carewire.web.webclient`).
     """
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -69,6 +73,8 @@ def create_app(
         routes.append(Route("/metrics", metrics, methods=["GET", "HEAD"]))
     if websocket_url is not None:
         routes += host_meta_routes(websocket_url)
+    if webclient is not None:
+        routes += [Route(APP_PATH, to_app, methods=["GET", "HEAD"]), Mount(APP_PATH, webclient)]
     if api is not None:
         routes.append(Mount("/api/v1", app=api))
     if console is not None:

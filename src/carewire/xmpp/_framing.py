@@ -119,6 +119,11 @@ class Reader:
         """A new stream begins on the same TCP connection (after TLS or SASL)."""
         self._parser.reset()
 
+    def compact(self) -> bool:
+        """Free the parser's buffers while the stream is idle between stanzas (see
+        :meth:`StreamParser.compact`); True if done."""
+        return self._parser.compact()
+
     def header_refusal(self, tag: str, attrs: dict[str, str]) -> tuple[StreamCondition, str] | None:
         """Why the client's stream header is refused (RFC 6120 §4.7, §4.9.3), or None."""
         if tag != self.root_tag:

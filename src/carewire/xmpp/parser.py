@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 from xml.etree.ElementTree import Element, SubElement
 from xml.parsers import expat
+from xml.sax.saxutils import quoteattr
 
 from carewire.xmpp.errors import RemoteProtocolError, StreamCondition
 
@@ -33,6 +34,8 @@ __all__ = [
 _C = StreamCondition
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _XML_WS = " \t\r\n"
+#: Characters pyexpat gathers before calling the text handler (its buffer, per parser).
+TEXT_BUFFER = 1024
 _SLICE = 4096  # bytes handed to expat at a time, so limits are checked as input arrives
 _HOLD_AT = 2048  # an unfinished start tag this long is held back until it can end
 _NAME_CACHE_MAX = 4096
@@ -143,8 +146,8 @@ class StreamParser:
 
     __slots__ = (
         "_attr_chars", "_dead", "_depth", "_document", "_events", "_fed", "_fed_end",
-        "_held", "_limits", "_max_attrs", "_max_depth", "_p", "_quote", "_stack", "_start", "_tail",
-        "_token_start",
+        "_held", "_limits", "_max_attrs", "_max_depth", "_namespaces", "_p", "_pieces", "_quote",
+        "_root", "_stack", "_start", "_tail", "_token_start",
     )  # fmt: skip
 
     def __init__(self, limits: ParserLimits = DEFAULT_LIMITS) -> None:
@@ -160,8 +163,34 @@ class StreamParser:
 
     def reset(self) -> None:
         """Forget everything and expect a new stream header (RFC 6120 §4.3.3)."""
+        if getattr(self, "_p", None) is not None:
+            # Break the old parser's cycle (handlers are our bound methods) so its
+            # buffers are freed now, not at the next full garbage collection.
+            self._release()
+        self._p: Any = self._new_expat()  # None while compacted
+        # The stream header's namespace declarations (prefix or "" → URI), recorded so
+        # that a parser dropped while idle (compact) can be primed with the same scope.
+        self._namespaces: dict[str, str] | None = None if self._document else {}
+        self._root = ""  # the stream root's qualified name as the client wrote it
+        if not self._document:
+            self._p.StartNamespaceDeclHandler = self._on_namespace
+        self._dead: RemoteProtocolError | None = None
+        self._depth = 1 if self._document else 0  # open elements, stream root included
+        self._stack: list[Element] = []
+        self._pieces: list[str] = []  # text of the innermost open element, not yet attached
+        self._events: list[ParserEvent] = []
+        self._fed = self._fed_end = self._start = self._token_start = 0
+        self._tail = b""  # input expat holds as an unfinished token
+        self._held: bytearray | None = None  # input not yet given to expat
+        self._quote = b""
+
+    def _new_expat(self) -> Any:
         p = expat.ParserCreate("UTF-8", "}", intern=None)  # no unbounded name dict
+        # A small character-data buffer: pyexpat's default (8 KiB per parser) was a
+        # sixth of an idle connection's memory. Text then comes in pieces of at most
+        # TEXT_BUFFER characters; they are gathered in a list and joined once (_attach).
         p.buffer_text = True
+        p.buffer_size = TEXT_BUFFER
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         # Expat >= 2.6 may defer re-parsing an unfinished token, which would delay
         # events; we bound that cost ourselves (_start_hold). (bool: no-op if absent.)
@@ -172,15 +201,45 @@ class StreamParser:
         p.StartElementHandler = self._on_start
         p.EndElementHandler = self._on_end
         p.CharacterDataHandler = self._on_text
-        self._p = p
-        self._dead: RemoteProtocolError | None = None
-        self._depth = 1 if self._document else 0  # open elements, stream root included
-        self._stack: list[Element] = []
-        self._events: list[ParserEvent] = []
-        self._fed = self._fed_end = self._start = self._token_start = 0
-        self._tail = b""  # input expat holds as an unfinished token
-        self._held: bytearray | None = None  # input not yet given to expat
-        self._quote = b""
+        return p
+
+    def compact(self) -> bool:
+        """Free expat's buffers while the stream is idle between stanzas; True if done.
+
+        An idle connection's expat parser keeps its input buffer and name pools
+        (about 10 KiB). Between two stanzas nothing of them is needed but the
+        stream header's namespace scope: the parser is dropped, and the next
+        :meth:`feed` primes a fresh one with a header declaring the same
+        namespaces (no event is produced for it). Refused mid-stanza, mid-token,
+        before the header, or on a failed stream.
+        """
+        if (
+            self._p is None
+            or self._dead is not None
+            or self._document
+            or self._depth != 1
+            or self._namespaces is None
+            or self._held is not None
+            or self._tail
+        ):
+            return False
+        self._release()
+        self._p = None
+        return True
+
+    def _revive(self) -> None:
+        """A fresh expat parser, inside a stream root that declares the header's namespaces."""
+        assert self._namespaces is not None
+        decls = "".join(
+            f" xmlns{':' + prefix if prefix else ''}={quoteattr(uri)}"
+            for prefix, uri in self._namespaces.items()
+        )
+        header = f"<{self._root}{decls}>".encode()
+        p = self._p = self._new_expat()
+        p.StartElementHandler = None  # the header is not the client's: no event for it
+        p.Parse(header, False)
+        p.StartElementHandler = self._on_start
+        self._fed = self._fed_end = self._start = len(header)
 
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Parse more of the stream.
@@ -197,6 +256,8 @@ class StreamParser:
         """
         if self._dead is not None:
             raise RemoteProtocolError(self._dead.condition, self._dead.text)
+        if self._p is None:
+            self._revive()
         try:
             self._run(data, False)
         except RemoteProtocolError as exc:
@@ -213,7 +274,9 @@ class StreamParser:
     def _release(self) -> None:
         """Break the parser <-> handler reference cycle so memory is freed at once."""
         p = self._p
-        p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
+        if p is not None:
+            p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
+            p.StartNamespaceDeclHandler = None
 
     def _fail(self, exc: RemoteProtocolError) -> NoReturn:
         self._dead = exc
@@ -313,6 +376,8 @@ class StreamParser:
         return attrs
 
     def _on_start(self, name: str, attrs: dict[str, str]) -> None:
+        if self._pieces:
+            self._attach()
         tag = _CLARK.get(name) or _clark(name)
         if attrs:
             # Fast path: few short plain attributes; anything else is checked in _attrs.
@@ -338,9 +403,13 @@ class StreamParser:
             if context[:1] != b"<" or context[1:2] == b"\0":
                 raise RemoteProtocolError(_C.UNSUPPORTED_ENCODING, "the stream must be UTF-8")
             self._events.append(StreamOpened(tag, attrs))
+            self._p.StartNamespaceDeclHandler = None  # the header's scope is complete
+            self._root_name(tag)
         self._depth = depth + 1
 
     def _on_end(self, name: str) -> None:
+        if self._pieces:
+            self._attach()
         depth = self._depth = self._depth - 1
         if depth == 1:
             el = self._stack.pop()
@@ -351,6 +420,28 @@ class StreamParser:
             self._stack.pop()
         else:
             self._events.append(StreamClosed())
+
+    def _root_name(self, tag: str) -> None:
+        """Work out the root's qualified name (its closing tag must match a revived root)."""
+        scope = self._namespaces
+        if scope is None:
+            return
+        uri, brace, local = tag[1:].partition("}")
+        if not brace:
+            uri, local = "", tag
+        prefixes = [prefix for prefix, bound in scope.items() if bound == uri]
+        if uri and len(prefixes) == 1:
+            self._root = f"{prefixes[0]}:{local}" if prefixes[0] else local
+        elif not uri and not scope.get(""):
+            self._root = local
+        else:
+            self._namespaces = None  # ambiguous: never compact this stream
+
+    def _on_namespace(self, prefix: str | None, uri: str | None) -> None:
+        if self._namespaces is not None and len(self._namespaces) < self._max_attrs:
+            self._namespaces[prefix or ""] = uri or ""
+        else:
+            self._namespaces = None  # an odd header: never compact this stream
 
     def _check_size(self, tag: str) -> None:
         """Exact size of the top-level element that just ended (rarely needed)."""
@@ -366,14 +457,21 @@ class StreamParser:
 
     def _on_text(self, data: str) -> None:
         if self._depth > 1:
-            el = self._stack[-1]
-            if len(el):
-                last = el[-1]
-                last.tail = data if last.tail is None else last.tail + data
-            else:
-                el.text = data if el.text is None else el.text + data
+            self._pieces.append(data)
         elif data.strip(_XML_WS):
             raise RemoteProtocolError(_C.BAD_FORMAT, "text between top-level elements")
+
+    def _attach(self) -> None:
+        """Give the gathered text to the innermost open element (text, or last child's tail)."""
+        pieces = self._pieces
+        data = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        pieces.clear()
+        el = self._stack[-1]
+        if len(el):
+            last = el[-1]
+            last.tail = data if last.tail is None else last.tail + data
+        else:
+            el.text = data if el.text is None else el.text + data
 
 
 def parse_document(data: bytes | str, limits: ParserLimits = DEFAULT_LIMITS) -> Element:

@@ -262,6 +262,10 @@ class C2SStream:
 
     # -- input ----------------------------------------------------------------
 
+    def compact(self) -> bool:
+        """Free parser memory while the stream is idle between stanzas; True if done."""
+        return self._reader.compact()
+
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes of a TCP stream; returns the events they complete."""
         if self.state is S.CLOSED:

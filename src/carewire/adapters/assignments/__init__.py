@@ -8,7 +8,7 @@ the patient leaves, all through a rate-limited queue. See docs/assignments.md.
 
 from __future__ import annotations
 
-from carewire.adapters.assignments.runtime import AssignmentManager
+from carewire.adapters.assignments.runtime import AssignmentManager, TickGate
 from carewire.adapters.assignments.settings import SETTINGS
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.clock import Clock
@@ -17,14 +17,16 @@ from carewire.security.audit import AuditTrail
 
 COMPONENT = "AssignmentManager"
 
-__all__ = ["COMPONENT", "AssignmentManager", "make_kind"]
+__all__ = ["COMPONENT", "AssignmentManager", "TickGate", "make_kind"]
 
 
-def make_kind(*, datasets: DatasetService, audit: AuditTrail, clock: Clock) -> AdapterKind:
+def make_kind(
+    *, datasets: DatasetService, audit: AuditTrail, clock: Clock, ticks: TickGate | None = None
+) -> AdapterKind:
     """The kind; each enabled instance runs an :class:`AssignmentManager` on these services."""
 
     def factory(config: AdapterConfig) -> AssignmentManager:
-        return AssignmentManager(config, datasets=datasets, audit=audit, clock=clock)
+        return AssignmentManager(config, datasets=datasets, audit=audit, clock=clock, ticks=ticks)
 
     return AdapterKind(
         component=COMPONENT,

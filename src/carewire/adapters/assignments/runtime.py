@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -62,11 +62,32 @@ STEP_SECONDS: Final = 1.0
 LIVE: Final = (State.NEXT.value, State.ACTIVE.value)
 
 
+class TickGate:
+    """Whether this process runs the minute's tick (on a cluster, only the singleton leader).
+
+    The composition root makes one and the server sets :attr:`check` when clustered;
+    the tick finds due changes in shared data, so two nodes ticking would apply them twice.
+    """
+
+    def __init__(self) -> None:
+        self.check: Callable[[], Awaitable[bool]] | None = None  # None: always (one node)
+
+    async def allows(self) -> bool:
+        """Whether to tick now."""
+        return self.check is None or await self.check()
+
+
 class AssignmentManager:
     """One enabled instance: an :class:`~carewire.adapters.base.AdapterRuntime`."""
 
     def __init__(
-        self, config: AdapterConfig, *, datasets: DatasetService, audit: AuditTrail, clock: Clock
+        self,
+        config: AdapterConfig,
+        *,
+        datasets: DatasetService,
+        audit: AuditTrail,
+        clock: Clock,
+        ticks: TickGate | None = None,
     ) -> None:
         self.name = config.reference_name
         self.settings = ManagerSettings.of(config.settings)
@@ -82,6 +103,7 @@ class AssignmentManager:
         self._is_listening = False
         self._audits: set[asyncio.Task[None]] = set()
         self.applied = 0
+        self.ticks = ticks or TickGate()
 
     # -- AdapterRuntime ----------------------------------------------------------------
 
@@ -95,7 +117,8 @@ class AssignmentManager:
             while True:
                 if self.clock.monotonic() >= next_tick:
                     next_tick += TICK_SECONDS
-                    await self.tick()
+                    if await self.ticks.allows():
+                        await self.tick()
                 await self.step()
                 # Every second on the second, however long the step took (never twice at once).
                 next_step = max(next_step + STEP_SECONDS, loop.time())

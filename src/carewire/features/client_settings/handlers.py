@@ -13,6 +13,8 @@ from xml.etree.ElementTree import Element
 from carewire.core.events import IqRequest
 from carewire.core.feature import FeatureContext
 from carewire.datasets.model import Record
+from carewire.directory.model import SYSTEM_CALLER, OrganisationSettings
+from carewire.directory.service import DirectoryService
 from carewire.errors import NotFoundError, ValidationError
 from carewire.features.client_settings.model import (
     BREAK_GLASS,
@@ -22,6 +24,7 @@ from carewire.features.client_settings.model import (
 )
 from carewire.features.client_settings.service import ClientSettingsService
 from carewire.features.client_settings.xml import (
+    organisation_element,
     patient_element,
     roster_element,
     settings_element,
@@ -44,11 +47,26 @@ class ClientSettingsFeature:
         self.access = access
 
     async def settings(self, req: IqRequest) -> Element | None:
-        """``<settings/>``: the current client settings and presence states."""
+        """``<settings/>``: the current client settings, presence states and organisation's."""
         states = await self.service.presence_states(req.sender_login)
-        return settings_element(
+        el = settings_element(
             self.service.settings(), states, offline_default=self.ctx.config.offline_ttl
         )
+        el.append(organisation_element(await self._organisation(req.sender_login)))
+        return el
+
+    async def _organisation(self, login: str) -> OrganisationSettings | None:
+        """The settings of ``login``'s directory organisation (None: no profile, no directory)."""
+        directory = self.ctx.find(DirectoryService)
+        if directory is None:
+            return None
+        org_id = directory.index.organisation_of(login)
+        if org_id is None:
+            return None
+        try:
+            return (await directory.organisations.get(SYSTEM_CALLER, org_id)).settings
+        except NotFoundError:
+            return None
 
     async def roster(self, req: IqRequest) -> Element | None:
         """``<roster/>``: the clinical roster."""

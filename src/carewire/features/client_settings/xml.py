@@ -12,6 +12,7 @@ from datetime import timedelta
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.adapters.xmpp.gateway import ChatSettings
+from carewire.directory.model import OrganisationSettings
 from carewire.features.client_settings.model import (
     NS_PATIENT,
     NS_ROSTER,
@@ -99,6 +100,22 @@ def settings_element(
             attrs["duration"] = str(s.duration)
         _sub(presence, ns, "state", attrs)
     return el
+
+
+def organisation_element(settings: OrganisationSettings | None) -> Element:
+    """``<organisation/>``: what clients need of the user's organisation (defaults without one).
+
+    ``high-priority-sound`` is the High Priority Notification Sound Length in
+    seconds; ``message-expiration`` the Message Expiration Time in seconds.
+    """
+    s = settings or OrganisationSettings()
+    return Element(
+        f"{{{NS_SETTINGS}}}organisation",
+        {
+            "high-priority-sound": str(s.high_priority_sound_seconds),
+            "message-expiration": str(int(s.message_expiration.duration.total_seconds())),
+        },
+    )
 
 
 _ATTR_NAMES = {"reference_name": "name", "attribute_path": "path"}

@@ -62,7 +62,7 @@ from carewire.xmpp.alert import ALERT
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
 
-__all__ = ["PushNotifier", "push_priority", "setup"]
+__all__ = ["PushNotifier", "is_unreachable", "push_priority", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def push_priority(stanza: Element) -> PushPriority | None:
     return PushPriority.NORMAL if stanza.find(_BODY) is not None else None
 
 
-def _is_unreachable(session: Session) -> bool:
+def is_unreachable(session: Session) -> bool:
     """Detached (XEP-0198) or inactive (XEP-0352): the app may be suspended."""
     return (session.sm is not None and session.sm.is_detached) or session.data.get(
         CSI_STATE
@@ -190,7 +190,7 @@ class PushNotifier:
             if not mine or login is None:
                 continue
             targets = self.ctx.sessions.top_priority(login)
-            if any(not _is_unreachable(s) for s in targets):
+            if any(not is_unreachable(s) for s in targets):
                 continue  # a session reads it now: no push, as at delivery
             resources = {s.resource for s in targets}
             pushed.add(login)
@@ -223,7 +223,7 @@ class PushNotifier:
         """Hook ``session/deliver``: a detached or inactive session's device hears of it."""
         session = event.session
         mine = self.enables.get(session.username)
-        if not mine or not _is_unreachable(session):
+        if not mine or not is_unreachable(session):
             return False
         priority = push_priority(event.stanza)
         if priority is not None and not self._was_pushed(event.stanza, session.username):
@@ -235,7 +235,7 @@ class PushNotifier:
     def on_active(self, event: SessionEvent) -> None:
         """Available, active again or resumed: the device's count starts again."""
         session = event.session
-        if _is_unreachable(session):
+        if is_unreachable(session):
             return
         for enable in self.enables.get(session.username, {}).values():
             if enable.resource == session.resource:

@@ -16,16 +16,21 @@ messages in known conversations costs a handful of statements in all.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
 
-from carewire.core.stores import ExpiryEntry, ExpiryStore
+from carewire.core.stores import ExpiryStore
 from carewire.datasets.model import Origin, Record, RecordId
 from carewire.datasets.query import Filter, FilterOp, Query, Sort
 from carewire.datasets.service import Batch, DatasetService
+from carewire.features.tracking.caches import (
+    Caches,
+    Conv,
+    Delivery,
+    RecentCaches,
+    Staged,
+    StagedDelivery,
+)
 from carewire.features.tracking.ops import (
     DEFAULT_TTL,
     ROOM,
@@ -36,88 +41,11 @@ from carewire.features.tracking.ops import (
     Op,
     State,
 )
+from carewire.features.tracking.resolve import resolve
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K")
-V = TypeVar("V")
-
 ORIGIN = Origin(adapter="XMPP", actor="xmpp:tracking", depth=0)
-RECENT = 50_000  # messages (and deliveries) whose ids stay cached
-
-
-class Lru(Generic[K, V]):
-    """A bounded mapping that forgets the least recently used entries."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._d: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The value, refreshed as recently used."""
-        value = self._d.get(key)
-        if value is not None:
-            self._d.move_to_end(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._d
-
-    def put(self, key: K, value: V) -> None:
-        """Set a value, evicting the oldest entry past the size."""
-        self._d[key] = value
-        self._d.move_to_end(key)
-        if len(self._d) > self.size:
-            self._d.popitem(last=False)
-
-    def pop(self, key: K) -> None:
-        """Forget a key."""
-        self._d.pop(key, None)
-
-
-@dataclass(slots=True)
-class Conv:
-    """A cached conversation record."""
-
-    id: RecordId
-    state: str
-
-
-Delivery = tuple[RecordId, frozenset[str]]  # record id, timestamps already set
-# uuid, message id (None: staged in this transaction), recipient identity, field, time
-StagedDelivery = tuple[str, RecordId | None, RecordId, str, datetime]
-
-
-@dataclass(slots=True)
-class Staged:
-    """Messages and delivery timestamps queued in a transaction, to be written in bulk."""
-
-    messages: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-    uuids: set[str] = field(default_factory=set)
-    deliveries: list[StagedDelivery] = field(default_factory=list)
-    expiries: list[ExpiryEntry] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Caches:
-    """Record ids known to exist (committed, or created by the transaction in progress)."""
-
-    identities: dict[str, RecordId] = field(default_factory=dict)
-    users: dict[str, RecordId] = field(default_factory=dict)
-    conversations: dict[ConvKey, Conv] = field(default_factory=dict)
-    messages: dict[str, RecordId] = field(default_factory=dict)
-    deliveries: dict[tuple[int, int], Delivery] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RecentCaches:
-    """Committed record ids; messages and deliveries only for recent ones."""
-
-    identities: dict[str, RecordId] = field(default_factory=dict)
-    users: dict[str, RecordId] = field(default_factory=dict)
-    conversations: dict[ConvKey, Conv] = field(default_factory=dict)
-    messages: Lru[str, RecordId] = field(default_factory=lambda: Lru(RECENT))
-    deliveries: Lru[tuple[int, int], Delivery] = field(default_factory=lambda: Lru(RECENT))
 
 
 class Recorder:
@@ -144,6 +72,7 @@ class Recorder:
         """
 
         async def apply(b: Batch) -> None:
+            self.statements += await resolve(self.cache, self._new, self.login_of, b, ops)
             staged = Staged()
             for op in ops:
                 if isinstance(op, MessageOp):
@@ -378,7 +307,9 @@ class Recorder:
     async def _write_staged(self, b: Batch, staged: Staged) -> None:
         """Write the staged messages, then the staged delivery timestamps, in bulk."""
         if staged.messages:
-            recs = await b.create_many("MESSAGES", [values for _, values in staged.messages])
+            # Vouched: fresh stanza ids, and link targets this recorder created or read.
+            rows = [values for _, values in staged.messages]
+            recs = await b.create_many("MESSAGES", rows, vouched=True)
             for (uid, _), rec in zip(staged.messages, recs, strict=True):
                 self._new.messages[uid] = rec.id
             self.statements += len(recs)
@@ -420,7 +351,8 @@ class Recorder:
                 updates.setdefault(key, {})[mark] = at
                 known[key] = (found[0], found[1] | {mark})
         if creates:
-            recs = await b.create_many("MESSAGE_DELIVERIES", list(creates.values()))
+            rows = list(creates.values())  # keys known to be new (looked up above)
+            recs = await b.create_many("MESSAGE_DELIVERIES", rows, vouched=True)
             for (key, values), rec in zip(creates.items(), recs, strict=True):
                 self._new.deliveries[key] = (rec.id, frozenset(k for k in values if k in _MARKS))
         if updates:

@@ -23,6 +23,7 @@ from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.service import DatasetService
 from carewire.errors import NotFoundError, ValidationError
 from carewire.features.tracking import stanzas
+from carewire.features.tracking.caches import RECENT, Lru
 from carewire.features.tracking.ops import (
     DEFAULT_TTL,
     ROOM,
@@ -35,7 +36,7 @@ from carewire.features.tracking.ops import (
     pair_key,
     room_key,
 )
-from carewire.features.tracking.records import RECENT, Lru, Recorder
+from carewire.features.tracking.records import Recorder
 from carewire.features.tracking.writer import BatchWriter
 from carewire.xmpp.jid import JID, InvalidJID
 
