@@ -46,7 +46,6 @@ from carewire.adapters.xmpp.gateway import (
 )
 from carewire.adapters.xmpp.responses import RuleResponder
 from carewire.adapters.xmpp.settings import EnabledAdapterSettings
-from carewire.assembly_cluster import cluster_service
 from carewire.assembly_config import (
     directory_config,
     engine_config,
@@ -65,7 +64,6 @@ from carewire.assembly_push import push_app_server, web_push_service
 from carewire.clock import Clock, SystemClock
 from carewire.cluster import Cluster
 from carewire.config import Config, parse_duration
-from carewire.config_cluster import ClusterSection
 from carewire.core.accounts import AccountService
 from carewire.core.feature import FeatureConfig
 from carewire.core.kernel import DEFAULT_FEATURES, Kernel
@@ -147,7 +145,6 @@ class Options:
         push: The push app server's settings (``[push]``); None: no push notifications.
         directory_sync: LDAP sync's intervals and limits (``[directory_sync]``).
         components: The domains of external components (XEP-0114, ``[components]``).
-        cluster: ``[cluster]`` (the server's only: the CLI never joins a cluster).
     """
 
     url: str
@@ -170,7 +167,6 @@ class Options:
     push: PushSettings | None = None
     directory_sync: SyncConfig = field(default_factory=SyncConfig)
     components: frozenset[str] = frozenset()
-    cluster: ClusterSection = field(default_factory=ClusterSection)
 
 
 def options_from_config(
@@ -211,7 +207,6 @@ def options_from_config(
         upload=upload_settings(cfg),
         push=settings_from_config(cfg) if is_server else None,
         components=frozenset(c.domain for c in cfg.component_secrets),
-        cluster=cfg.cluster if is_server else ClusterSection(),
     )
 
 
@@ -313,7 +308,7 @@ class Assembly:
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
         assignment_ticks: Whether the assignment manager's minute tick runs here.
         federation: Trusted domains and stream status (docs/federation-admin.md).
-        cluster: This node's part in a cluster (docs/cluster.md); None: one node.
+        cluster: This node's part in a cluster (docs/cluster.md; the server sets it).
     """
 
     core: Core
@@ -407,8 +402,6 @@ class Assembly:
         if self.webpush is not None:
             await self.webpush.start()
         await self.federation.start()
-        if self.cluster is not None:
-            await self.cluster.start()
 
     async def ensure_default_adapters(self, domain: str) -> None:
         """On a new installation, create the XMPP adapter (for ``domain``), a DataUpdate one and
@@ -428,8 +421,6 @@ class Assembly:
     async def close(self) -> None:
         """Detach the gateway, stop workers and runtimes, then release the database."""
         self.chat.attach(None)
-        if self.cluster is not None:
-            await self.cluster.close()
         await self.federation.close()
         if self.push is not None:
             await self.push.close()
@@ -581,7 +572,6 @@ async def _platform(options: Options, core: Core) -> Assembly:
         ),
         ldap=ldap,
         assignment_ticks=ticks,
-        cluster=cluster_service(options.cluster, core.kernel),
     )
 
 

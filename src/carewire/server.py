@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
+from carewire.assembly_cluster import start_cluster, stop_cluster
 from carewire.assembly_components import component_net
 from carewire.assembly_identity import ldap_jobs
 from carewire.assembly_s2s import Federation, start_federation
@@ -169,6 +170,7 @@ class Server:
         self.jobs = job_runner(cfg, a)  # before a.start(): the rules scheduler asks it
         self.jobs.start()
         await a.start()  # the XMPP rule actions deliver through this server from now on
+        a.cluster = await start_cluster(cfg.cluster, a.kernel)  # before any client binds
         self._auditor, auth = login_services(cfg, a)
         share_counters(cfg, self.jobs, a, auth)  # on a cluster: throttle and lockouts in Redis
         self.net = self._net_context(auth)
@@ -557,6 +559,7 @@ class Server:
             except Exception:  # supervisor: stopping goes on; the next start takes one
                 log.exception("could not take the audit checkpoint at stop")
         if self.assembly is not None:
+            await stop_cluster(self.assembly.cluster)
             await self.assembly.close()
         for name in (PORTS_FILE, ADAPTERS_FILE):
             with contextlib.suppress(FileNotFoundError):
