@@ -1,10 +1,11 @@
 """The cluster's assembly (docs/cluster.md): a :class:`Cluster` when ``[cluster]`` asks for one.
 
 Kept apart from :mod:`carewire.assembly` (within its size bound). Only the
-server joins a cluster (the CLI never does): it calls :func:`start_cluster`
-once the features are loaded and before it listens, keeps the result as
-``Assembly.cluster`` (where other cluster services find the Redis client and
-the node id), and calls :func:`stop_cluster` once its sessions have ended.
+server joins a cluster (the CLI never does): it builds the service once the
+features are loaded and keeps it as ``Assembly.cluster`` (its Redis client also
+serves the singleton lease and the shared counters, server_jobs.py), calls
+:func:`start_cluster` before it listens, and :func:`stop_cluster` once its
+sessions have ended (which closes the client).
 An empty ``redis_url`` builds nothing: one node, no Redis touched.
 """
 
@@ -23,12 +24,10 @@ def cluster_service(settings: ClusterSection, kernel: Kernel) -> Cluster | None:
     return Cluster(settings, kernel, connect(settings))
 
 
-async def start_cluster(settings: ClusterSection, kernel: Kernel) -> Cluster | None:
-    """Build and start the cluster service (None: one node)."""
-    cluster = cluster_service(settings, kernel)
+async def start_cluster(cluster: Cluster | None) -> None:
+    """Join the cluster: registry, routing, rooms (nothing for one node)."""
     if cluster is not None:
         await cluster.start()
-    return cluster
 
 
 async def stop_cluster(cluster: Cluster | None) -> None:
