@@ -62,6 +62,7 @@ from carewire.assembly_identity import (
 )
 from carewire.assembly_push import push_app_server, web_push_service
 from carewire.clock import Clock, SystemClock
+from carewire.cluster import Cluster
 from carewire.config import Config, parse_duration
 from carewire.core.accounts import AccountService
 from carewire.core.feature import FeatureConfig
@@ -307,6 +308,7 @@ class Assembly:
         ldap: Directory sync from LDAP and LDAP sign-in (docs/ldap.md).
         assignment_ticks: Whether the assignment manager's minute tick runs here.
         federation: Trusted domains and stream status (docs/federation-admin.md).
+        cluster: This node's part in a cluster (docs/cluster.md; the server sets it).
     """
 
     core: Core
@@ -334,6 +336,7 @@ class Assembly:
     push: PushAppServer | None = None
     webpush: WebPushService | None = None
     ldap: LdapService | None = None
+    cluster: Cluster | None = None
 
     @property
     def db(self) -> Database:

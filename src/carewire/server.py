@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from carewire.assembly import Assembly, assemble, options_from_config
+from carewire.assembly_cluster import cluster_service, start_cluster, stop_cluster
 from carewire.assembly_components import component_net
 from carewire.assembly_identity import ldap_jobs
 from carewire.assembly_s2s import Federation, start_federation
@@ -166,9 +167,12 @@ class Server:
         a.load_features(cfg.xmpp.features or DEFAULT_FEATURES)
         if a.chat.gateway is None:
             raise ConfigError("xmpp.features: the XMPP rule actions need the 'alerting' feature")
-        self.jobs = job_runner(cfg, a)  # before a.start(): the rules scheduler asks it
+        a.cluster = cluster_service(cfg.cluster, a.kernel)  # one Redis client, for the jobs too
+        redis = a.cluster.redis if a.cluster is not None else None
+        self.jobs = job_runner(cfg, a, redis)  # before a.start(): the rules scheduler asks it
         self.jobs.start()
         await a.start()  # the XMPP rule actions deliver through this server from now on
+        await start_cluster(a.cluster)  # the session registry, before any client binds
         self._auditor, auth = login_services(cfg, a)
         share_counters(cfg, self.jobs, a, auth)  # on a cluster: throttle and lockouts in Redis
         self.net = self._net_context(auth)
@@ -557,6 +561,7 @@ class Server:
             except Exception:  # supervisor: stopping goes on; the next start takes one
                 log.exception("could not take the audit checkpoint at stop")
         if self.assembly is not None:
+            await stop_cluster(self.assembly.cluster)
             await self.assembly.close()
         for name in (PORTS_FILE, ADAPTERS_FILE):
             with contextlib.suppress(FileNotFoundError):

@@ -181,7 +181,7 @@ class AccountService:
     def end_sessions(
         self, login: str, resource: str | None = None, *, text: str = "account changed"
     ) -> int:
-        """Close the sessions of ``login`` in this process (only ``resource``'s when given).
+        """Close the sessions of ``login`` (only ``resource``'s when given), on every node.
 
         The stream ends with ``<not-authorized/>``; returns how many were closed.
         """

@@ -46,6 +46,9 @@ SESSION_DELIVER: Final = "session/deliver"
 SESSION_BOUND: Final = "session/bound"
 SESSION_INITIAL_PRESENCE: Final = "session/initial-presence"
 SESSION_CLOSED: Final = "session/closed"
+# A session's presence (availability, priority) or carbons setting changed: what
+# other nodes of a cluster must know of it. Payload: SessionEvent.
+SESSION_CHANGED: Final = "session/changed"
 # The client said it is active or inactive (XEP-0352). Payload: SessionEvent.
 SESSION_CLIENT_STATE: Final = "session/client-state"
 # The connection of a bound session ended, cleanly or not. Payload:
@@ -76,6 +79,10 @@ REMOTE_SENT: Final = "remote/sent"
 # A stanza for another domain was refused at once (federation off, domain not
 # allowed, queue full); the sender gets the error. Payload: RemoteFailure.
 REMOTE_FAILED: Final = "remote/failed"
+
+# A user's roster (an item or a pending request) was written to the store: other
+# nodes of a cluster forget their copy. Synchronous handlers. Payload: AccountEvent.
+ROSTER_WRITTEN: Final = "roster/written"
 
 # Accounts. Payload: AccountEvent.
 ACCOUNT_REMOVED: Final = "account/removed"

@@ -112,6 +112,12 @@ class Router:
             raise ValueError(f"two services for {domain}")
         self._services[domain] = handler
 
+    def wrap_service(self, domain: str, wrap: Callable[[ServiceHandler], ServiceHandler]) -> None:
+        """Put ``wrap(handler)`` in front of the service of ``domain`` (the cluster's rooms)."""
+        handler = self._services.get(domain)
+        if handler is not None:
+            self._services[domain] = wrap(handler)
+
     def attach_component(self, domain: str, sink: ComponentSink) -> None:
         """Hand every stanza for ``domain`` (a configured component's, XEP-0114) to ``sink``.
 
@@ -262,7 +268,14 @@ class Router:
     # -- delivery -------------------------------------------------------------
 
     def deliver(self, session: Session, stanza: Element) -> None:
-        """Write a stanza to one session, unless a ``session/deliver`` hook drops it."""
+        """Write a stanza to one session, unless a ``session/deliver`` hook drops it.
+
+        A session on another node of the cluster (``session.node``) gets the
+        stanza forwarded as is: the ``session/deliver`` hooks run there.
+        """
+        if session.node:
+            session.send(stanza)
+            return
         self.stats.sent[stanza.tag] += 1
         if self.hooks.has_handlers(H.SESSION_DELIVER) and self.hooks.fire_sync(
             H.SESSION_DELIVER, DeliveryEvent(stanza=stanza, session=session)

@@ -10,6 +10,11 @@ of unacknowledged stanzas) lives here because the delivery path keeps it
 (:meth:`Session.send`) and the index knows resumption ids; every decision
 about it (enabling, acks, resumption, detaching a session whose connection
 broke) is the ``smacks`` feature's.
+
+In a cluster (docs/cluster.md) the routing questions are answered over the
+union of this node's sessions and the :class:`RemoteSessions` other nodes
+hold (``SessionManager.remote``): stand-in sessions whose sink forwards to the
+holding node. Iterating, counting, adding and removing stay local.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ class Session:
     data: dict[str, Any] = field(default_factory=dict)
     # XEP-0198 stream management, once the client enabled it.
     sm: StreamManagement | None = None
+    # The node holding the session, for another node's stand-in; "" for our own sessions.
+    node: str = ""
 
     @property
     def username(self) -> str:
@@ -164,14 +171,26 @@ class Session:
             self.sink.send_element(SM_REQUEST)
 
 
+class RemoteSessions(Protocol):
+    """The sessions other nodes of a cluster hold (stand-ins with ``node`` set)."""
+
+    def get(self, jid: JID) -> Session | None:
+        """The stand-in for a full JID bound on another node."""
+
+    def of_user(self, login: str) -> list[Session]:
+        """The stand-ins of an account's sessions on other nodes."""
+
+
 class SessionManager:
-    """All bound sessions of this node, by account and resource."""
+    """All bound sessions of this node, by account and resource (and other nodes', if set)."""
 
     def __init__(self) -> None:
         self._by_user: dict[str, dict[str, Session]] = {}
         self._count = 0
         # XEP-0198 resumption ids of sessions that may be resumed.
         self._resumable: dict[str, Session] = {}
+        # Sessions on the other nodes of a cluster (None: one node).
+        self.remote: RemoteSessions | None = None
 
     def __len__(self) -> int:
         return self._count
@@ -233,7 +252,14 @@ class SessionManager:
         return [s for s in self._resumable.values() if s.is_detached]
 
     def get(self, jid: JID) -> Session | None:
-        """The session bound to this full JID (never one of another domain's same-named user)."""
+        """The session bound to this full JID, here or on another node of the cluster."""
+        session = self.local(jid)
+        if session is None and self.remote is not None:
+            return self.remote.get(jid)
+        return session
+
+    def local(self, jid: JID) -> Session | None:
+        """The session bound to this full JID on this node (never another domain's user's)."""
         if jid.localpart is None or jid.resource is None:
             return None
         resources = self._by_user.get(jid.localpart)
@@ -243,20 +269,32 @@ class SessionManager:
         return session if session is not None and session.jid.domain == jid.domain else None
 
     def of_user(self, login: str) -> list[Session]:
-        """Every bound session of an account."""
+        """Every bound session of an account (on every node)."""
+        resources = self._by_user.get(login)
+        found = list(resources.values()) if resources else []
+        if self.remote is not None:
+            found.extend(self.remote.of_user(login))
+        return found
+
+    def local_of_user(self, login: str) -> list[Session]:
+        """The account's sessions bound on this node."""
         resources = self._by_user.get(login)
         return list(resources.values()) if resources else []
 
     def available_of_user(self, login: str) -> list[Session]:
-        """Sessions of an account that sent available presence."""
+        """Sessions of an account that sent available presence (on every node)."""
+        if self.remote is not None:
+            return [s for s in self.of_user(login) if s.presence is not None]
         resources = self._by_user.get(login)
         if not resources:
             return []
         return [s for s in resources.values() if s.presence is not None]
 
     def is_online(self, login: str) -> bool:
-        """Whether the account has any bound session."""
-        return login in self._by_user
+        """Whether the account has any bound session (on any node)."""
+        if login in self._by_user:
+            return True
+        return self.remote is not None and bool(self.remote.of_user(login))
 
     def top_priority(self, login: str) -> list[Session]:
         """Available sessions with the highest non-negative priority (RFC 6121 §8.5.2.1.1)."""

@@ -28,7 +28,7 @@ import logging
 from xml.etree.ElementTree import Element, SubElement
 
 from carewire.core import hook_names as H
-from carewire.core.events import IqRequest, StanzaEvent
+from carewire.core.events import IqRequest, SessionEvent, StanzaEvent
 from carewire.core.feature import FeatureContext, IqTarget
 from carewire.core.sessions import Session
 from carewire.xmpp import ns
@@ -107,12 +107,16 @@ class Carbons:
 
     async def enable(self, req: IqRequest) -> Element | None:
         """IQ set ``<enable/>``: copies for the requesting resource from now on."""
-        self._origin(req).data[ENABLED] = True
+        session = self._origin(req)
+        session.data[ENABLED] = True
+        await self.ctx.hooks.fire(H.SESSION_CHANGED, SessionEvent(session=session))
         return None
 
     async def disable(self, req: IqRequest) -> Element | None:
         """IQ set ``<disable/>``: no more copies for the requesting resource."""
-        self._origin(req).data.pop(ENABLED, None)
+        session = self._origin(req)
+        session.data.pop(ENABLED, None)
+        await self.ctx.hooks.fire(H.SESSION_CHANGED, SessionEvent(session=session))
         return None
 
     @staticmethod

@@ -128,6 +128,7 @@ class Presence:
         session.priority = parse_priority(stanza)
         initial = session.presence is None
         session.presence = deep_copy(stanza)
+        await self.ctx.hooks.fire(H.SESSION_CHANGED, SessionEvent(session=session))
         roster = await self.rosters.get(session.username)
         # §4.2.2/§4.4.2: broadcast to contacts with 'from'/'both' and to all of the
         # user's available resources (the sending one included).
@@ -149,6 +150,7 @@ class Presence:
         state.directed.clear()
         if session.presence is not None:
             session.presence = None
+            await self.ctx.hooks.fire(H.SESSION_CHANGED, SessionEvent(session=session))
             roster = await self.rosters.get(session.username)
             await self._broadcast(session, stanza, roster)
             reached = set(roster.contacts(_has_from))

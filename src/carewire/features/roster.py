@@ -122,7 +122,7 @@ class Rosters:
         version, items = await self.store.get_roster(login)
         pending = await self.store.list_pending_in(login)
         roster = UserRoster(version, {i.contact: i for i in items}, dict(pending))
-        if self.ctx.sessions.is_online(login):
+        if self.ctx.sessions.local_of_user(login):
             self._cache[login] = roster
         return roster
 
@@ -162,6 +162,12 @@ class Rosters:
     def _edited(self, login: str) -> None:
         for listener in self._edit_listeners:
             listener(login)
+        self._written(login)
+
+    def _written(self, login: str) -> None:
+        # Other nodes of a cluster forget their copy of this roster (docs/cluster.md).
+        if self.ctx.hooks.has_handlers(H.ROSTER_WRITTEN):
+            self.ctx.hooks.fire_sync(H.ROSTER_WRITTEN, AccountEvent(login=login))
 
     async def save(self, login: str, roster: UserRoster, item: RosterItem) -> None:
         """Write one item through to the store and the in-memory roster."""
@@ -183,11 +189,13 @@ class Rosters:
         """Remember an inbound subscription request until the user answers it."""
         await self.store.add_pending_in(login, contact, xml)
         roster.pending_in[contact] = xml
+        self._written(login)
 
     async def remove_pending(self, login: str, roster: UserRoster, contact: str) -> None:
         """Forget an inbound subscription request."""
         if roster.pending_in.pop(contact, None) is not None:
             await self.store.remove_pending_in(login, contact)
+            self._written(login)
 
     # -- pushes ------------------------------------------------------------------
 
@@ -233,8 +241,9 @@ class Rosters:
     async def handle_get(self, req: IqRequest) -> Element | None:
         """RFC 6121 §2.1.3/§2.6: roster get (the resource becomes interested)."""
         login = req.sender_login
-        if req.origin is not None:
+        if req.origin is not None and not req.origin.is_interested:
             req.origin.is_interested = True
+            await self.ctx.hooks.fire(H.SESSION_CHANGED, SessionEvent(session=req.origin))
         roster = await self.get(login)
         ver = req.payload.get("ver")
         # §2.6.3: the roster did not change since the client's version: an empty
