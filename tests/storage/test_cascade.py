@@ -123,6 +123,9 @@ DATA_PLATFORM_TABLES |= {
     "federation_pins",
     "federation_status",
 }
+# Web Push subscriptions go with their account (tests/storage/test_webpush_store.py); the
+# cluster's fencing tokens belong to the cluster, not to an account.
+DATA_PLATFORM_TABLES |= {"webpush_subscriptions", "cluster_fence"}
 
 
 async def test_remove_account_cascades(db: Database, stores: Stores, alice: str) -> None:

@@ -51,6 +51,17 @@ async def test_subscriptions(db: Database, stores: Stores, alice: str) -> None:
     assert await store.of(alice) == [] and await store.of("bob") == []
 
 
+async def test_subscriptions_go_with_their_account(
+    db: Database, stores: Stores, alice: str
+) -> None:
+    store = SqlWebPushStore(db, ephemeral_keyring())
+    await stores.accounts.create(new_account("bob"))
+    await store.add(new_sub(alice))
+    kept = await store.add(new_sub("bob", "https://push.example/b"))
+    assert await stores.accounts.remove(alice)
+    assert await store.of(alice) == [] and await store.of("bob") == [kept]
+
+
 async def test_web_push_attempts_name_their_service(db: Database, alice: str) -> None:
     change = AttemptChange(
         state=AttemptState.SENT, status=201, reason="", provider_id="m1", tries=1, at=AT
