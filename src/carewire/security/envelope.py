@@ -41,7 +41,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from carewire.errors import CarewireError
+from carewire.randomness import random_bytes
 
 #: The format version byte of every ciphertext this module writes.
 VERSION = 1
@@ -137,7 +137,7 @@ class LocalKek:
 
     def wrap(self, key: bytes, *, aad: bytes) -> bytes:
         """``nonce | AES-GCM(key)``."""
-        nonce = os.urandom(NONCE_SIZE)
+        nonce = random_bytes(NONCE_SIZE)
         return nonce + self._aead.encrypt(nonce, key, aad)
 
     def unwrap(self, wrapped: bytes, *, aad: bytes) -> bytes:
@@ -264,7 +264,7 @@ class Keyring:
             raise EncryptionError("no data key is loaded", code="no-key")
         key_id, aead = self._active
         header = _HEADER.pack(VERSION, key_id)
-        nonce = os.urandom(NONCE_SIZE)
+        nonce = random_bytes(NONCE_SIZE)
         return header + nonce + aead.encrypt(nonce, plaintext, header + aad)
 
     def decrypt(self, blob: bytes, *, aad: bytes) -> bytes:

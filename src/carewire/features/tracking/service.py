@@ -11,7 +11,6 @@ and each conversation's last activity for expiry.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from carewire.features.tracking.ops import (
 )
 from carewire.features.tracking.records import Recorder
 from carewire.features.tracking.writer import BatchWriter
+from carewire.randomness import uuid4
 from carewire.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class MessageTracker:
 
     def stamp(self, stanza: Element, by: JID) -> str:
         """Add a fresh ``<stanza-id/>`` by ``by`` (its bare JID) and return the id."""
-        uid = str(uuid.uuid4())
+        uid = uuid4()
         stanzas.stamp(stanza, str(by.bare), uid)
         return uid
 
