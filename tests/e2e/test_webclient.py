@@ -251,9 +251,11 @@ async def test_two_clinicians_talk_in_a_room_kept_in_the_list(world: World) -> N
     await garcia.context.close()
     garcia = await sign_in(world, "dr.garcia")
     await garcia.keyboard.press("Alt+2")
-    await garcia.get_by_role("list", name="Groups and rooms").get_by_role(
-        "button", name="huddle-web (room)"
-    ).click()
+    await (
+        garcia.get_by_role("list", name="Groups and rooms")
+        .get_by_role("button", name="huddle-web (room)")
+        .click()
+    )
     await expect(garcia.locator("#messages li", has_text="On my way")).to_be_visible(timeout=WAIT)
     await _send(garcia, "Back again")
     await expect(hughes.locator("#messages li.in", has_text="Back again")).to_be_visible(
