@@ -185,8 +185,84 @@ async def test_the_pages_pass_axe_core(world: World) -> None:
     await _send(ito, "Checking in")
     for tab in ("Alt+1", "Alt+3", "Alt+2"):
         await ito.keyboard.press(tab)
+        if tab == "Alt+2":  # the Groups and rooms list is rendered when the page is checked
+            await expect(ito.locator("#places button[data-kind='group']").first).to_be_visible(
+                timeout=WAIT
+            )
         assert await axe_violations(ito) == [], tab
     await context.close()
+
+
+async def test_a_clinician_messages_their_group_from_the_groups_and_rooms_list(
+    world: World,
+) -> None:
+    diaz = await sign_in(world, "dr.diaz")
+    tablet = await world.browser.new_context(
+        ignore_https_errors=True, viewport={"width": 768, "height": 1024}
+    )
+    baker = await sign_in(world, "nurse.baker", tablet)
+    await baker.keyboard.press("Alt+2")
+    places = baker.get_by_role("list", name="Groups and rooms")
+    # Their own unit comes first; the hospital's other units (open to all its staff) follow.
+    icu = places.get_by_role("button", name="ICU (my group)")
+    await expect(icu).to_be_visible(timeout=WAIT)
+    await expect(places.get_by_role("button", name="Emergency (group)")).to_be_visible()
+    await expect(places.locator("button").first).to_have_text("ICU (my group)")
+    group = await icu.get_attribute("data-jid")
+    assert group is not None and group.endswith("@groups.carewire.test")
+    await icu.focus()  # keyboard only: Enter opens it
+    await baker.keyboard.press("Enter")
+    await expect(baker.locator("#conversation-title")).to_have_text("ICU")
+    await expect(baker.get_by_label("Message", exact=True)).to_be_focused()
+    await _send(baker, "Rounds at nine")
+
+    await expect(diaz.locator("#unread-count")).to_have_text("1", timeout=WAIT)
+    await _open_conversation(diaz, group)
+    await expect(diaz.locator("#messages li.in", has_text="Rounds at nine")).to_be_visible()
+    await baker.context.close()
+    await diaz.context.close()
+
+
+async def _open_by_address(page: Page, jid: str) -> None:
+    await page.keyboard.press("Alt+2")
+    await page.get_by_label("Open a conversation or room by address").fill(jid)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_have_text(re.compile("^Joined "), timeout=WAIT)
+
+
+async def test_two_clinicians_talk_in_a_room_kept_in_the_list(world: World) -> None:
+    room = "huddle-web@chat.carewire.test"
+    garcia = await sign_in(world, "dr.garcia")
+    await _open_by_address(garcia, room)  # garcia creates it (an instant room)
+    in_list = garcia.locator(f"#places button[data-kind='room'][data-jid='{room}']")
+    await expect(in_list).to_have_text("huddle-web (room)")
+    hughes = await sign_in(world, "dr.hughes")
+    await _open_by_address(hughes, room)
+
+    await _send(garcia, "Huddle at noon")
+    await expect(hughes.locator("#messages li.in", has_text="Huddle at noon")).to_be_visible(
+        timeout=WAIT
+    )
+    await _send(hughes, "On my way")
+    await expect(garcia.locator("#messages li.in", has_text="On my way")).to_be_visible(
+        timeout=WAIT
+    )
+    # The room was bookmarked (XEP-0402): at the next sign-in it is in the list.
+    await garcia.context.close()
+    garcia = await sign_in(world, "dr.garcia")
+    await garcia.keyboard.press("Alt+2")
+    await (
+        garcia.get_by_role("list", name="Groups and rooms")
+        .get_by_role("button", name="huddle-web (room)")
+        .click()
+    )
+    await expect(garcia.locator("#messages li", has_text="On my way")).to_be_visible(timeout=WAIT)
+    await _send(garcia, "Back again")
+    await expect(hughes.locator("#messages li.in", has_text="Back again")).to_be_visible(
+        timeout=WAIT
+    )
+    await garcia.context.close()
+    await hughes.context.close()
 
 
 async def test_service_worker_is_allowed_the_whole_client(world: World) -> None:

@@ -21,7 +21,7 @@ function kindOf(jid, domain) {
 }
 
 export class Chats {
-  /** deps: xmpp, listEl, messagesEl, titleEl, paneEl, unreadEl, announce(text), nameOf(jid), ackEnabled() */
+  /** deps: xmpp, listEl, messagesEl, titleEl, paneEl, unreadEl, announce(text), nameOf(jid), onJoin(jid, title) */
   constructor(deps) {
     Object.assign(this, deps);
     this.conversations = new Map();
@@ -79,8 +79,23 @@ export class Chats {
 
   join(c) {
     c.joined = true;
+    this.onJoin?.(c.jid, c.title);
     const nick = nodeOf(this.xmpp.jid);
     this.xmpp.send($pres({ to: `${c.jid}/${nick}` }).c('x', { xmlns: NS.muc }).c('history', { maxstanzas: '50' }));
+  }
+
+  /** A room's presence: a room this user has just created (status 201) is accepted as an instant
+   *  room (XEP-0045 §10.1.2), else it would stay locked to everyone else. Joining is announced. */
+  presence(p) {
+    const room = bare(p.getAttribute('from'));
+    if (this.conversations.get(room)?.kind !== 'room' || p.getAttribute('type')) return;
+    const x = child(p, 'x', NS.mucUser);
+    const codes = new Set([...(x?.children || [])].filter((c) => c.localName === 'status').map((c) => c.getAttribute('code')));
+    if (!codes.has('110')) return;
+    const title = this.conversations.get(room).title;
+    if (!codes.has('201')) return this.announce(`Joined ${title}.`);
+    this.xmpp.iq($iq({ type: 'set', to: room }).c('query', { xmlns: NS.mucOwner }).c('x', { xmlns: NS.data, type: 'submit' }))
+      .then(() => this.announce(`Joined ${title}.`), (err) => this.announce(`The room could not be opened: ${err.message}`));
   }
 
   /** The archive (XEP-0313), newest pages first, at most HISTORY_MAX messages. */

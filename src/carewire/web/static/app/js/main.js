@@ -4,6 +4,7 @@
 import { AlertInbox, parseAlert } from './alerts.js';
 import { Chats } from './chat.js';
 import { Contacts, uploadFile } from './contacts.js';
+import { Places } from './places.js';
 import { $iq, $pres, NS, Xmpp, bare, child, text } from './xmpp.js';
 
 const $ = (id) => document.getElementById(id);
@@ -69,6 +70,12 @@ async function start(xmpp) {
   const chats = new Chats({
     xmpp, listEl: $('conversations'), messagesEl: $('messages'), titleEl: $('conversation-title'),
     paneEl: $('conversation'), unreadEl: $('unread-count'), announce, nameOf: (jid) => contacts.nameOf(jid),
+    onJoin: (jid, title) => places.joined(jid, title),
+  });
+  const places = new Places({
+    xmpp, listEl: $('places'), emptyEl: $('places-empty'),
+    open: (jid, name) => { showTab('chats'); chats.open(jid, name); },
+    myGroups: () => new Set([...contacts.items.values()].map((c) => c.group).filter(Boolean)),
   });
   const alerts = new AlertInbox({
     xmpp, list: $('alerts'), empty: $('alerts-empty'), count: $('alert-count'), silence: $('silence'), announce,
@@ -76,15 +83,15 @@ async function start(xmpp) {
     showPatient,
     soundSeconds: () => state.settings.soundSeconds || 30,
   });
-  Object.assign(state, { chats, alerts, contacts });
+  Object.assign(state, { chats, alerts, contacts, places });
   xmpp.on('message', onMessage);
-  xmpp.on('presence', (p) => contacts.onPresence(p));
+  xmpp.on('presence', (p) => { contacts.onPresence(p); chats.presence(p); });
   xmpp.on('iq', (iq) => contacts.push(iq), NS.roster, 'set');
   xmpp.onDisconnect = () => signOut('The connection to the server was lost. Sign in again.');
   $('me').textContent = `Signed in as ${bare(xmpp.jid)}`;
   $('signin-view').hidden = true;
   $('app-view').hidden = false;
-  await Promise.all([contacts.load().catch(() => {}), loadSettings()]);
+  await Promise.all([contacts.load().catch(() => {}).then(() => places.load()), loadSettings()]);
   xmpp.send($iq({ type: 'set', id: 'carbons' }).c('enable', { xmlns: NS.carbons }));
   sendPresence();  // offline messages and alerts are delivered after this
   startIdleTimer();
@@ -304,8 +311,12 @@ function init() {
   $('open-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const jid = $('open-jid').value.trim();
-    if (jid.includes('@')) state.chats.open(jid);
-    else announce('Enter an address such as name@domain.');
+    if (!jid.includes('@')) return announce('Enter an address such as name@domain.');
+    state.chats.open(jid);
+    // A room opened by its address is kept at hand: bookmarked (XEP-0402) for the next sign-in.
+    if (jid.split('@')[1] === `chat.${state.xmpp.domain}`) {
+      state.places.bookmark(jid).catch((err) => announce(`The room was not bookmarked: ${err.message}`));
+    }
   });
   $('search-form').addEventListener('submit', async (e) => {
     e.preventDefault();

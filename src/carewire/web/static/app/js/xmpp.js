@@ -32,6 +32,7 @@ export const NS = {
   search: 'jabber:iq:search',
   muc: 'http://jabber.org/protocol/muc',
   mucUser: 'http://jabber.org/protocol/muc#user',
+  mucOwner: 'http://jabber.org/protocol/muc#owner',
   conference: 'jabber:x:conference',
   upload: 'urn:xmpp:http:upload:0',
   oob: 'jabber:x:oob',
