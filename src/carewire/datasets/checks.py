@@ -328,3 +328,14 @@ class PendingTargets:
         """Remember that ``field`` of a row names ``ids`` of ``target``."""
         refs = self.by_target.setdefault(target.name, (target, []))[1]
         refs.extend((rid, field, record_id) for rid in ids)
+
+
+class VouchedTargets(PendingTargets):
+    """Link targets a caller vouched for (``create_many(..., vouched=True)``): not collected."""
+
+    __slots__ = ()
+
+    def add(
+        self, target: Dataset, ids: Sequence[RecordId], field: str, record_id: int | None
+    ) -> None:
+        """Nothing to remember: the database's foreign keys are the check."""

@@ -41,6 +41,7 @@ from carewire.datasets.changes import (
 )
 from carewire.datasets.checks import (
     PendingTargets,
+    VouchedTargets,
     dangling,
     key_fields,
     link_for_value,
@@ -181,7 +182,7 @@ class Batch:
             ConflictError: A key is taken, or two rows have the same key.
         """
         ds = self._svc.registry.get(dataset)
-        targets = PendingTargets()
+        targets = VouchedTargets() if vouched else PendingTargets()
         prepared: list[tuple[dict[str, object], dict[str, list[RecordId]]]] = []
         for values in rows:
             row, many = await self._prepare(ds, values, None, targets)
