@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -19,14 +18,12 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
 from carewire.storage import Database
 from carewire.storage.tables_cluster import cluster_fence
-from tests.conftest import pg_base_url
+from tests.pgdb import fresh_pg_database
 from tests.serverproc import RunningServer, ServeSpec, init_data_dir, server_env, serving_together
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -99,29 +96,6 @@ def client(url: str, *, timeout: float = 0.5) -> Redis:
     return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """The URL of a new, empty PostgreSQL database; dropped afterwards."""
-    base = pg_base_url()
-    if base is None:
-        pytest.skip("CAREWIRE_TEST_PG_URL not set")
-    server = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"carewire_t_{secrets.token_hex(8)}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
 @dataclass
 class ClusterNodes:
     """Two running nodes of one cluster and what they share."""
@@ -146,7 +120,7 @@ async def cluster_nodes(
     audit directories beside it): the nodes of a cluster share the key-encryption
     key, the audit key, the certificate and the server secret.
     """
-    async with fresh_database() as url:
+    async with fresh_pg_database() as url:
         env = server_env({"CAREWIRE_STORAGE_URL": url})
         first = tmp_path / "node-a"
         init_data_dir(first, accounts=accounts, env=env)
@@ -176,7 +150,7 @@ async def cluster_nodes(
 @asynccontextmanager
 async def fence_database() -> AsyncIterator[Database]:
     """A fresh PostgreSQL database holding ``cluster_fence``; dropped afterwards."""
-    async with fresh_database() as url:
+    async with fresh_pg_database() as url:
         db = await Database.open(url)
         try:
             async with db.transaction("create_cluster_fence") as txn:

@@ -7,26 +7,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.engine import make_url
 
 from carewire.core.stores import Stores
 from carewire.security.envelope import ephemeral_keyring
 from carewire.storage import Database, build_stores, migrate
-from tests.conftest import pg_base_url
+from tests.pgdb import fresh_pg_database
 from tests.storage.factories import new_account
 from tests.templates import prefill
-
-
-def _server_dsn(base: str) -> str:
-    """``base`` as a plain ``postgresql://`` DSN asyncpg understands."""
-    url = make_url(base).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(
@@ -40,24 +31,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'carewire.db'}"
         return
-    base = pg_base_url()
-    if base is None:
-        pytest.skip("CAREWIRE_TEST_PG_URL not set")
-    server = _server_dsn(base)
-    name = f"carewire_t_{secrets.token_hex(8)}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    async with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

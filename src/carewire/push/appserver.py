@@ -42,7 +42,6 @@ from carewire.push.model import (
     Outcome,
     PushService,
     RegistrationState,
-    advance,
     backoff,
     check_registration,
 )
@@ -453,14 +452,7 @@ class PushAppServer:
 
     def _record(self, job: _Retry, decision: Decision, outcome: Outcome, tries: int) -> None:
         """Record the attempt's new state: added at its first outcome, changed after."""
-        change = AttemptChange(
-            state=advance(AttemptState.QUEUED, decision),
-            status=outcome.status or None,
-            reason=outcome.reason,
-            provider_id=outcome.provider_id,
-            tries=tries,
-            at=self.clock.now(),
-        )
+        change = AttemptChange.after(decision, outcome, tries, self.clock.now())
         if job.is_recorded:
             self._log.change(job.note.opaque_id, change)
             return

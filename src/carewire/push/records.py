@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from carewire.push.model import AttemptState, PushPriority, PushService, RegistrationState
+from carewire.push.model import (
+    AttemptState,
+    Decision,
+    Outcome,
+    PushPriority,
+    PushService,
+    RegistrationState,
+    advance,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +90,18 @@ class AttemptChange:
     provider_id: str
     tries: int
     at: datetime
+
+    @classmethod
+    def after(cls, decision: Decision, outcome: Outcome, tries: int, at: datetime) -> AttemptChange:
+        """The attempt's state after a try that ``outcome`` answered and ``decision`` judged."""
+        return cls(
+            state=advance(AttemptState.QUEUED, decision),
+            status=outcome.status or None,
+            reason=outcome.reason,
+            provider_id=outcome.provider_id,
+            tries=tries,
+            at=at,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

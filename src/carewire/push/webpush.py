@@ -43,12 +43,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from carewire.clock import Clock
 from carewire.push import vapid
 from carewire.push.model import (
-    AttemptState,
     Decision,
     Notification,
     Outcome,
     PushPriority,
-    advance,
     backoff,
 )
 from carewire.push.records import AttemptChange, NewAttempt, PushStore
@@ -285,14 +283,7 @@ class WebPushService:
     async def _record(self, push: _Push, decision: Decision, outcome: Outcome, tries: int) -> None:
         if self.attempts is None:
             return
-        change = AttemptChange(
-            state=advance(AttemptState.QUEUED, decision),
-            status=outcome.status or None,
-            reason=outcome.reason,
-            provider_id=outcome.provider_id,
-            tries=tries,
-            at=self.clock.now(),
-        )
+        change = AttemptChange.after(decision, outcome, tries, self.clock.now())
         try:
             if tries == 1:
                 new = NewAttempt(
