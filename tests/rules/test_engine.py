@@ -295,3 +295,15 @@ async def test_deferred_recheck_compares_dates_with_their_types(p: Assembly) -> 
     [done] = await _deliveries(p, "moved")
     assert done["status"] == "Delivered", done
     assert (await p.datasets.get(CALLS, rec.id)).get("status") == "Moved at 08:05"
+
+
+async def test_writes_to_datasets_no_rule_watches_are_not_queued(p: Assembly) -> None:
+    """The engine lets such events go at once; a dataset with an active rule is queued."""
+    await _settle(p)
+    await p.datasets.create("IDENTITIES", {"name": "nobody@x"})
+    assert p.engine.queue_depth == 0
+    await create_rules(p, *escalation_rules())
+    await _settle(p)
+    await p.datasets.create(CALLS, {"call_id": "c9", "priority": "Low"})
+    assert p.engine.queue_depth == 1
+    await _settle(p)

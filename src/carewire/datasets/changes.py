@@ -90,7 +90,10 @@ def column_fields(ds: Dataset) -> list[str]:
 
 
 def created_values(
-    ds: Dataset, row: Mapping[str, object], many: Mapping[str, Sequence[RecordId]]
+    ds: Dataset,
+    row: Mapping[str, object],
+    many: Mapping[str, Sequence[RecordId]],
+    blank: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """A new record's values, as its CREATE event carries them.
 
@@ -98,13 +101,17 @@ def created_values(
         ds: The record's dataset.
         row: The column values written (attributes and to-one links).
         many: The targets of each m:n link written.
+        blank: ``dict.fromkeys(column_fields(ds))``, when the caller has it already.
 
     Returns:
         Every column (None where ``row`` has no value), then each m:n link's
         targets, sorted.
     """
-    blank: dict[str, object] = {name: None for name in column_fields(ds)}
-    return blank | dict(row) | {name: sorted(ids) for name, ids in many.items()}
+    base = dict.fromkeys(column_fields(ds)) if blank is None else blank
+    out = {**base, **row}
+    for name, ids in many.items():
+        out[name] = sorted(ids)
+    return out
 
 
 def changed_fields(before: Values, after: Mapping[str, object]) -> dict[str, object]:

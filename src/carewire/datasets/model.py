@@ -141,20 +141,27 @@ class Dataset:
     attributes: tuple[Attribute, ...] = ()
     links: tuple[Link, ...] = ()
     is_builtin: bool = False
+    # By name, built once: every validated value asks for its attribute or link.
+    _attributes_by_name: dict[str, Attribute] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+    _links_by_name: dict[str, Link] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        for attr in self.attributes:
+            self._attributes_by_name.setdefault(attr.name, attr)
+        for link in self.links:
+            self._links_by_name.setdefault(link.name, link)
 
     def attribute(self, name: str) -> Attribute | None:
         """The attribute called ``name``, if any."""
-        for attr in self.attributes:
-            if attr.name == name:
-                return attr
-        return None
+        return self._attributes_by_name.get(name)
 
     def link(self, name: str) -> Link | None:
         """The link called ``name``, if any."""
-        for link in self.links:
-            if link.name == name:
-                return link
-        return None
+        return self._links_by_name.get(name)
 
     @property
     def key_attributes(self) -> tuple[Attribute, ...]:

@@ -62,6 +62,9 @@ class RecordMeter:
         # MESSAGES id → its first received_at, for links that come after the receipt.
         self._early: OrderedDict[int, datetime] = OrderedDict()
 
+    #: The datasets it looks at (its subscription).
+    DATASETS = ("MESSAGE_DELIVERIES", "DELIVERIES")
+
     def __call__(self, event: RecordChanged) -> None:
         """The dataset service's subscriber: look at the two datasets that matter."""
         if event.dataset == "MESSAGE_DELIVERIES":

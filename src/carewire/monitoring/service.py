@@ -191,7 +191,7 @@ async def start_monitoring(
 ) -> Monitoring:
     """Subscribe the record meter, build the exporter, open the loopback port if configured."""
     meter = RecordMeter()
-    assembly.datasets.subscribe(meter)
+    assembly.datasets.subscribe(meter, meter.DATASETS)
     sources = Sources(
         assembly=assembly,
         net=net,

@@ -44,7 +44,7 @@ class DirectoryDevicePolicy:
         self._is_loaded = False
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None  # a background reload, owned here
-        datasets.subscribe(self._changed)
+        datasets.subscribe(self._changed, (DEVICES,))
 
     def _changed(self, event: RecordChanged) -> None:
         """A committed DEVICES write: the device's ``push_enabled`` as it is now."""

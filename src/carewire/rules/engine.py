@@ -222,8 +222,14 @@ class RuleEngine:
         return datasets or rules
 
     def notify(self, event: RecordChanged) -> None:
-        """Take a committed write (called by the dataset service after commit)."""
-        self._queue.put_nowait(event)
+        """Take a committed write (called by the dataset service after commit).
+
+        A write to a dataset no active rule watches is let go at once: processing
+        it later would find no rule either (message tracking writes thousands of
+        MESSAGE_DELIVERIES records a second, usually with no rule on them).
+        """
+        if self.rules.compiled_for(event.dataset):
+            self._queue.put_nowait(event)
 
     async def drain(self) -> None:
         """Wait until every queued event has been processed."""

@@ -84,6 +84,25 @@ def row_values(
     return out
 
 
+def plain_columns(
+    ds: Dataset, names: Sequence[str], phi: PhiCodec | None
+) -> tuple[str, ...] | None:
+    """The column of each of ``names`` when none of them is PHI (None: use :func:`row_values`).
+
+    Rows with these fields, in this order, are then ``dict(zip(columns, row.values()))``.
+    """
+    out: list[str] = []
+    for name in names:
+        if ds.link(name) is not None:
+            out.append(ref_column(name))
+            continue
+        attr = ds.attribute(name)
+        if phi is not None and attr is not None and attr.is_phi:
+            return None
+        out.append(name)
+    return tuple(out)
+
+
 def sealed_values(
     ds: Dataset, values: Mapping[str, object], phi: PhiCodec, record_id: int
 ) -> dict[str, object]:

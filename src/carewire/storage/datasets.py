@@ -51,6 +51,7 @@ from carewire.storage.dataset_rows import (
     fetch_many,
     key_column,
     key_value,
+    plain_columns,
     record_of,
     row_values,
     sealed_values,
@@ -329,9 +330,15 @@ class SqlRecordWriter:
         if not rows:
             return []
         table = self._schema.tables[ds.name]
-        params = [row_values(ds, r, self._phi) for r in rows]
-        columns = list(dict.fromkeys(c for p in params for c in p))
-        full = [{c: p.get(c) for c in columns} for p in params]
+        names = tuple(rows[0])
+        plain = plain_columns(ds, names, self._phi)
+        if plain is not None and all(tuple(r) == names for r in rows):
+            # One shape, no PHI (message tracking's bulk rows): columns worked out once.
+            full = [dict(zip(plain, r.values(), strict=True)) for r in rows]
+        else:
+            params = [row_values(ds, r, self._phi) for r in rows]
+            columns = list(dict.fromkeys(c for p in params for c in p))
+            full = [{c: p.get(c) for c in columns} for p in params]
         # One multi-row INSERT … VALUES … RETURNING id per page of rows. Both databases
         # insert the rows of a VALUES list in order and take each id from an increasing
         # sequence (SQLite's AUTOINCREMENT, PostgreSQL's serial), so the ids sorted

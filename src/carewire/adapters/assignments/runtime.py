@@ -152,7 +152,7 @@ class AssignmentManager:
     def listen(self) -> None:
         """Start hearing committed writes."""
         if not self._is_listening:
-            self.datasets.subscribe(self.on_change)
+            self.datasets.subscribe(self.on_change, (ASSIGNMENTS, PATIENTS, "BEDS", "LOCATIONS"))
             self._is_listening = True
 
     def unlisten(self) -> None:

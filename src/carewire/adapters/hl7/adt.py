@@ -29,7 +29,12 @@ from datetime import datetime, timedelta, tzinfo
 
 from carewire.adapters.base import AdapterConfig, AdapterKind
 from carewire.adapters.hl7 import ack, message
-from carewire.adapters.hl7.adt_apply import LocationCache, apply_many, apply_plan
+from carewire.adapters.hl7.adt_apply import (
+    LOCATION_DATASETS,
+    LocationCache,
+    apply_many,
+    apply_plan,
+)
 from carewire.adapters.hl7.adt_group import GroupWriter, Pending, is_groupable
 from carewire.adapters.hl7.adt_message import read_adt
 from carewire.adapters.hl7.adt_plan import Plan, plan
@@ -76,7 +81,7 @@ class AdtServices:
 def make_kind(services: AdtServices) -> AdapterKind:
     """The HL7 ADT adapter kind; each enabled instance runs an :class:`AdtRuntime`."""
     cache = LocationCache()
-    services.datasets.subscribe(cache.on_change)
+    services.datasets.subscribe(cache.on_change, LOCATION_DATASETS)
     return AdapterKind(
         component=COMPONENT,
         description=(

@@ -104,7 +104,7 @@ def setup(ctx: FeatureContext) -> None:
     """Provide :class:`Coverage`; hold, release and tell senders; answer the IQs."""
     datasets = ctx.require(DatasetService)
     shifts = ShiftIndex(datasets)
-    datasets.subscribe(shifts.on_change)
+    datasets.subscribe(shifts.on_change, ShiftIndex.DATASETS)
     audit = ctx.find(AuditTrail)
     coverage = ctx.provide(
         Coverage(ctx, shifts=shifts, tracker=ctx.require(MessageTracker), audit=audit)

@@ -41,6 +41,9 @@ class ShiftIndex:
             return None
         return login in self.on_shift
 
+    #: The datasets :meth:`on_change` looks at (its subscription).
+    DATASETS = (ASSIGNMENTS, USERS)
+
     def on_change(self, event: RecordChanged) -> None:
         """A committed write (subscriber of the dataset service)."""
         if event.dataset == ASSIGNMENTS:
