@@ -81,6 +81,8 @@ def is_eligible(message: Element) -> bool:
 
 def strip_private(message: Element) -> None:
     """XEP-0280 §7.2: the <private/> marker is removed before delivery."""
+    if message.find(PRIVATE) is None:
+        return  # the usual case: nothing to copy the child list for
     for child in list(message):
         if child.tag == PRIVATE:
             message.remove(child)
@@ -131,6 +133,10 @@ class Carbons:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "carbons are a per-resource setting")
         return req.origin
 
+    def _anyone_enabled(self, login: str) -> bool:
+        """Whether a session of ``login`` enabled carbons (else there is nobody to copy to)."""
+        return any(session.data.get(ENABLED) for session in self.sessions.of_user(login))
+
     def _copy_to(self, kind: str, login: str, original: Element, skip: list[Session]) -> None:
         for session in self.sessions.of_user(login):
             if session.data.get(ENABLED) and session not in skip:
@@ -139,7 +145,9 @@ class Carbons:
     def on_sent(self, event: StanzaEvent) -> bool:
         """Hook ``pre-message``: copies of what a resource sends."""
         origin = event.origin
-        if origin is None or not is_eligible(event.stanza):
+        if origin is None or not self._anyone_enabled(origin.username):
+            return False
+        if not is_eligible(event.stanza):
             return False
         if event.to_jid is not None and event.to_jid.bare == origin.jid.bare:
             return False  # to the user's own account: the received side copies it
@@ -150,7 +158,7 @@ class Carbons:
         """Hook ``message/bare``: copies for the resources the original does not reach."""
         assert event.to_jid is not None and event.to_jid.localpart is not None
         login = event.to_jid.localpart
-        if is_eligible(event.stanza):
+        if self._anyone_enabled(login) and is_eligible(event.stanza):
             recipients = self.sessions.top_priority(login)
             self._copy_to("received", login, event.stanza, [*recipients, *self._own(event)])
         strip_private(event.stanza)
@@ -160,7 +168,7 @@ class Carbons:
         """Hook ``message/full``: copies for the other resources of the addressed account."""
         assert event.to_jid is not None and event.to_jid.localpart is not None
         login = event.to_jid.localpart
-        if is_eligible(event.stanza):
+        if self._anyone_enabled(login) and is_eligible(event.stanza):
             target = self.sessions.get(event.to_jid)
             # RFC 6121 §8.5.3.2.1: without that resource, chat and normal go to the bare JID.
             recipients = [target] if target is not None else self.sessions.top_priority(login)

@@ -39,9 +39,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    insert,
     inspect,
     text,
 )
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import TypeEngine
 
 from carewire.datasets.definitions import DefinitionError
@@ -203,8 +205,13 @@ class DatasetSchema:
         self.datasets: dict[str, Dataset] = {ds.name: ds for ds in datasets}
         self.tables: dict[str, Table] = {}
         self.joins: dict[tuple[str, str], JoinSide] = {}
+        # ``INSERT … RETURNING id`` per dataset, built once (bulk writers insert thousands a second)
+        self.inserts: dict[str, ReturningInsert[Any]] = {}
         for ds in datasets:
             self.tables[ds.name] = self._table(ds)
+            self.inserts[ds.name] = insert(self.tables[ds.name]).returning(
+                self.tables[ds.name].c.id
+            )
         for ds in datasets:
             for link in ds.links:
                 if owns_join_table(ds.name, link):

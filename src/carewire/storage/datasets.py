@@ -345,7 +345,7 @@ class SqlRecordWriter:
         # ascending are the rows' ids in row order — the assumption SQLAlchemy's own
         # "implicit sentinel" for autoincrement keys makes. (Asking SQLAlchemy to sort
         # by parameter order makes it fall back to one INSERT per row on SQLite.)
-        result = await self._conn.execute(insert(table).returning(table.c.id), full)
+        result = await self._conn.execute(self._schema.inserts[ds.name], full)
         ids = sorted(RecordId(int(i)) for i in result.scalars().all())
         assert len(ids) == len(rows), "INSERT … RETURNING returned a wrong number of ids"
         if self._phi is not None and ds.has_phi:
