@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from carewire.datasets.model import Attribute, AttrType, Dataset, RecordChanged
-from carewire.datasets.query import Query
+from carewire.datasets.query import Filter, FilterOp, Query
 from carewire.datasets.service import DatasetService
 from carewire.datasets.shapes import Shapes, shape_for
 from carewire.datasets.values import RecordError
@@ -164,3 +165,40 @@ async def test_subscribers_get_only_the_datasets_they_asked_for(platform: Platfo
     await svc.create("IDENTITIES", {"name": "c@x"})
     assert seen == ["IDENTITIES", "IDENTITIES"]
     assert everything[-1] == "IDENTITIES"
+
+
+async def test_bulk_rows_are_stored_byte_for_byte_as_single_creates(platform: Platform) -> None:
+    """The prepared multi-row insert (SQLite) stores what SQLAlchemy's statement stores."""
+    svc = platform.service
+    alice, bob, conv = await _setup(svc)
+    async with svc.batch() as b:
+        msgs = await b.create_many(
+            "MESSAGES", [_row(n, conv, alice, bob) for n in range(3)], vouched=True
+        )
+    at = T0 + timedelta(seconds=1, microseconds=0)
+    one = await svc.create(
+        "MESSAGE_DELIVERIES", {"message": msgs[0].id, "recipient": bob, "sent_at": at}
+    )
+    async with svc.batch() as b:
+        many = await b.create_many(
+            "MESSAGE_DELIVERIES",
+            [{"message": m.id, "recipient": bob, "sent_at": at} for m in msgs[1:]],
+            vouched=True,
+        )
+    assert [r.id for r in many] == sorted(r.id for r in many) and one.id < many[0].id
+    async with platform.db.read("compare") as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT message_id, recipient_id, sent_at"
+                    " FROM ds_message_deliveries ORDER BY id"
+                )
+            )
+        ).all()
+    assert [r[0] for r in rows] == [m.id for m in msgs]
+    assert {(r[1], r[2]) for r in rows} == {(rows[0][1], rows[0][2])}  # same text, same value
+    found = await svc.query(
+        "MESSAGE_DELIVERIES",
+        Query(filters=(Filter(field="sent_at", op=FilterOp.GE, value=at),)),
+    )
+    assert found.total == 3  # compared as the generic path's values compare

@@ -57,6 +57,7 @@ from carewire.datasets.model import (
     owns_join_table,
 )
 from carewire.security.envelope import Keyring
+from carewire.storage.bulk_insert import PlainInserts
 from carewire.storage.columns import EncryptedText
 from carewire.storage.tables import NAMING_CONVENTION, UTCDateTime
 
@@ -207,6 +208,7 @@ class DatasetSchema:
         self.joins: dict[tuple[str, str], JoinSide] = {}
         # ``INSERT … RETURNING id`` per dataset, built once (bulk writers insert thousands a second)
         self.inserts: dict[str, ReturningInsert[Any]] = {}
+        self.bulk = PlainInserts()  # the same, prepared by hand for plain rows on SQLite
         for ds in datasets:
             self.tables[ds.name] = self._table(ds)
             self.inserts[ds.name] = insert(self.tables[ds.name]).returning(

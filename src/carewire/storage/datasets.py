@@ -333,7 +333,12 @@ class SqlRecordWriter:
         names = tuple(rows[0])
         plain = plain_columns(ds, names, self._phi)
         if plain is not None and all(tuple(r) == names for r in rows):
-            # One shape, no PHI (message tracking's bulk rows): columns worked out once.
+            # One shape, no PHI (message tracking's bulk rows): columns worked out once,
+            # and on SQLite one prepared multi-row statement per page (bulk_insert.py).
+            if self._conn.dialect.name == "sqlite":
+                found = await self._schema.bulk.insert(self._conn, table, plain, rows)
+                assert len(found) == len(rows), "INSERT … RETURNING returned a wrong number"
+                return [RecordId(i) for i in found]
             full = [dict(zip(plain, r.values(), strict=True)) for r in rows]
         else:
             params = [row_values(ds, r, self._phi) for r in rows]

@@ -1,0 +1,96 @@
+"""Bulk inserts of one shape on SQLite: one prepared multi-row ``INSERT … RETURNING id``.
+
+Theory of operation: message tracking inserts thousands of rows a second, all
+with the same columns and none of them PHI. Going through SQLAlchemy's
+``insertmanyvalues`` costs more per row in Python than SQLite takes to store
+it (the statement is re-rendered for every page, every parameter travels
+through a dictionary and a second, compiled parameter list, and every returned
+id becomes a row object). :class:`PlainInserts` works out once per table and
+list of columns the SQL prefix, the placeholder group of one row and each
+column's bind processor (the same functions SQLAlchemy applies: our
+``UTCDateTime`` and SQLite's date-time text, for instance), and then sends one
+``INSERT INTO t (a, b) VALUES (?, ?), (?, ?) … RETURNING id`` per page with a
+flat tuple of processed values, through the same connection and transaction.
+So what is stored is byte for byte what the SQLAlchemy statement would store.
+
+SQLite returns the ids of a multi-row VALUES list in insertion order from an
+increasing sequence; :meth:`PlainInserts.insert` sorts them, as the generic
+path does. PostgreSQL keeps the generic path (asyncpg already sends such
+batches efficiently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+#: Bound parameters per statement: SQLite's default limit is 32,766 (since 3.32).
+MAX_PARAMETERS = 32_000
+#: Rows per statement at most (a page's SQL text stays small).
+MAX_ROWS = 500
+
+Processor = Callable[[Any], Any] | None
+
+
+class _Plan:
+    """One table and list of columns: the SQL pieces and the bind processors."""
+
+    __slots__ = ("prefix", "processors", "row_sql", "rows_per_page", "statements")
+
+    def __init__(self, table: Table, columns: Sequence[str], conn: AsyncConnection) -> None:
+        dialect = conn.dialect
+        quote = dialect.identifier_preparer.quote
+        names = ", ".join(quote(c) for c in columns)
+        self.prefix = f"INSERT INTO {quote(table.name)} ({names}) VALUES "
+        self.row_sql = "(" + ", ".join("?" for _ in columns) + ")"
+        self.processors: tuple[Processor, ...] = tuple(
+            # dialect_impl: the dialect's own type (SQLite's DATETIME text), as SQLAlchemy uses
+            table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            for c in columns
+        )
+        self.rows_per_page = max(1, min(MAX_ROWS, MAX_PARAMETERS // max(1, len(columns))))
+        self.statements: dict[int, str] = {}  # by row count
+
+    def sql(self, rows: int) -> str:
+        found = self.statements.get(rows)
+        if found is None:
+            found = self.prefix + ", ".join([self.row_sql] * rows) + " RETURNING id"
+            if len(self.statements) < 64:
+                self.statements[rows] = found
+        return found
+
+
+class PlainInserts:
+    """Prepared bulk inserts of plain rows (no PHI) on SQLite, by table and columns."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: Sequence[Mapping[str, object]],
+    ) -> list[int]:
+        """Insert ``rows`` (each with exactly ``columns``' fields, in order); ids ascending."""
+        key = (table.name, columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(table, columns, conn)
+        processors = plan.processors
+        ids: list[int] = []
+        step = plan.rows_per_page
+        for start in range(0, len(rows), step):
+            page = rows[start : start + step]
+            flat: list[object] = []
+            for row in page:
+                for value, process in zip(row.values(), processors, strict=True):
+                    flat.append(value if process is None else process(value))
+            result = await conn.exec_driver_sql(plan.sql(len(page)), tuple(flat))
+            ids.extend(int(r[0]) for r in result.fetchall())
+        ids.sort()
+        return ids
