@@ -11,7 +11,6 @@ template) and drops it after.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import socket
 import subprocess
@@ -21,16 +20,14 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.engine import make_url
 
 from carewire.cluster import Cluster
 from carewire.config import CONFIG_FILE, load, render_default
 from carewire.core.accounts import AccountInput
 from carewire.server import Server
 from carewire.xmpp.jid import JID
-from tests.conftest import pg_base_url
+from tests.pgdb import fresh_pg_database
 from tests.templates import prefill
 
 DOMAIN = "carewire.test"
@@ -81,27 +78,9 @@ def knows(server: Server, jid: str, *, available: bool = True) -> Callable[[], b
 @asynccontextmanager
 async def pg_database() -> AsyncIterator[str]:
     """A fresh, migrated PostgreSQL database for one test (dropped after)."""
-    base = pg_base_url()
-    if base is None:
-        pytest.skip("cluster tests need PostgreSQL: set CAREWIRE_TEST_PG_URL")
-    server = make_url(base).set(drivername="postgresql", database="postgres")
-    dsn = server.render_as_string(hide_password=False)
-    name = f"carewire_c_{secrets.token_hex(6)}"
-    url = make_url(base).set(drivername="postgresql", database=name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    await prefill(url.render_as_string(hide_password=False))
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    async with fresh_pg_database() as url:
+        await prefill(url)
+        yield url
 
 
 class Nodes:
