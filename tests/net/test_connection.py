@@ -570,3 +570,22 @@ async def test_an_idle_connection_frees_its_parser_and_reads_on_as_before(serve:
     await eventually(lambda: parser._p is None)  # and idle again later
     assert 'type="result"' in await client.ping()
     await client.aclose()
+
+
+async def test_heap_pages_go_back_after_enough_parsers_were_compacted(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr("carewire.net.context.give_back_memory", lambda: trims.append(1))
+    limits = NetLimits(idle_compact_after=0.05, trim_after_compactions=2, trim_every=3600.0)
+    served = await serve(limits)
+    first = await served.login()
+    parser = served.connection().stream._reader._parser  # type: ignore[union-attr]
+    await eventually(lambda: parser._p is None)
+    await asyncio.sleep(0.2)  # several more passes: one compacted parser is not worth a trim
+    assert trims == []
+    second = await served.login()
+    await eventually(lambda: len(trims) == 1)  # the second one makes two: the heap is trimmed
+    assert 'type="result"' in await first.ping()
+    await first.aclose()
+    await second.aclose()

@@ -83,6 +83,7 @@ class NonzaRegistry:
     def __init__(self) -> None:
         self._handlers: dict[type[Any], NonzaHandler[Any]] = {}
         self._namespaces: set[str] = set()
+        self._frozen: frozenset[str] = frozenset()
 
     def register(self, namespace: str, kind: type[E], handler: NonzaHandler[E]) -> None:
         """Hand the stream events of type ``kind`` (nonzas of ``namespace``) to ``handler``."""
@@ -90,11 +91,12 @@ class NonzaRegistry:
             raise ValueError(f"two nonza handlers for {kind.__name__}")
         self._handlers[kind] = handler
         self._namespaces.add(namespace)
+        self._frozen = frozenset(self._namespaces)
 
     @property
     def namespaces(self) -> frozenset[str]:
         """The namespaces whose nonzas client streams accept."""
-        return frozenset(self._namespaces)
+        return self._frozen  # shared by every stream (not a copy per connection)
 
     async def dispatch(self, link: ClientLink, event: object) -> bool:
         """Run the handler of ``event``'s type; False when there is none."""

@@ -54,6 +54,9 @@ INTERESTED = "blocking.interested"
 
 # Enforcement runs before the delivery features (message, presence, offline).
 PRIORITY = 1000
+
+#: The block list of an account that blocks nothing (one shared empty set, not one per user).
+NOTHING: frozenset[str] = frozenset()
 # Forget a closed account's list only after the other features reacted to the close.
 CLOSE_PRIORITY = -2000
 
@@ -141,7 +144,7 @@ class Blocking:
         if cached is not None:
             return cached
         if self.owners is not None and login not in self.owners:
-            return frozenset()  # blocks nothing: no query per message to an offline account
+            return NOTHING  # blocks nothing: no query per message to an offline account
         return frozenset(await self.ctx.stores.blocking.list(login))
 
     async def _reload(self, login: str) -> frozenset[str]:
@@ -157,7 +160,7 @@ class Blocking:
         login = event.session.username
         if login not in self.cache:
             if self.owners is not None and login not in self.owners:
-                self.cache[login] = frozenset()
+                self.cache[login] = NOTHING
                 return
             blocked = frozenset(await self.ctx.stores.blocking.list(login))
             # A block command may have refreshed the cache while we waited.

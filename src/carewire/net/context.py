@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import ssl
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,15 @@ class NetLimits:
     tcp_keepalive_interval: int = 10
     tcp_keepalive_count: int = 3
     max_unauthenticated_per_address: int = 32  # streams not yet bound, per address (0: no cap)
-    idle_compact_after: float = 15.0  # seconds without input before a parser is compacted
+    #: A connection that read nothing for a whole sweep period of this many seconds drops its
+    #: parser's buffers (so after 1–2 periods of silence). Short, so that an idle session never
+    #: holds a parser long: what a parser frees is reused by the next one rather than returned
+    #: to the system, so the fewer live at once, the smaller the process (bench idle).
+    idle_compact_after: float = 1.0
+    #: Return freed heap pages to the system once this many parsers were compacted since the
+    #: last time (or at the first pass after ``trim_every`` seconds that compacted any).
+    trim_after_compactions: int = 256
+    trim_every: float = 30.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -79,6 +88,8 @@ class NetContext:
     _loop: asyncio.AbstractEventLoop | None = None
     _sweeper: asyncio.TimerHandle | None = None
     _reads_seen: dict[int, int] = field(default_factory=dict)
+    _untrimmed: int = 0  # parsers compacted since the heap was last trimmed
+    _trimmed_at: float = field(default_factory=time.monotonic)
 
     def start_idle_sweep(self) -> None:
         """Make sure the idle sweep is scheduled (each new connection calls it; cheap)."""
@@ -107,8 +118,18 @@ class NetContext:
                 freed += 1
             seen[key] = reads
         self._reads_seen = seen
-        if freed:
-            give_back_memory()
+        self._untrimmed += freed
+        if self._untrimmed:
+            # malloc_trim walks the whole heap: at most every trim_every seconds, unless
+            # many parsers were freed since (a login storm going quiet).
+            now = time.monotonic()
+            if (
+                self._untrimmed >= self.limits.trim_after_compactions
+                or now - self._trimmed_at >= self.limits.trim_every
+            ):
+                give_back_memory()
+                self._untrimmed = 0
+                self._trimmed_at = now
         if self.connections:
             self.start_idle_sweep()
 

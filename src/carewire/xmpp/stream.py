@@ -234,6 +234,22 @@ NONZA_STATES: dict[Nonza, frozenset[State]] = {
 }
 
 
+# The nonza table of each set of namespaces, shared by every stream (one dict, not one per
+# connection: an idle session's memory counts).
+_NONZA_TABLES: dict[frozenset[str], dict[str, Nonza]] = {}
+
+
+def _nonzas_of(namespaces: frozenset[str]) -> dict[str, Nonza]:
+    table = _NONZA_TABLES.get(namespaces)
+    if table is None:
+        table = _NONZA_TABLES[namespaces] = {
+            tag: nonza
+            for tag, nonza in NONZA_TAGS.items()
+            if tag[1:].split("}", 1)[0] in namespaces
+        }
+    return table
+
+
 class C2SStream:
     """The server side of one client stream."""
 
@@ -249,11 +265,7 @@ class C2SStream:
         is_websocket = config.framing is Framing.WEBSOCKET
         self._reader = Reader(domain=config.domain, limits=config.limits, is_websocket=is_websocket)
         self._writer = Writer(domain=config.domain, is_websocket=is_websocket)
-        self._nonzas = {
-            tag: nonza
-            for tag, nonza in NONZA_TAGS.items()
-            if tag[1:].split("}", 1)[0] in config.nonza_namespaces
-        }
+        self._nonzas = _nonzas_of(config.nonza_namespaces)
 
     @property
     def stream_id(self) -> str:

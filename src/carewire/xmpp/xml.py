@@ -164,11 +164,13 @@ def _write(el: Element, parent_ns: str | None, prefixes: dict[str, str], out: li
     namespace = info[0]
     open_ = info[1] if namespace == parent_ns else info[2]
     close = info[3]
-    attrib = el.attrib
-    if attrib:
+    # items(), not attrib: reading .attrib gives an element without attributes a dict of
+    # its own for good (stored stanzas, such as a session's presence, kept them).
+    items = el.items()
+    if items:
         parts = [open_]
         decls: list[str] | None = None
-        for key, value in attrib.items():
+        for key, value in items:
             start = _ATTRS.get(key)
             if start is None:
                 start = _attr_start(key)

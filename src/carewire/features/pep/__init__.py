@@ -43,6 +43,9 @@ from carewire.xmpp.xml import serialize
 
 log = logging.getLogger(__name__)
 
+#: The notify set of a session that wants no notifications (shared, not one per session).
+_NO_NODES: frozenset[str] = frozenset()
+
 __all__ = ["BookmarkSync", "PepFeature", "PepService", "setup"]
 
 #: XEP-0060 §10 features of the subset served here (what Conversations, Gajim and Dino check).
@@ -122,7 +125,7 @@ class PepFeature:
         before = frozenset() if is_initial else notify_set(session)
         if ref is None:
             if is_initial:
-                session.data[NOTIFY_KEY] = frozenset()
+                session.data[NOTIFY_KEY] = _NO_NODES
             return
         features = self.caps.known(ref)
         if features is not None:
