@@ -7,8 +7,9 @@ it (the statement is re-rendered for every page, every parameter travels
 through a dictionary and a second, compiled parameter list, and every returned
 id becomes a row object). :class:`PlainInserts` works out once per table and
 list of columns the SQL prefix, the placeholder group of one row and each
-column's bind processor (the same functions SQLAlchemy applies: our
-``UTCDateTime`` and SQLite's date-time text, for instance), and then sends one
+column's bind processor (the same functions SQLAlchemy applies, such as
+SQLite's date-time text; for our ``UTCDateTime`` its two steps fused in
+:func:`~carewire.storage.columns.sqlite_utc_text`), and then sends one
 ``INSERT INTO t (a, b) VALUES (?, ?), (?, ?) … RETURNING id`` per page with a
 flat tuple of processed values, through the same connection and transaction.
 So what is stored is byte for byte what the SQLAlchemy statement would store.
@@ -26,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from carewire.storage.columns import is_plain_sqlite_utc, sqlite_utc_text
 
 #: Bound parameters per statement: SQLite's default limit is 32,766 (since 3.32).
 MAX_PARAMETERS = 32_000
@@ -47,8 +50,11 @@ class _Plan:
         self.prefix = f"INSERT INTO {quote(table.name)} ({names}) VALUES "
         self.row_sql = "(" + ", ".join("?" for _ in columns) + ")"
         self.processors: tuple[Processor, ...] = tuple(
-            # dialect_impl: the dialect's own type (SQLite's DATETIME text), as SQLAlchemy uses
-            table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            # Timestamps (two or three per row) in one step; every other column with the
+            # dialect's own type's processor (dialect_impl), as SQLAlchemy uses it.
+            sqlite_utc_text
+            if is_plain_sqlite_utc(table.c[c].type, dialect)
+            else table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
             for c in columns
         )
         self.rows_per_page = max(1, min(MAX_ROWS, MAX_PARAMETERS // max(1, len(columns))))

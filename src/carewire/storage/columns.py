@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.types import TypeDecorator
 
 from carewire.security.envelope import Keyring
@@ -41,6 +42,40 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+#: The text SQLite's DATETIME type writes (SQLAlchemy's default storage format).
+_SQLITE_FORMAT = SQLITE_DATETIME._storage_format
+
+
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """What ``UTCDateTime`` stores on SQLite for ``value``, computed in one step.
+
+    The same text as its bind parameter processing followed by SQLite's DATETIME
+    processor (``YYYY-MM-DD HH:MM:SS.ffffff`` in naive UTC; a test compares the
+    two), without the dictionary and ``%`` formatting those build per value.
+    For bulk inserts of thousands of rows a second (:mod:`.bulk_insert`).
+
+    Raises:
+        ValueError: ``value`` is naive.
+    """
+    if value is None:
+        return None
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("naive datetime: storage needs timezone-aware UTC datetimes")
+    if offset:
+        value = value - offset  # the same wall time in UTC (its offset text is cut below)
+    text = str(value)  # "YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]"
+    return text[:26] if value.microsecond else text[:19] + ".000000"
+
+
+def is_plain_sqlite_utc(column_type: object, dialect: Dialect) -> bool:
+    """Whether :func:`sqlite_utc_text` is this column's bind processing on ``dialect``."""
+    if dialect.name != "sqlite" or not isinstance(column_type, UTCDateTime):
+        return False
+    impl = getattr(column_type.dialect_impl(dialect), "impl", None)
+    return getattr(impl, "_storage_format", None) == _SQLITE_FORMAT
 
 
 class EncryptedText(TypeDecorator[str]):
