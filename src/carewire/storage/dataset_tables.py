@@ -175,6 +175,27 @@ def _reference_index(table: str, link: Link) -> Index:
     return Index(_ident(f"ix_{table}__{col}"), col, unique=unique)
 
 
+def _leading_key_column(ds: Dataset) -> str | None:
+    """The first column of the dataset's unique key (key attributes, then key links)."""
+    for attr in ds.attributes:
+        if attr.is_key:
+            return attr.name
+    for link in ds.links:
+        if link.is_key and holds_reference(ds.name, link):
+            return ref_column(link.name)
+    return None
+
+
+def _is_covered(link: Link, leading: str | None) -> bool:
+    """Whether the key's unique index already serves look-ups by this link's column.
+
+    A B-tree on (a, b) finds rows by ``a`` alone, so a separate index on ``a``
+    only costs one more insert per row (MESSAGE_DELIVERIES: one per delivery).
+    A one-to-one link keeps its own index: it is what makes the link unique.
+    """
+    return link.cardinality is not Cardinality.ONE_TO_ONE and ref_column(link.name) == leading
+
+
 class JoinSide:
     """One side's view of a join table.
 
@@ -232,11 +253,13 @@ class DatasetSchema:
                 key.append(attr.name)
                 is_sealed = self.keyring is not None and attr.is_phi
                 sealed_key.append(index_column(attr.name) if is_sealed else attr.name)
+        leading = _leading_key_column(ds)
         for link in ds.links:
             if holds_reference(ds.name, link):
                 col = ref_column(link.name)
                 columns.append(_reference_column(link))
-                columns.append(_reference_index(name, link))
+                if not _is_covered(link, leading):
+                    columns.append(_reference_index(name, link))
                 if link.is_key:
                     key.append(col)
                     sealed_key.append(col)
@@ -304,9 +327,10 @@ def create_missing(conn: Connection, schema: DatasetSchema) -> dict[str, set[str
     schema.metadata.create_all(conn, tables=to_create)
     for table, column, link in missing:
         _add_column(conn, table, column, link)
-    for table in schema.tables.values():
+    for ds_name, table in schema.tables.items():
         if table.name in existing:
             _add_phi_indexes(conn, inspector, table)
+            _drop_covered_indexes(conn, inspector, table, schema.datasets[ds_name])
     return before
 
 
@@ -319,6 +343,31 @@ def _add_phi_indexes(conn: Connection, inspector: Any, table: Table) -> None:
     for index in wanted:
         if index.name not in have:
             index.create(conn)
+
+
+def _drop_covered_indexes(conn: Connection, inspector: Any, table: Table, ds: Dataset) -> None:
+    """Drop a link's own index where the stored unique key already starts with its column.
+
+    Tables made before such indexes were left out keep them otherwise; the
+    stored table's own unique constraints decide, not the definition's key.
+    """
+    links = [ln for ln in ds.links if holds_reference(ds.name, ln)]
+    candidates = {
+        str(_reference_index(table.name, ln).name): ref_column(ln.name)
+        for ln in links
+        if _is_covered(ln, _leading_key_column(ds))
+    }
+    if not candidates:
+        return
+    indexes = inspector.get_indexes(table.name)
+    have = {ix["name"] for ix in indexes}
+    uniques = [uc["column_names"] for uc in inspector.get_unique_constraints(table.name)]
+    uniques += [ix["column_names"] for ix in indexes if ix.get("unique")]
+    leading = {cols[0] for cols in uniques if len(cols) > 1 and cols[0] is not None}
+    preparer = conn.dialect.identifier_preparer
+    for name, column in candidates.items():
+        if name in have and column in leading:
+            conn.execute(text(f"DROP INDEX {preparer.quote(name)}"))
 
 
 def _add_column(conn: Connection, table: Table, column: Column[Any], link: Link | None) -> None:
