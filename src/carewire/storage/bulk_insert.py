@@ -60,12 +60,15 @@ class _Plan:
         self.rows_per_page = max(1, min(MAX_ROWS, MAX_PARAMETERS // max(1, len(columns))))
         self.statements: dict[int, str] = {}  # by row count
 
-    def sql(self, rows: int) -> str:
-        found = self.statements.get(rows)
+    def sql(self, rows: int, *, returning: bool = True) -> str:
+        key = rows if returning else -rows
+        found = self.statements.get(key)
         if found is None:
-            found = self.prefix + ", ".join([self.row_sql] * rows) + " RETURNING id"
+            found = self.prefix + ", ".join([self.row_sql] * rows)
+            if returning:
+                found += " RETURNING id"
             if len(self.statements) < 64:
-                self.statements[rows] = found
+                self.statements[key] = found
         return found
 
 
@@ -100,3 +103,29 @@ class PlainInserts:
             ids.extend(int(r[0]) for r in result.fetchall())
         ids.sort()
         return ids
+
+    async def insert_pairs(
+        self, conn: AsyncConnection, table: Table, columns: tuple[str, str], pairs: Sequence[Any]
+    ) -> None:
+        """Insert two-column rows (an m:n link's join rows, record ids) without reading back.
+
+        A groupchat message links to each recipient (MESSAGES.for): a couple of hundred
+        join rows per message, one statement per page instead of an ``executemany``.
+        """
+        key = (table.name, columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(table, columns, conn)
+        processors = plan.processors
+        step = plan.rows_per_page
+        for start in range(0, len(pairs), step):
+            page = pairs[start : start + step]
+            flat: list[object] = []
+            if processors[0] is None and processors[1] is None:  # integer ids
+                for pair in page:
+                    flat += pair
+            else:
+                for pair in page:
+                    for value, process in zip(pair, processors, strict=True):
+                        flat.append(value if process is None else process(value))
+            await conn.exec_driver_sql(plan.sql(len(page), returning=False), tuple(flat))

@@ -400,9 +400,15 @@ class SqlRecordWriter:
     ) -> None:
         """Add the m:n link rows of records that have none yet, with one ``executemany``."""
         join = self._schema.joins[(ds.name, link.name)]
-        rows = [{join.mine: a, join.other: b} for a, b in dict.fromkeys(pairs)]
-        if rows:
-            await self._conn.execute(insert(join.table), rows)
+        unique = list(dict.fromkeys(pairs))
+        if not unique:
+            return
+        if self._conn.dialect.name == "sqlite":  # one prepared multi-row INSERT per page
+            columns = (join.mine, join.other)
+            await self._schema.bulk.insert_pairs(self._conn, join.table, columns, unique)
+            return
+        rows = [{join.mine: a, join.other: b} for a, b in unique]
+        await self._conn.execute(insert(join.table), rows)
 
     async def referrers(self, ds: Dataset, record_id: RecordId) -> list[tuple[str, int]]:
         """(``DATASET.link``, count) for each to-one link of another record pointing here."""
