@@ -67,7 +67,10 @@ class Transaction:
         self._callbacks.append(callback)
 
     def _run_callbacks(self) -> None:
-        for callback in self._callbacks:
+        # Taken out, not kept: a callback often closes over what holds this transaction
+        # (a dataset batch and its events), and that cycle would wait for the collector.
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
             try:
                 callback()
             except Exception:
@@ -197,6 +200,7 @@ class Database:
             yield outer
             return
         started = time.perf_counter()
+        txn: Transaction | None = None
         try:
             async with self._lock, self._writer.begin() as conn:
                 txn = Transaction(name, conn)
@@ -207,9 +211,13 @@ class Database:
                     _open.reset(token)
         except StatementError as exc:
             log.debug("transaction %s failed after %.3f ms", name, _ms_since(started))
+            if txn is not None:
+                txn._callbacks.clear()  # never run; dropped so no cycle outlives the rollback
             _reraise(exc)
         except BaseException:
             log.debug("transaction %s rolled back after %.3f ms", name, _ms_since(started))
+            if txn is not None:
+                txn._callbacks.clear()
             raise
         elapsed = time.perf_counter() - started
         self.latency["transaction"].observe(elapsed)
