@@ -26,7 +26,7 @@ from carewire.datasets.service import DatasetService
 from carewire.features.tracking import stanzas
 from carewire.features.tracking.ops import ConversationOp, State, pair_key, room_key
 from carewire.features.tracking.remote import RemoteTracking
-from carewire.features.tracking.service import MessageTracker
+from carewire.features.tracking.service import MessageTracker, addressed_to
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID
 
@@ -113,7 +113,7 @@ class TrackingHooks:
                 self.tracker.delivered(uid, sender, mark)
             elif uid is not None:
                 sent = self.tracker.recent.get(uid)
-                if sent is not None and sender in sent.recipients:
+                if sent is not None and addressed_to(sent, sender):
                     self.tracker.delivered(uid, sender, mark)
             elif stanzas.is_uuid(ref):  # an older message: the writer checks the recipient
                 self.tracker.delivered(ref, sender, mark, is_verified=False)
@@ -127,23 +127,17 @@ class TrackingHooks:
         uid = stanzas.stanza_id(stanza)
         if uid is None:
             return
-        sent = self.tracker.recent.get(uid)
-        if sent is None:
-            return
         who = f"{event.session.username}@{self.domain}"
-        if who in sent.recipients and who not in sent.delivered:
-            sent.delivered.add(who)
+        if self.tracker.first_delivery(uid, who):
             self.tracker.delivered(uid, who, "sent_at")
 
     def on_stored(self, event: StanzaEvent) -> None:
         """Offline storage kept a message: it counts as sent to that recipient."""
         uid = stanzas.stanza_id(event.stanza)
-        sent = self.tracker.recent.get(uid) if uid else None
-        if uid is None or sent is None or event.to_jid is None:
+        if uid is None or event.to_jid is None:
             return
         who = str(event.to_jid.bare)
-        if who in sent.recipients and who not in sent.delivered:
-            sent.delivered.add(who)
+        if self.tracker.first_delivery(uid, who):
             self.tracker.delivered(uid, who, "sent_at")
 
     def on_groupchat(self, event: RoomMessageEvent) -> None:

@@ -58,7 +58,7 @@ class Conv:
     state: str
 
 
-Delivery = tuple[RecordId, frozenset[str]]  # record id, timestamps already set
+Delivery = tuple[RecordId, int]  # record id, bits of the timestamps already set (records.py)
 # uuid, message id (None: staged in this transaction), recipient identity, field, time
 StagedDelivery = tuple[str, RecordId | None, RecordId, str, datetime]
 

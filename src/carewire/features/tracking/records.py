@@ -15,6 +15,7 @@ messages in known conversations costs a handful of statements in all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -46,6 +47,8 @@ from carewire.features.tracking.resolve import resolve
 log = logging.getLogger(__name__)
 
 ORIGIN = Origin(adapter="XMPP", actor="xmpp:tracking", depth=0)
+#: Ops written between two turns of the event loop inside one batch's transaction.
+CHUNK = 200
 
 
 class Recorder:
@@ -74,7 +77,7 @@ class Recorder:
         async def apply(b: Batch) -> None:
             self.statements += await resolve(self.cache, self._new, self.login_of, b, ops)
             staged = Staged()
-            for op in ops:
+            for n, op in enumerate(ops, 1):
                 if isinstance(op, MessageOp):
                     await self._stage_message(b, staged, op)
                 elif isinstance(op, DeliveryOp) and op.is_verified and op.failure is None:
@@ -82,6 +85,12 @@ class Recorder:
                 else:
                     await self._write_staged(b, staged)
                     await self._apply(b, op)
+                if n % CHUNK == 0 and n < len(ops):
+                    # A large batch is one transaction (fewer, larger commits: see
+                    # service.BATCH_ITEMS) but not one long stretch of work: routing
+                    # runs between its chunks.
+                    await self._write_staged(b, staged)
+                    await asyncio.sleep(0)
             await self._write_staged(b, staged)
 
         await self.transaction("track_messages", apply)
@@ -347,14 +356,14 @@ class Recorder:
             found = known[key]
             if found is None:
                 creates[key] = {"message": key[0], "recipient": key[1], "sent_at": at, mark: at}
-            elif mark not in found[1]:  # the first time counts (a second receipt changes nothing)
+            elif not found[1] & _bit(mark):  # the first time counts (not a second receipt)
                 updates.setdefault(key, {})[mark] = at
-                known[key] = (found[0], found[1] | {mark})
+                known[key] = (found[0], found[1] | _bit(mark))
         if creates:
             rows = list(creates.values())  # keys known to be new (looked up above)
             recs = await b.create_many("MESSAGE_DELIVERIES", rows, vouched=True)
             for (key, values), rec in zip(creates.items(), recs, strict=True):
-                self._new.deliveries[key] = (rec.id, frozenset(k for k in values if k in _MARKS))
+                self._new.deliveries[key] = (rec.id, _mask(values))
         if updates:
             changes: list[tuple[int, dict[str, object]]] = []
             for key, change in updates.items():
@@ -384,13 +393,13 @@ class Recorder:
             values: dict[str, object] = {"message": mid, "recipient": iid, "sent_at": op.at}
             values[op.field] = op.at
             rec = await b.create("MESSAGE_DELIVERIES", values | extra)
-            self._new.deliveries[key] = (rec.id, frozenset({"sent_at", op.field}))
+            self._new.deliveries[key] = (rec.id, _bit("sent_at") | _bit(op.field))
             return
         rid, done = known
-        if op.field in done:
+        if done & _bit(op.field):
             return  # the first time counts (a second receipt changes nothing)
         await b.update("MESSAGE_DELIVERIES", rid, {op.field: op.at} | extra)
-        self._new.deliveries[key] = (rid, done | {op.field})
+        self._new.deliveries[key] = (rid, done | _bit(op.field))
 
     async def is_recipient(self, uid: str, jid: str) -> bool | None:
         """Whether ``jid`` is among the recipients of message ``uid`` (None: unknown message)."""
@@ -483,8 +492,25 @@ _MARKS = (
 )
 
 
-def _set_fields(rec: Record) -> frozenset[str]:
-    return frozenset(f for f in _MARKS if rec.get(f) is not None)
+#: Each timestamp's bit in the deliveries cache: a delivery is cached as (id, bits), two
+#: integers, which the garbage collector stops tracking (50,000 cached (id, frozenset) pairs
+#: were walked by every collection; see docs/tracking.md).
+_BITS = {name: 1 << i for i, name in enumerate(_MARKS)}
+
+
+def _bit(mark: str) -> int:
+    return _BITS.get(mark, 0)  # 0: not a timestamp of ours, never counted as set
+
+
+def _mask(values: Iterable[str]) -> int:
+    bits = 0
+    for name in values:
+        bits |= _BITS.get(name, 0)
+    return bits
+
+
+def _set_fields(rec: Record) -> int:
+    return _mask(f for f in _MARKS if rec.get(f) is not None)
 
 
 def _int(value: object) -> int:

@@ -22,7 +22,7 @@ from carewire.core.events import RemoteFailure, StanzaEvent
 from carewire.core.feature import FeatureContext
 from carewire.features.tracking import stanzas
 from carewire.features.tracking.ops import pair_key
-from carewire.features.tracking.service import MessageTracker
+from carewire.features.tracking.service import MessageTracker, addressed_to
 from carewire.xmpp.jid import JID
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,9 @@ class RemoteTracking:
         if event.stanza.tag != MESSAGE:
             return
         uid = stanzas.stanza_id(event.stanza, str(event.from_jid.bare))
-        sent = self.tracker.recent.get(uid) if uid else None
         who = str(event.to_jid.bare)
-        if uid is None or sent is None or who not in sent.recipients or who in sent.delivered:
+        if uid is None or not self.tracker.first_delivery(uid, who):
             return
-        sent.delivered.add(who)
         self.tracker.delivered(uid, who, "sent_at")
 
     def on_failed(self, event: RemoteFailure) -> None:
@@ -101,7 +99,7 @@ class RemoteTracking:
 
     def _fail(self, uid: str | None, recipient: str, condition: str) -> None:
         sent = self.tracker.recent.get(uid) if uid else None
-        if uid is None or sent is None or recipient not in sent.recipients:
+        if uid is None or sent is None or not addressed_to(sent, recipient):
             return
         log.info("delivery to a user of %s failed: %s", recipient.partition("@")[2], condition)
         self.tracker.failed(uid, recipient, condition)

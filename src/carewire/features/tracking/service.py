@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
@@ -45,6 +44,14 @@ log = logging.getLogger(__name__)
 EXPIRY_PAGE = 500
 #: A message's lifetime when no expiry policy is in use (the seed's default, 7 days).
 DEFAULT_MESSAGE_LIFETIME = timedelta(days=7)
+#: Tracking writes per transaction at most, and how long the writer waits for more.
+#: Each commit rewrites every index page it touched: a delivery row lands on its
+#: recipient's page of two indexes, so a commit per message of a 200-occupant room
+#: rewrote some 400 pages, and the cost per row grew with the tables (bench
+#: fanout, docs/tracking.md). Fewer, larger commits share those pages; the recorder
+#: still lets routing run between chunks of a large batch (records.CHUNK).
+BATCH_ITEMS = 1000
+BATCH_DELAY = 0.1
 
 #: How long a sender's messages live on clients: the sender's bare JID (None: system) → duration.
 LifetimePolicy = Callable[[str | None], timedelta]
@@ -54,14 +61,40 @@ def _fixed_lifetime(_sender: str | None) -> timedelta:
     return DEFAULT_MESSAGE_LIFETIME
 
 
-@dataclass(slots=True)
-class Sent:
-    """A recent message: its conversation, sender, recipients and who got it already."""
+#: A recent message: (its recipients, who got it already).
+#:
+#: Fifty thousand stay cached, and every container among them is one more object for
+#: each garbage collection to walk (a collection of the younger generations took
+#: 50-70 ms with them under 3,000 messages a second). The collector stops tracking an
+#: exact tuple that holds only strings, so a 1:1 message keeps its one recipient and
+#: its one delivery as plain strings; a message to several keeps a frozenset and a set.
+Sent = tuple["str | frozenset[str]", "str | set[str] | None"]
 
-    key: ConvKey
-    sender: str | None
-    recipients: frozenset[str]
-    delivered: set[str] = field(default_factory=set)
+
+def addressed_to(sent: Sent, who: str) -> bool:
+    """Whether ``who`` (a bare JID) is among ``sent``'s recipients."""
+    to = sent[0]
+    return who == to if isinstance(to, str) else who in to
+
+
+def with_delivery(sent: Sent, who: str) -> Sent | None:
+    """``sent`` with ``who`` noted as served; None if not a recipient, or served already."""
+    if not addressed_to(sent, who):
+        return None
+    got = sent[1]
+    if got is None:
+        return (sent[0], who)
+    if isinstance(got, str):
+        return None if got == who else (sent[0], {got, who})
+    if who in got:
+        return None
+    got.add(who)  # a message to many: its own set, changed in place
+    return sent
+
+
+def recipients_of(recipients: tuple[str, ...]) -> str | frozenset[str]:
+    """What a :data:`Sent` entry keeps of ``recipients``: the one string, or a frozenset."""
+    return recipients[0] if len(recipients) == 1 else frozenset(recipients)
 
 
 class MessageTracker:
@@ -73,7 +106,12 @@ class MessageTracker:
         self.domain = ctx.hosts.domain
         self.recorder = Recorder(svc, self.domain, ctx.stores.expiry)
         self.lifetime: LifetimePolicy = _fixed_lifetime
-        self.writer: BatchWriter[Op] = BatchWriter(self.recorder.commit, name="tracking-writer")
+        self.writer: BatchWriter[Op] = BatchWriter(
+            self.recorder.commit,
+            name="tracking-writer",
+            max_items=BATCH_ITEMS,
+            max_delay=BATCH_DELAY,
+        )
         self.recent: Lru[str, Sent] = Lru(RECENT)
         self.client_ids: Lru[tuple[str, str, str], str] = Lru(RECENT)
         self.last_activity: dict[ConvKey, datetime] = {}
@@ -241,7 +279,7 @@ class MessageTracker:
                 expiry=expiry,
             )
         )
-        self.recent.put(uid, Sent(key, sender, frozenset(recipients)))
+        self.recent.put(uid, (recipients_of(recipients), None))
         self.last_activity[key] = received
 
     def _expiry(
@@ -268,6 +306,18 @@ class MessageTracker:
             peer=peer,
             client_id=stanzas.retraction_id(stanza),
         )
+
+    def first_delivery(self, uid: str, who: str) -> bool:
+        """Whether recent message ``uid`` reaches recipient ``who`` for the first time (noted)."""
+        sent = self.recent.get(uid)
+        if sent is None:
+            return False
+        changed = with_delivery(sent, who)
+        if changed is None:
+            return False
+        if changed is not sent:
+            self.recent.put(uid, changed)
+        return True
 
     def delivered(self, uid: str, recipient: str, mark: str, *, is_verified: bool = True) -> None:
         """Queue a MESSAGE_DELIVERIES timestamp (``sent_at`` or a :class:`stanzas.Mark`)."""
@@ -303,7 +353,7 @@ class MessageTracker:
         """Whether ``jid`` was a recipient of message ``uid`` (None: no such message)."""
         sent = self.recent.get(uid)
         if sent is not None:
-            return jid in sent.recipients
+            return addressed_to(sent, jid)
         await self.flush()
         return await self.recorder.is_recipient(uid, jid)
 
