@@ -181,3 +181,20 @@ def nonza_event(nonza: Nonza, element: Element) -> Event:
     if nonza is Nonza.SM_ACK:
         return SmAckReceived(h=parse_seq(element.get("h")))
     return ClientStateChanged(is_active=nonza is Nonza.CSI_ACTIVE)
+
+
+# The nonza table of each set of namespaces, shared by every stream (one dict, not one per
+# connection: an idle session's memory counts).
+_NONZA_TABLES: dict[frozenset[str], dict[str, Nonza]] = {}
+
+
+def nonzas_of(namespaces: frozenset[str]) -> dict[str, Nonza]:
+    """The nonzas a stream accepting ``namespaces`` knows, by tag (one shared table)."""
+    table = _NONZA_TABLES.get(namespaces)
+    if table is None:
+        table = _NONZA_TABLES[namespaces] = {
+            tag: nonza
+            for tag, nonza in NONZA_TAGS.items()
+            if tag[1:].split("}", 1)[0] in namespaces
+        }
+    return table

@@ -62,6 +62,7 @@ from carewire.xmpp._events import (
     StreamEnded,
     StreamStarted,
     nonza_event,
+    nonzas_of,
     parse_seq,
 )
 from carewire.xmpp._framing import (
@@ -234,22 +235,6 @@ NONZA_STATES: dict[Nonza, frozenset[State]] = {
 }
 
 
-# The nonza table of each set of namespaces, shared by every stream (one dict, not one per
-# connection: an idle session's memory counts).
-_NONZA_TABLES: dict[frozenset[str], dict[str, Nonza]] = {}
-
-
-def _nonzas_of(namespaces: frozenset[str]) -> dict[str, Nonza]:
-    table = _NONZA_TABLES.get(namespaces)
-    if table is None:
-        table = _NONZA_TABLES[namespaces] = {
-            tag: nonza
-            for tag, nonza in NONZA_TAGS.items()
-            if tag[1:].split("}", 1)[0] in namespaces
-        }
-    return table
-
-
 class C2SStream:
     """The server side of one client stream."""
 
@@ -265,7 +250,7 @@ class C2SStream:
         is_websocket = config.framing is Framing.WEBSOCKET
         self._reader = Reader(domain=config.domain, limits=config.limits, is_websocket=is_websocket)
         self._writer = Writer(domain=config.domain, is_websocket=is_websocket)
-        self._nonzas = _nonzas_of(config.nonza_namespaces)
+        self._nonzas = nonzas_of(config.nonza_namespaces)
 
     @property
     def stream_id(self) -> str:
