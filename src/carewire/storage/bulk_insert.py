@@ -22,7 +22,7 @@ batches efficiently).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -72,11 +72,33 @@ class _Plan:
         return found
 
 
+def _flat(
+    rows: Iterable[Iterable[object]], processors: tuple[Processor, ...]
+) -> tuple[object, ...]:
+    """The bound values of ``rows``, row after row, each through its column's processor."""
+    flat: list[object] = []
+    if all(process is None for process in processors):  # record ids, say: as they are
+        for row in rows:
+            flat += row
+        return tuple(flat)
+    for row in rows:
+        for value, process in zip(row, processors, strict=True):
+            flat.append(value if process is None else process(value))
+    return tuple(flat)
+
+
 class PlainInserts:
     """Prepared bulk inserts of plain rows (no PHI) on SQLite, by table and columns."""
 
     def __init__(self) -> None:
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
+
+    def _plan(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...]) -> _Plan:
+        key = (table.name, columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(table, columns, conn)
+        return plan
 
     async def insert(
         self,
@@ -86,20 +108,13 @@ class PlainInserts:
         rows: Sequence[Mapping[str, object]],
     ) -> list[int]:
         """Insert ``rows`` (each with exactly ``columns``' fields, in order); ids ascending."""
-        key = (table.name, columns)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = _Plan(table, columns, conn)
-        processors = plan.processors
+        plan = self._plan(conn, table, columns)
         ids: list[int] = []
         step = plan.rows_per_page
         for start in range(0, len(rows), step):
             page = rows[start : start + step]
-            flat: list[object] = []
-            for row in page:
-                for value, process in zip(row.values(), processors, strict=True):
-                    flat.append(value if process is None else process(value))
-            result = await conn.exec_driver_sql(plan.sql(len(page)), tuple(flat))
+            flat = _flat((row.values() for row in page), plan.processors)
+            result = await conn.exec_driver_sql(plan.sql(len(page)), flat)
             ids.extend(int(r[0]) for r in result.fetchall())
         ids.sort()
         return ids
@@ -112,20 +127,9 @@ class PlainInserts:
         A groupchat message links to each recipient (MESSAGES.for): a couple of hundred
         join rows per message, one statement per page instead of an ``executemany``.
         """
-        key = (table.name, columns)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = _Plan(table, columns, conn)
-        processors = plan.processors
+        plan = self._plan(conn, table, columns)
         step = plan.rows_per_page
         for start in range(0, len(pairs), step):
             page = pairs[start : start + step]
-            flat: list[object] = []
-            if processors[0] is None and processors[1] is None:  # integer ids
-                for pair in page:
-                    flat += pair
-            else:
-                for pair in page:
-                    for value, process in zip(pair, processors, strict=True):
-                        flat.append(value if process is None else process(value))
-            await conn.exec_driver_sql(plan.sql(len(page), returning=False), tuple(flat))
+            sql = plan.sql(len(page), returning=False)
+            await conn.exec_driver_sql(sql, _flat(page, plan.processors))

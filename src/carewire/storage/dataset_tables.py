@@ -351,11 +351,11 @@ def _drop_covered_indexes(conn: Connection, inspector: Any, table: Table, ds: Da
     Tables made before such indexes were left out keep them otherwise; the
     stored table's own unique constraints decide, not the definition's key.
     """
-    links = [ln for ln in ds.links if holds_reference(ds.name, ln)]
+    key_start = _leading_key_column(ds)
     candidates = {
         str(_reference_index(table.name, ln).name): ref_column(ln.name)
-        for ln in links
-        if _is_covered(ln, _leading_key_column(ds))
+        for ln in ds.links
+        if holds_reference(ds.name, ln) and _is_covered(ln, key_start)
     }
     if not candidates:
         return
