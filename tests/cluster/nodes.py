@@ -11,6 +11,7 @@ template) and drops it after.
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import socket
 import subprocess
@@ -35,6 +36,7 @@ PASSWORD = "correct horse battery"
 HEARTBEAT = 0.2
 NODE_TIMEOUT = 3.0  # a loaded test machine may stall a node's loop for a second
 WAIT = 10.0
+STOP_WITHIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,30 @@ class Nodes:
         await cluster_of(server).abandon()
 
     async def stop_all(self) -> None:
+        """Stop every node, each within :data:`STOP_WITHIN` (a hang fails with task stacks)."""
         for server in reversed(self.running):
-            await server.stop()
+            async with bounded(STOP_WITHIN, "stopping a node"):
+                await server.stop()
         self.running.clear()
+
+
+@asynccontextmanager
+async def bounded(seconds: float, what: str) -> AsyncIterator[None]:
+    """Like ``asyncio.timeout``, but running late fails with where every task waits."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"{what} took over {seconds} s; tasks:\n{task_stacks()}") from None
+
+
+def task_stacks() -> str:
+    """Where every task of the loop waits (for a failure message)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(limit=8, file=out)
+    return out.getvalue()
 
 
 @asynccontextmanager

@@ -23,6 +23,7 @@ from carewire.xmpp.jid import JID
 from tests.cluster.nodes import (
     PASSWORD,
     at,
+    bounded,
     cluster_of,
     knows,
     nodes,
@@ -86,7 +87,7 @@ async def test_a_room_with_occupants_on_two_nodes(
 async def test_a_dead_node_is_swept_and_its_users_get_offline_messages(
     tmp_path: Path, redis_url: str, redis_prefix: str, slix: Slix
 ) -> None:
-    async with nodes(tmp_path, redis_url, redis_prefix) as made, asyncio.timeout(90):
+    async with nodes(tmp_path, redis_url, redis_prefix) as made, bounded(90, "the failover"):
         n1, n2 = await made.start("n1"), await made.start("n2")
         await made.accounts("alice", "bob")
         alice = await _online(slix, n1, "alice")
