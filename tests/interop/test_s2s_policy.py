@@ -269,9 +269,29 @@ async def test_srv_records_lead_to_the_peer(env: Env, slix: Slix) -> None:
     assert err["error"]["condition"] == "remote-server-not-found"
 
 
-def test_refusals_are_audited(env: Env) -> None:
-    r = env.server.cli("audit", "list", "--action", "s2s", "--limit", "200")
-    assert r.returncode == 0, r.stderr
-    for domain in ("evil.test", "selfsigned.test", "expired.test"):
-        assert domain in r.stdout, r.stdout
-    assert "s2s.established" in r.stdout and "s2s.refused" in r.stdout
+async def test_refusals_are_audited(env: Env, slix: Slix) -> None:
+    # Its own refusals and an established link: the test does not rely on the others' order.
+    p, answer = await peer(env, "evil.test")
+    assert error_in(answer, "policy-violation"), answer
+    p.close()
+    p, _ = await peer(env, "selfsigned.test")
+    await p.send("<db:result from='selfsigned.test' to='p.test'>0123abcd</db:result>")
+    assert error_in(await p.closed_with(), "not-authorized")
+    p.close()
+    p, _ = await peer(env, "expired.test")
+    assert "<failure" in await p.external(bidi=False)
+    p.close()
+    await still_works(env, slix)
+    # The audit trail is written in batches: poll (bounded) until every entry is there.
+    wanted = ("evil.test", "selfsigned.test", "expired.test", "s2s.established", "s2s.refused")
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        r = await asyncio.to_thread(
+            env.server.cli, "audit", "list", "--action", "s2s", "--limit", "200"
+        )
+        assert r.returncode == 0, r.stderr
+        missing = [w for w in wanted if w not in r.stdout]
+        if not missing:
+            break
+        assert asyncio.get_running_loop().time() < deadline, f"not audited: {missing}\n{r.stdout}"
+        await asyncio.sleep(0.5)
