@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from xml.etree.ElementTree import Element
 
 from carewire.xmpp import ns
 
 __all__ = [
     "STREAM_FOOTER",
+    "SharedBody",
+    "SharedCopy",
     "child",
     "deep_copy",
     "framing_close",
@@ -168,22 +171,7 @@ def _write(el: Element, parent_ns: str | None, prefixes: dict[str, str], out: li
     # its own for good (stored stanzas, such as a session's presence, kept them).
     items = el.items()
     if items:
-        parts = [open_]
-        decls: list[str] | None = None
-        for key, value in items:
-            start = _ATTRS.get(key)
-            if start is None:
-                start = _attr_start(key)
-                if start is None:
-                    if decls is None:
-                        decls = []
-                    start, prefixes = _prefixed(key, prefixes, decls)
-            parts.append(start)
-            parts.append(_esc_attr(value))
-            parts.append('"')
-        if decls:
-            parts[1:1] = decls
-        open_ = "".join(parts)
+        open_, prefixes = _with_attributes(open_, items, prefixes)
     text = el.text
     if len(el):
         out.append(open_ + ">" + _esc_text(text) if text else open_ + ">")
@@ -197,6 +185,102 @@ def _write(el: Element, parent_ns: str | None, prefixes: dict[str, str], out: li
         out.append(open_ + ">" + _esc_text(text) + close)
     else:
         out.append(open_ + "/>")
+
+
+def _with_attributes(
+    open_: str, items: Iterable[tuple[str, str]], prefixes: dict[str, str]
+) -> tuple[str, dict[str, str]]:
+    """The start tag ``open_`` with ``items`` written, and the prefixes in scope after it."""
+    parts = [open_]
+    decls: list[str] | None = None
+    for key, value in items:
+        start = _ATTRS.get(key)
+        if start is None:
+            start = _attr_start(key)
+            if start is None:
+                if decls is None:
+                    decls = []
+                start, prefixes = _prefixed(key, prefixes, decls)
+        parts.append(start)
+        parts.append(_esc_attr(value))
+        parts.append('"')
+    if decls:
+        parts[1:1] = decls
+    return "".join(parts), prefixes
+
+
+class SharedBody:
+    """The children and text that every copy of one stanza shares, written once for all.
+
+    A room sends one message to each of its occupants' sessions: the copies
+    differ in their attributes (``to``) and nothing else. :meth:`copy` makes a
+    :class:`SharedCopy` that holds the same child objects (no deep copy), and
+    :func:`serialize` writes those children the first time and reuses the text
+    for every other copy. A copy whose text or list of children was changed
+    (a hook added a child, stream management a ``<delay/>``) is written in full.
+    The children themselves must not be changed in place: they are shared.
+    """
+
+    __slots__ = ("attrib", "children", "namespace", "tag", "text", "xml")
+
+    def __init__(self, el: Element) -> None:
+        self.tag, self.attrib, self.text = el.tag, dict(el.items()), el.text
+        self.children = tuple(el)
+        self.namespace: str | None = None
+        self.xml: str | None = None  # the text and children, once written
+
+    def copy(self) -> SharedCopy:
+        """A new copy: its own attributes (from the stanza's), the shared children."""
+        made = SharedCopy(self.tag, self.attrib)
+        made.text = self.text
+        made.extend(self.children)
+        made.body = self
+        return made
+
+    def is_body_of(self, el: Element) -> bool:
+        """Whether ``el`` still has exactly these children and this text."""
+        children = self.children
+        return (
+            el.text == self.text
+            and len(el) == len(children)
+            and all(a is b for a, b in zip(el, children, strict=True))
+        )
+
+    def inner(self, namespace: str | None) -> str:
+        """The text and children written inside an element of ``namespace``."""
+        if self.xml is None or self.namespace != namespace:
+            out = [_esc_text(self.text)] if self.text else []
+            for sub in self.children:
+                _write(sub, namespace, {}, out)
+                if sub.tail:
+                    out.append(_esc_text(sub.tail))
+            self.xml, self.namespace = "".join(out), namespace
+        return self.xml
+
+
+class SharedCopy(Element):
+    """One recipient's copy of a stanza whose children are shared (:class:`SharedBody`)."""
+
+    __slots__ = ("body",)
+    body: SharedBody
+
+
+def _write_shared(el: SharedCopy, parent_ns: str | None, out: list[str]) -> None:
+    """Write a shared copy: its start tag as any element's, its inside from the body's cache."""
+    info = _TAGS.get(el.tag)
+    if info is None:
+        info = _tag_info(el.tag)
+    namespace = info[0]
+    open_ = info[1] if namespace == parent_ns else info[2]
+    items = el.items()
+    prefixes: dict[str, str] = {}
+    if items:
+        open_, prefixes = _with_attributes(open_, items, prefixes)
+    if prefixes:  # a namespaced attribute: the children may need its prefix (rare)
+        _write(el, parent_ns, {}, out)
+        return
+    inner = el.body.inner(namespace)
+    out.append(open_ + ">" + inner + info[3] if inner else open_ + "/>")
 
 
 def serialize(el: Element, parent_ns: str | None = ns.CLIENT) -> str:
@@ -218,7 +302,10 @@ def serialize(el: Element, parent_ns: str | None = ns.CLIENT) -> str:
             declaration, or text contains characters not allowed in XML 1.0.
     """
     out: list[str] = []
-    _write(el, parent_ns, {}, out)
+    if type(el) is SharedCopy and el.body.is_body_of(el):
+        _write_shared(el, parent_ns, out)
+    else:
+        _write(el, parent_ns, {}, out)
     return out[0] if len(out) == 1 else "".join(out)
 
 

@@ -41,7 +41,7 @@ from carewire.xmpp import ns
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import StanzaCondition, StanzaError
 from carewire.xmpp.jid import JID, InvalidJID, normalize_localpart
-from carewire.xmpp.xml import serialize
+from carewire.xmpp.xml import SharedBody, serialize
 
 log = logging.getLogger(__name__)
 _SID = "{urn:xmpp:sid:0}stanza-id"
@@ -455,10 +455,11 @@ class MucService:
         return dropped
 
     def broadcast(self, room: Room, message: Element) -> None:
-        """Send a copy of ``message`` to every occupant session."""
+        """Send a copy of ``message`` to every occupant session (children shared, written once)."""
+        body = SharedBody(message)
         for occupant in list(room.occupants.values()):
             for real in list(occupant.sessions):
-                self.send(real, deepcopy(message))
+                self.send(real, body.copy())
 
     async def send_invitation(
         self,
