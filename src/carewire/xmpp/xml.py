@@ -239,12 +239,8 @@ class SharedBody:
 
     def is_body_of(self, el: Element) -> bool:
         """Whether ``el`` still has exactly these children and this text."""
-        children = self.children
-        return (
-            el.text == self.text
-            and len(el) == len(children)
-            and all(a is b for a, b in zip(el, children, strict=True))
-        )
+        # Elements compare by identity: the same child objects, in the same order.
+        return el.text == self.text and tuple(el) == self.children
 
     def inner(self, namespace: str | None) -> str:
         """The text and children written inside an element of ``namespace``."""
