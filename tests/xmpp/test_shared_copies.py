@@ -122,3 +122,52 @@ def test_an_invalid_child_is_refused_for_every_copy() -> None:
     for _ in range(2):
         with pytest.raises(ValueError):
             serialize(body.copy())
+
+
+@pytest.mark.parametrize("parent_ns", [ns.CLIENT, None])
+def test_the_start_tag_is_kept_once_and_each_copy_adds_its_own_to(parent_ns: str | None) -> None:
+    msg = _room_message()
+    body = SharedBody(msg)
+    for to in ("a@example/1", 'q"uote@example/<r>'):
+        made = body.copy()
+        made.set("to", to)
+        assert serialize(made, parent_ns) == _plain(msg, to, parent_ns)
+    assert len(body.heads) == 1  # one start tag per opening (namespace declared or not)
+
+
+def test_a_copy_whose_attributes_changed_is_not_written_with_the_kept_start_tag() -> None:
+    msg = _room_message()
+    body = SharedBody(msg)
+    first = body.copy()
+    first.set("to", "a@example/1")
+    serialize(first)  # the start tag is kept now
+    retyped = body.copy()
+    retyped.set("type", "chat")  # changed in place: the same attribute names, in the same order
+    retyped.set("to", "b@example/1")
+    assert ' type="chat" ' in serialize(retyped)
+    stamped = body.copy()
+    stamped.set("to", "c@example/1")
+    stamped.set("{http://www.w3.org/XML/1998/namespace}lang", "fr")  # after 'to': written in full
+    assert serialize(stamped) == serialize(copy.deepcopy(stamped))
+    assert ' to="c@example/1" xml:lang="fr">' in serialize(stamped)
+
+
+def test_a_stanza_with_to_of_its_own_keeps_it_replaced_in_place() -> None:
+    msg = _room_message()
+    msg.set("to", "ward@chat.example")
+    body = SharedBody(msg)
+    made = body.copy()
+    made.set("to", "a@example/1")
+    assert serialize(made) == _plain(msg, "a@example/1", ns.CLIENT)
+    assert body.heads == {}  # not the case the kept start tag is for
+
+
+def test_a_namespaced_attribute_on_the_stanza_is_never_kept_as_a_start_tag() -> None:
+    msg = _room_message()
+    msg.set("{urn:example:tag}mark", "1")
+    body = SharedBody(msg)
+    for to in ("a@example/1", "b@example/2"):
+        made = body.copy()
+        made.set("to", to)
+        assert serialize(made) == _plain(msg, to, ns.CLIENT)
+    assert set(body.heads.values()) == {""}

@@ -221,13 +221,17 @@ class SharedBody:
     The children themselves must not be changed in place: they are shared.
     """
 
-    __slots__ = ("attrib", "children", "namespace", "tag", "text", "xml")
+    __slots__ = ("attrib", "children", "heads", "items", "namespace", "tag", "text", "xml")
 
     def __init__(self, el: Element) -> None:
-        self.tag, self.attrib, self.text = el.tag, dict(el.items()), el.text
+        self.items: list[tuple[str, str]] = el.items()  # type: ignore[assignment]  # a list
+        self.tag, self.attrib, self.text = el.tag, dict(self.items), el.text
         self.children = tuple(el)
         self.namespace: str | None = None
         self.xml: str | None = None  # the text and children, once written
+        # The start tag with the stanza's own attributes, by its opening text ("" when a
+        # namespaced attribute makes it unfit to share): copies add ``to`` at its end.
+        self.heads: dict[str, str] = {}
 
     def copy(self) -> SharedCopy:
         """A new copy: its own attributes (from the stanza's), the shared children."""
@@ -268,14 +272,28 @@ def _write_shared(el: SharedCopy, parent_ns: str | None, out: list[str]) -> None
         info = _tag_info(el.tag)
     namespace = info[0]
     open_ = info[1] if namespace == parent_ns else info[2]
-    items = el.items()
-    prefixes: dict[str, str] = {}
-    if items:
-        open_, prefixes = _with_attributes(open_, items, prefixes)
-    if prefixes:  # a namespaced attribute: the children may need its prefix (rare)
-        _write(el, parent_ns, {}, out)
-        return
-    inner = el.body.inner(namespace)
+    body = el.body
+    items: list[tuple[str, str]] = el.items()  # type: ignore[assignment]  # a list at run time
+    head = None
+    # The usual copy: the stanza's own attributes unchanged (it had no 'to'), then its 'to'.
+    if (
+        items
+        and items[-1][0] == "to"
+        and len(items) == len(body.items) + 1
+        and items[:-1] == body.items
+    ):
+        head = body.heads.get(open_)
+        if head is None:
+            head, prefixes = _with_attributes(open_, body.items, {})
+            body.heads[open_] = head = "" if prefixes else head
+    if head:
+        open_ = head + ' to="' + _esc_attr(items[-1][1]) + '"'
+    elif items:
+        open_, prefixes = _with_attributes(open_, items, {})
+        if prefixes:  # a namespaced attribute: the children may need its prefix (rare)
+            _write(el, parent_ns, {}, out)
+            return
+    inner = body.inner(namespace)
     out.append(open_ + ">" + inner + info[3] if inner else open_ + "/>")
 
 
