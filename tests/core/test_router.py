@@ -594,9 +594,10 @@ async def test_deliver_runs_the_session_deliver_hook_and_send_from_server_does_n
     alice, sink = net.bind(f"alice@{DOMAIN}/phone")
     seen: list[DeliveryEvent] = []
 
-    def drop_headlines(event: DeliveryEvent) -> bool:
+    def drop_headlines(event: DeliveryEvent) -> None:
         seen.append(event)
-        return event.stanza.get("type") == "headline"
+        if event.stanza.get("type") == "headline":
+            event.targets[0] = None
 
     net.router.deliver(alice, x("<message type='chat' id='before'/>"))
     net.hooks.on(H.SESSION_DELIVER, drop_headlines)
@@ -605,13 +606,13 @@ async def test_deliver_runs_the_session_deliver_hook_and_send_from_server_does_n
     net.router.send_from_server(alice, x("<message type='headline' id='direct'/>"))
     assert [s.get("id") for s in sink.take()] == ["before", "kept", "direct"]
     assert [e.stanza.get("id") for e in seen] == ["dropped", "kept"]
-    assert all(e.session is alice for e in seen)
+    assert all(e.targets == [(alice, e.stanza)] for e in seen[1:])
 
 
 async def test_iq_results_go_through_the_session_deliver_hook(net: Net) -> None:
     alice, sink = net.bind(f"alice@{DOMAIN}/phone")
     net.answer(PING, IqTarget.HOST, lambda r: None)
-    net.hooks.on(H.SESSION_DELIVER, lambda event: True)
+    net.hooks.on(H.SESSION_DELIVER, lambda event: event.targets.clear())
     await net.router.route_from_session(
         alice, x(f"<iq type='get' id='h' to='{DOMAIN}'><ping xmlns='{ns.PING}'/></iq>")
     )

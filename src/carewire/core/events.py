@@ -20,12 +20,24 @@ class StanzaEvent:
     origin: Session | None  # the local session that sent it; None if server-generated
 
 
+#: One copy of a stanza and the session it is written to; None once a handler took it out.
+Target = tuple[Session, Element] | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryEvent:
-    """A stanza about to be written to one session."""
+    """Copies of one stanza about to be written to local sessions (hook ``session/deliver``).
+
+    ``stanza`` stands for every copy: it is the one copy, or the message a room
+    broadcasts, whose copies share its tag, its children and its attributes but
+    ``to``. So a handler looks at ``stanza`` once and at each session in turn.
+    ``targets`` pairs each session with its copy. A handler that drops a copy,
+    or keeps it back to write later, sets its entry to None; the handlers after
+    it skip None entries and the router writes what is left, in order.
+    """
 
     stanza: Element
-    session: Session
+    targets: list[Target]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

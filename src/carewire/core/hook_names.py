@@ -38,8 +38,9 @@ MUC_ROOM_CHANGED: Final = "muc/room-changed"
 # A room was destroyed. Payload: RoomEvent.
 MUC_ROOM_DESTROYED: Final = "muc/room-destroyed"
 
-# Delivery of a stanza to one session, just before it is written. Payload:
-# DeliveryEvent. A handler returning True drops the stanza (e.g. blocking).
+# Delivery of a stanza to local sessions (one, or a room's occupants at once), just
+# before it is written. Payload: DeliveryEvent. A handler drops or keeps back a copy
+# by setting its entry of ``targets`` to None (e.g. blocking, client state).
 SESSION_DELIVER: Final = "session/deliver"
 
 # Session lifecycle. Payload: SessionEvent.

@@ -32,11 +32,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from xml.etree.ElementTree import Element
 
 from carewire.core import hook_names as H
-from carewire.core.events import DeliveryEvent, IqRequest, RemoteFailure, StanzaEvent
+from carewire.core.events import DeliveryEvent, IqRequest, RemoteFailure, StanzaEvent, Target
 from carewire.core.federation import RemoteRouter
 from carewire.core.hooks import HookBus
 from carewire.core.hosts import Hosts
@@ -46,6 +46,7 @@ from carewire.core.stats import StanzaCounts
 from carewire.xmpp import stanza as st
 from carewire.xmpp.errors import RemoteProtocolError, StanzaCondition, StanzaError, StreamCondition
 from carewire.xmpp.jid import JID, InvalidJID
+from carewire.xmpp.xml import SharedBody
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,35 @@ class Router:
         if self._pump is None or self._pump.done():
             self._pump = asyncio.get_running_loop().create_task(self._drain(), name="router-posted")
 
+    def post_copies(self, body: SharedBody, recipients: Iterable[JID]) -> None:
+        """Send each recipient its own copy of ``body``'s stanza, as :meth:`post` would.
+
+        The copies for local sessions pass the ``session/deliver`` hooks in one
+        event (a room's broadcast): each hook looks at the stanza once and then
+        at each session, instead of once per copy.
+        """
+        from_jid: JID | None = None
+        local: list[Target] = []
+        for to in recipients:
+            copy = body.copy()
+            copy.set("to", str(to))
+            if self.is_remote(to):
+                if from_jid is None:
+                    from_jid = JID.parse(copy.get("from", self.hosts.domain))
+                self.post(copy, from_jid=from_jid, to_jid=to)
+                continue
+            session = self.sessions.get(to)
+            if session is None:
+                self._to_component(to, copy)
+            elif session.node:
+                session.send(copy)
+            else:
+                local.append((session, copy))
+        if local:
+            first = local[0]
+            assert first is not None
+            self._write_local(first[1], local)
+
     async def _drain(self) -> None:
         while not self._posted.empty():
             stanza, from_jid, to_jid = self._posted.get_nowait()
@@ -268,7 +298,7 @@ class Router:
     # -- delivery -------------------------------------------------------------
 
     def deliver(self, session: Session, stanza: Element) -> None:
-        """Write a stanza to one session, unless a ``session/deliver`` hook drops it.
+        """Write a stanza to one session, unless a ``session/deliver`` hook drops it or holds it.
 
         A session on another node of the cluster (``session.node``) gets the
         stanza forwarded as is: the ``session/deliver`` hooks run there.
@@ -276,12 +306,16 @@ class Router:
         if session.node:
             session.send(stanza)
             return
-        self.stats.sent[stanza.tag] += 1
-        if self.hooks.has_handlers(H.SESSION_DELIVER) and self.hooks.fire_sync(
-            H.SESSION_DELIVER, DeliveryEvent(stanza=stanza, session=session)
-        ):
-            return
-        session.send(stanza)
+        self._write_local(stanza, [(session, stanza)])
+
+    def _write_local(self, stanza: Element, targets: list[Target]) -> None:
+        """Run the ``session/deliver`` hooks on copies of ``stanza``, then write what is left."""
+        self.stats.sent[stanza.tag] += len(targets)
+        if self.hooks.has_handlers(H.SESSION_DELIVER):
+            self.hooks.fire_sync(H.SESSION_DELIVER, DeliveryEvent(stanza=stanza, targets=targets))
+        for target in targets:
+            if target is not None:
+                target[0].send(target[1])
 
     def reply_error(
         self, stanza: Element, err: StanzaError, *, default_from: str | None = None

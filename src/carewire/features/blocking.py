@@ -366,26 +366,32 @@ class Blocking:
         # Server-routed stanzas on behalf of a user who blocked the recipient.
         return await self._sender_blocked(event.from_jid, to)
 
-    def on_deliver(self, event: DeliveryEvent) -> bool:
+    def on_deliver(self, event: DeliveryEvent) -> None:
         """``session/deliver`` (synchronous): the last check before writing a stanza."""
         sender_attr = event.stanza.get("from")
         if sender_attr is None:
-            return False
+            return
         try:
             sender = JID.parse(sender_attr)
         except InvalidJID:
-            return False
-        recipient = event.session.jid
-        if self._exempt(sender, recipient):
-            return False
-        recipient_list = self.cache.get(event.session.username)
-        if recipient_list is not None and matches(recipient_list, sender):
-            if event.stanza.tag == stanza.IQ:
-                self._refuse_iq(event.stanza)
-            return True
+            return
         login = self._local_login(sender)
         sender_list = self.cache.get(login) if login is not None else None
-        return sender_list is not None and matches(sender_list, recipient)
+        targets = event.targets
+        for i, target in enumerate(targets):
+            if target is None:
+                continue
+            session, copy = target
+            recipient = session.jid
+            if self._exempt(sender, recipient):
+                continue
+            recipient_list = self.cache.get(session.username)
+            if recipient_list is not None and matches(recipient_list, sender):
+                if copy.tag == stanza.IQ:
+                    self._refuse_iq(copy)
+                targets[i] = None
+            elif sender_list is not None and matches(sender_list, recipient):
+                targets[i] = None
 
     def _refuse_iq(self, iq: Element) -> bool:
         # XEP-0191 §3.3: "For IQ stanzas of type "get" or "set", the server MUST

@@ -95,22 +95,29 @@ class ClientState:
         session.data[CSI_SINCE] = self.ctx.clock.now()
         await self.ctx.hooks.fire(H.SESSION_CLIENT_STATE, SessionEvent(session=session))
 
-    def on_deliver(self, event: DeliveryEvent) -> bool:
-        """Hook ``session/deliver``: True (held) for non-urgent stanzas of inactive sessions."""
-        session = event.session
-        if session.data.get(CSI_STATE) != "inactive":
-            return False
-        key = hold_key(event.stanza)
-        if key is None:
-            self.flush(session)  # what was held goes first, in order
-            return False
-        held: dict[HoldKey, Element] = session.data.setdefault(HELD, {})
-        held.pop(key, None)  # the latest of a sender replaces (and moves after) the earlier
-        held[key] = event.stanza
-        if len(held) > self.max_held:
-            log.debug("session %d: held stanzas past the bound, flushing", session.id)
-            self.flush(session)
-        return True
+    def on_deliver(self, event: DeliveryEvent) -> None:
+        """Hook ``session/deliver``: non-urgent stanzas of inactive sessions are held."""
+        targets = event.targets
+        key: HoldKey | None = None
+        is_known = False  # the key is worked out at the first inactive session (most are active)
+        for i, target in enumerate(targets):
+            if target is None:
+                continue
+            session, copy = target
+            if session.data.get(CSI_STATE) != "inactive":
+                continue
+            if not is_known:
+                key, is_known = hold_key(event.stanza), True
+            if key is None:
+                self.flush(session)  # what was held goes first, in order
+                continue
+            held: dict[HoldKey, Element] = session.data.setdefault(HELD, {})
+            held.pop(key, None)  # the latest of a sender replaces (and moves after) the earlier
+            held[key] = copy
+            targets[i] = None
+            if len(held) > self.max_held:
+                log.debug("session %d: held stanzas past the bound, flushing", session.id)
+                self.flush(session)
 
     @staticmethod
     def flush(session: Session) -> None:

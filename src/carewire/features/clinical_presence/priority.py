@@ -45,19 +45,20 @@ class DevicePriority:
     def __init__(self, records: PresenceRecords) -> None:
         self.records = records
 
-    def on_deliver(self, event: DeliveryEvent) -> bool:
+    def on_deliver(self, event: DeliveryEvent) -> None:
         """Hook ``session/deliver`` (observer, last): note the priority of what goes out."""
         stanza = event.stanza
         if stanza.tag != MESSAGE:
-            return False
+            return
         alert = stanza.find(ALERT)
         if alert is None and stanza.find(BODY) is None:
-            return False
-        session = event.session
+            return
         priority = NORMAL if alert is None else priority_of(alert.get("priority"))
-        if session.data.get(PRIORITY_KEY) == priority or is_virtual(session):
-            return False
-        session.data[PRIORITY_KEY] = priority
-        name = f"{session.username}/{session.resource}"
-        self.records.submit(PriorityChange(name, priority))
-        return False
+        for target in event.targets:
+            if target is None:
+                continue
+            session = target[0]
+            if session.data.get(PRIORITY_KEY) == priority or is_virtual(session):
+                continue
+            session.data[PRIORITY_KEY] = priority
+            self.records.submit(PriorityChange(f"{session.username}/{session.resource}", priority))

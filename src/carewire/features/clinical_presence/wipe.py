@@ -102,9 +102,12 @@ class DeviceWipe:
                 return False
         return True  # swallowed
 
-    def on_deliver(self, event: DeliveryEvent) -> bool:
+    def on_deliver(self, event: DeliveryEvent) -> None:
         """Hook ``session/deliver``: nothing reaches a wipe-pending session."""
-        return is_pending(event.session)
+        targets = event.targets
+        for i, target in enumerate(targets):
+            if target is not None and is_pending(target[0]):
+                targets[i] = None
 
     async def on_message_full(self, event: StanzaEvent) -> bool:
         """Hook ``message/full``: a message for a wipe-pending session goes to the bare JID."""

@@ -456,10 +456,8 @@ class MucService:
 
     def broadcast(self, room: Room, message: Element) -> None:
         """Send a copy of ``message`` to every occupant session (children shared, written once)."""
-        body = SharedBody(message)
-        for occupant in list(room.occupants.values()):
-            for real in list(occupant.sessions):
-                self.send(real, body.copy())
+        sessions = [real for occupant in room.occupants.values() for real in occupant.sessions]
+        self.ctx.router.post_copies(SharedBody(message), sessions)
 
     async def send_invitation(
         self,

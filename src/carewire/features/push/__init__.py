@@ -219,18 +219,24 @@ class PushNotifier:
         for enable in self.enables.get(login, {}).values():
             self._publish(enable, priority)
 
-    def on_deliver(self, event: DeliveryEvent) -> bool:
+    def on_deliver(self, event: DeliveryEvent) -> None:
         """Hook ``session/deliver``: a detached or inactive session's device hears of it."""
-        session = event.session
-        mine = self.enables.get(session.username)
-        if not mine or not is_unreachable(session):
-            return False
-        priority = push_priority(event.stanza)
-        if priority is not None and not self._was_pushed(event.stanza, session.username):
-            for enable in mine.values():
-                if enable.resource == session.resource:
-                    self._publish(enable, priority)
-        return False  # never drops the stanza
+        priority: PushPriority | None = None
+        is_known = False  # the priority is worked out at the first session with pushes enabled
+        for target in event.targets:
+            if target is None:
+                continue
+            session, copy = target
+            mine = self.enables.get(session.username)
+            if not mine or not is_unreachable(session):
+                continue
+            if not is_known:
+                priority, is_known = push_priority(event.stanza), True
+            if priority is not None and not self._was_pushed(copy, session.username):
+                for enable in mine.values():
+                    if enable.resource == session.resource:
+                        self._publish(enable, priority)
+        # never drops a stanza
 
     def on_active(self, event: SessionEvent) -> None:
         """Available, active again or resumed: the device's count starts again."""

@@ -18,6 +18,7 @@ Without the data platform (plain kernel tests) the feature does nothing.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from carewire.core import hook_names as H
 from carewire.core.events import DeliveryEvent, RoomEvent, RoomMessageEvent, StanzaEvent
@@ -120,16 +121,23 @@ class TrackingHooks:
         return acknowledged
 
     def on_deliver(self, event: DeliveryEvent) -> None:
-        """A stanza is written to a session: the first copy per recipient sets ``sent_at``."""
+        """Stanzas are written to sessions: the first copy per recipient sets ``sent_at``."""
         stanza = event.stanza
         if stanza.tag != MESSAGE:
             return
         uid = stanzas.stanza_id(stanza)
         if uid is None:
             return
-        who = f"{event.session.username}@{self.domain}"
-        if self.tracker.first_delivery(uid, who):
-            self.tracker.delivered(uid, who, "sent_at")
+        at: datetime | None = None  # one time for the copies written together
+        tracker, domain = self.tracker, self.domain
+        for target in event.targets:
+            if target is None:
+                continue
+            who = f"{target[0].username}@{domain}"
+            if tracker.first_delivery(uid, who):
+                if at is None:
+                    at = self.ctx.clock.now()
+                tracker.delivered(uid, who, "sent_at", at=at)
 
     def on_stored(self, event: StanzaEvent) -> None:
         """Offline storage kept a message: it counts as sent to that recipient."""

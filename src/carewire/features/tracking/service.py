@@ -319,14 +319,25 @@ class MessageTracker:
             self.recent.put(uid, changed)
         return True
 
-    def delivered(self, uid: str, recipient: str, mark: str, *, is_verified: bool = True) -> None:
-        """Queue a MESSAGE_DELIVERIES timestamp (``sent_at`` or a :class:`stanzas.Mark`)."""
+    def delivered(
+        self,
+        uid: str,
+        recipient: str,
+        mark: str,
+        *,
+        is_verified: bool = True,
+        at: datetime | None = None,
+    ) -> None:
+        """Queue a MESSAGE_DELIVERIES timestamp (``sent_at`` or a :class:`stanzas.Mark`).
+
+        The time is now, or ``at`` (the copies of one broadcast share the time they left).
+        """
         self.writer.put(
             DeliveryOp(
                 uuid=uid,
                 recipient=recipient,
                 field=mark,
-                at=self.ctx.clock.now(),
+                at=self.ctx.clock.now() if at is None else at,
                 is_verified=is_verified,
             )
         )
