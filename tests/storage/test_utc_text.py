@@ -50,3 +50,14 @@ def test_only_utc_columns_on_sqlite_with_the_default_format_take_the_fused_path(
     pg = postgresql.dialect()  # type: ignore[no-untyped-call]
     assert not is_plain_sqlite_utc(UTCDateTime(), pg)
     assert not is_plain_sqlite_utc(DateTime(timezone=True), SQLITE)
+
+
+def test_the_same_time_object_again_is_not_formatted_again_and_another_is() -> None:
+    shared = datetime(2026, 12, 7, 12, 0, 1, 500, tzinfo=UTC)
+    first = sqlite_utc_text(shared)
+    assert sqlite_utc_text(shared) is first  # the text kept for that very object
+    equal_elsewhere = datetime(2026, 12, 7, 13, 0, 1, 500, tzinfo=timezone(timedelta(hours=1)))
+    assert sqlite_utc_text(equal_elsewhere) == first  # the same instant, formatted again
+    later = shared + timedelta(microseconds=1)
+    assert sqlite_utc_text(later) == "2026-12-07 12:00:01.000501"
+    assert sqlite_utc_text(shared) == "2026-12-07 12:00:01.000500"

@@ -48,6 +48,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 _SQLITE_FORMAT = SQLITE_DATETIME._storage_format
 
 
+#: The last time written and its text: a room's broadcast stamps its 200 deliveries with one
+#: ``datetime`` object, written in one bulk insert (an identity test, never a stale answer:
+#: datetimes are immutable).
+_last: tuple[datetime | None, str] = (None, "")
+
+
 def sqlite_utc_text(value: datetime | None) -> str | None:
     """What ``UTCDateTime`` stores on SQLite for ``value``, computed in one step.
 
@@ -59,15 +65,20 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
     Raises:
         ValueError: ``value`` is naive.
     """
+    global _last
     if value is None:
         return None
+    last = _last
+    if value is last[0]:
+        return last[1]
     offset = value.utcoffset()
     if offset is None:
         raise ValueError("naive datetime: storage needs timezone-aware UTC datetimes")
-    if offset:
-        value = value - offset  # the same wall time in UTC (its offset text is cut below)
-    text = str(value)  # "YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]"
-    return text[:26] if value.microsecond else text[:19] + ".000000"
+    utc = value - offset if offset else value  # the same wall time in UTC (offset text cut)
+    text = str(utc)  # "YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]"
+    text = text[:26] if utc.microsecond else text[:19] + ".000000"
+    _last = (value, text)
+    return text
 
 
 def is_plain_sqlite_utc(column_type: object, dialect: Dialect) -> bool:
