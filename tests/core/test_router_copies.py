@@ -76,3 +76,17 @@ def test_no_local_session_fires_no_hook(net: Net) -> None:
     net.hooks.on(H.SESSION_DELIVER, events.append)
     net.router.post_copies(body(), [JID.parse(f"carol@{DOMAIN}/old")])
     assert events == []
+
+
+def test_an_empty_stanza_is_represented_by_its_first_local_copy(net: Net) -> None:
+    alice, alice_sink = net.bind(f"alice@{DOMAIN}/phone")
+    bob, _ = net.bind(f"bob@{DOMAIN}/desk")
+    events: list[DeliveryEvent] = []
+    net.hooks.on(H.SESSION_DELIVER, events.append)
+    gone = JID.parse(f"carol@{DOMAIN}/old")
+    net.router.post_copies(
+        SharedBody(x(f"<message from='{ROOM}' type='groupchat'/>")), [gone, alice.jid, bob.jid]
+    )
+    (event,) = events
+    (to_alice,) = alice_sink.take()
+    assert event.stanza is to_alice and len(event.targets) == 2

@@ -257,6 +257,7 @@ class Router:
         at each session, instead of once per copy.
         """
         from_jid: JID | None = None
+        first: Element | None = None  # the first local copy: it stands for all in the event
         local: list[Target] = []
         for to in recipients:
             copy = body.copy()
@@ -273,10 +274,10 @@ class Router:
                 session.send(copy)
             else:
                 local.append((session, copy))
-        if local:
-            first = local[0]
-            assert first is not None
-            self._write_local(first[1], local)
+                if first is None:
+                    first = copy
+        if first is not None:
+            self._write_local(first, local)
 
     async def _drain(self) -> None:
         while not self._posted.empty():
