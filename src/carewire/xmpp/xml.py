@@ -216,9 +216,11 @@ class SharedBody:
     differ in their attributes (``to``) and nothing else. :meth:`copy` makes a
     :class:`SharedCopy` that holds the same child objects (no deep copy), and
     :func:`serialize` writes those children the first time and reuses the text
-    for every other copy. A copy whose text or list of children was changed
-    (a hook added a child, stream management a ``<delay/>``) is written in full.
-    The children themselves must not be changed in place: they are shared.
+    for every other copy; the start tag with the stanza's own attributes is kept
+    too (``heads``), and each copy adds its ``to``. A copy whose text, list of
+    children or other attributes were changed (a hook added a child, stream
+    management a ``<delay/>``) is written in full. The children themselves
+    must not be changed in place: they are shared.
     """
 
     __slots__ = ("attrib", "children", "heads", "items", "namespace", "tag", "text", "xml")
